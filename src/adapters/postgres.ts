@@ -1,0 +1,21 @@
+import postgres from "postgres";
+import { infraUrls } from "../runtime/env.ts";
+
+export type Sql = postgres.Sql;
+
+export interface PostgresOptions {
+  url?: string;
+  connectionsMax?: number;
+  /** Seconds an idle connection is kept; tests use short values so processes exit promptly. */
+  idleTimeoutSeconds?: number;
+}
+
+/** A postgres.js pool with the project's defaults: no NOTICE spam, bigint as JS bigint-safe strings. */
+export function connectPostgres(options: PostgresOptions = {}): Sql {
+  return postgres(options.url ?? infraUrls.postgresUrl, {
+    max: options.connectionsMax ?? 10,
+    idle_timeout: options.idleTimeoutSeconds ?? 30,
+    connect_timeout: 10,
+    onnotice: () => {},
+  });
+}
