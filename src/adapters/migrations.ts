@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Sql } from "./postgres.ts";
+import type { Sql, TransactionSql } from "./postgres.ts";
 
 /**
  * A golang-migrate compatible runner: reads `NNNNNN_name.up.sql` / `.down.sql` unchanged and keeps
@@ -38,16 +38,18 @@ export class DirtyDatabaseError extends Error {
   }
 }
 
-async function currentVersion(tx: Sql): Promise<number> {
+async function currentVersion(tx: TransactionSql): Promise<number> {
   await tx`CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)`;
-  const rows = await tx<{ version: string; dirty: boolean }[]>`SELECT version, dirty FROM schema_migrations LIMIT 1`;
+  const rows = await tx<
+    { version: string; dirty: boolean }[]
+  >`SELECT version, dirty FROM schema_migrations LIMIT 1`;
   const row = rows[0];
   if (!row) return 0;
   if (row.dirty) throw new DirtyDatabaseError(Number(row.version));
   return Number(row.version);
 }
 
-async function setVersion(tx: Sql, version: number): Promise<void> {
+async function setVersion(tx: TransactionSql, version: number): Promise<void> {
   await tx`DELETE FROM schema_migrations`;
   if (version > 0) await tx`INSERT INTO schema_migrations (version, dirty) VALUES (${version}, false)`;
 }

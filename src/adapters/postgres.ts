@@ -2,6 +2,7 @@ import postgres from "postgres";
 import { infraUrls } from "../runtime/env.ts";
 
 export type Sql = postgres.Sql;
+export type TransactionSql = postgres.TransactionSql;
 
 export interface PostgresOptions {
   url?: string;

@@ -1,0 +1,192 @@
+/**
+ * Cluster administration: create topics idempotently, list topics with their partitions, read
+ * partition watermarks. Used by `./dev topics`, readiness checks and tests.
+ */
+import { type Pointer, ptr, read } from "bun:ffi";
+import { check, KafkaError } from "./errors.ts";
+import { buildConf, createHandle, type KafkaSettings } from "./handle.ts";
+import {
+  cString,
+  ErrorCode,
+  EventType,
+  MetadataLayout,
+  MetadataPartitionLayout,
+  MetadataTopicLayout,
+  rdk,
+  readCString,
+  readPointer,
+} from "./native.ts";
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  replicationFactor?: number;
+  config?: Record<string, string>;
+}
+
+export interface TopicInfo {
+  name: string;
+  partitions: number[];
+}
+
+const adminApiCreateTopics = 1;
+const errorBufferBytes = 512;
+
+export class Admin {
+  readonly #handle: Pointer;
+  #closed = false;
+
+  constructor(brokers: string, settings: KafkaSettings = {}) {
+    // A producer handle is the lightest client that can run admin requests and metadata queries.
+    this.#handle = createHandle("producer", buildConf({ "bootstrap.servers": brokers, ...settings }));
+  }
+
+  /** Creates the topics that do not exist yet; existing ones are left as they are. */
+  async createTopics(
+    specs: readonly TopicSpec[],
+    timeoutMs = 30_000,
+  ): Promise<{ created: string[]; existing: string[] }> {
+    const errorBuffer = new Uint8Array(errorBufferBytes);
+    const newTopics = specs.map((spec) => {
+      const topic = rdk.rd_kafka_NewTopic_new(
+        cString(spec.name),
+        spec.partitions,
+        spec.replicationFactor ?? 1,
+        errorBuffer,
+        errorBufferBytes,
+      ) as Pointer | null;
+      if (!topic)
+        throw new KafkaError(`new topic ${spec.name}`, -186, new TextDecoder().decode(errorBuffer), false);
+      for (const [key, value] of Object.entries(spec.config ?? {})) {
+        check(
+          `topic ${spec.name} config ${key}`,
+          rdk.rd_kafka_NewTopic_set_config(topic, cString(key), cString(value)),
+        );
+      }
+      return topic;
+    });
+    const queue = rdk.rd_kafka_queue_new(this.#handle) as Pointer;
+    const options = rdk.rd_kafka_AdminOptions_new(this.#handle, adminApiCreateTopics) as Pointer;
+    try {
+      rdk.rd_kafka_AdminOptions_set_operation_timeout(options, timeoutMs, errorBuffer, errorBufferBytes);
+      rdk.rd_kafka_AdminOptions_set_request_timeout(options, timeoutMs, errorBuffer, errorBufferBytes);
+      const array = new BigUint64Array(newTopics.map((topic) => BigInt(topic)));
+      rdk.rd_kafka_CreateTopics(this.#handle, ptr(array), newTopics.length, options, queue);
+      const event = await pollQueue(queue, EventType.createTopicsResult, timeoutMs + 1000, "create topics");
+      try {
+        return readCreateTopicsResult(event);
+      } finally {
+        rdk.rd_kafka_event_destroy(event);
+      }
+    } finally {
+      rdk.rd_kafka_AdminOptions_destroy(options);
+      rdk.rd_kafka_queue_destroy(queue);
+      for (const topic of newTopics) rdk.rd_kafka_NewTopic_destroy(topic);
+    }
+  }
+
+  /** Every topic in the cluster with its partition ids (a real metadata request). */
+  listTopics(timeoutMs = 5000): TopicInfo[] {
+    const out = new BigUint64Array(1);
+    check("metadata", rdk.rd_kafka_metadata(this.#handle, 1, null, ptr(out), timeoutMs));
+    const metadata = Number(out[0]) as Pointer;
+    try {
+      const topics: TopicInfo[] = [];
+      const count = read.i32(metadata, MetadataLayout.topicCount);
+      const base = readPointer(metadata, MetadataLayout.topics);
+      for (let i = 0; i < count && base; i++) {
+        const offset = i * MetadataTopicLayout.sizeBytes;
+        if (read.i32(base, offset + MetadataTopicLayout.err) !== 0) continue;
+        const partitionCount = read.i32(base, offset + MetadataTopicLayout.partitionCount);
+        const partitionBase = read.ptr(base, offset + MetadataTopicLayout.partitions) as Pointer;
+        const partitions: number[] = [];
+        for (let j = 0; j < partitionCount; j++) {
+          partitions.push(
+            read.i32(partitionBase, j * MetadataPartitionLayout.sizeBytes + MetadataPartitionLayout.id),
+          );
+        }
+        topics.push({
+          name: readCString(read.ptr(base, offset + MetadataTopicLayout.name)),
+          partitions: partitions.sort((a, b) => a - b),
+        });
+      }
+      return topics.sort((a, b) => a.name.localeCompare(b.name));
+    } finally {
+      rdk.rd_kafka_metadata_destroy(metadata);
+    }
+  }
+
+  /** Low and high watermark of one partition: high - low records are retained. */
+  watermarks(topic: string, partition: number, timeoutMs = 5000): { low: number; high: number } {
+    const out = new BigInt64Array(2);
+    check(
+      `watermarks ${topic}[${partition}]`,
+      rdk.rd_kafka_query_watermark_offsets(
+        this.#handle,
+        cString(topic),
+        partition,
+        ptr(out),
+        ptr(out, 8),
+        timeoutMs,
+      ),
+    );
+    return { low: Number(out[0]), high: Number(out[1]) };
+  }
+
+  /** Sum of high watermarks over a topic's partitions: records ever written, when nothing expired. */
+  endOffsetTotal(topic: string, timeoutMs = 5000): number {
+    const info = this.listTopics(timeoutMs).find((t) => t.name === topic);
+    if (!info) throw new KafkaError(`topic ${topic}`, 3, "no such topic");
+    return info.partitions.reduce((sum, p) => sum + this.watermarks(topic, p, timeoutMs).high, 0);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    rdk.rd_kafka_destroy(this.#handle);
+  }
+}
+
+async function pollQueue(
+  queue: Pointer,
+  type: number,
+  timeoutMs: number,
+  operation: string,
+): Promise<Pointer> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const event = rdk.rd_kafka_queue_poll(queue, 0) as Pointer | null;
+    if (event) {
+      if (rdk.rd_kafka_event_type(event) === type) return event;
+      rdk.rd_kafka_event_destroy(event);
+      continue;
+    }
+    await Bun.sleep(5);
+  }
+  throw new KafkaError(operation, -185, `no result within ${timeoutMs} ms`);
+}
+
+function readCreateTopicsResult(event: Pointer): { created: string[]; existing: string[] } {
+  const eventError = rdk.rd_kafka_event_error(event);
+  if (eventError !== 0)
+    throw new KafkaError("create topics", eventError, String(rdk.rd_kafka_event_error_string(event)));
+  const result = rdk.rd_kafka_event_CreateTopics_result(event) as Pointer;
+  const count = new BigUint64Array(1);
+  const topics = rdk.rd_kafka_CreateTopics_result_topics(result, ptr(count)) as Pointer;
+  const created: string[] = [];
+  const existing: string[] = [];
+  for (let i = 0; i < Number(count[0]); i++) {
+    const topicResult = read.ptr(topics, i * 8) as Pointer;
+    const name = String(rdk.rd_kafka_topic_result_name(topicResult));
+    const code = rdk.rd_kafka_topic_result_error(topicResult);
+    if (code === ErrorCode.noError) created.push(name);
+    else if (code === ErrorCode.topicAlreadyExists) existing.push(name);
+    else
+      throw new KafkaError(
+        `create topic ${name}`,
+        code,
+        String(rdk.rd_kafka_topic_result_error_string(topicResult)),
+      );
+  }
+  return { created, existing };
+}

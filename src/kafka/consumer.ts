@@ -1,0 +1,458 @@
+/**
+ * A consumer-group member with manual commits only. Records come in batches; offsets are committed
+ * explicitly for what the caller has durably processed, and never for a partition that has been
+ * revoked since its records were consumed (each assignment of a partition gets a new epoch, carried
+ * by every record and checked at commit time).
+ *
+ * Threads: rebalance, error, log and statistics callbacks are JS functions, but librdkafka invokes
+ * them only from inside the calls we make on the JS thread (consume, close): `log.queue` keeps log
+ * lines off librdkafka's own threads, and the main queue is forwarded to the consumer queue.
+ */
+import { JSCallback, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
+import { createLogger, type Logger } from "../runtime/log.ts";
+import { check, KafkaError } from "./errors.ts";
+import {
+  buildConf,
+  createHandle,
+  fromNativeList,
+  type KafkaSettings,
+  logAtSyslogLevel,
+  opaque,
+  partitionKey,
+  type TopicPartition,
+  type TopicPartitionOffset,
+  toNativeList,
+  withNativeList,
+} from "./handle.ts";
+import { ErrorCode, EventType, MessageLayout, rdk, readCString } from "./native.ts";
+
+export interface ConsumedRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers: ReadonlyMap<string, Uint8Array>;
+  timestampMs: number;
+  /** Which assignment of this partition the record was consumed under; see `commit`. */
+  assignmentEpoch: number;
+}
+
+export interface CommitOffset extends TopicPartitionOffset {
+  assignmentEpoch: number;
+}
+
+export interface RebalanceListener {
+  onAssigned?(partitions: readonly TopicPartition[]): void;
+  /**
+   * Called before partitions are taken away. Returns offsets that are durable and may be committed
+   * now, while this member still owns the partitions. In-flight work on them must not be committed.
+   */
+  onRevoked?(partitions: readonly TopicPartition[]): readonly CommitOffset[];
+}
+
+export interface ConsumerOptions {
+  brokers: string;
+  groupId: string;
+  topics: readonly string[];
+  clientId?: string;
+  logger?: Logger;
+  rebalance?: RebalanceListener;
+  statisticsIntervalMs?: number;
+  /** Extra librdkafka settings, applied last. */
+  settings?: KafkaSettings;
+}
+
+export interface PartitionLag extends TopicPartition {
+  lag: number;
+}
+
+const pollSleepMaxMs = 8;
+const commitTimeoutMs = 10_000;
+const emptyHeaders: ReadonlyMap<string, Uint8Array> = new Map();
+const noRecords: readonly ConsumedRecord[] = Object.freeze([]);
+
+export class Consumer {
+  readonly #handle: Pointer;
+  readonly #queue: Pointer;
+  readonly #commitQueue: Pointer;
+  readonly #logger: Logger;
+  readonly #listener: RebalanceListener;
+  readonly #callbacks: JSCallback[] = [];
+  readonly #epochs = new Map<string, number>();
+  readonly #pendingCommits = new Map<number, { resolve: () => void; reject: (error: KafkaError) => void }>();
+  #messagePointers = new BigUint64Array(1024);
+  readonly #out = new BigUint64Array(3);
+  #nextEpoch = 1;
+  #nextCommitId = 1;
+  #commitPollTimer: ReturnType<typeof setTimeout> | undefined;
+  #lag: PartitionLag[] = [];
+  #closed = false;
+
+  constructor(options: ConsumerOptions) {
+    this.#logger = options.logger ?? createLogger("kafka.consumer");
+    this.#listener = options.rebalance ?? {};
+    const conf = buildConf({
+      "bootstrap.servers": options.brokers,
+      "group.id": options.groupId,
+      "client.id": options.clientId ?? "alerting",
+      "enable.auto.commit": false,
+      "enable.auto.offset.store": false,
+      "auto.offset.reset": "earliest",
+      "partition.assignment.strategy": "cooperative-sticky",
+      "session.timeout.ms": 10_000,
+      "heartbeat.interval.ms": 1000,
+      "queued.max.messages.kbytes": 65_536,
+      "statistics.interval.ms": options.statisticsIntervalMs ?? 5000,
+      "log.queue": true,
+      ...options.settings,
+    });
+    this.#installCallbacks(conf);
+    this.#handle = createHandle("consumer", conf);
+    check("poll_set_consumer", rdk.rd_kafka_poll_set_consumer(this.#handle));
+    this.#queue = rdk.rd_kafka_queue_get_consumer(this.#handle) as Pointer;
+    check("set log queue", rdk.rd_kafka_set_log_queue(this.#handle, null));
+    this.#commitQueue = rdk.rd_kafka_queue_new(this.#handle) as Pointer;
+    const topics = options.topics.map((topic) => ({ topic, partition: -1 }));
+    withNativeList(topics, (list) => check("subscribe", rdk.rd_kafka_subscribe(this.#handle, list)));
+  }
+
+  #installCallbacks(conf: Pointer): void {
+    const rebalance = new JSCallback(
+      (_rk: Pointer, code: number, list: Pointer) => this.#onRebalance(code, list),
+      { args: ["ptr", "i32", "ptr", "ptr"], returns: "void" },
+    );
+    const error = new JSCallback(
+      (_rk: Pointer, code: number, reason: Pointer) => {
+        this.#logger.warn("consumer error", { code, reason: readCString(reason) });
+      },
+      { args: ["ptr", "i32", "ptr", "ptr"], returns: "void" },
+    );
+    const log = new JSCallback(
+      (_rk: Pointer, level: number, facility: Pointer, message: Pointer) => {
+        logAtSyslogLevel(this.#logger, level, readCString(facility), readCString(message));
+      },
+      { args: ["ptr", "i32", "ptr", "ptr"], returns: "void" },
+    );
+    const statistics = new JSCallback(
+      (_rk: Pointer, json: Pointer, length: number) => {
+        this.#lag = lagFromStatistics(
+          new TextDecoder().decode(new Uint8Array(toArrayBuffer(json, 0, length))),
+        );
+        return 0; // librdkafka frees the JSON
+      },
+      { args: ["ptr", "ptr", "usize", "ptr"], returns: "i32" },
+    );
+    this.#callbacks.push(rebalance, error, log, statistics);
+    rdk.rd_kafka_conf_set_rebalance_cb(conf, rebalance.ptr);
+    rdk.rd_kafka_conf_set_error_cb(conf, error.ptr);
+    rdk.rd_kafka_conf_set_log_cb(conf, log.ptr);
+    rdk.rd_kafka_conf_set_stats_cb(conf, statistics.ptr);
+  }
+
+  #onRebalance(code: number, list: Pointer): void {
+    const partitions = fromNativeList(list).map(({ topic, partition }) => ({ topic, partition }));
+    const cooperative = String(rdk.rd_kafka_rebalance_protocol(this.#handle)) === "COOPERATIVE";
+    if (code === ErrorCode.assignPartitions) {
+      for (const { topic, partition } of partitions)
+        this.#epochs.set(partitionKey(topic, partition), this.#nextEpoch++);
+      this.#applyAssignment(cooperative ? rdk.rd_kafka_incremental_assign : null, list, true);
+      this.#logger.info("partitions assigned", { partitions: describe(partitions) });
+      this.#listener.onAssigned?.(partitions);
+      return;
+    }
+    // Revoke: commit what the caller says is durable while we still own it, then forget the epochs
+    // so that nothing consumed under them can be committed later.
+    const durable = this.#listener.onRevoked?.(partitions) ?? [];
+    const owned = this.#ownedOffsets(durable);
+    if (owned.length > 0 && code === ErrorCode.revokePartitions) {
+      const result = withNativeList(owned, (offsets) => rdk.rd_kafka_commit(this.#handle, offsets, 0));
+      if (result !== 0)
+        this.#logger.warn("commit on revoke failed", { error: new KafkaError("commit", result) });
+    }
+    for (const { topic, partition } of partitions) this.#epochs.delete(partitionKey(topic, partition));
+    this.#applyAssignment(cooperative ? rdk.rd_kafka_incremental_unassign : null, list, false);
+    this.#logger.info("partitions revoked", { partitions: describe(partitions) });
+  }
+
+  #applyAssignment(
+    incremental: ((rk: Pointer, list: Pointer) => unknown) | null,
+    list: Pointer,
+    assign: boolean,
+  ) {
+    if (incremental) {
+      const error = incremental(this.#handle, list) as Pointer | null;
+      if (error) {
+        const code = rdk.rd_kafka_error_code(error);
+        rdk.rd_kafka_error_destroy(error);
+        this.#logger.error("incremental (un)assign failed", { error: new KafkaError("assign", code) });
+      }
+      return;
+    }
+    check("assign", rdk.rd_kafka_assign(this.#handle, assign ? list : null));
+  }
+
+  #ownedOffsets(offsets: readonly CommitOffset[]): TopicPartitionOffset[] {
+    return offsets
+      .filter((o) => this.#epochs.get(partitionKey(o.topic, o.partition)) === o.assignmentEpoch)
+      .map(({ topic, partition, offset }) => ({ topic, partition, offset }));
+  }
+
+  /** Partitions currently assigned to this member. */
+  assignment(): TopicPartition[] {
+    return [...this.#epochs.keys()].map((key) => {
+      const [topic, partition] = key.split("\u0000") as [string, string];
+      return { topic, partition: Number(partition) };
+    });
+  }
+
+  /** Whether records consumed under `assignmentEpoch` may still be committed. */
+  owns(topic: string, partition: number, assignmentEpoch: number): boolean {
+    return this.#epochs.get(partitionKey(topic, partition)) === assignmentEpoch;
+  }
+
+  /** Returns the records already fetched, up to `recordsMax`, without blocking. */
+  poll(recordsMax: number): readonly ConsumedRecord[] {
+    if (this.#closed) return noRecords;
+    if (this.#messagePointers.length < recordsMax) this.#messagePointers = new BigUint64Array(recordsMax);
+    const pointers = this.#messagePointers;
+    const count = Number(rdk.rd_kafka_consume_batch_queue(this.#queue, 0, ptr(pointers), recordsMax));
+    if (count < 0) throw new KafkaError("consume", rdk.rd_kafka_last_error());
+    if (count === 0) return noRecords;
+    const records: ConsumedRecord[] = [];
+    for (let i = 0; i < count; i++) {
+      const message = Number(pointers[i]) as Pointer;
+      try {
+        const record = this.#copyRecord(message);
+        if (record) records.push(record);
+      } finally {
+        rdk.rd_kafka_message_destroy(message);
+      }
+    }
+    return records;
+  }
+
+  /** Copies everything out of the native message: nothing may point into it once it is destroyed. */
+  #copyRecord(message: Pointer): ConsumedRecord | undefined {
+    const code = read.i32(message, MessageLayout.err);
+    const topicHandle = read.ptr(message, 8) as Pointer;
+    if (code !== ErrorCode.noError) {
+      if (code !== ErrorCode.partitionEof) {
+        const detail = copyBytes(
+          read.ptr(message, MessageLayout.payload),
+          Number(read.u64(message, MessageLayout.len)),
+        );
+        this.#logger.warn("consume error", { code, detail: detail ? new TextDecoder().decode(detail) : "" });
+      }
+      return undefined;
+    }
+    const topic = this.#topicName(topicHandle);
+    const partition = read.i32(message, MessageLayout.partition);
+    const out = this.#out;
+    const timestampMs = Number(rdk.rd_kafka_message_timestamp(message, ptr(out)));
+    return {
+      topic,
+      partition,
+      offset: Number(read.i64(message, MessageLayout.offset)),
+      key: copyBytes(read.ptr(message, MessageLayout.key), Number(read.u64(message, MessageLayout.keyLen))),
+      value: copyBytes(
+        read.ptr(message, MessageLayout.payload),
+        Number(read.u64(message, MessageLayout.len)),
+      ),
+      headers: this.#copyHeaders(message),
+      timestampMs,
+      assignmentEpoch: this.#epochs.get(partitionKey(topic, partition)) ?? 0,
+    };
+  }
+
+  /** A subscribed topic's rd_kafka_topic_t lives as long as the client, so its name is cached. */
+  readonly #topicNames = new Map<number, string>();
+  #topicName(topicHandle: Pointer): string {
+    let name = this.#topicNames.get(topicHandle);
+    if (name === undefined) {
+      name = String(rdk.rd_kafka_topic_name(topicHandle));
+      this.#topicNames.set(topicHandle, name);
+    }
+    return name;
+  }
+
+  #copyHeaders(message: Pointer): ReadonlyMap<string, Uint8Array> {
+    const out = this.#out;
+    if (rdk.rd_kafka_message_headers(message, ptr(out)) !== 0) return emptyHeaders;
+    const headers = Number(out[0]) as Pointer;
+    const result = new Map<string, Uint8Array>();
+    for (let index = 0; ; index++) {
+      if (rdk.rd_kafka_header_get_all(headers, index, ptr(out), ptr(out, 8), ptr(out, 16)) !== 0) break;
+      result.set(readCString(Number(out[0])), copyBytes(Number(out[1]), Number(out[2])) ?? new Uint8Array(0));
+    }
+    return result;
+  }
+
+  /**
+   * Waits up to `waitMs` for records and returns up to `recordsMax`. Returns as soon as the fetched
+   * queue runs dry after at least one record, so latency stays low while batches grow under load.
+   * Between polls it sleeps (1 to 8 ms) instead of blocking inside librdkafka, so the event loop
+   * (health checks, metrics, database I/O) stays responsive.
+   */
+  async consume(recordsMax: number, waitMs: number): Promise<readonly ConsumedRecord[]> {
+    const deadline = performance.now() + waitMs;
+    let batch: ConsumedRecord[] = [];
+    let sleepMs = 1;
+    for (;;) {
+      const records = this.poll(recordsMax - batch.length);
+      if (records.length > 0) {
+        batch = batch.length === 0 ? (records as ConsumedRecord[]) : batch.concat(records);
+        sleepMs = 1;
+        if (batch.length >= recordsMax) return batch;
+        continue;
+      }
+      if (batch.length > 0 || this.#closed || performance.now() >= deadline) return batch;
+      await Bun.sleep(sleepMs);
+      sleepMs = Math.min(sleepMs * 2, pollSleepMaxMs);
+    }
+  }
+
+  /**
+   * Commits `offsets` (next offset to read, per partition) asynchronously. Offsets of partitions
+   * revoked since their records were consumed are dropped, never committed.
+   */
+  commit(offsets: readonly CommitOffset[]): Promise<void> {
+    const owned = this.#ownedOffsets(offsets);
+    if (owned.length === 0 || this.#closed) return Promise.resolve();
+    const commitId = this.#nextCommitId++;
+    return new Promise<void>((resolve, reject) => {
+      const list = toNativeList(owned);
+      try {
+        const code = rdk.rd_kafka_commit_queue(this.#handle, list, this.#commitQueue, null, opaque(commitId));
+        if (code !== 0) return reject(new KafkaError("commit", code));
+        this.#pendingCommits.set(commitId, { resolve, reject });
+        this.#scheduleCommitPoll(performance.now() + commitTimeoutMs);
+      } finally {
+        rdk.rd_kafka_topic_partition_list_destroy(list);
+      }
+    });
+  }
+
+  #scheduleCommitPoll(deadline: number): void {
+    if (this.#commitPollTimer) return;
+    this.#commitPollTimer = setTimeout(() => {
+      this.#commitPollTimer = undefined;
+      this.#serveCommitResults();
+      if (this.#pendingCommits.size === 0) return;
+      if (performance.now() > deadline) {
+        for (const [id, pending] of this.#pendingCommits) {
+          this.#pendingCommits.delete(id);
+          pending.reject(new KafkaError("commit", -185, `no commit result within ${commitTimeoutMs} ms`));
+        }
+        return;
+      }
+      this.#scheduleCommitPoll(deadline);
+    }, 1);
+  }
+
+  #serveCommitResults(): void {
+    for (;;) {
+      const event = rdk.rd_kafka_queue_poll(this.#commitQueue, 0) as Pointer | null;
+      if (!event) return;
+      try {
+        if (rdk.rd_kafka_event_type(event) !== EventType.offsetCommit) continue;
+        const commitId = Number(rdk.rd_kafka_event_opaque(event));
+        const pending = this.#pendingCommits.get(commitId);
+        if (!pending) continue;
+        this.#pendingCommits.delete(commitId);
+        const code = rdk.rd_kafka_event_error(event);
+        const failed = fromNativeList(rdk.rd_kafka_event_topic_partition_list(event) as Pointer | null).find(
+          (p) => p.errorCode !== 0,
+        );
+        if (code !== 0) pending.reject(new KafkaError("commit", code));
+        else if (failed)
+          pending.reject(new KafkaError(`commit ${failed.topic}[${failed.partition}]`, failed.errorCode));
+        else pending.resolve();
+      } finally {
+        rdk.rd_kafka_event_destroy(event);
+      }
+    }
+  }
+
+  /** Stops fetching from `partitions` (backpressure) until `resume`; the group membership stays. */
+  pause(partitions: readonly TopicPartition[]): void {
+    withNativeList(partitions, (list) => check("pause", rdk.rd_kafka_pause_partitions(this.#handle, list)));
+  }
+
+  resume(partitions: readonly TopicPartition[]): void {
+    withNativeList(partitions, (list) => check("resume", rdk.rd_kafka_resume_partitions(this.#handle, list)));
+  }
+
+  /** Consumer lag per assigned partition, from librdkafka's latest statistics. */
+  lag(): readonly PartitionLag[] {
+    return this.#lag;
+  }
+
+  /** The committed offsets of `partitions` for this group (blocking up to `timeoutMs`). */
+  committed(partitions: readonly TopicPartition[], timeoutMs = 5000): TopicPartitionOffset[] {
+    return withNativeList(partitions, (list) => {
+      check("committed", rdk.rd_kafka_committed(this.#handle, list, timeoutMs));
+      return fromNativeList(list).map(({ topic, partition, offset }) => ({ topic, partition, offset }));
+    });
+  }
+
+  /**
+   * Commits `finalOffsets` synchronously, leaves the group (serving the revoke on this thread) and
+   * destroys every native handle and callback. Safe to call twice.
+   */
+  async close(finalOffsets: readonly CommitOffset[] = []): Promise<void> {
+    if (this.#closed) return;
+    const owned = this.#ownedOffsets(finalOffsets);
+    if (owned.length > 0) {
+      const code = withNativeList(owned, (list) => rdk.rd_kafka_commit(this.#handle, list, 0));
+      if (code !== 0) this.#logger.warn("final commit failed", { error: new KafkaError("commit", code) });
+    }
+    // Let outstanding async commits report before the queue goes away.
+    const deadline = performance.now() + 2000;
+    while (this.#pendingCommits.size > 0 && performance.now() < deadline) {
+      this.#serveCommitResults();
+      await Bun.sleep(1);
+    }
+    this.#closed = true;
+    clearTimeout(this.#commitPollTimer);
+    const closeCode = rdk.rd_kafka_consumer_close(this.#handle);
+    if (closeCode !== 0) this.#logger.warn("consumer close", { error: new KafkaError("close", closeCode) });
+    for (const [id, pending] of this.#pendingCommits) {
+      this.#pendingCommits.delete(id);
+      pending.reject(new KafkaError("commit", -172, "consumer closed before the commit result", true));
+    }
+    rdk.rd_kafka_queue_destroy(this.#commitQueue);
+    rdk.rd_kafka_queue_destroy(this.#queue);
+    rdk.rd_kafka_destroy(this.#handle);
+    // Only now can no native code call back into JS.
+    for (const callback of this.#callbacks) callback.close();
+    this.#epochs.clear();
+  }
+}
+
+function copyBytes(address: number | Pointer | null, length: number): Uint8Array | null {
+  if (!address) return null;
+  if (length === 0) return new Uint8Array(0);
+  return new Uint8Array(toArrayBuffer(address as Pointer, 0, length)).slice();
+}
+
+function describe(partitions: readonly TopicPartition[]): string {
+  return partitions.map((p) => `${p.topic}[${p.partition}]`).join(",");
+}
+
+interface StatisticsJson {
+  topics?: Record<string, { partitions?: Record<string, { consumer_lag?: number; partition?: number }> }>;
+}
+
+function lagFromStatistics(json: string): PartitionLag[] {
+  const statistics = JSON.parse(json) as StatisticsJson;
+  const lag: PartitionLag[] = [];
+  for (const [topic, info] of Object.entries(statistics.topics ?? {})) {
+    for (const [id, partition] of Object.entries(info.partitions ?? {})) {
+      const partitionId = Number(id);
+      if (partitionId < 0 || partition.consumer_lag === undefined || partition.consumer_lag < 0) continue;
+      lag.push({ topic, partition: partitionId, lag: partition.consumer_lag });
+    }
+  }
+  return lag;
+}

@@ -1,0 +1,14 @@
+/** The project's Kafka client: librdkafka through bun:ffi. This is its whole public surface. */
+export { Admin, type TopicInfo, type TopicSpec } from "./admin.ts";
+export {
+  type CommitOffset,
+  type ConsumedRecord,
+  Consumer,
+  type ConsumerOptions,
+  type PartitionLag,
+  type RebalanceListener,
+} from "./consumer.ts";
+export { isRetryable, KafkaError } from "./errors.ts";
+export type { KafkaSettings, TopicPartition, TopicPartitionOffset } from "./handle.ts";
+export { librdkafkaVersion } from "./native.ts";
+export { type Headers, type ProduceRecord, Producer, type ProducerOptions } from "./producer.ts";
