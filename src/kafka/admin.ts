@@ -3,8 +3,9 @@
  * partition watermarks. Used by `./dev topics`, readiness checks and tests.
  */
 import { type Pointer, ptr, read } from "bun:ffi";
+import { createLogger, type Logger } from "../runtime/log.ts";
 import { check, KafkaError } from "./errors.ts";
-import { buildConf, createHandle, type KafkaSettings } from "./handle.ts";
+import { buildConf, createHandle, type KafkaSettings, logEvent } from "./handle.ts";
 import {
   cString,
   ErrorCode,
@@ -34,11 +35,33 @@ const errorBufferBytes = 512;
 
 export class Admin {
   readonly #handle: Pointer;
+  readonly #mainQueue: Pointer;
+  readonly #logger: Logger;
+  readonly #logOut = new BigUint64Array(3);
   #closed = false;
 
-  constructor(brokers: string, settings: KafkaSettings = {}) {
+  constructor(brokers: string, settings: KafkaSettings = {}, logger: Logger = createLogger("kafka.admin")) {
+    this.#logger = logger;
     // A producer handle is the lightest client that can run admin requests and metadata queries.
-    this.#handle = createHandle("producer", buildConf({ "bootstrap.servers": brokers, ...settings }));
+    const conf = buildConf({ "bootstrap.servers": brokers, "log.queue": true, ...settings });
+    rdk.rd_kafka_conf_set_events(conf, EventType.log | EventType.error);
+    this.#handle = createHandle("producer", conf);
+    this.#mainQueue = rdk.rd_kafka_queue_get_main(this.#handle) as Pointer;
+    check("set log queue", rdk.rd_kafka_set_log_queue(this.#handle, this.#mainQueue));
+  }
+
+  /** Routes librdkafka's logs and errors, queued since the last call, to our logger. */
+  #drainLogs(): void {
+    for (;;) {
+      const event = rdk.rd_kafka_queue_poll(this.#mainQueue, 0) as Pointer | null;
+      if (!event) return;
+      if (rdk.rd_kafka_event_type(event) === EventType.log) {
+        logEvent(this.#logger, event, this.#logOut);
+      } else {
+        this.#logger.warn("admin client error", { detail: String(rdk.rd_kafka_event_error_string(event)) });
+      }
+      rdk.rd_kafka_event_destroy(event);
+    }
   }
 
   /** Creates the topics that do not exist yet; existing ones are left as they are. */
@@ -72,7 +95,13 @@ export class Admin {
       rdk.rd_kafka_AdminOptions_set_request_timeout(options, timeoutMs, errorBuffer, errorBufferBytes);
       const array = new BigUint64Array(newTopics.map((topic) => BigInt(topic)));
       rdk.rd_kafka_CreateTopics(this.#handle, ptr(array), newTopics.length, options, queue);
-      const event = await pollQueue(queue, EventType.createTopicsResult, timeoutMs + 1000, "create topics");
+      const event = await pollQueue(
+        queue,
+        EventType.createTopicsResult,
+        timeoutMs + 1000,
+        "create topics",
+        () => this.#drainLogs(),
+      );
       try {
         return readCreateTopicsResult(event);
       } finally {
@@ -88,7 +117,9 @@ export class Admin {
   /** Every topic in the cluster with its partition ids (a real metadata request). */
   listTopics(timeoutMs = 5000): TopicInfo[] {
     const out = new BigUint64Array(1);
-    check("metadata", rdk.rd_kafka_metadata(this.#handle, 1, null, ptr(out), timeoutMs));
+    const code = rdk.rd_kafka_metadata(this.#handle, 1, null, ptr(out), timeoutMs);
+    this.#drainLogs();
+    check("metadata", code);
     const metadata = Number(out[0]) as Pointer;
     try {
       const topics: TopicInfo[] = [];
@@ -143,6 +174,8 @@ export class Admin {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#drainLogs();
+    rdk.rd_kafka_queue_destroy(this.#mainQueue);
     rdk.rd_kafka_destroy(this.#handle);
   }
 }
@@ -152,9 +185,11 @@ async function pollQueue(
   type: number,
   timeoutMs: number,
   operation: string,
+  onIdle: () => void,
 ): Promise<Pointer> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
+    onIdle();
     const event = rdk.rd_kafka_queue_poll(queue, 0) as Pointer | null;
     if (event) {
       if (rdk.rd_kafka_event_type(event) === type) return event;

@@ -8,7 +8,7 @@
  * them only from inside the calls we make on the JS thread (consume, close): `log.queue` keeps log
  * lines off librdkafka's own threads, and the main queue is forwarded to the consumer queue.
  */
-import { JSCallback, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
+import { type FFITypeOrString, JSCallback, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
 import { createLogger, type Logger } from "../runtime/log.ts";
 import { check, KafkaError } from "./errors.ts";
 import {
@@ -118,36 +118,67 @@ export class Consumer {
   }
 
   #installCallbacks(conf: Pointer): void {
-    const rebalance = new JSCallback(
-      (_rk: Pointer, code: number, list: Pointer) => this.#onRebalance(code, list),
-      { args: ["ptr", "i32", "ptr", "ptr"], returns: "void" },
+    const callback = <A extends unknown[]>(
+      what: string,
+      body: (...args: A) => void,
+      args: FFITypeOrString[],
+      returns: "void" | "i32" = "void",
+    ) => {
+      // An exception must never unwind through librdkafka's C frames: log it here instead.
+      const guarded = (...values: A) => {
+        try {
+          body(...values);
+        } catch (error) {
+          this.#logger.error(`${what} callback failed`, { error });
+        }
+        return returns === "i32" ? 0 : undefined;
+      };
+      const jsCallback = new JSCallback(guarded as (...values: unknown[]) => unknown, { args, returns });
+      this.#callbacks.push(jsCallback);
+      return jsCallback.ptr;
+    };
+    const fourPointers: FFITypeOrString[] = ["ptr", "i32", "ptr", "ptr"];
+    rdk.rd_kafka_conf_set_rebalance_cb(
+      conf,
+      callback(
+        "rebalance",
+        (_rk: Pointer, code: number, list: Pointer) => this.#onRebalance(code, list),
+        fourPointers,
+      ),
     );
-    const error = new JSCallback(
-      (_rk: Pointer, code: number, reason: Pointer) => {
-        this.#logger.warn("consumer error", { code, reason: readCString(reason) });
-      },
-      { args: ["ptr", "i32", "ptr", "ptr"], returns: "void" },
+    rdk.rd_kafka_conf_set_error_cb(
+      conf,
+      callback(
+        "error",
+        (_rk: Pointer, code: number, reason: Pointer) => {
+          this.#logger.warn("consumer error", { code, reason: readCString(reason) });
+        },
+        fourPointers,
+      ),
     );
-    const log = new JSCallback(
-      (_rk: Pointer, level: number, facility: Pointer, message: Pointer) => {
-        logAtSyslogLevel(this.#logger, level, readCString(facility), readCString(message));
-      },
-      { args: ["ptr", "i32", "ptr", "ptr"], returns: "void" },
+    rdk.rd_kafka_conf_set_log_cb(
+      conf,
+      callback(
+        "log",
+        (_rk: Pointer, level: number, facility: Pointer, message: Pointer) => {
+          logAtSyslogLevel(this.#logger, level, readCString(facility), readCString(message));
+        },
+        fourPointers,
+      ),
     );
-    const statistics = new JSCallback(
-      (_rk: Pointer, json: Pointer, length: number) => {
-        this.#lag = lagFromStatistics(
-          new TextDecoder().decode(new Uint8Array(toArrayBuffer(json, 0, length))),
-        );
-        return 0; // librdkafka frees the JSON
-      },
-      { args: ["ptr", "ptr", "usize", "ptr"], returns: "i32" },
+    // librdkafka frees the statistics JSON after the callback returns 0.
+    rdk.rd_kafka_conf_set_stats_cb(
+      conf,
+      callback(
+        "statistics",
+        (_rk: Pointer, json: Pointer, length: number | bigint) => {
+          const bytes = new Uint8Array(toArrayBuffer(json, 0, Number(length)));
+          this.#lag = lagFromStatistics(new TextDecoder().decode(bytes));
+        },
+        ["ptr", "ptr", "usize", "ptr"],
+        "i32",
+      ),
     );
-    this.#callbacks.push(rebalance, error, log, statistics);
-    rdk.rd_kafka_conf_set_rebalance_cb(conf, rebalance.ptr);
-    rdk.rd_kafka_conf_set_error_cb(conf, error.ptr);
-    rdk.rd_kafka_conf_set_log_cb(conf, log.ptr);
-    rdk.rd_kafka_conf_set_stats_cb(conf, statistics.ptr);
   }
 
   #onRebalance(code: number, list: Pointer): void {

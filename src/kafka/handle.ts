@@ -109,6 +109,17 @@ export function withNativeList<T>(
   }
 }
 
+/** Sends one RD_KAFKA_EVENT_LOG event to `logger`; `scratch` holds the three out-parameters. */
+export function logEvent(logger: Logger, event: Pointer, scratch: BigUint64Array): void {
+  rdk.rd_kafka_event_log(event, ptr(scratch), ptr(scratch, 8), ptr(scratch, 16));
+  logAtSyslogLevel(
+    logger,
+    read.i32(ptr(scratch, 16), 0),
+    readCString(Number(scratch[0])),
+    readCString(Number(scratch[1])),
+  );
+}
+
 /** librdkafka logs with syslog levels 0 (emerg) .. 7 (debug). */
 export function logAtSyslogLevel(logger: Logger, level: number, facility: string, message: string): void {
   const fields = { facility, librdkafka: true };

@@ -9,14 +9,7 @@
 import { type Pointer, ptr, read } from "bun:ffi";
 import { createLogger, type Logger } from "../runtime/log.ts";
 import { check, KafkaError } from "./errors.ts";
-import {
-  addressOf,
-  buildConf,
-  createHandle,
-  type KafkaSettings,
-  logAtSyslogLevel,
-  opaque,
-} from "./handle.ts";
+import { addressOf, buildConf, createHandle, type KafkaSettings, logEvent, opaque } from "./handle.ts";
 import {
   cString,
   ErrorCode,
@@ -99,6 +92,8 @@ export class Producer {
       "linger.ms": 5,
       "batch.num.messages": 10_000,
       "queue.buffering.max.messages": 200_000,
+      // Topics decide the real limit (max.message.bytes); the client must not be the smaller one.
+      "message.max.bytes": 4 * 1024 * 1024,
       "message.timeout.ms": options.deliveryTimeoutMs ?? 30_000,
       partitioner: "murmur2_random",
       "log.queue": true,
@@ -292,14 +287,7 @@ export class Producer {
         break;
       }
       case EventType.log: {
-        const out = this.#logOut;
-        rdk.rd_kafka_event_log(event, ptr(out), ptr(out, 8), ptr(out, 16));
-        logAtSyslogLevel(
-          this.#logger,
-          read.i32(ptr(out, 16), 0),
-          readCString(Number(out[0])),
-          readCString(Number(out[1])),
-        );
+        logEvent(this.#logger, event, this.#logOut);
         break;
       }
       case EventType.stats:

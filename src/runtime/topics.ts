@@ -33,7 +33,8 @@ export function pipelineTopicSpecs(partitions: number): TopicSpec[] {
     specs.push({
       name: deadLetterTopic(name),
       partitions: 1,
-      config: { "retention.ms": String(4 * weekMs) },
+      // Larger than any source topic's limit, so a dead letter with its added headers always fits.
+      config: { "retention.ms": String(4 * weekMs), "max.message.bytes": String(2 * 1024 * 1024) },
     });
   }
   return specs;

@@ -1,0 +1,227 @@
+/**
+ * The one loop every consuming stage runs, so commit discipline lives in one place:
+ *
+ *   consume a batch -> decode (invalid records become dead letters) -> process (the stage's pure
+ *   decisions and its durable side effect) -> produce outputs -> await acknowledgement -> commit.
+ *
+ * Processing is sequential; waiting for acknowledgements is pipelined over up to
+ * `inFlightBatchesMax` batches. Offsets are committed only up to each partition's last contiguous
+ * acknowledged record (OffsetTracker), and never for a partition revoked meanwhile.
+ */
+import {
+  type ConsumedRecord,
+  Consumer,
+  type KafkaSettings,
+  type ProduceRecord,
+  type Producer,
+} from "../kafka/index.ts";
+import { InvalidRecordError, toDeadLetter } from "./dead-letter.ts";
+import type { Logger } from "./log.ts";
+import type { StageMetrics } from "./metrics.ts";
+import { OffsetTracker, type Segment } from "./offsets.ts";
+
+export interface Decoded<T> {
+  record: ConsumedRecord;
+  value: T;
+}
+
+/** What a stage plugs into the loop. */
+export interface Processor<T> {
+  /** Parses one record; throws InvalidRecordError for input that can never be processed. */
+  decode(record: ConsumedRecord): T;
+  /**
+   * Handles a batch of valid records and returns the records to produce. Any durable side effect
+   * (a database insert) must be complete when the promise resolves. Throwing retries the batch.
+   */
+  process(batch: readonly Decoded<T>[]): Promise<readonly ProduceRecord[]>;
+}
+
+export interface ConsumeLoopOptions<T> {
+  stage: string;
+  brokers: string;
+  topic: string;
+  groupId: string;
+  processor: Processor<T>;
+  producer: Producer;
+  metrics: StageMetrics;
+  logger: Logger;
+  batchSizeMax?: number;
+  batchWaitMs?: number;
+  inFlightBatchesMax?: number;
+  /** Attempts for one batch's processing or produce before the loop gives up and fails. */
+  attemptsMax?: number;
+  /** While false, nothing is consumed (e.g. the evaluator has no rules snapshot yet). */
+  isReady?: () => boolean;
+  consumerSettings?: KafkaSettings;
+}
+
+interface InFlight {
+  acknowledged: Promise<void>;
+}
+
+const retryBackoffMaxMs = 5000;
+
+export class ConsumeLoop<T> {
+  readonly #options: Required<Omit<ConsumeLoopOptions<T>, "consumerSettings">> & {
+    consumerSettings?: KafkaSettings;
+  };
+  readonly #tracker = new OffsetTracker();
+  readonly #consumer: Consumer;
+  readonly #inFlight: InFlight[] = [];
+  #running = false;
+  #stopped: Promise<void> | undefined;
+  #failure: unknown;
+  #lagTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: ConsumeLoopOptions<T>) {
+    this.#options = {
+      batchSizeMax: 2000,
+      batchWaitMs: 50,
+      inFlightBatchesMax: 4,
+      attemptsMax: 20,
+      isReady: () => true,
+      ...options,
+    };
+    this.#consumer = new Consumer({
+      brokers: options.brokers,
+      groupId: options.groupId,
+      topics: [options.topic],
+      clientId: options.stage,
+      logger: options.logger.child("consumer"),
+      settings: options.consumerSettings,
+      rebalance: { onRevoked: (partitions) => this.#tracker.revoke(partitions) },
+    });
+  }
+
+  get consumer(): Consumer {
+    return this.#consumer;
+  }
+
+  /** Runs until `stop()`; rejects if a batch cannot be completed within its attempts. */
+  start(): Promise<void> {
+    this.#running = true;
+    this.#lagTimer = setInterval(() => this.#publishLag(), 1000);
+    this.#stopped = this.#run().finally(() => clearInterval(this.#lagTimer));
+    return this.#stopped;
+  }
+
+  /**
+   * Stops taking new batches, waits (bounded) for in-flight acknowledgements, commits what is
+   * durable, and leaves the group. A batch whose outputs are not acknowledged is not committed.
+   */
+  async stop(timeoutMs = 3000): Promise<void> {
+    this.#running = false;
+    await Promise.race([this.#stopped?.catch(() => {}), Bun.sleep(timeoutMs)]);
+    await Promise.race([Promise.allSettled(this.#inFlight.map((f) => f.acknowledged)), Bun.sleep(timeoutMs)]);
+    await this.#consumer.close(this.#tracker.pendingCommits());
+  }
+
+  async #run(): Promise<void> {
+    const { batchSizeMax, batchWaitMs, inFlightBatchesMax, isReady, logger } = this.#options;
+    while (this.#running) {
+      if (this.#failure) throw this.#failure;
+      if (!isReady()) {
+        await Bun.sleep(50);
+        continue;
+      }
+      const records = await this.#consumer.consume(batchSizeMax, batchWaitMs);
+      if (records.length === 0 || !this.#running) {
+        // Not running: the batch is abandoned uncommitted and will be redelivered.
+        await this.#commit();
+        continue;
+      }
+      const startedAt = performance.now();
+      const outputs = await this.#processWithRetry(records);
+      if (outputs === undefined) break; // stopped while retrying: abandon, do not commit
+      const segments = this.#trackSegments(records);
+      const acknowledged = this.#produceWithRetry(outputs).then(
+        () => {
+          for (const segment of segments) this.#tracker.complete(segment);
+          this.#options.metrics.batchSeconds.observe((performance.now() - startedAt) / 1000);
+        },
+        (error: unknown) => {
+          this.#failure ??= error;
+          logger.error("giving up on a batch: outputs not acknowledged", { error });
+        },
+      );
+      const entry: InFlight = { acknowledged };
+      this.#inFlight.push(entry);
+      void acknowledged.finally(() => this.#inFlight.splice(this.#inFlight.indexOf(entry), 1));
+      while (this.#inFlight.length >= inFlightBatchesMax)
+        await Promise.race(this.#inFlight.map((f) => f.acknowledged));
+      await this.#commit();
+    }
+    if (this.#failure) throw this.#failure;
+  }
+
+  async #commit(): Promise<void> {
+    const offsets = this.#tracker.pendingCommits();
+    if (offsets.length === 0) return;
+    try {
+      await this.#consumer.commit(offsets);
+      this.#tracker.markCommitted(offsets);
+      this.#options.metrics.commits.inc({ outcome: "ok" });
+    } catch (error) {
+      // Not fatal: the offsets stay pending and go out with the next commit.
+      this.#options.metrics.commits.inc({ outcome: "failed" });
+      this.#options.logger.warn("offset commit failed", { error });
+    }
+  }
+
+  #trackSegments(records: readonly ConsumedRecord[]): Segment[] {
+    const last = new Map<string, ConsumedRecord>();
+    for (const record of records) last.set(`${record.topic}\u0000${record.partition}`, record);
+    return [...last.values()].map((r) =>
+      this.#tracker.track(r.topic, r.partition, r.assignmentEpoch, r.offset),
+    );
+  }
+
+  /** Decodes and processes; returns every record to produce, dead letters included. */
+  async #processWithRetry(records: readonly ConsumedRecord[]): Promise<ProduceRecord[] | undefined> {
+    const { processor, stage, metrics } = this.#options;
+    const valid: Decoded<T>[] = [];
+    const deadLetters: ProduceRecord[] = [];
+    const nowMs = Date.now();
+    for (const record of records) {
+      metrics.consumed.inc({ topic: record.topic });
+      try {
+        valid.push({ record, value: processor.decode(record) });
+      } catch (error) {
+        if (!(error instanceof InvalidRecordError)) throw error;
+        metrics.deadLettered.inc({ field: error.field });
+        deadLetters.push(toDeadLetter(record, error, stage, nowMs));
+      }
+    }
+    if (valid.length === 0) return deadLetters;
+    const outputs = await this.#retry("process", () => processor.process(valid));
+    return outputs === undefined ? undefined : deadLetters.concat(outputs);
+  }
+
+  async #produceWithRetry(outputs: readonly ProduceRecord[]): Promise<void> {
+    const sent = await this.#retry("produce", () => this.#options.producer.send(outputs).then(() => true));
+    if (sent === undefined) throw new Error("stopped before outputs were acknowledged");
+    for (const record of outputs) this.#options.metrics.produced.inc({ topic: record.topic });
+  }
+
+  /** Bounded retry with capped exponential backoff; undefined when the loop stopped meanwhile. */
+  async #retry<R>(what: string, attempt: () => Promise<R>): Promise<R | undefined> {
+    const { attemptsMax, logger } = this.#options;
+    for (let attemptNumber = 1; ; attemptNumber++) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (attemptNumber >= attemptsMax) throw error;
+        const delayMs = Math.min(100 * 2 ** (attemptNumber - 1), retryBackoffMaxMs);
+        logger.warn(`${what} failed, retrying`, { error, attempt: attemptNumber, delayMs });
+        await Bun.sleep(delayMs);
+        if (!this.#running) return undefined;
+      }
+    }
+  }
+
+  #publishLag(): void {
+    for (const { topic, partition, lag } of this.#consumer.lag()) {
+      this.#options.metrics.lag.set({ topic, partition: String(partition) }, lag);
+    }
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * What every stage process has besides its work: an HTTP port with /healthz, /readyz and /metrics
+ * (plus any routes the stage adds), and a bounded graceful shutdown on SIGTERM/SIGINT.
+ */
+import type { Registry } from "prom-client";
+import type { Logger } from "./log.ts";
+
+export interface ServiceOptions {
+  port: number;
+  registry: Registry;
+  isReady: () => boolean;
+  /** Extra routes in Bun.serve's `routes` form (the rule-service's API, the ingest endpoints). */
+  routes?: Record<string, unknown>;
+  fetch?: (request: Request) => Response | Promise<Response>;
+  maxRequestBodySize?: number;
+}
+
+export interface Service {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+export function startService(options: ServiceOptions): Service {
+  const server = Bun.serve({
+    port: options.port,
+    hostname: process.env.HTTP_HOST ?? "127.0.0.1",
+    maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024,
+    routes: {
+      "/healthz": () => Response.json({ status: "ok" }),
+      "/readyz": () =>
+        options.isReady() ? Response.json({ ready: true }) : Response.json({ ready: false }, { status: 503 }),
+      "/metrics": async () =>
+        new Response(await options.registry.metrics(), {
+          headers: { "content-type": options.registry.contentType },
+        }),
+      ...(options.routes as Record<string, never>),
+    },
+    fetch:
+      options.fetch ??
+      (() => Response.json({ error: { code: "not_found", message: "no such route" } }, { status: 404 })),
+  });
+  return {
+    port: server.port as number,
+    stop: () => server.stop(true),
+  };
+}
+
+/**
+ * Runs `shutdown` once on the first SIGTERM or SIGINT, then exits: 0 when it finished within
+ * `timeoutMs`, 1 otherwise. A second signal exits at once.
+ */
+export function exitOnSignal(shutdown: () => Promise<void>, logger: Logger, timeoutMs = 5000): void {
+  let stopping = false;
+  const onSignal = (signal: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    logger.info("shutting down", { signal });
+    const timer = setTimeout(() => {
+      logger.error("shutdown took too long, exiting", { timeoutMs });
+      process.exit(1);
+    }, timeoutMs);
+    shutdown().then(
+      () => {
+        clearTimeout(timer);
+        logger.info("stopped");
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error("shutdown failed", { error });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+}

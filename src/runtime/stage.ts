@@ -1,0 +1,77 @@
+/**
+ * Wires a consuming stage process: config -> producer, consume loop, HTTP service, shutdown.
+ * A stage's main.ts builds its Processor and calls `runConsumerStage`; nothing else.
+ */
+import { Producer } from "../kafka/index.ts";
+import { envInt } from "./config.ts";
+import { ConsumeLoop, type Processor } from "./consume-loop.ts";
+import { infraUrls } from "./env.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { createStageMetrics, type StageMetrics } from "./metrics.ts";
+import { exitOnSignal, startService } from "./service.ts";
+
+export interface ConsumerStageDefinition<T> {
+  name: string;
+  topic: string;
+  groupId: string;
+  /** Built once the shared pieces exist; `close` releases the stage's own clients. */
+  createProcessor(
+    context: StageContext,
+  ): Promise<{ processor: Processor<T>; isReady?: () => boolean; close?: () => Promise<void> }>;
+}
+
+export interface StageContext {
+  producer: Producer;
+  metrics: StageMetrics;
+  logger: Logger;
+}
+
+/** Starts the stage and returns once it runs; the process exits on a signal or a fatal error. */
+export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>): Promise<void> {
+  const logger = createLogger(definition.name);
+  const metrics = createStageMetrics(definition.name);
+  const producer = new Producer({
+    brokers: infraUrls.kafkaBrokers,
+    clientId: definition.name,
+    logger: logger.child("producer"),
+  });
+  const {
+    processor,
+    isReady = () => true,
+    close,
+  } = await definition.createProcessor({ producer, metrics, logger });
+  const loop = new ConsumeLoop({
+    stage: definition.name,
+    brokers: infraUrls.kafkaBrokers,
+    topic: definition.topic,
+    groupId: definition.groupId,
+    processor,
+    producer,
+    metrics,
+    logger,
+    isReady,
+    batchSizeMax: envInt("BATCH_SIZE_MAX", 2000, { min: 1, max: 100_000 }),
+    batchWaitMs: envInt("BATCH_WAIT_MS", 20, { min: 0, max: 10_000 }),
+  });
+  const service = startService({
+    port: envInt("HTTP_PORT", 0, { min: 0, max: 65_535 }),
+    registry: metrics.registry,
+    isReady: () => {
+      const ready = isReady();
+      metrics.ready.set(ready ? 1 : 0);
+      return ready;
+    },
+  });
+  logger.info("started", { topic: definition.topic, groupId: definition.groupId, httpPort: service.port });
+  const shutdown = async () => {
+    await loop.stop();
+    await producer.close(1000);
+    await close?.();
+    await service.stop();
+  };
+  exitOnSignal(shutdown, logger);
+  loop.start().catch(async (error: unknown) => {
+    logger.error("stage failed; exiting so a supervisor restarts it from the last commit", { error });
+    process.exit(1);
+  });
+}
