@@ -1,0 +1,87 @@
+/**
+ * The aggregator's decisions: validate alerts.matched records, keep one row per (client, alert) in
+ * a batch, insert them, and announce every non-terminal row on notifications.ready.
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { insertNotifications, type NotificationInput } from "../../adapters/notification-store.ts";
+import type { Sql } from "../../adapters/postgres.ts";
+import { isSeverityNumber, severityName } from "../../core/severity.ts";
+import {
+  type AlertMatched,
+  AlertMatchedSchema,
+  NotificationReadySchema,
+} from "../../gen/alerting/v1/alert_pb.ts";
+import type { ConsumedRecord, ProduceRecord } from "../../kafka/index.ts";
+import type { Processor } from "../../runtime/consume-loop.ts";
+import { InvalidRecordError } from "../../runtime/dead-letter.ts";
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const supportedSchemaVersions = new Set([0, 1]);
+const utf8 = new TextEncoder();
+
+export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
+  let message: AlertMatched;
+  try {
+    message = fromBinary(AlertMatchedSchema, record.value ?? new Uint8Array(0));
+  } catch (error) {
+    throw new InvalidRecordError("value", `not an AlertMatched protobuf: ${(error as Error).message}`);
+  }
+  if (!supportedSchemaVersions.has(message.schemaVersion)) {
+    throw new InvalidRecordError("schema_version", `unsupported version ${message.schemaVersion}`);
+  }
+  if (!uuidPattern.test(message.clientId)) throw new InvalidRecordError("client_id", "missing or not a UUID");
+  if (message.alertId === "") throw new InvalidRecordError("alert_id", "missing");
+  if (!isSeverityNumber(message.severity))
+    throw new InvalidRecordError("severity", `unknown value ${message.severity}`);
+  if (message.source === "") throw new InvalidRecordError("source", "missing");
+  if (message.name === "") throw new InvalidRecordError("name", "missing");
+  if (message.ruleIds.length === 0) throw new InvalidRecordError("rule_ids", "empty");
+  for (const ruleId of message.ruleIds) {
+    if (!uuidPattern.test(ruleId))
+      throw new InvalidRecordError("rule_ids", `not a UUID: ${JSON.stringify(ruleId)}`);
+  }
+  return {
+    clientId: message.clientId,
+    alertId: message.alertId,
+    severity: severityName(message.severity),
+    source: message.source,
+    name: message.name,
+    context: message.context,
+    ruleIds: message.ruleIds,
+    eventTimeMs: Number(message.eventTimeUnixMs),
+  };
+}
+
+/** Redelivered records repeat a (client, alert) within one batch; Postgres rejects such a batch. */
+export function uniqueByClientAlert(rows: readonly NotificationInput[]): NotificationInput[] {
+  const seen = new Map<string, NotificationInput>();
+  for (const row of rows) {
+    const key = `${row.clientId}\u0000${row.alertId}`;
+    if (!seen.has(key)) seen.set(key, row);
+  }
+  return [...seen.values()];
+}
+
+export function createAggregatorProcessor(sql: Sql, outputTopic: string): Processor<NotificationInput> {
+  return {
+    decode: decodeAlertMatched,
+    async process(batch) {
+      const pending = await insertNotifications(sql, uniqueByClientAlert(batch.map((d) => d.value)));
+      return pending.map(
+        (row): ProduceRecord => ({
+          topic: outputTopic,
+          key: utf8.encode(row.clientId),
+          value: toBinary(
+            NotificationReadySchema,
+            create(NotificationReadySchema, {
+              notificationId: BigInt(row.id),
+              clientId: row.clientId,
+              alertId: row.alertId,
+              schemaVersion: 1,
+            }),
+          ),
+        }),
+      );
+    },
+  };
+}
