@@ -1,0 +1,168 @@
+/**
+ * Email over SMTP with nodemailer (pooled connections). One endpoint value may list several
+ * comma-separated recipients; they get one message. The SMTP reply is kept for the deliveries row.
+ *
+ * Outcomes: the server's reply code decides (4yz RETRYABLE, 5yz PERMANENT); connection problems and
+ * timeouts are RETRYABLE. When the server accepts some recipients and rejects others the result is
+ * SUCCESS with the rejections in `error`: a retry would send the accepted recipients a duplicate.
+ * The Message-ID is derived from the notification id, so a retry after an ambiguous timeout carries
+ * the same id and mail systems that dedupe on it show one message.
+ */
+import { readFileSync } from "node:fs";
+import { createTransport } from "nodemailer";
+import { classifyNetworkError, classifySmtpReply } from "../core/retry.ts";
+import {
+  assertEndpointType,
+  type Channel,
+  contextLines,
+  type DeliveryResult,
+  type Endpoint,
+  type Notification,
+  toDeliveryResult,
+} from "./types.ts";
+
+/** Where the SMTP password lives; it is never part of the configuration itself. */
+export type SecretSource = { env: string } | { file: string };
+
+export interface SmtpConfig {
+  host: string;
+  port: number;
+  /**
+   * "tls": TLS from the first byte (port 465). "starttls": plain connect, then STARTTLS, refused if
+   * the server does not offer it (port 587). "none": plaintext, only for a relay on the same host.
+   */
+  security: "tls" | "starttls" | "none";
+  auth?: { user: string; password: SecretSource };
+  /** Envelope and From: address; its domain also names Message-IDs. */
+  from: string;
+  timeoutMs: number;
+  connectionsMax: number;
+}
+
+export class SmtpConfigError extends Error {
+  override readonly name = "SmtpConfigError";
+}
+
+export class EmailChannel implements Channel {
+  readonly type = "email";
+  private readonly transport;
+  private readonly messageIdDomain: string;
+
+  constructor(
+    private readonly config: SmtpConfig,
+    env: Record<string, string | undefined> = process.env,
+  ) {
+    this.messageIdDomain = config.from.split("@").pop()?.replace(/>$/, "") || "alerting.invalid";
+    this.transport = createTransport({
+      pool: true,
+      maxConnections: config.connectionsMax,
+      host: config.host,
+      port: config.port,
+      secure: config.security === "tls",
+      requireTLS: config.security === "starttls",
+      ignoreTLS: config.security === "none",
+      auth: config.auth && { user: config.auth.user, pass: readSecret(config.auth.password, env) },
+      connectionTimeout: config.timeoutMs,
+      greetingTimeout: config.timeoutMs,
+      socketTimeout: config.timeoutMs,
+      // Message content is ours, never a path or URL to fetch; close those doors anyway.
+      disableFileAccess: true,
+      disableUrlAccess: true,
+    });
+  }
+
+  async deliver(endpoint: Endpoint, notification: Notification): Promise<DeliveryResult> {
+    assertEndpointType(endpoint, "email");
+    const startedMs = performance.now();
+    const elapsedMs = () => Math.round(performance.now() - startedMs);
+    const recipients = endpoint.value
+      .split(",")
+      .map((address) => address.trim())
+      .filter((address) => address !== "");
+    if (recipients.length === 0) {
+      return toDeliveryResult({ outcome: "PERMANENT", reason: "no recipients" }, elapsedMs());
+    }
+    const signal = AbortSignal.timeout(this.config.timeoutMs);
+    try {
+      const info = await this.transport.sendMail({
+        from: this.config.from,
+        to: recipients,
+        messageId: `<notification-${notification.id}@${this.messageIdDomain}>`,
+        ...renderEmail(notification),
+        signal,
+      });
+      const reply = info.response;
+      const rejected = info.rejected.map(String);
+      const error = rejected.length > 0 ? `rejected recipients: ${rejected.join(", ")}` : undefined;
+      const details = error === undefined ? { smtpReply: reply } : { smtpReply: reply, error };
+      return toDeliveryResult({ outcome: "SUCCESS", reason: reply }, elapsedMs(), details);
+    } catch (error) {
+      const { responseCode, response } = error as { responseCode?: unknown; response?: unknown };
+      if (typeof responseCode === "number" && typeof response === "string") {
+        return toDeliveryResult(classifySmtpReply(responseCode, response), elapsedMs(), {
+          smtpReply: response,
+        });
+      }
+      // nodemailer reports our own abort as EABORT; the signal's reason says it was the timeout.
+      return toDeliveryResult(classifyNetworkError(signal.aborted ? signal.reason : error), elapsedMs());
+    }
+  }
+
+  /** Closes pooled SMTP connections; in-flight sends finish first. */
+  close(): void {
+    this.transport.close();
+  }
+}
+
+/** A trailing newline in a secrets file is an editor artefact, not part of the password. */
+function readSecret(source: SecretSource, env: Record<string, string | undefined>): string {
+  if ("env" in source) {
+    const value = env[source.env];
+    if (value === undefined || value === "")
+      throw new SmtpConfigError(`SMTP password env ${source.env} is not set`);
+    return value;
+  }
+  try {
+    return readFileSync(source.file, "utf8").replace(/\r?\n$/, "");
+  } catch (error) {
+    throw new SmtpConfigError(`SMTP password file ${source.file} unreadable: ${(error as Error).message}`);
+  }
+}
+
+export function renderEmail(notification: Notification): { subject: string; text: string; html: string } {
+  const { id, severity, source, name, alertId, eventTime } = notification;
+  const facts: Array<[string, string]> = [
+    ["Severity", severity],
+    ["Source", source],
+    ["Name", name],
+    ["Alert ID", alertId],
+    ["Event time", eventTime.toISOString()],
+    ["Notification", id],
+  ];
+  const context = contextLines(notification.context);
+  const text = [
+    ...facts.map(([label, value]) => `${label}: ${value}`),
+    ...(context.length > 0 ? ["", "Context:", ...context.map((line) => `  ${line}`)] : []),
+  ].join("\n");
+  const row = (label: string, value: string) =>
+    `<tr><th align="left">${label}</th><td>${escapeHtml(value)}</td></tr>`;
+  const html = [
+    `<h2>[${escapeHtml(severity)}] ${escapeHtml(name)}</h2>`,
+    `<table>${facts.map(([label, value]) => row(label, value)).join("")}</table>`,
+    ...(context.length > 0
+      ? [`<h3>Context</h3><ul>${context.map((line) => `<li>${escapeHtml(line)}</li>`).join("")}</ul>`]
+      : []),
+  ].join("\n");
+  // Line breaks in a header would let alert text forge headers; nodemailer encodes, we flatten too.
+  const subject = `[${severity}] ${name}`.replace(/[\r\n]+/g, " ");
+  return { subject, text, html };
+}
+
+function escapeHtml(text: string): string {
+  return text
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/'/g, "&#39;");
+}

@@ -1,0 +1,128 @@
+// Decisions only: nothing here opens a connection, and DNS is replaced by a fixed table.
+import { describe, expect, test } from "bun:test";
+import { forbiddenRangeOf, SsrfGuard } from "./ssrf.ts";
+
+describe("forbiddenRangeOf", () => {
+  test.each([
+    ["0.0.0.0", "this-network"],
+    ["0.1.2.3", "this-network"],
+    ["10.0.0.1", "private"],
+    ["10.255.255.255", "private"],
+    ["100.64.0.1", "carrier-grade NAT"],
+    ["100.127.255.255", "carrier-grade NAT"],
+    ["127.0.0.1", "loopback"],
+    ["127.255.255.254", "loopback"],
+    ["169.254.169.254", "link-local (incl. cloud metadata)"],
+    ["172.16.0.1", "private"],
+    ["172.31.255.255", "private"],
+    ["192.168.1.1", "private"],
+    ["224.0.0.1", "multicast"],
+    ["239.255.255.250", "multicast"],
+    ["255.255.255.255", "reserved/broadcast"],
+    ["::", "unspecified"],
+    ["::1", "loopback"],
+    ["0:0:0:0:0:0:0:1", "loopback"],
+    ["fc00::1", "unique-local"],
+    ["fd12:3456::1", "unique-local"],
+    ["fe80::1", "link-local"],
+    ["fe80::1%eth0", "link-local"],
+    ["febf:ffff::1", "link-local"],
+    ["ff02::1", "multicast"],
+    ["::ffff:127.0.0.1", "loopback"],
+    ["::ffff:7f00:1", "loopback"],
+    ["::ffff:169.254.169.254", "link-local (incl. cloud metadata)"],
+    ["::ffff:10.0.0.1", "private"],
+    ["64:ff9b::10.0.0.1", "private"],
+    ["64:ff9b::a9fe:a9fe", "link-local (incl. cloud metadata)"],
+  ])("%s is refused as %s", (address, range) => {
+    expect(forbiddenRangeOf(address)).toBe(range);
+  });
+
+  test.each([
+    "1.1.1.1",
+    "8.8.8.8",
+    "11.0.0.1",
+    "100.63.255.255",
+    "100.128.0.0",
+    "169.253.255.255",
+    "172.15.255.255",
+    "172.32.0.0",
+    "192.167.255.255",
+    "223.255.255.255",
+    "2001:4860:4860::8888",
+    "2606:4700::1111",
+    "::ffff:8.8.8.8",
+    "64:ff9b::8.8.8.8",
+  ])("%s is public", (address) => {
+    expect(forbiddenRangeOf(address)).toBeUndefined();
+  });
+
+  test("a host name is not an address", () => {
+    expect(forbiddenRangeOf("example.com")).toBe("not an IP address");
+  });
+});
+
+describe("SsrfGuard", () => {
+  const dns: Record<string, string[]> = {
+    "public.example": ["93.184.216.34", "2606:2800:220:1::1"],
+    "mixed.example": ["93.184.216.34", "10.0.0.7"],
+    "internal.example": ["10.0.0.7"],
+    "empty.example": [],
+  };
+  const fakeLookup = async (host: string) => dns[host] ?? [host];
+
+  test("refuses internal addresses unless allow-listed by CIDR", () => {
+    const guard = new SsrfGuard({ cidrs: ["127.0.0.1", "10.0.0.0/24"] });
+    expect(guard.decide("127.0.0.1", ["127.0.0.1"]).allowed).toBe(true);
+    expect(guard.decide("10.0.0.200", ["10.0.0.200"]).allowed).toBe(true);
+    expect(guard.decide("127.0.0.2", ["127.0.0.2"])).toEqual({
+      allowed: false,
+      reason: "SSRF guard: 127.0.0.2 resolves to 127.0.0.2 (loopback)",
+    });
+    expect(guard.decide("::1", ["::1"]).allowed).toBe(false);
+  });
+
+  test("an allow-listed IPv4 CIDR also admits its IPv4-mapped IPv6 form", () => {
+    const guard = new SsrfGuard({ cidrs: ["127.0.0.1/32"] });
+    expect(guard.decide("x", ["::ffff:127.0.0.1"]).allowed).toBe(true);
+  });
+
+  test("an allow-listed host name admits whatever it resolves to", () => {
+    const guard = new SsrfGuard({ hosts: ["Internal.Example."] });
+    expect(guard.decide("internal.example", ["10.0.0.7"]).allowed).toBe(true);
+    expect(guard.decide("other.example", ["10.0.0.7"]).allowed).toBe(false);
+  });
+
+  test("every resolved address must pass", async () => {
+    const guard = new SsrfGuard({}, fakeLookup);
+    expect(await guard.check(new URL("https://public.example/hook"))).toEqual({
+      allowed: true,
+      addresses: ["93.184.216.34", "2606:2800:220:1::1"],
+    });
+    expect(await guard.check(new URL("https://mixed.example/hook"))).toMatchObject({ allowed: false });
+    expect(await guard.check(new URL("http://[::1]:8080/"))).toMatchObject({ allowed: false });
+    expect(await guard.check(new URL("http://169.254.169.254/latest/meta-data/"))).toMatchObject({
+      allowed: false,
+      reason: expect.stringContaining("cloud metadata"),
+    });
+  });
+
+  test("only http and https", async () => {
+    const guard = new SsrfGuard({}, fakeLookup);
+    expect(await guard.check(new URL("ftp://public.example/"))).toEqual({
+      allowed: false,
+      reason: "scheme ftp: not allowed",
+    });
+  });
+
+  test("a name without addresses is a DNS failure, not a decision", async () => {
+    const guard = new SsrfGuard({}, fakeLookup);
+    await expect(guard.check(new URL("https://empty.example/"))).rejects.toMatchObject({ code: "ENOTFOUND" });
+  });
+
+  test("a malformed allow-list is a configuration error", () => {
+    for (const cidr of ["10.0.0.0/33", "10.0.0.0/x", "nonsense/8", "::/129"]) {
+      expect(() => new SsrfGuard({ cidrs: [cidr] })).toThrow(RangeError);
+    }
+  });
+});

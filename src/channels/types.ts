@@ -1,0 +1,82 @@
+/**
+ * What every channel shares: the rows it reads (only the columns delivery needs) and the result it
+ * returns, which maps one-to-one onto a deliveries row.
+ */
+import type { Decision, DeliveryOutcome } from "../core/retry.ts";
+
+export type EndpointType = "email" | "slack" | "webhook";
+export type Severity = "LOW" | "MEDIUM" | "HIGH" | "CRITICAL";
+
+export interface Endpoint {
+  id: string;
+  clientId: string;
+  type: EndpointType;
+  /** Comma-separated addresses for email, an http(s) URL otherwise. */
+  value: string;
+  /** HMAC signing secret, webhooks only. */
+  secret: string | null;
+}
+
+export interface Notification {
+  /** bigint id, kept as the decimal string postgres.js returns. */
+  id: string;
+  clientId: string;
+  alertId: string;
+  severity: Severity;
+  source: string;
+  name: string;
+  context: Record<string, unknown>;
+  ruleIds: string[];
+  eventTime: Date;
+}
+
+export interface DeliveryResult {
+  outcome: DeliveryOutcome;
+  /** outcome === "RETRYABLE", as data, so callers need not know the outcome list. */
+  retryable: boolean;
+  latencyMs: number;
+  httpStatus?: number;
+  smtpReply?: string;
+  error?: string;
+  /** The receiver's requested pause; a floor for the next attempt. */
+  retryAfterMs?: number;
+}
+
+export interface Channel {
+  readonly type: EndpointType;
+  /** Never throws for delivery problems: every failure is a classified result. */
+  deliver(endpoint: Endpoint, notification: Notification): Promise<DeliveryResult>;
+}
+
+export function toDeliveryResult(
+  decision: Decision,
+  latencyMs: number,
+  details: { httpStatus?: number; smtpReply?: string; error?: string } = {},
+): DeliveryResult {
+  const result: DeliveryResult = {
+    outcome: decision.outcome,
+    retryable: decision.outcome === "RETRYABLE",
+    latencyMs,
+    ...details,
+  };
+  if (decision.outcome !== "SUCCESS") result.error = details.error ?? decision.reason;
+  if (decision.retryAfterMs !== undefined) result.retryAfterMs = decision.retryAfterMs;
+  return result;
+}
+
+/** Context as display lines, bounded so one noisy alert cannot produce a megabyte message. */
+export function contextLines(context: Record<string, unknown>, entriesMax = 50): string[] {
+  const entries = Object.entries(context);
+  const lines = entries.slice(0, entriesMax).map(([key, value]) => {
+    const text = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
+    return `${key}: ${text.length > 500 ? `${text.slice(0, 500)}…` : text}`;
+  });
+  if (entries.length > entriesMax) lines.push(`… ${entries.length - entriesMax} more`);
+  return lines;
+}
+
+/** Programmer error: the dispatcher handed an endpoint to the wrong channel. */
+export function assertEndpointType(endpoint: Endpoint, type: EndpointType): void {
+  if (endpoint.type === type) return;
+  throw new Error(`${type} channel got a ${endpoint.type} endpoint ${endpoint.id}`);
+}

@@ -1,0 +1,66 @@
+/**
+ * Generic webhook: POST of a JSON document to the endpoint's URL.
+ *
+ * Payload (stable, documented for receivers):
+ *   { "notificationId": "42", "clientId": "<uuid>", "alertId": "...", "severity": "HIGH",
+ *     "source": "...", "name": "...", "context": { ... }, "ruleIds": ["<uuid>"],
+ *     "eventTime": "2025-01-01T00:00:00.000Z" }
+ * Headers:
+ *   Content-Type: application/json
+ *   Idempotency-Key: <notificationId>       the same on every retry, so receivers can dedupe
+ *   X-Alerting-Timestamp: <unix seconds>    only when the endpoint has a secret
+ *   X-Alerting-Signature: sha256=<hex>      HMAC-SHA256(secret, timestamp + "." + raw body)
+ * Receivers verify the signature over the raw body and reject stale timestamps (replays).
+ */
+import { createHmac } from "node:crypto";
+import type { HttpTransport } from "./http.ts";
+import {
+  assertEndpointType,
+  type Channel,
+  type DeliveryResult,
+  type Endpoint,
+  type Notification,
+} from "./types.ts";
+
+export class WebhookChannel implements Channel {
+  readonly type = "webhook";
+
+  constructor(
+    private readonly http: HttpTransport,
+    private readonly nowMs: () => number = Date.now,
+  ) {}
+
+  deliver(endpoint: Endpoint, notification: Notification): Promise<DeliveryResult> {
+    assertEndpointType(endpoint, "webhook");
+    const body = JSON.stringify(webhookPayload(notification));
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      "idempotency-key": notification.id,
+    };
+    if (endpoint.secret !== null) {
+      const timestamp = String(Math.floor(this.nowMs() / 1000));
+      headers["x-alerting-timestamp"] = timestamp;
+      headers["x-alerting-signature"] = `sha256=${webhookSignature(endpoint.secret, timestamp, body)}`;
+    }
+    return this.http.post(endpoint.value, body, headers);
+  }
+}
+
+export function webhookPayload(notification: Notification) {
+  return {
+    notificationId: notification.id,
+    clientId: notification.clientId,
+    alertId: notification.alertId,
+    severity: notification.severity,
+    source: notification.source,
+    name: notification.name,
+    context: notification.context,
+    ruleIds: notification.ruleIds,
+    eventTime: notification.eventTime.toISOString(),
+  };
+}
+
+/** Hex HMAC-SHA256 of `timestamp.body`; binding the timestamp stops replays of an old body. */
+export function webhookSignature(secret: string, timestamp: string, body: string): string {
+  return createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
+}

@@ -1,0 +1,95 @@
+/** Field name -> why it was rejected. */
+export type FieldErrors = Record<string, string>;
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly fields?: FieldErrors,
+    /** Extra members of the error object, e.g. `current_version` on a version conflict. */
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+export const badRequest = (message: string, fields: FieldErrors): HttpError =>
+  new HttpError(400, "invalid_request", message, fields);
+
+export const notFound = (what: string, fields?: FieldErrors): HttpError =>
+  new HttpError(404, "not_found", `${what} not found`, fields);
+
+export const versionConflict = (currentVersion: number): HttpError =>
+  new HttpError(409, "version_conflict", "the resource was changed since it was read", undefined, {
+    current_version: currentVersion,
+  });
+
+export function json(status: number, body: unknown, headers?: Record<string, string>): Response {
+  return Response.json(body, { status, headers });
+}
+
+/** Reads a JSON body, enforcing the content type (415) and the size both declared and actual (413). */
+export async function readJsonBody(req: Request, limitBytes: number): Promise<unknown> {
+  const mediaType = (req.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+  if (mediaType !== "application/json") {
+    throw new HttpError(415, "unsupported_media_type", "the body must be application/json");
+  }
+  const tooLarge = new HttpError(413, "payload_too_large", `the body must be at most ${limitBytes} bytes`);
+  if (Number(req.headers.get("content-length") ?? 0) > limitBytes) throw tooLarge;
+  const chunks: Uint8Array[] = [];
+  let sizeBytes = 0;
+  if (req.body) {
+    for await (const chunk of req.body) {
+      sizeBytes += chunk.byteLength;
+      if (sizeBytes > limitBytes) throw tooLarge;
+      chunks.push(chunk);
+    }
+  }
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks)));
+  } catch {
+    throw new HttpError(400, "invalid_json", "the body is not valid UTF-8 JSON");
+  }
+}
+
+/**
+ * Constraint violations that input can still provoke despite validation (races, duplicates), mapped
+ * to the fields a caller would fix.
+ */
+const constraintErrors: Record<string, () => HttpError> = {
+  clients_name_key: () => conflict({ name: "a client with this name exists" }),
+  rules_unique_per_client: () =>
+    conflict({ severity: "duplicate", source: "duplicate", name: "a rule with these fields exists" }),
+  endpoints_unique_per_rule: () =>
+    conflict({ type: "duplicate", value: "this rule already has this endpoint" }),
+  rules_client_id_fkey: () => notFound("client", { client_id: "no such client" }),
+  api_keys_client_id_fkey: () => notFound("client"),
+  endpoints_rule_id_fkey: () => notFound("rule", { rule_id: "no such rule" }),
+};
+
+function conflict(fields: FieldErrors): HttpError {
+  return new HttpError(409, "conflict", "a resource with these fields already exists", fields);
+}
+
+function isPostgresError(error: unknown): error is { code: string; constraint_name?: string } {
+  return error instanceof Error && error.name === "PostgresError";
+}
+
+export function errorResponse(error: unknown): Response {
+  let http = error instanceof HttpError ? error : undefined;
+  if (!http && isPostgresError(error)) {
+    const mapped = error.constraint_name ? constraintErrors[error.constraint_name] : undefined;
+    if (mapped) http = mapped();
+    // Class 22 is "data exception": input the validator let through but Postgres refused.
+    else if (error.code.startsWith("22") || error.code === "23514") {
+      http = new HttpError(400, "invalid_request", "the database rejected a value");
+    }
+  }
+  if (!http) {
+    console.error("rule-service: unhandled error", error);
+    http = new HttpError(500, "internal", "internal error");
+  }
+  const { status, code, message, fields, details } = http;
+  return json(status, { error: { code, message, fields, ...details } });
+}

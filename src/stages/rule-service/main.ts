@@ -1,0 +1,42 @@
+/** rule-service: the HTTP API for clients, rules and endpoints, plus the outbox relay to rule.changed. */
+import { connectPostgres } from "../../adapters/postgres.ts";
+import { Producer } from "../../kafka/index.ts";
+import { envInt, envString } from "../../runtime/config.ts";
+import { infraUrls } from "../../runtime/env.ts";
+import { createLogger } from "../../runtime/log.ts";
+import { createStageMetrics } from "../../runtime/metrics.ts";
+import { exitOnSignal, startService } from "../../runtime/service.ts";
+import { topicNames } from "../../runtime/topics.ts";
+import { createRuleServiceApp } from "./app.ts";
+import { startOutboxRelay } from "./outbox-relay.ts";
+
+const logger = createLogger("rule-service");
+const adminToken = envString("ADMIN_TOKEN", "");
+if (adminToken === "") {
+  logger.error("ADMIN_TOKEN is required: set it to a secret of at least 32 characters");
+  process.exit(2);
+}
+const topic = envString("RULE_CHANGED_TOPIC", topicNames.ruleChanged);
+const sql = connectPostgres();
+const producer = new Producer({ brokers: infraUrls.kafkaBrokers, clientId: "rule-service", logger: logger.child("producer") });
+const relay = await startOutboxRelay({
+  sql,
+  publish: (records) => producer.send(records.map((r) => ({ topic, key: r.key, value: r.value }))),
+  onError: (error) => logger.warn("outbox relay: publish failed, will retry", { error }),
+});
+const metrics = createStageMetrics("rule-service");
+const app = createRuleServiceApp({ sql, adminToken });
+const service = startService({
+  port: envInt("HTTP_PORT", 8080, { min: 0, max: 65_535 }),
+  registry: metrics.registry,
+  isReady: () => true,
+  routes: app.routes,
+  fetch: app.fetch,
+});
+logger.info("started", { httpPort: service.port, topic });
+exitOnSignal(async () => {
+  await service.stop();
+  await relay.stop();
+  await producer.close(2000);
+  await sql.end({ timeout: 2 });
+}, logger);

@@ -1,0 +1,101 @@
+import type { Sql } from "../../adapters/postgres.ts";
+import { scopeOf } from "./auth.ts";
+import { timestampJsonSchema, uuidJsonSchema } from "./fields.ts";
+import { notFound } from "./http.ts";
+import { findNotification, listNotifications, notificationStatuses } from "./notifications-store.ts";
+import { decodeCursor, pageJsonSchema, pageLimitDefault, pageQueryFields, toPage } from "./pagination.ts";
+import { defineRoute, type Route } from "./route.ts";
+import type { ObjectSchema } from "./schema.ts";
+
+const listQuery = {
+  fields: {
+    client_id: { type: "string", format: "uuid", maxLength: 36 },
+    status: { type: "string", enum: notificationStatuses, maxLength: 8 },
+    ...pageQueryFields,
+  },
+  required: [],
+} as const satisfies ObjectSchema;
+
+const nullable = (type: string) => ({ type: [type, "null"] });
+const nullableTimestamp = { ...timestampJsonSchema, type: ["string", "null"] };
+const int64Id = { type: "string", pattern: "^[1-9][0-9]*$", description: "int64 as a string" };
+const notificationProperties = {
+  id: int64Id,
+  client_id: uuidJsonSchema,
+  alert_id: { type: "string" },
+  severity: { type: "string" },
+  source: { type: "string" },
+  name: { type: "string" },
+  context: { type: "object" },
+  rule_ids: { type: "array", items: uuidJsonSchema },
+  event_time: timestampJsonSchema,
+  status: { type: "string", enum: notificationStatuses },
+  attempts: { type: "integer" },
+  next_attempt_at: nullableTimestamp,
+  last_error: nullable("string"),
+  created_at: timestampJsonSchema,
+  updated_at: timestampJsonSchema,
+};
+const notificationSchema = {
+  type: "object",
+  required: Object.keys(notificationProperties),
+  properties: notificationProperties,
+};
+const deliverySchema = {
+  type: "object",
+  properties: {
+    id: int64Id,
+    endpoint_id: uuidJsonSchema,
+    channel: { type: "string" },
+    attempted_at: timestampJsonSchema,
+    outcome: { type: "string", enum: ["SUCCESS", "RETRYABLE", "PERMANENT"] },
+    http_status: nullable("integer"),
+    smtp_reply: nullable("string"),
+    latency_ms: { type: "integer" },
+    error: nullable("string"),
+  },
+};
+const notificationWithDeliveriesSchema = {
+  ...notificationSchema,
+  required: [...notificationSchema.required, "deliveries"],
+  properties: { ...notificationProperties, deliveries: { type: "array", items: deliverySchema } },
+};
+
+export function notificationRoutes(sql: Sql): Route[] {
+  return [
+    defineRoute({
+      method: "GET",
+      path: "/api/v1/notifications",
+      operationId: "listNotifications",
+      summary: "List notifications",
+      access: "tenant",
+      query: listQuery,
+      response: { status: 200, schema: pageJsonSchema(notificationSchema) },
+      handle: async ({ principal, query }) => {
+        const { limit = pageLimitDefault, cursor, client_id, status } = query;
+        const rows = await listNotifications(
+          sql,
+          scopeOf(principal),
+          { clientId: client_id, status },
+          decodeCursor(cursor, "int64"),
+          limit,
+        );
+        return toPage(rows, limit);
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/api/v1/notifications/:id",
+      operationId: "getNotification",
+      summary: "Get a notification with its delivery attempts",
+      access: "tenant",
+      idKind: "int64",
+      response: { status: 200, schema: notificationWithDeliveriesSchema },
+      handle: async ({ principal, id }) => {
+        const notification = await findNotification(sql, scopeOf(principal), id);
+        if (!notification) throw notFound("notification");
+        return notification;
+      },
+    }),
+  ];
+}

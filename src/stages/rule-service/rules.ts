@@ -1,0 +1,170 @@
+import type { Sql } from "../../adapters/postgres.ts";
+import { scopeOf } from "./auth.ts";
+import { deleteQuery, timestampJsonSchema, uuidJsonSchema, versionField } from "./fields.ts";
+import { badRequest, notFound } from "./http.ts";
+import { decodeCursor, pageJsonSchema, pageLimitDefault, pageQueryFields, toPage } from "./pagination.ts";
+import { defineRoute, type Route } from "./route.ts";
+import {
+  deleteRule,
+  findRule,
+  insertRule,
+  listRules,
+  type RuleFields,
+  severities,
+  updateRule,
+} from "./rules-store.ts";
+import type { ObjectSchema } from "./schema.ts";
+
+const ruleFields = {
+  severity: { type: "string", enum: severities, maxLength: 8, description: "'*' matches any" },
+  source: { type: "string", minLength: 1, maxLength: 200, description: "'*' matches any" },
+  name: { type: "string", minLength: 1, maxLength: 200, description: "'*' matches any" },
+  enabled: { type: "boolean" },
+} as const;
+const clientIdField = {
+  type: "string",
+  format: "uuid",
+  maxLength: 36,
+  description: "required with the admin token; defaults to the key's client",
+} as const;
+
+const createBody = {
+  fields: { client_id: clientIdField, ...ruleFields },
+  required: ["severity", "source", "name"],
+} as const satisfies ObjectSchema;
+const putBody = {
+  fields: { ...ruleFields, version: versionField },
+  required: ["severity", "source", "name", "enabled", "version"],
+} as const satisfies ObjectSchema;
+const patchBody = { fields: { ...ruleFields, version: versionField }, required: ["version"] } as const;
+const listQuery = {
+  fields: {
+    client_id: { type: "string", format: "uuid", maxLength: 36 },
+    enabled: ruleFields.enabled,
+    severity: ruleFields.severity,
+    ...pageQueryFields,
+  },
+  required: [],
+} as const satisfies ObjectSchema;
+
+const ruleSchema = {
+  type: "object",
+  required: [
+    "id",
+    "client_id",
+    "severity",
+    "source",
+    "name",
+    "enabled",
+    "version",
+    "created_at",
+    "updated_at",
+  ],
+  properties: {
+    id: uuidJsonSchema,
+    client_id: uuidJsonSchema,
+    severity: { type: "string", enum: severities },
+    source: { type: "string" },
+    name: { type: "string" },
+    enabled: { type: "boolean" },
+    version: { type: "integer" },
+    created_at: timestampJsonSchema,
+    updated_at: timestampJsonSchema,
+  },
+};
+
+export function ruleRoutes(sql: Sql): Route[] {
+  const base = "/api/v1/rules";
+  const update = (scope: string | null, id: string, body: { version: number } & Partial<RuleFields>) => {
+    const { version, ...changes } = body;
+    return sql.begin((tx) => updateRule(tx, scope, id, version, changes));
+  };
+  return [
+    defineRoute({
+      method: "POST",
+      path: base,
+      operationId: "createRule",
+      summary: "Create a rule",
+      access: "tenant",
+      body: createBody,
+      response: { status: 201, schema: ruleSchema },
+      handle: ({ principal, body }) => {
+        const { client_id, enabled = true, ...fields } = body;
+        const scope = scopeOf(principal);
+        const clientId = client_id ?? scope;
+        if (clientId === null) throw badRequest("invalid fields", { client_id: "is required" });
+        // Another client's id answers like an unknown one, so existence is not leaked.
+        if (scope !== null && clientId !== scope) throw notFound("client", { client_id: "no such client" });
+        return sql.begin((tx) => insertRule(tx, clientId, { ...fields, enabled }));
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: base,
+      operationId: "listRules",
+      summary: "List rules",
+      access: "tenant",
+      query: listQuery,
+      response: { status: 200, schema: pageJsonSchema(ruleSchema) },
+      handle: async ({ principal, query }) => {
+        const { limit = pageLimitDefault, cursor, client_id, ...filter } = query;
+        const rows = await listRules(
+          sql,
+          scopeOf(principal),
+          { ...filter, clientId: client_id },
+          decodeCursor(cursor, "uuid"),
+          limit,
+        );
+        return toPage(rows, limit);
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: `${base}/:id`,
+      operationId: "getRule",
+      summary: "Get a rule",
+      access: "tenant",
+      idKind: "uuid",
+      response: { status: 200, schema: ruleSchema },
+      handle: async ({ principal, id }) => {
+        const rule = await findRule(sql, scopeOf(principal), id);
+        if (!rule) throw notFound("rule");
+        return rule;
+      },
+    }),
+    defineRoute({
+      method: "PUT",
+      path: `${base}/:id`,
+      operationId: "replaceRule",
+      summary: "Replace a rule",
+      access: "tenant",
+      idKind: "uuid",
+      body: putBody,
+      response: { status: 200, schema: ruleSchema },
+      handle: ({ principal, id, body }) => update(scopeOf(principal), id, body),
+    }),
+    defineRoute({
+      method: "PATCH",
+      path: `${base}/:id`,
+      operationId: "updateRule",
+      summary: "Update some fields of a rule",
+      access: "tenant",
+      idKind: "uuid",
+      body: patchBody,
+      response: { status: 200, schema: ruleSchema },
+      handle: ({ principal, id, body }) => update(scopeOf(principal), id, body),
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: `${base}/:id`,
+      operationId: "deleteRule",
+      summary: "Delete a rule and its endpoints",
+      access: "tenant",
+      idKind: "uuid",
+      query: deleteQuery,
+      response: { status: 204 },
+      handle: ({ principal, id, query }) =>
+        sql.begin((tx) => deleteRule(tx, scopeOf(principal), id, query.version)),
+    }),
+  ];
+}

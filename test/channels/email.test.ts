@@ -1,0 +1,213 @@
+// A real SMTP server (npm smtp-server) on 127.0.0.1, port 0; nodemailer talks to it over plain TCP.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SMTPServer } from "smtp-server";
+import { EmailChannel, type SmtpConfig, SmtpConfigError } from "../../src/channels/email.ts";
+import { endpoint, notification } from "./fixtures.ts";
+
+interface ReceivedMail {
+  from: string;
+  to: string[];
+  raw: string;
+}
+
+const received: ReceivedMail[] = [];
+const smtpError = (responseCode: number, message: string) =>
+  Object.assign(new Error(message), { responseCode });
+
+const server = new SMTPServer({
+  disabledCommands: ["STARTTLS"],
+  allowInsecureAuth: true,
+  authOptional: true,
+  onAuth(auth, _session, callback) {
+    if (auth.username === "alerts" && auth.password === "pa55word") callback(null, { user: auth.username });
+    else callback(smtpError(535, "Authentication failed"));
+  },
+  onRcptTo(address, _session, callback) {
+    if (address.address.startsWith("unknown")) callback(smtpError(550, "No such user here"));
+    else if (address.address.startsWith("greylisted"))
+      callback(smtpError(451, "Greylisted, try again later"));
+    else callback();
+  },
+  onData(stream, session, callback) {
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => {
+      received.push({
+        from: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+        to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
+        raw: Buffer.concat(chunks).toString("utf8"),
+      });
+      callback(null, "Queued as 1234");
+    });
+  },
+});
+
+let port = 0;
+const tempDir = mkdtempSync(join(tmpdir(), "email-channel-"));
+const channels: EmailChannel[] = [];
+
+beforeAll(async () => {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  port = (server.server.address() as AddressInfo).port;
+});
+afterAll(async () => {
+  for (const channel of channels) channel.close();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  rmSync(tempDir, { recursive: true, force: true });
+});
+afterEach(() => {
+  received.length = 0;
+});
+
+function emailChannel(overrides: Partial<SmtpConfig> = {}, env: Record<string, string> = {}): EmailChannel {
+  const config: SmtpConfig = {
+    host: "127.0.0.1",
+    port,
+    security: "none",
+    from: "Alerting <alerts@alerting.example>",
+    timeoutMs: 2000,
+    connectionsMax: 2,
+    ...overrides,
+  };
+  const channel = new EmailChannel(config, env);
+  channels.push(channel);
+  return channel;
+}
+
+const decodeQuotedPrintable = (text: string) =>
+  text
+    .replace(/=\r\n/g, "")
+    .replace(/=([0-9A-F]{2})/g, (_, hex) => String.fromCharCode(Number.parseInt(hex, 16)));
+
+/** The Subject header, unfolded, its RFC 2047 Q-encoded words decoded. */
+function subjectOf(raw: string): string {
+  const folded = /\r\nSubject: (.*(?:\r\n .*)*)/.exec(raw)?.[1] ?? "";
+  return folded
+    .replace(/\?=\r\n =\?/g, "?==?")
+    .replace(/=\?UTF-8\?Q\?(.*?)\?=/g, (_, word: string) => decodeQuotedPrintable(word.replace(/_/g, " ")));
+}
+
+/** Enough MIME for assertions: the decoded body of the part with the given content type. */
+function mimePart(raw: string, contentType: string): string {
+  const start = raw.indexOf(`Content-Type: ${contentType}`);
+  if (start < 0) throw new Error(`no ${contentType} part`);
+  const headerEnd = raw.indexOf("\r\n\r\n", start);
+  const bodyEnd = raw.indexOf("\r\n----", headerEnd);
+  const headers = raw.slice(start, headerEnd);
+  const body = raw.slice(headerEnd + 4, bodyEnd);
+  return headers.includes("quoted-printable") ? decodeQuotedPrintable(body) : body;
+}
+
+describe("email delivery", () => {
+  test("one message to every recipient, with subject, text and escaped HTML", async () => {
+    const alert = notification({
+      severity: "HIGH",
+      name: `<script>alert("x")</script> & co`,
+      context: { note: "<b>bold</b> 'quoted'" },
+    });
+    const result = await emailChannel().deliver(
+      endpoint("email", " ops@example.com, oncall@example.com ,"),
+      alert,
+    );
+
+    expect(result).toMatchObject({ outcome: "SUCCESS", retryable: false });
+    expect(result.smtpReply).toStartWith("250");
+    expect(result.smtpReply).toContain("Queued as 1234");
+    expect(received).toHaveLength(1);
+    const [mail] = received;
+    if (mail === undefined) throw new Error("no mail");
+    expect(mail.from).toBe("alerts@alerting.example");
+    expect(mail.to).toEqual(["ops@example.com", "oncall@example.com"]);
+    expect(subjectOf(mail.raw)).toBe(`[HIGH] <script>alert("x")</script> & co`);
+    expect(mail.raw).toContain("Message-ID: <notification-4242@alerting.example>");
+
+    const text = mimePart(mail.raw, "text/plain");
+    expect(text).toContain(`Name: <script>alert("x")</script> & co`);
+    expect(text).toContain("Alert ID: alert-7");
+    expect(text).toContain("note: <b>bold</b> 'quoted'");
+
+    const html = mimePart(mail.raw, "text/html");
+    expect(html).toContain("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co");
+    expect(html).toContain("note: &lt;b&gt;bold&lt;/b&gt; &#39;quoted&#39;");
+    expect(html).not.toContain("<script>");
+    expect(html).not.toContain("<b>");
+  });
+
+  test("550 for every recipient is permanent, with the reply recorded", async () => {
+    const result = await emailChannel().deliver(endpoint("email", "unknown@example.com"), notification());
+    expect(result).toMatchObject({ outcome: "PERMANENT", retryable: false });
+    expect(result.smtpReply).toStartWith("550");
+    expect(received).toHaveLength(0);
+  });
+
+  test("451 is retryable", async () => {
+    const result = await emailChannel().deliver(endpoint("email", "greylisted@example.com"), notification());
+    expect(result).toMatchObject({ outcome: "RETRYABLE", retryable: true });
+    expect(result.smtpReply).toStartWith("451");
+  });
+
+  test("some recipients rejected: delivered to the rest, rejections noted, no retry", async () => {
+    const result = await emailChannel().deliver(
+      endpoint("email", "ops@example.com,unknown@example.com"),
+      notification(),
+    );
+    expect(result).toMatchObject({ outcome: "SUCCESS", error: "rejected recipients: unknown@example.com" });
+    expect(received[0]?.to).toEqual(["ops@example.com"]);
+  });
+
+  test("no recipients is permanent", async () => {
+    const result = await emailChannel().deliver(endpoint("email", " , "), notification());
+    expect(result).toMatchObject({ outcome: "PERMANENT", error: "no recipients" });
+  });
+
+  test("authenticates with a password from the environment or from a file", async () => {
+    const fromEnv = emailChannel(
+      { auth: { user: "alerts", password: { env: "SMTP_PASSWORD" } } },
+      { SMTP_PASSWORD: "pa55word" },
+    );
+    expect((await fromEnv.deliver(endpoint("email", "ops@example.com"), notification())).outcome).toBe(
+      "SUCCESS",
+    );
+
+    const passwordFile = join(tempDir, "smtp-password");
+    writeFileSync(passwordFile, "pa55word\n");
+    const fromFile = emailChannel({ auth: { user: "alerts", password: { file: passwordFile } } });
+    expect((await fromFile.deliver(endpoint("email", "ops@example.com"), notification())).outcome).toBe(
+      "SUCCESS",
+    );
+  });
+
+  test("a wrong password is a permanent 535", async () => {
+    const channel = emailChannel({ auth: { user: "alerts", password: { env: "P" } } }, { P: "wrong" });
+    const result = await channel.deliver(endpoint("email", "ops@example.com"), notification());
+    expect(result).toMatchObject({ outcome: "PERMANENT" });
+    expect(result.smtpReply).toStartWith("535");
+    expect(JSON.stringify(result)).not.toContain("wrong");
+  });
+
+  test("a missing password source is a configuration error at construction", () => {
+    expect(() => emailChannel({ auth: { user: "alerts", password: { env: "ABSENT" } } })).toThrow(
+      SmtpConfigError,
+    );
+    expect(() =>
+      emailChannel({ auth: { user: "alerts", password: { file: join(tempDir, "none") } } }),
+    ).toThrow(SmtpConfigError);
+  });
+
+  test("an unreachable server is retryable", async () => {
+    const closed = new SMTPServer({ disabledCommands: ["STARTTLS"] });
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const closedPort = (closed.server.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const result = await emailChannel({ port: closedPort }).deliver(
+      endpoint("email", "ops@example.com"),
+      notification(),
+    );
+    expect(result).toMatchObject({ outcome: "RETRYABLE", retryable: true });
+    expect(result.error).toContain("ECONNREFUSED");
+  });
+});

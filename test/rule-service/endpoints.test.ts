@@ -1,0 +1,140 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { createClient, createRule, type Service, startService } from "./helpers.ts";
+
+const service: Service = startService();
+afterAll(() => service.stop());
+
+async function setup() {
+  const client = await createClient(service);
+  const rule = await createRule(service, client);
+  return { client, rule, as: { token: client.key }, endpointsPath: `/api/v1/rules/${rule.id}/endpoints` };
+}
+
+describe("endpoints", () => {
+  test("each type validates its value; emails may be a comma-separated list", async () => {
+    const { as, endpointsPath } = await setup();
+    const valid = [
+      {
+        type: "email",
+        value: " ops@example.com , oncall@example.org",
+        stored: "ops@example.com,oncall@example.org",
+      },
+      { type: "slack", value: "https://hooks.slack.com/services/T/B/X" },
+      { type: "webhook", value: "http://10.0.0.1:8080/hook?x=1" },
+    ];
+    for (const { stored, ...body } of valid) {
+      const reply = await service.call("POST", endpointsPath, { ...as, body });
+      expect(reply.status).toBe(201);
+      expect(reply.body).toMatchObject({
+        type: body.type,
+        value: stored ?? body.value,
+        enabled: true,
+        version: 1,
+      });
+    }
+    const invalid = [
+      { type: "email", value: "not-an-address" },
+      { type: "email", value: "a@example.com,,b@example.com" },
+      { type: "email", value: Array.from({ length: 51 }, (_, i) => `u${i}@example.com`).join(",") },
+      { type: "slack", value: "ftp://example.com/x" },
+      { type: "webhook", value: "example.com/hook" },
+      { type: "webhook", value: "https://exa mple.com" },
+    ];
+    for (const body of invalid) {
+      const reply = await service.call("POST", endpointsPath, { ...as, body });
+      expect(reply.status).toBe(400);
+      expect(Object.keys(reply.body.error.fields)).toEqual(["value"]);
+    }
+    const badType = await service.call("POST", endpointsPath, {
+      ...as,
+      body: { type: "sms", value: "1", x: 1 },
+    });
+    expect(Object.keys(badType.body.error.fields).sort()).toEqual(["type", "x"]);
+  });
+
+  test("the webhook secret is write-only and webhook-only", async () => {
+    const { as, endpointsPath } = await setup();
+    const secret = "s3cret-s3cret-s3cret";
+    const created = await service.call("POST", endpointsPath, {
+      ...as,
+      body: { type: "webhook", value: "https://example.com/h", secret },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.has_secret).toBe(true);
+    expect(JSON.stringify(created.body)).not.toContain(secret);
+    const path = `/api/v1/endpoints/${created.body.id}`;
+    expect(JSON.stringify((await service.call("GET", path, as)).body)).not.toContain(secret);
+    expect(JSON.stringify((await service.call("GET", endpointsPath, as)).body)).not.toContain(secret);
+
+    const onSlack = await service.call("POST", endpointsPath, {
+      ...as,
+      body: { type: "slack", value: "https://example.com/s", secret },
+    });
+    expect(onSlack.body.error.fields).toEqual({ secret: "only webhook endpoints take a secret" });
+    const cleared = await service.call("PATCH", path, { ...as, body: { secret: null, version: 1 } });
+    expect(cleared.body).toMatchObject({ has_secret: false, version: 2 });
+    const reset = await service.call("PATCH", path, { ...as, body: { secret, version: 2 } });
+    expect(reset.body.has_secret).toBe(true);
+    // Switching away from webhook drops the secret.
+    const slack = await service.call("PATCH", path, { ...as, body: { type: "slack", version: 3 } });
+    expect(slack.body).toMatchObject({ type: "slack", has_secret: false });
+  });
+
+  test("get, update and delete with optimistic locking", async () => {
+    const { as, endpointsPath, rule } = await setup();
+    const created = await service.call("POST", endpointsPath, {
+      ...as,
+      body: { type: "email", value: "a@example.com", enabled: false },
+    });
+    const path = `/api/v1/endpoints/${created.body.id}`;
+    expect((await service.call("GET", path, as)).body).toEqual(created.body);
+    expect(created.body.rule_id).toBe(rule.id);
+
+    const patched = await service.call("PATCH", path, {
+      ...as,
+      body: { value: "b@example.com", version: 1 },
+    });
+    expect(patched.body).toMatchObject({ value: "b@example.com", version: 2, enabled: false });
+    const stale = await service.call("PATCH", path, { ...as, body: { enabled: true, version: 1 } });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error.current_version).toBe(2);
+    const wrongType = await service.call("PATCH", path, { ...as, body: { type: "webhook", version: 2 } });
+    expect(wrongType.body.error.fields).toHaveProperty("value");
+
+    expect((await service.call("DELETE", `${path}?version=1`, as)).status).toBe(409);
+    expect((await service.call("DELETE", `${path}?version=2`, as)).status).toBe(204);
+    expect((await service.call("GET", path, as)).status).toBe(404);
+    expect((await service.call("PATCH", path, { ...as, body: { version: 2 } })).status).toBe(404);
+    expect((await service.call("DELETE", path, as)).status).toBe(404);
+  });
+
+  test("duplicates conflict; endpoint changes write no outbox rows", async () => {
+    const { as, endpointsPath, rule } = await setup();
+    const body = { type: "slack", value: "https://example.com/s" };
+    expect((await service.call("POST", endpointsPath, { ...as, body })).status).toBe(201);
+    expect((await service.call("POST", endpointsPath, { ...as, body })).status).toBe(409);
+    const events = await service.sql`SELECT 1 FROM rule_outbox WHERE rule_id = ${rule.id}`;
+    expect(events.length).toBe(1);
+  });
+
+  test("unknown rules and endpoints are 404; malformed ids 400", async () => {
+    const { as } = await setup();
+    const unknownRule = `/api/v1/rules/${crypto.randomUUID()}/endpoints`;
+    const body = { type: "slack", value: "https://example.com/s" };
+    expect((await service.call("POST", unknownRule, { ...as, body })).status).toBe(404);
+    expect((await service.call("GET", unknownRule, as)).status).toBe(404);
+    expect((await service.call("GET", `/api/v1/endpoints/${crypto.randomUUID()}`, as)).status).toBe(404);
+    expect((await service.call("GET", "/api/v1/endpoints/123", as)).status).toBe(400);
+    expect((await service.call("GET", "/api/v1/rules/123/endpoints", as)).status).toBe(400);
+  });
+
+  test("deleting the rule deletes its endpoints", async () => {
+    const { as, endpointsPath, rule } = await setup();
+    const created = await service.call("POST", endpointsPath, {
+      ...as,
+      body: { type: "email", value: "a@example.com" },
+    });
+    await service.call("DELETE", `/api/v1/rules/${rule.id}`, as);
+    expect((await service.call("GET", `/api/v1/endpoints/${created.body.id}`, as)).status).toBe(404);
+  });
+});

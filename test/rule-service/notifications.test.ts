@@ -1,0 +1,47 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { createClient, insertNotification, type Service, startService } from "./helpers.ts";
+
+const service: Service = startService();
+afterAll(() => service.stop());
+
+describe("notifications", () => {
+  test("get one with its delivery attempts", async () => {
+    const client = await createClient(service);
+    const { id, deliveryIds } = await insertNotification(service.sql, client.id, "SENT");
+    const reply = await service.call("GET", `/api/v1/notifications/${id}`, { token: client.key });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ id, client_id: client.id, status: "SENT", context: { host: "h1" } });
+    expect(reply.body).not.toHaveProperty("lease_until");
+    expect(reply.body.deliveries.map((d: { id: string }) => d.id)).toEqual(deliveryIds);
+    expect(reply.body.deliveries[0]).toMatchObject({
+      outcome: "RETRYABLE",
+      http_status: 503,
+      latency_ms: 12,
+    });
+  });
+
+  test("list by client_id and status", async () => {
+    const client = await createClient(service);
+    const sent = await insertNotification(service.sql, client.id, "SENT");
+    const failed = await insertNotification(service.sql, client.id, "FAILED");
+    const ids = async (query: string, token?: string) =>
+      (await service.call("GET", `/api/v1/notifications?${query}`, { token })).body.items.map(
+        (n: { id: string }) => n.id,
+      );
+    expect(await ids(`client_id=${client.id}`)).toEqual([sent.id, failed.id]);
+    expect(await ids(`client_id=${client.id}&status=FAILED`)).toEqual([failed.id]);
+    expect(await ids("status=SENT", client.key)).toEqual([sent.id]);
+    expect(await ids("status=RETRY", client.key)).toEqual([]);
+    const bad = await service.call("GET", "/api/v1/notifications?status=LOST");
+    expect(bad.body.error.fields).toHaveProperty("status");
+  });
+
+  test("unknown ids are 404; malformed ids 400", async () => {
+    expect((await service.call("GET", "/api/v1/notifications/9223372036854775807")).status).toBe(404);
+    for (const id of ["0", "-1", "abc", "9223372036854775808", "1.5", crypto.randomUUID()]) {
+      const reply = await service.call("GET", `/api/v1/notifications/${id}`);
+      expect(reply.status).toBe(400);
+      expect(reply.body.error.fields).toHaveProperty("id");
+    }
+  });
+});

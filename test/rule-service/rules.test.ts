@@ -1,0 +1,150 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { createClient, createRule, type Service, startService } from "./helpers.ts";
+
+const service: Service = startService();
+afterAll(() => service.stop());
+
+async function outboxOf(ruleId: string) {
+  return service.sql<{ action: string; version: number; client_id: string }[]>`
+    SELECT action, version, client_id FROM rule_outbox WHERE rule_id = ${ruleId} ORDER BY id`;
+}
+
+describe("rules", () => {
+  test("create with a key defaults client_id; the admin must name it", async () => {
+    const client = await createClient(service);
+    const body = { severity: "CRITICAL", source: "db", name: "*" };
+    const byKey = await service.call("POST", "/api/v1/rules", { body, token: client.key });
+    expect(byKey.status).toBe(201);
+    expect(byKey.body).toMatchObject({ ...body, client_id: client.id, enabled: true, version: 1 });
+
+    const missing = await service.call("POST", "/api/v1/rules", { body });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error.fields).toEqual({ client_id: "is required" });
+    const byAdmin = await service.call("POST", "/api/v1/rules", {
+      body: { ...body, name: "x", client_id: client.id, enabled: false },
+    });
+    expect(byAdmin.status).toBe(201);
+    expect(byAdmin.body.enabled).toBe(false);
+  });
+
+  test("an unknown client_id is a 404 naming client_id", async () => {
+    const reply = await service.call("POST", "/api/v1/rules", {
+      body: { client_id: crypto.randomUUID(), severity: "LOW", source: "a", name: "b" },
+    });
+    expect(reply.status).toBe(404);
+    expect(reply.body.error.fields).toEqual({ client_id: "no such client" });
+  });
+
+  test("invalid bodies name each bad field", async () => {
+    const client = await createClient(service);
+    const cases: [unknown, string[]][] = [
+      [{}, ["severity", "source", "name"]],
+      [{ severity: "URGENT", source: "a", name: "b" }, ["severity"]],
+      [{ severity: "LOW", source: 1, name: true, enabled: "yes" }, ["source", "name", "enabled"]],
+      [{ severity: "*", source: "*", name: "*" }, ["severity", "source", "name"]],
+      [{ severity: "LOW", source: "a", name: "b", client_id: "nope" }, ["client_id"]],
+      [{ severity: "LOW", source: "a", name: "b", version: 3 }, ["version"]],
+    ];
+    for (const [body, fields] of cases) {
+      const reply = await service.call("POST", "/api/v1/rules", { body, token: client.key });
+      expect(reply.status).toBe(400);
+      expect(Object.keys(reply.body.error.fields).sort()).toEqual(fields.sort());
+    }
+  });
+
+  test("duplicates conflict", async () => {
+    const client = await createClient(service);
+    const rule = await createRule(service, client);
+    const body = { severity: rule.severity, source: rule.source, name: rule.name };
+    const again = await service.call("POST", "/api/v1/rules", { body, token: client.key });
+    expect(again.status).toBe(409);
+    const other = await createRule(service, client);
+    const clash = await service.call("PATCH", `/api/v1/rules/${other.id}`, {
+      body: { source: rule.source, version: 1 },
+      token: client.key,
+    });
+    expect(clash.status).toBe(409);
+  });
+
+  test("get, replace, update and delete with optimistic locking", async () => {
+    const client = await createClient(service);
+    const rule = await createRule(service, client);
+    const path = `/api/v1/rules/${rule.id}`;
+    const as = { token: client.key };
+    expect((await service.call("GET", path, as)).body).toEqual(rule);
+
+    const put = await service.call("PUT", path, {
+      ...as,
+      body: { severity: "LOW", source: "s", name: "n", enabled: false, version: 1 },
+    });
+    expect(put.body).toMatchObject({ severity: "LOW", source: "s", name: "n", enabled: false, version: 2 });
+    const partialPut = await service.call("PUT", path, { ...as, body: { severity: "LOW", version: 2 } });
+    expect(Object.keys(partialPut.body.error.fields).sort()).toEqual(["enabled", "name", "source"]);
+
+    const stale = await service.call("PATCH", path, { ...as, body: { enabled: true, version: 1 } });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error.current_version).toBe(2);
+    const patched = await service.call("PATCH", path, { ...as, body: { enabled: true, version: 2 } });
+    expect(patched.body).toMatchObject({ enabled: true, source: "s", version: 3 });
+    expect((await service.call("PATCH", path, { ...as, body: { enabled: true } })).status).toBe(400);
+
+    expect((await service.call("DELETE", `${path}?version=2`, as)).status).toBe(409);
+    expect((await service.call("DELETE", `${path}?version=3`, as)).status).toBe(204);
+    expect((await service.call("GET", path, as)).status).toBe(404);
+    expect((await service.call("PATCH", path, { ...as, body: { version: 3 } })).status).toBe(404);
+    expect((await service.call("DELETE", path, as)).status).toBe(404);
+  });
+
+  test("an update into all wildcards is a 400 and changes nothing", async () => {
+    const client = await createClient(service);
+    const rule = await createRule(service, client, { severity: "*", source: "*", name: "cpu" });
+    const reply = await service.call("PATCH", `/api/v1/rules/${rule.id}`, {
+      body: { name: "*", version: 1 },
+      token: client.key,
+    });
+    expect(reply.status).toBe(400);
+    expect(Object.keys(reply.body.error.fields).sort()).toEqual(["name", "severity", "source"]);
+    expect((await outboxOf(rule.id)).map((e) => e.action)).toEqual(["CREATED"]);
+  });
+
+  test("every change writes one outbox row with the rule's version; failed changes write none", async () => {
+    const client = await createClient(service);
+    const rule = await createRule(service, client);
+    const path = `/api/v1/rules/${rule.id}`;
+    await service.call("PATCH", path, { body: { enabled: false, version: 1 } });
+    await service.call("PATCH", path, { body: { enabled: true, version: 1 } }); // stale: 409
+    await service.call("PATCH", path, { body: { name: "n2", version: 2 } });
+    await service.call("DELETE", path);
+    expect([...(await outboxOf(rule.id))]).toEqual([
+      { action: "CREATED", version: 1, client_id: client.id },
+      { action: "UPDATED", version: 2, client_id: client.id },
+      { action: "UPDATED", version: 3, client_id: client.id },
+      { action: "DELETED", version: 4, client_id: client.id },
+    ]);
+  });
+
+  test("lists filter by client_id, enabled and severity", async () => {
+    const a = await createClient(service);
+    const b = await createClient(service);
+    const low = await createRule(service, a, { severity: "LOW" });
+    const off = await createRule(service, a, { severity: "HIGH", enabled: false });
+    const onB = await createRule(service, b, { severity: "LOW" });
+    const ids = async (query: string, token?: string) =>
+      (await service.call("GET", `/api/v1/rules?${query}`, { token })).body.items.map(
+        (r: { id: string }) => r.id,
+      );
+
+    expect(await ids(`client_id=${a.id}`)).toEqual([low.id, off.id].sort());
+    expect(await ids(`client_id=${a.id}&severity=LOW`)).toEqual([low.id]);
+    expect(await ids(`client_id=${a.id}&enabled=false`)).toEqual([off.id]);
+    expect(await ids(`client_id=${b.id}`)).toEqual([onB.id]);
+    expect(await ids("", a.key)).toEqual([low.id, off.id].sort());
+    expect(await ids(`client_id=${b.id}`, a.key)).toEqual([]);
+
+    for (const query of ["enabled=yes", "severity=URGENT", "client_id=1", "sort=name", "limit=1&limit=2"]) {
+      const reply = await service.call("GET", `/api/v1/rules?${query}`);
+      expect(reply.status).toBe(400);
+      expect(Object.keys(reply.body.error.fields)).toHaveLength(1);
+    }
+  });
+});
