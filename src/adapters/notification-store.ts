@@ -19,6 +19,12 @@ export interface PendingNotification {
 }
 
 /**
+ * When the sender's scheduler picks a RECEIVED row up by itself, in case its notifications.ready
+ * never gets processed. Normally the row is SENT long before.
+ */
+const safetyNetDelayMs = 60_000;
+
+/**
  * Inserts a batch in one statement, deduplicated on (client_id, alert_id), and returns every row
  * of the batch that is not terminal yet: the new ones and those an earlier attempt inserted but
  * whose notifications.ready may never have been produced (a crash between insert and produce).
@@ -34,8 +40,9 @@ export async function insertNotifications(
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])
          AS t(client_id, alert_id, severity, source, name, context, rule_ids, event_ms)
      ), inserted AS (
-       INSERT INTO notifications (client_id, alert_id, severity, source, name, context, rule_ids, event_time)
-       SELECT client_id, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0)
+       INSERT INTO notifications (client_id, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at)
+       SELECT client_id, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
+              now() + make_interval(secs => $9::float8 / 1000)
        FROM input
        ON CONFLICT (client_id, alert_id) DO NOTHING
        RETURNING id, client_id, alert_id
@@ -54,6 +61,7 @@ export async function insertNotifications(
       rows.map((r) => JSON.stringify(r.context)),
       rows.map((r) => `{${r.ruleIds.join(",")}}`),
       rows.map((r) => r.eventTimeMs),
+      safetyNetDelayMs,
     ] as never[],
   );
   return result.map((r) => ({ id: String(r.id), clientId: r.client_id, alertId: r.alert_id }));

@@ -1,0 +1,189 @@
+/**
+ * The sender's view of Postgres: claim notifications under a lease, find their pending endpoints,
+ * and record an attempt's deliveries and resulting statuses in one statement.
+ *
+ * `next_attempt_at` is when the scheduler should look at a non-terminal row by itself: the retry
+ * time for RETRY, the lease expiry for SENDING, a safety net for RECEIVED.
+ */
+import type { Endpoint, Notification } from "../channels/types.ts";
+import type { StatusDecision } from "../core/delivery-status.ts";
+import type { Sql } from "./postgres.ts";
+
+export interface ClaimedNotification extends Notification {
+  /** Attempts including this claim; fences the final status update against a later claimer. */
+  attempts: number;
+}
+
+export interface EndpointWork {
+  pending: Endpoint[];
+  deliveredEarlier: number;
+  permanentEarlier: number;
+}
+
+export interface AttemptRecord {
+  notificationId: string;
+  endpointId: string;
+  channel: string;
+  outcome: string;
+  httpStatus: number | null;
+  smtpReply: string | null;
+  latencyMs: number;
+  error: string | null;
+}
+
+export interface StatusUpdate {
+  notificationId: string;
+  attempts: number;
+  decision: StatusDecision;
+}
+
+interface ClaimedRow {
+  id: string;
+  client_id: string;
+  alert_id: string;
+  severity: Notification["severity"];
+  source: string;
+  name: string;
+  context: Record<string, unknown>;
+  rule_ids: string[];
+  event_time: Date;
+  attempts: number;
+}
+
+const claimedColumns =
+  "n.id, n.client_id, n.alert_id, n.severity, n.source, n.name, n.context, n.rule_ids, n.event_time, n.attempts";
+
+function toClaimed(row: ClaimedRow): ClaimedNotification {
+  return {
+    id: String(row.id),
+    clientId: row.client_id,
+    alertId: row.alert_id,
+    severity: row.severity,
+    source: row.source,
+    name: row.name,
+    context: row.context,
+    ruleIds: row.rule_ids,
+    eventTime: row.event_time,
+    attempts: row.attempts,
+  };
+}
+
+export class DeliveryStore {
+  constructor(
+    private readonly sql: Sql,
+    private readonly leaseMs: number,
+  ) {}
+
+  /**
+   * Claims the given notifications that are claimable now: RECEIVED, RETRY that is due, or SENDING
+   * whose lease expired. A row another sender holds is skipped (the update re-checks after its lock).
+   */
+  async claim(ids: readonly string[]): Promise<ClaimedNotification[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.sql.unsafe<ClaimedRow[]>(
+      `UPDATE notifications n
+       SET status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
+           lease_until = now() + make_interval(secs => $2::float8 / 1000), next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
+       WHERE n.id = ANY($1::bigint[])
+         AND (n.status = 'RECEIVED' OR (n.status IN ('RETRY', 'SENDING') AND n.next_attempt_at <= now()))
+       RETURNING ${claimedColumns}`,
+      [ids as string[], this.leaseMs] as never[],
+    );
+    return rows.map(toClaimed);
+  }
+
+  /** Claims up to `limit` rows whose next_attempt_at has come, skipping rows locked by others. */
+  async claimDue(limit: number): Promise<ClaimedNotification[]> {
+    const rows = await this.sql.unsafe<ClaimedRow[]>(
+      `UPDATE notifications n
+       SET status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
+           lease_until = now() + make_interval(secs => $2::float8 / 1000), next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
+       FROM (SELECT id FROM notifications
+             WHERE status IN ('RECEIVED', 'RETRY', 'SENDING') AND next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+       WHERE n.id = due.id
+       RETURNING ${claimedColumns}`,
+      [limit, this.leaseMs] as never[],
+    );
+    return rows.map(toClaimed);
+  }
+
+  /**
+   * Enabled endpoints of each notification's matched rules, deduplicated by (type, value) so two
+   * rules naming the same URL deliver once, minus those already delivered or refused for good.
+   */
+  async endpointWork(notifications: readonly ClaimedNotification[]): Promise<Map<string, EndpointWork>> {
+    const work = new Map<string, EndpointWork>();
+    for (const n of notifications) work.set(n.id, { pending: [], deliveredEarlier: 0, permanentEarlier: 0 });
+    if (notifications.length === 0) return work;
+    const rows = await this.sql.unsafe<
+      {
+        notification_id: string;
+        id: string;
+        client_id: string;
+        type: Endpoint["type"];
+        value: string;
+        secret: string | null;
+        final_outcome: string | null;
+      }[]
+    >(
+      `SELECT DISTINCT ON (n.id, e.type, e.value) n.id AS notification_id, e.id, e.client_id, e.type, e.value, e.secret,
+              (SELECT d.outcome FROM deliveries d
+               WHERE d.notification_id = n.id AND d.endpoint_id = e.id AND d.outcome IN ('SUCCESS', 'PERMANENT')
+               LIMIT 1) AS final_outcome
+       FROM notifications n
+       JOIN endpoints e ON e.client_id = n.client_id AND e.rule_id = ANY(n.rule_ids) AND e.enabled
+       WHERE n.id = ANY($1::bigint[])
+       ORDER BY n.id, e.type, e.value, e.id`,
+      [notifications.map((n) => n.id)] as never[],
+    );
+    for (const row of rows) {
+      const entry = work.get(String(row.notification_id));
+      if (!entry) continue;
+      if (row.final_outcome === "SUCCESS") entry.deliveredEarlier++;
+      else if (row.final_outcome === "PERMANENT") entry.permanentEarlier++;
+      else
+        entry.pending.push({
+          id: row.id,
+          clientId: row.client_id,
+          type: row.type,
+          value: row.value,
+          secret: row.secret,
+        });
+    }
+    return work;
+  }
+
+  /**
+   * Records every delivery attempt and applies the resulting statuses in one statement. A status is
+   * applied only while the row is still ours (SENDING with the attempts count we claimed).
+   */
+  async recordAttempt(attempts: readonly AttemptRecord[], updates: readonly StatusUpdate[]): Promise<void> {
+    await this.sql.unsafe(
+      `WITH recorded AS (
+         INSERT INTO deliveries (notification_id, endpoint_id, channel, outcome, http_status, smtp_reply, latency_ms, error)
+         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::text[])
+       )
+       UPDATE notifications n
+       SET status = v.status, updated_at = now(), lease_until = NULL, last_error = v.error,
+           next_attempt_at = CASE WHEN v.status = 'RETRY' THEN now() + make_interval(secs => v.delay_ms / 1000) END
+       FROM unnest($9::bigint[], $10::int[], $11::text[], $12::float8[], $13::text[]) AS v(id, attempts, status, delay_ms, error)
+       WHERE n.id = v.id AND n.status = 'SENDING' AND n.attempts = v.attempts`,
+      [
+        attempts.map((a) => a.notificationId),
+        attempts.map((a) => a.endpointId),
+        attempts.map((a) => a.channel),
+        attempts.map((a) => a.outcome),
+        attempts.map((a) => a.httpStatus),
+        attempts.map((a) => a.smtpReply),
+        attempts.map((a) => a.latencyMs),
+        attempts.map((a) => a.error),
+        updates.map((u) => u.notificationId),
+        updates.map((u) => u.attempts),
+        updates.map((u) => u.decision.status),
+        updates.map((u) => u.decision.nextAttemptDelayMs ?? 0),
+        updates.map((u) => u.decision.error ?? null),
+      ] as never[],
+    );
+  }
+}

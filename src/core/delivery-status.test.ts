@@ -1,0 +1,53 @@
+import { describe, expect, test } from "bun:test";
+import type { DeliveryResult } from "../channels/types.ts";
+import { decideStatus } from "./delivery-status.ts";
+
+const ok: DeliveryResult = { outcome: "SUCCESS", retryable: false, latencyMs: 1 };
+const retry = (retryAfterMs?: number): DeliveryResult => ({
+  outcome: "RETRYABLE",
+  retryable: true,
+  latencyMs: 1,
+  error: "HTTP 503",
+  retryAfterMs,
+});
+const refused: DeliveryResult = { outcome: "PERMANENT", retryable: false, latencyMs: 1, error: "HTTP 404" };
+const policy = { baseDelayMs: 1000, delayCapMs: 60_000, attemptsMax: 3 };
+const half = () => 0.5;
+const attempt = (results: DeliveryResult[], attemptsMade = 1, earlier = { delivered: 0, permanent: 0 }) =>
+  decideStatus(
+    { results, deliveredEarlier: earlier.delivered, permanentEarlier: earlier.permanent, attemptsMade },
+    half,
+    policy,
+  );
+
+describe("decideStatus", () => {
+  test("every endpoint delivered -> SENT", () => {
+    expect(attempt([ok, ok])).toEqual({ status: "SENT" });
+  });
+  test("a retryable failure -> RETRY with jittered backoff", () => {
+    expect(attempt([ok, retry()], 2)).toEqual({
+      status: "RETRY",
+      nextAttemptDelayMs: 1000,
+      error: "HTTP 503",
+    });
+  });
+  test("Retry-After is a floor for the next attempt", () => {
+    expect(attempt([retry(30_000)]).nextAttemptDelayMs).toBe(30_000);
+  });
+  test("retryable failures run out of attempts -> FAILED", () => {
+    const decision = attempt([retry()], 3);
+    expect(decision.status).toBe("FAILED");
+    expect(decision.error).toContain("gave up after 3 attempts");
+  });
+  test("a permanent refusal -> FAILED with its reason, unless something can still be retried", () => {
+    expect(attempt([ok, refused])).toEqual({ status: "FAILED", error: "HTTP 404" });
+    expect(attempt([refused, retry()]).status).toBe("RETRY");
+    expect(attempt([ok], 2, { delivered: 0, permanent: 1 }).status).toBe("FAILED");
+  });
+  test("no endpoint at all -> FAILED, so no row waits forever", () => {
+    expect(attempt([])).toEqual({ status: "FAILED", error: "no enabled endpoint" });
+  });
+  test("nothing pending after earlier successes -> SENT", () => {
+    expect(attempt([], 2, { delivered: 2, permanent: 0 })).toEqual({ status: "SENT" });
+  });
+});

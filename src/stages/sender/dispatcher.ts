@@ -1,0 +1,92 @@
+/**
+ * Delivers claimed notifications: every pending endpoint through its channel, paced per endpoint by
+ * the rate limiter, then one statement records the attempts and the statuses decided from them.
+ */
+import type {
+  AttemptRecord,
+  ClaimedNotification,
+  DeliveryStore,
+  StatusUpdate,
+} from "../../adapters/delivery-store.ts";
+import type { Channel, DeliveryResult, Endpoint, EndpointType } from "../../channels/types.ts";
+import { decideStatus } from "../../core/delivery-status.ts";
+import { type KeyedRateLimiter, RateLimitQueueFullError } from "../../core/rate-limit.ts";
+import type { BackoffPolicy } from "../../core/retry.ts";
+
+export interface DispatchCounts {
+  delivered: number;
+  retryable: number;
+  permanent: number;
+}
+
+export class Dispatcher {
+  constructor(
+    private readonly store: DeliveryStore,
+    private readonly channels: ReadonlyMap<EndpointType, Channel>,
+    private readonly limiter: KeyedRateLimiter,
+    private readonly policy: BackoffPolicy,
+  ) {}
+
+  async dispatch(notifications: readonly ClaimedNotification[]): Promise<DispatchCounts> {
+    const counts: DispatchCounts = { delivered: 0, retryable: 0, permanent: 0 };
+    if (notifications.length === 0) return counts;
+    const work = await this.store.endpointWork(notifications);
+    const attempts: AttemptRecord[] = [];
+    const updates: StatusUpdate[] = [];
+    await Promise.all(
+      notifications.map(async (notification) => {
+        const { pending, deliveredEarlier, permanentEarlier } = work.get(notification.id) ?? {
+          pending: [],
+          deliveredEarlier: 0,
+          permanentEarlier: 0,
+        };
+        const results = await Promise.all(pending.map((endpoint) => this.#deliver(endpoint, notification)));
+        results.forEach((result, i) => {
+          const endpoint = pending[i] as Endpoint;
+          attempts.push({
+            notificationId: notification.id,
+            endpointId: endpoint.id,
+            channel: endpoint.type,
+            outcome: result.outcome,
+            httpStatus: result.httpStatus ?? null,
+            smtpReply: result.smtpReply ?? null,
+            latencyMs: result.latencyMs,
+            error: result.error ?? null,
+          });
+          if (result.outcome === "SUCCESS") counts.delivered++;
+          else if (result.outcome === "RETRYABLE") counts.retryable++;
+          else counts.permanent++;
+        });
+        const decision = decideStatus(
+          { results, deliveredEarlier, permanentEarlier, attemptsMade: notification.attempts },
+          Math.random,
+          this.policy,
+        );
+        updates.push({ notificationId: notification.id, attempts: notification.attempts, decision });
+      }),
+    );
+    await this.store.recordAttempt(attempts, updates);
+    return counts;
+  }
+
+  async #deliver(endpoint: Endpoint, notification: ClaimedNotification): Promise<DeliveryResult> {
+    const channel = this.channels.get(endpoint.type);
+    if (!channel) {
+      return {
+        outcome: "PERMANENT",
+        retryable: false,
+        latencyMs: 0,
+        error: `${endpoint.type} is not configured on this sender`,
+      };
+    }
+    try {
+      return await this.limiter.run(endpoint.id, () => channel.deliver(endpoint, notification));
+    } catch (error) {
+      // Too many waiting for this endpoint: nothing was sent, try again later.
+      if (error instanceof RateLimitQueueFullError) {
+        return { outcome: "RETRYABLE", retryable: true, latencyMs: 0, error: error.message };
+      }
+      throw error;
+    }
+  }
+}
