@@ -1,1 +1,2 @@
+DROP SEQUENCE rules_snapshot_version;
 DROP TABLE rule_outbox;

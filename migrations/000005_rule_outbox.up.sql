@@ -10,3 +10,7 @@ CREATE TABLE rule_outbox (
   sent_at     timestamptz
 );
 CREATE INDEX rule_outbox_unsent ON rule_outbox (id) WHERE sent_at IS NULL;
+
+-- Version of each rules snapshot build. Taken under an advisory lock before the rules are read, so a
+-- higher version always holds rules read later: Redis `rules:version` never goes backwards.
+CREATE SEQUENCE rules_snapshot_version;

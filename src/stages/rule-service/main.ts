@@ -18,7 +18,11 @@ if (adminToken === "") {
 }
 const topic = envString("RULE_CHANGED_TOPIC", topicNames.ruleChanged);
 const sql = connectPostgres();
-const producer = new Producer({ brokers: infraUrls.kafkaBrokers, clientId: "rule-service", logger: logger.child("producer") });
+const producer = new Producer({
+  brokers: infraUrls.kafkaBrokers,
+  clientId: "rule-service",
+  logger: logger.child("producer"),
+});
 const relay = await startOutboxRelay({
   sql,
   publish: (records) => producer.send(records.map((r) => ({ topic, key: r.key, value: r.value }))),

@@ -78,7 +78,8 @@ export type RulesSnapshot = Message<"alerting.v1.RulesSnapshot"> & {
   schemaVersion: number;
 
   /**
-   * Equals Redis `rules:version` when written; the highest outbox change_id included.
+   * Equals Redis `rules:version` when written: the build number from Postgres sequence
+   * rules_snapshot_version, taken before the rules were read, so higher means newer.
    *
    * @generated from field: int64 version = 2;
    */

@@ -1,0 +1,37 @@
+import type { Rule } from "../core/matching/types.ts";
+import { parseSeverityPattern } from "../core/severity.ts";
+import type { Sql } from "./postgres.ts";
+
+export interface RuleSet {
+  version: bigint;
+  rules: Rule[];
+}
+
+/** Serialises builders, so the version order equals the order in which the rules were read. */
+const buildLockKey = 7_414_220_552;
+
+/**
+ * Every enabled rule, with a new build version. The version is drawn under an advisory lock before
+ * the rules are read (each READ COMMITTED statement sees all commits before it), so a higher version
+ * always carries rules read later, even with two updaters running.
+ */
+export async function loadEnabledRules(sql: Sql): Promise<RuleSet> {
+  return (await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${buildLockKey})`;
+    const [row] = await tx<{ version: string }[]>`SELECT nextval('rules_snapshot_version') AS version`;
+    const rows = await tx<
+      { id: string; client_id: string; severity: string; source: string; name: string }[]
+    >`
+      SELECT id, client_id, severity, source, name FROM rules WHERE enabled`;
+    const rules = rows.map(
+      (r): Rule => ({
+        ruleId: r.id,
+        clientId: r.client_id,
+        severity: parseSeverityPattern(r.severity),
+        source: r.source,
+        name: r.name,
+      }),
+    );
+    return { version: BigInt(row?.version ?? 0), rules };
+  })) as RuleSet;
+}

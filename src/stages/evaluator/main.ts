@@ -1,0 +1,48 @@
+/** evaluator: alerts.new -> compiled rule matching -> one alerts.matched record per matching client. */
+
+import { Gauge } from "prom-client";
+import { connectRedis } from "../../adapters/redis.ts";
+import { snapshotKeys } from "../../adapters/snapshot-store.ts";
+import { envInt, envString } from "../../runtime/config.ts";
+import { runConsumerStage } from "../../runtime/stage.ts";
+import { topicNames } from "../../runtime/topics.ts";
+import { createEvaluatorProcessor } from "./processor.ts";
+import { RuleBook } from "./rules.ts";
+
+await runConsumerStage({
+  name: "evaluator",
+  topic: envString("INPUT_TOPIC", topicNames.alertsNew),
+  groupId: envString("GROUP_ID", "evaluator"),
+  async createProcessor({ logger, metrics }) {
+    const redis = connectRedis();
+    const versionApplied = new Gauge({
+      name: "rules_version_applied",
+      help: "Rules snapshot version in force",
+      registers: [metrics.registry],
+    });
+    const rulesLoaded = new Gauge({
+      name: "rules_loaded",
+      help: "Rules in the snapshot in force",
+      registers: [metrics.registry],
+    });
+    const rules = new RuleBook(
+      redis,
+      snapshotKeys(envString("RULES_KEY_PREFIX", "rules:")),
+      logger.child("rules"),
+      (loaded) => {
+        versionApplied.set(Number(loaded.version));
+        rulesLoaded.set(loaded.ruleCount);
+      },
+    );
+    await rules.start(envInt("RULES_POLL_INTERVAL_MS", 100, { min: 10, max: 60_000 }));
+    return {
+      processor: createEvaluatorProcessor(rules, envString("OUTPUT_TOPIC", topicNames.alertsMatched)),
+      // Without a snapshot there is nothing to match against: wait (not ready) instead of exiting.
+      isReady: () => rules.current !== undefined,
+      async close() {
+        await rules.stop();
+        redis.disconnect();
+      },
+    };
+  },
+});
