@@ -18,7 +18,6 @@ import {
   MessageLayout,
   PartitionUnassigned,
   rdk,
-  readCString,
   VType,
   vuSizeBytes,
 } from "./native.ts";

@@ -1,0 +1,201 @@
+import { describe, expect, test } from "bun:test";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { RulesSnapshotSchema } from "../gen/alerting/v1/rule_pb.ts";
+import { prng, randomRules, randomUuid } from "./matching/test-support.ts";
+import type { Rule } from "./matching/types.ts";
+import {
+  buildSnapshot,
+  decodeSnapshot,
+  encodeSnapshot,
+  formatUuid,
+  parseUuid,
+  type Snapshot,
+  SnapshotError,
+  snapshotRules,
+} from "./snapshot.ts";
+
+const alphabet = ["a", "b", "Zürich ☃", "", "x".repeat(200)];
+
+/** The same snapshot as a @bufbuild/protobuf message. */
+function asMessage(snapshot: Snapshot) {
+  return create(RulesSnapshotSchema, {
+    ...snapshot,
+    ruleClient: Array.from(snapshot.ruleClient),
+    ruleSeverity: Array.from(snapshot.ruleSeverity),
+    ruleSource: Array.from(snapshot.ruleSource),
+    ruleName: Array.from(snapshot.ruleName),
+  });
+}
+
+function sample(seed: number, count = 50): { rules: Rule[]; snapshot: Snapshot } {
+  const random = prng(seed);
+  const rules = randomRules(random, count, alphabet);
+  return { rules, snapshot: buildSnapshot(rules, BigInt(seed) * 1_000_003n, 1_700_000_000_000n) };
+}
+
+describe("snapshot codec", () => {
+  test("encodeSnapshot writes exactly toBinary's bytes, decodeSnapshot reads exactly fromBinary's values", () => {
+    const versions = [0n, 1n, -1n, 9223372036854775807n, -9223372036854775808n];
+    for (let seed = 1; seed <= 200; seed++) {
+      const random = prng(seed);
+      const rules = randomRules(random, Math.floor(random() * 60), alphabet);
+      const snapshot = buildSnapshot(rules, versions[seed % versions.length] as bigint, BigInt(seed));
+      const bytes = encodeSnapshot(snapshot);
+      expect(bytes).toEqual(toBinary(RulesSnapshotSchema, asMessage(snapshot)));
+      expect(asMessage(decodeSnapshot(bytes))).toEqual(fromBinary(RulesSnapshotSchema, bytes));
+      expect(snapshotRules(decodeSnapshot(bytes))).toEqual(rules);
+    }
+  });
+
+  test("large column values and a clientless empty snapshot encode like toBinary", () => {
+    const empty = buildSnapshot([], 5n, 0n);
+    expect(encodeSnapshot(empty)).toEqual(toBinary(RulesSnapshotSchema, asMessage(empty)));
+    expect(decodeSnapshot(encodeSnapshot(empty))).toEqual(empty);
+    const wide = { ...empty, ruleClient: new Uint32Array([0, 127, 128, 16383, 16384, 4294967295]) };
+    expect(encodeSnapshot(wide)).toEqual(toBinary(RulesSnapshotSchema, asMessage(wide)));
+  });
+
+  test("columns split over several packed occurrences concatenate, unknown fields are skipped", () => {
+    const { rules, snapshot } = sample(3, 10);
+    const first = {
+      ...snapshot,
+      ruleIds: snapshot.ruleIds.slice(0, 16 * 4),
+      ruleClient: snapshot.ruleClient.slice(0, 4),
+    };
+    const rest = create(RulesSnapshotSchema, { ruleClient: Array.from(snapshot.ruleClient.slice(4)) });
+    const unknown = new Uint8Array([0x98, 0x06, 0x01]); // field 99, varint 1
+    const bytes = Buffer.concat([
+      encodeSnapshot({ ...first, ruleIds: snapshot.ruleIds }),
+      unknown,
+      toBinary(RulesSnapshotSchema, rest),
+    ]);
+    expect(snapshotRules(decodeSnapshot(bytes))).toEqual(rules);
+  });
+
+  test("uuid text <-> bytes", () => {
+    const random = prng(5);
+    const out = new Uint8Array(16);
+    for (let i = 0; i < 100; i++) {
+      const id = randomUuid(random);
+      expect(parseUuid(id, out, 0)).toBe(true);
+      expect(formatUuid(out, 0)).toBe(id);
+      expect(Buffer.from(out).toString("hex")).toBe(id.replaceAll("-", ""));
+    }
+    expect(parseUuid("0123ABCD-0000-0000-0000-00000000000F", out, 0)).toBe(true);
+    expect(formatUuid(out, 0)).toBe("0123abcd-0000-0000-0000-00000000000f");
+    for (const bad of [
+      "",
+      "0123abcd00000000000000000000000f",
+      "0123abcd-0000-0000-0000-00000000000g",
+      "0123abcd-0000-0000-0000_00000000000f",
+      "0123abcd-0000-0000-0000-00000000000ü",
+      "{0123abcd-0000-0000-0000-00000000}",
+    ]) {
+      expect(parseUuid(bad, out, 0)).toBe(false);
+    }
+  });
+});
+
+describe("snapshot validation", () => {
+  const { snapshot } = sample(11);
+  const corruptions: [string, (s: Snapshot) => Snapshot, string][] = [
+    ["wrong schema_version", (s) => ({ ...s, schemaVersion: 2 }), "schema_version 2, expected 1"],
+    ["missing schema_version", (s) => ({ ...s, schemaVersion: 0 }), "schema_version 0, expected 1"],
+    [
+      "strings[0] is not *",
+      (s) => ({ ...s, strings: ["a", ...s.strings.slice(1)] }),
+      'strings[0] must be "*"',
+    ],
+    ["no strings", (s) => ({ ...s, strings: [] }), 'strings[0] must be "*"'],
+    ["a second *", (s) => ({ ...s, strings: [...s.strings, "*"] }), '"*" appears in strings after index 0'],
+    [
+      "rule_ids not 16-byte",
+      (s) => ({ ...s, ruleIds: s.ruleIds.slice(0, -1) }),
+      "rule_ids length 799 is not a multiple of 16",
+    ],
+    ["client_ids not 16-byte", (s) => ({ ...s, clientIds: s.clientIds.slice(1) }), "is not a multiple of 16"],
+    [
+      "a column shorter",
+      (s) => ({ ...s, ruleName: s.ruleName.slice(1) }),
+      "rule_name has 49 entries, rule_ids has 50",
+    ],
+    [
+      "client index out of range",
+      (s) => ({ ...s, ruleClient: s.ruleClient.map(() => 99) }),
+      "rule 0: rule_client 99 out of range",
+    ],
+    [
+      "severity out of range",
+      (s) => ({ ...s, ruleSeverity: s.ruleSeverity.map(() => 5) }),
+      "rule 0: rule_severity 5 out of range",
+    ],
+    [
+      "source index out of range",
+      (s) => ({ ...s, ruleSource: s.ruleSource.map(() => 1000) }),
+      "rule 0: rule_source 1000 out of range",
+    ],
+    [
+      "name index out of range",
+      (s) => ({ ...s, ruleName: s.ruleName.map(() => 1000) }),
+      "rule 0: rule_name 1000 out of range",
+    ],
+    [
+      "all-wildcard rule",
+      (s) => ({
+        ...s,
+        ruleSeverity: s.ruleSeverity.map(() => 0),
+        ruleSource: s.ruleSource.map(() => 0),
+        ruleName: s.ruleName.map(() => 0),
+      }),
+      "* on every field",
+    ],
+    [
+      "unused client",
+      (s) => ({ ...s, clientIds: new Uint8Array([...s.clientIds, ...new Uint8Array(16)]) }),
+      "has no rules",
+    ],
+    ["unused string", (s) => ({ ...s, strings: [...s.strings, "unused"] }), "is used by no rule"],
+  ];
+  for (const [description, corrupt, reason] of corruptions) {
+    test(`rejects ${description}`, () => {
+      const bytes = encodeSnapshot(corrupt(snapshot));
+      expect(() => decodeSnapshot(bytes)).toThrow(SnapshotError);
+      expect(() => decodeSnapshot(bytes)).toThrow(reason);
+    });
+  }
+
+  test("rejects unpacked columns and wrong wire types", () => {
+    expect(() => decodeSnapshot(new Uint8Array([0x38, 0x00]))).toThrow(
+      "rule_client: wire type 0, expected 2",
+    );
+    expect(() => decodeSnapshot(new Uint8Array([0x0a, 0x00]))).toThrow("field 1: wire type 2, expected 0");
+  });
+
+  // Protobuf has no length or checksum: a cut right after strings[0] reads as a valid empty rule set.
+  test("every other truncation of an encoded snapshot is rejected with a SnapshotError", () => {
+    for (let seed = 20; seed < 40; seed++) {
+      const bytes = encodeSnapshot(sample(seed, 8).snapshot);
+      const afterStar = bytes.indexOf(0x2a) + 1; // strings[0] is "*", the first 0x2a byte
+      for (let end = 0; end < bytes.length; end++) {
+        if (end === afterStar) {
+          expect(decodeSnapshot(bytes.subarray(0, end)).ruleIds.length).toBe(0);
+        } else {
+          expect(() => decodeSnapshot(bytes.subarray(0, end))).toThrow(SnapshotError);
+        }
+      }
+    }
+  });
+
+  test("building from invalid rules is a programmer error", () => {
+    const good = {
+      ruleId: randomUuid(prng(1)),
+      clientId: randomUuid(prng(2)),
+      severity: 1,
+      source: "s",
+      name: "n",
+    };
+    expect(() => buildSnapshot([{ ...good, ruleId: "nope" }], 1n, 0n)).toThrow(RangeError);
+    expect(() => buildSnapshot([{ ...good, clientId: "nope" }], 1n, 0n)).toThrow(RangeError);
+    expect(() => buildSnapshot([{ ...good, severity: 9 }], 1n, 0n)).toThrow(RangeError);
+  });
+});
