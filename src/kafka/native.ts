@@ -115,6 +115,11 @@ function openLibrary() {
 
 export const rdk = openLibrary().symbols;
 
+/** memcpy, to copy native payloads into JS memory without a temporary ArrayBuffer per record. */
+export const libc = dlopen("libc.so.6", {
+  memcpy: { args: ["ptr", "ptr", "usize"], returns: "ptr" },
+}).symbols;
+
 export const HandleType = { producer: 0, consumer: 1 } as const;
 
 export const EventType = {
@@ -149,6 +154,7 @@ export const vuSizeBytes = 72;
 /** rd_kafka_message_t field offsets. */
 export const MessageLayout = {
   err: 0,
+  topic: 8,
   partition: 16,
   payload: 24,
   len: 32,

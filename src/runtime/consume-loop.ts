@@ -72,6 +72,8 @@ export class ConsumeLoop<T> {
   #stopped: Promise<void> | undefined;
   #failure: unknown;
   #lagTimer: ReturnType<typeof setInterval> | undefined;
+  #committing: Promise<void> | undefined;
+  #commitAgain = false;
 
   constructor(options: ConsumeLoopOptions<T>) {
     this.#options = {
@@ -113,6 +115,7 @@ export class ConsumeLoop<T> {
     this.#running = false;
     await Promise.race([this.#stopped?.catch(() => {}), Bun.sleep(timeoutMs)]);
     await Promise.race([Promise.allSettled(this.#inFlight.map((f) => f.acknowledged)), Bun.sleep(timeoutMs)]);
+    await this.#committing;
     await this.#consumer.close(this.#tracker.pendingCommits());
   }
 
@@ -127,7 +130,7 @@ export class ConsumeLoop<T> {
       const records = await this.#consumer.consume(batchSizeMax, batchWaitMs);
       if (records.length === 0 || !this.#running) {
         // Not running: the batch is abandoned uncommitted and will be redelivered.
-        await this.#commit();
+        this.#commitSoon();
         continue;
       }
       const startedAt = performance.now();
@@ -138,6 +141,7 @@ export class ConsumeLoop<T> {
         () => {
           for (const segment of segments) this.#tracker.complete(segment);
           this.#options.metrics.batchSeconds.observe((performance.now() - startedAt) / 1000);
+          this.#commitSoon();
         },
         (error: unknown) => {
           this.#failure ??= error;
@@ -147,11 +151,30 @@ export class ConsumeLoop<T> {
       const entry: InFlight = { acknowledged };
       this.#inFlight.push(entry);
       void acknowledged.finally(() => this.#inFlight.splice(this.#inFlight.indexOf(entry), 1));
-      while (this.#inFlight.length >= inFlightBatchesMax)
+      while (this.#inFlight.length >= inFlightBatchesMax) {
         await Promise.race(this.#inFlight.map((f) => f.acknowledged));
-      await this.#commit();
+      }
     }
+    await this.#committing;
     if (this.#failure) throw this.#failure;
+  }
+
+  /**
+   * Commits what is durable without making the next batch wait for the broker's answer. At most
+   * one commit is in flight; offsets that become durable meanwhile go out with the next one.
+   */
+  #commitSoon(): void {
+    if (this.#committing) {
+      this.#commitAgain = true;
+      return;
+    }
+    this.#committing = this.#commit().finally(() => {
+      this.#committing = undefined;
+      if (this.#commitAgain) {
+        this.#commitAgain = false;
+        this.#commitSoon();
+      }
+    });
   }
 
   async #commit(): Promise<void> {

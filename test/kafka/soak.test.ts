@@ -10,7 +10,8 @@ import { uniqueName } from "../support/names.ts";
 
 const recordsTotal = 1_000_000;
 const batchSize = 10_000;
-const warmupRecords = 200_000;
+// Past the point where librdkafka's prefetch queue (queued.max.messages.kbytes) has filled.
+const warmupRecords = 500_000;
 const rssGrowthMaxBytes = 96 * 1024 * 1024;
 
 test("1M records through producer and consumer keep RSS flat", async () => {
