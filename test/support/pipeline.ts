@@ -1,0 +1,161 @@
+/**
+ * A whole pipeline for one test file: its own topics, groups and Redis keys, every stage its own
+ * process (from source by default, or from a compiled binary), a webhook sink, and helpers to
+ * create rules through the API and produce alerts.
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
+import { Admin, Producer } from "../../src/kafka/index.ts";
+import { infraUrls } from "../../src/runtime/env.ts";
+import { createLogger } from "../../src/runtime/log.ts";
+import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { HttpSink } from "../channels/sink.ts";
+import { uniqueName } from "./names.ts";
+import { type StageName, type StageProcess, startStage, stopStage } from "./stages.ts";
+
+export interface Pipeline {
+  run: string;
+  topics: { alertsNew: string; ruleChanged: string; alertsMatched: string; notificationsReady: string };
+  sink: HttpSink;
+  sql: Sql;
+  producer: Producer;
+  stages: StageProcess[];
+  /** A source no other test uses, so only this pipeline's rules match its alerts. */
+  source: string;
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: Record<string, unknown> }>;
+  /** A client with one HIGH rule on (source, name) and a webhook to the sink at /hook/<client id>. */
+  createClientWithRule(name: string): Promise<{ clientId: string; ruleId: string }>;
+  alert(alertId: string, name: string, severity?: Severity): Uint8Array;
+  rulesVersionApplied(): Promise<number>;
+  /** Stops every stage with SIGTERM and returns their exit codes. */
+  stop(): Promise<(number | null)[]>;
+}
+
+export async function startPipeline(commandFor?: (stage: StageName) => string[]): Promise<Pipeline> {
+  const run = uniqueName("e2e");
+  const topics = {
+    alertsNew: `${run}.alerts.new`,
+    ruleChanged: `${run}.rule.changed`,
+    alertsMatched: `${run}.alerts.matched`,
+    notificationsReady: `${run}.notifications.ready`,
+  };
+  const admin = new Admin(infraUrls.kafkaBrokers);
+  await admin.createTopics(
+    Object.values(topics).flatMap((name) => [
+      { name, partitions: 3 },
+      { name: deadLetterTopic(name), partitions: 1 },
+    ]),
+  );
+  admin.close();
+  const adminToken = `admin-${crypto.randomUUID()}`;
+  const source = `svc-${crypto.randomUUID()}`;
+  const sink = new HttpSink();
+  const sql = connectPostgres({ idleTimeoutSeconds: 1 });
+  const producer = new Producer({ brokers: infraUrls.kafkaBrokers, logger: createLogger("e2e", 40) });
+  const shared = { RULES_KEY_PREFIX: `${run}:rules:` };
+  const environments: Record<StageName, Record<string, string>> = {
+    "rule-service": { ...shared, ADMIN_TOKEN: adminToken, RULE_CHANGED_TOPIC: topics.ruleChanged },
+    "rule-updater": { ...shared, INPUT_TOPIC: topics.ruleChanged, GROUP_ID: `${run}-updater` },
+    evaluator: {
+      ...shared,
+      INPUT_TOPIC: topics.alertsNew,
+      OUTPUT_TOPIC: topics.alertsMatched,
+      GROUP_ID: `${run}-evaluator`,
+    },
+    aggregator: {
+      ...shared,
+      INPUT_TOPIC: topics.alertsMatched,
+      OUTPUT_TOPIC: topics.notificationsReady,
+      GROUP_ID: `${run}-aggregator`,
+    },
+    sender: {
+      ...shared,
+      INPUT_TOPIC: topics.notificationsReady,
+      GROUP_ID: `${run}-sender`,
+      SSRF_ALLOW_CIDRS: "127.0.0.1/32",
+    },
+  };
+  const started = await Promise.allSettled(
+    (Object.keys(environments) as StageName[]).map((name) =>
+      startStage(name, environments[name], commandFor?.(name)),
+    ),
+  );
+  const stages = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const stop = async () => {
+    const exitCodes = await Promise.all(stages.map((stage) => stopStage(stage)));
+    await producer.close();
+    await sql.end();
+    await sink.stop();
+    return exitCodes;
+  };
+  const failure = started.find((s) => s.status === "rejected");
+  if (failure) {
+    await stop();
+    throw (failure as PromiseRejectedResult).reason;
+  }
+  const ruleService = stages.find((s) => s.name === "rule-service") as StageProcess;
+  const evaluator = stages.find((s) => s.name === "evaluator") as StageProcess;
+  const api: Pipeline["api"] = async (method, path, body) => {
+    const response = await fetch(`http://127.0.0.1:${ruleService.httpPort}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+  return {
+    run,
+    topics,
+    sink,
+    sql,
+    producer,
+    stages,
+    source,
+    api,
+    stop,
+    async createClientWithRule(name) {
+      const client = await api("POST", "/api/v1/clients", { name: uniqueName("client") });
+      if (client.status !== 201)
+        throw new Error(`create client: ${client.status} ${JSON.stringify(client.body)}`);
+      const clientId = client.body.id as string;
+      const rule = await api("POST", "/api/v1/rules", {
+        client_id: clientId,
+        severity: "HIGH",
+        source,
+        name,
+      });
+      if (rule.status !== 201) throw new Error(`create rule: ${rule.status} ${JSON.stringify(rule.body)}`);
+      const ruleId = rule.body.id as string;
+      const endpoint = await api("POST", `/api/v1/rules/${ruleId}/endpoints`, {
+        type: "webhook",
+        value: sink.url(`/hook/${clientId}`),
+      });
+      if (endpoint.status !== 201)
+        throw new Error(`create endpoint: ${endpoint.status} ${JSON.stringify(endpoint.body)}`);
+      return { clientId, ruleId };
+    },
+    alert(alertId, name, severity = Severity.HIGH) {
+      return toBinary(
+        AlertNewSchema,
+        create(AlertNewSchema, {
+          alertId,
+          severity,
+          source,
+          name,
+          context: { host: "db-1", note: "<b>&</b>" },
+          eventTimeUnixMs: BigInt(Date.now()),
+          schemaVersion: 1,
+        }),
+      );
+    },
+    async rulesVersionApplied() {
+      const metrics = await (await fetch(`http://127.0.0.1:${evaluator.httpPort}/metrics`)).text();
+      return Number(/^rules_version_applied\{[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? -1);
+    },
+  };
+}
