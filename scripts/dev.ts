@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { DirtyDatabaseError, migrate, readMigrations } from "../src/adapters/migrations.ts";
 import { connectPostgres, type Sql } from "../src/adapters/postgres.ts";
 import { infraUrls } from "../src/runtime/env.ts";
+import { buildBinary } from "./build.ts";
 import { ensureDatabase, ensureInfra } from "./infra.ts";
 import { externalBrokers, kafkaPaths, stopBroker } from "./kafka.ts";
 import { checkMigrations, rangeTable } from "./migration-check.ts";
@@ -74,7 +75,7 @@ const commands: Record<string, Command> = {
   },
   topics: {
     usage: "topics",
-    summary: "create the Kafka topics (bun scripts/topics.ts)",
+    summary: "create the Kafka topics (src/setup/topics.ts)",
     run: async () => {
       await createTopics();
       return 0;
@@ -101,6 +102,11 @@ const commands: Record<string, Command> = {
     run: checkGenerated,
   },
   bench: { usage: "bench NAME [args]", summary: "run bench/NAME.ts", run: bench },
+  build: {
+    usage: "build",
+    summary: "compile every stage into one executable: dist/alerting <stage>",
+    run: buildBinary,
+  },
   logs: { usage: "logs", summary: "follow the broker log", run: logs },
   help: { usage: "help", summary: "this list", run: async () => help() },
 };
@@ -228,14 +234,9 @@ async function schemaVersion(sql: Sql): Promise<number> {
 }
 
 async function createTopics(): Promise<void> {
-  const script = join(repoRoot, "scripts/topics.ts");
-  if (!existsSync(script)) {
-    console.log("topics: not created yet (scripts/topics.ts does not exist)");
-    return;
-  }
-  const exitCode = await run([bun, script]);
+  const exitCode = await run([bun, join(repoRoot, "src/setup/topics.ts")]);
   if (exitCode !== 0)
-    throw new SetupError(`topics: bun scripts/topics.ts failed (exit ${exitCode}): see its output above`);
+    throw new SetupError(`topics: creating the topics failed (exit ${exitCode}): see above`);
 }
 
 async function bufGenerate(dir: string): Promise<number> {
