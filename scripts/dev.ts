@@ -102,6 +102,11 @@ const commands: Record<string, Command> = {
     run: checkGenerated,
   },
   bench: { usage: "bench NAME [args]", summary: "run bench/NAME.ts", run: bench },
+  dlq: {
+    usage: "dlq list|replay TOPIC [LIMIT] [TARGET]",
+    summary: "show a dead-letter topic (reason, source, size) or replay it to its source topic",
+    run: (args) => run([bun, join(repoRoot, "src/setup/dlq.ts"), ...args]),
+  },
   build: {
     usage: "build",
     summary: "compile every stage into one executable: dist/alerting <stage>",

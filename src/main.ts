@@ -13,6 +13,7 @@ const stages: Record<string, () => Promise<unknown>> = {
   // One-shot setup commands for containers, where ./dev is not available.
   migrate: () => import("./setup/migrate.ts"),
   topics: () => import("./setup/topics.ts"),
+  dlq: () => import("./setup/dlq.ts"),
 };
 
 const [stage, ...rest] = process.argv.slice(2);
