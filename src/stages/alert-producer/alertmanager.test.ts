@@ -1,0 +1,144 @@
+import { describe, expect, test } from "bun:test";
+import { labelSetFingerprint, mapAlertmanagerAlerts } from "./alertmanager.ts";
+
+const options = { sourceLabel: "instance", nowMs: 1_700_000_000_000 };
+const map = (body: unknown, sourceLabel = "instance") =>
+  mapAlertmanagerAlerts(body, { ...options, sourceLabel });
+const fieldErrors = (body: unknown) => map(body).errors.toJSON();
+
+describe("labelSetFingerprint", () => {
+  test("equals what Alertmanager 0.25 reports for the same labels", () => {
+    // Read back from a real Alertmanager's GET /api/v2/alerts after `amtool alert add`.
+    expect(
+      labelSetFingerprint(
+        new Map([
+          ["alertname", "Test"],
+          ["severity", "critical"],
+          ["instance", "db1"],
+          ["zeta", "ü"],
+        ]),
+      ),
+    ).toBe("972856356b1aa589");
+    expect(
+      labelSetFingerprint(
+        new Map([
+          ["team", "infra"],
+          ["alertname", "HighCPU"],
+          ["severity", "warning"],
+          ["instance", "10.0.0.1:9100"],
+          ["job", "node"],
+        ]),
+      ),
+    ).toBe("8708ff86d4351740");
+  });
+
+  test("the empty label set is FNV-1a's offset basis", () => {
+    expect(labelSetFingerprint(new Map())).toBe("cbf29ce484222325");
+  });
+});
+
+describe("mapAlertmanagerAlerts", () => {
+  const prometheusAlert = {
+    labels: {
+      alertname: "HighCPU",
+      severity: "warning",
+      instance: "10.0.0.1:9100",
+      job: "node",
+      team: "infra",
+    },
+    annotations: { summary: "CPU above 90%", runbook_url: "https://runbooks/cpu" },
+    startsAt: "2024-05-01T12:00:00.123456789Z",
+    endsAt: "2024-05-01T12:05:00Z",
+    generatorURL: "http://prometheus:9090/graph?g0.expr=cpu",
+  };
+
+  test("maps a Prometheus alert as documented", () => {
+    const { alerts, errors } = map([prometheusAlert]);
+    expect(errors.count).toBe(0);
+    const startsAtMs = Date.parse("2024-05-01T12:00:00.123Z");
+    expect(alerts).toEqual([
+      {
+        alertId: `am-8708ff86d4351740-${startsAtMs}`,
+        severity: 2,
+        source: "10.0.0.1:9100",
+        name: "HighCPU",
+        eventTimeUnixMs: startsAtMs,
+        context: {
+          job: "node",
+          team: "infra",
+          "annotation.summary": "CPU above 90%",
+          "annotation.runbook_url": "https://runbooks/cpu",
+          generatorURL: "http://prometheus:9090/graph?g0.expr=cpu",
+          endsAt: "2024-05-01T12:05:00Z",
+        },
+      },
+    ]);
+  });
+
+  test.each([
+    ["critical", 4],
+    ["HIGH", 3],
+    ["medium", 2],
+    ["warning", 2],
+    ["Low", 1],
+    ["info", 1],
+  ])("severity %s -> %d", (label, severity) => {
+    const { alerts } = map([{ labels: { alertname: "a", instance: "i", severity: label } }]);
+    expect(alerts[0]?.severity).toBe(severity);
+  });
+
+  test("the source label is configurable and falls back to job", () => {
+    const labels = { alertname: "a", severity: "low", instance: "i", job: "j", cluster: "c" };
+    expect(map([{ labels }], "cluster").alerts[0]?.source).toBe("c");
+    const fallback = map([{ labels }], "pod").alerts[0];
+    expect(fallback?.source).toBe("j");
+    // The label that became the source is not repeated in context; the others are.
+    expect(fallback?.context).toEqual({ instance: "i", cluster: "c" });
+  });
+
+  test("without startsAt (or with Go's zero time) the event time is when it was received", () => {
+    const labels = { alertname: "a", severity: "low", instance: "i" };
+    for (const startsAt of [undefined, "0001-01-01T00:00:00Z"]) {
+      const [alert] = map([{ labels, startsAt, endsAt: "0001-01-01T00:00:00Z" }]).alerts;
+      expect(alert?.eventTimeUnixMs).toBe(options.nowMs);
+      expect(alert?.alertId).toEndWith(`-${options.nowMs}`);
+      expect(alert?.context).toEqual({});
+    }
+  });
+
+  test("the id is stable across re-sends and differs for a new firing", () => {
+    const again = map([prometheusAlert, { ...prometheusAlert, endsAt: "2024-05-01T12:09:00Z" }]).alerts;
+    expect(again[0]?.alertId).toBe(again[1]?.alertId as string);
+    const refired = map([{ ...prometheusAlert, startsAt: "2024-05-01T13:00:00Z" }]).alerts;
+    expect(refired[0]?.alertId).not.toBe(again[0]?.alertId as string);
+  });
+
+  test("names every bad field", () => {
+    expect(
+      fieldErrors([
+        { labels: { alertname: "a", instance: "i" } },
+        { labels: { alertname: "a", instance: "i", severity: "urgent" } },
+        { labels: { severity: "low" } },
+        { labels: { alertname: "a", severity: "low", instance: 5 }, annotations: ["x"] },
+        { labels: { alertname: "a", severity: "low", instance: "i" }, startsAt: "yesterday" },
+        "alert",
+        { annotations: {} },
+      ]),
+    ).toEqual({
+      "[0].labels.severity": "required: critical, high, medium (or warning), low (or info)",
+      "[1].labels.severity":
+        'unknown severity "urgent", expected critical, high, medium (or warning), low (or info)',
+      "[2].labels.alertname": "required",
+      "[2].labels.instance": "required (or a job label)",
+      "[3].labels.instance": "expected a string, got number",
+      "[3].annotations": "expected an object of strings, got array",
+      "[4].startsAt": "expected an RFC 3339 timestamp with a zone, e.g. 2024-05-01T12:00:00Z",
+      "[5]": "expected an alert object, got string",
+      "[6].labels": "required",
+    });
+  });
+
+  test("the body must be an array", () => {
+    expect(fieldErrors({ labels: {} })).toEqual({ body: "expected an array of alerts, got object" });
+  });
+});

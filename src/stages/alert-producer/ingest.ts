@@ -1,0 +1,170 @@
+/**
+ * The HTTP ingest endpoints. "Accepted" means written to Kafka and acknowledged: the 200 is sent only
+ * after the producer's send resolved, and a request is all or nothing as far as validation goes
+ * (one bad alert rejects the request before anything is written).
+ *
+ *   200 {accepted, alert_ids}       every alert acknowledged by the broker
+ *   400 {error: {code, message, fields: {"[3].severity": reason}}}   bad JSON or bad fields
+ *   405 not POST; 413 body over the limit or more than 10,000 alerts; 415 not application/json
+ *   503 Kafka did not acknowledge (the client should retry: ids are stable where the input is),
+ *       or the process is shutting down
+ */
+import { Counter } from "prom-client";
+import type { ProduceRecord } from "../../kafka/index.ts";
+import type { Logger } from "../../runtime/log.ts";
+import type { StageMetrics } from "../../runtime/metrics.ts";
+import { mapAlertmanagerAlerts } from "./alertmanager.ts";
+import { type Alert, alertRecord, effectiveAlertId } from "./alerts.ts";
+import { parseV1Alerts } from "./ingest-v1.ts";
+import { type FieldErrors, limits } from "./validate.ts";
+
+export const alertsPerRequestMax = 10_000;
+
+export interface IngestOptions {
+  /** Resolves once the broker acknowledged every record (Producer.send). */
+  send(records: ProduceRecord[]): Promise<void>;
+  topic: string;
+  bodyLimitBytes: number;
+  /** Alertmanager label used as the alert's source (INGEST_SOURCE_LABEL). */
+  sourceLabel: string;
+  logger: Logger;
+  metrics: StageMetrics;
+  clockMs?: () => number;
+}
+
+export interface Ingest {
+  routes: Record<string, (request: Request) => Promise<Response>>;
+  /** Refuses new requests (503) and waits up to `timeoutMs` for those in progress to finish. */
+  drain(timeoutMs: number): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly fields?: FieldErrors,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+  }
+}
+
+type Api = "v1" | "v2";
+
+export function createIngest(options: IngestOptions): Ingest {
+  const clockMs = options.clockMs ?? Date.now;
+  const requests = new Counter({
+    name: "ingest_requests_total",
+    help: "Ingest HTTP requests by API and response status",
+    labelNames: ["api", "status"],
+    registers: [options.metrics.registry],
+  });
+  let inProgress = 0;
+  let draining = false;
+
+  async function accept(api: Api, request: Request): Promise<Response> {
+    if (request.method !== "POST")
+      throw new HttpError(405, "method_not_allowed", "use POST", undefined, { allow: "POST" });
+    if (draining) throw new HttpError(503, "shutting_down", "the service is shutting down, retry");
+    const body = await readJsonBody(request, options.bodyLimitBytes);
+    if (Array.isArray(body) && body.length > alertsPerRequestMax)
+      throw new HttpError(413, "too_many_alerts", `at most ${alertsPerRequestMax} alerts per request`);
+    const nowMs = clockMs();
+    const { alerts, errors } =
+      api === "v1"
+        ? parseV1Alerts(body, nowMs)
+        : mapAlertmanagerAlerts(body, { sourceLabel: options.sourceLabel, nowMs });
+    const { records, alertIds } = encode(alerts, options.topic, Array.isArray(body), errors);
+    if (errors.count > 0) {
+      throw new HttpError(400, "invalid_alerts", `${errors.count} invalid field(s)`, errors);
+    }
+    try {
+      await options.send(records);
+    } catch (error) {
+      options.logger.warn("kafka did not acknowledge alerts", { error, count: records.length });
+      throw new HttpError(503, "kafka_unavailable", "the alerts could not be written to Kafka, retry");
+    }
+    options.metrics.produced.inc({ topic: options.topic }, records.length);
+    return Response.json({ accepted: records.length, alert_ids: alertIds });
+  }
+
+  function route(api: Api) {
+    return async (request: Request): Promise<Response> => {
+      inProgress++;
+      let response: Response;
+      try {
+        response = await accept(api, request);
+      } catch (error) {
+        response = errorResponse(error, options.logger);
+      } finally {
+        inProgress--;
+      }
+      requests.inc({ api, status: response.status });
+      return response;
+    };
+  }
+
+  return {
+    routes: { "/api/v1/alerts": route("v1"), "/api/v2/alerts": route("v2") },
+    async drain(timeoutMs) {
+      draining = true;
+      const deadlineMs = performance.now() + timeoutMs;
+      while (inProgress > 0 && performance.now() < deadlineMs) await Bun.sleep(10);
+    },
+  };
+}
+
+/** Encodes valid alerts, adding an error for any too large to be a Kafka record. */
+function encode(
+  alerts: readonly Alert[],
+  topic: string,
+  batch: boolean,
+  errors: FieldErrors,
+): { records: ProduceRecord[]; alertIds: string[] } {
+  const records: ProduceRecord[] = [];
+  const alertIds: string[] = [];
+  if (errors.count > 0) return { records, alertIds };
+  alerts.forEach((alert, index) => {
+    const alertId = effectiveAlertId(alert);
+    const record = alertRecord(alert, topic, alertId);
+    if ((record.value?.byteLength ?? 0) > limits.alertBytesMax)
+      errors.add(batch ? `[${index}]` : "body", `larger than ${limits.alertBytesMax} bytes once encoded`);
+    records.push(record);
+    alertIds.push(alertId);
+  });
+  return { records, alertIds };
+}
+
+/** Reads a JSON body, enforcing the content type (415) and the size, declared and actual (413). */
+async function readJsonBody(request: Request, limitBytes: number): Promise<unknown> {
+  const mediaType = (request.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+  if (mediaType !== "application/json")
+    throw new HttpError(415, "unsupported_media_type", "the body must be application/json");
+  const tooLarge = new HttpError(413, "payload_too_large", `the body must be at most ${limitBytes} bytes`);
+  if (Number(request.headers.get("content-length") ?? 0) > limitBytes) throw tooLarge;
+  const chunks: Uint8Array[] = [];
+  let sizeBytes = 0;
+  if (request.body) {
+    for await (const chunk of request.body) {
+      sizeBytes += chunk.byteLength;
+      if (sizeBytes > limitBytes) throw tooLarge;
+      chunks.push(chunk);
+    }
+  }
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks)));
+  } catch {
+    // Also what a stack overflow on absurdly deep nesting becomes: bad input, not a server error.
+    throw new HttpError(400, "invalid_json", "the body is not valid UTF-8 JSON");
+  }
+}
+
+function errorResponse(error: unknown, logger: Logger): Response {
+  if (!(error instanceof HttpError)) {
+    logger.error("ingest request failed", { error });
+    return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
+  }
+  const { status, code, message, fields, headers } = error;
+  return Response.json({ error: { code, message, fields } }, { status, headers });
+}

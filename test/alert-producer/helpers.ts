@@ -1,0 +1,163 @@
+/**
+ * Shared by the alert-producer tests: a topic of their own, the records written to it decoded back
+ * as AlertNew, and the producer process itself started as `bun main.ts <command>`.
+ */
+import { fromBinary } from "@bufbuild/protobuf";
+import type { Subprocess } from "bun";
+import { type AlertNew, AlertNewSchema } from "../../src/gen/alerting/v1/alert_pb.ts";
+import { Admin, Consumer } from "../../src/kafka/index.ts";
+import { infraUrls } from "../../src/runtime/env.ts";
+import { createLogger } from "../../src/runtime/log.ts";
+import { uniqueName } from "../support/names.ts";
+
+const brokers = infraUrls.kafkaBrokers;
+const quiet = createLogger("test", 40);
+const repoRoot = new URL("../..", import.meta.url).pathname;
+export const mainPath = "src/stages/alert-producer/main.ts";
+
+export async function newTopic(partitions = 3): Promise<string> {
+  const name = uniqueName("test-alert-producer");
+  const admin = new Admin(brokers);
+  try {
+    await admin.createTopics([{ name, partitions }]);
+  } finally {
+    admin.close();
+  }
+  return name;
+}
+
+export interface WrittenAlert {
+  key: string;
+  alert: AlertNew;
+}
+
+/**
+ * Reads `topic` from the start until `count` records arrived, then `settleMs` more to catch any
+ * extra record; returns everything seen, decoded (a record that does not decode fails the test).
+ */
+export async function readAlerts(
+  topic: string,
+  count: number,
+  timeoutMs = 20_000,
+  settleMs = 500,
+): Promise<WrittenAlert[]> {
+  const consumer = new Consumer({ brokers, groupId: uniqueName("group"), topics: [topic], logger: quiet });
+  const seen: WrittenAlert[] = [];
+  try {
+    const deadlineMs = performance.now() + timeoutMs;
+    let settleUntilMs = Number.POSITIVE_INFINITY;
+    while (performance.now() < Math.min(deadlineMs, settleUntilMs)) {
+      for (const record of await consumer.consume(1000, 100)) {
+        seen.push({
+          key: new TextDecoder().decode(record.key ?? new Uint8Array()),
+          alert: fromBinary(AlertNewSchema, record.value ?? new Uint8Array()),
+        });
+      }
+      if (seen.length >= count && settleUntilMs === Number.POSITIVE_INFINITY)
+        settleUntilMs = performance.now() + settleMs;
+    }
+  } finally {
+    await consumer.close();
+  }
+  return seen;
+}
+
+/** A consumer of `topic` from its start that remembers every record by key, for tests to wait on. */
+export class TopicReader {
+  readonly #consumer: Consumer;
+  readonly #byKey = new Map<string, WrittenAlert[]>();
+
+  constructor(topic: string) {
+    this.#consumer = new Consumer({ brokers, groupId: uniqueName("group"), topics: [topic], logger: quiet });
+  }
+
+  /** Every record written under each of `keys` (waiting up to `timeoutMs` for all of them). */
+  async waitFor(keys: readonly string[], timeoutMs = 15_000): Promise<WrittenAlert[][]> {
+    const deadlineMs = performance.now() + timeoutMs;
+    while (keys.some((key) => !this.#byKey.has(key)) && performance.now() < deadlineMs) {
+      for (const record of await this.#consumer.consume(1000, 100)) {
+        const written = {
+          key: new TextDecoder().decode(record.key ?? new Uint8Array()),
+          alert: fromBinary(AlertNewSchema, record.value ?? new Uint8Array()),
+        };
+        this.#byKey.set(written.key, [...(this.#byKey.get(written.key) ?? []), written]);
+      }
+    }
+    return keys.map((key) => this.#byKey.get(key) ?? []);
+  }
+
+  close(): Promise<void> {
+    return this.#consumer.close();
+  }
+}
+
+export function runProducer(
+  args: string[],
+  env: Record<string, string> = {},
+): Subprocess<"ignore", "pipe", "pipe"> {
+  return Bun.spawn([process.execPath, mainPath, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, LOG_LEVEL: "warn", ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+}
+
+export interface Server {
+  url: string;
+  process: Subprocess<"ignore", "pipe", "pipe">;
+  output: string[];
+}
+
+/** `serve` on a free port, writing to `topic`; resolves once it logged that it started. */
+export async function startServer(topic: string, env: Record<string, string> = {}): Promise<Server> {
+  const child = runProducer(["serve"], { HTTP_PORT: "0", LOG_LEVEL: "info", OUTPUT_TOPIC: topic, ...env });
+  const output: string[] = [];
+  let resolvePort: (port: number) => void = () => {};
+  const started = new Promise<number>((resolve) => {
+    resolvePort = resolve;
+  });
+  // One reader for the whole life of the child, so it never blocks on a full pipe.
+  void (async () => {
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of child.stdout) {
+      pending += decoder.decode(chunk, { stream: true });
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        output.push(line);
+        if (line.includes('"message":"started"'))
+          resolvePort((JSON.parse(line) as { httpPort: number }).httpPort);
+      }
+    }
+  })();
+  const httpPort = await Promise.race([
+    started,
+    Bun.sleep(20_000).then(() => {
+      child.kill("SIGKILL");
+      throw new Error(`serve did not start:\n${output.join("\n")}`);
+    }),
+  ]);
+  return { url: `http://127.0.0.1:${httpPort}`, process: child, output };
+}
+
+export async function stopServer(server: Server): Promise<number | null> {
+  server.process.kill("SIGTERM");
+  const code = await Promise.race([server.process.exited, Bun.sleep(8000).then(() => null)]);
+  if (code === null) server.process.kill("SIGKILL");
+  return code;
+}
+
+export function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
