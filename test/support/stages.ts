@@ -48,11 +48,16 @@ export async function startStage(
       }
     }
   })();
-  const timeout = Bun.sleep(startTimeoutMs).then(() => {
-    child.kill("SIGKILL");
-    throw new Error(`${name} did not start within ${startTimeoutMs} ms:\n${output.slice(-20).join("\n")}`);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(
+        new Error(`${name} did not start within ${startTimeoutMs} ms:\n${output.slice(-20).join("\n")}`),
+      );
+    }, startTimeoutMs);
   });
-  const httpPort = await Promise.race([portKnown, timeout]);
+  const httpPort = await Promise.race([portKnown, timeout]).finally(() => clearTimeout(timer));
   return { name, process: child, httpPort, output };
 }
 

@@ -1,0 +1,142 @@
+/**
+ * Helpers for the aggregator's integration tests: AlertMatched records, per-test topics and clients,
+ * and a background reader that collects everything a topic receives.
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { Sql } from "../../src/adapters/postgres.ts";
+import {
+  type AlertMatched,
+  AlertMatchedSchema,
+  type NotificationReady,
+  NotificationReadySchema,
+  Severity,
+} from "../../src/gen/alerting/v1/alert_pb.ts";
+import { Admin, type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
+import { infraUrls } from "../../src/runtime/env.ts";
+import { createLogger } from "../../src/runtime/log.ts";
+import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { uniqueName } from "../support/names.ts";
+import { type StageProcess, startStage } from "../support/stages.ts";
+
+export const brokers = infraUrls.kafkaBrokers;
+export const quiet = createLogger("test", 40);
+
+export interface AggregatorTopics {
+  input: string;
+  output: string;
+  group: string;
+}
+
+/** Fresh input and output topics (each with its .dlq) and a fresh consumer group for one test. */
+export async function aggregatorTopics(prefix: string, partitions = 3): Promise<AggregatorTopics> {
+  const run = uniqueName(prefix);
+  const input = `${run}.alerts.matched`;
+  const output = `${run}.notifications.ready`;
+  const admin = new Admin(brokers, {}, quiet);
+  try {
+    await admin.createTopics(
+      [input, output].flatMap((name) => [
+        { name, partitions },
+        { name: deadLetterTopic(name), partitions: 1 },
+      ]),
+    );
+  } finally {
+    admin.close();
+  }
+  return { input, output, group: `${run}-aggregator` };
+}
+
+/** The input partitions a stage process owns now, replayed from its "partitions assigned/revoked" log lines. */
+export function ownedPartitions(stage: StageProcess): Set<number> {
+  const owned = new Set<number>();
+  for (const line of stage.output) {
+    const assigned = line.includes('"partitions assigned"');
+    if (!assigned && !line.includes('"partitions revoked"')) continue;
+    const listed = (JSON.parse(line) as { partitions: string }).partitions;
+    for (const match of listed.matchAll(/\[(\d+)\]/g)) {
+      if (assigned) owned.add(Number(match[1]));
+      else owned.delete(Number(match[1]));
+    }
+  }
+  return owned;
+}
+
+export function startAggregator(
+  topics: AggregatorTopics,
+  env: Record<string, string> = {},
+): Promise<StageProcess> {
+  return startStage("aggregator", {
+    INPUT_TOPIC: topics.input,
+    OUTPUT_TOPIC: topics.output,
+    GROUP_ID: topics.group,
+    ...env,
+  });
+}
+
+/** A client and one rule owned by this test, so the rows it produces name real ids. */
+export async function insertClientWithRule(
+  sql: Sql,
+  prefix: string,
+): Promise<{ clientId: string; ruleId: string }> {
+  const [client] = await sql<{ id: string }[]>`
+    INSERT INTO clients (name) VALUES (${uniqueName(prefix)}) RETURNING id`;
+  const clientId = (client as { id: string }).id;
+  const [rule] = await sql<{ id: string }[]>`
+    INSERT INTO rules (client_id, severity, source, name)
+    VALUES (${clientId}, 'HIGH', ${uniqueName("src")}, 'cpu-high') RETURNING id`;
+  return { clientId, ruleId: (rule as { id: string }).id };
+}
+
+export function alertMatched(fields: Partial<Omit<AlertMatched, "$typeName" | "$unknown">>): Uint8Array {
+  return toBinary(
+    AlertMatchedSchema,
+    create(AlertMatchedSchema, {
+      alertId: "alert",
+      severity: Severity.HIGH,
+      source: "billing-api",
+      name: "cpu-high",
+      context: { host: "db-1" },
+      eventTimeUnixMs: BigInt(Date.now()),
+      schemaVersion: 1,
+      ...fields,
+    }),
+  );
+}
+
+export function decodeReady(record: ConsumedRecord): NotificationReady {
+  return fromBinary(NotificationReadySchema, record.value ?? new Uint8Array(0));
+}
+
+export const text = (bytes: Uint8Array | null | undefined) => (bytes ? new TextDecoder().decode(bytes) : "");
+
+/** Reads a topic from the start in the background until `stop()`, keeping every record. */
+export class TopicReader {
+  readonly records: ConsumedRecord[] = [];
+  readonly #consumer: Consumer;
+  #running = true;
+  readonly #loop: Promise<void>;
+
+  constructor(topic: string) {
+    const consumer = new Consumer({ brokers, groupId: uniqueName("reader"), topics: [topic], logger: quiet });
+    this.#consumer = consumer;
+    this.#loop = (async () => {
+      while (this.#running) this.records.push(...(await consumer.consume(2000, 50)));
+    })();
+  }
+
+  /** Waits until `check(records)` holds; false on timeout. */
+  async until(check: (records: readonly ConsumedRecord[]) => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      if (check(this.records)) return true;
+      await Bun.sleep(25);
+    }
+    return check(this.records);
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#loop;
+    await this.#consumer.close();
+  }
+}
