@@ -7,6 +7,12 @@ export interface RuleSet {
   rules: Rule[];
 }
 
+/**
+ * NOTIFY channel raised by every committed rule change (with its outbox row). The outbox relay
+ * wakes on it, and the rule-updater uses it as a backstop to rule.changed.
+ */
+export const rulesChangedChannel = "rule_outbox";
+
 /** Serialises builders, so the version order equals the order in which the rules were read. */
 const buildLockKey = 7_414_220_552;
 

@@ -7,7 +7,7 @@ import type { RedisClient } from "../../adapters/redis.ts";
 import { readSnapshotBytes, readSnapshotVersion, type SnapshotKeys } from "../../adapters/snapshot-store.ts";
 import { CompiledMatcher } from "../../core/matching/compiled.ts";
 import type { Matcher } from "../../core/matching/types.ts";
-import { decodeSnapshot, SnapshotError, snapshotRules } from "../../core/snapshot.ts";
+import { decodeSnapshot, SnapshotError } from "../../core/snapshot.ts";
 import type { Logger } from "../../runtime/log.ts";
 
 export interface LoadedRules {
@@ -54,11 +54,10 @@ export class RuleBook {
       const startedAt = performance.now();
       const snapshot = decodeSnapshot(bytes);
       if (this.#current && snapshot.version <= this.#current.version) return;
-      const rules = snapshotRules(snapshot);
       const loaded = {
-        matcher: new CompiledMatcher(rules),
+        matcher: CompiledMatcher.fromSnapshot(snapshot),
         version: snapshot.version,
-        ruleCount: rules.length,
+        ruleCount: snapshot.ruleClient.length,
       };
       this.#current = loaded;
       const compileMs = performance.now() - startedAt;

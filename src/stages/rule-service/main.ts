@@ -1,5 +1,6 @@
 /** rule-service: the HTTP API for clients, rules and endpoints, plus the outbox relay to rule.changed. */
 import { connectPostgres } from "../../adapters/postgres.ts";
+import { createConsole } from "../../console/server.ts";
 import { Producer } from "../../kafka/index.ts";
 import { envInt, envString } from "../../runtime/config.ts";
 import { infraUrls } from "../../runtime/env.ts";
@@ -30,16 +31,19 @@ const relay = await startOutboxRelay({
 });
 const metrics = createStageMetrics("rule-service");
 const app = createRuleServiceApp({ sql, adminToken });
+// The operator console at /console, with its own JSON routes under /api/v1/console (src/console).
+const consoleApp = createConsole({ sql, adminToken, producer, logger: logger.child("console") });
 const service = startService({
   port: envInt("HTTP_PORT", 8080, { min: 0, max: 65_535 }),
   registry: metrics.registry,
   isReady: () => true,
-  routes: app.routes,
+  routes: { ...app.routes, ...consoleApp.routes },
   fetch: app.fetch,
 });
 logger.info("started", { httpPort: service.port, topic });
 exitOnSignal(async () => {
   await service.stop();
+  await consoleApp.stop();
   await relay.stop();
   await producer.close(2000);
   await sql.end({ timeout: 2 });

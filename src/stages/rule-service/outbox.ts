@@ -1,7 +1,8 @@
+import { rulesChangedChannel } from "../../adapters/rule-source.ts";
 import type { Db } from "./store.ts";
 
 /** NOTIFY channel that wakes the relay; delivered only when the writing transaction commits. */
-export const ruleOutboxChannel = "rule_outbox";
+export const ruleOutboxChannel = rulesChangedChannel;
 
 export interface RuleChange {
   rule_id: string;

@@ -6,6 +6,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { connectPostgres } from "../../adapters/postgres.ts";
 import { connectRedis } from "../../adapters/redis.ts";
+import { rulesChangedChannel } from "../../adapters/rule-source.ts";
 import { readSnapshotVersion, snapshotKeys } from "../../adapters/snapshot-store.ts";
 import { type RuleChanged, RuleChangedSchema } from "../../gen/alerting/v1/rule_pb.ts";
 import type { ConsumedRecord } from "../../kafka/index.ts";
@@ -59,6 +60,17 @@ await runConsumerStage({
         busy = false;
       }
     }, watchIntervalMs);
+    // Backstop to rule.changed: Postgres announces every committed rule change, so the snapshot
+    // follows even while the outbox relay or Kafka is down. Bursts coalesce into one rebuild.
+    let rebuildQueued = false;
+    const listener = await sql.listen(rulesChangedChannel, () => {
+      if (rebuildQueued) return;
+      rebuildQueued = true;
+      setTimeout(() => {
+        rebuildQueued = false;
+        updater.rebuild().catch((error: unknown) => logger.warn("rebuild on notify failed", { error }));
+      }, 20);
+    });
     return {
       processor: {
         decode: decodeRuleChanged,
@@ -69,6 +81,7 @@ await runConsumerStage({
       },
       async close() {
         clearInterval(watch);
+        await listener.unlisten();
         redis.disconnect();
         await sql.end({ timeout: 2 });
       },
