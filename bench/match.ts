@@ -1,33 +1,125 @@
 /**
- * Matcher benchmark: `node_modules/.bin/bun bench/match.ts`. Prints a table; targets are >= 5M alerts/s on
- * one core at 1M rules and compile < 1 s. Alerts are fresh strings (as a decoder makes them), so their
- * hashes are computed during the run, not cached from rule building.
+ * Matcher benchmark: `node_modules/.bin/bun bench/match.ts`. Targets: >= 5M alerts/s on one core at 1M rules
+ * and compile < 1 s. Prints one table; the workload is described in WORKLOAD below and printed with it.
+ *
+ * Every string is a fresh flat string, as a decoder or database driver makes them: rules and alerts never
+ * share string objects, so hashes are computed during the timed runs, not cached from rule building.
+ *
+ * Allocation per alert: after Bun.gc(true), JSC's heapStats().heapSize and objectCount only change when a
+ * collection runs, while heapCapacity grows by one 16 KB block at a time as new cells are allocated. So a
+ * window of alerts is run with no GC in it, and its heapCapacity growth / alerts is the GC-heap bytes
+ * allocated per alert (about 32-48 B per object). A window in which heapSize or objectCount changed had a
+ * GC and is retried smaller. Calibrated in the output against loops allocating 0 and 1 object per iteration.
  */
 import { heapStats } from "bun:jsc";
-import { CompiledMatcher } from "../src/core/matching/compiled.ts";
+import { CompiledMatcher, type CompiledMatcherOptions } from "../src/core/matching/compiled.ts";
 import { ReferenceMatcher } from "../src/core/matching/reference.ts";
-import { prng, randomUuid } from "../src/core/matching/test-support.ts";
+import { prng } from "../src/core/matching/test-support.ts";
 import type { Matcher, Rule } from "../src/core/matching/types.ts";
+import { buildSnapshot, decodeSnapshot, encodeSnapshot, formatUuid } from "../src/core/snapshot.ts";
 
-const SOURCES = 3000;
+const SOURCES = 8000;
 const NAMES = 4000;
-
-/** Share of rules per pattern (severity, source, name concrete?); severity-only subscriptions are rare. */
+/** Alert names a source can raise, drawn from the shared name list (popular names recur across sources). */
+const NAMES_PER_SOURCE = 16;
+const MAX_CLIENTS = 100_000;
+/** Pattern shares [severity, source, name concrete?, share]: 70% exact, 30% with one or two wildcards. */
 const PATTERN_MIX: [boolean, boolean, boolean, number][] = [
-  [true, true, true, 0.55],
-  [true, true, false, 0.15],
-  [false, true, true, 0.1],
-  [true, false, true, 0.1],
-  [false, true, false, 0.06],
-  [false, false, true, 0.04],
+  [true, true, true, 0.7],
+  [false, true, true, 0.15],
+  [true, true, false, 0.1],
+  [true, false, true, 0.03],
+  [false, true, false, 0.015],
+  [false, false, true, 0.005],
 ];
+/** Alert severities LOW..CRITICAL; rules pick a severity uniformly. */
+const ALERT_SEVERITY_WEIGHTS = [0.4, 0.3, 0.2, 0.1];
 
-/** `count` rules over count/10 clients (at most 100k), 3000 sources, 4000 names. */
-export function realisticRules(count: number, seed = 1): Rule[] {
+export const WORKLOAD = `workload: N rules over min(N/10, ${MAX_CLIENTS / 1000}k) clients (uniform), ${SOURCES} sources, ${NAMES} names, each source raising ${NAMES_PER_SOURCE} of the names;
+  rules 70% exact, 15% (*, src, name), 10% (sev, src, *), 3% (sev, *, name), 1.5% (*, src, *), 0.5% (*, *, name), no (sev, *, *);
+  popularity Zipf-like: sources' name lists draw names Zipf(s=0.7); a rule picks its source Zipf(s=0.5) and then one
+  of its names uniformly (a rule without source: any name uniformly); alerts come from sources Zipf(s=1.0) ranked
+  independently of rules, names Zipf(s=1.0) within the source's list, severity 40/30/20/10% LOW..CRITICAL;
+  hit = that alert stream (replayed: "1st pass" fills the result cache, "steady" is the next pass; "no cache" computes every alert),
+  miss = sources and names no rule names, worst = one alert kind hitting all 7 patterns x 300 rules of 1000 clients.`;
+
+/** Samples 0..n-1 with P(k) proportional to 1 / (k + 1)^exponent, ranks permuted by `order`. */
+function zipf(random: () => number, n: number, exponent: number, order?: Uint32Array): () => number {
+  const cdf = new Float64Array(n);
+  let total = 0;
+  for (let k = 0; k < n; k++) {
+    total += 1 / (k + 1) ** exponent;
+    cdf[k] = total;
+  }
+  return () => {
+    const target = random() * total;
+    let low = 0;
+    let high = n - 1;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((cdf[mid] as number) < target) low = mid + 1;
+      else high = mid;
+    }
+    return order === undefined ? low : (order[low] as number);
+  };
+}
+
+function shuffled(random: () => number, n: number): Uint32Array {
+  const order = Uint32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  return order;
+}
+
+/** A fresh flat string: template literals make ropes, which a driver's or decoder's strings are not. */
+function fresh(text: string): string {
+  text.charCodeAt(0); // resolves a rope in place (its hash is computed on first use, not here)
+  return text;
+}
+
+const uuidBytes = new Uint8Array(16);
+function uuid(random: () => number): string {
+  for (let i = 0; i < 16; i++) uuidBytes[i] = Math.floor(random() * 256);
+  return formatUuid(uuidBytes, 0);
+}
+
+interface World {
+  sourceNames: Uint32Array[];
+  alertSource: () => number;
+  ruleSource: () => number;
+  nameRank: () => number;
+  random: () => number;
+}
+
+function world(seed: number): World {
   const random = prng(seed);
-  const clients = Array.from({ length: Math.min(100_000, Math.max(1, count / 10)) }, () =>
-    randomUuid(random),
-  );
+  const anyName = zipf(random, NAMES, 0.7);
+  const sourceNames = Array.from({ length: SOURCES }, () => {
+    const names = new Set<number>();
+    while (names.size < NAMES_PER_SOURCE) names.add(anyName());
+    return Uint32Array.from(names);
+  });
+  return {
+    sourceNames,
+    alertSource: zipf(random, SOURCES, 1.0, shuffled(random, SOURCES)),
+    ruleSource: zipf(random, SOURCES, 0.5, shuffled(random, SOURCES)),
+    nameRank: zipf(random, NAMES_PER_SOURCE, 1.0),
+    random,
+  };
+}
+
+const sourceText = (source: number) => fresh(`svc-${source}.prod.example`);
+const nameText = (name: number) => fresh(`alert_${name}`);
+
+/** The rule set of WORKLOAD with `count` rules. */
+export function realisticRules(count: number, seed = 1): Rule[] {
+  const w = world(seed);
+  const random = w.random;
+  const clientCount = Math.min(MAX_CLIENTS, Math.max(1, count / 10));
+  const clientBytes = new Uint8Array(clientCount * 16);
+  for (let i = 0; i < clientBytes.length; i++) clientBytes[i] = Math.floor(random() * 256);
   const rules = new Array<Rule>(count);
   for (let i = 0; i < count; i++) {
     let roll = random();
@@ -37,66 +129,142 @@ export function realisticRules(count: number, seed = 1): Rule[] {
       roll -= candidate[3];
       if (roll < 0) break;
     }
+    const source = w.ruleSource();
+    const names = w.sourceNames[source] as Uint32Array;
+    // A rule with a source names one of its alerts; one without names any alert name.
+    const name = pattern[1]
+      ? (names[Math.floor(random() * names.length)] as number)
+      : Math.floor(random() * NAMES);
     rules[i] = {
-      ruleId: randomUuid(random),
-      clientId: clients[Math.floor(random() * clients.length)] as string,
+      ruleId: uuid(random),
+      clientId: formatUuid(clientBytes, Math.floor(random() * clientCount) * 16), // a fresh string per row
       severity: pattern[0] ? 1 + Math.floor(random() * 4) : 0,
-      source: pattern[1] ? `source-${skewed(random, SOURCES)}` : "*",
-      name: pattern[2] ? `alert-${skewed(random, NAMES)}` : "*",
+      source: pattern[1] ? sourceText(source) : "*",
+      name: pattern[2] ? nameText(name) : "*",
     };
   }
   return rules;
 }
 
-/** Popular values are more common (roughly Zipf-like), as in real alert traffic. */
-function skewed(random: () => number, cardinality: number): number {
-  return Math.floor(cardinality * random() ** 2);
-}
-
 type Alert = [severity: number, source: string, name: string];
 
-function alertStream(count: number, seed: number, kind: "hit" | "miss"): Alert[] {
+function alertSeverity(random: () => number): number {
+  let roll = random();
+  for (let i = 0; i < ALERT_SEVERITY_WEIGHTS.length; i++) {
+    roll -= ALERT_SEVERITY_WEIGHTS[i] as number;
+    if (roll < 0) return i + 1;
+  }
+  return 4;
+}
+
+export function hitStream(count: number, seed: number): Alert[] {
+  const w = world(1); // the rules' world: same sources and name lists
   const random = prng(seed);
-  return Array.from({ length: count }, (_, i): Alert => {
-    const severity = 1 + Math.floor(random() * 4);
-    if (kind === "miss") return [severity, `unknown-source-${i}`, `unknown-alert-${i}`];
-    return [severity, `source-${skewed(random, SOURCES)}`, `alert-${skewed(random, NAMES)}`];
+  return Array.from({ length: count }, (): Alert => {
+    const source = w.alertSource();
+    const names = w.sourceNames[source] as Uint32Array;
+    return [alertSeverity(random), sourceText(source), nameText(names[w.nameRank()] as number)];
   });
+}
+
+function missStream(count: number, seed: number): Alert[] {
+  const random = prng(seed);
+  return Array.from(
+    { length: count },
+    (_, i): Alert => [
+      alertSeverity(random),
+      fresh(`unknown-${i % 5000}.example`),
+      fresh(`unknown_alert_${i % 300}`),
+    ],
+  );
+}
+
+/** Rules making one alert kind hit all 7 patterns, 300 rules each, over 1000 clients (so clients merge). */
+function worstCase(base: readonly Rule[]): { rules: Rule[]; alert: () => Alert } {
+  const random = prng(77);
+  const clients = Array.from({ length: 1000 }, () => uuid(random));
+  const extra: Rule[] = [];
+  for (let mask = 1; mask < 8; mask++) {
+    for (let i = 0; i < 300; i++) {
+      extra.push({
+        ruleId: uuid(random),
+        clientId: clients[Math.floor(random() * clients.length)] as string,
+        severity: mask & 4 ? 4 : 0,
+        source: mask & 2 ? "svc-worst" : "*",
+        name: mask & 1 ? "alert_worst" : "*",
+      });
+    }
+  }
+  return {
+    rules: [...base, ...extra],
+    alert: () => [4, ["svc", "worst"].join("-"), ["alert", "worst"].join("_")],
+  };
 }
 
 interface RunResult {
   alertsPerSecond: number;
   matchedShare: number;
   clientsPerAlert: number;
-  objectsPerAlert: number;
   bytesPerAlert: number;
 }
 
-/** Warm up on the first slice, then time one pass; objects/bytes are heap growth without a GC in between. */
-function run(matcher: Matcher, alerts: readonly Alert[]): RunResult {
-  for (let i = 0; i < Math.min(50_000, alerts.length); i++) {
-    const alert = alerts[i] as Alert;
-    matcher.match(alert[0], alert[1], `${alert[2]}warm`);
-  }
-  Bun.gc(true);
-  const before = heapStats();
+function timed(matcher: Matcher, alerts: readonly Alert[]): Omit<RunResult, "bytesPerAlert"> {
   const start = performance.now();
   let matched = 0;
   let clients = 0;
-  for (const [severity, source, name] of alerts) {
-    const result = matcher.match(severity, source, name);
+  for (let i = 0; i < alerts.length; i++) {
+    const alert = alerts[i] as Alert;
+    const result = matcher.match(alert[0], alert[1], alert[2]);
     if (result.length > 0) matched++;
     clients += result.length;
   }
   const elapsedMs = performance.now() - start;
-  const after = heapStats();
   return {
     alertsPerSecond: alerts.length / (elapsedMs / 1000),
     matchedShare: matched / alerts.length,
     clientsPerAlert: clients / alerts.length,
-    objectsPerAlert: Math.max(0, after.objectCount - before.objectCount) / alerts.length,
-    bytesPerAlert: Math.max(0, after.heapSize - before.heapSize) / alerts.length,
   };
+}
+
+/** GC-heap bytes allocated per call of `work(i)`, over a GC-free window (see the file comment). */
+export function bytesPerCall(calls: number, work: (i: number) => unknown): number {
+  let sink: unknown;
+  for (let window = calls; window >= 1000; window = Math.floor(window / 4)) {
+    Bun.gc(true);
+    const before = heapStats();
+    for (let i = 0; i < window; i++) sink = work(i);
+    const after = heapStats();
+    if (after.heapSize === before.heapSize && after.objectCount === before.objectCount) {
+      return (after.heapCapacity - before.heapCapacity) / window;
+    }
+  }
+  void sink;
+  return Number.NaN; // a GC in every window
+}
+
+/** The same alerts in new string objects (unhashed, as each decoded alert is): one copy per timed pass. */
+function copy(alerts: readonly Alert[]): Alert[] {
+  return alerts.map(([severity, source, name]) => [
+    severity,
+    fresh(`${source} `.slice(0, -1)),
+    fresh(`${name} `.slice(0, -1)),
+  ]);
+}
+
+/** `passes` timed passes over fresh copies of `alerts`, the last one reported; then bytes/alert. */
+function run(matcher: Matcher, alerts: readonly Alert[], passes: number): RunResult {
+  let result: Omit<RunResult, "bytesPerAlert"> | undefined;
+  for (let pass = 0; pass < passes; pass++) {
+    const fresh = copy(alerts);
+    Bun.gc(true);
+    result = timed(matcher, fresh);
+  }
+  const window = copy(alerts.slice(0, 100_000));
+  const bytesPerAlert = bytesPerCall(window.length, (i) => {
+    const alert = window[i] as Alert;
+    return matcher.match(alert[0], alert[1], alert[2]);
+  });
+  return { ...(result as Omit<RunResult, "bytesPerAlert">), bytesPerAlert };
 }
 
 function heapUsedBytes(): number {
@@ -106,45 +274,37 @@ function heapUsedBytes(): number {
 
 const fmt = (value: number, digits = 0) => value.toLocaleString("en-US", { maximumFractionDigits: digits });
 const millions = (value: number) => `${(value / 1e6).toFixed(2)}M`;
-
-/** A rule set where one alert hits all 7 patterns, each with its own client. */
-function worstCaseRules(base: Rule[]): { rules: Rule[]; alert: Alert } {
-  const random = prng(77);
-  const extra: Rule[] = [];
-  for (let mask = 1; mask < 8; mask++) {
-    extra.push({
-      ruleId: randomUuid(random),
-      clientId: randomUuid(random),
-      severity: mask & 4 ? 4 : 0,
-      source: mask & 2 ? "source-worst" : "*",
-      name: mask & 1 ? "alert-worst" : "*",
-    });
-  }
-  return { rules: [...base, ...extra], alert: [4, "source-worst", "alert-worst"] };
-}
+const time = <T>(work: () => T): [T, number] => {
+  const start = performance.now();
+  const result = work();
+  return [result, performance.now() - start];
+};
 
 if (import.meta.main) {
   const rows: string[][] = [];
   const header = [
     "rules",
     "stream",
-    "compile ms",
-    "matcher heap MB",
+    "compile ms (rules|snapshot)",
+    "heap MB",
     "alerts/s",
     "matched",
     "clients/alert",
-    "objects/alert",
     "bytes/alert",
   ];
-  const stream = 200_000;
+  const stream = 500_000;
+  const noCache: CompiledMatcherOptions = { resultCacheSize: 0 };
+  const hits = hitStream(stream, 2);
+  const misses = missStream(stream, 3);
   for (const count of [10_000, 100_000, 1_000_000]) {
-    let rules = realisticRules(count);
+    let rules: Rule[] | undefined = realisticRules(count);
+    const snapshot = decodeSnapshot(encodeSnapshot(buildSnapshot(rules, 1n, 0n)));
     const heapBefore = heapUsedBytes();
-    let start = performance.now();
-    let matcher = new CompiledMatcher(rules);
-    const compileMs = performance.now() - start;
-    const matcherHeapMb = (heapUsedBytes() - heapBefore) / 2 ** 20;
-    const addRow = (label: string, result: RunResult, compile: string, heap: string) =>
+    const [fromRules, rulesMs] = time(() => new CompiledMatcher(rules as Rule[]));
+    const heapMb = (heapUsedBytes() - heapBefore) / 2 ** 20;
+    const [matcher, snapshotMs] = time(() => CompiledMatcher.fromSnapshot(snapshot));
+    void fromRules;
+    const addRow = (label: string, result: RunResult, compile = "", heap = "") =>
       rows.push([
         fmt(count),
         label,
@@ -153,33 +313,40 @@ if (import.meta.main) {
         millions(result.alertsPerSecond),
         `${fmt(result.matchedShare * 100, 1)}%`,
         fmt(result.clientsPerAlert, 2),
-        fmt(result.objectsPerAlert, 3),
-        fmt(result.bytesPerAlert, 1),
+        fmt(result.bytesPerAlert, 2),
       ]);
-    addRow("hit", run(matcher, alertStream(stream, 2, "hit")), fmt(compileMs), fmt(matcherHeapMb, 1));
-    addRow("miss", run(matcher, alertStream(stream, 3, "miss")), "", "");
-    const worst = worstCaseRules(rules);
-    rules = worst.rules;
-    start = performance.now();
-    matcher = new CompiledMatcher(rules);
-    const worstStream = Array.from(
-      { length: stream },
-      (): Alert => [4, `${worst.alert[1]}`, `${worst.alert[2]}`],
-    );
-    addRow("worst (7 patterns)", run(matcher, worstStream), fmt(performance.now() - start), "");
+    const compiled = `${fmt(rulesMs)} | ${fmt(snapshotMs)}`;
+    addRow("hit, 1st pass", run(matcher, hits, 1), compiled, fmt(heapMb, 1));
+    addRow("hit, steady", run(matcher, hits, 2), "", fmt((heapUsedBytes() - heapBefore) / 2 ** 20, 1));
+    addRow("hit, no cache", run(CompiledMatcher.fromSnapshot(snapshot, noCache), hits, 1));
+    addRow("miss", run(matcher, misses, 2));
+    const worst = worstCase(rules);
+    rules = undefined;
+    const worstAlerts = Array.from({ length: 200_000 }, worst.alert);
+    addRow("worst, cached", run(new CompiledMatcher(worst.rules), worstAlerts, 2));
+    addRow("worst, no cache", run(new CompiledMatcher(worst.rules, noCache), worstAlerts.slice(0, 5000), 2));
   }
   console.log(table(header, rows));
+  console.log(WORKLOAD);
 
   const rules = realisticRules(10_000);
-  const alerts = alertStream(20_000, 4, "hit");
-  const compiled = run(new CompiledMatcher(rules), alerts);
-  const reference = run(new ReferenceMatcher(rules), alerts);
+  const alerts = hits.slice(0, 20_000);
+  const compiled = timed(new CompiledMatcher(rules), alerts);
+  const reference = timed(new ReferenceMatcher(rules), alerts);
   console.log(
     `\n10k rules, 20k hit alerts: compiled ${millions(compiled.alertsPerSecond)}/s, reference ${fmt(reference.alertsPerSecond)}/s, ratio ${fmt(compiled.alertsPerSecond / reference.alertsPerSecond)}x`,
   );
+  const calibration = [
+    bytesPerCall(100_000, (i) => i),
+    bytesPerCall(100_000, (i) => ({ i })),
+    bytesPerCall(100_000, (i) => [i, i]),
+  ];
+  console.log(
+    `bytes/alert calibration (same method): no allocation ${fmt(calibration[0] as number, 2)}, {i} ${fmt(calibration[1] as number, 2)}, [i, i] ${fmt(calibration[2] as number, 2)} B/call`,
+  );
   const memory = process.memoryUsage();
   console.log(
-    `process: rss ${fmt(memory.rss / 2 ** 20)} MB, heapUsed ${fmt(memory.heapUsed / 2 ** 20)} MB, heapStats().heapSize ${fmt(heapStats().heapSize / 2 ** 20)} MB`,
+    `process: rss ${fmt(memory.rss / 2 ** 20)} MB, heapStats().heapSize ${fmt(heapStats().heapSize / 2 ** 20)} MB`,
   );
   console.log("targets: >= 5M alerts/s at 1M rules on one core; compile of 1M rules < 1 s");
 }

@@ -55,8 +55,13 @@ export function buildSnapshot(rules: readonly Rule[], version: bigint, builtAtUn
     }
     return index;
   };
-  const clients: string[] = [];
-  const clientIndex = new Map<string, number>();
+  // Clients are interned by their 16 bytes in an open-addressing table on typed arrays, not a Map keyed by
+  // the id text: that Map alone took ~1.8 s of a ~4 s build of 1M rules (each lookup touches two scattered
+  // 36-char strings), while the id must be parsed anyway.
+  const clientBytes = new Uint8Array(count * UUID_BYTES);
+  let clientCount = 0;
+  const slots = new Int32Array(tableSize(count)); // client index + 1; 0 = empty
+  const mask = slots.length - 1;
   const ruleIds = new Uint8Array(count * UUID_BYTES);
   const ruleClient = new Uint32Array(count);
   const ruleSeverity = new Uint32Array(count);
@@ -66,10 +71,25 @@ export function buildSnapshot(rules: readonly Rule[], version: bigint, builtAtUn
     const rule = rules[i] as Rule;
     if (!parseUuid(rule.ruleId, ruleIds, i * UUID_BYTES))
       throw new RangeError(`rule ${i}: rule_id is not a UUID`);
-    let client = clientIndex.get(rule.clientId);
-    if (client === undefined) {
-      client = clients.push(rule.clientId) - 1;
-      clientIndex.set(rule.clientId, client);
+    const at = clientCount * UUID_BYTES; // parsed into the next free place, kept only if new
+    if (!parseUuid(rule.clientId, clientBytes, at))
+      throw new RangeError(`rule ${i}: client_id is not a UUID`);
+    let hash = 0x811c9dc5;
+    for (let b = 0; b < UUID_BYTES; b++) hash = Math.imul(hash ^ (clientBytes[at + b] as number), 0x01000193);
+    let slot = hash & mask;
+    let client = -1;
+    for (;;) {
+      const entry = slots[slot] as number;
+      if (entry === 0) {
+        client = clientCount++;
+        slots[slot] = client + 1;
+        break;
+      }
+      if (sameUuid(clientBytes, (entry - 1) * UUID_BYTES, at)) {
+        client = entry - 1;
+        break;
+      }
+      slot = (slot + 1) & mask;
     }
     ruleClient[i] = client;
     if (!(rule.severity >= SEVERITY_WILDCARD && rule.severity <= SEVERITY_MAX)) {
@@ -79,11 +99,7 @@ export function buildSnapshot(rules: readonly Rule[], version: bigint, builtAtUn
     ruleSource[i] = intern(rule.source);
     ruleName[i] = intern(rule.name);
   }
-  const clientIds = new Uint8Array(clients.length * UUID_BYTES);
-  clients.forEach((id, i) => {
-    if (!parseUuid(id, clientIds, i * UUID_BYTES))
-      throw new RangeError(`client ${i}: client_id is not a UUID`);
-  });
+  const clientIds = clientBytes.slice(0, clientCount * UUID_BYTES);
   return {
     schemaVersion: SNAPSHOT_SCHEMA_VERSION,
     version,
@@ -96,6 +112,18 @@ export function buildSnapshot(rules: readonly Rule[], version: bigint, builtAtUn
     ruleSource,
     ruleName,
   };
+}
+
+/** A power of two at least twice `count`, so probe chains stay short. */
+function tableSize(count: number): number {
+  let size = 16;
+  while (size < count * 2) size *= 2;
+  return size;
+}
+
+function sameUuid(bytes: Uint8Array, a: number, b: number): boolean {
+  for (let i = 0; i < UUID_BYTES; i++) if (bytes[a + i] !== bytes[b + i]) return false;
+  return true;
 }
 
 /** The rule list of a valid snapshot (as returned by decodeSnapshot or buildSnapshot). */
@@ -339,7 +367,13 @@ for (let i = 0; i < 16; i++) {
   HEX_VALUE["0123456789abcdef".charCodeAt(i)] = i;
   HEX_VALUE["0123456789ABCDEF".charCodeAt(i)] = i;
 }
-const HEX_PAIR = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+/** The two lowercase hex digit char codes of each byte value, at [2 * byte] and [2 * byte + 1]. */
+const HEX_CODES = new Uint16Array(512);
+for (let byte = 0; byte < 256; byte++) {
+  const pair = byte.toString(16).padStart(2, "0");
+  HEX_CODES[2 * byte] = pair.charCodeAt(0);
+  HEX_CODES[2 * byte + 1] = pair.charCodeAt(1);
+}
 const DASH = 45;
 
 /**
@@ -365,29 +399,18 @@ export function parseUuid(text: string, out: Uint8Array, offset: number): boolea
   return true;
 }
 
-/** Lowercase canonical UUID text of the 16 bytes at `offset`. */
+/**
+ * Lowercase canonical UUID text of the 16 bytes at `offset`. Built by one String.fromCharCode call, so the
+ * result is a flat string (concatenation made a rope of ~20 pieces: 3x slower, and flattened again later).
+ */
 export function formatUuid(bytes: Uint8Array, offset: number): string {
-  const hex = (i: number) => HEX_PAIR[bytes[offset + i] as number] as string;
-  return (
-    hex(0) +
-    hex(1) +
-    hex(2) +
-    hex(3) +
-    "-" +
-    hex(4) +
-    hex(5) +
-    "-" +
-    hex(6) +
-    hex(7) +
-    "-" +
-    hex(8) +
-    hex(9) +
-    "-" +
-    hex(10) +
-    hex(11) +
-    hex(12) +
-    hex(13) +
-    hex(14) +
-    hex(15)
+  const digit = (i: number) => HEX_CODES[2 * (bytes[offset + (i >> 1)] as number) + (i & 1)] as number;
+  // biome-ignore format: one row per UUID group
+  return String.fromCharCode(
+    digit(0), digit(1), digit(2), digit(3), digit(4), digit(5), digit(6), digit(7), DASH,
+    digit(8), digit(9), digit(10), digit(11), DASH,
+    digit(12), digit(13), digit(14), digit(15), DASH,
+    digit(16), digit(17), digit(18), digit(19), DASH,
+    digit(20), digit(21), digit(22), digit(23), digit(24), digit(25), digit(26), digit(27), digit(28), digit(29), digit(30), digit(31),
   );
 }

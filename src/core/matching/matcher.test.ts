@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { buildSnapshot, decodeSnapshot, encodeSnapshot, snapshotRules } from "../snapshot.ts";
-import { CompiledMatcher } from "./compiled.ts";
+import { CompiledMatcher, type CompiledMatcherOptions } from "./compiled.ts";
 import { ReferenceMatcher } from "./reference.ts";
 import { normalise, pick, prng, randomRules } from "./test-support.ts";
-import { type Matcher, NO_MATCHES, type Rule } from "./types.ts";
+import { type ClientMatch, type Matcher, NO_MATCHES, type Rule } from "./types.ts";
 
 const A = "00000000-0000-0000-0000-00000000000a";
 const B = "00000000-0000-0000-0000-00000000000b";
@@ -58,9 +58,46 @@ const cases: [string, number, string, string, Record<string, string[]>][] = [
   ["empty strings are ordinary values", 3, "", "", {}],
 ];
 
+/** Through the evaluator's load path: rules -> snapshot bytes -> CompiledMatcher.fromSnapshot. */
+const fromSnapshotBytes = (r: Rule[], options?: CompiledMatcherOptions) =>
+  CompiledMatcher.fromSnapshot(decodeSnapshot(encodeSnapshot(buildSnapshot(r, 1n, 0n))), options);
+
+/** Rule ids must be UUIDs in a snapshot: the same rule set with ids mapped to UUIDs and back. */
+function viaUuids(rules: Rule[]): {
+  rules: Rule[];
+  back: (matches: readonly ClientMatch[]) => ClientMatch[];
+} {
+  const ids = new Map<string, string>();
+  const uuid = (id: string) => {
+    let mapped = ids.get(id);
+    if (mapped === undefined) {
+      mapped = `00000000-0000-4000-8000-${ids.size.toString(16).padStart(12, "0")}`;
+      ids.set(id, mapped);
+    }
+    return mapped;
+  };
+  const mapped = rules.map((r) => ({ ...r, ruleId: uuid(r.ruleId), clientId: uuid(r.clientId) }));
+  const reverse = new Map(Array.from(ids, ([id, mapped]) => [mapped, id]));
+  const original = (id: string) => reverse.get(id) ?? id;
+  return {
+    rules: mapped,
+    back: (matches) =>
+      matches.map((m) => ({ clientId: original(m.clientId), ruleIds: m.ruleIds.map(original) })),
+  };
+}
+
 const implementations: [string, (rules: Rule[]) => Matcher][] = [
   ["reference", (r) => new ReferenceMatcher(r)],
   ["compiled", (r) => new CompiledMatcher(r)],
+  ["compiled without result cache", (r) => new CompiledMatcher(r, { resultCacheSize: 0 })],
+  [
+    "compiled from a snapshot",
+    (r) => {
+      const { rules: mapped, back } = viaUuids(r);
+      const matcher = fromSnapshotBytes(mapped);
+      return { match: (severity, source, name) => back(matcher.match(severity, source, name)) };
+    },
+  ],
 ];
 
 for (const [implementation, make] of implementations) {
@@ -91,6 +128,19 @@ describe("compiled matcher specifics", () => {
     expect(matcher.match(3, "db", "other")).toBe(first);
   });
 
+  test("a repeated alert gets the very same result, merged or not", () => {
+    const merged = matcher.match(4, "web", "oom");
+    expect(merged.length).toBe(1);
+    expect(matcher.match(4, "web", "oom")).toBe(merged);
+  });
+
+  test("a client's group is the same object in every result it appears unchanged in", () => {
+    const uncached = new CompiledMatcher(rules, { resultCacheSize: 0 });
+    const alone = uncached.match(2, "web", "other"); // src-only alone
+    const withOthers = uncached.match(1, "web", "latency"); // src-name (A) + src-only (B)
+    expect(withOthers).toContain(alone[0] as ClientMatch);
+  });
+
   test("rejects rules that are programmer errors", () => {
     expect(() => new CompiledMatcher([rule("r", A, 0, "*", "*")])).toThrow(RangeError);
     expect(() => new CompiledMatcher([rule("r", A, 5, "s", "n")])).toThrow(RangeError);
@@ -102,15 +152,36 @@ describe("compiled equals reference on random rule sets", () => {
   const viaSnapshot = (rules: Rule[]) =>
     snapshotRules(decodeSnapshot(encodeSnapshot(buildSnapshot(rules, 1n, 0n))));
 
-  for (const [description, prepare] of [
-    ["rules used as given", (rules: Rule[]) => rules],
-    ["rules after a snapshot encode/decode round trip", viaSnapshot],
+  // A 3-entry cache generation evicts all the time, so cached, promoted and computed results all get checked.
+  for (const [description, compile] of [
+    ["rules used as given", (rules: Rule[]) => new CompiledMatcher(rules)],
+    [
+      "rules used as given, tiny result cache",
+      (rules: Rule[]) => new CompiledMatcher(rules, { resultCacheSize: 3 }),
+    ],
+    [
+      "rules used as given, no result cache",
+      (rules: Rule[]) => new CompiledMatcher(rules, { resultCacheSize: 0 }),
+    ],
+    [
+      "rules after a snapshot encode/decode round trip",
+      (rules: Rule[]) => new CompiledMatcher(viaSnapshot(rules)),
+    ],
+    ["CompiledMatcher.fromSnapshot of the decoded bytes", (rules: Rule[]) => fromSnapshotBytes(rules)],
+    [
+      "CompiledMatcher.fromSnapshot, tiny result cache",
+      (rules: Rule[]) => fromSnapshotBytes(rules, { resultCacheSize: 3 }),
+    ],
+    [
+      "CompiledMatcher.fromSnapshot of buildSnapshot's snapshot",
+      (rules: Rule[]) => CompiledMatcher.fromSnapshot(buildSnapshot(rules, 1n, 0n)),
+    ],
   ] as const) {
     test(`${description}: 500 seeded rule sets, 200 alerts each`, () => {
       for (let seed = 1; seed <= 500; seed++) {
         const random = prng(seed);
         const ruleSet = randomRules(random, Math.floor(random() * 40), alphabet);
-        checkAgainstReference(seed, random, new CompiledMatcher(prepare(ruleSet)), ruleSet);
+        checkAgainstReference(seed, random, compile(ruleSet), ruleSet);
       }
     });
   }
