@@ -41,3 +41,15 @@ export async function loadEnabledRules(sql: Sql): Promise<RuleSet> {
     return { version: BigInt(row?.version ?? 0), rules };
   })) as RuleSet;
 }
+
+/**
+ * Moves the build sequence past `version`, for when Redis holds a snapshot from a version the
+ * sequence has not reached (Postgres restored or re-created while Redis kept its data): otherwise
+ * every rebuild would be refused as older until the sequence caught up.
+ */
+export async function advanceVersionPast(sql: Sql, version: bigint): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${buildLockKey})`;
+    await tx`SELECT setval('rules_snapshot_version', GREATEST(${version.toString()}::bigint, (SELECT last_value FROM rules_snapshot_version)))`;
+  });
+}

@@ -46,13 +46,13 @@ await runConsumerStage({
     );
     let ticks = 0;
     let busy = false;
-    // A missing version means Redis lost its data: rebuild within a second, not at the next reconcile.
+    // A missing key means Redis lost its data: rebuild within a second, not at the next reconcile.
     const watch = setInterval(async () => {
       if (busy) return;
       busy = true;
       try {
         ticks++;
-        if ((await readSnapshotVersion(redis, keys)) === undefined) await updater.rebuild();
+        if ((await redis.exists(keys.snapshot, keys.version)) < 2) await updater.rebuild();
         else if (ticks % reconcileEvery === 0) await updater.reconcile();
       } catch (error) {
         logger.warn("snapshot watch failed, will retry", { error });

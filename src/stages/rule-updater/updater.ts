@@ -5,7 +5,7 @@
  */
 import type { Sql } from "../../adapters/postgres.ts";
 import type { RedisClient } from "../../adapters/redis.ts";
-import { loadEnabledRules } from "../../adapters/rule-source.ts";
+import { advanceVersionPast, loadEnabledRules } from "../../adapters/rule-source.ts";
 import {
   readSnapshotBytes,
   readSnapshotVersion,
@@ -51,7 +51,7 @@ export class RuleUpdater {
    * Compares Redis with Postgres and rebuilds when they differ: a snapshot missing (Redis wiped),
    * corrupt, or with other rules than the database has (a lost event, a manual edit).
    */
-  async reconcile(): Promise<"in-sync" | "repaired"> {
+  async reconcile(): Promise<"in-sync" | "repaired" | "unrepaired"> {
     const [stored, version] = await Promise.all([
       readSnapshotBytes(this.redis, this.keys),
       readSnapshotVersion(this.redis, this.keys),
@@ -72,8 +72,16 @@ export class RuleUpdater {
       storedRules: storedRules?.length ?? null,
       databaseRules: current.length,
     });
-    await this.rebuild();
-    return "repaired";
+    if ((await this.rebuild()).written) return "repaired";
+    // Refused as older: Redis holds a version the build sequence has not reached. Move the
+    // sequence past it; the next build is then newer than anything stored.
+    const storedVersion = await readSnapshotVersion(this.redis, this.keys);
+    if (storedVersion !== undefined) await advanceVersionPast(this.sql, storedVersion);
+    if ((await this.rebuild()).written) return "repaired";
+    this.logger.error("could not repair the rules snapshot: a newer one keeps appearing", {
+      storedVersion: String(storedVersion),
+    });
+    return "unrepaired";
   }
 }
 

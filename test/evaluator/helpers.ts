@@ -1,0 +1,141 @@
+/**
+ * Helpers for the stage integration tests in test/evaluator and test/rule-updater (stages are spawned
+ * with test/support/stages.ts): topics, reading a topic back, scraping /metrics, building alerts and
+ * writing snapshots.
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import type { RedisClient } from "../../src/adapters/redis.ts";
+import { type SnapshotKeys, writeSnapshotIfNewer } from "../../src/adapters/snapshot-store.ts";
+import type { Rule } from "../../src/core/matching/types.ts";
+import { buildSnapshot, encodeSnapshot } from "../../src/core/snapshot.ts";
+import { type AlertNew, AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
+import { Admin, type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
+import { infraUrls } from "../../src/runtime/env.ts";
+import { createLogger } from "../../src/runtime/log.ts";
+import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { uniqueName } from "../support/names.ts";
+import { eventually, type StageProcess } from "../support/stages.ts";
+
+export const brokers = infraUrls.kafkaBrokers;
+export const quiet = createLogger("test", 40);
+/** kill -9: no shutdown, no final commit. */
+export async function killStage(stage: StageProcess): Promise<void> {
+  stage.process.kill("SIGKILL");
+  await stage.process.exited;
+}
+
+export function isRunning(stage: StageProcess): boolean {
+  return stage.process.exitCode === null && stage.process.signalCode === null;
+}
+
+/** Creates topics (and, for each consumed one, its `.dlq`), one partition each unless given. */
+export async function createTopics(
+  specs: readonly { name: string; partitions?: number; dlq?: boolean }[],
+): Promise<void> {
+  const admin = new Admin(brokers, {}, quiet);
+  try {
+    await admin.createTopics(
+      specs.flatMap((s) => [
+        { name: s.name, partitions: s.partitions ?? 1 },
+        ...(s.dlq ? [{ name: deadLetterTopic(s.name), partitions: 1 }] : []),
+      ]),
+    );
+  } finally {
+    admin.close();
+  }
+}
+
+/** Reads a topic from the start with its own group, keeping every record it has seen. */
+export class TopicReader {
+  readonly records: ConsumedRecord[] = [];
+  /** performance.now() at which each record (same index) was consumed. */
+  readonly receivedAt: number[] = [];
+  readonly #consumer: Consumer;
+  #running = true;
+  readonly #loop: Promise<void>;
+
+  constructor(topic: string) {
+    const consumer = new Consumer({
+      brokers,
+      groupId: uniqueName("test-reader"),
+      topics: [topic],
+      logger: quiet,
+    });
+    this.#consumer = consumer;
+    this.#loop = (async () => {
+      while (this.#running) {
+        const batch = await consumer.consume(1000, 20);
+        const now = performance.now();
+        for (const record of batch) {
+          this.records.push(record);
+          this.receivedAt.push(now);
+        }
+      }
+    })();
+  }
+
+  /** Waits until `check(records)` holds; false on timeout. */
+  until(check: (records: readonly ConsumedRecord[]) => boolean, timeoutMs = 10_000): Promise<boolean> {
+    return eventually(() => check(this.records), timeoutMs, 10);
+  }
+
+  async close(): Promise<void> {
+    this.#running = false;
+    await this.#loop;
+    await this.#consumer.close();
+  }
+}
+
+/** One sample of a Prometheus gauge/counter (first series whose labels contain `labels`). */
+export async function metric(port: number, name: string, labels = ""): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (match?.[1] === name && (match[2] ?? "").includes(labels)) return Number(match[3]);
+  }
+  return undefined;
+}
+
+export async function readyStatus(port: number): Promise<number> {
+  return (await fetch(`http://127.0.0.1:${port}/readyz`)).status;
+}
+
+export type AlertInit = Partial<Omit<AlertNew, "$typeName" | "$unknown">>;
+
+/** AlertNew bytes, HIGH and schema 1 unless given. */
+export function alertBytes(init: AlertInit): Uint8Array {
+  return toBinary(
+    AlertNewSchema,
+    create(AlertNewSchema, {
+      severity: Severity.HIGH,
+      eventTimeUnixMs: BigInt(Date.now()),
+      schemaVersion: 1,
+      ...init,
+    }),
+  );
+}
+
+/** Encodes `rules` as snapshot `version` and writes it if newer; returns whether it was written. */
+export function writeRules(
+  redis: RedisClient,
+  keys: SnapshotKeys,
+  rules: readonly Rule[],
+  version: bigint,
+): Promise<boolean> {
+  return writeSnapshotIfNewer(
+    redis,
+    keys,
+    encodeSnapshot(buildSnapshot(rules, version, BigInt(Date.now()))),
+    version,
+  );
+}
+
+export function headerText(record: ConsumedRecord, name: string): string | undefined {
+  const value = record.headers.get(name);
+  return value === undefined ? undefined : new TextDecoder().decode(value);
+}
+
+export function text(bytes: Uint8Array | null): string {
+  return bytes === null ? "" : new TextDecoder().decode(bytes);
+}

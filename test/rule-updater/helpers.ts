@@ -1,0 +1,111 @@
+/**
+ * Rows and snapshots for the rule-updater tests. Every test makes its own uniquely named clients and
+ * only ever reads, changes or deletes rules of those clients: the rules table is shared with every
+ * other test, so snapshots are compared with the database restricted to a test's own clients.
+ */
+import postgres from "postgres";
+import type { Sql } from "../../src/adapters/postgres.ts";
+import type { RedisClient } from "../../src/adapters/redis.ts";
+import { loadEnabledRules } from "../../src/adapters/rule-source.ts";
+import {
+  readSnapshotBytes,
+  readSnapshotVersion,
+  type SnapshotKeys,
+} from "../../src/adapters/snapshot-store.ts";
+import type { Rule } from "../../src/core/matching/types.ts";
+import { parseSeverityPattern } from "../../src/core/severity.ts";
+import { decodeSnapshot, snapshotRules } from "../../src/core/snapshot.ts";
+import { infraUrls } from "../../src/runtime/env.ts";
+import { uniqueName } from "../support/names.ts";
+
+/**
+ * A pool for the tests' own rule changes. synchronous_commit=off only skips waiting for the WAL flush
+ * (commits are visible to every other session at once), so thousands of changes stay fast on a busy disk.
+ */
+export function connectForChanges(): Sql {
+  return postgres(infraUrls.postgresUrl, {
+    max: 4,
+    idle_timeout: 1,
+    connect_timeout: 10,
+    onnotice: () => {},
+    connection: { synchronous_commit: "off" },
+  });
+}
+
+export async function createClient(sql: Sql): Promise<string> {
+  const [row] = await sql<{ id: string }[]>`
+    INSERT INTO clients (name) VALUES (${uniqueName("test-rule-updater-client")}) RETURNING id`;
+  return (row as { id: string }).id;
+}
+
+export async function insertRule(
+  sql: Sql,
+  clientId: string,
+  fields: { severity?: string; source?: string; name?: string; enabled?: boolean } = {},
+): Promise<string> {
+  const [row] = await sql<{ id: string }[]>`
+    INSERT INTO rules (client_id, severity, source, name, enabled)
+    VALUES (${clientId}, ${fields.severity ?? "HIGH"}, ${fields.source ?? `src-${crypto.randomUUID()}`},
+            ${fields.name ?? "cpu"}, ${fields.enabled ?? true})
+    RETURNING id`;
+  return (row as { id: string }).id;
+}
+
+/** Deletes the test's clients (their rules go with them). */
+export async function deleteClients(sql: Sql, clientIds: readonly string[]): Promise<void> {
+  if (clientIds.length > 0) await sql`DELETE FROM clients WHERE id IN ${sql(clientIds)}`;
+}
+
+/** Canonical, sorted text of rules, for equality checks with readable diffs. */
+export function describeRules(rules: readonly Rule[]): string[] {
+  return rules.map((r) => `${r.ruleId} ${r.clientId} ${r.severity} ${r.source} ${r.name}`).sort();
+}
+
+export function ofClients(rules: readonly Rule[], clientIds: readonly string[]): Rule[] {
+  const owned = new Set(clientIds);
+  return rules.filter((r) => owned.has(r.clientId));
+}
+
+/** The stored snapshot's version (key and embedded) and rules, or undefined when there is none. */
+export async function storedSnapshot(
+  redis: RedisClient,
+  keys: SnapshotKeys,
+): Promise<{ version: bigint; embeddedVersion: bigint; rules: Rule[] } | undefined> {
+  const [version, bytes] = await Promise.all([
+    readSnapshotVersion(redis, keys),
+    readSnapshotBytes(redis, keys),
+  ]);
+  if (version === undefined || bytes === undefined) return undefined;
+  const snapshot = decodeSnapshot(bytes);
+  return { version, embeddedVersion: snapshot.version, rules: snapshotRules(snapshot) };
+}
+
+/** A from-scratch build (the updater's own query), restricted to `clientIds`. */
+export async function fromScratch(sql: Sql, clientIds: readonly string[]): Promise<string[]> {
+  return describeRules(ofClients((await loadEnabledRules(sql)).rules, clientIds));
+}
+
+/** The enabled rules of `clientIds`, read directly (no build version drawn, no build lock taken). */
+export async function enabledRulesOf(sql: Sql, clientIds: readonly string[]): Promise<string[]> {
+  const rows = await sql<{ id: string; client_id: string; severity: string; source: string; name: string }[]>`
+    SELECT id, client_id, severity, source, name FROM rules WHERE enabled AND client_id IN ${sql(clientIds)}`;
+  return describeRules(
+    rows.map((r) => ({
+      ruleId: r.id,
+      clientId: r.client_id,
+      severity: parseSeverityPattern(r.severity),
+      source: r.source,
+      name: r.name,
+    })),
+  );
+}
+
+/** The stored snapshot's rules of `clientIds` (empty when there is no snapshot). */
+export async function storedRulesOf(
+  redis: RedisClient,
+  keys: SnapshotKeys,
+  clientIds: readonly string[],
+): Promise<string[]> {
+  const stored = await storedSnapshot(redis, keys);
+  return describeRules(ofClients(stored?.rules ?? [], clientIds));
+}
