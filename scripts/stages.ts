@@ -52,7 +52,8 @@ interface StageSpec {
 
 function stageSpecs(adminToken: string): StageSpec[] {
   return [
-    { name: "rule-service", env: { ADMIN_TOKEN: adminToken } },
+    // The console (served by rule-service) scrapes every other stage's /metrics for its dashboard.
+    { name: "rule-service", env: { ADMIN_TOKEN: adminToken, CONSOLE_STAGE_METRICS: consoleStageMetrics() } },
     { name: "rule-updater" },
     { name: "evaluator" },
     { name: "aggregator" },
@@ -68,6 +69,13 @@ function stageSpecs(adminToken: string): StageSpec[] {
     },
     { name: "alert-producer", args: ["serve"] },
   ];
+}
+
+function consoleStageMetrics(): string {
+  return Object.entries(stagePorts)
+    .filter(([name]) => name !== "rule-service")
+    .map(([name, port]) => `${name}=http://127.0.0.1:${port}`)
+    .join(",");
 }
 
 /** The evaluator is ready only once the rule-updater has written the first rules snapshot. */

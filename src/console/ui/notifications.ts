@@ -1,0 +1,204 @@
+/** Notifications with status and client filters, and one notification with its delivery attempts. */
+import { api, type Notification, type Page, query } from "./api.ts";
+import type { Context } from "./context.ts";
+import { field, formatTime, h, replace } from "./dom.ts";
+import { badge, clientName, clientPicker, errorBox, pagedTable, resolveClientNames } from "./widgets.ts";
+
+const statuses = ["RECEIVED", "SENDING", "RETRY", "SENT", "FAILED"];
+
+export function notificationsPage(ctx: Context, root: HTMLElement): () => void {
+  const admin = ctx.session.kind === "admin";
+  // Filters can come in the hash: #notifications?status=SENT&client_id=...
+  const initial = new URLSearchParams(location.hash.split("?")[1] ?? "");
+  let status = initial.get("status") ?? "";
+  let clientId = initial.get("client_id") ?? "";
+
+  const table = pagedTable<Notification>({
+    testid: "notifications-table",
+    empty: "No notifications match.",
+    fetchPage: async (cursor, limit) => {
+      const page = await api<Page<Notification>>(
+        "GET",
+        `/api/v1/notifications${query({ status, client_id: clientId, cursor, limit })}`,
+      );
+      if (admin) await resolveClientNames(page.items.map((n) => n.client_id));
+      return page;
+    },
+    rowAttrs: (n) => ({
+      "data-testid": "notification-row",
+      "data-notification-id": n.id,
+      class: "clickable",
+      onclick: () => ctx.go(`#notification/${n.id}`),
+    }),
+    columns: [
+      { title: "id", cell: (n) => h("a", { href: `#notification/${n.id}` }, `#${n.id}`) },
+      { title: "created", cell: (n) => formatTime(n.created_at) },
+      ...(admin ? [{ title: "client", cell: (n: Notification) => clientName(n.client_id) }] : []),
+      { title: "severity", cell: (n) => badge(n.severity) },
+      { title: "source", cell: (n) => h("code", null, n.source) },
+      { title: "name", cell: (n) => n.name },
+      { title: "status", cell: (n) => badge(n.status) },
+      { title: "attempts", cell: (n) => n.attempts, class: "num" },
+      { title: "last error", cell: (n) => h("span", { class: "muted wrap" }, n.last_error ?? "") },
+    ],
+  });
+
+  const statusSelect = h(
+    "select",
+    {
+      "data-testid": "notifications-filter-status",
+      onchange: () => {
+        status = statusSelect.value;
+        void table.reset();
+      },
+    },
+    h("option", { value: "" }, "any status"),
+    statuses.map((s) => h("option", { value: s, selected: s === status }, s)),
+  );
+  const clientFilter = h("span");
+  const refresh = h("button", { class: "secondary", onclick: () => void table.reload() }, "Refresh");
+  replace(
+    root,
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", null, "Notifications"),
+      h("span", { class: "spacer" }),
+      field("status", statusSelect),
+      clientFilter,
+      refresh,
+    ),
+    table.el,
+  );
+  if (admin) {
+    replace(
+      clientFilter,
+      clientPicker({
+        testid: "notifications-filter-client",
+        label: "client",
+        all: "all clients",
+        selected: clientId,
+        onChange: (id) => {
+          clientId = id;
+          void table.reset();
+        },
+      }).el,
+    );
+  }
+  // New notifications arrive all the time: keep the current page fresh.
+  const timer = setInterval(() => void table.reload(), 5000);
+  return () => clearInterval(timer);
+}
+
+export function notificationPage(_ctx: Context, root: HTMLElement, params: string[]): () => void {
+  const id = params[0] ?? "";
+  const body = h("div", null, "loading...");
+  replace(
+    root,
+    h(
+      "div",
+      { class: "page-head" },
+      h("a", { href: "#notifications" }, "← Notifications"),
+      h("h1", null, `Notification #${id}`),
+    ),
+    body,
+  );
+  const load = async () => {
+    try {
+      const n = await api<Notification>("GET", `/api/v1/notifications/${id}`);
+      replace(body, renderNotification(n));
+      return n.status === "SENT" || n.status === "FAILED";
+    } catch (error) {
+      replace(body, errorBox(error));
+      return true;
+    }
+  };
+  // Until it is terminal, its status and attempts change: poll.
+  let timer: ReturnType<typeof setInterval> | undefined = setInterval(async () => {
+    if (await load()) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  }, 2000);
+  void load();
+  return () => clearInterval(timer);
+}
+
+function renderNotification(n: Notification): HTMLElement {
+  const row = (label: string, value: unknown) =>
+    h("tr", null, h("th", null, label), h("td", null, value as HTMLElement | string));
+  return h(
+    "div",
+    { class: "stack", "data-testid": "notification-detail", "data-status": n.status },
+    h(
+      "div",
+      { class: "card" },
+      h(
+        "table",
+        { class: "kv" },
+        h(
+          "tbody",
+          null,
+          row("status", badge(n.status)),
+          row("client", h("code", null, n.client_id)),
+          row("alert id", h("code", null, n.alert_id)),
+          row("severity", badge(n.severity)),
+          row("source / name", h("code", null, `${n.source} / ${n.name}`)),
+          row("event time", formatTime(n.event_time)),
+          row("created", formatTime(n.created_at)),
+          row("attempts", String(n.attempts)),
+          row("next attempt", formatTime(n.next_attempt_at)),
+          row("last error", n.last_error ?? "-"),
+          row(
+            "rules",
+            h(
+              "span",
+              null,
+              n.rule_ids.map((r) => h("code", null, `${r} `)),
+            ),
+          ),
+          row("context", h("pre", null, JSON.stringify(n.context, null, 2))),
+        ),
+      ),
+    ),
+    h(
+      "div",
+      { class: "card" },
+      h("h2", null, `Delivery attempts (${n.deliveries?.length ?? 0})`),
+      h(
+        "table",
+        { "data-testid": "deliveries-table" },
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ["attempted", "channel", "endpoint", "outcome", "HTTP / SMTP", "latency", "error"].map((t) =>
+              h("th", null, t),
+            ),
+          ),
+        ),
+        h(
+          "tbody",
+          null,
+          (n.deliveries ?? []).length === 0
+            ? h("tr", null, h("td", { colspan: 7, class: "muted" }, "No attempt yet."))
+            : (n.deliveries ?? []).map((d) =>
+                h(
+                  "tr",
+                  { "data-testid": "delivery-row", "data-outcome": d.outcome },
+                  h("td", null, formatTime(d.attempted_at)),
+                  h("td", null, d.channel),
+                  h("td", null, h("code", { title: d.endpoint_id }, d.endpoint_id.slice(0, 8))),
+                  h("td", null, badge(d.outcome)),
+                  h("td", null, d.http_status !== null ? String(d.http_status) : (d.smtp_reply ?? "-")),
+                  h("td", { class: "num" }, `${d.latency_ms} ms`),
+                  h("td", { class: "muted wrap" }, d.error ?? ""),
+                ),
+              ),
+        ),
+      ),
+    ),
+  );
+}

@@ -1,0 +1,300 @@
+/**
+ * The console in a real browser: headless Debian Chromium driven by playwright-core, against a whole
+ * pipeline (every stage its own process, its own topics) whose rule-service serves the console. Logs
+ * in with the admin token, creates a client, a rule with wildcards and a webhook endpoint through the
+ * UI, drives alerts through the load panel, and watches the notification and its delivery appear;
+ * also a version conflict on a rule edit and a test notification. Saves a dashboard screenshot to
+ * results/console-dashboard.png.
+ *
+ * Installs nothing: Chromium must be at /usr/bin/chromium (apt-get install -y chromium).
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { Admin } from "../../src/kafka/index.ts";
+import { infraUrls } from "../../src/runtime/env.ts";
+import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { HttpSink } from "../channels/sink.ts";
+import { uniqueName } from "../support/names.ts";
+import { eventually, type StageName, type StageProcess, startStage, stopStage } from "../support/stages.ts";
+
+const chromiumPath = "/usr/bin/chromium";
+const repoRoot = new URL("../..", import.meta.url).pathname;
+const screenshotPath = join(repoRoot, "results/console-dashboard.png");
+
+interface Stack {
+  adminToken: string;
+  baseUrl: string;
+  sink: HttpSink;
+  stages: StageProcess[];
+  evaluatorPort: number;
+}
+
+let stack: Stack | undefined;
+let browser: BrowserContext | undefined;
+let profileDir: string | undefined;
+
+async function startStack(): Promise<Stack> {
+  const run = uniqueName("console");
+  const topics = {
+    alertsNew: `${run}.alerts.new`,
+    ruleChanged: `${run}.rule.changed`,
+    alertsMatched: `${run}.alerts.matched`,
+    notificationsReady: `${run}.notifications.ready`,
+  };
+  const admin = new Admin(infraUrls.kafkaBrokers);
+  await admin.createTopics(
+    Object.values(topics).flatMap((name) => [
+      { name, partitions: 3 },
+      { name: deadLetterTopic(name), partitions: 1 },
+    ]),
+  );
+  admin.close();
+  const adminToken = `admin-${crypto.randomUUID()}`;
+  const sink = new HttpSink();
+  const shared = { RULES_KEY_PREFIX: `${run}:rules:` };
+  const environments: Partial<Record<StageName, Record<string, string>>> = {
+    "rule-updater": { ...shared, INPUT_TOPIC: topics.ruleChanged, GROUP_ID: `${run}-updater` },
+    evaluator: {
+      ...shared,
+      INPUT_TOPIC: topics.alertsNew,
+      OUTPUT_TOPIC: topics.alertsMatched,
+      GROUP_ID: `${run}-evaluator`,
+    },
+    aggregator: {
+      ...shared,
+      INPUT_TOPIC: topics.alertsMatched,
+      OUTPUT_TOPIC: topics.notificationsReady,
+      GROUP_ID: `${run}-aggregator`,
+    },
+    sender: {
+      ...shared,
+      INPUT_TOPIC: topics.notificationsReady,
+      GROUP_ID: `${run}-sender`,
+      SSRF_ALLOW_CIDRS: "127.0.0.1/32",
+    },
+  };
+  const stages: StageProcess[] = [];
+  const started = await Promise.allSettled(
+    (Object.keys(environments) as StageName[]).map((name) => startStage(name, environments[name] ?? {})),
+  );
+  for (const s of started) if (s.status === "fulfilled") stages.push(s.value);
+  const failure = started.find((s) => s.status === "rejected");
+  try {
+    if (failure) throw (failure as PromiseRejectedResult).reason;
+    // The rule-service starts last: its console scrapes the other stages' /metrics.
+    const metrics = stages.map((s) => `${s.name}=http://127.0.0.1:${s.httpPort}/metrics`).join(",");
+    stages.push(
+      await startStage("rule-service", {
+        ...shared,
+        ADMIN_TOKEN: adminToken,
+        RULE_CHANGED_TOPIC: topics.ruleChanged,
+        CONSOLE_STAGE_METRICS: metrics,
+        CONSOLE_SCRAPE_INTERVAL_MS: "1000",
+        CONSOLE_ALERTS_TOPIC: topics.alertsNew,
+        CONSOLE_NOTIFICATIONS_TOPIC: topics.notificationsReady,
+        CONSOLE_DEAD_LETTER_TOPICS: Object.values(topics).map(deadLetterTopic).join(","),
+      }),
+    );
+  } catch (error) {
+    await Promise.all(stages.map((s) => stopStage(s)));
+    await sink.stop();
+    throw error;
+  }
+  const port = (name: StageName) => (stages.find((s) => s.name === name) as StageProcess).httpPort;
+  return {
+    adminToken,
+    baseUrl: `http://127.0.0.1:${port("rule-service")}`,
+    sink,
+    stages,
+    evaluatorPort: port("evaluator"),
+  };
+}
+
+async function rulesVersionApplied(s: Stack): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${s.evaluatorPort}/metrics`)).text();
+  return Number(/^rules_version_applied(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? -1);
+}
+
+beforeAll(async () => {
+  if (!existsSync(chromiumPath)) {
+    throw new Error(
+      `${chromiumPath} is missing: the console browser test needs Debian's Chromium. Install it with: apt-get install -y chromium`,
+    );
+  }
+  stack = await startStack();
+  profileDir = mkdtempSync(join(tmpdir(), "console-chromium-"));
+  browser = await chromium.launchPersistentContext(profileDir, {
+    executablePath: chromiumPath,
+    headless: true,
+    viewport: { width: 1440, height: 1000 },
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+  if (stack) {
+    await Promise.all(stack.stages.map((s) => stopStage(s)));
+    await stack.sink.stop();
+  }
+}, 60_000);
+
+/** Picks a client in a client picker: types the name into its search box, then selects it. */
+async function pickClient(page: Page, testid: string, name: string): Promise<void> {
+  await page.getByTestId(`${testid}-search`).fill(name);
+  const select = page.getByTestId(testid);
+  const listed = await eventually(
+    async () => (await select.locator("option").allTextContents()).includes(name),
+    15_000,
+    200,
+  );
+  expect(listed).toBe(true);
+  await select.selectOption({ label: name });
+}
+
+test("the console drives the pipeline end to end in a real browser", async () => {
+  const s = stack as Stack;
+  const page = browser?.pages()[0] ?? (await (browser as BrowserContext).newPage());
+  const consoleErrors: string[] = [];
+  page.on("pageerror", (error) => consoleErrors.push(error.message));
+  page.setDefaultTimeout(30_000);
+
+  // Log in: a wrong token is refused, the admin token is accepted.
+  await page.goto(`${s.baseUrl}/console`);
+  await page.getByTestId("login-token").fill("not-a-valid-token");
+  await page.getByTestId("login-submit").click();
+  await page.getByText("That token is not valid.").waitFor();
+  await page.getByTestId("login-token").fill(s.adminToken);
+  await page.getByTestId("login-submit").click();
+  await page.getByTestId("who").getByText("admin").waitFor();
+
+  // A client.
+  const clientName = uniqueName("console-client");
+  await page.getByTestId("nav-clients").click();
+  await page.getByTestId("client-create-name").fill(clientName);
+  await page.getByTestId("client-create-submit").click();
+  await page.getByTestId("client-create-message").getByText("created").waitFor();
+  await page.getByTestId("client-create-message").getByTestId("client-new-key").click();
+  const clientKey = (await page.getByTestId("client-key").textContent()) as string;
+  expect(clientKey).toStartWith("ak_");
+
+  // A rule with wildcards: any severity, this test's source, any name.
+  const source = `svc-${crypto.randomUUID()}`;
+  const versionBefore = await rulesVersionApplied(s);
+  await page.getByTestId("nav-rules").click();
+  await pickClient(page, "rule-create-client", clientName);
+  await page.getByTestId("rule-create-severity").selectOption("*");
+  await page.getByTestId("rule-create-source").fill(source);
+  await page.getByTestId("rule-create-name").fill("*");
+  await page.getByTestId("rule-create-submit").click();
+  await page.getByTestId("rule-create-message").getByText("Rule created").waitFor();
+
+  // Edit with a version conflict: the rule changes behind the page's back, the save answers 409.
+  await pickClient(page, "rules-filter-client", clientName);
+  const ruleRow = page.getByTestId("rule-row").filter({ hasText: source });
+  await ruleRow.waitFor();
+  const ruleId = (await ruleRow.getAttribute("data-rule-id")) as string;
+  await ruleRow.getByTestId("rule-edit").click();
+  const behind = await fetch(`${s.baseUrl}/api/v1/rules/${ruleId}`, {
+    method: "PATCH",
+    headers: { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ version: 1, name: "*" }),
+  });
+  expect(behind.status).toBe(200);
+  await page.getByTestId("rule-edit-save").click();
+  await page.getByTestId("rule-edit-message").getByText("409").waitFor();
+  mkdirSync(join(repoRoot, "results"), { recursive: true });
+  await page.screenshot({ path: join(repoRoot, "results/console-rules.png"), fullPage: true });
+  await page.getByTestId("rule-edit-reload").click();
+  await page.getByText("editing version 2").waitFor();
+  await page.getByTestId("rule-edit-save").click();
+  await page.getByTestId("rules-message").getByText("Rule saved (version 3)").waitFor();
+
+  // A webhook endpoint on the pipeline's sink.
+  await ruleRow.getByTestId("rule-endpoints").click();
+  await page.getByTestId("endpoint-create-type").selectOption("webhook");
+  await page.getByTestId("endpoint-create-value").fill(s.sink.url("/hook/console"));
+  await page.getByTestId("endpoint-create-submit").click();
+  await page.getByTestId("endpoint-row").first().waitFor();
+
+  // The evaluator must have the rule before alerts can match it.
+  expect(await eventually(async () => (await rulesVersionApplied(s)) > versionBefore, 20_000)).toBe(true);
+
+  // Alerts through the load panel: 5 alerts/s for 1 s, all from this test's source.
+  await page.getByTestId("nav-load").click();
+  await page.getByTestId("load-rate").fill("5");
+  await page.getByTestId("load-duration").fill("1");
+  await page.getByTestId("load-severities").fill("HIGH");
+  await page.getByTestId("load-sources").fill(source);
+  await page.getByTestId("load-names").fill("disk-full");
+  await page.getByTestId("load-start").click();
+  await page.locator("[data-testid=load-progress] [data-running=false]").waitFor();
+  expect(
+    await eventually(async () => (await page.getByTestId("load-acknowledged").textContent()) === "5", 10_000),
+  ).toBe(true);
+
+  // The notifications appear, filtered by the client, and one of them shows its delivery.
+  await page.getByTestId("nav-notifications").click();
+  await pickClient(page, "notifications-filter-client", clientName);
+  expect(
+    await eventually(async () => (await page.getByTestId("notification-row").count()) === 5, 30_000, 250),
+  ).toBe(true);
+  await page.getByTestId("notification-row").first().click();
+  await page.locator("[data-testid=notification-detail][data-status=SENT]").waitFor({ timeout: 30_000 });
+  await page.locator("[data-testid=delivery-row][data-outcome=SUCCESS]").first().waitFor();
+  expect(s.sink.received.filter((r) => r.path === "/hook/console").length).toBeGreaterThanOrEqual(5);
+
+  // A test notification from the endpoint's button is delivered too.
+  await page.goto(`${s.baseUrl}/console#endpoints/${ruleId}`);
+  await page.getByTestId("endpoint-test").first().click();
+  await page.getByTestId("endpoints-message").getByText("Test notification").waitFor();
+  await page.getByTestId("endpoints-message").locator("a").click();
+  await page.locator("[data-testid=notification-detail][data-status=SENT]").waitFor({ timeout: 30_000 });
+  await page.locator("[data-testid=delivery-row][data-outcome=SUCCESS]").first().waitFor();
+
+  await page.screenshot({ path: join(repoRoot, "results/console-notification.png"), fullPage: true });
+
+  // Background traffic for the charts (these alerts match no rule): 100 alerts/s for 8 s.
+  await page.getByTestId("nav-load").click();
+  await page.getByTestId("load-rate").fill("100");
+  await page.getByTestId("load-duration").fill("8");
+  await page.getByTestId("load-sources").fill("api:4,db:2,web:1");
+  await page.getByTestId("load-start").click();
+  await page.locator("[data-testid=load-progress] [data-running=true]").waitFor();
+  await Bun.sleep(3000);
+  await page.screenshot({ path: join(repoRoot, "results/console-load.png"), fullPage: true });
+
+  // The dashboard: stage charts with samples, notifications by status, delivery rates, rules version.
+  await page.getByTestId("nav-dashboard").click();
+  await Bun.sleep(4000);
+  await page.getByTestId("chart-consumed").locator("path").first().waitFor();
+  await page.getByTestId("rules-version").first().waitFor();
+  await page.getByTestId("delivery-rates").getByText("webhook").waitFor();
+  await page.getByTestId("notifications-by-status").waitFor();
+  await page.screenshot({ path: screenshotPath, fullPage: true });
+
+  // A client API key sees only its client: no admin pages, only its own notifications.
+  await page.getByTestId("logout").click();
+  await page.getByTestId("login-token").fill(clientKey);
+  await page.getByTestId("login-submit").click();
+  await page.getByTestId("who").getByText(clientName).waitFor();
+  expect(await page.getByTestId("nav-clients").count()).toBe(0);
+  expect(await page.getByTestId("nav-load").count()).toBe(0);
+  await page.getByTestId("nav-notifications").click();
+  expect(
+    await eventually(async () => (await page.getByTestId("notification-row").count()) === 6, 10_000),
+  ).toBe(true);
+
+  expect(consoleErrors).toEqual([]);
+}, 180_000);
