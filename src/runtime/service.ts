@@ -25,6 +25,8 @@ export function startService(options: ServiceOptions): Service {
     port: options.port,
     hostname: process.env.HTTP_HOST ?? "127.0.0.1",
     maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024,
+    // Bundled pages (the console) are served built, without Bun's hot-reload client.
+    development: false,
     routes: {
       "/healthz": () => Response.json({ status: "ok" }),
       "/readyz": () =>

@@ -278,7 +278,8 @@ test("the console drives the pipeline end to end in a real browser", async () =>
   // The dashboard: stage charts with samples, notifications by status, delivery rates, rules version.
   await page.getByTestId("nav-dashboard").click();
   await Bun.sleep(4000);
-  await page.getByTestId("chart-consumed").locator("path").first().waitFor();
+  // "attached", not "visible": a flat line (no traffic in a stage yet) has no height.
+  await page.getByTestId("chart-consumed").locator("path").first().waitFor({ state: "attached" });
   await page.getByTestId("rules-version").first().waitFor();
   await page.getByTestId("delivery-rates").getByText("webhook").waitFor();
   await page.getByTestId("notifications-by-status").waitFor();
