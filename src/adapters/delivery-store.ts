@@ -168,7 +168,7 @@ export class DeliveryStore {
        SET status = v.status, updated_at = now(), lease_until = NULL, last_error = v.error,
            next_attempt_at = CASE WHEN v.status = 'RETRY' THEN now() + make_interval(secs => v.delay_ms / 1000) END
        FROM unnest($9::bigint[], $10::int[], $11::text[], $12::float8[], $13::text[]) AS v(id, attempts, status, delay_ms, error)
-       WHERE n.id = v.id AND n.status = 'SENDING' AND n.attempts = v.attempts`,
+       WHERE n.id = v.id AND n.id = ANY($9::bigint[]) AND n.status = 'SENDING' AND n.attempts = v.attempts`,
       [
         attempts.map((a) => a.notificationId),
         attempts.map((a) => a.endpointId),

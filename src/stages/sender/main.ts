@@ -79,9 +79,16 @@ await runConsumerStage({
       intervalMs: envInt("SCHEDULER_INTERVAL_MS", 1000, { min: 10, max: 60_000 }),
       batchSizeMax: 500,
     });
+    const processor = createSenderProcessor(
+      store,
+      dispatcher,
+      logger,
+      envInt("DISPATCHES_IN_FLIGHT_MAX", 4, { min: 1, max: 64 }),
+    );
     return {
-      processor: createSenderProcessor(store, dispatcher),
+      processor,
       async close() {
+        await processor.drain(1000);
         await scheduler.stop();
         for (const channel of channels.values()) await (channel as { close?: () => Promise<void> }).close?.();
         await sql.end({ timeout: 2 });

@@ -5,6 +5,7 @@ import { type NotificationReady, NotificationReadySchema } from "../../gen/alert
 import type { ConsumedRecord } from "../../kafka/index.ts";
 import type { Processor } from "../../runtime/consume-loop.ts";
 import { InvalidRecordError } from "../../runtime/dead-letter.ts";
+import type { Logger } from "../../runtime/log.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
 export function decodeNotificationReady(record: ConsumedRecord): string {
@@ -21,14 +22,41 @@ export function decodeNotificationReady(record: ConsumedRecord): string {
   return String(message.notificationId);
 }
 
-export function createSenderProcessor(store: DeliveryStore, dispatcher: Dispatcher): Processor<string> {
+export interface SenderProcessor extends Processor<string> {
+  /** Waits (bounded) for deliveries still running; what does not finish is re-driven after its lease. */
+  drain(timeoutMs: number): Promise<void>;
+}
+
+/**
+ * The claim is the durable step: once rows are SENDING under a lease, a crash leaves them to the
+ * scheduler, so the offsets can be committed while delivery continues. Up to `dispatchesMax`
+ * batches deliver concurrently; one more makes the consume loop wait (backpressure).
+ */
+export function createSenderProcessor(
+  store: DeliveryStore,
+  dispatcher: Dispatcher,
+  logger: Logger,
+  dispatchesMax: number,
+): SenderProcessor {
+  const running = new Set<Promise<void>>();
   return {
     decode: decodeNotificationReady,
     async process(batch) {
       // Rows already claimed elsewhere or already terminal are skipped by the claim itself.
-      const ids = [...new Set(batch.map((d) => d.value))];
-      await dispatcher.dispatch(await store.claim(ids));
+      const claimed = await store.claim([...new Set(batch.map((d) => d.value))]);
+      const dispatch = dispatcher
+        .dispatch(claimed)
+        .then(() => undefined)
+        .catch((error: unknown) =>
+          logger.warn("dispatch failed; the rows are re-driven after their lease", { error }),
+        )
+        .finally(() => running.delete(dispatch));
+      running.add(dispatch);
+      while (running.size >= dispatchesMax) await Promise.race(running);
       return [];
+    },
+    async drain(timeoutMs) {
+      await Promise.race([Promise.allSettled(running), Bun.sleep(timeoutMs)]);
     },
   };
 }
