@@ -1,0 +1,1133 @@
+/**
+ * End-to-end pipeline benchmark: `./dev bench pipeline [--alerts N] [--rate R] [--clients C]
+ * [--env [stage.]KEY=VALUE ...] [--idle-timeout S] [--phase-timeout S]`.
+ *
+ * Every stage runs as its own process (bench/pipeline/stack.ts, a copy of test/support/pipeline.ts:
+ * own topics of 6 partitions, groups, Redis prefix)
+ * against the local broker, Postgres and Redis; webhooks go to a sink process (bench/pipeline/sink.ts).
+ * C clients (default 100) each get one rule (HIGH, source, a<i>) and one webhook endpoint; alert k is
+ * named a<k % C>, so each alert matches exactly one client. After a warm-up (one alert per client,
+ * until every client got its webhook) two phases push N alerts (default 200k) each:
+ *
+ *   fixed  at R alerts/s (default 5k/s), event_time_unix_ms set when each batch is produced;
+ *   max    as fast as the producer goes (batches of 5000, up to 20 unacknowledged).
+ *
+ * Per phase: sustained alerts/s end to end (first alert produced -> last first-delivery at the
+ * sink), latency from the alert's event time to its delivery at the sink (p50/p95/p99/max), per
+ * stage records/s (from /metrics deltas), batch time, peak consumer lag, CPU per process
+ * (/proc/<pid>/stat) and peak RSS (VmHWM, reset per phase), and lost / duplicate counts from
+ * Postgres (rows per (client, alert)) and the sink (deliveries per alert id). Then the limits of
+ * this machine in the same run: kcat producing and consuming N records of the alerts' size, and the
+ * aggregator's dedupe insert on a scratch copy of `notifications` (bench/pipeline/ceilings.ts).
+ *
+ * Writes results/pipeline-<time>.json and .svg (throughput and p99 per second). Deletes its own
+ * clients' rows (deliveries, notifications, endpoints, rules, clients) at the end.
+ * Targets (2 cores, all co-located): >= 25k alerts/s end to end; p99 <= 100 ms at 5k alerts/s.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { Admin, type ProduceRecord } from "../src/kafka/index.ts";
+import { infraUrls } from "../src/runtime/env.ts";
+import type { StageName } from "../test/support/stages.ts";
+import { table } from "./match.ts";
+import { AlertEncoder, alertId, alertName, checkEncoding } from "./pipeline/alerts.ts";
+import { type KcatCeiling, kcatCeiling, type PostgresCeiling, postgresCeiling } from "./pipeline/ceilings.ts";
+import { chartSvg, type Panel } from "./pipeline/chart.ts";
+import {
+  brokerPid,
+  CpuByName,
+  cpuSeconds,
+  machineCpuSeconds,
+  memoryMiB,
+  resetPeak,
+  type StageCounters,
+  stageCounters,
+} from "./pipeline/procs.ts";
+import { type Stack, startStack } from "./pipeline/stack.ts";
+
+const repoRoot = new URL("..", import.meta.url).pathname;
+const e2eTarget = 25_000;
+const p99TargetMs = 100;
+const maxBatch = 5000;
+const maxBatchesInFlight = 20;
+const pipelinePartitions = 6; // as `./dev topics` creates them (TOPIC_PARTITIONS)
+
+// ---------------------------------------------------------------------------------------- flags
+
+interface Flags {
+  alerts: number;
+  rate: number;
+  clients: number;
+  idleTimeoutS: number;
+  phaseTimeoutS: number;
+  env: Map<string, string>;
+}
+
+function parseFlags(argv: string[]): Flags {
+  const flags: Flags = {
+    alerts: 200_000,
+    rate: 5000,
+    clients: 100,
+    idleTimeoutS: 30,
+    phaseTimeoutS: 300,
+    env: new Map(),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const [name, inline] = arg.includes("=") && arg.startsWith("--") ? arg.split(/=(.*)/s, 2) : [arg];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${name} needs a value`);
+      return v;
+    };
+    const positive = () => {
+      const v = Number(value());
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
+      return v;
+    };
+    if (name === "--alerts") flags.alerts = Math.round(positive());
+    else if (name === "--rate") flags.rate = positive();
+    else if (name === "--clients") flags.clients = Math.round(positive());
+    else if (name === "--idle-timeout") flags.idleTimeoutS = positive();
+    else if (name === "--phase-timeout") flags.phaseTimeoutS = positive();
+    else if (name === "--env") {
+      const [key, v] = value().split(/=(.*)/s, 2);
+      if (!key || v === undefined) throw new Error("--env takes [stage.]KEY=VALUE");
+      flags.env.set(key, v);
+    } else if (name === "--help" || name === "-h") {
+      console.log(
+        "usage: ./dev bench pipeline [--alerts N=200000] [--rate R=5000] [--clients C=100] " +
+          "[--env [stage.]KEY=VALUE]... [--idle-timeout S=30] [--phase-timeout S=300]",
+      );
+      process.exit(0);
+    } else throw new Error(`unknown flag ${arg} (--help lists them)`);
+  }
+  return flags;
+}
+
+// ----------------------------------------------------------------------------- stage settings
+
+const consumeStages = ["evaluator", "aggregator", "sender"] as const;
+type ConsumeStage = (typeof consumeStages)[number];
+const allStages: StageName[] = ["rule-service", "rule-updater", ...consumeStages];
+
+function withSessionSetting(url: string, name: string, value: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set(name, value);
+  return parsed.toString();
+}
+
+/** The knobs the bench sets, at the stages' own defaults unless --env overrides them. */
+function stageSettings(overrides: Map<string, string>): Record<StageName, Record<string, string>> {
+  const loop = { BATCH_SIZE_MAX: "2000", BATCH_WAIT_MS: "20" };
+  const settings: Record<StageName, Record<string, string>> = {
+    "rule-service": {},
+    "rule-updater": {},
+    evaluator: { ...loop },
+    aggregator: { ...loop },
+    sender: {
+      ...loop,
+      ENDPOINT_RATE_PER_SECOND: "50000",
+      ENDPOINT_BURST: "5000",
+      ENDPOINT_CONCURRENCY_MAX: "256",
+      ENDPOINT_QUEUE_MAX: "20000",
+      // Not a stage knob but a Postgres session setting in the URL (postgres.js sends unknown query
+      // parameters as startup parameters): without it the sender's recordAttempt UPDATE ... FROM
+      // unnest() gets a nested loop over every SENDING row in the table x the batch (the shared
+      // database runs without autovacuum, so no statistics), seconds per batch. See bench/README.md.
+      POSTGRES_URL: withSessionSetting(infraUrls.postgresUrl, "enable_nestloop", "off"),
+    },
+  };
+  for (const [key, value] of overrides) {
+    const dot = key.indexOf(".");
+    const stage = dot > 0 ? (key.slice(0, dot) as StageName) : undefined;
+    const variable = dot > 0 ? key.slice(dot + 1) : key;
+    if (stage !== undefined && !allStages.includes(stage)) throw new Error(`--env: no stage ${stage}`);
+    for (const name of stage ? [stage] : consumeStages) settings[name][variable] = value;
+  }
+  return settings;
+}
+
+// ------------------------------------------------------------------------------------ the sink
+
+interface Sink {
+  process: Subprocess<"ignore", "pipe", "inherit">;
+  port: number;
+  url(path: string): string;
+  startPhase(phase: string, alerts: number): Promise<void>;
+  progress(phase: string): Promise<{ delivered: number; requests: number; unknown: number }>;
+  report(
+    phase: string,
+    alerts: number,
+  ): Promise<{ deliveredAtMs: Float64Array; eventMs: Float64Array; counts: Uint16Array }>;
+  stop(): Promise<void>;
+}
+
+async function startSink(): Promise<Sink> {
+  const child = Bun.spawn([process.execPath, join(import.meta.dir, "pipeline/sink.ts")], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error("the sink exited before it listened");
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const port = (JSON.parse(text.split("\n")[0] as string) as { port: number }).port;
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    process: child,
+    port,
+    url: (path) => `${base}${path}`,
+    async startPhase(phase, alerts) {
+      await fetch(`${base}/phase/${phase}?alerts=${alerts}`, { method: "POST" });
+    },
+    async progress(phase) {
+      return (await (await fetch(`${base}/progress/${phase}`)).json()) as {
+        delivered: number;
+        requests: number;
+        unknown: number;
+      };
+    },
+    async report(phase, alerts) {
+      const bytes = new Uint8Array(await (await fetch(`${base}/report/${phase}`)).arrayBuffer());
+      const copy = (offset: number, length: number) => bytes.slice(offset, offset + length).buffer;
+      return {
+        deliveredAtMs: new Float64Array(copy(0, alerts * 8)),
+        eventMs: new Float64Array(copy(alerts * 8, alerts * 8)),
+        counts: new Uint16Array(copy(alerts * 16, alerts * 2)),
+      };
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await Promise.race([child.exited, Bun.sleep(3000)]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------- the workload
+
+interface Setup {
+  pipeline: Stack;
+  sink: Sink;
+  encoder: AlertEncoder;
+  run: string;
+  clientIds: string[];
+  ruleIds: string[];
+  /** pid per sampled process: the five stages, the sink, this process, the broker. */
+  pids: Map<string, number>;
+}
+
+async function createClients(pipeline: Stack, sink: Sink, count: number, run: string) {
+  const clientIds: string[] = new Array(count);
+  const ruleIds: string[] = new Array(count);
+  const check = (what: string, response: { status: number; body: Record<string, unknown> }) => {
+    if (response.status !== 201)
+      throw new Error(`${what}: ${response.status} ${JSON.stringify(response.body)}`);
+    return response.body.id as string;
+  };
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < count; i = next++) {
+      const clientId = check(
+        "create client",
+        await pipeline.api("POST", "/api/v1/clients", { name: `bench-pipeline-${run}-${i}` }),
+      );
+      clientIds[i] = clientId;
+      const ruleId = check(
+        "create rule",
+        await pipeline.api("POST", "/api/v1/rules", {
+          client_id: clientId,
+          severity: "HIGH",
+          source: pipeline.source,
+          name: alertName(i),
+        }),
+      );
+      ruleIds[i] = ruleId;
+      check(
+        "create endpoint",
+        await pipeline.api("POST", `/api/v1/rules/${ruleId}/endpoints`, {
+          type: "webhook",
+          value: sink.url(`/hook/${clientId}`),
+        }),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return { clientIds, ruleIds };
+}
+
+/** One alert per client until every client got one delivered: all rules are in the evaluator's snapshot. */
+async function warmUp(setup: Setup, clients: number): Promise<number> {
+  const { pipeline, sink, encoder, run } = setup;
+  const start = performance.now();
+  for (let round = 0; ; round++) {
+    const phase = `w${round}`;
+    await sink.startPhase(phase, clients);
+    const eventMs = Date.now();
+    await pipeline.producer.send(
+      Array.from({ length: clients }, (_, i) => ({
+        topic: pipeline.topics.alertsNew,
+        value: encoder.encode(alertId(run, phase, i), i, eventMs),
+      })),
+    );
+    const deadline = performance.now() + 5000;
+    while (performance.now() < deadline) {
+      if ((await sink.progress(phase)).delivered === clients) return (performance.now() - start) / 1000;
+      await Bun.sleep(100);
+    }
+    if (performance.now() - start > 120_000)
+      throw new Error("warm-up: not every client got its webhook in 2 min");
+  }
+}
+
+/** Who the broker and Postgres are right now: a change means one was restarted. */
+async function infraIdentity(setup: Setup): Promise<{ broker: string; postgres: string }> {
+  let postgres = "unknown";
+  try {
+    const [row] = await setup.pipeline.sql<
+      { started: string }[]
+    >`SELECT pg_postmaster_start_time()::text AS started`;
+    postgres = row?.started ?? "unknown";
+  } catch {
+    // Down right now: counts as unknown.
+  }
+  return { broker: String(brokerPid(repoRoot)), postgres };
+}
+
+interface Sample {
+  /** Seconds since the phase's first alert was produced. */
+  t: number;
+  producedAlerts: number;
+  delivered: number;
+  stages: Partial<Record<ConsumeStage, StageCounters>>;
+  cpu: Record<string, number>;
+  machine: { busy: number; total: number };
+}
+
+const postgresCpu = new CpuByName("postgres");
+
+function sampleCpu(pids: Map<string, number>): Record<string, number> {
+  // The broker may have been restarted (by a chaos run elsewhere): follow its pid file.
+  const broker = brokerPid(repoRoot);
+  if (broker !== undefined) pids.set("kafka", broker);
+  const cpu: Record<string, number> = {};
+  for (const [name, pid] of pids) cpu[name] = cpuSeconds(pid) ?? Number.NaN;
+  cpu.postgres = postgresCpu.sample();
+  return cpu;
+}
+
+async function takeSample(
+  setup: Setup,
+  phase: string,
+  startMs: number,
+  producedAlerts: number,
+): Promise<Sample> {
+  const stages: Partial<Record<ConsumeStage, StageCounters>> = {};
+  await Promise.all(
+    setup.pipeline.stages
+      .filter((s): s is typeof s & { name: ConsumeStage } =>
+        (consumeStages as readonly string[]).includes(s.name),
+      )
+      .map(async (s) => {
+        const counters = await stageCounters(s.httpPort);
+        if (counters) stages[s.name] = counters;
+      }),
+  );
+  return {
+    t: (Date.now() - startMs) / 1000,
+    producedAlerts,
+    delivered: (await setup.sink.progress(phase)).delivered,
+    stages,
+    cpu: sampleCpu(setup.pids),
+    machine: machineCpuSeconds(),
+  };
+}
+
+interface PhaseRaw {
+  phase: string;
+  label: string;
+  alerts: number;
+  firstProducedMs: number;
+  lastProducedMs: number;
+  drainedMs: number;
+  complete: boolean;
+  samples: Sample[];
+  producedEventMs: Float64Array;
+  report: { deliveredAtMs: Float64Array; eventMs: Float64Array; counts: Uint16Array };
+  peakRssMiB: Record<string, number>;
+  peakReset: boolean;
+  /** Broker or Postgres restarted during the phase (a chaos run elsewhere): what changed. */
+  restarts: string[];
+}
+
+async function runPhase(
+  setup: Setup,
+  flags: Flags,
+  phase: string,
+  rate: number | undefined,
+): Promise<PhaseRaw> {
+  const { pipeline, sink, encoder, run, pids } = setup;
+  const n = flags.alerts;
+  const label = rate === undefined ? "max" : `fixed ${rate.toLocaleString("en-US")}/s`;
+  await sink.startPhase(phase, n);
+  let peakReset = true;
+  // Not the broker's: it is shared with other runs, and its peak is its 1 GiB heap anyway.
+  for (const [name, pid] of pids) if (name !== "kafka") peakReset = resetPeak(pid) && peakReset;
+  const producedEventMs = new Float64Array(n);
+  const samples: Sample[] = [];
+  let produced = 0;
+  const infraBefore = await infraIdentity(setup);
+  const firstProducedMs = Date.now();
+  samples.push(await takeSample(setup, phase, firstProducedMs, 0));
+  let sampling = true;
+  const sampler = (async () => {
+    let nextAt = firstProducedMs + 1000;
+    while (sampling) {
+      await Bun.sleep(Math.max(0, nextAt - Date.now()));
+      nextAt += 1000;
+      if (sampling) samples.push(await takeSample(setup, phase, firstProducedMs, produced));
+    }
+  })();
+
+  const batchOf = (first: number, count: number): ProduceRecord[] => {
+    const eventMs = Date.now();
+    const records: ProduceRecord[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      producedEventMs[first + i] = eventMs;
+      records[i] = {
+        topic: pipeline.topics.alertsNew,
+        value: encoder.encode(alertId(run, phase, first + i), first + i, eventMs),
+      };
+    }
+    return records;
+  };
+  const inFlight = new Set<Promise<void>>();
+  let sendError: unknown;
+  const send = (records: ProduceRecord[]) => {
+    const promise = pipeline.producer.send(records).catch((error: unknown) => {
+      sendError ??= error;
+    });
+    inFlight.add(promise);
+    void promise.finally(() => inFlight.delete(promise));
+  };
+  const startPerf = performance.now();
+  if (rate === undefined) {
+    while (produced < n) {
+      const count = Math.min(maxBatch, n - produced);
+      send(batchOf(produced, count));
+      produced += count;
+      while (inFlight.size >= maxBatchesInFlight) await Promise.race(inFlight);
+    }
+  } else {
+    while (produced < n) {
+      const due = Math.min(n, Math.floor(((performance.now() - startPerf) / 1000) * rate) + 1);
+      if (due > produced) {
+        send(batchOf(produced, due - produced));
+        produced = due;
+      }
+      await Bun.sleep(1);
+    }
+  }
+  const lastProducedMs = Date.now();
+  await Promise.all(inFlight);
+  if (sendError) throw sendError;
+  console.log(
+    `  ${label}: produced ${n.toLocaleString("en-US")} alerts in ${((lastProducedMs - firstProducedMs) / 1000).toFixed(1)} s`,
+  );
+
+  // Drain: until every alert was delivered, or nothing new arrived for idleTimeoutS.
+  let delivered = 0;
+  let lastChangeMs = Date.now();
+  let lastReportMs = Date.now();
+  const deadlineMs = firstProducedMs + flags.phaseTimeoutS * 1000;
+  while (delivered < n && Date.now() - lastChangeMs < flags.idleTimeoutS * 1000 && Date.now() < deadlineMs) {
+    await Bun.sleep(200);
+    const now = (await sink.progress(phase)).delivered;
+    if (now !== delivered) lastChangeMs = Date.now();
+    delivered = now;
+    if (Date.now() - lastReportMs >= 10_000) {
+      lastReportMs = Date.now();
+      console.log(
+        `  ${label}: ${delivered.toLocaleString("en-US")} delivered after ${((Date.now() - firstProducedMs) / 1000).toFixed(0)} s`,
+      );
+    }
+  }
+  const drainedMs = Date.now();
+  await Bun.sleep(1500); // late duplicates, and one more sample after the last delivery
+  sampling = false;
+  await sampler;
+  samples.push(await takeSample(setup, phase, firstProducedMs, produced));
+  const peakRssMiB: Record<string, number> = {};
+  for (const [name, pid] of pids) peakRssMiB[name] = memoryMiB(pid)?.peak ?? Number.NaN;
+  const report = await sink.report(phase, n);
+  const infraAfter = await infraIdentity(setup);
+  const restarts: string[] = [];
+  if (infraBefore.broker !== infraAfter.broker) restarts.push("Kafka broker restarted");
+  if (infraBefore.postgres !== infraAfter.postgres) restarts.push("Postgres restarted");
+  if (restarts.length > 0) console.log(`  ${label}: WARNING: ${restarts.join(", ")} during this phase`);
+  console.log(
+    `  ${label}: ${delivered === n ? "all" : `${delivered.toLocaleString("en-US")} of ${n.toLocaleString("en-US")}`} delivered ` +
+      `after ${((drainedMs - firstProducedMs) / 1000).toFixed(1)} s${delivered === n ? "" : Date.now() >= deadlineMs ? ` (phase timeout ${flags.phaseTimeoutS} s)` : ` (nothing new for ${flags.idleTimeoutS} s)`}`,
+  );
+  return {
+    phase,
+    label,
+    alerts: n,
+    firstProducedMs,
+    lastProducedMs,
+    drainedMs,
+    complete: delivered === n,
+    samples,
+    producedEventMs,
+    report,
+    peakRssMiB,
+    peakReset,
+    restarts,
+  };
+}
+
+// ----------------------------------------------------------------------------------- analysis
+
+interface DbCounts {
+  rows: number;
+  pairs: number;
+  alertsWithRow: number;
+  wrongClient: number;
+  sent: number;
+  notSent: number;
+  successDeliveries: number;
+  deliveries: number;
+}
+
+/**
+ * Retries `work` while Postgres is unreachable (restarted by a chaos run elsewhere: it happens on
+ * this shared machine), for up to 2 minutes.
+ */
+async function whilePostgresIsBack<T>(what: string, work: () => Promise<T>): Promise<T> {
+  const deadline = performance.now() + 120_000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? "";
+      const transient = /ECONNREFUSED|ECONNRESET|CONNECTION_|57P0|08\d\d\d/.test(code);
+      if (!transient || performance.now() > deadline) throw error;
+      if (attempt === 1) console.log(`  ${what}: Postgres unreachable (${code}); retrying for up to 2 min`);
+      await Bun.sleep(2000);
+    }
+  }
+}
+
+async function dbCounts(setup: Setup, phase: string): Promise<DbCounts> {
+  return whilePostgresIsBack("counting rows", () => dbCountsOnce(setup, phase));
+}
+
+async function dbCountsOnce(setup: Setup, phase: string): Promise<DbCounts> {
+  const { sql } = setup.pipeline;
+  const prefix = `${alertId(setup.run, phase, 0).slice(0, -1)}%`;
+  const [row] = await sql.unsafe<Record<string, string>[]>(
+    `SELECT count(*) AS rows, count(DISTINCT (client_id, alert_id)) AS pairs, count(DISTINCT alert_id) AS alerts,
+            count(*) FILTER (WHERE client_id <> ($2::uuid[])[(substring(alert_id from '[0-9]+$')::bigint % $3) + 1]) AS wrong,
+            count(*) FILTER (WHERE status = 'SENT') AS sent, count(*) FILTER (WHERE status <> 'SENT') AS not_sent
+     FROM notifications WHERE client_id = ANY($2::uuid[]) AND alert_id LIKE $1`,
+    [prefix, setup.clientIds, setup.clientIds.length] as never[],
+  );
+  const [deliveries] = await sql.unsafe<Record<string, string>[]>(
+    `SELECT count(*) AS all, count(*) FILTER (WHERE d.outcome = 'SUCCESS') AS success
+     FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+     WHERE n.client_id = ANY($2::uuid[]) AND n.alert_id LIKE $1`,
+    [prefix, setup.clientIds] as never[],
+  );
+  return {
+    rows: Number(row?.rows),
+    pairs: Number(row?.pairs),
+    alertsWithRow: Number(row?.alerts),
+    wrongClient: Number(row?.wrong),
+    sent: Number(row?.sent),
+    notSent: Number(row?.not_sent),
+    successDeliveries: Number(deliveries?.success),
+    deliveries: Number(deliveries?.all),
+  };
+}
+
+const quantile = (sorted: Float64Array | number[], q: number) =>
+  sorted.length === 0
+    ? Number.NaN
+    : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
+
+interface StageSummary {
+  consumedPerS: number;
+  /** Records over the seconds from the stage's first consumption to its last (1 s samples). */
+  activePerS: number;
+  activeS: number;
+  producedPerS: number;
+  peakConsumedPerS: number;
+  meanBatchMs: number;
+  batches: number;
+  maxLag: number;
+  lagAtLastProduce: number;
+}
+
+interface PhaseResult {
+  phase: string;
+  label: string;
+  alerts: number;
+  complete: boolean;
+  producerAlertsPerS: number;
+  e2eAlertsPerS: number;
+  durationS: number;
+  latencyMs: { p50: number; p95: number; p99: number; max: number };
+  lostAtSink: number;
+  duplicatesAtSink: number;
+  eventTimeMismatches: number;
+  db: DbCounts;
+  lostRows: number;
+  duplicateRows: number;
+  stages: Partial<Record<ConsumeStage, StageSummary>>;
+  cpuPercent: Record<string, number>;
+  machineBusyPercent: number;
+  peakRssMiB: Record<string, number>;
+  peakRssPerPhase: boolean;
+  restarts: string[];
+  perSecond: { t: number; delivered: number; p99Ms: number; p50Ms: number }[];
+  lagPerSecond: { t: number; evaluator: number; aggregator: number; sender: number }[];
+}
+
+async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
+  const { deliveredAtMs, eventMs, counts } = raw.report;
+  const latencies: number[] = [];
+  let lost = 0;
+  let duplicates = 0;
+  let mismatches = 0;
+  let lastDeliveryMs = raw.firstProducedMs;
+  const buckets = new Map<number, number[]>();
+  for (let i = 0; i < raw.alerts; i++) {
+    const count = counts[i] as number;
+    if (count === 0) {
+      lost++;
+      continue;
+    }
+    duplicates += count - 1;
+    const at = deliveredAtMs[i] as number;
+    const latency = at - (eventMs[i] as number);
+    if (Math.abs((eventMs[i] as number) - (raw.producedEventMs[i] as number)) > 1) mismatches++;
+    latencies.push(latency);
+    lastDeliveryMs = Math.max(lastDeliveryMs, at);
+    const second = Math.floor((at - raw.firstProducedMs) / 1000);
+    const bucket = buckets.get(second);
+    if (bucket) bucket.push(latency);
+    else buckets.set(second, [latency]);
+  }
+  latencies.sort((a, b) => a - b);
+  const durationS = (lastDeliveryMs - raw.firstProducedMs) / 1000;
+  // Every second from the first alert to the last delivery, those without deliveries included.
+  const perSecond = Array.from({ length: Math.max(0, ...buckets.keys()) + 1 }, (_, t) => {
+    const values = (buckets.get(t) ?? []).sort((a, b) => a - b);
+    return { t, delivered: values.length, p99Ms: quantile(values, 0.99), p50Ms: quantile(values, 0.5) };
+  });
+
+  const first = raw.samples[0] as Sample;
+  const last = raw.samples.at(-1) as Sample;
+  const stages: Partial<Record<ConsumeStage, StageSummary>> = {};
+  const lastProducedT = (raw.lastProducedMs - raw.firstProducedMs) / 1000;
+  for (const stage of consumeStages) {
+    const a = first.stages[stage];
+    const b = last.stages[stage];
+    if (!a || !b) continue;
+    let peak = 0;
+    let maxLag = 0;
+    let lagAtLastProduce = 0;
+    raw.samples.forEach((sample, i) => {
+      const counters = sample.stages[stage];
+      if (!counters) return;
+      maxLag = Math.max(maxLag, counters.lag);
+      if (sample.t <= lastProducedT + 1) lagAtLastProduce = counters.lag;
+      const previous = raw.samples[i - 1]?.stages[stage];
+      if (previous && i > 0) {
+        const dt = sample.t - (raw.samples[i - 1] as Sample).t;
+        if (dt > 0) peak = Math.max(peak, (counters.consumed - previous.consumed) / dt);
+      }
+    });
+    const batches = b.batches - a.batches;
+    // Active window: from the last sample before it consumed anything to the first after it stopped.
+    const startIndex =
+      raw.samples.findIndex((sample) => (sample.stages[stage]?.consumed ?? 0) > a.consumed) - 1;
+    const endIndex = raw.samples.findIndex((sample) => (sample.stages[stage]?.consumed ?? 0) >= b.consumed);
+    const activeS =
+      startIndex >= 0 && endIndex > startIndex
+        ? (raw.samples[endIndex] as Sample).t - (raw.samples[startIndex] as Sample).t
+        : Number.NaN;
+    stages[stage] = {
+      consumedPerS: (b.consumed - a.consumed) / durationS,
+      activePerS: (b.consumed - a.consumed) / activeS,
+      activeS,
+      producedPerS: (b.produced - a.produced) / durationS,
+      peakConsumedPerS: peak,
+      meanBatchMs: batches > 0 ? ((b.batchSeconds - a.batchSeconds) / batches) * 1000 : Number.NaN,
+      batches,
+      maxLag,
+      lagAtLastProduce,
+    };
+  }
+  const wallS = last.t - first.t;
+  const cpuPercent: Record<string, number> = {};
+  for (const name of Object.keys(last.cpu))
+    cpuPercent[name] = (((last.cpu[name] as number) - (first.cpu[name] as number)) / wallS) * 100;
+  // Another broker process than at the start: its CPU time is not comparable.
+  if (raw.restarts.some((r) => r.startsWith("Kafka"))) cpuPercent.kafka = Number.NaN;
+  const machineBusyPercent =
+    ((last.machine.busy - first.machine.busy) / (last.machine.total - first.machine.total)) * 100;
+  const db = await dbCounts(setup, raw.phase);
+  return {
+    phase: raw.phase,
+    label: raw.label,
+    alerts: raw.alerts,
+    complete: raw.complete,
+    producerAlertsPerS: raw.alerts / Math.max(0.001, (raw.lastProducedMs - raw.firstProducedMs) / 1000),
+    e2eAlertsPerS: latencies.length / durationS,
+    durationS,
+    latencyMs: {
+      p50: quantile(latencies, 0.5),
+      p95: quantile(latencies, 0.95),
+      p99: quantile(latencies, 0.99),
+      max: latencies.at(-1) ?? Number.NaN,
+    },
+    lostAtSink: lost,
+    duplicatesAtSink: duplicates,
+    eventTimeMismatches: mismatches,
+    db,
+    lostRows: raw.alerts - db.pairs,
+    duplicateRows: db.rows - db.pairs,
+    stages,
+    cpuPercent,
+    machineBusyPercent,
+    peakRssMiB: raw.peakRssMiB,
+    peakRssPerPhase: raw.peakReset,
+    restarts: raw.restarts,
+    perSecond,
+    lagPerSecond: raw.samples.map((s) => ({
+      t: Math.round(s.t * 10) / 10,
+      evaluator: s.stages.evaluator?.lag ?? Number.NaN,
+      aggregator: s.stages.aggregator?.lag ?? Number.NaN,
+      sender: s.stages.sender?.lag ?? Number.NaN,
+    })),
+  };
+}
+
+// ------------------------------------------------------------------------------------- output
+
+const int = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "n/a");
+const ms = (value: number) => (Number.isFinite(value) ? `${Math.round(value)}` : "n/a");
+const pct = (value: number) => (Number.isFinite(value) ? `${Math.round(value)}%` : "n/a");
+const verdict = (ok: boolean) => (ok ? "met" : "MISSED");
+
+function printResults(
+  results: PhaseResult[],
+  kcat: KcatCeiling | string,
+  pg: PostgresCeiling | string,
+): void {
+  console.log(
+    `\n${table(
+      [
+        "end to end",
+        "alerts",
+        "produced/s",
+        "e2e alerts/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "lost rows",
+        "dup rows",
+        "lost sink",
+        "dup sink",
+      ],
+      results.map((r) => [
+        r.label,
+        int(r.alerts),
+        int(r.producerAlertsPerS),
+        int(r.e2eAlertsPerS),
+        ms(r.latencyMs.p50),
+        ms(r.latencyMs.p95),
+        ms(r.latencyMs.p99),
+        ms(r.latencyMs.max),
+        int(r.lostRows),
+        int(r.duplicateRows),
+        int(r.lostAtSink),
+        int(r.duplicatesAtSink),
+      ]),
+    )}`,
+  );
+  for (const r of results) {
+    const extra: string[] = [];
+    if (r.db.wrongClient > 0) extra.push(`${r.db.wrongClient} rows under the wrong client`);
+    if (r.db.notSent > 0) extra.push(`${r.db.notSent} rows not SENT`);
+    if (r.db.successDeliveries !== r.db.sent)
+      extra.push(`${r.db.successDeliveries} SUCCESS deliveries for ${r.db.sent} SENT rows`);
+    if (r.eventTimeMismatches > 0)
+      extra.push(`${r.eventTimeMismatches} payload eventTimes differ from the produced ones`);
+    console.log(
+      `  ${r.label}: db ${int(r.db.rows)} rows, ${int(r.db.sent)} SENT, ${int(r.db.deliveries)} delivery rows (${int(r.db.successDeliveries)} SUCCESS)` +
+        `${extra.length > 0 ? `; ${extra.join("; ")}` : ""}`,
+    );
+  }
+  const processes = [
+    "evaluator",
+    "aggregator",
+    "sender",
+    "rule-updater",
+    "rule-service",
+    "sink",
+    "bench",
+    "kafka",
+    "postgres",
+  ];
+  for (const r of results) {
+    console.log(
+      `\n${table(
+        [
+          `per stage, ${r.label}`,
+          "consumed/s",
+          "active s",
+          "consumed/active s",
+          "produced/s",
+          "peak 1 s",
+          "batches",
+          "mean batch ms",
+          "max lag",
+          "lag at last produce",
+        ],
+        consumeStages.map((stage) => {
+          const s = r.stages[stage];
+          return s
+            ? [
+                stage,
+                int(s.consumedPerS),
+                s.activeS.toFixed(0),
+                int(s.activePerS),
+                int(s.producedPerS),
+                int(s.peakConsumedPerS),
+                int(s.batches),
+                ms(s.meanBatchMs),
+                int(s.maxLag),
+                int(s.lagAtLastProduce),
+              ]
+            : [stage, "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"];
+        }),
+      )}`,
+    );
+    console.log(
+      table(
+        ["process", ...processes],
+        [
+          ["CPU % of a core", ...processes.map((p) => pct(r.cpuPercent[p] ?? Number.NaN))],
+          [
+            `peak RSS MiB${r.peakRssPerPhase ? "" : " (since start)"}`,
+            ...processes.map((p) => int(r.peakRssMiB[p] ?? Number.NaN)),
+          ],
+        ],
+      ),
+    );
+    console.log(
+      `  machine CPU busy ${pct(r.machineBusyPercent)} of 2 cores (all processes, others' included)` +
+        (r.restarts.length > 0 ? `; WARNING: ${r.restarts.join(", ")} during this phase` : ""),
+    );
+  }
+
+  const maxPhase = results.find((r) => r.phase === "m");
+  const fixedPhase = results.find((r) => r.phase === "f");
+  const rows: string[][] = [];
+  if (typeof kcat === "string") rows.push(["kcat (one Kafka hop)", `failed: ${kcat}`, "", ""]);
+  else {
+    rows.push([
+      "kcat produce",
+      int(kcat.produceRecordsPerS),
+      maxPhase ? (maxPhase.e2eAlertsPerS / kcat.produceRecordsPerS).toFixed(2) : "n/a",
+      "e2e (max) / kcat produce",
+    ]);
+    rows.push([
+      "kcat consume",
+      int(kcat.consumeRecordsPerS),
+      maxPhase ? (maxPhase.e2eAlertsPerS / kcat.consumeRecordsPerS).toFixed(2) : "n/a",
+      "e2e (max) / kcat consume",
+    ]);
+    rows.push([
+      "kcat produce+consume (one hop)",
+      int(kcat.hopRecordsPerS),
+      maxPhase ? (maxPhase.e2eAlertsPerS / kcat.hopRecordsPerS).toFixed(2) : "n/a",
+      "e2e (max) / one kcat hop",
+    ]);
+    if (maxPhase?.stages.evaluator)
+      rows.push([
+        "  evaluator consumed/s (max)",
+        int(maxPhase.stages.evaluator.consumedPerS),
+        (maxPhase.stages.evaluator.consumedPerS / kcat.hopRecordsPerS).toFixed(2),
+        "evaluator / one kcat hop",
+      ]);
+  }
+  if (typeof pg === "string") rows.push(["postgres dedupe insert", `failed: ${pg}`, "", ""]);
+  else {
+    rows.push([
+      `postgres dedupe insert (${pg.batchRows}/stmt, p50 ${ms(pg.statementMsP50)} ms, p99 ${ms(pg.statementMsP99)} ms)`,
+      int(pg.rowsPerS),
+      maxPhase ? (maxPhase.e2eAlertsPerS / pg.rowsPerS).toFixed(2) : "n/a",
+      "e2e (max) / postgres insert",
+    ]);
+    if (maxPhase?.stages.aggregator)
+      rows.push([
+        "  aggregator consumed/s (max)",
+        int(maxPhase.stages.aggregator.consumedPerS),
+        (maxPhase.stages.aggregator.consumedPerS / pg.rowsPerS).toFixed(2),
+        "aggregator / postgres insert",
+      ]);
+  }
+  console.log(`\n${table(["ceiling on this machine", "records/s", "ratio", "ours vs"], rows)}`);
+
+  console.log("\ntargets (2 cores, everything co-located):");
+  if (maxPhase)
+    console.log(
+      `  >= ${int(e2eTarget)} alerts/s end to end: ${int(maxPhase.e2eAlertsPerS)} -> ${verdict(maxPhase.e2eAlertsPerS >= e2eTarget && maxPhase.complete)}`,
+    );
+  if (fixedPhase)
+    console.log(
+      `  p99 <= ${p99TargetMs} ms at ${fixedPhase.label}: ${ms(fixedPhase.latencyMs.p99)} ms -> ${verdict(fixedPhase.latencyMs.p99 <= p99TargetMs && fixedPhase.complete)}`,
+    );
+  for (const r of results) {
+    const clean = r.lostRows === 0 && r.duplicateRows === 0 && r.lostAtSink === 0 && r.duplicatesAtSink === 0;
+    console.log(`  lost = duplicates = 0 (${r.label}): ${verdict(clean)}`);
+  }
+  if (maxPhase) console.log(`  bottleneck (max): ${diagnose(maxPhase)}`);
+  if (fixedPhase && fixedPhase.latencyMs.p99 > p99TargetMs)
+    console.log(`  bottleneck (${fixedPhase.label}): ${diagnose(fixedPhase)}`);
+}
+
+/** The first stage, in pipeline order, that fell behind the most; with its CPU. */
+function diagnose(r: PhaseResult): string {
+  const behind = consumeStages
+    .map((stage) => ({ stage, summary: r.stages[stage] }))
+    .filter((s): s is { stage: ConsumeStage; summary: StageSummary } => s.summary !== undefined);
+  if (behind.length === 0) return "no stage metrics";
+  const worst = behind.reduce((a, b) => (b.summary.maxLag > a.summary.maxLag ? b : a));
+  const rates = behind.map((s) => `${s.stage} ${int(s.summary.peakConsumedPerS)}/s peak`).join(", ");
+  return (
+    `${worst.stage} (max lag ${int(worst.summary.maxLag)}, CPU ${pct(r.cpuPercent[worst.stage] ?? Number.NaN)} of a core; ` +
+    `machine ${pct(r.machineBusyPercent)} busy; ${rates})`
+  );
+}
+
+function chart(results: PhaseResult[], title: string): string {
+  const rows: Panel[][] = [
+    results.map((r) => ({
+      title: `${r.label}: deliveries per second`,
+      yLabel: "alerts delivered / s",
+      series: [
+        {
+          label: "delivered / s",
+          color: "#1f77b4",
+          points: r.perSecond.map((p) => [p.t, p.delivered] as [number, number]),
+        },
+      ],
+      target: r.phase === "m" ? { y: e2eTarget, label: `target ${int(e2eTarget)}/s` } : undefined,
+    })),
+    results.map((r) => ({
+      title: `${r.label}: latency of the alerts delivered in each second`,
+      yLabel: "ms from event time",
+      series: [
+        {
+          label: "p99",
+          color: "#d62728",
+          points: r.perSecond
+            .filter((p) => Number.isFinite(p.p99Ms))
+            .map((p) => [p.t, p.p99Ms] as [number, number]),
+        },
+        {
+          label: "p50",
+          color: "#2ca02c",
+          points: r.perSecond
+            .filter((p) => Number.isFinite(p.p50Ms))
+            .map((p) => [p.t, p.p50Ms] as [number, number]),
+        },
+      ],
+      target: r.phase === "f" ? { y: p99TargetMs, label: `target p99 ${p99TargetMs} ms` } : undefined,
+    })),
+  ];
+  return chartSvg(title, rows);
+}
+
+// ---------------------------------------------------------------------------------------- main
+
+/**
+ * Deletes this run's rows only: its clients are found by name (`bench-pipeline-<run>-<i>`), so a run
+ * that failed halfway through creating them is cleaned up too.
+ */
+async function cleanUp(setup: Partial<Setup>, scratchTable: string): Promise<void> {
+  const sql = setup.pipeline?.sql;
+  if (!sql) return;
+  try {
+    await whilePostgresIsBack("cleanup", async () => {
+      await sql.unsafe(`DROP TABLE IF EXISTS ${scratchTable}`);
+      const mine = await sql.unsafe<{ id: string }[]>("SELECT id FROM clients WHERE name LIKE $1", [
+        `bench-pipeline-${setup.run}-%`,
+      ] as never[]);
+      const ids = mine.map((row) => row.id);
+      if (ids.length === 0) return;
+      await sql.unsafe(
+        "DELETE FROM deliveries WHERE notification_id IN (SELECT id FROM notifications WHERE client_id = ANY($1::uuid[]))",
+        [ids] as never[],
+      );
+      await sql.unsafe("DELETE FROM notifications WHERE client_id = ANY($1::uuid[])", [ids] as never[]);
+      await sql.unsafe("DELETE FROM endpoints WHERE client_id = ANY($1::uuid[])", [ids] as never[]);
+      await sql.unsafe("DELETE FROM rules WHERE client_id = ANY($1::uuid[])", [ids] as never[]);
+      await sql.unsafe("DELETE FROM clients WHERE id = ANY($1::uuid[])", [ids] as never[]);
+    });
+  } catch (error) {
+    console.log(`cleanup failed: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  const settings = stageSettings(flags.env);
+  const run = `pb${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const scratchTable = `bench_pipeline_${run}`;
+  const uptime = (await Bun.$`uptime`.quiet().nothrow().text()).trim() || `load ${loadavg().join(", ")}`;
+  console.log(
+    `pipeline bench ${run}: ${int(flags.alerts)} alerts per phase, ${int(flags.clients)} clients (one webhook each), ` +
+      `fixed rate ${int(flags.rate)}/s then max rate; broker ${infraUrls.kafkaBrokers}`,
+  );
+  console.log(`uptime at start: ${uptime}`);
+  console.log("stage settings:");
+  for (const stage of consumeStages)
+    console.log(
+      `  ${stage.padEnd(10)} ${Object.entries(settings[stage])
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")}`,
+    );
+
+  const setup: Partial<Setup> = { run };
+  let sink: Sink | undefined;
+  let admin: Admin | undefined;
+  try {
+    sink = await startSink();
+    setup.sink = sink;
+    const pipeline = await startStack({ run, partitions: pipelinePartitions, settings });
+    setup.pipeline = pipeline;
+    const encoder = new AlertEncoder(pipeline.source, flags.clients);
+    checkEncoding(encoder);
+    setup.encoder = encoder;
+    const pids = new Map<string, number>();
+    for (const stage of pipeline.stages) pids.set(stage.name, stage.process.pid);
+    pids.set("sink", sink.process.pid);
+    pids.set("bench", process.pid);
+    const broker = brokerPid(repoRoot);
+    if (broker !== undefined) pids.set("kafka", broker);
+    setup.pids = pids;
+
+    const createStart = performance.now();
+    const { clientIds, ruleIds } = await createClients(pipeline, sink, flags.clients, run);
+    setup.clientIds = clientIds;
+    setup.ruleIds = ruleIds;
+    console.log(
+      `created ${flags.clients} clients, rules and endpoints in ${((performance.now() - createStart) / 1000).toFixed(1)} s`,
+    );
+    const warmS = await warmUp(setup as Setup, flags.clients);
+    console.log(`warm-up: every client got its webhook after ${warmS.toFixed(1)} s`);
+
+    const raws: PhaseRaw[] = [];
+    raws.push(await runPhase(setup as Setup, flags, "f", flags.rate));
+    raws.push(await runPhase(setup as Setup, flags, "m", undefined));
+    const results: PhaseResult[] = [];
+    for (const raw of raws) results.push(await analyse(setup as Setup, raw));
+
+    // The limits of this machine, measured after the pipeline phases (the stages idle meanwhile).
+    admin = new Admin(infraUrls.kafkaBrokers);
+    const valueBytes = encoder.encode(alertId(run, "m", flags.alerts - 1), 0, Date.now()).length;
+    console.log(
+      `ceilings: kcat with ${int(flags.alerts)} records of ${valueBytes} bytes, postgres with ${int(flags.alerts)} rows`,
+    );
+    let kcat: KcatCeiling | string;
+    try {
+      kcat = await kcatCeiling({
+        brokers: infraUrls.kafkaBrokers,
+        admin,
+        topic: `${run}.kcat`,
+        partitions: pipelinePartitions,
+        records: flags.alerts,
+        valueBytes,
+      });
+    } catch (error) {
+      kcat = error instanceof Error ? error.message : String(error);
+    }
+    let pg: PostgresCeiling | string;
+    try {
+      pg = await postgresCeiling({
+        sql: pipeline.sql,
+        table: scratchTable,
+        rows: flags.alerts,
+        batchRows: Number(settings.aggregator.BATCH_SIZE_MAX),
+        clientIds,
+        ruleIds,
+        source: pipeline.source,
+      });
+    } catch (error) {
+      pg = error instanceof Error ? error.message : String(error);
+    }
+    printResults(results, kcat, pg);
+
+    const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*/, "");
+    const resultsDir = join(repoRoot, "results");
+    mkdirSync(resultsDir, { recursive: true });
+    const jsonPath = join(resultsDir, `pipeline-${stamp}.json`);
+    const svgPath = join(resultsDir, `pipeline-${stamp}.svg`);
+    writeFileSync(
+      jsonPath,
+      `${JSON.stringify(
+        {
+          run,
+          startedAt: new Date().toISOString(),
+          uptimeAtStart: uptime,
+          uptimeAtEnd: (await Bun.$`uptime`.quiet().nothrow().text()).trim(),
+          flags: { ...flags, env: Object.fromEntries(flags.env) },
+          stageSettings: settings,
+          targets: { e2eAlertsPerS: e2eTarget, p99Ms: p99TargetMs },
+          phases: results,
+          ceilings: { kcat, postgres: pg },
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    writeFileSync(
+      svgPath,
+      chart(
+        results,
+        `pipeline bench ${run}: ${int(flags.alerts)} alerts per phase, ${flags.clients} clients`,
+      ),
+    );
+    const logPath = join(resultsDir, `pipeline-${stamp}.log`);
+    writeFileSync(
+      logPath,
+      pipeline.stages.map((stage) => `== ${stage.name}\n${stage.output.slice(-200).join("\n")}\n`).join(""),
+    );
+    console.log(`\nwrote ${jsonPath}\nwrote ${svgPath}\nwrote ${logPath} (the stages' last 200 log lines)`);
+    console.log(`uptime at end: ${(await Bun.$`uptime`.quiet().nothrow().text()).trim()}`);
+  } finally {
+    admin?.close();
+    await cleanUp(setup, scratchTable);
+    if (setup.pipeline) {
+      const codes = await setup.pipeline.stop();
+      if (codes.some((code) => code !== 0)) console.log(`stage exit codes: ${codes.join(", ")}`);
+    }
+    await sink?.stop();
+  }
+}
+
+await main();

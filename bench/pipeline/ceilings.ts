@@ -1,0 +1,174 @@
+/**
+ * The limits the pipeline bench compares itself with, measured in the same run:
+ *
+ *   kcat      produce N records of the alerts' size to a fresh topic with the pipeline's partition
+ *             count (idempotent, acks=all, as our producer), then consume them with a fresh group:
+ *             one Kafka hop done by C, the I/O ceiling of one stage;
+ *   postgres  the aggregator's dedupe insert (the same statement: INSERT ... SELECT FROM unnest(...)
+ *             ON CONFLICT DO NOTHING RETURNING, plus its non-terminal re-announce half) in batches of
+ *             the aggregator's size, one statement at a time as the aggregator runs them, into a
+ *             scratch copy of `notifications` (CREATE TABLE ... LIKE, dropped after).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Sql } from "../../src/adapters/postgres.ts";
+import type { Admin } from "../../src/kafka/index.ts";
+
+export interface KcatCeiling {
+  produceRecordsPerS: number;
+  consumeRecordsPerS: number;
+  /** N / (produce time + consume time): one hop, written then read. */
+  hopRecordsPerS: number;
+}
+
+export interface PostgresCeiling {
+  rowsPerS: number;
+  batchRows: number;
+  statementMsP50: number;
+  statementMsP99: number;
+}
+
+const shellWords = (words: readonly string[]) =>
+  words.map((word) => `'${word.replaceAll("'", `'\\''`)}'`).join(" ");
+
+async function run(command: string[]): Promise<string> {
+  const child = Bun.spawn(command, { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  if (code !== 0) throw new Error(`${command[0]} exited with ${code}: ${stderr.trim().split("\n").at(-1)}`);
+  return stdout;
+}
+
+export async function kcatCeiling(options: {
+  brokers: string;
+  admin: Admin;
+  topic: string;
+  partitions: number;
+  records: number;
+  valueBytes: number;
+}): Promise<KcatCeiling> {
+  const { brokers, admin, topic, partitions, records, valueBytes } = options;
+  await admin.createTopics([{ name: topic, partitions, config: { "retention.ms": String(10 * 60 * 1000) } }]);
+  const dir = mkdtempSync(join(tmpdir(), "bench-pipeline-"));
+  try {
+    const input = join(dir, "records.tsv");
+    const writer = Bun.file(input).writer();
+    const filler = "x".repeat(valueBytes);
+    for (let i = 0; i < records; i++) {
+      const key = `k${i % 1000}`;
+      writer.write(`${key}\t${`${i}-${filler}`.slice(0, valueBytes)}\n`);
+    }
+    await writer.end();
+    const produceStart = performance.now();
+    await run([
+      "kcat",
+      "-P",
+      "-b",
+      brokers,
+      "-t",
+      topic,
+      "-K",
+      "\\t",
+      "-X",
+      "enable.idempotence=true",
+      "-X",
+      "partitioner=murmur2_random",
+      "-l",
+      input,
+    ]);
+    const produceS = (performance.now() - produceStart) / 1000;
+    const consume = shellWords([
+      "kcat",
+      "-C",
+      "-b",
+      brokers,
+      "-G",
+      `${topic}-group`,
+      "-X",
+      "auto.offset.reset=earliest",
+      "-e",
+      "-q",
+      "-f",
+      "%s\\n",
+      topic,
+    ]);
+    const consumeStart = performance.now();
+    const bytes = Number(await run(["bash", "-o", "pipefail", "-c", `${consume} | wc -c`]));
+    const consumeS = (performance.now() - consumeStart) / 1000;
+    const seen = bytes / (valueBytes + 1);
+    if (Math.round(seen) !== records) throw new Error(`kcat consumed ${seen} of ${records} records`);
+    return {
+      produceRecordsPerS: records / produceS,
+      consumeRecordsPerS: records / consumeS,
+      hopRecordsPerS: records / (produceS + consumeS),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The aggregator's statement (src/adapters/notification-store.ts) on another table. */
+const dedupeInsert = (table: string) => `WITH input AS (
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])
+         AS t(client_id, alert_id, severity, source, name, context, rule_ids, event_ms)
+     ), inserted AS (
+       INSERT INTO ${table} (client_id, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at)
+       SELECT client_id, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
+              now() + make_interval(secs => $9::float8 / 1000)
+       FROM input
+       ON CONFLICT (client_id, alert_id) DO NOTHING
+       RETURNING id, client_id, alert_id
+     )
+     SELECT id, client_id, alert_id FROM inserted
+     UNION ALL
+     SELECT n.id, n.client_id, n.alert_id
+     FROM ${table} n JOIN input i ON n.client_id = i.client_id AND n.alert_id = i.alert_id
+     WHERE n.status NOT IN ('SENT', 'FAILED')`;
+
+export async function postgresCeiling(options: {
+  sql: Sql;
+  table: string;
+  rows: number;
+  batchRows: number;
+  clientIds: readonly string[];
+  ruleIds: readonly string[];
+  source: string;
+}): Promise<PostgresCeiling> {
+  const { sql, table, rows, batchRows, clientIds, ruleIds, source } = options;
+  // LIKE copies the id default, which would draw from notifications' sequence: give it its own.
+  await sql.unsafe(`CREATE TABLE ${table} (LIKE notifications INCLUDING ALL)`);
+  await sql.unsafe(`CREATE SEQUENCE ${table}_id_seq OWNED BY ${table}.id`);
+  await sql.unsafe(`ALTER TABLE ${table} ALTER COLUMN id SET DEFAULT nextval('${table}_id_seq')`);
+  const statement = dedupeInsert(table);
+  const durations: number[] = [];
+  const start = performance.now();
+  for (let first = 0; first < rows; first += batchRows) {
+    const size = Math.min(batchRows, rows - first);
+    const indexes = Array.from({ length: size }, (_, i) => first + i);
+    const nowMs = Date.now();
+    const statementStart = performance.now();
+    const returned = await sql.unsafe(statement, [
+      indexes.map((i) => clientIds[i % clientIds.length]),
+      indexes.map((i) => `pg-${i}`),
+      indexes.map(() => "HIGH"),
+      indexes.map(() => source),
+      indexes.map((i) => `a${i % clientIds.length}`),
+      indexes.map(() => '{"host":"bench-1"}'),
+      indexes.map((i) => `{${ruleIds[i % ruleIds.length]}}`),
+      indexes.map(() => nowMs),
+      60_000,
+    ] as never[]);
+    durations.push(performance.now() - statementStart);
+    if (returned.length !== size)
+      throw new Error(`dedupe insert returned ${returned.length} of ${size} rows`);
+  }
+  const elapsedS = (performance.now() - start) / 1000;
+  durations.sort((a, b) => a - b);
+  const at = (q: number) =>
+    durations[Math.min(durations.length - 1, Math.floor(q * durations.length))] ?? NaN;
+  return { rowsPerS: rows / elapsedS, batchRows, statementMsP50: at(0.5), statementMsP99: at(0.99) };
+}

@@ -1,0 +1,121 @@
+/**
+ * What the pipeline bench samples once a second: CPU time and memory of processes from /proc, the
+ * whole machine's CPU from /proc/stat, and the stages' /metrics counters.
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** Linux USER_HZ: /proc reports CPU times in these ticks. */
+const ticksPerSecond = 100;
+
+/** CPU seconds (user + system) a process has used, or undefined once it is gone. */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command, which may hold spaces: state is [0], utime [11], stime [12].
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  } catch {
+    return undefined;
+  }
+}
+
+/** VmRSS and VmHWM (the peak since start or the last reset) in MiB. */
+export function memoryMiB(pid: number): { rss: number; peak: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+    return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resets VmHWM to the current RSS (clear_refs 5), so each phase gets its own peak. */
+export function resetPeak(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * CPU seconds used by every process named `comm` (e.g. all Postgres backends, ours and others'),
+ * summed over time: a process that ended (a backend that closed, a server restart) keeps what it
+ * used, a new one adds what it used since it started.
+ */
+export class CpuByName {
+  #last = new Map<number, number>();
+  #total = 0;
+
+  constructor(readonly comm: string) {
+    this.sample();
+  }
+
+  sample(): number {
+    const now = new Map<number, number>();
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== this.comm) continue;
+      } catch {
+        continue;
+      }
+      const pid = Number(entry);
+      const seconds = cpuSeconds(pid);
+      if (seconds !== undefined) now.set(pid, seconds);
+    }
+    for (const [pid, seconds] of now) this.#total += seconds - (this.#last.get(pid) ?? 0);
+    this.#last = now;
+    return this.#total;
+  }
+}
+
+/** Busy and total CPU seconds of the whole machine (all cores). */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1, 9).map(Number);
+  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  return { busy: busy / ticksPerSecond, total: (busy + (idle ?? 0) + (iowait ?? 0)) / ticksPerSecond };
+}
+
+/** The broker that `./dev` started in this checkout, if any. */
+export function brokerPid(repoRoot: string): number | undefined {
+  const pidFile = join(repoRoot, ".run/kafka/kafka.pid");
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
+  return existsSync(`/proc/${pid}`) ? pid : undefined;
+}
+
+/** The counters the bench reads from a stage's /metrics (sums over labels). */
+export interface StageCounters {
+  consumed: number;
+  produced: number;
+  lag: number;
+  batchSeconds: number;
+  batches: number;
+}
+
+const metricSum = (text: string, name: string) => {
+  let total = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([-+0-9.eE]+)$`, "gm")))
+    total += Number(match[1]);
+  return total;
+};
+
+export async function stageCounters(port: number): Promise<StageCounters | undefined> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return {
+      consumed: metricSum(text, "records_consumed_total"),
+      produced: metricSum(text, "records_produced_total"),
+      lag: metricSum(text, "consumer_lag"),
+      batchSeconds: metricSum(text, "batch_duration_seconds_sum"),
+      batches: metricSum(text, "batch_duration_seconds_count"),
+    };
+  } catch {
+    return undefined;
+  }
+}
