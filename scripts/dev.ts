@@ -113,6 +113,16 @@ const commands: Record<string, Command> = {
     run: buildBinary,
   },
   logs: { usage: "logs", summary: "follow the broker log", run: logs },
+  chaos: {
+    usage: "chaos [--alerts N] [--kills N] [--seed N]",
+    summary: "kill -9 stages, restart Kafka and Postgres, pause Redis under an alert stream; report",
+    // Its own process (scripts/chaos.ts): it loads the Kafka client and the test harness, which no
+    // other command needs. It handles Ctrl-C itself (stops the stages, restores the services): wait for it.
+    run: (args) => {
+      process.on("SIGINT", () => {});
+      return run([bun, join(repoRoot, "scripts/chaos.ts"), ...args]);
+    },
+  },
   help: { usage: "help", summary: "this list", run: async () => help() },
 };
 
@@ -169,7 +179,11 @@ async function test(args: string[]): Promise<number> {
   await createTopics();
 
   // bun test prints its summary on stderr: pass it through and keep the tail to count from.
-  const child = Bun.spawn([bun, "test", ...args], { cwd: repoRoot, stdio: ["inherit", "inherit", "pipe"] });
+  // Integration tests wait on real services; bun's 5 s default per test is too tight on 2 cores.
+  const child = Bun.spawn([bun, "test", "--timeout", "120000", ...args], {
+    cwd: repoRoot,
+    stdio: ["inherit", "inherit", "pipe"],
+  });
   const decoder = new TextDecoder();
   let tail = "";
   for await (const chunk of child.stderr) {

@@ -76,7 +76,8 @@ export class DeliveryStore {
 
   /**
    * Claims the given notifications that are claimable now: RECEIVED, RETRY that is due, or SENDING
-   * whose lease expired. A row another sender holds is skipped (the update re-checks after its lock).
+   * whose lease expired. Rows are locked in id order (no deadlock between senders) and a row another
+   * transaction holds is skipped: its holder is already handling it.
    */
   async claim(ids: readonly string[]): Promise<ClaimedNotification[]> {
     if (ids.length === 0) return [];
@@ -84,8 +85,11 @@ export class DeliveryStore {
       `UPDATE notifications n
        SET status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
            lease_until = now() + make_interval(secs => $2::float8 / 1000), next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
-       WHERE n.id = ANY($1::bigint[])
-         AND (n.status = 'RECEIVED' OR (n.status IN ('RETRY', 'SENDING') AND n.next_attempt_at <= now()))
+       FROM (SELECT id FROM notifications
+             WHERE id = ANY($1::bigint[])
+               AND (status = 'RECEIVED' OR (status IN ('RETRY', 'SENDING') AND next_attempt_at <= now()))
+             ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) claimable
+       WHERE n.id = claimable.id
        RETURNING ${claimedColumns}`,
       [ids as string[], this.leaseMs] as never[],
     );

@@ -4,8 +4,8 @@
  *   consume a batch -> decode (invalid records become dead letters) -> process (the stage's pure
  *   decisions and its durable side effect) -> produce outputs -> await acknowledgement -> commit.
  *
- * Processing is sequential; waiting for acknowledgements is pipelined over up to
- * `inFlightBatchesMax` batches. Offsets are committed only up to each partition's last contiguous
+ * Processing is sequential unless a stage allows `processConcurrencyMax` > 1; waiting for
+ * acknowledgements is pipelined over up to `inFlightBatchesMax` batches. Offsets are committed only up to each partition's last contiguous
  * acknowledged record (OffsetTracker), and never for a partition revoked meanwhile.
  */
 import {
@@ -48,6 +48,11 @@ export interface ConsumeLoopOptions<T> {
   batchSizeMax?: number;
   batchWaitMs?: number;
   inFlightBatchesMax?: number;
+  /**
+   * Batches processed at the same time. 1 keeps processing in consumption order; a stage whose
+   * processing waits on I/O and does not depend on order (the aggregator) may raise it.
+   */
+  processConcurrencyMax?: number;
   /** Attempts for one batch's processing or produce before the loop gives up and fails. */
   attemptsMax?: number;
   /** While false, nothing is consumed (e.g. the evaluator has no rules snapshot yet). */
@@ -56,6 +61,8 @@ export interface ConsumeLoopOptions<T> {
 }
 
 interface InFlight {
+  /** Settles when the batch's processing is over (outputs ready, or given up). */
+  processed: Promise<void>;
   acknowledged: Promise<void>;
 }
 
@@ -73,6 +80,7 @@ export class ConsumeLoop<T> {
   #failure: unknown;
   #lagTimer: ReturnType<typeof setInterval> | undefined;
   #committing: Promise<void> | undefined;
+  #processing = 0;
   #commitAgain = false;
 
   constructor(options: ConsumeLoopOptions<T>) {
@@ -80,6 +88,7 @@ export class ConsumeLoop<T> {
       batchSizeMax: 2000,
       batchWaitMs: 50,
       inFlightBatchesMax: 4,
+      processConcurrencyMax: 1,
       attemptsMax: 20,
       isReady: () => true,
       ...options,
@@ -120,7 +129,8 @@ export class ConsumeLoop<T> {
   }
 
   async #run(): Promise<void> {
-    const { batchSizeMax, batchWaitMs, inFlightBatchesMax, isReady, logger } = this.#options;
+    const { batchSizeMax, batchWaitMs, inFlightBatchesMax, processConcurrencyMax, isReady, logger } =
+      this.#options;
     while (this.#running) {
       if (this.#failure) throw this.#failure;
       if (!isReady()) {
@@ -134,23 +144,36 @@ export class ConsumeLoop<T> {
         continue;
       }
       const startedAt = performance.now();
-      const outputs = await this.#processWithRetry(records);
-      if (outputs === undefined) break; // stopped while retrying: abandon, do not commit
       const segments = this.#trackSegments(records);
-      const acknowledged = this.#produceWithRetry(outputs).then(
-        () => {
-          for (const segment of segments) this.#tracker.complete(segment);
-          this.#options.metrics.batchSeconds.observe((performance.now() - startedAt) / 1000);
-          this.#commitSoon();
-        },
-        (error: unknown) => {
-          this.#failure ??= error;
-          logger.error("giving up on a batch: outputs not acknowledged", { error });
-        },
-      );
-      const entry: InFlight = { acknowledged };
+      this.#processing++;
+      const processed = this.#processWithRetry(records).finally(() => this.#processing--);
+      const acknowledged = processed
+        .then((outputs) => (outputs === undefined ? false : this.#produceWithRetry(outputs).then(() => true)))
+        .then(
+          (done) => {
+            // Not done: stopped while retrying; the batch stays uncommitted and is redelivered.
+            if (!done) return;
+            for (const segment of segments) this.#tracker.complete(segment);
+            this.#options.metrics.batchSeconds.observe((performance.now() - startedAt) / 1000);
+            this.#commitSoon();
+          },
+          (error: unknown) => {
+            this.#failure ??= error;
+            logger.error("giving up on a batch: not processed or outputs not acknowledged", { error });
+          },
+        );
+      const entry: InFlight = {
+        processed: processed.then(
+          () => undefined,
+          () => undefined,
+        ),
+        acknowledged,
+      };
       this.#inFlight.push(entry);
       void acknowledged.finally(() => this.#inFlight.splice(this.#inFlight.indexOf(entry), 1));
+      while (this.#processing >= processConcurrencyMax) {
+        await Promise.race(this.#inFlight.map((f) => f.processed));
+      }
       while (this.#inFlight.length >= inFlightBatchesMax) {
         await Promise.race(this.#inFlight.map((f) => f.acknowledged));
       }

@@ -14,6 +14,8 @@ export interface ConsumerStageDefinition<T> {
   name: string;
   topic: string;
   groupId: string;
+  /** See ConsumeLoopOptions.processConcurrencyMax; 1 unless the stage's processing is order-free. */
+  processConcurrencyMax?: number;
   /** Built once the shared pieces exist; `close` releases the stage's own clients. */
   createProcessor(
     context: StageContext,
@@ -52,6 +54,8 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     isReady,
     batchSizeMax: envInt("BATCH_SIZE_MAX", 2000, { min: 1, max: 100_000 }),
     batchWaitMs: envInt("BATCH_WAIT_MS", 20, { min: 0, max: 10_000 }),
+    inFlightBatchesMax: envInt("IN_FLIGHT_BATCHES_MAX", 4, { min: 1, max: 64 }),
+    processConcurrencyMax: definition.processConcurrencyMax ?? 1,
   });
   const service = startService({
     port: envInt("HTTP_PORT", 0, { min: 0, max: 65_535 }),
