@@ -653,7 +653,8 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
       const previous = raw.samples[i - 1]?.stages[stage];
       if (previous && i > 0) {
         const dt = sample.t - (raw.samples[i - 1] as Sample).t;
-        if (dt > 0) peak = Math.max(peak, (counters.consumed - previous.consumed) / dt);
+        // Samples closer than half a second (after a stall) would give meaningless peaks.
+        if (dt >= 0.5) peak = Math.max(peak, (counters.consumed - previous.consumed) / dt);
       }
     });
     const batches = b.batches - a.batches;
@@ -727,6 +728,10 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
 const int = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "n/a");
 const ms = (value: number) => (Number.isFinite(value) ? `${Math.round(value)}` : "n/a");
 const pct = (value: number) => (Number.isFinite(value) ? `${Math.round(value)}%` : "n/a");
+const ratio = (ours: number, theirs: number) => {
+  const value = ours / theirs;
+  return Number.isFinite(value) ? value.toFixed(2) : "n/a";
+};
 const verdict = (ok: boolean) => (ok ? "met" : "MISSED");
 
 function printResults(
@@ -850,26 +855,26 @@ function printResults(
     rows.push([
       "kcat produce",
       int(kcat.produceRecordsPerS),
-      maxPhase ? (maxPhase.e2eAlertsPerS / kcat.produceRecordsPerS).toFixed(2) : "n/a",
+      maxPhase ? ratio(maxPhase.e2eAlertsPerS, kcat.produceRecordsPerS) : "n/a",
       "e2e (max) / kcat produce",
     ]);
     rows.push([
       "kcat consume",
       int(kcat.consumeRecordsPerS),
-      maxPhase ? (maxPhase.e2eAlertsPerS / kcat.consumeRecordsPerS).toFixed(2) : "n/a",
+      maxPhase ? ratio(maxPhase.e2eAlertsPerS, kcat.consumeRecordsPerS) : "n/a",
       "e2e (max) / kcat consume",
     ]);
     rows.push([
       "kcat produce+consume (one hop)",
       int(kcat.hopRecordsPerS),
-      maxPhase ? (maxPhase.e2eAlertsPerS / kcat.hopRecordsPerS).toFixed(2) : "n/a",
+      maxPhase ? ratio(maxPhase.e2eAlertsPerS, kcat.hopRecordsPerS) : "n/a",
       "e2e (max) / one kcat hop",
     ]);
     if (maxPhase?.stages.evaluator)
       rows.push([
         "  evaluator consumed/s (max)",
         int(maxPhase.stages.evaluator.consumedPerS),
-        (maxPhase.stages.evaluator.consumedPerS / kcat.hopRecordsPerS).toFixed(2),
+        ratio(maxPhase.stages.evaluator.consumedPerS, kcat.hopRecordsPerS),
         "evaluator / one kcat hop",
       ]);
   }
@@ -878,14 +883,14 @@ function printResults(
     rows.push([
       `postgres dedupe insert (${pg.batchRows}/stmt, p50 ${ms(pg.statementMsP50)} ms, p99 ${ms(pg.statementMsP99)} ms)`,
       int(pg.rowsPerS),
-      maxPhase ? (maxPhase.e2eAlertsPerS / pg.rowsPerS).toFixed(2) : "n/a",
+      maxPhase ? ratio(maxPhase.e2eAlertsPerS, pg.rowsPerS) : "n/a",
       "e2e (max) / postgres insert",
     ]);
     if (maxPhase?.stages.aggregator)
       rows.push([
         "  aggregator consumed/s (max)",
         int(maxPhase.stages.aggregator.consumedPerS),
-        (maxPhase.stages.aggregator.consumedPerS / pg.rowsPerS).toFixed(2),
+        ratio(maxPhase.stages.aggregator.consumedPerS, pg.rowsPerS),
         "aggregator / postgres insert",
       ]);
   }

@@ -107,7 +107,9 @@ const metricSum = (text: string, name: string) => {
 
 export async function stageCounters(port: number): Promise<StageCounters | undefined> {
   try {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const text = await (
+      await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) })
+    ).text();
     return {
       consumed: metricSum(text, "records_consumed_total"),
       produced: metricSum(text, "records_produced_total"),

@@ -61,8 +61,6 @@ export interface ConsumeLoopOptions<T> {
 }
 
 interface InFlight {
-  /** Settles when the batch's processing is over (outputs ready, or given up). */
-  processed: Promise<void>;
   acknowledged: Promise<void>;
 }
 
@@ -80,7 +78,7 @@ export class ConsumeLoop<T> {
   #failure: unknown;
   #lagTimer: ReturnType<typeof setInterval> | undefined;
   #committing: Promise<void> | undefined;
-  #processing = 0;
+  readonly #processing = new Set<Promise<void>>();
   #commitAgain = false;
 
   constructor(options: ConsumeLoopOptions<T>) {
@@ -145,8 +143,13 @@ export class ConsumeLoop<T> {
       }
       const startedAt = performance.now();
       const segments = this.#trackSegments(records);
-      this.#processing++;
-      const processed = this.#processWithRetry(records).finally(() => this.#processing--);
+      const processed = this.#processWithRetry(records);
+      const processing = processed.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.#processing.add(processing);
+      void processing.finally(() => this.#processing.delete(processing));
       const acknowledged = processed
         .then((outputs) => (outputs === undefined ? false : this.#produceWithRetry(outputs).then(() => true)))
         .then(
@@ -162,18 +165,11 @@ export class ConsumeLoop<T> {
             logger.error("giving up on a batch: not processed or outputs not acknowledged", { error });
           },
         );
-      const entry: InFlight = {
-        processed: processed.then(
-          () => undefined,
-          () => undefined,
-        ),
-        acknowledged,
-      };
+      const entry: InFlight = { acknowledged };
       this.#inFlight.push(entry);
       void acknowledged.finally(() => this.#inFlight.splice(this.#inFlight.indexOf(entry), 1));
-      while (this.#processing >= processConcurrencyMax) {
-        await Promise.race(this.#inFlight.map((f) => f.processed));
-      }
+      // Race only what is still processing: a settled promise would win every race and spin.
+      while (this.#processing.size >= processConcurrencyMax) await Promise.race(this.#processing);
       while (this.#inFlight.length >= inFlightBatchesMax) {
         await Promise.race(this.#inFlight.map((f) => f.acknowledged));
       }

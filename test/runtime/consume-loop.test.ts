@@ -72,8 +72,9 @@ async function drain(topic: string, expected: number, timeoutMs = 20_000): Promi
   return seen;
 }
 
-function loopFor(input: string, groupId: string, processor: Processor<string>) {
+function loopFor(input: string, groupId: string, processor: Processor<string>, processConcurrencyMax = 1) {
   return new ConsumeLoop({
+    processConcurrencyMax,
     stage: "test",
     brokers,
     topic: input,
@@ -151,4 +152,42 @@ test("a batch abandoned at shutdown is not committed and is processed again afte
   await again;
   const delivered = new Set(forwarded.map((r) => text(r.value)));
   expect(ids.filter((id) => !delivered.has(id))).toEqual([]);
+});
+
+test("batches processed concurrently all complete, never more at once than allowed, and are committed", async () => {
+  const { input, output } = await topics();
+  const ids = Array.from({ length: 600 }, (_, i) => `c-${i}`);
+  await producer.send(
+    ids.map((id) => ({ topic: input, key: id, value: new TextEncoder().encode(JSON.stringify({ id })) })),
+  );
+  let running = 0;
+  let runningMax = 0;
+  const groupId = uniqueName("group");
+  const loop = loopFor(
+    input,
+    groupId,
+    passthrough(output, async () => {
+      running++;
+      runningMax = Math.max(runningMax, running);
+      await Bun.sleep(30); // waits on I/O, as the aggregator's insert does
+      running--;
+    }),
+    3,
+  );
+  const done = loop.start();
+  const forwarded = await drain(output, ids.length);
+  await loop.stop();
+  await done;
+  const count = countDeliveries(
+    ids,
+    forwarded.map((r) => text(r.value)),
+  );
+  expect(count.lost).toEqual([]);
+  expect(count.duplicated).toEqual([]);
+  expect(runningMax).toBeGreaterThan(1);
+  expect(runningMax).toBeLessThanOrEqual(3);
+  const again = new Consumer({ brokers, groupId, topics: [input], logger: quiet });
+  const leftover = await again.consume(1000, 3000);
+  await again.close();
+  expect(leftover).toEqual([]);
 });

@@ -7,7 +7,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { connectPostgres } from "../../adapters/postgres.ts";
 import { connectRedis } from "../../adapters/redis.ts";
 import { rulesChangedChannel } from "../../adapters/rule-source.ts";
-import { readSnapshotVersion, snapshotKeys } from "../../adapters/snapshot-store.ts";
+import { snapshotKeys } from "../../adapters/snapshot-store.ts";
 import { type RuleChanged, RuleChangedSchema } from "../../gen/alerting/v1/rule_pb.ts";
 import type { ConsumedRecord } from "../../kafka/index.ts";
 import { envInt, envString } from "../../runtime/config.ts";
