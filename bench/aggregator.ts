@@ -19,27 +19,23 @@ import { encodeAlertMatched } from "../src/core/wire.ts";
 import type { ProduceRecord } from "../src/kafka/index.ts";
 import { type BenchAlert, checkAlertEncoding, encodeAlertNew } from "./support/alerts.ts";
 import {
-  type BatchStats,
-  batchStats,
   brokers,
-  cpuSeconds,
   createTopics,
   describeBatches,
+  describeStageUse,
   fillRate,
+  finish,
   fmt,
   loadText,
   newAdmin,
   newRunId,
-  peakRssMiB,
   preload,
+  ratioRow,
   reclaim,
   retrying,
-  spawnStage,
-  stopStage,
+  runStage,
   table,
-  verdict,
   watchTopicFill,
-  writeResults,
 } from "./support/common.ts";
 
 const recordCount = Number(process.argv[2] ?? 200_000);
@@ -129,42 +125,30 @@ async function main(): Promise<void> {
     );
     records.length = 0;
 
-    const startedMs = performance.now();
-    const stage = await spawnStage("aggregator", {
-      INPUT_TOPIC: topics.input,
-      OUTPUT_TOPIC: topics.output,
-      GROUP_ID: `bench-${runId}-aggregator`,
-      BATCH_SIZE_MAX: String(batchSize),
-    });
-    let ours: {
-      rowsPerS: number;
-      windowS: number;
-      wallS: number;
-      cpuS: number;
-      peakRssMiB: number;
-      batches: BatchStats;
+    const run = await runStage(
+      "aggregator",
+      {
+        INPUT_TOPIC: topics.input,
+        OUTPUT_TOPIC: topics.output,
+        GROUP_ID: `bench-${runId}-aggregator`,
+        BATCH_SIZE_MAX: String(batchSize),
+      },
+      () => watchTopicFill(admin, topics.output, recordCount),
+    );
+    const watch = run.outcome;
+    const windowS = (watch.lastMs - watch.firstMs) / 1000;
+    const ours = {
+      rowsPerS: fillRate(watch),
+      windowS,
+      wallS: (watch.lastMs - run.startedMs) / 1000,
+      cpuS: run.cpuS,
+      peakRssMiB: run.peakRssMiB,
+      batches: run.batches,
     };
-    try {
-      const cpuBefore = await cpuSeconds(stage.process.pid);
-      const watch = await watchTopicFill(admin, topics.output, recordCount);
-      const cpuAfter = await cpuSeconds(stage.process.pid);
-      const windowS = (watch.lastMs - watch.firstMs) / 1000;
-      ours = {
-        rowsPerS: fillRate(watch),
-        windowS,
-        wallS: (watch.lastMs - startedMs) / 1000,
-        cpuS: cpuAfter - cpuBefore,
-        peakRssMiB: await peakRssMiB(stage.process.pid),
-        batches: await batchStats(stage.httpPort),
-      };
-      console.log(
-        `ours     ${fmt(ours.rowsPerS)} rows/s over ${fmt(windowS, 2)} s; stage CPU ${fmt(ours.cpuS, 1)} s ` +
-          `(${fmt((ours.cpuS / windowS) * 100)}% of one core), peak RSS ${ours.peakRssMiB} MiB`,
-      );
-      console.log(`         ${describeBatches(ours.batches, windowS)}`);
-    } finally {
-      await stopStage(stage);
-    }
+    console.log(
+      `ours     ${fmt(ours.rowsPerS)} rows/s over ${fmt(windowS, 2)} s; ${describeStageUse(run, windowS)}`,
+    );
+    console.log(`         ${describeBatches(ours.batches, windowS)}`);
     const [row] = await sql.unsafe<{ rows: string }[]>(
       "SELECT count(*) AS rows FROM notifications WHERE client_id = ANY($1::uuid[])",
       [clientIds] as never[],
@@ -176,19 +160,10 @@ async function main(): Promise<void> {
     console.log(
       `\n${table(
         ["rows/s", "ours (aggregator process)", "raw INSERT ceiling", "ours/ceiling", "target"],
-        [
-          [
-            `${fmt(recordCount)} rows`,
-            fmt(ours.rowsPerS),
-            fmt(ceilingRate),
-            fmt(ratio, 2),
-            `>= ${target} x ceiling: ${verdict(ratio >= target)}`,
-          ],
-        ],
+        [ratioRow(`${fmt(recordCount)} rows`, ours.rowsPerS, ceilingRate, target, "ceiling")],
       )}`,
     );
-    console.log(`load average at the end: ${loadText()}`);
-    const path = writeResults("aggregator", {
+    finish("aggregator", {
       runId,
       recordCount,
       batchSize,
@@ -196,9 +171,7 @@ async function main(): Promise<void> {
       ours,
       ratio,
       target,
-      loadAverage: loadText(),
     });
-    console.log(`results: ${path}`);
   } finally {
     await retrying(() => sql.unsafe(`DROP TABLE IF EXISTS ${scratch}`));
     await retrying(() =>

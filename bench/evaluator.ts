@@ -20,31 +20,28 @@ import type { Rule } from "../src/core/matching/types.ts";
 import { buildSnapshot, encodeSnapshot } from "../src/core/snapshot.ts";
 import { encodeAlertMatched } from "../src/core/wire.ts";
 import type { ProduceRecord } from "../src/kafka/index.ts";
+import { createRandom } from "../src/stages/alert-producer/random.ts";
 import { type BenchAlert, checkAlertEncoding, encodeAlertNew } from "./support/alerts.ts";
 import {
   type BatchStats,
-  batchStats,
   brokers,
-  cpuSeconds,
   createTopics,
   describeBatches,
+  describeStageUse,
   type FillWatch,
   fillRate,
+  finish,
   fmt,
   loadText,
   newAdmin,
   newRunId,
-  peakRssMiB,
   preload,
-  runCommand,
-  shellWords,
-  spawnStage,
-  stopStage,
+  ratioRow,
+  runStage,
   table,
-  verdict,
   watchTopicFill,
-  writeResults,
 } from "./support/common.ts";
+import { kcatPassthrough } from "./support/kcat.ts";
 
 const alertCount = Number(process.argv[2] ?? 1_000_000);
 const clientCount = 10_000;
@@ -56,17 +53,6 @@ const batchSizeMax = process.env.BATCH_SIZE_MAX ?? "2000";
 /** kcat's record delimiter: ASCII (kcat's -f knows only ASCII escapes), checked absent from values. */
 const delimiterEscaped = "\\x1e\\x1f\\x1d\\x1c";
 const delimiterBytes = Buffer.from([0x1e, 0x1f, 0x1d, 0x1c]);
-
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Triple = [severity: number, source: string, name: string];
 
@@ -158,7 +144,7 @@ async function main(): Promise<void> {
     `evaluator bench ${runId}: ${fmt(alertCount)} alerts, ${fmt(singleRules + 2 * sharedTriples + wildcardRules)} rules, ` +
       `broker ${brokers}, BATCH_SIZE_MAX=${batchSizeMax}; load average ${loadText()}`,
   );
-  const random = prng(42);
+  const random = createRandom(42);
   const { rules, single, shared } = buildRules(random);
   const alerts = buildAlerts(random, single, shared, runId);
   checkAlertEncoding(alerts[0] as BenchAlert);
@@ -209,72 +195,43 @@ async function main(): Promise<void> {
     Bun.gc(true);
 
     // ours: the real stage process; the window runs from its first output record to its last.
-    const startedMs = performance.now();
-    const stage = await spawnStage("evaluator", {
-      INPUT_TOPIC: topics.input,
-      OUTPUT_TOPIC: topics.output,
-      GROUP_ID: `bench-${runId}-evaluator`,
-      RULES_KEY_PREFIX: keys.snapshot.slice(0, -"snapshot".length),
-      BATCH_SIZE_MAX: batchSizeMax,
-    });
-    let ours: Result;
-    try {
-      const cpuBefore = await cpuSeconds(stage.process.pid);
-      const watch = await watchTopicFill(admin, topics.output, expectedOutputs);
-      const cpuAfter = await cpuSeconds(stage.process.pid);
-      const windowS = (watch.lastMs - watch.firstMs) / 1000;
-      ours = {
-        // Alerts per second: input records over the output window (outputs ~ alerts here).
-        recordsPerS: fillRate(watch) * (alertCount / expectedOutputs),
-        watch,
-        wallMs: watch.lastMs - startedMs,
-        cpuS: cpuAfter - cpuBefore,
-        peakRssMiB: await peakRssMiB(stage.process.pid),
-        batches: await batchStats(stage.httpPort),
-      };
-      console.log(
-        `ours  ${fmt(ours.recordsPerS)} alerts/s (${fmt(fillRate(watch))} alerts.matched/s) over ${fmt(windowS, 2)} s; ` +
-          `stage CPU ${fmt(ours.cpuS ?? 0, 1)} s (${fmt(((ours.cpuS ?? 0) / windowS) * 100)}% of one core), peak RSS ${ours.peakRssMiB} MiB`,
-      );
-      if (ours.batches) console.log(`      ${describeBatches(ours.batches, windowS)}`);
-    } finally {
-      await stopStage(stage);
-    }
+    const run = await runStage(
+      "evaluator",
+      {
+        INPUT_TOPIC: topics.input,
+        OUTPUT_TOPIC: topics.output,
+        GROUP_ID: `bench-${runId}-evaluator`,
+        RULES_KEY_PREFIX: keys.snapshot.slice(0, -"snapshot".length),
+        BATCH_SIZE_MAX: batchSizeMax,
+      },
+      () => watchTopicFill(admin, topics.output, expectedOutputs),
+    );
+    const watch = run.outcome;
+    const windowS = (watch.lastMs - watch.firstMs) / 1000;
+    const ours: Result = {
+      // Alerts per second: input records over the output window (outputs ~ alerts here).
+      recordsPerS: fillRate(watch) * (alertCount / expectedOutputs),
+      watch,
+      wallMs: watch.lastMs - run.startedMs,
+      cpuS: run.cpuS,
+      peakRssMiB: run.peakRssMiB,
+      batches: run.batches,
+    };
+    console.log(
+      `ours  ${fmt(ours.recordsPerS)} alerts/s (${fmt(fillRate(watch))} alerts.matched/s) over ${fmt(windowS, 2)} s; ` +
+        describeStageUse(run, windowS),
+    );
+    console.log(`      ${describeBatches(run.batches, windowS)}`);
 
     // kcat: the same input topic, a fresh group, piped into a producer.
     const kcatStartMs = performance.now();
-    const consume = shellWords([
-      "kcat",
-      "-C",
-      "-b",
+    const pipeline = kcatPassthrough({
       brokers,
-      "-G",
-      `bench-${runId}-kcat`,
-      "-X",
-      "auto.offset.reset=earliest",
-      "-e",
-      "-q",
-      "-f",
-      `%k\\t%s${delimiterEscaped}`,
-      topics.input,
-    ]);
-    const produce = shellWords([
-      "kcat",
-      "-P",
-      "-b",
-      brokers,
-      "-t",
-      topics.kcatOutput,
-      "-K",
-      "\\t",
-      "-D",
-      delimiterEscaped,
-      "-X",
-      "enable.idempotence=true",
-      "-X",
-      "partitioner=murmur2_random",
-    ]);
-    const pipeline = runCommand(["bash", "-o", "pipefail", "-c", `${consume} | ${produce}`]);
+      topicIn: topics.input,
+      topicOut: topics.kcatOutput,
+      group: `bench-${runId}-kcat`,
+      delimiter: delimiterEscaped,
+    });
     const kcatWatch = await watchTopicFill(admin, topics.kcatOutput, alertCount);
     await pipeline;
     const kcat: Result = {
@@ -314,30 +271,10 @@ async function main(): Promise<void> {
     console.log(
       `\n${table(
         ["figure", "ours", "kcat", "ours/kcat", "target"],
-        [
-          [
-            "alerts/s",
-            fmt(ours.recordsPerS),
-            fmt(kcat.recordsPerS),
-            fmt(ratio, 2),
-            `>= ${target} x kcat: ${verdict(ratio >= target)}`,
-          ],
-        ],
+        [ratioRow("alerts/s", ours.recordsPerS, kcat.recordsPerS, target, "kcat")],
       )}`,
     );
-    console.log(`load average at the end: ${loadText()}`);
-    const path = writeResults("evaluator", {
-      runId,
-      alertCount,
-      expectedOutputs,
-      batchSizeMax,
-      ours,
-      kcat,
-      ratio,
-      target,
-      loadAverage: loadText(),
-    });
-    console.log(`results: ${path}`);
+    finish("evaluator", { runId, alertCount, expectedOutputs, batchSizeMax, ours, kcat, ratio, target });
   } finally {
     await redis.del(keys.snapshot, keys.version);
     redis.disconnect();

@@ -17,27 +17,24 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Admin, type CommitOffset, Consumer, Producer } from "../src/kafka/index.ts";
-import { infraUrls } from "../src/runtime/env.ts";
 import { createLogger } from "../src/runtime/log.ts";
 import { table } from "./match.ts";
+import { brokers, partitionCount, runCommand, targetCell, topicRetentionMs } from "./support/common.ts";
+import { kcatConsumeCount, kcatPassthrough, kcatProduceFile } from "./support/kcat.ts";
 
 const recordCount = Number(process.argv[2] ?? 1_000_000);
 const keyCount = 100_000;
 // Values cycle through this many distinct payloads, built once, so no client pays for making data.
 const valueCount = 1000;
 const valueBytes = 100;
-const partitionCount = 6;
 const batchRecordsMax = 10_000;
 // Produce keeps this many batches unacknowledged: 200k records, librdkafka's queue size in our client.
 const batchesInFlightMax = 20;
 const consumeWaitMs = 100;
-// Each run leaves 6 topics of ~130 MB; the broker deletes their records after this.
-const topicRetentionMs = 10 * 60 * 1000;
 const produceTarget = 0.8;
 const consumeTarget = 0.8;
 const passthroughTarget = 3;
 
-const brokers = infraUrls.kafkaBrokers;
 const logger = createLogger("bench.kafka", 40); // errors only: warnings would interleave with the table
 const peersDir = join(import.meta.dir, "peers");
 const peerScript = join(peersDir, "confluent.cjs");
@@ -91,6 +88,7 @@ async function main(): Promise<void> {
         (["in", "out"] as const).map((role) => ({
           name: topicName(client, role),
           partitions: partitionCount,
+          // Each run leaves 6 topics of ~130 MB; the broker deletes their records after this.
           config: { "retention.ms": String(topicRetentionMs) },
         })),
       ),
@@ -157,21 +155,13 @@ const runners: Record<ClientName, Record<Job, (context: JobContext) => Promise<T
   kcat: {
     produce: ({ topicIn, kcatInputPath }) =>
       timed(async () => {
-        await runCommand(["kcat", ...kcatProduceArgs(topicIn), "-l", kcatInputPath]);
+        await kcatProduceFile(brokers, topicIn, kcatInputPath);
         return recordCount;
       }),
-    // kcat prints each value and a newline; wc counts the bytes, so kcat is not slowed by its reader.
-    consume: ({ topicIn, group }) =>
-      timed(async () => {
-        const consume = shellWords(["kcat", ...kcatConsumeArgs(topicIn, group, "%s\\n")]);
-        const bytes = Number(await runCommand(["bash", "-o", "pipefail", "-c", `${consume} | wc -c`]));
-        return bytes / (valueBytes + 1);
-      }),
+    consume: ({ topicIn, group }) => timed(() => kcatConsumeCount(brokers, topicIn, group, valueBytes)),
     passthrough: ({ topicIn, topicOut, group }) =>
       timed(async () => {
-        const consume = shellWords(["kcat", ...kcatConsumeArgs(topicIn, group, "%k\\t%s\\n")]);
-        const produce = shellWords(["kcat", ...kcatProduceArgs(topicOut)]);
-        await runCommand(["bash", "-o", "pipefail", "-c", `${consume} | ${produce}`]);
+        await kcatPassthrough({ brokers, topicIn, topicOut, group });
         return recordCount;
       }),
   },
@@ -237,41 +227,6 @@ async function passthroughOurs(topicIn: string, topicOut: string, groupId: strin
   return forwarded;
 }
 
-/** kcat produces as our Producer does: idempotent (acks=all), same partitioner; key TAB value lines. */
-function kcatProduceArgs(topic: string): string[] {
-  return [
-    "-P",
-    "-b",
-    brokers,
-    "-t",
-    topic,
-    "-K",
-    "\\t",
-    "-X",
-    "enable.idempotence=true",
-    "-X",
-    "partitioner=murmur2_random",
-  ];
-}
-
-/** A fresh group from the earliest offset; -e exits once every assigned partition reached its end. */
-function kcatConsumeArgs(topic: string, group: string, format: string): string[] {
-  return [
-    "-C",
-    "-b",
-    brokers,
-    "-G",
-    group,
-    "-X",
-    "auto.offset.reset=earliest",
-    "-e",
-    "-q",
-    "-f",
-    format,
-    topic,
-  ];
-}
-
 /** The kcat input file: one `key TAB value` line per record, written in chunks to keep memory flat. */
 async function writeKcatInput(path: string): Promise<void> {
   const writer = Bun.file(path).writer();
@@ -284,28 +239,6 @@ async function writeKcatInput(path: string): Promise<void> {
     }
   }
   await writer.end();
-}
-
-function shellWords(words: readonly string[]): string {
-  return words.map((word) => `'${word.replaceAll("'", `'\\''`)}'`).join(" ");
-}
-
-/** Runs a command to its end; returns its stdout, or throws with its stderr's last line. */
-async function runCommand(
-  command: string[],
-  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
-): Promise<string> {
-  const child = Bun.spawn(command, { ...options, stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, exitCode] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
-  if (exitCode !== 0) {
-    const lastLine = stderr.trim().split("\n").at(-1) ?? "";
-    throw new Error(`${command[0]} exited with ${exitCode}: ${lastLine}`);
-  }
-  return stdout;
 }
 
 async function runPeer(args: string[]): Promise<Timed> {
@@ -402,8 +335,6 @@ function printTable(results: Map<Job, Map<ClientName, Outcome>>): void {
       return ours !== undefined && theirs !== undefined ? ours / theirs : undefined;
     };
     const target = targets[job];
-    const achieved = ratioTo(target.versus);
-    const verdict = achieved === undefined ? "n/a" : achieved >= target.ratio ? "met" : "MISSED";
     rows.push([
       job,
       ...(["ours", "kcat", "node"] as const).map((client) => {
@@ -411,7 +342,7 @@ function printTable(results: Map<Job, Map<ClientName, Outcome>>): void {
         return value === undefined ? "n/a" : formatRate(value);
       }),
       ...(["kcat", "node"] as const).map((client) => ratioTo(client)?.toFixed(2) ?? "n/a"),
-      `>= ${target.ratio} x ${target.versus}: ${verdict}`,
+      targetCell(ratioTo(target.versus), target.ratio, target.versus),
     ]);
   }
   console.log(`\n${table(header, rows)}`);

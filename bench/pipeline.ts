@@ -850,49 +850,43 @@ function printResults(
   const maxPhase = results.find((r) => r.phase === "m");
   const fixedPhase = results.find((r) => r.phase === "f");
   const rows: string[][] = [];
+  /** A ceiling's row: its rate and the max phase's end-to-end rate over it. */
+  const e2eRow = (label: string, ceilingPerS: number, versus: string) => [
+    label,
+    int(ceilingPerS),
+    maxPhase ? ratio(maxPhase.e2eAlertsPerS, ceilingPerS) : "n/a",
+    `e2e (max) / ${versus}`,
+  ];
+  /** The stage bound by that ceiling: what it consumed per second in the max phase, over the ceiling. */
+  const stageRow = (stage: "evaluator" | "aggregator", ceilingPerS: number, versus: string) => {
+    const consumedPerS = maxPhase?.stages[stage]?.consumedPerS;
+    if (consumedPerS !== undefined)
+      rows.push([
+        `  ${stage} consumed/s (max)`,
+        int(consumedPerS),
+        ratio(consumedPerS, ceilingPerS),
+        `${stage} / ${versus}`,
+      ]);
+  };
   if (typeof kcat === "string") rows.push(["kcat (one Kafka hop)", `failed: ${kcat}`, "", ""]);
   else {
-    rows.push([
-      "kcat produce",
-      int(kcat.produceRecordsPerS),
-      maxPhase ? ratio(maxPhase.e2eAlertsPerS, kcat.produceRecordsPerS) : "n/a",
-      "e2e (max) / kcat produce",
-    ]);
-    rows.push([
-      "kcat consume",
-      int(kcat.consumeRecordsPerS),
-      maxPhase ? ratio(maxPhase.e2eAlertsPerS, kcat.consumeRecordsPerS) : "n/a",
-      "e2e (max) / kcat consume",
-    ]);
-    rows.push([
-      "kcat produce+consume (one hop)",
-      int(kcat.hopRecordsPerS),
-      maxPhase ? ratio(maxPhase.e2eAlertsPerS, kcat.hopRecordsPerS) : "n/a",
-      "e2e (max) / one kcat hop",
-    ]);
-    if (maxPhase?.stages.evaluator)
-      rows.push([
-        "  evaluator consumed/s (max)",
-        int(maxPhase.stages.evaluator.consumedPerS),
-        ratio(maxPhase.stages.evaluator.consumedPerS, kcat.hopRecordsPerS),
-        "evaluator / one kcat hop",
-      ]);
+    rows.push(
+      e2eRow("kcat produce", kcat.produceRecordsPerS, "kcat produce"),
+      e2eRow("kcat consume", kcat.consumeRecordsPerS, "kcat consume"),
+      e2eRow("kcat produce+consume (one hop)", kcat.hopRecordsPerS, "one kcat hop"),
+    );
+    stageRow("evaluator", kcat.hopRecordsPerS, "one kcat hop");
   }
   if (typeof pg === "string") rows.push(["postgres dedupe insert", `failed: ${pg}`, "", ""]);
   else {
-    rows.push([
-      `postgres dedupe insert (${pg.batchRows}/stmt, p50 ${ms(pg.statementMsP50)} ms, p99 ${ms(pg.statementMsP99)} ms)`,
-      int(pg.rowsPerS),
-      maxPhase ? ratio(maxPhase.e2eAlertsPerS, pg.rowsPerS) : "n/a",
-      "e2e (max) / postgres insert",
-    ]);
-    if (maxPhase?.stages.aggregator)
-      rows.push([
-        "  aggregator consumed/s (max)",
-        int(maxPhase.stages.aggregator.consumedPerS),
-        ratio(maxPhase.stages.aggregator.consumedPerS, pg.rowsPerS),
-        "aggregator / postgres insert",
-      ]);
+    rows.push(
+      e2eRow(
+        `postgres dedupe insert (${pg.batchRows}/stmt, p50 ${ms(pg.statementMsP50)} ms, p99 ${ms(pg.statementMsP99)} ms)`,
+        pg.rowsPerS,
+        "postgres insert",
+      ),
+    );
+    stageRow("aggregator", pg.rowsPerS, "postgres insert");
   }
   console.log(`\n${table(["ceiling on this machine", "records/s", "ratio", "ours vs"], rows)}`);
 

@@ -18,25 +18,20 @@ import { connectPostgres } from "../src/adapters/postgres.ts";
 import { NotificationReadySchema } from "../src/gen/alerting/v1/alert_pb.ts";
 import type { ProduceRecord } from "../src/kafka/index.ts";
 import {
-  type BatchStats,
-  batchStats,
   brokers,
-  cpuSeconds,
   createTopics,
   describeBatches,
+  finish,
   fmt,
   loadText,
   newAdmin,
   newRunId,
-  peakRssMiB,
   preload,
   reclaim,
   retrying,
-  spawnStage,
-  stopStage,
+  runStage,
   table,
   verdict,
-  writeResults,
 } from "./support/common.ts";
 
 const notificationCount = Number(process.argv[2] ?? 100_000);
@@ -172,48 +167,40 @@ async function main(): Promise<void> {
     );
 
     sink.reset();
-    const startedMs = performance.now();
-    const stage = await spawnStage("sender", {
-      INPUT_TOPIC: topic,
-      GROUP_ID: `bench-${runId}-sender`,
-      SSRF_ALLOW_CIDRS: "127.0.0.1/32",
-      ...senderEnv,
-    });
-    let statusFirstMs = 0;
-    let statusLastMs = 0;
-    let cpuS = Number.NaN;
-    let stagePeakRss = 0;
-    let batches: BatchStats | undefined;
-    try {
-      const cpuBefore = await cpuSeconds(stage.process.pid);
-      let lastChangeMs = performance.now();
-      let lastSent = 0;
-      for (;;) {
-        const [row] = await sql.unsafe<{ sent: string }[]>(
-          "SELECT count(*) AS sent FROM notifications WHERE client_id = ANY($1::uuid[]) AND status = 'SENT'",
-          [clientIds] as never[],
-        );
-        const sent = Number(row?.sent ?? 0);
-        const now = performance.now();
-        if (sent > 0 && statusFirstMs === 0) statusFirstMs = now;
-        if (sent >= notificationCount) {
-          statusLastMs = now;
-          break;
+    const run = await runStage(
+      "sender",
+      {
+        INPUT_TOPIC: topic,
+        GROUP_ID: `bench-${runId}-sender`,
+        SSRF_ALLOW_CIDRS: "127.0.0.1/32",
+        ...senderEnv,
+      },
+      async () => {
+        let statusFirstMs = 0;
+        let lastChangeMs = performance.now();
+        let lastSent = 0;
+        for (;;) {
+          const [row] = await sql.unsafe<{ sent: string }[]>(
+            "SELECT count(*) AS sent FROM notifications WHERE client_id = ANY($1::uuid[]) AND status = 'SENT'",
+            [clientIds] as never[],
+          );
+          const sent = Number(row?.sent ?? 0);
+          const now = performance.now();
+          if (sent > 0 && statusFirstMs === 0) statusFirstMs = now;
+          if (sent >= notificationCount) return { statusFirstMs, statusLastMs: now };
+          if (sent !== lastSent) {
+            lastChangeMs = now;
+            lastSent = sent;
+          }
+          if (now - lastChangeMs > 60_000)
+            throw new Error(`stalled: ${sent} SENT, ${sink.count} deliveries of ${notificationCount}`);
+          await Bun.sleep(50);
         }
-        if (sent !== lastSent) {
-          lastChangeMs = now;
-          lastSent = sent;
-        }
-        if (now - lastChangeMs > 60_000)
-          throw new Error(`stalled: ${sent} SENT, ${sink.count} deliveries of ${notificationCount}`);
-        await Bun.sleep(50);
-      }
-      cpuS = (await cpuSeconds(stage.process.pid)) - cpuBefore;
-      stagePeakRss = await peakRssMiB(stage.process.pid);
-      batches = await batchStats(stage.httpPort);
-    } finally {
-      await stopStage(stage);
-    }
+      },
+    );
+    const { startedMs, cpuS, batches } = run;
+    const { statusFirstMs, statusLastMs } = run.outcome;
+    const stagePeakRss = run.peakRssMiB;
     const deliveryWindowS = (sink.lastMs - sink.firstMs) / 1000;
     const deliveriesPerS = (sink.count - 1) / deliveryWindowS;
     const statusWindowS = (statusLastMs - statusFirstMs) / 1000;
@@ -224,7 +211,7 @@ async function main(): Promise<void> {
         `all SENT ${fmt((statusLastMs - startedMs) / 1000, 2)} s after start; stage CPU ${fmt(cpuS, 1)} s, peak RSS ${stagePeakRss} MiB`,
     );
 
-    if (batches) console.log(`         ${describeBatches(batches, deliveryWindowS)}`);
+    console.log(`         ${describeBatches(batches, deliveryWindowS)}`);
     const [writes] = await retrying(() =>
       sql.unsafe<{ rows: string; claims: string; terminal: string; retry: string; deliveries: string }[]>(
         `SELECT count(*) AS rows, sum(attempts) AS claims,
@@ -288,8 +275,7 @@ async function main(): Promise<void> {
         `claim update ${fmt(perNotification.claimUpdates, 2)} + deliveries insert ${fmt(perNotification.deliveryInserts, 2)} + ` +
         `status update ${fmt(perNotification.statusUpdates, 2)} (sender)`,
     );
-    console.log(`load average at the end: ${loadText()}`);
-    const path = writeResults("sender", {
+    finish("sender", {
       runId,
       notificationCount,
       endpointCount,
@@ -306,9 +292,7 @@ async function main(): Promise<void> {
       batches,
       stagePeakRssMiB: stagePeakRss,
       target,
-      loadAverage: loadText(),
     });
-    console.log(`results: ${path}`);
   } finally {
     await retrying(() =>
       sql.unsafe("DELETE FROM notifications WHERE client_id = ANY($1::uuid[])", [clientIds] as never[]),

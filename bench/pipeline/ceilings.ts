@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import type { Admin } from "../../src/kafka/index.ts";
+import { kcatConsumeCount, kcatProduceFile } from "../support/kcat.ts";
 
 export interface KcatCeiling {
   produceRecordsPerS: number;
@@ -27,20 +28,6 @@ export interface PostgresCeiling {
   batchRows: number;
   statementMsP50: number;
   statementMsP99: number;
-}
-
-const shellWords = (words: readonly string[]) =>
-  words.map((word) => `'${word.replaceAll("'", `'\\''`)}'`).join(" ");
-
-async function run(command: string[]): Promise<string> {
-  const child = Bun.spawn(command, { stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
-  if (code !== 0) throw new Error(`${command[0]} exited with ${code}: ${stderr.trim().split("\n").at(-1)}`);
-  return stdout;
 }
 
 export async function kcatCeiling(options: {
@@ -64,42 +51,11 @@ export async function kcatCeiling(options: {
     }
     await writer.end();
     const produceStart = performance.now();
-    await run([
-      "kcat",
-      "-P",
-      "-b",
-      brokers,
-      "-t",
-      topic,
-      "-K",
-      "\\t",
-      "-X",
-      "enable.idempotence=true",
-      "-X",
-      "partitioner=murmur2_random",
-      "-l",
-      input,
-    ]);
+    await kcatProduceFile(brokers, topic, input);
     const produceS = (performance.now() - produceStart) / 1000;
-    const consume = shellWords([
-      "kcat",
-      "-C",
-      "-b",
-      brokers,
-      "-G",
-      `${topic}-group`,
-      "-X",
-      "auto.offset.reset=earliest",
-      "-e",
-      "-q",
-      "-f",
-      "%s\\n",
-      topic,
-    ]);
     const consumeStart = performance.now();
-    const bytes = Number(await run(["bash", "-o", "pipefail", "-c", `${consume} | wc -c`]));
+    const seen = await kcatConsumeCount(brokers, topic, `${topic}-group`, valueBytes);
     const consumeS = (performance.now() - consumeStart) / 1000;
-    const seen = bytes / (valueBytes + 1);
     if (Math.round(seen) !== records) throw new Error(`kcat consumed ${seen} of ${records} records`);
     return {
       produceRecordsPerS: records / produceS,

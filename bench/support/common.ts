@@ -1,16 +1,17 @@
 /**
- * Shared pieces of the pipeline benches (snapshot, evaluator, aggregator, sender): run ids, the
- * machine load, result files, topics, preloading records, watching a topic fill, stage processes.
+ * Shared pieces of the pipeline benches (snapshot, evaluator, aggregator, sender; bench/kafka.ts
+ * takes a few): run ids, the machine load, result files and table cells, topics, preloading records,
+ * watching a topic fill, stage processes, running commands.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import { Admin, type ProduceRecord, Producer } from "../../src/kafka/index.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { createLogger } from "../../src/runtime/log.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { type StageName, startStage, stopStage } from "../../test/support/stages.ts";
 
 export { table } from "../match.ts";
 
@@ -39,6 +40,23 @@ export function verdict(ok: boolean | undefined): string {
   return ok === undefined ? "n/a" : ok ? "met" : "MISSED";
 }
 
+/** A table's target cell, e.g. `>= 0.8 x kcat: met`. */
+export function targetCell(ratio: number | undefined, target: number, versus: string): string {
+  return `>= ${target} x ${versus}: ${verdict(ratio === undefined ? undefined : ratio >= target)}`;
+}
+
+/** A table row: the figure, ours, theirs, ours/theirs and whether that meets `target`. */
+export function ratioRow(
+  figure: string,
+  ours: number,
+  theirs: number,
+  target: number,
+  versus: string,
+): string[] {
+  const ratio = ours / theirs;
+  return [figure, fmt(ours), fmt(theirs), fmt(ratio, 2), targetCell(ratio, target, versus)];
+}
+
 /** Writes results/<bench>-<timestamp>.json and returns its path. */
 export function writeResults(bench: string, data: Record<string, unknown>): string {
   const dir = join(repoRoot, "results");
@@ -50,6 +68,13 @@ export function writeResults(bench: string, data: Record<string, unknown>): stri
     `${JSON.stringify(data, (_, value) => (typeof value === "bigint" ? String(value) : value), 2)}\n`,
   );
   return path;
+}
+
+/** Ends a bench's output: the load average now, then its results file (with that load) and its path. */
+export function finish(bench: string, data: Record<string, unknown>): void {
+  console.log(`load average at the end: ${loadText()}`);
+  const path = writeResults(bench, { ...data, loadAverage: loadText() });
+  console.log(`results: ${path}`);
 }
 
 /** Creates 6-partition topics (plus each one's dead-letter topic) with a short retention. */
@@ -130,69 +155,54 @@ export function fillRate(watch: FillWatch): number {
   return elapsedMs > 0 ? ((watch.total - watch.countAtFirst) / elapsedMs) * 1000 : Number.NaN;
 }
 
-export interface BenchStage {
-  name: string;
-  process: Subprocess<"ignore", "pipe", "inherit">;
-  httpPort: number;
-  /** Its stdout lines (JSON logs). */
-  output: string[];
+/** How long a bench waits for a stage's "started" line (test/support/stages.ts waits 20 s). */
+const stageStartTimeoutMs = 30_000;
+
+export interface StageRun<T> {
+  /** performance.now() just before the stage process was spawned. */
+  startedMs: number;
+  /** What `until` returned. */
+  outcome: T;
+  /** CPU seconds (user + system) the stage used while `until` ran. */
+  cpuS: number;
+  peakRssMiB: number;
+  batches: BatchStats;
 }
 
 /**
- * Spawns a real stage process as test/support/stages.ts does (same env overrides, HTTP_PORT=0, port
- * read from its "started" log line), but with a start timeout that is cleared once it started: that
- * helper's timer still SIGKILLs the stage 20 s after a successful start, and a bench runs longer.
+ * Runs a real stage process (as the end-to-end tests start one, with the bench's start timeout)
+ * until `until` returns, i.e. the stage has done the bench's work; reads the stage's CPU time over
+ * that, its peak RSS and its batch figures, then stops it.
  */
-export async function spawnStage(
-  name: string,
+export async function runStage<T>(
+  name: StageName,
   env: Record<string, string>,
-  startTimeoutMs = 30_000,
-): Promise<BenchStage> {
-  const child = Bun.spawn([process.execPath, `src/stages/${name}/main.ts`], {
-    cwd: repoRoot,
-    env: { ...process.env, HTTP_PORT: "0", LOG_LEVEL: "info", ...env },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const output: string[] = [];
-  const started = new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(
-        new Error(`${name} did not start within ${startTimeoutMs} ms:\n${output.slice(-20).join("\n")}`),
-      );
-    }, startTimeoutMs);
-    void (async () => {
-      const decoder = new TextDecoder();
-      let pending = "";
-      for await (const chunk of child.stdout) {
-        pending += decoder.decode(chunk, { stream: true });
-        const lines = pending.split("\n");
-        pending = lines.pop() ?? "";
-        for (const line of lines) {
-          output.push(line);
-          if (line.includes('"message":"started"')) {
-            clearTimeout(timer);
-            resolve((JSON.parse(line) as { httpPort: number }).httpPort);
-          }
-        }
-      }
-      clearTimeout(timer);
-      reject(new Error(`${name} exited before it started:\n${output.slice(-20).join("\n")}`));
-    })();
-  });
-  return { name, process: child, httpPort: await started, output };
+  until: () => Promise<T>,
+): Promise<StageRun<T>> {
+  const startedMs = performance.now();
+  const stage = await startStage(name, env, undefined, stageStartTimeoutMs);
+  try {
+    const cpuBefore = await cpuSeconds(stage.process.pid);
+    const outcome = await until();
+    const cpuS = (await cpuSeconds(stage.process.pid)) - cpuBefore;
+    return {
+      startedMs,
+      outcome,
+      cpuS,
+      peakRssMiB: await peakRssMiB(stage.process.pid),
+      batches: await batchStats(stage.httpPort),
+    };
+  } finally {
+    await stopStage(stage);
+  }
 }
 
-/** SIGTERM, then SIGKILL after `timeoutMs`; returns the exit code (null when killed). */
-export async function stopStage(stage: BenchStage, timeoutMs = 8000): Promise<number | null> {
-  stage.process.kill("SIGTERM");
-  const exited = await Promise.race([stage.process.exited, Bun.sleep(timeoutMs).then(() => undefined)]);
-  if (exited !== undefined) return exited;
-  stage.process.kill("SIGKILL");
-  await stage.process.exited;
-  return null;
+/** e.g. `stage CPU 1.5 s (75% of one core), peak RSS 210 MiB`. */
+export function describeStageUse(run: StageRun<unknown>, windowS: number): string {
+  return (
+    `stage CPU ${fmt(run.cpuS, 1)} s (${fmt((run.cpuS / windowS) * 100)}% of one core), ` +
+    `peak RSS ${run.peakRssMiB} MiB`
+  );
 }
 
 /** Peak resident memory of a process, from /proc (0 once it has exited). */
@@ -207,8 +217,11 @@ export async function peakRssMiB(pid: number): Promise<number> {
 }
 
 /** Runs a command to its end; returns its stdout, or throws with its stderr's last line. */
-export async function runCommand(command: string[]): Promise<string> {
-  const child = Bun.spawn(command, { stdout: "pipe", stderr: "pipe" });
+export async function runCommand(
+  command: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<string> {
+  const child = Bun.spawn(command, { ...options, stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, exitCode] = await Promise.all([
     new Response(child.stdout).text(),
     new Response(child.stderr).text(),
