@@ -27,12 +27,14 @@
  *   bun scripts/chaos.ts [--alerts N] [--kills N] [--seed N] [--rate N] [--match-every N]
  *   ./dev chaos ...      the same
  */
+
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { migrate } from "../src/adapters/migrations.ts";
 import { connectPostgres } from "../src/adapters/postgres.ts";
+import { createRandom } from "../src/core/random.ts";
 import { RuleAction, RuleChangedSchema } from "../src/gen/alerting/v1/rule_pb.ts";
 import { KafkaError, type ProduceRecord, Producer } from "../src/kafka/index.ts";
 import { infraUrls } from "../src/runtime/env.ts";
@@ -161,18 +163,6 @@ const pollIntervalMs = 200;
 
 // ---------------------------------------------------------------------------------------------
 // small helpers
-
-/** mulberry32: a tiny seeded PRNG, so a seed replays the same fault plan. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 function shuffle<T>(items: T[], random: () => number): T[] {
   for (let i = items.length - 1; i > 0; i--) {
@@ -631,7 +621,7 @@ export function planFaults(kills: number, random: () => number, infraFaults = tr
 export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<ChaosReport> {
   const options: ChaosOptions = { ...defaultChaosOptions, ...partial };
   const { log, signal } = options;
-  const random = seededRandom(options.seed);
+  const random = createRandom(options.seed);
   const plan = planFaults(options.kills, random, options.infraFaults);
   const t0 = performance.now();
   const clock = () => performance.now() - t0;

@@ -1,17 +1,8 @@
 /** Seeded randomness and result normalisation shared by the matching, snapshot and wire tests. */
 import type { ClientMatch, Rule } from "./types.ts";
 
-/** mulberry32: a tiny seeded PRNG, so a failing property case can be replayed from its seed. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so a failing property case can be replayed from its seed. */
+export { createRandom as prng } from "../random.ts";
 
 export function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)] as T;

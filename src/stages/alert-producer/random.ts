@@ -3,17 +3,7 @@
  * seed and flags always produce the same alert stream.
  */
 
-/** Uniform numbers in [0, 1) from a 32-bit seed (mulberry32: tiny, fast, good enough for load). */
-export function createRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
+export { createRandom } from "../../core/random.ts";
 
 export interface Weighted<T> {
   value: T;
