@@ -132,9 +132,12 @@ export class DeliveryStore {
       }[]
     >(
       `SELECT DISTINCT ON (n.id, e.type, e.value) n.id AS notification_id, e.id, e.client_id, e.type, e.value, e.secret,
-              (SELECT d.outcome FROM deliveries d
-               WHERE d.notification_id = n.id AND d.endpoint_id = e.id AND d.outcome IN ('SUCCESS', 'PERMANENT')
-               LIMIT 1) AS final_outcome
+              -- A first attempt has no earlier deliveries: skip the lookup.
+              CASE WHEN n.attempts > 1 THEN
+                (SELECT d.outcome FROM deliveries d
+                 WHERE d.notification_id = n.id AND d.endpoint_id = e.id AND d.outcome IN ('SUCCESS', 'PERMANENT')
+                 LIMIT 1)
+              END AS final_outcome
        FROM notifications n
        JOIN endpoints e ON e.client_id = n.client_id AND e.rule_id = ANY(n.rule_ids) AND e.enabled
        WHERE n.id = ANY($1::bigint[])
@@ -163,8 +166,12 @@ export class DeliveryStore {
    * applied only while the row is still ours (SENDING with the attempts count we claimed).
    */
   async recordAttempt(attempts: readonly AttemptRecord[], updates: readonly StatusUpdate[]): Promise<void> {
-    await this.sql.unsafe(
-      `WITH recorded AS (
+    // Without fresh statistics (autovacuum may be off) the planner estimates one SENDING row and
+    // nests a loop over the whole batch per row: 1.4 s for 2000 rows instead of tens of ms.
+    await this.sql.begin(async (tx) => {
+      await tx.unsafe("SET LOCAL enable_nestloop = off");
+      await tx.unsafe(
+        `WITH recorded AS (
          INSERT INTO deliveries (notification_id, endpoint_id, channel, outcome, http_status, smtp_reply, latency_ms, error)
          SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::text[])
        )
@@ -173,21 +180,22 @@ export class DeliveryStore {
            next_attempt_at = CASE WHEN v.status = 'RETRY' THEN now() + make_interval(secs => v.delay_ms / 1000) END
        FROM unnest($9::bigint[], $10::int[], $11::text[], $12::float8[], $13::text[]) AS v(id, attempts, status, delay_ms, error)
        WHERE n.id = v.id AND n.id = ANY($9::bigint[]) AND n.status = 'SENDING' AND n.attempts = v.attempts`,
-      [
-        attempts.map((a) => a.notificationId),
-        attempts.map((a) => a.endpointId),
-        attempts.map((a) => a.channel),
-        attempts.map((a) => a.outcome),
-        attempts.map((a) => a.httpStatus),
-        attempts.map((a) => a.smtpReply),
-        attempts.map((a) => a.latencyMs),
-        attempts.map((a) => a.error),
-        updates.map((u) => u.notificationId),
-        updates.map((u) => u.attempts),
-        updates.map((u) => u.decision.status),
-        updates.map((u) => u.decision.nextAttemptDelayMs ?? 0),
-        updates.map((u) => u.decision.error ?? null),
-      ] as never[],
-    );
+        [
+          attempts.map((a) => a.notificationId),
+          attempts.map((a) => a.endpointId),
+          attempts.map((a) => a.channel),
+          attempts.map((a) => a.outcome),
+          attempts.map((a) => a.httpStatus),
+          attempts.map((a) => a.smtpReply),
+          attempts.map((a) => a.latencyMs),
+          attempts.map((a) => a.error),
+          updates.map((u) => u.notificationId),
+          updates.map((u) => u.attempts),
+          updates.map((u) => u.decision.status),
+          updates.map((u) => u.decision.nextAttemptDelayMs ?? 0),
+          updates.map((u) => u.decision.error ?? null),
+        ] as never[],
+      );
+    });
   }
 }
