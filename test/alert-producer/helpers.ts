@@ -9,6 +9,7 @@ import { Admin, Consumer } from "../../src/kafka/index.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { createLogger } from "../../src/runtime/log.ts";
 import { uniqueName } from "../support/names.ts";
+import { type StageProcess, startStage, stopStage } from "../support/stages.ts";
 
 const brokers = infraUrls.kafkaBrokers;
 const quiet = createLogger("test", 40);
@@ -106,48 +107,22 @@ export function runProducer(
 
 export interface Server {
   url: string;
-  process: Subprocess<"ignore", "pipe", "pipe">;
+  process: StageProcess<"alert-producer">["process"];
   output: string[];
 }
 
 /** `serve` on a free port, writing to `topic`; resolves once it logged that it started. */
 export async function startServer(topic: string, env: Record<string, string> = {}): Promise<Server> {
-  const child = runProducer(["serve"], { HTTP_PORT: "0", LOG_LEVEL: "info", OUTPUT_TOPIC: topic, ...env });
-  const output: string[] = [];
-  let resolvePort: (port: number) => void = () => {};
-  const started = new Promise<number>((resolve) => {
-    resolvePort = resolve;
-  });
-  // One reader for the whole life of the child, so it never blocks on a full pipe.
-  void (async () => {
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of child.stdout) {
-      pending += decoder.decode(chunk, { stream: true });
-      const lines = pending.split("\n");
-      pending = lines.pop() ?? "";
-      for (const line of lines) {
-        output.push(line);
-        if (line.includes('"message":"started"'))
-          resolvePort((JSON.parse(line) as { httpPort: number }).httpPort);
-      }
-    }
-  })();
-  const httpPort = await Promise.race([
-    started,
-    Bun.sleep(20_000).then(() => {
-      child.kill("SIGKILL");
-      throw new Error(`serve did not start:\n${output.join("\n")}`);
-    }),
+  const stage = await startStage("alert-producer", { OUTPUT_TOPIC: topic, ...env }, [
+    process.execPath,
+    mainPath,
+    "serve",
   ]);
-  return { url: `http://127.0.0.1:${httpPort}`, process: child, output };
+  return { url: `http://127.0.0.1:${stage.httpPort}`, process: stage.process, output: stage.output };
 }
 
-export async function stopServer(server: Server): Promise<number | null> {
-  server.process.kill("SIGTERM");
-  const code = await Promise.race([server.process.exited, Bun.sleep(8000).then(() => null)]);
-  if (code === null) server.process.kill("SIGKILL");
-  return code;
+export function stopServer(server: Server): Promise<number | null> {
+  return stopStage({ name: "alert-producer", httpPort: 0, ...server });
 }
 
 export function postJson(

@@ -4,10 +4,11 @@
  */
 import type { Subprocess } from "bun";
 
+/** The stages a pipeline runs; the alert-producer's tests start it on its own. */
 export type StageName = "evaluator" | "aggregator" | "sender" | "rule-service" | "rule-updater";
 
-export interface StageProcess {
-  name: StageName;
+export interface StageProcess<Name extends string = StageName> {
+  name: Name;
   process: Subprocess<"ignore", "pipe", "inherit">;
   httpPort: number;
   output: string[];
@@ -16,12 +17,12 @@ export interface StageProcess {
 const repoRoot = new URL("../..", import.meta.url).pathname;
 
 /** `command` overrides how a stage starts, e.g. a compiled binary instead of `bun main.ts`. */
-export async function startStage(
-  name: StageName,
+export async function startStage<Name extends string = StageName>(
+  name: Name,
   env: Record<string, string>,
   command: string[] = [process.execPath, `src/stages/${name}/main.ts`],
   startTimeoutMs = 20_000,
-): Promise<StageProcess> {
+): Promise<StageProcess<Name>> {
   const child = Bun.spawn(command, {
     cwd: repoRoot,
     env: { ...process.env, HTTP_PORT: "0", LOG_LEVEL: "info", ...env },
@@ -62,7 +63,7 @@ export async function startStage(
 }
 
 /** SIGTERM, then SIGKILL if the stage has not exited within `timeoutMs`. Returns the exit code. */
-export async function stopStage(stage: StageProcess, timeoutMs = 8000): Promise<number | null> {
+export async function stopStage(stage: StageProcess<string>, timeoutMs = 8000): Promise<number | null> {
   stage.process.kill("SIGTERM");
   const exited = await Promise.race([stage.process.exited, Bun.sleep(timeoutMs).then(() => undefined)]);
   if (exited === undefined) {
