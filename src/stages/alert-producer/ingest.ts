@@ -11,6 +11,7 @@
  */
 import { Counter } from "prom-client";
 import type { ProduceRecord } from "../../kafka/index.ts";
+import { readJsonBody } from "../../runtime/json-body.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { StageMetrics } from "../../runtime/metrics.ts";
 import { mapAlertmanagerAlerts } from "./alertmanager.ts";
@@ -67,7 +68,11 @@ export function createIngest(options: IngestOptions): Ingest {
     if (request.method !== "POST")
       throw new HttpError(405, "method_not_allowed", "use POST", undefined, { allow: "POST" });
     if (draining) throw new HttpError(503, "shutting_down", "the service is shutting down, retry");
-    const body = await readJsonBody(request, options.bodyLimitBytes);
+    const body = await readJsonBody(
+      request,
+      options.bodyLimitBytes,
+      (status, code, message) => new HttpError(status, code, message),
+    );
     if (Array.isArray(body) && body.length > alertsPerRequestMax)
       throw new HttpError(413, "too_many_alerts", `at most ${alertsPerRequestMax} alerts per request`);
     const nowMs = clockMs();
@@ -134,30 +139,6 @@ function encode(
     alertIds.push(alertId);
   });
   return { records, alertIds };
-}
-
-/** Reads a JSON body, enforcing the content type (415) and the size, declared and actual (413). */
-async function readJsonBody(request: Request, limitBytes: number): Promise<unknown> {
-  const mediaType = (request.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
-  if (mediaType !== "application/json")
-    throw new HttpError(415, "unsupported_media_type", "the body must be application/json");
-  const tooLarge = new HttpError(413, "payload_too_large", `the body must be at most ${limitBytes} bytes`);
-  if (Number(request.headers.get("content-length") ?? 0) > limitBytes) throw tooLarge;
-  const chunks: Uint8Array[] = [];
-  let sizeBytes = 0;
-  if (request.body) {
-    for await (const chunk of request.body) {
-      sizeBytes += chunk.byteLength;
-      if (sizeBytes > limitBytes) throw tooLarge;
-      chunks.push(chunk);
-    }
-  }
-  try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks)));
-  } catch {
-    // Also what a stack overflow on absurdly deep nesting becomes: bad input, not a server error.
-    throw new HttpError(400, "invalid_json", "the body is not valid UTF-8 JSON");
-  }
 }
 
 function errorResponse(error: unknown, logger: Logger): Response {

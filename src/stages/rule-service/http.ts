@@ -1,3 +1,4 @@
+import { readJsonBody as readSharedJsonBody } from "../../runtime/json-body.ts";
 /** Field name -> why it was rejected. */
 export type FieldErrors = Record<string, string>;
 
@@ -29,28 +30,9 @@ export function json(status: number, body: unknown, headers?: Record<string, str
   return Response.json(body, { status, headers });
 }
 
-/** Reads a JSON body, enforcing the content type (415) and the size both declared and actual (413). */
-export async function readJsonBody(req: Request, limitBytes: number): Promise<unknown> {
-  const mediaType = (req.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
-  if (mediaType !== "application/json") {
-    throw new HttpError(415, "unsupported_media_type", "the body must be application/json");
-  }
-  const tooLarge = new HttpError(413, "payload_too_large", `the body must be at most ${limitBytes} bytes`);
-  if (Number(req.headers.get("content-length") ?? 0) > limitBytes) throw tooLarge;
-  const chunks: Uint8Array[] = [];
-  let sizeBytes = 0;
-  if (req.body) {
-    for await (const chunk of req.body) {
-      sizeBytes += chunk.byteLength;
-      if (sizeBytes > limitBytes) throw tooLarge;
-      chunks.push(chunk);
-    }
-  }
-  try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks)));
-  } catch {
-    throw new HttpError(400, "invalid_json", "the body is not valid UTF-8 JSON");
-  }
+/** The shared JSON body reader, failing with this API's HttpError. */
+export function readJsonBody(req: Request, limitBytes: number): Promise<unknown> {
+  return readSharedJsonBody(req, limitBytes, (status, code, message) => new HttpError(status, code, message));
 }
 
 /**
