@@ -10,5 +10,4 @@ export {
 } from "./consumer.ts";
 export { isRetryable, KafkaError } from "./errors.ts";
 export type { KafkaSettings, TopicPartition, TopicPartitionOffset } from "./handle.ts";
-export { librdkafkaVersion } from "./native.ts";
 export { type Headers, type ProduceRecord, Producer, type ProducerOptions } from "./producer.ts";

@@ -13,7 +13,6 @@ const i32 = "i32" as const;
 const usize = "usize" as const;
 
 const symbols = {
-  rd_kafka_version_str: { args: [], returns: "cstring" },
   rd_kafka_err2name: { args: [i32], returns: "cstring" },
   rd_kafka_err2str: { args: [i32], returns: "cstring" },
 
@@ -28,8 +27,6 @@ const symbols = {
 
   rd_kafka_new: { args: [i32, p, p, usize], returns: p },
   rd_kafka_destroy: { args: [p], returns: "void" },
-  rd_kafka_poll: { args: [p, i32], returns: i32 },
-  rd_kafka_flush: { args: [p, i32], returns: i32 },
   rd_kafka_outq_len: { args: [p], returns: i32 },
   rd_kafka_set_log_queue: { args: [p, p], returns: i32 },
 
@@ -38,7 +35,6 @@ const symbols = {
   rd_kafka_queue_new: { args: [p], returns: p },
   rd_kafka_queue_destroy: { args: [p], returns: "void" },
   rd_kafka_queue_poll: { args: [p, i32], returns: p },
-  rd_kafka_queue_length: { args: [p], returns: usize },
 
   rd_kafka_event_type: { args: [p], returns: i32 },
   rd_kafka_event_destroy: { args: [p], returns: "void" },
@@ -63,8 +59,6 @@ const symbols = {
   rd_kafka_produceva: { args: [p, p, usize], returns: p },
   rd_kafka_last_error: { args: [], returns: i32 },
   rd_kafka_error_code: { args: [p], returns: i32 },
-  rd_kafka_error_string: { args: [p], returns: "cstring" },
-  rd_kafka_error_is_retriable: { args: [p], returns: i32 },
   rd_kafka_error_destroy: { args: [p], returns: "void" },
 
   rd_kafka_poll_set_consumer: { args: [p], returns: i32 },
@@ -134,7 +128,6 @@ export const EventType = {
 
 export const MessageFlags = { copy: 0x2 } as const;
 export const PartitionUnassigned = -1;
-export const OffsetInvalid = -1001;
 
 export const ErrorCode = {
   noError: 0,
@@ -204,5 +197,3 @@ export function errorName(code: number): string {
 export function errorText(code: number): string {
   return String(rdk.rd_kafka_err2str(code));
 }
-
-export const librdkafkaVersion = String(rdk.rd_kafka_version_str());
