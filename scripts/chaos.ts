@@ -14,6 +14,9 @@
  *   - one Postgres restart (pg_ctlcluster 15 main restart);
  *   - Redis unavailable for a few seconds (CLIENT PAUSE ALL: nothing of Redis's data is lost).
  * A stage that exits by itself is restarted too (this process acts as its supervisor) and reported.
+ * With `--rolling` the faults are a rolling restart instead: SIGTERM to each of the five stages in
+ * turn (the next only once the previous one's successor runs and progress resumed); each must exit 0
+ * within 5 s, and the same invariants must hold.
  *
  * Recovery of a fault is the time from the fault until the disturbed part progresses again and the
  * count of SENT rows grows after that: a restarted stage consumed records (the rule-updater: a rule
@@ -41,7 +44,7 @@ import { infraUrls } from "../src/runtime/env.ts";
 import { createLogger } from "../src/runtime/log.ts";
 import { countDeliveries } from "../test/support/invariants.ts";
 import { type Pipeline, startPipeline } from "../test/support/pipeline.ts";
-import { type StageName, type StageProcess, startStage } from "../test/support/stages.ts";
+import { type StageName, type StageProcess, startStage, stopStage } from "../test/support/stages.ts";
 import { ensureInfra } from "./infra.ts";
 import { type BrokerStatus, ensureBroker, externalBrokers, runningBrokerPid } from "./kafka.ts";
 import { capture, repoRoot, SetupError } from "./process.ts";
@@ -78,6 +81,12 @@ export interface ChaosOptions {
   redisPauseMs: number;
   /** False: stage kills only (a quick look without disturbing the shared services). */
   infraFaults: boolean;
+  /**
+   * A rolling restart instead of the faults above: SIGTERM to every stage once, in a seeded order,
+   * each restarted before the next one stops; each must exit 0 within `gracefulExitMs`.
+   */
+  rolling: boolean;
+  gracefulExitMs: number;
   /** Progress lines; console.log by default. */
   log: (line: string) => void;
   signal?: AbortSignal;
@@ -95,10 +104,13 @@ export const defaultChaosOptions: ChaosOptions = {
   brokerStop: "kill",
   redisPauseMs: 4000,
   infraFaults: true,
+  rolling: false,
+  gracefulExitMs: 5000,
   log: (line) => console.log(line),
 };
 
-export type FaultKind = "kill" | "kafka-restart" | "postgres-restart" | "redis-pause";
+/** "sigterm": a graceful stop then a restart, one stage at a time (a rolling restart). */
+export type FaultKind = "kill" | "sigterm" | "kafka-restart" | "postgres-restart" | "redis-pause";
 
 export interface FaultResult {
   kind: FaultKind;
@@ -113,6 +125,8 @@ export interface FaultResult {
   recoveryMs: number | undefined;
   signal: string;
   skipped?: string;
+  /** For sigterm: the stage's exit code (null: still running after the grace period, killed) and how long it took. */
+  exit?: { code: number | null; afterMs: number };
 }
 
 export interface StageExit {
@@ -351,12 +365,36 @@ class StageSet {
 
   /** kill -9, wait for the exit, start a successor with the same env; resolves once it runs. */
   async kill(name: StageName): Promise<Incarnation> {
+    return (
+      await this.#replace(name, async (stage) => {
+        stage.process.kill("SIGKILL");
+        return await stage.process.exited;
+      })
+    ).successor;
+  }
+
+  /**
+   * SIGTERM (SIGKILL only if it is still running after `graceMs`), then a successor as for kill.
+   * Reports the exit code (null: it had to be killed) and how long the stage took to exit.
+   */
+  async terminate(
+    name: StageName,
+    graceMs: number,
+  ): Promise<{ successor: Incarnation; code: number | null; afterMs: number }> {
+    return await this.#replace(name, (stage) => stopStage(stage, graceMs));
+  }
+
+  async #replace(
+    name: StageName,
+    stop: (stage: StageProcess) => Promise<number | null>,
+  ): Promise<{ successor: Incarnation; code: number | null; afterMs: number }> {
     const { stage, number } = this.get(name);
     this.#restarting.add(name);
     this.#intentional.add(stage.process.pid);
-    stage.process.kill("SIGKILL");
-    await stage.process.exited;
-    return await this.#restart(name, number + 1);
+    const stoppingAtMs = performance.now();
+    const code = await stop(stage);
+    const afterMs = Math.round(performance.now() - stoppingAtMs);
+    return { successor: await this.#restart(name, number + 1), code, afterMs };
   }
 
   /** From now on exits are expected: pipeline.stop() terminates the current incarnations. */
@@ -593,8 +631,8 @@ class AlertStream {
 
 export interface PlannedFault {
   kind: FaultKind;
-  /** For kills: the stage. */
-  target?: ConsumingStage;
+  /** For kills and SIGTERMs: the stage. */
+  target?: StageName;
   /** Pause after the previous fault recovered, so faults hit at random moments. */
   gapMs: number;
 }
@@ -618,11 +656,23 @@ export function planFaults(kills: number, random: () => number, infraFaults = tr
   return plan.map((fault) => ({ ...fault, gapMs: 500 + Math.floor(random() * 3000) }));
 }
 
+/** A rolling restart: every stage once, in a seeded order. */
+export function planRollingRestart(random: () => number): PlannedFault[] {
+  const stages: StageName[] = [...consumingStages, "rule-service"];
+  return shuffle(stages, random).map((target) => ({
+    kind: "sigterm" as const,
+    target,
+    gapMs: 500 + Math.floor(random() * 3000),
+  }));
+}
+
 export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<ChaosReport> {
   const options: ChaosOptions = { ...defaultChaosOptions, ...partial };
   const { log, signal } = options;
   const random = createRandom(options.seed);
-  const plan = planFaults(options.kills, random, options.infraFaults);
+  const plan = options.rolling
+    ? planRollingRestart(random)
+    : planFaults(options.kills, random, options.infraFaults);
   const t0 = performance.now();
   const clock = () => performance.now() - t0;
   const seconds = (ms: number) => Math.round(ms / 100) / 10;
@@ -802,41 +852,40 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       return fault;
     };
 
-    const killStage = async (target: ConsumingStage): Promise<FaultResult> => {
+    /** kill -9 or SIGTERM, then a successor; recovered once the successor does its part again. */
+    const replaceStage = async (kind: "kill" | "sigterm", target: StageName): Promise<FaultResult> => {
       const atMs = clock();
       const atAlert = stream.acknowledged;
-      const incarnation = await stages.kill(target);
+      let successor: Incarnation;
+      let exit: FaultResult["exit"];
+      if (kind === "kill") successor = await stages.kill(target);
+      else {
+        const terminated = await stages.terminate(target, options.gracefulExitMs);
+        successor = terminated.successor;
+        exit = { code: terminated.code, afterMs: terminated.afterMs };
+      }
       const backAtMs = clock();
       const consumedAgain = () =>
         waitUntil(
-          () => activeMonitor.consumedBy(target, incarnation.number) > 0 || allSent(),
+          () => activeMonitor.consumedBy(target, successor.number) > 0 || allSent(),
           trackTimeoutMs,
           signal,
         );
-      if (target === "rule-updater") {
+      let resumed: boolean;
+      let what: string;
+      if (target === "rule-updater" || target === "rule-service") {
         const from = await rulesVersionNow();
         await changeRules();
-        const resumed = (await rulesAdvance(from)) && (await consumedAgain()) && (await sentGrows());
-        return result(
-          "kill",
-          target,
-          atMs,
-          atAlert,
-          backAtMs,
-          resumed,
-          "restarted rule-updater consumed a rule change made after its restart, the evaluator applied it, SENT grew",
-        );
+        resumed =
+          (await rulesAdvance(from)) &&
+          (target === "rule-service" || (await consumedAgain())) &&
+          (await sentGrows());
+        what = `a rule change made through the API after the restart of ${target} reached the evaluator, SENT grew`;
+      } else {
+        resumed = (await consumedAgain()) && (await sentGrows());
+        what = `restarted ${target} consumed records, then SENT grew`;
       }
-      const resumed = (await consumedAgain()) && (await sentGrows());
-      return result(
-        "kill",
-        target,
-        atMs,
-        atAlert,
-        backAtMs,
-        resumed,
-        `restarted ${target} consumed records, then SENT grew`,
-      );
+      return { ...result(kind, target, atMs, atAlert, backAtMs, resumed, what), exit };
     };
 
     const restartBroker = async (): Promise<FaultResult> => {
@@ -995,7 +1044,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         await waitUntil(() => stream.acknowledged >= share * options.alerts, 3_600_000, signal);
         await Bun.sleep(planned.gapMs);
         lastFaultAtMs = clock();
-        if (planned.kind === "kill") faults.push(await killStage(planned.target as ConsumingStage));
+        if (planned.kind === "kill" || planned.kind === "sigterm")
+          faults.push(await replaceStage(planned.kind, planned.target as StageName));
         else if (planned.kind === "kafka-restart") faults.push(await restartBroker());
         else if (planned.kind === "postgres-restart") faults.push(await restartPostgres());
         else faults.push(await pauseRedis());
@@ -1076,6 +1126,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       violations.push(
         `not everything was SENT and at the sink within ${options.settleMs / 1000} s of the last fault`,
       );
+    for (const f of faults) {
+      if (f.exit && (f.exit.code !== 0 || f.exit.afterMs > options.gracefulExitMs))
+        violations.push(
+          `${f.target} on SIGTERM: exit code ${f.exit.code} after ${f.exit.afterMs} ms (expected 0 within ${options.gracefulExitMs} ms)`,
+        );
+    }
     const notRecovered = faults.filter((f) => !f.skipped && f.recoveryMs === undefined);
     if (notRecovered.length > 0)
       violations.push(`no progress after: ${notRecovered.map((f) => `${f.kind} ${f.target}`).join(", ")}`);
@@ -1165,8 +1221,9 @@ export function formatReport(report: ChaosReport): string {
     }
     const recovery =
       f.recoveryMs === undefined ? "NOT recovered" : `recovery ${(f.recoveryMs / 1000).toFixed(1)} s`;
+    const exit = f.exit ? `  exit ${f.exit.code} after ${(f.exit.afterMs / 1000).toFixed(1)} s` : "";
     lines.push(
-      `    ${String(f.atS).padStart(6)} s  ${what.padEnd(44)} back ${(f.downMs / 1000).toFixed(1).padStart(5)} s  ${recovery}`,
+      `    ${String(f.atS).padStart(6)} s  ${what.padEnd(44)} back ${(f.downMs / 1000).toFixed(1).padStart(5)} s  ${recovery}${exit}`,
     );
   }
   if (report.unexpectedExits.length > 0) {
@@ -1193,7 +1250,8 @@ export const usage = `usage: ./dev chaos [--alerts N] [--kills N] [--seed N] [--
   --match-every N  3 notifications per N alerts (default ${defaultChaosOptions.matchEvery})
   --broker-stop kill|term   how the broker goes down (default kill)
   --no-infra       stage kills only: no broker or Postgres restart, no Redis pause
-Also restarts the Kafka broker, Postgres and pauses Redis once. Exit 0 only without loss or
+  --rolling        a rolling restart instead: SIGTERM each stage once, each must exit 0 within 5 s
+Also restarts the Kafka broker, Postgres and pauses Redis once (not with --rolling). Exit 0 only without loss or
 duplicate rows (or any other broken invariant).`;
 
 export function parseChaosFlags(args: readonly string[]): Partial<ChaosOptions> {
@@ -1217,6 +1275,7 @@ export function parseChaosFlags(args: readonly string[]): Partial<ChaosOptions> 
       if (how !== "kill" && how !== "term") throw new SetupError(`--broker-stop: kill or term\n${usage}`);
       options.brokerStop = how;
     } else if (flag === "--no-infra") options.infraFaults = false;
+    else if (flag === "--rolling") options.rolling = true;
     else throw new SetupError(`unknown flag ${flag}\n${usage}`);
   }
   return options;

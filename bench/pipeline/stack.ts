@@ -10,7 +10,7 @@ import { connectRedis } from "../../src/adapters/redis.ts";
 import { Admin, Producer } from "../../src/kafka/index.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { createLogger } from "../../src/runtime/log.ts";
-import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { type StageName, type StageProcess, startStage, stopStage } from "../../test/support/stages.ts";
 
 export interface Stack {
@@ -50,7 +50,7 @@ export async function startStack(options: {
     await admin.createTopics(
       Object.values(topics).flatMap((name) => [
         { name, partitions, config: { "retention.ms": String(30 * 60 * 1000) } },
-        { name: deadLetterTopic(name), partitions: 1 },
+        deadLetterTopicSpec(name),
       ]),
     );
   } finally {

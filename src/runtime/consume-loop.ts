@@ -55,6 +55,11 @@ export interface ConsumeLoopOptions<T> {
   processConcurrencyMax?: number;
   /** Attempts for one batch's processing or produce before the loop gives up and fails. */
   attemptsMax?: number;
+  /**
+   * Key plus value bytes a record may have; a larger one is dead-lettered before decoding, so one
+   * oversized record can neither stall a batch nor cost the stage a huge decode.
+   */
+  recordBytesMax?: number;
   /** While false, nothing is consumed (e.g. the evaluator has no rules snapshot yet). */
   isReady?: () => boolean;
   consumerSettings?: KafkaSettings;
@@ -65,6 +70,9 @@ interface InFlight {
 }
 
 const retryBackoffMaxMs = 5000;
+
+/** Twice what ingest accepts for one alert (256 KiB encoded), under the topics' 1 MiB default. */
+export const defaultRecordBytesMax = 512 * 1024;
 
 export class ConsumeLoop<T> {
   readonly #options: Required<Omit<ConsumeLoopOptions<T>, "consumerSettings">> & {
@@ -88,6 +96,7 @@ export class ConsumeLoop<T> {
       inFlightBatchesMax: 4,
       processConcurrencyMax: 1,
       attemptsMax: 20,
+      recordBytesMax: defaultRecordBytesMax,
       isReady: () => true,
       ...options,
     };
@@ -220,13 +229,19 @@ export class ConsumeLoop<T> {
 
   /** Decodes and processes; returns every record to produce, dead letters included. */
   async #processWithRetry(records: readonly ConsumedRecord[]): Promise<ProduceRecord[] | undefined> {
-    const { processor, stage, metrics } = this.#options;
+    const { processor, stage, metrics, recordBytesMax } = this.#options;
     const valid: Decoded<T>[] = [];
     const deadLetters: ProduceRecord[] = [];
     const nowMs = Date.now();
     for (const record of records) {
       metrics.consumed.inc({ topic: record.topic });
       try {
+        const sizeBytes = (record.key?.byteLength ?? 0) + (record.value?.byteLength ?? 0);
+        if (sizeBytes > recordBytesMax)
+          throw new InvalidRecordError(
+            "value",
+            `record of ${sizeBytes} bytes exceeds the limit of ${recordBytesMax}`,
+          );
         valid.push({ record, value: processor.decode(record) });
       } catch (error) {
         if (!(error instanceof InvalidRecordError)) throw error;

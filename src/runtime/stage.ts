@@ -4,7 +4,7 @@
  */
 import { Producer } from "../kafka/index.ts";
 import { envInt } from "./config.ts";
-import { ConsumeLoop, type Processor } from "./consume-loop.ts";
+import { ConsumeLoop, defaultRecordBytesMax, type Processor } from "./consume-loop.ts";
 import { infraUrls } from "./env.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createStageMetrics, type StageMetrics } from "./metrics.ts";
@@ -56,6 +56,7 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     batchWaitMs: envInt("BATCH_WAIT_MS", 20, { min: 0, max: 10_000 }),
     inFlightBatchesMax: envInt("IN_FLIGHT_BATCHES_MAX", 4, { min: 1, max: 64 }),
     processConcurrencyMax: definition.processConcurrencyMax ?? 1,
+    recordBytesMax: envInt("RECORD_BYTES_MAX", defaultRecordBytesMax, { min: 1024, max: 64 * 1024 * 1024 }),
   });
   const service = startService({
     port: envInt("HTTP_PORT", 0, { min: 0, max: 65_535 }),

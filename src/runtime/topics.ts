@@ -30,12 +30,17 @@ export function pipelineTopicSpecs(partitions: number): TopicSpec[] {
           }
         : { "retention.ms": String(weekMs) };
     specs.push({ name, partitions, config });
-    specs.push({
-      name: deadLetterTopic(name),
-      partitions: 1,
-      // Larger than any source topic's limit, so a dead letter with its added headers always fits.
-      config: { "retention.ms": String(4 * weekMs), "max.message.bytes": String(2 * 1024 * 1024) },
-    });
+    specs.push(deadLetterTopicSpec(name));
   }
   return specs;
+}
+
+/** The dead-letter topic of `topic`: kept longer, one partition, room for any source record. */
+export function deadLetterTopicSpec(topic: string): TopicSpec {
+  return {
+    name: deadLetterTopic(topic),
+    partitions: 1,
+    // Larger than a source topic's default limit (1 MiB), so a dead letter with its added headers fits.
+    config: { "retention.ms": String(4 * weekMs), "max.message.bytes": String(2 * 1024 * 1024) },
+  };
 }

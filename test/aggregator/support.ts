@@ -14,7 +14,7 @@ import {
 import { Admin, type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { createLogger } from "../../src/runtime/log.ts";
-import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { uniqueName } from "../support/names.ts";
 import { type StageProcess, startStage } from "../support/stages.ts";
 
@@ -35,10 +35,7 @@ export async function aggregatorTopics(prefix: string, partitions = 3): Promise<
   const admin = new Admin(brokers, {}, quiet);
   try {
     await admin.createTopics(
-      [input, output].flatMap((name) => [
-        { name, partitions },
-        { name: deadLetterTopic(name), partitions: 1 },
-      ]),
+      [input, output].flatMap((name) => [{ name, partitions }, deadLetterTopicSpec(name)]),
     );
   } finally {
     admin.close();

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { Admin } from "../../src/kafka/index.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
-import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { HttpSink } from "../channels/sink.ts";
 import { uniqueName } from "../support/names.ts";
 import { eventually, type StageName, type StageProcess, startStage, stopStage } from "../support/stages.ts";
@@ -46,10 +46,7 @@ async function startStack(): Promise<Stack> {
   };
   const admin = new Admin(infraUrls.kafkaBrokers);
   await admin.createTopics(
-    Object.values(topics).flatMap((name) => [
-      { name, partitions: 3 },
-      { name: deadLetterTopic(name), partitions: 1 },
-    ]),
+    Object.values(topics).flatMap((name) => [{ name, partitions: 3 }, deadLetterTopicSpec(name)]),
   );
   admin.close();
   const adminToken = `admin-${crypto.randomUUID()}`;

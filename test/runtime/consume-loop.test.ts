@@ -9,7 +9,7 @@ import { deadLetterHeaders, InvalidRecordError } from "../../src/runtime/dead-le
 import { infraUrls } from "../../src/runtime/env.ts";
 import { createLogger } from "../../src/runtime/log.ts";
 import { createStageMetrics } from "../../src/runtime/metrics.ts";
-import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { countDeliveries } from "../support/invariants.ts";
 import { uniqueName } from "../support/names.ts";
 
@@ -34,7 +34,7 @@ async function topics() {
   await admin.createTopics([
     { name: input, partitions: 3 },
     { name: output, partitions: 3 },
-    { name: deadLetterTopic(input), partitions: 1 },
+    deadLetterTopicSpec(input),
   ]);
   return { input, output };
 }

@@ -10,7 +10,7 @@ import { SMTPServer } from "smtp-server";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, type ProduceRecord } from "../../src/kafka/index.ts";
-import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { brokers, ownedPartitions, quiet } from "../aggregator/support.ts";
 import { uniqueName } from "../support/names.ts";
 import { eventually, type StageProcess, startStage } from "../support/stages.ts";
@@ -25,10 +25,7 @@ export async function senderTopic(prefix: string, partitions = 3): Promise<Sende
   const topic = `${run}.notifications.ready`;
   const admin = new Admin(brokers, {}, quiet);
   try {
-    await admin.createTopics([
-      { name: topic, partitions },
-      { name: deadLetterTopic(topic), partitions: 1 },
-    ]);
+    await admin.createTopics([{ name: topic, partitions }, deadLetterTopicSpec(topic)]);
   } finally {
     admin.close();
   }

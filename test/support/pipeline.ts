@@ -9,7 +9,7 @@ import { AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts"
 import { Admin, Producer } from "../../src/kafka/index.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { createLogger } from "../../src/runtime/log.ts";
-import { deadLetterTopic } from "../../src/runtime/topics.ts";
+import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { HttpSink } from "../channels/sink.ts";
 import { uniqueName } from "./names.ts";
 import { type StageName, type StageProcess, startStage, stopStage } from "./stages.ts";
@@ -46,10 +46,7 @@ export async function startPipeline(commandFor?: (stage: StageName) => string[])
   };
   const admin = new Admin(infraUrls.kafkaBrokers);
   await admin.createTopics(
-    Object.values(topics).flatMap((name) => [
-      { name, partitions: 3 },
-      { name: deadLetterTopic(name), partitions: 1 },
-    ]),
+    Object.values(topics).flatMap((name) => [{ name, partitions: 3 }, deadLetterTopicSpec(name)]),
   );
   admin.close();
   const adminToken = `admin-${crypto.randomUUID()}`;
@@ -98,10 +95,10 @@ export async function startPipeline(commandFor?: (stage: StageName) => string[])
     await stop();
     throw (failure as PromiseRejectedResult).reason;
   }
-  const ruleService = stages.find((s) => s.name === "rule-service") as StageProcess;
-  const evaluator = stages.find((s) => s.name === "evaluator") as StageProcess;
+  // Looked up at each call: a restarted stage (chaos, rolling restarts) replaces its entry in `stages`.
+  const current = (name: StageName) => stages.find((s) => s.name === name) as StageProcess;
   const api: Pipeline["api"] = async (method, path, body) => {
-    const response = await fetch(`http://127.0.0.1:${ruleService.httpPort}${path}`, {
+    const response = await fetch(`http://127.0.0.1:${current("rule-service").httpPort}${path}`, {
       method,
       headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -154,7 +151,7 @@ export async function startPipeline(commandFor?: (stage: StageName) => string[])
       );
     },
     async rulesVersionApplied() {
-      const metrics = await (await fetch(`http://127.0.0.1:${evaluator.httpPort}/metrics`)).text();
+      const metrics = await (await fetch(`http://127.0.0.1:${current("evaluator").httpPort}/metrics`)).text();
       return Number(/^rules_version_applied\{[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? -1);
     },
   };

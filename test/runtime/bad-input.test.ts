@@ -1,0 +1,224 @@
+/**
+ * Hostile records on every consumed topic, against each real stage process: random bytes, a
+ * truncated protobuf, an unsupported schema_version and a huge record (a valid message of about
+ * 900 KB: accepted by Kafka, over the stages' 512 KiB limit) each go to `<topic>.dlq` with the field
+ * and the reason and the original bytes; a valid record after them is still processed; on SIGTERM
+ * the stage exits 0 having committed past all of them.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
+import { snapshotKeys } from "../../src/adapters/snapshot-store.ts";
+import {
+  AlertMatchedSchema,
+  AlertNewSchema,
+  NotificationReadySchema,
+  Severity,
+} from "../../src/gen/alerting/v1/alert_pb.ts";
+import { RuleAction, RuleChangedSchema } from "../../src/gen/alerting/v1/rule_pb.ts";
+import { Admin, Consumer, Producer } from "../../src/kafka/index.ts";
+import { defaultRecordBytesMax } from "../../src/runtime/consume-loop.ts";
+import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
+import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
+import { brokers, headerText, metric, quiet, TopicReader, writeRules } from "../evaluator/helpers.ts";
+import { uniqueName } from "../support/names.ts";
+import { eventually, type StageName, startStage, stopStage } from "../support/stages.ts";
+
+let sql: Sql;
+let redis: RedisClient;
+let admin: Admin;
+let producer: Producer;
+const readers: TopicReader[] = [];
+const redisKeys: string[] = [];
+const alertIds: string[] = [];
+
+beforeAll(() => {
+  sql = connectPostgres({ idleTimeoutSeconds: 1 });
+  redis = connectRedis();
+  admin = new Admin(brokers, {}, quiet);
+  producer = new Producer({ brokers, logger: quiet });
+});
+
+afterAll(async () => {
+  await Promise.all(readers.map((r) => r.close()));
+  if (alertIds.length > 0) await sql`DELETE FROM notifications WHERE alert_id = ANY(${alertIds})`;
+  if (redisKeys.length > 0) await redis.del(...redisKeys);
+  await producer.close();
+  admin.close();
+  redis.disconnect();
+  await sql.end();
+});
+
+/** One consuming stage: its input, how to encode a valid input message, what else it needs. */
+interface StageCase {
+  stage: StageName;
+  /** A valid message; `filler` goes into a string field, `schemaVersion` overrides the version. */
+  message(run: string, options: { filler?: string; schemaVersion?: number }): Uint8Array;
+  env(run: string, input: string): Promise<Record<string, string>>;
+  /** Topics the stage writes to besides dead letters. */
+  outputs?: (run: string) => string[];
+}
+
+const cases: StageCase[] = [
+  {
+    stage: "evaluator",
+    message: (run, { filler = "", schemaVersion = 1 }) =>
+      toBinary(
+        AlertNewSchema,
+        create(AlertNewSchema, {
+          alertId: `${run}-alert`,
+          severity: Severity.HIGH,
+          source: run,
+          name: "cpu",
+          context: { note: `a fairly long note to cut in half ${filler}` },
+          eventTimeUnixMs: BigInt(Date.now()),
+          schemaVersion,
+        }),
+      ),
+    outputs: (run) => [`${run}.alerts.matched`],
+    async env(run, input) {
+      const keys = snapshotKeys(`${run}:rules:`);
+      redisKeys.push(keys.snapshot, keys.version);
+      // The evaluator waits for a snapshot before it consumes anything.
+      await writeRules(redis, keys, [], 1n);
+      return {
+        INPUT_TOPIC: input,
+        OUTPUT_TOPIC: `${run}.alerts.matched`,
+        GROUP_ID: `${run}-group`,
+        RULES_KEY_PREFIX: `${run}:rules:`,
+      };
+    },
+  },
+  {
+    stage: "aggregator",
+    message: (run, { filler = "", schemaVersion = 1 }) => {
+      alertIds.push(`${run}-alert`);
+      return toBinary(
+        AlertMatchedSchema,
+        create(AlertMatchedSchema, {
+          alertId: `${run}-alert`,
+          severity: Severity.HIGH,
+          source: run,
+          name: "cpu",
+          context: { note: `a fairly long note to cut in half ${filler}` },
+          eventTimeUnixMs: BigInt(Date.now()),
+          schemaVersion,
+          clientId: crypto.randomUUID(),
+          ruleIds: [crypto.randomUUID()],
+        }),
+      );
+    },
+    outputs: (run) => [`${run}.notifications.ready`],
+    env: async (run, input) => ({
+      INPUT_TOPIC: input,
+      OUTPUT_TOPIC: `${run}.notifications.ready`,
+      GROUP_ID: `${run}-group`,
+    }),
+  },
+  {
+    stage: "sender",
+    // No such notification: a valid record the sender claims nothing for, then commits.
+    message: (run, { filler = "", schemaVersion = 1 }) =>
+      toBinary(
+        NotificationReadySchema,
+        create(NotificationReadySchema, {
+          notificationId: 9_000_000_000_000n,
+          clientId: `${run}-client-with-a-long-name ${filler}`,
+          alertId: `${run}-alert`,
+          schemaVersion,
+        }),
+      ),
+    env: async (run, input) => ({ INPUT_TOPIC: input, GROUP_ID: `${run}-group` }),
+  },
+  {
+    stage: "rule-updater",
+    message: (_run, { filler = "", schemaVersion = 1 }) =>
+      toBinary(
+        RuleChangedSchema,
+        create(RuleChangedSchema, {
+          ruleId: crypto.randomUUID(),
+          clientId: `${crypto.randomUUID()} and a long tail ${filler}`,
+          action: RuleAction.CREATED,
+          version: 1n,
+          changedAtUnixMs: BigInt(Date.now()),
+          schemaVersion,
+        }),
+      ),
+    async env(run, input) {
+      const keys = snapshotKeys(`${run}:rules:`);
+      redisKeys.push(keys.snapshot, keys.version);
+      return { INPUT_TOPIC: input, GROUP_ID: `${run}-group`, RULES_KEY_PREFIX: `${run}:rules:` };
+    },
+  },
+];
+
+const utf8 = new TextEncoder();
+
+describe.each(cases)("bad records on the input of $stage", (stageCase) => {
+  test("go to the dead-letter topic with field, reason and original bytes; the stage goes on and commits past them", async () => {
+    const run = uniqueName(`bad-${stageCase.stage}`);
+    const input = `${run}.in`;
+    await admin.createTopics(
+      [input, ...(stageCase.outputs?.(run) ?? [])].flatMap((name) => [
+        { name, partitions: 1 },
+        deadLetterTopicSpec(name),
+      ]),
+    );
+    const dlq = new TopicReader(deadLetterTopic(input));
+    readers.push(dlq);
+    const env = await stageCase.env(run, input);
+    const stage = await startStage(stageCase.stage, env);
+
+    const valid = stageCase.message(run, {});
+    const huge = stageCase.message(run, { filler: "x".repeat(900_000) });
+    const bad: { key: string; value: Uint8Array; field?: string; reason?: RegExp }[] = [
+      { key: "random-bytes", value: utf8.encode("not a protobuf at all") },
+      { key: "truncated", value: valid.slice(0, Math.floor(valid.length / 2)) },
+      { key: "schema-99", value: stageCase.message(run, { schemaVersion: 99 }), field: "schema_version" },
+      { key: "huge", value: huge, field: "value", reason: /exceeds the limit of 524288/ },
+    ];
+    expect(huge.length).toBeGreaterThan(defaultRecordBytesMax);
+    await producer.send([
+      ...bad.map(({ key, value }) => ({ topic: input, key, value, headers: { trace: key } })),
+      { topic: input, key: "valid", value: valid },
+    ]);
+
+    expect(await dlq.until((records) => records.length >= bad.length, 30_000)).toBe(true);
+    for (const expected of bad) {
+      const record = dlq.records.find((r) => new TextDecoder().decode(r.key ?? undefined) === expected.key);
+      expect(record).toBeDefined();
+      if (!record) continue;
+      const field = headerText(record, deadLetterHeaders.field) ?? "";
+      const reason = headerText(record, deadLetterHeaders.reason) ?? "";
+      if (expected.field)
+        expect({ key: expected.key, field }).toEqual({ key: expected.key, field: expected.field });
+      expect(reason.startsWith(`${field}: `) && reason.length > field.length + 2).toBe(true);
+      if (expected.reason) expect(reason).toMatch(expected.reason);
+      expect(Buffer.from(record.value ?? new Uint8Array()).equals(Buffer.from(expected.value))).toBe(true);
+      expect(headerText(record, "trace")).toBe(expected.key);
+      expect(headerText(record, deadLetterHeaders.stage)).toBe(stageCase.stage);
+      expect(headerText(record, deadLetterHeaders.topic)).toBe(input);
+    }
+
+    // Everything, the valid record included, is processed and committed: the committed offset
+    // reaches the end of the input once the stage has stopped gracefully.
+    const end = admin.watermarks(input, 0).high;
+    expect(end).toBe(bad.length + 1);
+    const consumed = () => metric(stage.httpPort, "records_consumed_total").then((n) => n ?? 0);
+    expect(await eventually(async () => (await consumed()) >= end, 30_000)).toBe(true);
+    expect(await stopStage(stage, 5000)).toBe(0);
+    const probe = new Consumer({ brokers, groupId: env.GROUP_ID as string, topics: [input], logger: quiet });
+    try {
+      let committed = -1;
+      await eventually(() => {
+        committed = probe.committed([{ topic: input, partition: 0 }])[0]?.offset ?? -1;
+        return committed === end;
+      }, 10_000);
+      expect(committed).toBe(end);
+    } finally {
+      await probe.close();
+    }
+    expect(dlq.records).toHaveLength(bad.length);
+  }, 90_000);
+});
