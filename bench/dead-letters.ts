@@ -4,12 +4,12 @@
  * preloaded alerts.new topic of the same size:
  *
  *   clean  every record a valid alert (half match one rule, half none);
- *   dirty  the same stream with 10% of the records replaced by bad ones: random bytes (4%), a
- *          truncated protobuf (3%), an unsupported schema_version (2.95%) and huge records (0.05%,
- *          a valid alert padded to 600 KB, over the 512 KiB record limit).
+ *   1%, 10% the same stream with that share of the records replaced by bad ones: random bytes (40%
+ *          of them), a truncated protobuf (30%), an unsupported schema_version, and one record in
+ *          2000 huge (a valid alert padded to 600 KB, over the 512 KiB record limit).
  *
  * Input records/s = the topic's records over the window from the first output (alerts.matched or
- * dead letter) to the last; the dirty run must also dead-letter exactly the bad records.
+ * dead letter) to the last; each run must dead-letter exactly its bad records.
  */
 
 import { connectRedis } from "../src/adapters/redis.ts";
@@ -23,6 +23,7 @@ import { type BenchAlert, encodeAlertNew } from "./support/alerts.ts";
 import {
   brokers,
   createTopics,
+  describeBatches,
   describeStageUse,
   type FillWatch,
   finish,
@@ -38,14 +39,25 @@ import {
 
 const alertCount = Number(process.argv[2] ?? 300_000);
 const ruleCount = 1000;
-/** The dirty run's record at index i is bad when i % 2000 falls below these bounds. */
-const badKinds = [
-  { kind: "random bytes", below: 80 },
-  { kind: "truncated", below: 140 },
-  { kind: "schema_version 99", below: 199 },
-  { kind: "huge (600 KB)", below: 200 },
-] as const;
+/** The runs: percent of the records replaced by bad ones. */
+const badPercents = [0, 1, 10] as const;
 const hugePaddingBytes = 600_000;
+type BadKind = "random bytes" | "truncated" | "schema_version 99" | "huge (600 KB)";
+
+/**
+ * Which bad record replaces record i, if any: in each block of 2000 records the first 20 x percent
+ * are bad, 40% of them random bytes, 30% truncated, the rest an unsupported schema_version, except
+ * the last one, which is huge.
+ */
+function badKindOf(i: number, percent: number): BadKind | undefined {
+  const slot = i % 2000;
+  const bad = 20 * percent;
+  if (slot >= bad) return undefined;
+  if (slot === bad - 1) return "huge (600 KB)";
+  if (slot < bad * 0.4) return "random bytes";
+  if (slot < bad * 0.7) return "truncated";
+  return "schema_version 99";
+}
 
 function alert(runId: string, i: number, random: () => number): BenchAlert {
   const rule = Math.floor(random() * ruleCount);
@@ -60,22 +72,16 @@ function alert(runId: string, i: number, random: () => number): BenchAlert {
   };
 }
 
-/** The bad record for index i of the dirty run, or undefined when that record stays valid. */
-function badRecord(i: number, valid: BenchAlert, random: () => number): Uint8Array | undefined {
-  const slot = i % 2000;
-  if (slot < badKinds[0].below)
-    return crypto.getRandomValues(new Uint8Array(20 + Math.floor(random() * 200)));
-  const bytes = encodeAlertNew(valid);
-  if (slot < badKinds[1].below) return bytes.slice(0, Math.floor(bytes.length / 2));
-  if (slot < badKinds[2].below) {
-    const out = new Uint8Array(bytes.length + 2);
-    out.set(bytes);
-    out.set([7 << 3, 99], bytes.length); // schema_version (field 7, varint) = 99; the last one wins
-    return out;
-  }
-  if (slot < badKinds[3].below)
+function badRecord(kind: BadKind, valid: BenchAlert, random: () => number): Uint8Array {
+  if (kind === "random bytes") return crypto.getRandomValues(new Uint8Array(20 + Math.floor(random() * 200)));
+  if (kind === "huge (600 KB)")
     return encodeAlertNew({ ...valid, context: { ...valid.context, padding: "x".repeat(hugePaddingBytes) } });
-  return undefined;
+  const bytes = encodeAlertNew(valid);
+  if (kind === "truncated") return bytes.slice(0, Math.floor(bytes.length / 2));
+  const out = new Uint8Array(bytes.length + 2);
+  out.set(bytes);
+  out.set([7 << 3, 99], bytes.length); // schema_version (field 7, varint) = 99; the last one wins
+  return out;
 }
 
 interface Run {
@@ -105,9 +111,10 @@ async function main(): Promise<void> {
   const results: Record<string, Run> = {};
   try {
     await writeSnapshotIfNewer(redis, keys, encodeSnapshot(buildSnapshot(rules, 1n, BigInt(Date.now()))), 1n);
-    for (const dirty of [false, true]) {
-      const name = dirty ? "dirty" : "clean";
-      const topics = { input: `bench-${runId}-${name}-in`, output: `bench-${runId}-${name}-out` };
+    for (const percent of badPercents) {
+      const name = percent === 0 ? "clean" : `${percent}% bad`;
+      const slug = `bad${percent}`;
+      const topics = { input: `bench-${runId}-${slug}-in`, output: `bench-${runId}-${slug}-out` };
       await createTopics(admin, Object.values(topics));
       const random = createRandom(7);
       const utf8 = new TextEncoder();
@@ -116,7 +123,8 @@ async function main(): Promise<void> {
       let expectedDead = 0;
       for (let i = 0; i < alertCount; i++) {
         const valid = alert(runId, i, random);
-        const bad = dirty ? badRecord(i, valid, random) : undefined;
+        const kind = badKindOf(i, percent);
+        const bad = kind ? badRecord(kind, valid, random) : undefined;
         if (bad) expectedDead++;
         else if (valid.name === "cpu") expectedMatched++;
         records[i] = {
@@ -137,7 +145,7 @@ async function main(): Promise<void> {
         {
           INPUT_TOPIC: topics.input,
           OUTPUT_TOPIC: topics.output,
-          GROUP_ID: `bench-${runId}-${name}`,
+          GROUP_ID: `bench-${runId}-${slug}`,
           RULES_KEY_PREFIX: keys.snapshot.slice(0, -"snapshot".length),
         },
         async () => {
@@ -168,27 +176,34 @@ async function main(): Promise<void> {
       console.log(
         `${name}: ${fmt(result.recordsPerS)} records/s over ${fmt(windowS, 2)} s; ${describeStageUse(run, windowS)}`,
       );
+      console.log(`       ${describeBatches(run.batches, windowS)}`);
     }
     const clean = results.clean as Run;
-    const dirty = results.dirty as Run;
     console.log(
       `\n${table(
-        ["evaluator input", "records/s", "window s", "alerts.matched", "dead letters", "peak RSS MiB"],
-        [clean, dirty].map((r, index) => [
-          index === 0 ? "clean" : "10% bad",
+        [
+          "evaluator input",
+          "records/s",
+          "vs clean",
+          "window s",
+          "alerts.matched",
+          "dead letters",
+          "CPU s",
+          "peak RSS MiB",
+        ],
+        Object.entries(results).map(([name, r]) => [
+          name,
           fmt(r.recordsPerS),
+          fmt(r.recordsPerS / clean.recordsPerS, 2),
           fmt(r.windowS, 2),
           fmt(r.matched),
           fmt(r.deadLettered),
+          fmt(r.cpuS, 1),
           fmt(r.peakRssMiB),
         ]),
       )}`,
     );
-    console.log(
-      `\nbad kinds per 2000 records: ${badKinds.map((k, i) => `${k.kind} ${k.below - (badKinds[i - 1]?.below ?? 0)}`).join(", ")}`,
-    );
-    console.log(`dirty/clean records/s: ${fmt(dirty.recordsPerS / clean.recordsPerS, 2)}`);
-    finish("dead-letters", { runId, alertCount, clean, dirty, ratio: dirty.recordsPerS / clean.recordsPerS });
+    finish("dead-letters", { runId, alertCount, results });
   } finally {
     await redis.del(keys.snapshot, keys.version);
     redis.disconnect();

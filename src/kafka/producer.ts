@@ -55,6 +55,7 @@ const reportsPerEventMax = 10_000;
 const idlePollIntervalMs = 200;
 const busyPollIntervalMs = 1;
 const headerCountMax = 64;
+const headerNamesCachedMax = 1024;
 
 const utf8 = new TextEncoder();
 
@@ -210,7 +211,7 @@ export class Producer {
     slot++;
     for (const [name, value] of headers) {
       const bytes = asBytes(value) ?? new Uint8Array(0);
-      put(VType.header, pointerOf(cString(name)), pointerOf(bytes), bytes.byteLength);
+      put(VType.header, pointerOf(this.#headerName(name)), pointerOf(bytes), bytes.byteLength);
     }
     const error = rdk.rd_kafka_produceva(this.#handle, ptr(this.#vus), slot) as Pointer | null;
     keepAlive.length = 0;
@@ -218,6 +219,25 @@ export class Producer {
     const code = rdk.rd_kafka_error_code(error);
     rdk.rd_kafka_error_destroy(error);
     return code;
+  }
+
+  /**
+   * Looks `topics` up now rather than at their first record: a topic's first produce otherwise
+   * waits for its metadata, stalling that batch (a stage's first dead letter, say) for up to a second.
+   */
+  prepareTopics(topics: readonly string[]): void {
+    for (const topic of topics) this.#topicHandle(topic);
+  }
+
+  /** Header names repeat (dead-letter headers on every record), so their C strings are kept; bounded. */
+  readonly #headerNames = new Map<string, Uint8Array>();
+  #headerName(name: string): Uint8Array {
+    let bytes = this.#headerNames.get(name);
+    if (!bytes) {
+      bytes = cString(name);
+      if (this.#headerNames.size < headerNamesCachedMax) this.#headerNames.set(name, bytes);
+    }
+    return bytes;
   }
 
   readonly #topicNames = new Map<string, Uint8Array>();

@@ -16,6 +16,7 @@ import {
   type Producer,
 } from "../kafka/index.ts";
 import { InvalidRecordError, toDeadLetter } from "./dead-letter.ts";
+import { deadLetterTopic } from "./topics.ts";
 import type { Logger } from "./log.ts";
 import type { StageMetrics } from "./metrics.ts";
 import { OffsetTracker, type Segment } from "./offsets.ts";
@@ -118,6 +119,7 @@ export class ConsumeLoop<T> {
   /** Runs until `stop()`; rejects if a batch cannot be completed within its attempts. */
   start(): Promise<void> {
     this.#running = true;
+    this.#options.producer.prepareTopics([deadLetterTopic(this.#options.topic)]);
     this.#lagTimer = setInterval(() => this.#publishLag(), 1000);
     this.#stopped = this.#run().finally(() => clearInterval(this.#lagTimer));
     return this.#stopped;
@@ -233,8 +235,9 @@ export class ConsumeLoop<T> {
     const valid: Decoded<T>[] = [];
     const deadLetters: ProduceRecord[] = [];
     const nowMs = Date.now();
+    // One topic is subscribed; counting per batch keeps the metric off the per-record path.
+    metrics.consumed.inc({ topic: this.#options.topic }, records.length);
     for (const record of records) {
-      metrics.consumed.inc({ topic: record.topic });
       try {
         const sizeBytes = (record.key?.byteLength ?? 0) + (record.value?.byteLength ?? 0);
         if (sizeBytes > recordBytesMax)
@@ -257,7 +260,9 @@ export class ConsumeLoop<T> {
   async #produceWithRetry(outputs: readonly ProduceRecord[]): Promise<void> {
     const sent = await this.#retry("produce", () => this.#options.producer.send(outputs).then(() => true));
     if (sent === undefined) throw new Error("stopped before outputs were acknowledged");
-    for (const record of outputs) this.#options.metrics.produced.inc({ topic: record.topic });
+    const perTopic = new Map<string, number>();
+    for (const { topic } of outputs) perTopic.set(topic, (perTopic.get(topic) ?? 0) + 1);
+    for (const [topic, count] of perTopic) this.#options.metrics.produced.inc({ topic }, count);
   }
 
   /** Bounded retry with capped exponential backoff; undefined when the loop stopped meanwhile. */

@@ -14,6 +14,8 @@ export interface ConsumerStageDefinition<T> {
   name: string;
   topic: string;
   groupId: string;
+  /** Topics the stage produces to (dead letters aside), looked up before the first batch. */
+  outputTopics?: readonly string[];
   /** See ConsumeLoopOptions.processConcurrencyMax; 1 unless the stage's processing is order-free. */
   processConcurrencyMax?: number;
   /** Built once the shared pieces exist; `close` releases the stage's own clients. */
@@ -37,6 +39,7 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     clientId: definition.name,
     logger: logger.child("producer"),
   });
+  producer.prepareTopics(definition.outputTopics ?? []);
   const {
     processor,
     isReady = () => true,

@@ -5,8 +5,11 @@ import { runConsumerStage } from "../../runtime/stage.ts";
 import { topicNames } from "../../runtime/topics.ts";
 import { createAggregatorProcessor } from "./processor.ts";
 
+const outputTopic = envString("OUTPUT_TOPIC", topicNames.notificationsReady);
+
 await runConsumerStage({
   name: "aggregator",
+  outputTopics: [outputTopic],
   topic: envString("INPUT_TOPIC", topicNames.alertsMatched),
   groupId: envString("GROUP_ID", "aggregator"),
   // Batches insert independently (ON CONFLICT settles overlaps), so several can wait on Postgres.
@@ -14,7 +17,7 @@ await runConsumerStage({
   async createProcessor() {
     const sql = connectPostgres();
     return {
-      processor: createAggregatorProcessor(sql, envString("OUTPUT_TOPIC", topicNames.notificationsReady)),
+      processor: createAggregatorProcessor(sql, outputTopic),
       close: () => sql.end({ timeout: 2 }),
     };
   },

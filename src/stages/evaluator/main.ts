@@ -9,8 +9,11 @@ import { topicNames } from "../../runtime/topics.ts";
 import { createEvaluatorProcessor } from "./processor.ts";
 import { RuleBook } from "./rules.ts";
 
+const outputTopic = envString("OUTPUT_TOPIC", topicNames.alertsMatched);
+
 await runConsumerStage({
   name: "evaluator",
+  outputTopics: [outputTopic],
   topic: envString("INPUT_TOPIC", topicNames.alertsNew),
   groupId: envString("GROUP_ID", "evaluator"),
   async createProcessor({ logger, metrics }) {
@@ -36,7 +39,7 @@ await runConsumerStage({
     );
     await rules.start(envInt("RULES_POLL_INTERVAL_MS", 100, { min: 10, max: 60_000 }));
     return {
-      processor: createEvaluatorProcessor(rules, envString("OUTPUT_TOPIC", topicNames.alertsMatched)),
+      processor: createEvaluatorProcessor(rules, outputTopic),
       // Without a snapshot there is nothing to match against: wait (not ready) instead of exiting.
       isReady: () => rules.current !== undefined,
       async close() {
