@@ -1,8 +1,11 @@
 /**
- * Per-key admission control for outgoing deliveries: a token bucket (sustained rate plus burst)
- * and a cap on in-flight work, per key (typically an endpoint or a destination host).
- * Callers over the limit wait in a bounded FIFO queue instead of being dropped; only when that
- * queue is full does `acquire` fail, with `RateLimitQueueFullError`, so back-pressure is explicit.
+ * Per-key token buckets (sustained rate plus burst), in two flavours sharing one refill:
+ * - `KeyedRateLimiter`, for outgoing deliveries: also caps in-flight work per key (an endpoint or a
+ *   destination host). Callers over the limit wait in a bounded FIFO queue instead of being dropped;
+ *   only when that queue is full does `acquire` fail, with `RateLimitQueueFullError`, so
+ *   back-pressure is explicit.
+ * - `RequestRateLimiter`, for incoming requests: never waits; `tryTake` admits or says how long
+ *   until it would, for a 429 with Retry-After.
  * Pure apart from the injected clock, so tests drive time by hand.
  */
 
@@ -20,11 +23,14 @@ export const systemClock: Clock = {
   },
 };
 
-export interface RateLimitOptions {
+export interface TokenRate {
   /** Sustained tokens per second, per key. */
   ratePerSecond: number;
   /** Bucket size: how many may start back to back after a quiet period. */
   burst: number;
+}
+
+export interface RateLimitOptions extends TokenRate {
   /** In-flight holders per key at most. */
   concurrencyMax: number;
   /** Waiters per key at most; one more is refused rather than queued. */
@@ -44,9 +50,31 @@ export class RateLimitQueueFullError extends Error {
 /** Gives the slot back; call exactly once. */
 export type Release = () => void;
 
-interface KeyState {
+interface Bucket {
   tokens: number;
   refilledAtMs: number;
+}
+
+/** A new key starts with a full bucket. */
+const fullBucket = (rate: TokenRate, nowMs: number): Bucket => ({ tokens: rate.burst, refilledAtMs: nowMs });
+
+function refill(bucket: Bucket, rate: TokenRate, nowMs: number): void {
+  const earned = ((nowMs - bucket.refilledAtMs) / 1000) * rate.ratePerSecond;
+  bucket.tokens = Math.min(rate.burst, bucket.tokens + earned);
+  bucket.refilledAtMs = nowMs;
+}
+
+/** How long a just-refilled bucket short of a whole token waits for one. */
+const msUntilToken = (bucket: Bucket, rate: TokenRate): number =>
+  ((1 - bucket.tokens) / rate.ratePerSecond) * 1000;
+
+function checkRate(options: TokenRate, othersValid: boolean): void {
+  if (!(options.ratePerSecond > 0) || !(options.burst >= 1) || !othersValid) {
+    throw new RangeError(`invalid rate limit options: ${JSON.stringify(options)}`);
+  }
+}
+
+interface KeyState extends Bucket {
   inFlight: number;
   waiters: Array<(release: Release) => void>;
   cancelTimer: (() => void) | undefined;
@@ -62,10 +90,7 @@ export class KeyedRateLimiter {
     private readonly options: RateLimitOptions,
     private readonly clock: Clock = systemClock,
   ) {
-    const { ratePerSecond, burst, concurrencyMax, queueMax } = options;
-    if (!(ratePerSecond > 0) || !(burst >= 1) || !(concurrencyMax >= 1) || !(queueMax >= 0)) {
-      throw new RangeError(`invalid rate limit options: ${JSON.stringify(options)}`);
-    }
+    checkRate(options, options.concurrencyMax >= 1 && options.queueMax >= 0);
   }
 
   /** Waits for a token and a concurrency slot for `key`, in arrival order. */
@@ -94,8 +119,7 @@ export class KeyedRateLimiter {
     if (state === undefined) {
       if (this.keys.size >= keysSweepThreshold) this.sweepIdle();
       state = {
-        tokens: this.options.burst,
-        refilledAtMs: this.clock.nowMs(),
+        ...fullBucket(this.options, this.clock.nowMs()),
         inFlight: 0,
         waiters: [],
         cancelTimer: undefined,
@@ -106,10 +130,7 @@ export class KeyedRateLimiter {
   }
 
   private refill(state: KeyState): void {
-    const nowMs = this.clock.nowMs();
-    const earned = ((nowMs - state.refilledAtMs) / 1000) * this.options.ratePerSecond;
-    state.tokens = Math.min(this.options.burst, state.tokens + earned);
-    state.refilledAtMs = nowMs;
+    refill(state, this.options, this.clock.nowMs());
   }
 
   private canStart(state: KeyState): boolean {
@@ -130,8 +151,7 @@ export class KeyedRateLimiter {
     }
     // Only a missing token is worth a timer; a missing concurrency slot is signalled by a release.
     if (state.waiters.length > 0 && state.inFlight < this.options.concurrencyMax) {
-      const waitMs = ((1 - state.tokens) / this.options.ratePerSecond) * 1000;
-      state.cancelTimer = this.clock.setTimer(Math.ceil(waitMs), () => {
+      state.cancelTimer = this.clock.setTimer(Math.ceil(msUntilToken(state, this.options)), () => {
         state.cancelTimer = undefined;
         this.pump(key, state);
       });
@@ -157,3 +177,71 @@ export class KeyedRateLimiter {
     }
   }
 }
+
+export type Admission = { allowed: true } | { allowed: false; retryAfterMs: number };
+
+export interface RequestRateOptions extends TokenRate {
+  /**
+   * Keys tracked at most. Beyond it the least recently seen key is forgotten, which only hands that
+   * caller a full bucket again: under a flood of distinct keys memory stays bounded.
+   */
+  keysMax?: number;
+}
+
+/** About 10 MB of buckets. */
+const keysMaxDefault = 100_000;
+
+/**
+ * A token bucket per caller that admits or refuses at once. A refused request takes no token, so
+ * Retry-After is exact for a caller who waits it out.
+ */
+export class RequestRateLimiter {
+  /** In order of last use, so both idle keys and the eviction victim are at the front. */
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly keysMax: number;
+  /** Idle this long, a bucket is full again: forgetting it changes nothing. */
+  private readonly refillMs: number;
+
+  constructor(
+    private readonly rate: RequestRateOptions,
+    private readonly clock: Pick<Clock, "nowMs"> = systemClock,
+  ) {
+    this.keysMax = rate.keysMax ?? keysMaxDefault;
+    checkRate(rate, this.keysMax >= 1);
+    this.refillMs = (rate.burst / rate.ratePerSecond) * 1000;
+  }
+
+  tryTake(key: string): Admission {
+    const nowMs = this.clock.nowMs();
+    let bucket = this.buckets.get(key);
+    if (bucket === undefined) {
+      this.forgetIdle(nowMs);
+      if (this.buckets.size >= this.keysMax) this.buckets.delete(this.buckets.keys().next().value as string);
+      bucket = fullBucket(this.rate, nowMs);
+    } else {
+      this.buckets.delete(key);
+      refill(bucket, this.rate, nowMs);
+    }
+    this.buckets.set(key, bucket);
+    if (bucket.tokens < 1) return { allowed: false, retryAfterMs: msUntilToken(bucket, this.rate) };
+    bucket.tokens -= 1;
+    return { allowed: true };
+  }
+
+  /** Keys tracked now (for tests of the memory bound). */
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /** Stops at the first recently used key: everything after it was used later still. */
+  private forgetIdle(nowMs: number): void {
+    for (const [key, bucket] of this.buckets) {
+      if (nowMs - bucket.refilledAtMs < this.refillMs) return;
+      this.buckets.delete(key);
+    }
+  }
+}
+
+/** HTTP's Retry-After is whole seconds; rounding up (and at least 1) never invites an early retry. */
+export const retryAfterSeconds = (retryAfterMs: number): number =>
+  Math.max(1, Math.ceil(retryAfterMs / 1000));

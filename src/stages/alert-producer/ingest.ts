@@ -6,10 +6,13 @@
  *   200 {accepted, alert_ids}       every alert acknowledged by the broker
  *   400 {error: {code, message, fields: {"[3].severity": reason}}}   bad JSON or bad fields
  *   405 not POST; 413 body over the limit or more than 10,000 alerts; 415 not application/json
+ *   429 too many requests from this address (a batch is one request), with Retry-After in seconds
  *   503 Kafka did not acknowledge (the client should retry: ids are stable where the input is),
  *       or the process is shutting down
  */
+import type { Server } from "bun";
 import { Counter } from "prom-client";
+import { RequestRateLimiter, retryAfterSeconds, type TokenRate } from "../../core/rate-limit.ts";
 import type { ProduceRecord } from "../../kafka/index.ts";
 import { readJsonBody } from "../../runtime/json-body.ts";
 import type { Logger } from "../../runtime/log.ts";
@@ -26,6 +29,8 @@ export interface IngestOptions {
   send(records: ProduceRecord[]): Promise<void>;
   topic: string;
   bodyLimitBytes: number;
+  /** Per remote address: ingest has no authentication to tell callers apart by. */
+  requestRate: TokenRate;
   /** Alertmanager label used as the alert's source (INGEST_SOURCE_LABEL). */
   sourceLabel: string;
   logger: Logger;
@@ -33,8 +38,11 @@ export interface IngestOptions {
   clockMs?: () => number;
 }
 
+/** What a route needs of Bun's server: who is on the other end. */
+type Peer = Pick<Server<undefined>, "requestIP">;
+
 export interface Ingest {
-  routes: Record<string, (request: Request) => Promise<Response>>;
+  routes: Record<string, (request: Request, server: Peer) => Promise<Response>>;
   /** Refuses new requests (503) and waits up to `timeoutMs` for those in progress to finish. */
   drain(timeoutMs: number): Promise<void>;
 }
@@ -61,10 +69,19 @@ export function createIngest(options: IngestOptions): Ingest {
     labelNames: ["api", "status"],
     registers: [options.metrics.registry],
   });
+  const limiter = new RequestRateLimiter(options.requestRate);
   let inProgress = 0;
   let draining = false;
 
-  async function accept(api: Api, request: Request): Promise<Response> {
+  async function accept(api: Api, request: Request, peer: Peer): Promise<Response> {
+    // Charged before anything else, so refusing a flood costs no parsing.
+    const admission = limiter.tryTake(peer.requestIP(request)?.address ?? "unknown");
+    if (!admission.allowed) {
+      const seconds = retryAfterSeconds(admission.retryAfterMs);
+      throw new HttpError(429, "rate_limited", `too many requests, retry in ${seconds} s`, undefined, {
+        "retry-after": String(seconds),
+      });
+    }
     if (request.method !== "POST")
       throw new HttpError(405, "method_not_allowed", "use POST", undefined, { allow: "POST" });
     if (draining) throw new HttpError(503, "shutting_down", "the service is shutting down, retry");
@@ -95,11 +112,11 @@ export function createIngest(options: IngestOptions): Ingest {
   }
 
   function route(api: Api) {
-    return async (request: Request): Promise<Response> => {
+    return async (request: Request, server: Peer): Promise<Response> => {
       inProgress++;
       let response: Response;
       try {
-        response = await accept(api, request);
+        response = await accept(api, request, server);
       } catch (error) {
         response = errorResponse(error, options.logger);
       } finally {

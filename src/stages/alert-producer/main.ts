@@ -40,6 +40,7 @@ if (command === "load") {
     port: number;
     topic: string;
     bodyLimitBytes: number;
+    requestRate: { ratePerSecond: number; burst: number };
     sourceLabel: string;
     sendTimeoutMs: number;
   };
@@ -48,6 +49,11 @@ if (command === "load") {
       port: envInt("HTTP_PORT", 8081, { min: 0, max: 65_535 }),
       topic: envString("OUTPUT_TOPIC", topicNames.alertsNew),
       bodyLimitBytes: envInt("INGEST_BODY_LIMIT_BYTES", 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
+      // Generous: a stop for runaway senders, not for Alertmanager or batch use.
+      requestRate: {
+        ratePerSecond: envInt("INGEST_RATE_PER_SECOND", 500, { min: 1, max: 1_000_000 }),
+        burst: envInt("INGEST_RATE_BURST", 1000, { min: 1, max: 1_000_000 }),
+      },
       sourceLabel: envString("INGEST_SOURCE_LABEL", "instance"),
       sendTimeoutMs: envInt("INGEST_SEND_TIMEOUT_MS", 10_000, { min: 100, max: 300_000 }),
     };
@@ -67,6 +73,7 @@ if (command === "load") {
     send: (records) => producer.send(records),
     topic: config.topic,
     bodyLimitBytes: config.bodyLimitBytes,
+    requestRate: config.requestRate,
     sourceLabel: config.sourceLabel,
     logger,
     metrics,

@@ -1,8 +1,10 @@
+import type { Server } from "bun";
 import type { Sql } from "../../adapters/postgres.ts";
-import { createAuthenticator } from "./auth.ts";
+import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
+import { createAuthenticator, type Principal } from "./auth.ts";
 import { clientRoutes } from "./clients.ts";
 import { endpointRoutes } from "./endpoints.ts";
-import { badRequest, errorResponse, HttpError, json, readJsonBody } from "./http.ts";
+import { badRequest, errorResponse, HttpError, json, rateLimited, readJsonBody } from "./http.ts";
 import { notificationRoutes } from "./notifications.ts";
 import { buildOpenApi, openApiPath } from "./openapi.ts";
 import { isInt64Id } from "./pagination.ts";
@@ -15,9 +17,17 @@ export interface RuleServiceOptions {
   adminToken: string;
   /** Larger bodies answer 413. */
   bodyLimitBytes?: number;
+  /**
+   * Requests per caller (API key, admin token, or remote address when unauthenticated); over it 429.
+   * Omitted, nothing is limited: the process always sets it (API_RATE_*), in-process tests need not.
+   */
+  requestRate?: TokenRate;
 }
 
-type Handler = (req: Request & { params: Record<string, string> }) => Promise<Response> | Response;
+type Req = Request & { params: Record<string, string> };
+/** The part of Bun's server a handler uses: who is on the other end. */
+type Peer = Pick<Server<undefined>, "requestIP">;
+type Handler = (req: Req, server: Peer) => Promise<Response> | Response;
 
 /** Spread into `Bun.serve({ port, ...app })`. */
 export interface RuleServiceApp {
@@ -29,11 +39,12 @@ const adminTokenLengthMin = 16;
 const noQuery = { fields: {}, required: [] };
 
 export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceApp {
-  const { sql, adminToken, bodyLimitBytes = 64 * 1024 } = options;
+  const { sql, adminToken, bodyLimitBytes = 64 * 1024, requestRate } = options;
   if (adminToken.length < adminTokenLengthMin) {
     throw new Error(`the admin token must be at least ${adminTokenLengthMin} characters`);
   }
   const authenticate = createAuthenticator(sql, adminToken);
+  const limiter = requestRate && new RequestRateLimiter(requestRate);
   const table = [
     ...clientRoutes(sql),
     ...ruleRoutes(sql),
@@ -41,8 +52,29 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
     ...notificationRoutes(sql),
   ];
 
-  async function run(route: Route, req: Request & { params: Record<string, string> }): Promise<Response> {
-    const principal = await authenticate(req);
+  function admit(key: string): void {
+    const admission = limiter?.tryTake(key);
+    if (admission?.allowed === false) throw rateLimited(admission.retryAfterMs);
+  }
+
+  const admitPeer = (req: Req, server: Peer): void =>
+    admit(`address:${server.requestIP(req)?.address ?? "unknown"}`);
+
+  /** Charges the principal's bucket or, when authentication fails, the remote address's. */
+  async function authenticateAndAdmit(req: Req, server: Peer): Promise<Principal> {
+    let principal: Principal;
+    try {
+      principal = await authenticate(req);
+    } catch (error) {
+      admitPeer(req, server);
+      throw error;
+    }
+    admit(principal.kind === "admin" ? "admin" : `key:${principal.keyId}`);
+    return principal;
+  }
+
+  async function run(route: Route, req: Req, server: Peer): Promise<Response> {
+    const principal = await authenticateAndAdmit(req, server);
     if (route.access === "admin" && principal.kind !== "admin") {
       throw new HttpError(403, "forbidden", "only the admin token may do this");
     }
@@ -62,18 +94,19 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
   const routes: Record<string, Handler> = {};
   for (const path of new Set(table.map((r) => r.path))) {
     const byMethod = new Map(table.filter((r) => r.path === path).map((r) => [r.method as string, r]));
-    routes[path] = async (req) => {
+    routes[path] = answeringErrors(async (req, server) => {
       const route = byMethod.get(req.method);
-      if (!route) return methodNotAllowed([...byMethod.keys()]);
-      try {
-        return await run(route, req);
-      } catch (error) {
-        return errorResponse(error);
-      }
-    };
+      if (route) return await run(route, req, server);
+      admitPeer(req, server);
+      throw methodNotAllowed([...byMethod.keys()]);
+    });
   }
   const openApi = buildOpenApi(table);
-  routes[openApiPath] = (req) => (req.method === "GET" ? json(200, openApi) : methodNotAllowed(["GET"]));
+  routes[openApiPath] = answeringErrors((req, server) => {
+    admitPeer(req, server);
+    if (req.method !== "GET") throw methodNotAllowed(["GET"]);
+    return json(200, openApi);
+  });
 
   return {
     routes,
@@ -81,8 +114,17 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
   };
 }
 
-function methodNotAllowed(allowed: string[]): Response {
-  const response = errorResponse(new HttpError(405, "method_not_allowed", `allowed: ${allowed.join(", ")}`));
-  response.headers.set("allow", allowed.join(", "));
-  return response;
+function answeringErrors(handle: Handler): Handler {
+  return async (req, server) => {
+    try {
+      return await handle(req, server);
+    } catch (error) {
+      return errorResponse(error);
+    }
+  };
+}
+
+function methodNotAllowed(allowed: string[]): HttpError {
+  const list = allowed.join(", ");
+  return new HttpError(405, "method_not_allowed", `allowed: ${list}`, undefined, undefined, { allow: list });
 }

@@ -3,7 +3,7 @@ import type { Sql } from "../../adapters/postgres.ts";
 import { HttpError } from "./http.ts";
 
 /** Who is calling: the admin sees everything, a client key only its own client's data. */
-export type Principal = { kind: "admin" } | { kind: "client"; clientId: string };
+export type Principal = { kind: "admin" } | { kind: "client"; clientId: string; keyId: string };
 
 const sha256 = (text: string): Buffer => createHash("sha256").update(text, "utf8").digest();
 
@@ -19,10 +19,10 @@ export function createAuthenticator(sql: Sql, adminToken: string): (req: Request
     const digest = sha256(token);
     if (timingSafeEqual(digest, adminDigest)) return { kind: "admin" };
     // The lookup is by digest, so the key itself never meets a timing-dependent comparison.
-    const [row] = await sql<{ client_id: string; key_hash: Buffer }[]>`
-      SELECT client_id, key_hash FROM api_keys WHERE key_hash = ${digest} AND revoked_at IS NULL`;
+    const [row] = await sql<{ id: string; client_id: string; key_hash: Buffer }[]>`
+      SELECT id, client_id, key_hash FROM api_keys WHERE key_hash = ${digest} AND revoked_at IS NULL`;
     if (!row || !timingSafeEqual(row.key_hash, digest)) throw unauthorized();
-    return { kind: "client", clientId: row.client_id };
+    return { kind: "client", clientId: row.client_id, keyId: row.id };
   };
 }
 

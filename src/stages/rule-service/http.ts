@@ -1,3 +1,4 @@
+import { retryAfterSeconds } from "../../core/rate-limit.ts";
 import { readJsonBody as readSharedJsonBody } from "../../runtime/json-body.ts";
 /** Field name -> why it was rejected. */
 export type FieldErrors = Record<string, string>;
@@ -10,6 +11,7 @@ export class HttpError extends Error {
     readonly fields?: FieldErrors,
     /** Extra members of the error object, e.g. `current_version` on a version conflict. */
     readonly details?: Record<string, unknown>,
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
@@ -25,6 +27,19 @@ export const versionConflict = (currentVersion: number): HttpError =>
   new HttpError(409, "version_conflict", "the resource was changed since it was read", undefined, {
     current_version: currentVersion,
   });
+
+export function rateLimited(retryAfterMs: number): HttpError {
+  const seconds = retryAfterSeconds(retryAfterMs);
+  const headers = { "retry-after": String(seconds) };
+  return new HttpError(
+    429,
+    "rate_limited",
+    `too many requests, retry in ${seconds} s`,
+    undefined,
+    undefined,
+    headers,
+  );
+}
 
 export function json(status: number, body: unknown, headers?: Record<string, string>): Response {
   return Response.json(body, { status, headers });
@@ -72,6 +87,6 @@ export function errorResponse(error: unknown): Response {
     console.error("rule-service: unhandled error", error);
     http = new HttpError(500, "internal", "internal error");
   }
-  const { status, code, message, fields, details } = http;
-  return json(status, { error: { code, message, fields, ...details } });
+  const { status, code, message, fields, details, headers } = http;
+  return json(status, { error: { code, message, fields, ...details } }, headers);
 }

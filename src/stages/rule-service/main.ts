@@ -30,7 +30,15 @@ const relay = await startOutboxRelay({
   onError: (error) => logger.warn("outbox relay: publish failed, will retry", { error }),
 });
 const metrics = createStageMetrics("rule-service");
-const app = createRuleServiceApp({ sql, adminToken });
+const app = createRuleServiceApp({
+  sql,
+  adminToken,
+  // Generous: a stop for runaway scripts, not for interactive or batch use.
+  requestRate: {
+    ratePerSecond: envInt("API_RATE_PER_SECOND", 200, { min: 1, max: 1_000_000 }),
+    burst: envInt("API_RATE_BURST", 400, { min: 1, max: 1_000_000 }),
+  },
+});
 // The operator console at /console, with its own JSON routes under /api/v1/console (src/console).
 const consoleApp = createConsole({ sql, adminToken, producer, logger: logger.child("console") });
 const service = startService({

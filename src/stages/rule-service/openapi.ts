@@ -33,10 +33,21 @@ const errorDescriptions: Record<number, string> = {
   409: "duplicate, or version conflict with `current_version`",
   413: "body too large",
   415: "body is not application/json",
+  429: "too many requests from this caller; retry after `Retry-After` seconds",
 };
 
+const errorResponse = (code: number): JsonSchema => ({
+  description: errorDescriptions[code],
+  content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+  ...(code === 429 && {
+    headers: {
+      "Retry-After": { description: "seconds to wait", schema: { type: "integer", minimum: 1 } },
+    },
+  }),
+});
+
 function errorStatuses(route: Route): number[] {
-  const statuses = [400, 401, 405];
+  const statuses = [400, 401, 405, 429];
   if (route.access === "admin") statuses.push(403);
   if (route.idKind || route.body) statuses.push(404);
   if (route.method !== "GET") statuses.push(409);
@@ -69,12 +80,7 @@ function operation(route: Route): JsonSchema {
       ? { description: "success", content: { "application/json": { schema } } }
       : { description: "success, no content" },
   };
-  for (const code of errorStatuses(route)) {
-    responses[code] = {
-      description: errorDescriptions[code],
-      content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
-    };
-  }
+  for (const code of errorStatuses(route)) responses[code] = errorResponse(code);
   return {
     operationId: route.operationId,
     summary: route.summary,
@@ -96,7 +102,7 @@ export function buildOpenApi(routes: Route[]): JsonSchema {
         operationId: "getOpenApi",
         summary: "This document",
         security: [],
-        responses: { 200: { description: "OpenAPI 3.1 document" } },
+        responses: { 200: { description: "OpenAPI 3.1 document" }, 429: errorResponse(429) },
       },
     },
   };

@@ -1,0 +1,144 @@
+/**
+ * The rule-service process with a tiny request rate (API_RATE_*): each caller gets exactly the burst,
+ * then 429 with Retry-After, without touching anyone else's budget.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import http from "node:http";
+import { migrate } from "../../src/adapters/migrations.ts";
+import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { infraUrls } from "../../src/runtime/env.ts";
+import { createApiKey } from "../../src/stages/rule-service/auth.ts";
+import { insertClient } from "../../src/stages/rule-service/clients-store.ts";
+import { uniqueName } from "../support/names.ts";
+import { type StageProcess, startStage, stopStage } from "../support/stages.ts";
+
+const burst = 4;
+const over = 3;
+// Its own schema: the process runs the outbox relay, which must not drain the shared outbox.
+const schema = `rule_rate_test_${crypto.randomUUID().replaceAll("-", "")}`;
+const schemaUrl = new URL(infraUrls.postgresUrl);
+schemaUrl.searchParams.set("search_path", schema);
+const admin = connectPostgres({ idleTimeoutSeconds: 1 });
+const sql: Sql = connectPostgres({ url: schemaUrl.toString(), idleTimeoutSeconds: 1 });
+const adminToken = `admin-${crypto.randomUUID()}`;
+let stage: StageProcess;
+let baseUrl: string;
+// Made in the database, so that setting up spends none of the admin token's budget.
+let keyA: string;
+let keyB: string;
+
+beforeAll(async () => {
+  await admin.unsafe(`CREATE SCHEMA ${schema}`);
+  await migrate(sql, "migrations");
+  keyA = (await createApiKey(sql, (await insertClient(sql, uniqueName("rate-a"))).id)).key;
+  keyB = (await createApiKey(sql, (await insertClient(sql, uniqueName("rate-b"))).id)).key;
+  stage = await startStage("rule-service", {
+    POSTGRES_URL: schemaUrl.toString(),
+    ADMIN_TOKEN: adminToken,
+    RULE_CHANGED_TOPIC: uniqueName("test-rate.rule.changed"),
+    // One token a second is the least the variable allows; the bursts below take milliseconds.
+    API_RATE_PER_SECOND: "1",
+    API_RATE_BURST: String(burst),
+  });
+  baseUrl = `http://127.0.0.1:${stage.httpPort}`;
+});
+
+afterAll(async () => {
+  if (stage) await stopStage(stage);
+  await sql.end();
+  await admin.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await admin.end();
+});
+
+interface Reply {
+  status: number;
+  retryAfter: string | null;
+  // biome-ignore lint/suspicious/noExplicitAny: test assertions read arbitrary JSON
+  body: any;
+}
+
+/** GET `path` with `token` (null: none), from `localAddress` (another caller's IP) if given. */
+function get(path: string, token: string | null, localAddress?: string): Promise<Reply> {
+  const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
+  return new Promise((resolve, reject) => {
+    const request = http.get(new URL(path, baseUrl), { headers, localAddress }, (response) => {
+      let text = "";
+      response.on("data", (chunk) => {
+        text += chunk;
+      });
+      response.on("end", () => {
+        const retryAfter = response.headers["retry-after"];
+        const isJson = response.headers["content-type"]?.startsWith("application/json");
+        resolve({
+          status: response.statusCode ?? 0,
+          retryAfter: typeof retryAfter === "string" ? retryAfter : null,
+          body: isJson && text ? JSON.parse(text) : text,
+        });
+      });
+    });
+    request.on("error", reject);
+  });
+}
+
+/** `count` requests at once; the statuses sorted, and the 429s. */
+async function burstOf(count: number, send: () => Promise<Reply>) {
+  const replies = await Promise.all(Array.from({ length: count }, send));
+  return {
+    statuses: replies.map((r) => r.status).sort(),
+    refused: replies.filter((r) => r.status === 429),
+  };
+}
+
+function expectRateLimited(refused: Reply[]): void {
+  for (const reply of refused) {
+    expect(reply.retryAfter).toMatch(/^[1-9][0-9]*$/);
+    expect(reply.body).toEqual({ error: { code: "rate_limited", message: expect.any(String) } });
+  }
+}
+
+const repeat = (status: number, count: number): number[] => new Array(count).fill(status);
+
+describe("API_RATE_PER_SECOND / API_RATE_BURST", () => {
+  test("a client key gets exactly the burst, then 429; other callers are unaffected; Retry-After is honest", async () => {
+    const { statuses, refused } = await burstOf(burst + over, () => get("/api/v1/rules", keyA));
+    expect(statuses).toEqual([...repeat(200, burst), ...repeat(429, over)]);
+    expectRateLimited(refused);
+
+    expect((await get("/api/v1/rules", keyB)).status).toBe(200);
+    expect((await get("/api/v1/clients", adminToken)).status).toBe(200);
+    expect((await get("/api/v1/rules", null)).status).toBe(401);
+
+    const waitSeconds = Math.max(...refused.map((r) => Number(r.retryAfter)));
+    await Bun.sleep(waitSeconds * 1000);
+    expect((await get("/api/v1/rules", keyA)).status).toBe(200);
+  });
+
+  test("the admin token has a budget of its own", async () => {
+    const { statuses, refused } = await burstOf(burst + over, () => get("/api/v1/clients", adminToken));
+    expect(statuses).toEqual([...repeat(200, burst), ...repeat(429, over)]);
+    expectRateLimited(refused);
+    expect((await get("/api/v1/rules", keyB)).status).toBe(200);
+  });
+
+  test("unauthenticated requests are limited per remote address, the OpenAPI document included", async () => {
+    const from = "127.0.0.3";
+    const { statuses, refused } = await burstOf(burst + over, () =>
+      get("/api/v1/rules", "not-a-valid-token", from),
+    );
+    expect(statuses).toEqual([...repeat(401, burst), ...repeat(429, over)]);
+    expectRateLimited(refused);
+    expect((await get("/openapi.json", null, from)).status).toBe(429);
+    // Another address, and a valid key from the exhausted one, still get through.
+    expect((await get("/openapi.json", null, "127.0.0.4")).status).toBe(200);
+    expect((await get("/api/v1/rules", keyB, from)).status).toBe(200);
+  });
+
+  test("health, readiness, metrics and the console's pages are not limited", async () => {
+    const from = "127.0.0.5";
+    const paths = ["/healthz", "/readyz", "/metrics", "/console"];
+    const replies = await Promise.all(
+      Array.from({ length: burst + over }, () => paths.map((path) => get(path, null, from))).flat(),
+    );
+    expect(replies.filter((r) => r.status !== 200).map((r) => r.status)).toEqual([]);
+  });
+});
