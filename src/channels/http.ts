@@ -1,13 +1,18 @@
 /**
  * The HTTP transport shared by the webhook and Slack channels: one POST, guarded, bounded, classified.
  *
- * - The SSRF guard runs before the first request and before every redirect hop.
+ * - The SSRF guard runs before the first request and before every redirect hop, and the hop connects
+ *   to the addresses it checked, never to a fresh resolution of the name (DNS rebinding): the URL
+ *   carries the checked address, the Host header the original host and, for https, the TLS server
+ *   name (SNI and certificate verification) the original name. Bun pools connections per address and
+ *   TLS options, so keep-alive still works, and a connection verified for one name never serves another.
  * - Redirects: only 307/308 are followed (they keep POST and its body; 301/302/303 would turn it into
  *   a GET), at most `redirectsMax` hops; anything else 3xx is a PERMANENT "redirect not followed".
  * - One timeout covers the whole delivery: DNS, every hop, and reading the response.
  * - Response bodies are always read (capped) so Bun's fetch can return the connection to its
  *   keep-alive pool; the start of an error body goes into the error text.
  */
+import { isIP, isIPv6 } from "node:net";
 import { classifyHttpStatus, classifyNetworkError } from "../core/retry.ts";
 import type { SsrfGuard } from "./ssrf.ts";
 import { type DeliveryResult, toDeliveryResult } from "./types.ts";
@@ -40,7 +45,13 @@ export class HttpTransport {
         if (!verdict.allowed) {
           return toDeliveryResult({ outcome: "PERMANENT", reason: verdict.reason }, elapsedMs());
         }
-        const response = await fetch(target, { method: "POST", body, headers, redirect: "manual", signal });
+        const response = await fetchPinned(target, verdict.addresses, {
+          method: "POST",
+          body,
+          headers,
+          redirect: "manual",
+          signal,
+        });
         const location = response.headers.get("location");
         if (
           (response.status === 307 || response.status === 308) &&
@@ -63,6 +74,41 @@ export class HttpTransport {
       return toDeliveryResult(classifyNetworkError(error), elapsedMs());
     }
   }
+}
+
+/**
+ * Tries the checked addresses in order, as fetch does with the addresses of a name, moving on only
+ * when no connection could be opened, so nothing was sent.
+ */
+async function fetchPinned(
+  target: URL,
+  addresses: string[],
+  init: BunFetchRequestInit & { headers: Record<string, string> },
+): Promise<Response> {
+  const url = new URL(target);
+  const headers = { ...init.headers, host: target.host };
+  const tls =
+    target.protocol === "https:" && !isAddress(target.hostname) ? { serverName: target.hostname } : undefined;
+  let notOpened: unknown;
+  for (const address of addresses) {
+    url.hostname = isIPv6(address) ? `[${address}]` : address;
+    // The setter keeps the old host when it cannot parse the new one (an IPv6 zone id): never send that.
+    if (!isAddress(url.hostname)) throw new Error(`cannot connect to address ${address}`);
+    try {
+      return await fetch(url, { ...init, headers, tls });
+    } catch (error) {
+      if (!connectionNotOpened.has((error as { code?: string } | null)?.code ?? "")) throw error;
+      notOpened = error;
+    }
+  }
+  throw notOpened;
+}
+
+const connectionNotOpened = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH"]);
+
+/** URL.hostname keeps the brackets of an IPv6 literal. */
+function isAddress(hostname: string): boolean {
+  return isIP(hostname.replace(/^\[(.*)\]$/, "$1")) !== 0;
 }
 
 /** DNS lookups take no signal; racing keeps them inside the delivery's timeout. */

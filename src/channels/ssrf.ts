@@ -5,8 +5,8 @@
  * or an IPv4-mapped / NAT64 form of those. An operator allow-list (CIDRs and host names) re-admits
  * specific internal targets.
  *
- * Known limit: fetch resolves the name again after this check, so a DNS answer that changes in
- * between (rebinding) is not caught; pinning the checked address would need a custom connector.
+ * A verdict holds for the addresses it lists, not for the name: the transport (http.ts) connects to
+ * those addresses only, so a DNS answer that changes after the check (rebinding) is never used.
  */
 import { lookup } from "node:dns/promises";
 import { isIPv4, isIPv6 } from "node:net";
@@ -75,7 +75,10 @@ export class SsrfGuard {
     this.allowedHosts = new Set((allowList.hosts ?? []).map(normalizeHost));
   }
 
-  /** Resolves the URL's host and decides. DNS failures are thrown (the caller retries them). */
+  /**
+   * Resolves the URL's host and decides; an allowed request must connect to the returned addresses
+   * only. DNS failures are thrown (the caller retries them).
+   */
   async check(url: URL): Promise<GuardVerdict> {
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       return { allowed: false, reason: `scheme ${url.protocol} not allowed` };

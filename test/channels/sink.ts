@@ -1,5 +1,5 @@
-/** A recording HTTP receiver on loopback (port 0) whose answers each test scripts. */
-import type { Server } from "bun";
+/** A recording HTTP(S) receiver on loopback (port 0) whose answers each test scripts. */
+import type { Server, TLSOptions } from "bun";
 
 export interface ReceivedRequest {
   method: string;
@@ -18,10 +18,14 @@ export class HttpSink {
   inFlightMax = 0;
   private readonly server: Server<undefined>;
 
-  constructor(private respond: Responder = () => new Response("ok")) {
+  constructor(
+    private respond: Responder = () => new Response("ok"),
+    tls?: TLSOptions,
+  ) {
     this.server = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
+      tls,
       fetch: async (request, server) => {
         this.inFlight += 1;
         this.inFlightMax = Math.max(this.inFlightMax, this.inFlight);
@@ -42,8 +46,9 @@ export class HttpSink {
     });
   }
 
-  url(path = "/hook"): string {
-    return `http://127.0.0.1:${this.server.port}${path}`;
+  /** `host` only names the sink: whatever it is, a pinned transport must connect to 127.0.0.1. */
+  url(path = "/hook", host = "127.0.0.1"): string {
+    return `${this.server.url.protocol}//${host}:${this.server.port}${path}`;
   }
 
   answer(respond: Responder): void {

@@ -3,7 +3,7 @@ import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { createServer } from "node:net";
 import { HttpTransport } from "../../src/channels/http.ts";
-import { SsrfGuard } from "../../src/channels/ssrf.ts";
+import { type LookupAll, SsrfGuard } from "../../src/channels/ssrf.ts";
 import { WebhookChannel } from "../../src/channels/webhook.ts";
 import { endpoint, notification } from "./fixtures.ts";
 import { HttpSink } from "./sink.ts";
@@ -153,6 +153,54 @@ describe("SSRF guard on the webhook path", () => {
   test("a non-http URL is refused", async () => {
     const result = await webhook.deliver(endpoint("webhook", "file:///etc/passwd"), notification());
     expect(result).toMatchObject({ outcome: "PERMANENT", error: "scheme file: not allowed" });
+  });
+});
+
+// 127.0.0.2 stands in for a public address: allow-listed, on this machine, and nothing listens there
+// (the sink binds 127.0.0.1 only), so a request pinned to it is refused instead of leaving the machine.
+// fetch resolves names itself, with the system resolver rather than the injected one, so the
+// rebinding name is localhost: a request sent to a fresh resolution of it would reach the sink.
+describe("DNS rebinding", () => {
+  const rebindingGuard = () => {
+    let localhostLookups = 0;
+    const lookup: LookupAll = async (host) =>
+      host === "localhost" && localhostLookups++ === 0 ? ["127.0.0.2"] : ["127.0.0.1"];
+    return new SsrfGuard({ cidrs: ["127.0.0.2/32"], hosts: ["hook.test"] }, lookup);
+  };
+  const sinkPort = () => new URL(sink.url()).port;
+
+  test("a name answering a public address at check time and loopback later cannot reach the sink", async () => {
+    const result = await channelWith(rebindingGuard()).deliver(
+      endpoint("webhook", `http://localhost:${sinkPort()}/hook`),
+      notification(),
+    );
+    expect(result).toMatchObject({ outcome: "RETRYABLE", error: "connection refused (ECONNREFUSED)" });
+    expect(sink.received).toHaveLength(0);
+  });
+
+  test("each redirect hop goes to the address checked for it, with the URL's host in Host", async () => {
+    sink.answer(
+      () =>
+        new Response(null, { status: 307, headers: { location: `http://localhost:${sinkPort()}/inner` } }),
+    );
+    const result = await channelWith(rebindingGuard()).deliver(
+      endpoint("webhook", `http://hook.test:${sinkPort()}/moved`),
+      notification(),
+    );
+    expect(result).toMatchObject({ outcome: "RETRYABLE", error: "connection refused (ECONNREFUSED)" });
+    expect(sink.received.map((request) => [request.path, request.headers.get("host")])).toEqual([
+      ["/moved", `hook.test:${sinkPort()}`],
+    ]);
+  });
+
+  test("a checked address that refuses the connection gives way to the next one", async () => {
+    const guard = new SsrfGuard({ cidrs: ["127.0.0.0/30"] }, async () => ["127.0.0.2", "127.0.0.1"]);
+    const result = await channelWith(guard).deliver(
+      endpoint("webhook", `http://hook.test:${sinkPort()}/hook`),
+      notification(),
+    );
+    expect(result).toMatchObject({ outcome: "SUCCESS", httpStatus: 200 });
+    expect(sink.received).toHaveLength(1);
   });
 });
 
