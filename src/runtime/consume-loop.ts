@@ -16,10 +16,10 @@ import {
   type Producer,
 } from "../kafka/index.ts";
 import { InvalidRecordError, toDeadLetter } from "./dead-letter.ts";
-import { deadLetterTopic } from "./topics.ts";
 import type { Logger } from "./log.ts";
 import type { StageMetrics } from "./metrics.ts";
 import { OffsetTracker, type Segment } from "./offsets.ts";
+import { deadLetterTopic } from "./topics.ts";
 
 export interface Decoded<T> {
   record: ConsumedRecord;
