@@ -5,6 +5,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm ca-c
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json bunfig.toml ./
 COPY src ./src

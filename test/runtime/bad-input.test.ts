@@ -60,22 +60,24 @@ interface StageCase {
   outputs?: (run: string) => string[];
 }
 
+/** AlertNew's fields, which AlertMatched repeats. */
+function alertFields(run: string, filler: string, schemaVersion: number) {
+  return {
+    alertId: `${run}-alert`,
+    severity: Severity.HIGH,
+    source: run,
+    name: "cpu",
+    context: { note: `a fairly long note to cut in half ${filler}` },
+    eventTimeUnixMs: BigInt(Date.now()),
+    schemaVersion,
+  };
+}
+
 const cases: StageCase[] = [
   {
     stage: "evaluator",
     message: (run, { filler = "", schemaVersion = 1 }) =>
-      toBinary(
-        AlertNewSchema,
-        create(AlertNewSchema, {
-          alertId: `${run}-alert`,
-          severity: Severity.HIGH,
-          source: run,
-          name: "cpu",
-          context: { note: `a fairly long note to cut in half ${filler}` },
-          eventTimeUnixMs: BigInt(Date.now()),
-          schemaVersion,
-        }),
-      ),
+      toBinary(AlertNewSchema, create(AlertNewSchema, alertFields(run, filler, schemaVersion))),
     outputs: (run) => [`${run}.alerts.matched`],
     async env(run, input) {
       const keys = snapshotKeys(`${run}:rules:`);
@@ -97,13 +99,7 @@ const cases: StageCase[] = [
       return toBinary(
         AlertMatchedSchema,
         create(AlertMatchedSchema, {
-          alertId: `${run}-alert`,
-          severity: Severity.HIGH,
-          source: run,
-          name: "cpu",
-          context: { note: `a fairly long note to cut in half ${filler}` },
-          eventTimeUnixMs: BigInt(Date.now()),
-          schemaVersion,
+          ...alertFields(run, filler, schemaVersion),
           clientId: crypto.randomUUID(),
           ruleIds: [crypto.randomUUID()],
         }),
