@@ -2,8 +2,8 @@
  * End-to-end pipeline benchmark: `./dev bench pipeline [--alerts N] [--rate R] [--clients C]
  * [--env [stage.]KEY=VALUE ...] [--idle-timeout S] [--phase-timeout S]`.
  *
- * Every stage runs as its own process (bench/pipeline/stack.ts, a copy of test/support/pipeline.ts:
- * own topics of 6 partitions, groups, Redis prefix)
+ * Every stage runs as its own process (test/support/pipeline.ts: own topics of 6 partitions,
+ * groups, Redis prefix)
  * against the local broker, Postgres and Redis; webhooks go to a sink process (bench/pipeline/sink.ts).
  * C clients (default 100) each get one rule (HIGH, source, a<i>) and one webhook endpoint; alert k is
  * named a<k % C>, so each alert matches exactly one client. After a warm-up (one alert per client,
@@ -30,6 +30,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { Admin, type ProduceRecord } from "../src/kafka/index.ts";
 import { infraUrls } from "../src/runtime/env.ts";
+import { type Pipeline, startPipeline } from "../test/support/pipeline.ts";
 import type { StageName } from "../test/support/stages.ts";
 import { table } from "./match.ts";
 import { AlertEncoder, alertId, alertName, checkEncoding } from "./pipeline/alerts.ts";
@@ -45,7 +46,6 @@ import {
   type StageCounters,
   stageCounters,
 } from "./pipeline/procs.ts";
-import { type Stack, startStack } from "./pipeline/stack.ts";
 
 const repoRoot = new URL("..", import.meta.url).pathname;
 const e2eTarget = 25_000;
@@ -215,7 +215,7 @@ async function startSink(): Promise<Sink> {
 // ------------------------------------------------------------------------------- the workload
 
 interface Setup {
-  pipeline: Stack;
+  pipeline: Pipeline;
   sink: Sink;
   encoder: AlertEncoder;
   run: string;
@@ -225,7 +225,7 @@ interface Setup {
   pids: Map<string, number>;
 }
 
-async function createClients(pipeline: Stack, sink: Sink, count: number, run: string) {
+async function createClients(pipeline: Pipeline, sink: Sink, count: number, run: string) {
   const clientIds: string[] = new Array(count);
   const ruleIds: string[] = new Array(count);
   const check = (what: string, response: { status: number; body: Record<string, unknown> }) => {
@@ -1017,7 +1017,15 @@ async function main(): Promise<void> {
   try {
     sink = await startSink();
     setup.sink = sink;
-    const pipeline = await startStack({ run, partitions: pipelinePartitions, settings });
+    const pipeline = await startPipeline({
+      run,
+      partitions: pipelinePartitions,
+      topicConfig: { "retention.ms": String(30 * 60 * 1000) },
+      stageEnv: settings,
+      // The rule-updater's first snapshot reads every rule in the shared database: seconds when
+      // other runs hold many.
+      startTimeoutMs: 90_000,
+    });
     setup.pipeline = pipeline;
     const encoder = new AlertEncoder(pipeline.source, flags.clients);
     checkEncoding(encoder);

@@ -678,17 +678,9 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
   const { leaseMs, schedulerIntervalMs } = options;
-  const pipeline = await startPipeline((stage) =>
-    stage === "sender"
-      ? [
-          "env",
-          `LEASE_MS=${leaseMs}`,
-          `SCHEDULER_INTERVAL_MS=${schedulerIntervalMs}`,
-          process.execPath,
-          "src/stages/sender/main.ts",
-        ]
-      : [process.execPath, `src/stages/${stage}/main.ts`],
-  );
+  const pipeline = await startPipeline({
+    stageEnv: { sender: { LEASE_MS: String(leaseMs), SCHEDULER_INTERVAL_MS: String(schedulerIntervalMs) } },
+  });
   const stages = new StageSet(pipeline, clock, log);
   const logsDir = join(repoRoot, ".run/chaos", pipeline.run);
   const faults: FaultResult[] = [];

@@ -13,106 +13,31 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { Admin } from "../../src/kafka/index.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
-import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
-import { HttpSink } from "../channels/sink.ts";
+import { deadLetterTopic } from "../../src/runtime/topics.ts";
 import { uniqueName } from "../support/names.ts";
-import { eventually, type StageName, type StageProcess, startStage, stopStage } from "../support/stages.ts";
+import { type Pipeline, startPipeline } from "../support/pipeline.ts";
+import { eventually } from "../support/stages.ts";
 
 const chromiumPath = "/usr/bin/chromium";
 const repoRoot = new URL("../..", import.meta.url).pathname;
 const screenshotPath = join(repoRoot, "results/console-dashboard.png");
 
-interface Stack {
-  adminToken: string;
-  baseUrl: string;
-  sink: HttpSink;
-  stages: StageProcess[];
-  evaluatorPort: number;
-}
-
-let stack: Stack | undefined;
+let stack: Pipeline | undefined;
 let browser: BrowserContext | undefined;
 let profileDir: string | undefined;
 
-async function startStack(): Promise<Stack> {
-  const run = uniqueName("console");
-  const topics = {
-    alertsNew: `${run}.alerts.new`,
-    ruleChanged: `${run}.rule.changed`,
-    alertsMatched: `${run}.alerts.matched`,
-    notificationsReady: `${run}.notifications.ready`,
-  };
-  const admin = new Admin(infraUrls.kafkaBrokers);
-  await admin.createTopics(
-    Object.values(topics).flatMap((name) => [{ name, partitions: 3 }, deadLetterTopicSpec(name)]),
-  );
-  admin.close();
-  const adminToken = `admin-${crypto.randomUUID()}`;
-  const sink = new HttpSink();
-  const shared = { RULES_KEY_PREFIX: `${run}:rules:` };
-  const environments: Partial<Record<StageName, Record<string, string>>> = {
-    "rule-updater": { ...shared, INPUT_TOPIC: topics.ruleChanged, GROUP_ID: `${run}-updater` },
-    evaluator: {
-      ...shared,
-      INPUT_TOPIC: topics.alertsNew,
-      OUTPUT_TOPIC: topics.alertsMatched,
-      GROUP_ID: `${run}-evaluator`,
-    },
-    aggregator: {
-      ...shared,
-      INPUT_TOPIC: topics.alertsMatched,
-      OUTPUT_TOPIC: topics.notificationsReady,
-      GROUP_ID: `${run}-aggregator`,
-    },
-    sender: {
-      ...shared,
-      INPUT_TOPIC: topics.notificationsReady,
-      GROUP_ID: `${run}-sender`,
-      SSRF_ALLOW_CIDRS: "127.0.0.1/32",
-    },
-  };
-  const stages: StageProcess[] = [];
-  const started = await Promise.allSettled(
-    (Object.keys(environments) as StageName[]).map((name) => startStage(name, environments[name] ?? {})),
-  );
-  for (const s of started) if (s.status === "fulfilled") stages.push(s.value);
-  const failure = started.find((s) => s.status === "rejected");
-  try {
-    if (failure) throw (failure as PromiseRejectedResult).reason;
-    // The rule-service starts last: its console scrapes the other stages' /metrics.
-    const metrics = stages.map((s) => `${s.name}=http://127.0.0.1:${s.httpPort}/metrics`).join(",");
-    stages.push(
-      await startStage("rule-service", {
-        ...shared,
-        ADMIN_TOKEN: adminToken,
-        RULE_CHANGED_TOPIC: topics.ruleChanged,
-        CONSOLE_STAGE_METRICS: metrics,
-        CONSOLE_SCRAPE_INTERVAL_MS: "1000",
-        CONSOLE_ALERTS_TOPIC: topics.alertsNew,
-        CONSOLE_NOTIFICATIONS_TOPIC: topics.notificationsReady,
-        CONSOLE_DEAD_LETTER_TOPICS: Object.values(topics).map(deadLetterTopic).join(","),
-      }),
-    );
-  } catch (error) {
-    await Promise.all(stages.map((s) => stopStage(s)));
-    await sink.stop();
-    throw error;
-  }
-  const port = (name: StageName) => (stages.find((s) => s.name === name) as StageProcess).httpPort;
-  return {
-    adminToken,
-    baseUrl: `http://127.0.0.1:${port("rule-service")}`,
-    sink,
-    stages,
-    evaluatorPort: port("evaluator"),
-  };
-}
-
-async function rulesVersionApplied(s: Stack): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${s.evaluatorPort}/metrics`)).text();
-  return Number(/^rules_version_applied(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? -1);
+/** The whole pipeline; the rule-service starts last, since its console scrapes the others' /metrics. */
+function startStack(): Promise<Pipeline> {
+  return startPipeline({
+    run: uniqueName("console"),
+    ruleServiceEnvAfter: (stages, topics) => ({
+      CONSOLE_STAGE_METRICS: stages.map((s) => `${s.name}=http://127.0.0.1:${s.httpPort}/metrics`).join(","),
+      CONSOLE_SCRAPE_INTERVAL_MS: "1000",
+      CONSOLE_ALERTS_TOPIC: topics.alertsNew,
+      CONSOLE_NOTIFICATIONS_TOPIC: topics.notificationsReady,
+      CONSOLE_DEAD_LETTER_TOPICS: Object.values(topics).map(deadLetterTopic).join(","),
+    }),
+  });
 }
 
 beforeAll(async () => {
@@ -141,10 +66,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   if (profileDir) rmSync(profileDir, { recursive: true, force: true });
-  if (stack) {
-    await Promise.all(stack.stages.map((s) => stopStage(s)));
-    await stack.sink.stop();
-  }
+  await stack?.stop();
 }, 60_000);
 
 /** Picks a client in a client picker: types the name into its search box, then selects it. */
@@ -161,14 +83,14 @@ async function pickClient(page: Page, testid: string, name: string): Promise<voi
 }
 
 test("the console drives the pipeline end to end in a real browser", async () => {
-  const s = stack as Stack;
+  const s = stack as Pipeline;
   const page = browser?.pages()[0] ?? (await (browser as BrowserContext).newPage());
   const consoleErrors: string[] = [];
   page.on("pageerror", (error) => consoleErrors.push(error.message));
   page.setDefaultTimeout(30_000);
 
   // Log in: a wrong token is refused, the admin token is accepted.
-  await page.goto(`${s.baseUrl}/console`);
+  await page.goto(`${s.httpUrl("rule-service")}/console`);
   await page.getByTestId("login-token").fill("not-a-valid-token");
   await page.getByTestId("login-submit").click();
   await page.getByText("That token is not valid.").waitFor();
@@ -188,7 +110,7 @@ test("the console drives the pipeline end to end in a real browser", async () =>
 
   // A rule with wildcards: any severity, this test's source, any name.
   const source = `svc-${crypto.randomUUID()}`;
-  const versionBefore = await rulesVersionApplied(s);
+  const versionBefore = await s.rulesVersionApplied();
   await page.getByTestId("nav-rules").click();
   await pickClient(page, "rule-create-client", clientName);
   await page.getByTestId("rule-create-severity").selectOption("*");
@@ -203,7 +125,7 @@ test("the console drives the pipeline end to end in a real browser", async () =>
   await ruleRow.waitFor();
   const ruleId = (await ruleRow.getAttribute("data-rule-id")) as string;
   await ruleRow.getByTestId("rule-edit").click();
-  const behind = await fetch(`${s.baseUrl}/api/v1/rules/${ruleId}`, {
+  const behind = await fetch(`${s.httpUrl("rule-service")}/api/v1/rules/${ruleId}`, {
     method: "PATCH",
     headers: { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" },
     body: JSON.stringify({ version: 1, name: "*" }),
@@ -226,7 +148,7 @@ test("the console drives the pipeline end to end in a real browser", async () =>
   await page.getByTestId("endpoint-row").first().waitFor();
 
   // The evaluator must have the rule before alerts can match it.
-  expect(await eventually(async () => (await rulesVersionApplied(s)) > versionBefore, 20_000)).toBe(true);
+  expect(await eventually(async () => (await s.rulesVersionApplied()) > versionBefore, 20_000)).toBe(true);
 
   // Alerts through the load panel: 5 alerts/s for 1 s, all from this test's source.
   await page.getByTestId("nav-load").click();
@@ -253,7 +175,7 @@ test("the console drives the pipeline end to end in a real browser", async () =>
   expect(s.sink.received.filter((r) => r.path === "/hook/console").length).toBeGreaterThanOrEqual(5);
 
   // A test notification from the endpoint's button is delivered too.
-  await page.goto(`${s.baseUrl}/console#endpoints/${ruleId}`);
+  await page.goto(`${s.httpUrl("rule-service")}/console#endpoints/${ruleId}`);
   await page.getByTestId("endpoint-test").first().click();
   await page.getByTestId("endpoints-message").getByText("Test notification").waitFor();
   await page.getByTestId("endpoints-message").locator("a").click();

@@ -12,7 +12,7 @@ let pipeline: Pipeline;
 
 beforeAll(async () => {
   expect(await buildBinary()).toBe(0);
-  pipeline = await startPipeline((stage) => [binaryPath, stage]);
+  pipeline = await startPipeline({ command: (stage) => [binaryPath, stage] });
 }, 120_000);
 
 afterAll(async () => {

@@ -1,10 +1,11 @@
 /**
- * A whole pipeline for one test file: its own topics, groups and Redis keys, every stage its own
- * process (from source by default, or from a compiled binary), a webhook sink, and helpers to
- * create rules through the API and produce alerts.
+ * A whole pipeline for one test file (or one bench or chaos run): its own topics, groups and Redis
+ * keys, every stage its own process (from source by default, or from a compiled binary), a webhook
+ * sink, and helpers to create rules through the API and produce alerts.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { connectRedis } from "../../src/adapters/redis.ts";
 import { AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, Producer } from "../../src/kafka/index.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
@@ -14,15 +15,45 @@ import { HttpSink } from "../channels/sink.ts";
 import { uniqueName } from "./names.ts";
 import { type StageName, type StageProcess, startStage, stopStage } from "./stages.ts";
 
+export interface PipelineTopics {
+  alertsNew: string;
+  ruleChanged: string;
+  alertsMatched: string;
+  notificationsReady: string;
+}
+
+export interface PipelineOptions {
+  /** Names the topics, groups and keys; a fresh unique name by default. */
+  run?: string;
+  /** How a stage starts; `bun src/stages/<stage>/main.ts` by default. */
+  command?: (stage: StageName) => string[];
+  /** Partitions per event topic (3 by default) and extra topic config. */
+  partitions?: number;
+  topicConfig?: Record<string, string>;
+  /** Extra environment per stage: the knobs a bench or a chaos run sets. */
+  stageEnv?: Partial<Record<StageName, Record<string, string>>>;
+  /**
+   * When given, the rule-service starts after the other stages with this extra environment, made
+   * from them (the console scrapes the other stages' /metrics).
+   */
+  ruleServiceEnvAfter?: (stages: readonly StageProcess[], topics: PipelineTopics) => Record<string, string>;
+  /** How long each stage may take to start (the rule-updater's first snapshot reads every rule). */
+  startTimeoutMs?: number;
+}
+
 export interface Pipeline {
   run: string;
-  topics: { alertsNew: string; ruleChanged: string; alertsMatched: string; notificationsReady: string };
+  topics: PipelineTopics;
+  adminToken: string;
   sink: HttpSink;
   sql: Sql;
   producer: Producer;
+  /** The live processes; a restarted stage (chaos, rolling restarts) replaces its entry. */
   stages: StageProcess[];
   /** A source no other test uses, so only this pipeline's rules match its alerts. */
   source: string;
+  /** `http://127.0.0.1:<port>` of a stage's current process. */
+  httpUrl(stage: StageName): string;
   api(
     method: string,
     path: string,
@@ -32,29 +63,36 @@ export interface Pipeline {
   createClientWithRule(name: string): Promise<{ clientId: string; ruleId: string }>;
   alert(alertId: string, name: string, severity?: Severity): Uint8Array;
   rulesVersionApplied(): Promise<number>;
-  /** Stops every stage with SIGTERM and returns their exit codes. */
+  /** Stops every stage with SIGTERM and returns their exit codes; deletes the run's Redis keys. */
   stop(): Promise<(number | null)[]>;
 }
 
-export async function startPipeline(commandFor?: (stage: StageName) => string[]): Promise<Pipeline> {
-  const run = uniqueName("e2e");
-  const topics = {
+export async function startPipeline(options: PipelineOptions = {}): Promise<Pipeline> {
+  const run = options.run ?? uniqueName("e2e");
+  const topics: PipelineTopics = {
     alertsNew: `${run}.alerts.new`,
     ruleChanged: `${run}.rule.changed`,
     alertsMatched: `${run}.alerts.matched`,
     notificationsReady: `${run}.notifications.ready`,
   };
   const admin = new Admin(infraUrls.kafkaBrokers);
-  await admin.createTopics(
-    Object.values(topics).flatMap((name) => [{ name, partitions: 3 }, deadLetterTopicSpec(name)]),
-  );
-  admin.close();
+  try {
+    await admin.createTopics(
+      Object.values(topics).flatMap((name) => [
+        { name, partitions: options.partitions ?? 3, config: options.topicConfig },
+        deadLetterTopicSpec(name),
+      ]),
+    );
+  } finally {
+    admin.close();
+  }
   const adminToken = `admin-${crypto.randomUUID()}`;
   const source = `svc-${crypto.randomUUID()}`;
+  const keyPrefix = `${run}:rules:`;
   const sink = new HttpSink();
   const sql = connectPostgres({ idleTimeoutSeconds: 1 });
   const producer = new Producer({ brokers: infraUrls.kafkaBrokers, logger: createLogger("e2e", 40) });
-  const shared = { RULES_KEY_PREFIX: `${run}:rules:` };
+  const shared = { RULES_KEY_PREFIX: keyPrefix };
   const environments: Record<StageName, Record<string, string>> = {
     "rule-service": { ...shared, ADMIN_TOKEN: adminToken, RULE_CHANGED_TOPIC: topics.ruleChanged },
     "rule-updater": { ...shared, INPUT_TOPIC: topics.ruleChanged, GROUP_ID: `${run}-updater` },
@@ -77,23 +115,41 @@ export async function startPipeline(commandFor?: (stage: StageName) => string[])
       SSRF_ALLOW_CIDRS: "127.0.0.1/32",
     },
   };
-  const started = await Promise.allSettled(
-    (Object.keys(environments) as StageName[]).map((name) =>
-      startStage(name, environments[name], commandFor?.(name)),
-    ),
-  );
-  const stages = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const start = (name: StageName, extra: Record<string, string> = {}) =>
+    startStage(
+      name,
+      { ...environments[name], ...options.stageEnv?.[name], ...extra },
+      options.command?.(name),
+      options.startTimeoutMs,
+    );
+  const stages: StageProcess[] = [];
   const stop = async () => {
     const exitCodes = await Promise.all(stages.map((stage) => stopStage(stage)));
     await producer.close();
     await sql.end();
     await sink.stop();
+    const redis = connectRedis();
+    try {
+      const keys = await redis.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    } finally {
+      redis.disconnect();
+    }
     return exitCodes;
   };
-  const failure = started.find((s) => s.status === "rejected");
-  if (failure) {
+  const { ruleServiceEnvAfter } = options;
+  const first = (Object.keys(environments) as StageName[]).filter(
+    (name) => !(ruleServiceEnvAfter && name === "rule-service"),
+  );
+  try {
+    const started = await Promise.allSettled(first.map((name) => start(name)));
+    for (const s of started) if (s.status === "fulfilled") stages.push(s.value);
+    const failure = started.find((s) => s.status === "rejected");
+    if (failure) throw (failure as PromiseRejectedResult).reason;
+    if (ruleServiceEnvAfter) stages.push(await start("rule-service", ruleServiceEnvAfter(stages, topics)));
+  } catch (error) {
     await stop();
-    throw (failure as PromiseRejectedResult).reason;
+    throw error;
   }
   // Looked up at each call: a restarted stage (chaos, rolling restarts) replaces its entry in `stages`.
   const current = (name: StageName) => stages.find((s) => s.name === name) as StageProcess;
@@ -108,6 +164,8 @@ export async function startPipeline(commandFor?: (stage: StageName) => string[])
   return {
     run,
     topics,
+    adminToken,
+    httpUrl: (name) => `http://127.0.0.1:${current(name).httpPort}`,
     sink,
     sql,
     producer,
