@@ -113,12 +113,6 @@ const consumeStages = ["evaluator", "aggregator", "sender"] as const;
 type ConsumeStage = (typeof consumeStages)[number];
 const allStages: StageName[] = ["rule-service", "rule-updater", ...consumeStages];
 
-function withSessionSetting(url: string, name: string, value: string): string {
-  const parsed = new URL(url);
-  parsed.searchParams.set(name, value);
-  return parsed.toString();
-}
-
 /** The knobs the bench sets, at the stages' own defaults unless --env overrides them. */
 function stageSettings(overrides: Map<string, string>): Record<StageName, Record<string, string>> {
   const loop = { BATCH_SIZE_MAX: "2000", BATCH_WAIT_MS: "20" };
@@ -133,11 +127,6 @@ function stageSettings(overrides: Map<string, string>): Record<StageName, Record
       ENDPOINT_BURST: "5000",
       ENDPOINT_CONCURRENCY_MAX: "256",
       ENDPOINT_QUEUE_MAX: "20000",
-      // Not a stage knob but a Postgres session setting in the URL (postgres.js sends unknown query
-      // parameters as startup parameters): without it the sender's recordAttempt UPDATE ... FROM
-      // unnest() gets a nested loop over every SENDING row in the table x the batch (the shared
-      // database runs without autovacuum, so no statistics), seconds per batch. See bench/README.md.
-      POSTGRES_URL: withSessionSetting(infraUrls.postgresUrl, "enable_nestloop", "off"),
     },
   };
   for (const [key, value] of overrides) {
