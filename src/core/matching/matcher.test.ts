@@ -152,12 +152,12 @@ describe("compiled equals reference on random rule sets", () => {
   const viaSnapshot = (rules: Rule[]) =>
     snapshotRules(decodeSnapshot(encodeSnapshot(buildSnapshot(rules, 1n, 0n))));
 
-  // A 3-entry cache generation evicts all the time, so cached, promoted and computed results all get checked.
+  // A 30-word cache generation holds 2 or 3 results, so cached, promoted and computed results all get checked.
   for (const [description, compile] of [
     ["rules used as given", (rules: Rule[]) => new CompiledMatcher(rules)],
     [
       "rules used as given, tiny result cache",
-      (rules: Rule[]) => new CompiledMatcher(rules, { resultCacheSize: 3 }),
+      (rules: Rule[]) => new CompiledMatcher(rules, { resultCacheSize: 30 }),
     ],
     [
       "rules used as given, no result cache",
@@ -170,7 +170,7 @@ describe("compiled equals reference on random rule sets", () => {
     ["CompiledMatcher.fromSnapshot of the decoded bytes", (rules: Rule[]) => fromSnapshotBytes(rules)],
     [
       "CompiledMatcher.fromSnapshot, tiny result cache",
-      (rules: Rule[]) => fromSnapshotBytes(rules, { resultCacheSize: 3 }),
+      (rules: Rule[]) => fromSnapshotBytes(rules, { resultCacheSize: 30 }),
     ],
     [
       "CompiledMatcher.fromSnapshot of buildSnapshot's snapshot",

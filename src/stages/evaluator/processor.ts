@@ -46,12 +46,15 @@ export function decodeAlertNew(record: ConsumedRecord): Alert {
 const clientKeys = new WeakMap<ClientMatch, Uint8Array>();
 const utf8 = new TextEncoder();
 
-/** Matcher groups are frozen and shared across alerts, so each client's key bytes are made once. */
+/**
+ * The compiled matcher shares group objects across alerts (immutable by type, not frozen: freezing is slow
+ * in JSC), so each client's key bytes are made once per group; an unshared group's entry dies with it.
+ */
 function keyOf(group: ClientMatch): Uint8Array {
   let key = clientKeys.get(group);
   if (key === undefined) {
     key = utf8.encode(group.clientId);
-    if (Object.isFrozen(group)) clientKeys.set(group, key);
+    clientKeys.set(group, key);
   }
   return key;
 }
