@@ -4,14 +4,15 @@
  *   kcat      produce N records of the alerts' size to a fresh topic with the pipeline's partition
  *             count (idempotent, acks=all, as our producer), then consume them with a fresh group:
  *             one Kafka hop done by C, the I/O ceiling of one stage;
- *   postgres  the aggregator's dedupe insert (the same statement: INSERT ... SELECT FROM unnest(...)
- *             ON CONFLICT DO NOTHING RETURNING, plus its non-terminal re-announce half) in batches of
- *             the aggregator's size, one statement at a time as the aggregator runs them, into a
- *             scratch copy of `notifications` (CREATE TABLE ... LIKE, dropped after).
+ *   postgres  the aggregator's dedupe insert (its own insertNotifications: INSERT ... SELECT FROM
+ *             unnest(...) ON CONFLICT DO NOTHING RETURNING, plus its non-terminal re-announce half) in
+ *             batches of the aggregator's size, one statement at a time as the aggregator runs them,
+ *             into a scratch copy of `notifications` (CREATE TABLE ... LIKE, dropped after).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import type { Admin } from "../../src/kafka/index.ts";
 import { kcatConsumeCount, kcatProduceFile } from "../support/kcat.ts";
@@ -67,24 +68,6 @@ export async function kcatCeiling(options: {
   }
 }
 
-/** The aggregator's statement (src/adapters/notification-store.ts) on another table. */
-const dedupeInsert = (table: string) => `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])
-         AS t(client_id, alert_id, severity, source, name, context, rule_ids, event_ms)
-     ), inserted AS (
-       INSERT INTO ${table} (client_id, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at)
-       SELECT client_id, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
-              now() + make_interval(secs => $9::float8 / 1000)
-       FROM input
-       ON CONFLICT (client_id, alert_id) DO NOTHING
-       RETURNING id, client_id, alert_id
-     )
-     SELECT id, client_id, alert_id FROM inserted
-     UNION ALL
-     SELECT n.id, n.client_id, n.alert_id
-     FROM ${table} n JOIN input i ON n.client_id = i.client_id AND n.alert_id = i.alert_id
-     WHERE n.status NOT IN ('SENT', 'FAILED')`;
-
 export async function postgresCeiling(options: {
   sql: Sql;
   table: string;
@@ -99,25 +82,26 @@ export async function postgresCeiling(options: {
   await sql.unsafe(`CREATE TABLE ${table} (LIKE notifications INCLUDING ALL)`);
   await sql.unsafe(`CREATE SEQUENCE ${table}_id_seq OWNED BY ${table}.id`);
   await sql.unsafe(`ALTER TABLE ${table} ALTER COLUMN id SET DEFAULT nextval('${table}_id_seq')`);
-  const statement = dedupeInsert(table);
   const durations: number[] = [];
   const start = performance.now();
   for (let first = 0; first < rows; first += batchRows) {
     const size = Math.min(batchRows, rows - first);
-    const indexes = Array.from({ length: size }, (_, i) => first + i);
-    const nowMs = Date.now();
+    const eventTimeMs = Date.now();
+    const batch = Array.from({ length: size }, (_, k): NotificationInput => {
+      const i = first + k;
+      return {
+        clientId: clientIds[i % clientIds.length] as string,
+        alertId: `pg-${i}`,
+        severity: "HIGH",
+        source,
+        name: `a${i % clientIds.length}`,
+        context: { host: "bench-1" },
+        ruleIds: [ruleIds[i % ruleIds.length] as string],
+        eventTimeMs,
+      };
+    });
     const statementStart = performance.now();
-    const returned = await sql.unsafe(statement, [
-      indexes.map((i) => clientIds[i % clientIds.length]),
-      indexes.map((i) => `pg-${i}`),
-      indexes.map(() => "HIGH"),
-      indexes.map(() => source),
-      indexes.map((i) => `a${i % clientIds.length}`),
-      indexes.map(() => '{"host":"bench-1"}'),
-      indexes.map((i) => `{${ruleIds[i % ruleIds.length]}}`),
-      indexes.map(() => nowMs),
-      60_000,
-    ] as never[]);
+    const returned = await insertNotifications(sql, batch, table);
     durations.push(performance.now() - statementStart);
     if (returned.length !== size)
       throw new Error(`dedupe insert returned ${returned.length} of ${size} rows`);

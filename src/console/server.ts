@@ -101,7 +101,7 @@ export function createConsole(options: ConsoleOptions): Console {
   const knownDeadLetterTopic = (topic: string) => {
     if (!deadLetterTopics.includes(topic)) {
       throw new HttpError(404, "not_found", "not a dead-letter topic of this console", {
-        topic: `one of ${deadLetterTopics.join(", ")}`,
+        fields: { topic: `one of ${deadLetterTopics.join(", ")}` },
       });
     }
     return topic;

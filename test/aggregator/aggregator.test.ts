@@ -10,16 +10,14 @@ import { type ConsumedRecord, Producer } from "../../src/kafka/index.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
 import { countDeliveries } from "../support/invariants.ts";
+import { brokers, quiet, TopicReader } from "../support/kafka.ts";
 import { type StageProcess, stopStage } from "../support/stages.ts";
 import {
   aggregatorTopics,
   alertMatched,
-  brokers,
   decodeReady,
   insertClientWithRule,
-  quiet,
   startAggregator,
-  TopicReader,
   text,
 } from "./support.ts";
 
@@ -36,7 +34,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   const exitCodes = await Promise.all(stages.map((stage) => stopStage(stage)));
-  await Promise.all(readers.map((reader) => reader.stop()));
+  await Promise.all(readers.map((reader) => reader.close()));
   // No sender runs here: park this file's rows so no sender's safety net has to pick them up later.
   await sql`
     UPDATE notifications SET status = 'FAILED', last_error = 'aggregator test row', next_attempt_at = NULL

@@ -12,17 +12,15 @@ import { afterAll, expect, test } from "bun:test";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { type ProduceRecord, Producer } from "../../src/kafka/index.ts";
 import { countDeliveries } from "../support/invariants.ts";
+import { brokers, quiet, TopicReader } from "../support/kafka.ts";
 import { eventually, type StageProcess, stopStage } from "../support/stages.ts";
 import {
   aggregatorTopics,
   alertMatched,
-  brokers,
   decodeReady,
   insertClientWithRule,
   ownedPartitions,
-  quiet,
   startAggregator,
-  TopicReader,
 } from "./support.ts";
 
 const partitions = 6;
@@ -194,7 +192,7 @@ test("kill -9 between insert and produce: no duplicate rows, nothing lost, every
   );
   const survivors = members.filter((m) => m.alive);
   const exitCodes = await Promise.all(survivors.map((m) => stopStage(m.stage)));
-  await ready.stop();
+  await ready.close();
 
   const summary = {
     kills: killLog,

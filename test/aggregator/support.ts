@@ -1,6 +1,6 @@
 /**
- * Helpers for the aggregator's integration tests: AlertMatched records, per-test topics and clients,
- * and a background reader that collects everything a topic receives.
+ * Helpers for the aggregator's integration tests (the sender's use some): AlertMatched records,
+ * per-test topics and clients, and which partitions a stage process owns.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Sql } from "../../src/adapters/postgres.ts";
@@ -11,15 +11,11 @@ import {
   NotificationReadySchema,
   Severity,
 } from "../../src/gen/alerting/v1/alert_pb.ts";
-import { Admin, type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
-import { createLogger } from "../../src/runtime/log.ts";
+import { Admin, type ConsumedRecord } from "../../src/kafka/index.ts";
 import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
+import { brokers, quiet } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 import { type StageProcess, startStage } from "../support/stages.ts";
-
-export const brokers = infraUrls.kafkaBrokers;
-export const quiet = createLogger("test", 40);
 
 export interface AggregatorTopics {
   input: string;
@@ -105,35 +101,3 @@ export function decodeReady(record: ConsumedRecord): NotificationReady {
 }
 
 export const text = (bytes: Uint8Array | null | undefined) => (bytes ? new TextDecoder().decode(bytes) : "");
-
-/** Reads a topic from the start in the background until `stop()`, keeping every record. */
-export class TopicReader {
-  readonly records: ConsumedRecord[] = [];
-  readonly #consumer: Consumer;
-  #running = true;
-  readonly #loop: Promise<void>;
-
-  constructor(topic: string) {
-    const consumer = new Consumer({ brokers, groupId: uniqueName("reader"), topics: [topic], logger: quiet });
-    this.#consumer = consumer;
-    this.#loop = (async () => {
-      while (this.#running) this.records.push(...(await consumer.consume(2000, 50)));
-    })();
-  }
-
-  /** Waits until `check(records)` holds; false on timeout. */
-  async until(check: (records: readonly ConsumedRecord[]) => boolean, timeoutMs: number): Promise<boolean> {
-    const deadline = performance.now() + timeoutMs;
-    while (performance.now() < deadline) {
-      if (check(this.records)) return true;
-      await Bun.sleep(25);
-    }
-    return check(this.records);
-  }
-
-  async stop(): Promise<void> {
-    this.#running = false;
-    await this.#loop;
-    await this.#consumer.close();
-  }
-}

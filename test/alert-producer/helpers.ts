@@ -6,13 +6,10 @@ import { fromBinary } from "@bufbuild/protobuf";
 import type { Subprocess } from "bun";
 import { type AlertNew, AlertNewSchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, Consumer } from "../../src/kafka/index.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
-import { createLogger } from "../../src/runtime/log.ts";
+import { brokers, quiet } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 import { type StageProcess, startStage, stopStage } from "../support/stages.ts";
 
-const brokers = infraUrls.kafkaBrokers;
-const quiet = createLogger("test", 40);
 const repoRoot = new URL("../..", import.meta.url).pathname;
 export const mainPath = "src/stages/alert-producer/main.ts";
 

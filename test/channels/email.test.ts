@@ -1,72 +1,47 @@
-// A real SMTP server (npm smtp-server) on 127.0.0.1, port 0; nodemailer talks to it over plain TCP.
+// A real SMTP server (test/channels/smtp-sink.ts) on loopback; nodemailer talks to it over plain TCP.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SMTPServer } from "smtp-server";
 import { EmailChannel, type SmtpConfig, SmtpConfigError } from "../../src/channels/email.ts";
 import { endpoint, notification } from "./fixtures.ts";
+import { queuedReply, type SmtpSink, startSmtpSink } from "./smtp-sink.ts";
 
-interface ReceivedMail {
-  from: string;
-  to: string[];
-  raw: string;
-}
-
-const received: ReceivedMail[] = [];
 const smtpError = (responseCode: number, message: string) =>
   Object.assign(new Error(message), { responseCode });
 
-const server = new SMTPServer({
-  disabledCommands: ["STARTTLS"],
-  allowInsecureAuth: true,
-  authOptional: true,
-  onAuth(auth, _session, callback) {
-    if (auth.username === "alerts" && auth.password === "pa55word") callback(null, { user: auth.username });
-    else callback(smtpError(535, "Authentication failed"));
-  },
-  onRcptTo(address, _session, callback) {
-    if (address.address.startsWith("unknown")) callback(smtpError(550, "No such user here"));
-    else if (address.address.startsWith("greylisted"))
-      callback(smtpError(451, "Greylisted, try again later"));
-    else callback();
-  },
-  onData(stream, session, callback) {
-    const chunks: Buffer[] = [];
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("end", () => {
-      received.push({
-        from: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
-        to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
-        raw: Buffer.concat(chunks).toString("utf8"),
-      });
-      callback(null, "Queued as 1234");
-    });
-  },
-});
-
-let port = 0;
+let smtp: SmtpSink;
 const tempDir = mkdtempSync(join(tmpdir(), "email-channel-"));
 const channels: EmailChannel[] = [];
 
 beforeAll(async () => {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  port = (server.server.address() as AddressInfo).port;
+  smtp = await startSmtpSink({
+    allowInsecureAuth: true,
+    onAuth(auth, _session, callback) {
+      if (auth.username === "alerts" && auth.password === "pa55word") callback(null, { user: auth.username });
+      else callback(smtpError(535, "Authentication failed"));
+    },
+    onRcptTo(address, _session, callback) {
+      if (address.address.startsWith("unknown")) callback(smtpError(550, "No such user here"));
+      else if (address.address.startsWith("greylisted"))
+        callback(smtpError(451, "Greylisted, try again later"));
+      else callback();
+    },
+  });
 });
 afterAll(async () => {
   for (const channel of channels) channel.close();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await smtp.close();
   rmSync(tempDir, { recursive: true, force: true });
 });
 afterEach(() => {
-  received.length = 0;
+  smtp.received.length = 0;
 });
 
 function emailChannel(overrides: Partial<SmtpConfig> = {}, env: Record<string, string> = {}): EmailChannel {
   const config: SmtpConfig = {
     host: "127.0.0.1",
-    port,
+    port: smtp.port,
     security: "none",
     from: "Alerting <alerts@alerting.example>",
     timeoutMs: 2000,
@@ -116,9 +91,9 @@ describe("email delivery", () => {
 
     expect(result).toMatchObject({ outcome: "SUCCESS", retryable: false });
     expect(result.smtpReply).toStartWith("250");
-    expect(result.smtpReply).toContain("Queued as 1234");
-    expect(received).toHaveLength(1);
-    const [mail] = received;
+    expect(result.smtpReply).toContain(queuedReply);
+    expect(smtp.received).toHaveLength(1);
+    const [mail] = smtp.received;
     if (mail === undefined) throw new Error("no mail");
     expect(mail.from).toBe("alerts@alerting.example");
     expect(mail.to).toEqual(["ops@example.com", "oncall@example.com"]);
@@ -141,7 +116,7 @@ describe("email delivery", () => {
     const result = await emailChannel().deliver(endpoint("email", "unknown@example.com"), notification());
     expect(result).toMatchObject({ outcome: "PERMANENT", retryable: false });
     expect(result.smtpReply).toStartWith("550");
-    expect(received).toHaveLength(0);
+    expect(smtp.received).toHaveLength(0);
   });
 
   test("451 is retryable", async () => {
@@ -156,7 +131,7 @@ describe("email delivery", () => {
       notification(),
     );
     expect(result).toMatchObject({ outcome: "SUCCESS", error: "rejected recipients: unknown@example.com" });
-    expect(received[0]?.to).toEqual(["ops@example.com"]);
+    expect(smtp.received[0]?.to).toEqual(["ops@example.com"]);
   });
 
   test("no recipients is permanent", async () => {
@@ -199,11 +174,9 @@ describe("email delivery", () => {
   });
 
   test("an unreachable server is retryable", async () => {
-    const closed = new SMTPServer({ disabledCommands: ["STARTTLS"] });
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const closedPort = (closed.server.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const result = await emailChannel({ port: closedPort }).deliver(
+    const closed = await startSmtpSink();
+    await closed.close();
+    const result = await emailChannel({ port: closed.port }).deliver(
       endpoint("email", "ops@example.com"),
       notification(),
     );

@@ -1,7 +1,6 @@
 /**
  * Helpers for the stage integration tests in test/evaluator and test/rule-updater (stages are spawned
- * with test/support/stages.ts): topics, reading a topic back, scraping /metrics, building alerts and
- * writing snapshots.
+ * with test/support/stages.ts): topics, scraping /metrics, building alerts and writing snapshots.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { RedisClient } from "../../src/adapters/redis.ts";
@@ -9,15 +8,14 @@ import { type SnapshotKeys, writeSnapshotIfNewer } from "../../src/adapters/snap
 import type { Rule } from "../../src/core/matching/types.ts";
 import { buildSnapshot, encodeSnapshot } from "../../src/core/snapshot.ts";
 import { type AlertNew, AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
-import { Admin, type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
-import { createLogger } from "../../src/runtime/log.ts";
+import { Admin, type ConsumedRecord } from "../../src/kafka/index.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
-import { uniqueName } from "../support/names.ts";
-import { eventually, type StageProcess } from "../support/stages.ts";
+import { brokers, quiet } from "../support/kafka.ts";
+import type { StageProcess } from "../support/stages.ts";
 
-export const brokers = infraUrls.kafkaBrokers;
-export const quiet = createLogger("test", 40);
+// Re-exported for the evaluator and rule-updater tests, which import them from here.
+export { brokers, quiet, TopicReader } from "../support/kafka.ts";
+
 /** kill -9: no shutdown, no final commit. */
 export async function killStage(stage: StageProcess): Promise<void> {
   stage.process.kill("SIGKILL");
@@ -42,47 +40,6 @@ export async function createTopics(
     );
   } finally {
     admin.close();
-  }
-}
-
-/** Reads a topic from the start with its own group, keeping every record it has seen. */
-export class TopicReader {
-  readonly records: ConsumedRecord[] = [];
-  /** performance.now() at which each record (same index) was consumed. */
-  readonly receivedAt: number[] = [];
-  readonly #consumer: Consumer;
-  #running = true;
-  readonly #loop: Promise<void>;
-
-  constructor(topic: string) {
-    const consumer = new Consumer({
-      brokers,
-      groupId: uniqueName("test-reader"),
-      topics: [topic],
-      logger: quiet,
-    });
-    this.#consumer = consumer;
-    this.#loop = (async () => {
-      while (this.#running) {
-        const batch = await consumer.consume(1000, 20);
-        const now = performance.now();
-        for (const record of batch) {
-          this.records.push(record);
-          this.receivedAt.push(now);
-        }
-      }
-    })();
-  }
-
-  /** Waits until `check(records)` holds; false on timeout. */
-  until(check: (records: readonly ConsumedRecord[]) => boolean, timeoutMs = 10_000): Promise<boolean> {
-    return eventually(() => check(this.records), timeoutMs, 10);
-  }
-
-  async close(): Promise<void> {
-    this.#running = false;
-    await this.#loop;
-    await this.#consumer.close();
   }
 }
 

@@ -2,27 +2,13 @@
  * The Kafka client against the real broker started by ./dev: every test makes its own topic and
  * consumer group, and counts what was lost and what was delivered twice.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Admin, type ConsumedRecord, Consumer, KafkaError, Producer } from "../../src/kafka/index.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
-import { createLogger } from "../../src/runtime/log.ts";
+import { describe, expect, test } from "bun:test";
+import { type ConsumedRecord, Consumer, KafkaError, Producer } from "../../src/kafka/index.ts";
 import { countDeliveries, offsetGaps } from "../support/invariants.ts";
+import { brokers, kafkaClients, quiet } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 
-const brokers = infraUrls.kafkaBrokers;
-const quiet = createLogger("test", 40);
-let admin: Admin;
-let producer: Producer;
-
-beforeAll(() => {
-  admin = new Admin(brokers);
-  producer = new Producer({ brokers, logger: quiet });
-});
-
-afterAll(async () => {
-  await producer.close();
-  admin.close();
-});
+const { admin, producer } = kafkaClients();
 
 async function newTopic(partitions = 3): Promise<string> {
   const name = uniqueName("test-kafka");

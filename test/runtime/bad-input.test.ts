@@ -21,7 +21,8 @@ import { Admin, Consumer, Producer } from "../../src/kafka/index.ts";
 import { defaultRecordBytesMax } from "../../src/runtime/consume-loop.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
-import { brokers, headerText, metric, quiet, TopicReader, writeRules } from "../evaluator/helpers.ts";
+import { headerText, metric, writeRules } from "../evaluator/helpers.ts";
+import { brokers, quiet, TopicReader } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 import { eventually, type StageName, startStage, stopStage } from "../support/stages.ts";
 

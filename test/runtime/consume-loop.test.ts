@@ -2,31 +2,18 @@
  * The shared stage loop against the real broker: outputs acknowledged before commits, invalid
  * records dead-lettered with their reason, an abandoned batch redelivered, nothing lost.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { Admin, type ConsumedRecord, Consumer, Producer } from "../../src/kafka/index.ts";
+import { expect, test } from "bun:test";
+import { type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
 import { ConsumeLoop, type Processor } from "../../src/runtime/consume-loop.ts";
 import { deadLetterHeaders, InvalidRecordError } from "../../src/runtime/dead-letter.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
-import { createLogger } from "../../src/runtime/log.ts";
 import { createStageMetrics } from "../../src/runtime/metrics.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { countDeliveries } from "../support/invariants.ts";
+import { brokers, kafkaClients, quiet } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 
-const brokers = infraUrls.kafkaBrokers;
-const quiet = createLogger("test", 40);
 const text = (bytes: Uint8Array | null) => (bytes ? new TextDecoder().decode(bytes) : "");
-let admin: Admin;
-let producer: Producer;
-
-beforeAll(() => {
-  admin = new Admin(brokers);
-  producer = new Producer({ brokers, logger: quiet });
-});
-afterAll(async () => {
-  await producer.close();
-  admin.close();
-});
+const { admin, producer } = kafkaClients();
 
 async function topics() {
   const input = uniqueName("test-loop-in");

@@ -1,27 +1,14 @@
 /** Listing and replaying a dead-letter topic against the real broker. */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { Admin, Consumer, Producer } from "../../src/kafka/index.ts";
+import { expect, test } from "bun:test";
+import { Consumer } from "../../src/kafka/index.ts";
 import { toDeadLetter as deadLetterRecord, InvalidRecordError } from "../../src/runtime/dead-letter.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
-import { createLogger } from "../../src/runtime/log.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
 import { listDeadLetters, replayDeadLetters } from "../../src/setup/dead-letters.ts";
+import { brokers, kafkaClients, quiet } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 
-const brokers = infraUrls.kafkaBrokers;
-const quiet = createLogger("test", 40);
 const utf8 = new TextEncoder();
-let admin: Admin;
-let producer: Producer;
-
-beforeAll(() => {
-  admin = new Admin(brokers);
-  producer = new Producer({ brokers, logger: quiet });
-});
-afterAll(async () => {
-  await producer.close();
-  admin.close();
-});
+const { admin, producer } = kafkaClients();
 
 test("dead letters are listed with their reason and replayed once to their source topic", async () => {
   const source = uniqueName("test-dlq-source");

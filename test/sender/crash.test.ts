@@ -7,9 +7,9 @@
 import { afterAll, expect, test } from "bun:test";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { Producer } from "../../src/kafka/index.ts";
-import { brokers, quiet } from "../aggregator/support.ts";
 import { HttpSink } from "../channels/sink.ts";
 import { countDeliveries } from "../support/invariants.ts";
+import { brokers, quiet } from "../support/kafka.ts";
 import { eventually, type StageProcess, stopStage } from "../support/stages.ts";
 import { deliveriesOf, readyRecord, rowsById, senderTopic, settled, startSender, tenant } from "./support.ts";
 

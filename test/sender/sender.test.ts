@@ -8,9 +8,10 @@ import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { webhookSignature } from "../../src/channels/webhook.ts";
 import { Producer } from "../../src/kafka/index.ts";
-import { brokers, quiet } from "../aggregator/support.ts";
 import { HttpSink, type ReceivedRequest } from "../channels/sink.ts";
+import { queuedReply, type ReceivedMail, startSmtpSink } from "../channels/smtp-sink.ts";
 import { countDeliveries } from "../support/invariants.ts";
+import { brokers, quiet } from "../support/kafka.ts";
 import { type StageProcess, stopStage } from "../support/stages.ts";
 import {
   deliveriesOf,
@@ -21,7 +22,6 @@ import {
   senderTopic,
   settled,
   startSender,
-  startSmtpServer,
   tenant,
 } from "./support.ts";
 
@@ -310,7 +310,7 @@ test("attempts exhausted (DELIVERY_ATTEMPTS_MAX=2, always 503) -> FAILED", async
 }, 30_000);
 
 test("email through a real SMTP server on loopback -> one message to every recipient, SENT", async () => {
-  const smtp = await startSmtpServer();
+  const smtp = await startSmtpSink();
   try {
     const t = await tenant(sql, "snd-email");
     const ruleId = await t.rule();
@@ -328,7 +328,7 @@ test("email through a real SMTP server on loopback -> one message to every recip
     await Bun.sleep(300);
     expect(await rowOf(sql, id)).toMatchObject({ status: "SENT", attempts: 1, last_error: null });
     expect(smtp.received).toHaveLength(1);
-    const mail = smtp.received[0] as { from: string; to: string[]; raw: string };
+    const mail = smtp.received[0] as ReceivedMail;
     expect(mail.from).toBe("alerts@alerting.example");
     expect(mail.to).toEqual(["ops@example.com", "oncall@example.com"]);
     expect(mail.raw).toContain("Subject: [HIGH] cpu-high");
@@ -337,7 +337,7 @@ test("email through a real SMTP server on loopback -> one message to every recip
     expect(deliveries).toHaveLength(1);
     expect(deliveries[0]).toMatchObject({ endpoint_id: endpointId, channel: "email", outcome: "SUCCESS" });
     expect(deliveries[0]?.smtp_reply).toStartWith("250");
-    expect(deliveries[0]?.smtp_reply).toContain("Queued as 4242");
+    expect(deliveries[0]?.smtp_reply).toContain(queuedReply);
   } finally {
     // The sender's pooled SMTP connections must close before the server can.
     for (const stage of running.splice(0)) expect(await stopStage(stage)).toBe(0);

@@ -1,17 +1,15 @@
 /**
  * Helpers for the sender's integration tests: a notifications.ready topic per test, rows inserted
- * with SQL the way the rule service and the aggregator write them, NotificationReady records, and a
- * real SMTP server on loopback.
+ * with SQL the way the rule service and the aggregator write them, and NotificationReady records.
  */
 
-import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { SMTPServer } from "smtp-server";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, type ProduceRecord } from "../../src/kafka/index.ts";
 import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
-import { brokers, ownedPartitions, quiet } from "../aggregator/support.ts";
+import { ownedPartitions } from "../aggregator/support.ts";
+import { brokers, quiet } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 import { eventually, type StageProcess, startStage } from "../support/stages.ts";
 
@@ -184,41 +182,4 @@ export function deliveriesOf(sql: Sql, ids: readonly string[]): Promise<Delivery
     SELECT notification_id::text, endpoint_id::text, channel, outcome, http_status, smtp_reply, latency_ms, error,
            attempted_at
     FROM deliveries WHERE notification_id = ANY(${ids as string[]}::bigint[]) ORDER BY id`;
-}
-
-export interface ReceivedMail {
-  from: string;
-  to: string[];
-  raw: string;
-}
-
-/** A real SMTP server on 127.0.0.1 (no TLS, no auth) that records what it accepts. */
-export async function startSmtpServer(): Promise<{
-  port: number;
-  received: ReceivedMail[];
-  close(): Promise<void>;
-}> {
-  const received: ReceivedMail[] = [];
-  const server = new SMTPServer({
-    disabledCommands: ["STARTTLS", "AUTH"],
-    authOptional: true,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-      stream.on("end", () => {
-        received.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
-          to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
-          raw: Buffer.concat(chunks).toString("utf8"),
-        });
-        callback(null, "Queued as 4242");
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.server.address() as AddressInfo).port,
-    received,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
 }

@@ -2,7 +2,7 @@
 import { api, type Client, type Page, query } from "./api.ts";
 import type { Context } from "./context.ts";
 import { field, formatTime, h, replace } from "./dom.ts";
-import { busy, errorBox, okBox, pagedTable } from "./widgets.ts";
+import { actionForm, errorBox, okBox, pagedTable } from "./widgets.ts";
 
 export function clientsPage(ctx: Context, root: HTMLElement): undefined {
   const message = h("div", { "data-testid": "clients-message" });
@@ -61,29 +61,25 @@ export function clientsPage(ctx: Context, root: HTMLElement): undefined {
   });
   const out = h("div", { "data-testid": "client-create-message" });
   const submit = h("button", { type: "submit", "data-testid": "client-create-submit" }, "Create client");
-  const form = h(
-    "form",
+  const form = actionForm(
     {
-      class: "card form",
-      onsubmit: (event: Event) => {
-        event.preventDefault();
-        void busy(submit, out, async () => {
-          const client = await api<Client>("POST", "/api/v1/clients", { name: name.value });
-          name.value = "";
-          await table.reset();
-          return [
-            "Client ",
-            h("strong", null, client.name),
-            " created: ",
-            h("code", null, client.id),
-            newKeyButton(client),
-          ];
-        });
+      submit,
+      out,
+      action: async () => {
+        const client = await api<Client>("POST", "/api/v1/clients", { name: name.value });
+        name.value = "";
+        await table.reset();
+        return [
+          "Client ",
+          h("strong", null, client.name),
+          " created: ",
+          h("code", null, client.id),
+          newKeyButton(client),
+        ];
       },
     },
     h("h2", null, "New client"),
     h("div", { class: "row" }, field("name", name), submit),
-    out,
   );
   replace(root, h("div", { class: "page-head" }, h("h1", null, "Clients")), form, message, table.el);
   return undefined;

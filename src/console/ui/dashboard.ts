@@ -1,20 +1,11 @@
 /** The live dashboard: stage charts from the server's scrape ring, notification and delivery stats. */
+// The server's JSON shape, imported so the two cannot drift (a type import: nothing reaches the bundle).
+import type { StageSeries } from "../stage-metrics.ts";
 import { api } from "./api.ts";
 import { barChart, lineChart, palette, type Series } from "./charts.ts";
 import type { Context } from "./context.ts";
 import { formatNumber, h, replace } from "./dom.ts";
 import { errorBox } from "./widgets.ts";
-
-interface StageSeries {
-  name: string;
-  url: string;
-  up: boolean;
-  last_error: string | null;
-  ready: boolean | null;
-  rules_version_applied: number | null;
-  dead_lettered_total: number | null;
-  points: { t: number; consumed_per_s: number | null; produced_per_s: number | null; lag: number | null }[];
-}
 
 interface Stats {
   minutes: number;

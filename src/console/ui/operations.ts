@@ -1,8 +1,10 @@
 /** Admin operations: the dead-letter topics (list, replay) and the load generator. */
+// The server's JSON shape, imported so the two cannot drift (a type import: nothing reaches the bundle).
+import type { LoadStatus } from "../load-runner.ts";
 import { api } from "./api.ts";
 import type { Context } from "./context.ts";
 import { field, formatNumber, formatTime, h, replace } from "./dom.ts";
-import { busy, errorBox } from "./widgets.ts";
+import { actionForm, busy, errorBox } from "./widgets.ts";
 
 interface DeadLetterTopic {
   topic: string;
@@ -187,26 +189,6 @@ export function deadLettersPage(_ctx: Context, root: HTMLElement): undefined {
   return undefined;
 }
 
-interface LoadStatus {
-  running: boolean;
-  run_id: string | null;
-  topic: string;
-  limits: { rate_max: number; duration_max_s: number };
-  started_at: string | null;
-  progress: {
-    sent: number;
-    acknowledged: number;
-    errors: number;
-    backlog: number;
-    elapsedMs: number;
-    remainingMs: number | undefined;
-    rate_per_s: number;
-    total: number;
-  } | null;
-  summary: { acknowledged: number; errors: number; durationMs: number; interrupted: boolean } | null;
-  error: string | null;
-}
-
 export function loadPage(_ctx: Context, root: HTMLElement): () => void {
   const rate = h("input", {
     type: "number",
@@ -317,25 +299,22 @@ export function loadPage(_ctx: Context, root: HTMLElement): () => void {
       return "Stopping: nothing more is sent; what was sent is awaited.";
     });
   });
-  const form = h(
-    "form",
+  const form = actionForm(
     {
-      class: "card form",
-      onsubmit: (event: Event) => {
-        event.preventDefault();
-        void busy(start, out, async () => {
-          const status = await api<LoadStatus>("POST", "/api/v1/console/load", {
-            rate: Number(rate.value),
-            duration_s: Number(duration.value),
-            severities: severities.value,
-            sources: sources.value,
-            names: names.value,
-            context: context.value,
-          });
-          render(status);
-          follow();
-          return null;
+      submit: start,
+      out,
+      action: async () => {
+        const status = await api<LoadStatus>("POST", "/api/v1/console/load", {
+          rate: Number(rate.value),
+          duration_s: Number(duration.value),
+          severities: severities.value,
+          sources: sources.value,
+          names: names.value,
+          context: context.value,
         });
+        render(status);
+        follow();
+        return null;
       },
     },
     h("h2", null, "Generate alerts"),
@@ -354,7 +333,6 @@ export function loadPage(_ctx: Context, root: HTMLElement): () => void {
       field("context", context),
     ),
     h("div", { class: "row" }, start, stop),
-    out,
   );
   replace(root, h("div", { class: "page-head" }, h("h1", null, "Load generator")), form, progressEl);
   void poll().then((status) => {

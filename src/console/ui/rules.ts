@@ -3,6 +3,7 @@ import { ApiError, api, type Endpoint, type Page, query, type Rule } from "./api
 import type { Context } from "./context.ts";
 import { field, formatTime, h, replace } from "./dom.ts";
 import {
+  actionForm,
   badge,
   busy,
   clientName,
@@ -274,28 +275,25 @@ export function rulesPage(ctx: Context, root: HTMLElement): undefined {
   const createEnabled = h("input", { type: "checkbox", checked: true });
   const createOut = h("div", { "data-testid": "rule-create-message" });
   const createButton = h("button", { type: "submit", "data-testid": "rule-create-submit" }, "Create rule");
-  const createForm = h(
-    "form",
+  const createForm = actionForm(
     {
-      class: "card form",
-      onsubmit: (event: Event) => {
-        event.preventDefault();
-        void busy(createButton, createOut, async () => {
-          const rule = await api<Rule>("POST", "/api/v1/rules", {
-            ...(admin ? { client_id: createClient.value() } : {}),
-            severity: createSeverity.value,
-            source: createSource.value,
-            name: createName.value,
-            enabled: createEnabled.checked,
-          });
-          await table.reset();
-          return [
-            "Rule created: ",
-            shortId(rule.id),
-            " ",
-            h("a", { href: `#endpoints/${rule.id}` }, "add endpoints →"),
-          ];
+      submit: createButton,
+      out: createOut,
+      action: async () => {
+        const rule = await api<Rule>("POST", "/api/v1/rules", {
+          ...(admin ? { client_id: createClient.value() } : {}),
+          severity: createSeverity.value,
+          source: createSource.value,
+          name: createName.value,
+          enabled: createEnabled.checked,
         });
+        await table.reset();
+        return [
+          "Rule created: ",
+          shortId(rule.id),
+          " ",
+          h("a", { href: `#endpoints/${rule.id}` }, "add endpoints →"),
+        ];
       },
     },
     h("h2", null, "New rule"),
@@ -310,7 +308,6 @@ export function rulesPage(ctx: Context, root: HTMLElement): undefined {
       h("label", { class: "check" }, createEnabled, " enabled"),
       createButton,
     ),
-    createOut,
   );
 
   const filter = admin
@@ -423,23 +420,20 @@ export function endpointsPage(ctx: Context, root: HTMLElement, params: string[])
   const secret = h("input", { placeholder: "optional, webhook only (16+ chars)", type: "password" });
   const out = h("div", { "data-testid": "endpoint-create-message" });
   const submit = h("button", { type: "submit", "data-testid": "endpoint-create-submit" }, "Add endpoint");
-  const form = h(
-    "form",
+  const form = actionForm(
     {
-      class: "card form",
-      onsubmit: (event: Event) => {
-        event.preventDefault();
-        void busy(submit, out, async () => {
-          await api("POST", `/api/v1/rules/${ruleId}/endpoints`, {
-            type: type.value,
-            value: value.value,
-            ...(secret.value ? { secret: secret.value } : {}),
-          });
-          value.value = "";
-          secret.value = "";
-          await table.reset();
-          return "Endpoint added.";
+      submit,
+      out,
+      action: async () => {
+        await api("POST", `/api/v1/rules/${ruleId}/endpoints`, {
+          type: type.value,
+          value: value.value,
+          ...(secret.value ? { secret: secret.value } : {}),
         });
+        value.value = "";
+        secret.value = "";
+        await table.reset();
+        return "Endpoint added.";
       },
     },
     h("h2", null, "New endpoint"),
@@ -451,7 +445,6 @@ export function endpointsPage(ctx: Context, root: HTMLElement, params: string[])
       field("signing secret", secret),
       submit,
     ),
-    out,
   );
   replace(
     root,

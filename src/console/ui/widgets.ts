@@ -125,6 +125,22 @@ export async function busy(button: HTMLButtonElement, out: HTMLElement, action: 
   }
 }
 
+/**
+ * A card form whose submit runs `action` through busy(): `submit` (placed by the caller among
+ * `content`) is disabled meanwhile, and the outcome shows in `out`, which ends the form.
+ */
+export function actionForm(
+  options: { submit: HTMLButtonElement; out: HTMLElement; action: () => Promise<Child> },
+  ...content: Child[]
+): HTMLFormElement {
+  const { submit, out, action } = options;
+  const onsubmit = (event: Event) => {
+    event.preventDefault();
+    void busy(submit, out, action);
+  };
+  return h("form", { class: "card form", onsubmit }, ...content, out);
+}
+
 interface ClientRef {
   id: string;
   name: string;

@@ -12,11 +12,12 @@
  */
 import type { Server } from "bun";
 import { Counter } from "prom-client";
-import { RequestRateLimiter, retryAfterSeconds, type TokenRate } from "../../core/rate-limit.ts";
+import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
 import type { ProduceRecord } from "../../kafka/index.ts";
-import { readJsonBody } from "../../runtime/json-body.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { StageMetrics } from "../../runtime/metrics.ts";
+// The rule service's HTTP error, JSON body reader and 429, so both HTTP surfaces fail alike.
+import { HttpError, rateLimited, readJsonBody } from "../rule-service/http.ts";
 import { mapAlertmanagerAlerts } from "./alertmanager.ts";
 import { type Alert, alertRecord, effectiveAlertId } from "./alerts.ts";
 import { parseV1Alerts } from "./ingest-v1.ts";
@@ -47,18 +48,6 @@ export interface Ingest {
   drain(timeoutMs: number): Promise<void>;
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly fields?: FieldErrors,
-    readonly headers?: Record<string, string>,
-  ) {
-    super(message);
-  }
-}
-
 type Api = "v1" | "v2";
 
 export function createIngest(options: IngestOptions): Ingest {
@@ -76,20 +65,11 @@ export function createIngest(options: IngestOptions): Ingest {
   async function accept(api: Api, request: Request, peer: Peer): Promise<Response> {
     // Charged before anything else, so refusing a flood costs no parsing.
     const admission = limiter.tryTake(peer.requestIP(request)?.address ?? "unknown");
-    if (!admission.allowed) {
-      const seconds = retryAfterSeconds(admission.retryAfterMs);
-      throw new HttpError(429, "rate_limited", `too many requests, retry in ${seconds} s`, undefined, {
-        "retry-after": String(seconds),
-      });
-    }
+    if (!admission.allowed) throw rateLimited(admission.retryAfterMs);
     if (request.method !== "POST")
-      throw new HttpError(405, "method_not_allowed", "use POST", undefined, { allow: "POST" });
+      throw new HttpError(405, "method_not_allowed", "use POST", { headers: { allow: "POST" } });
     if (draining) throw new HttpError(503, "shutting_down", "the service is shutting down, retry");
-    const body = await readJsonBody(
-      request,
-      options.bodyLimitBytes,
-      (status, code, message) => new HttpError(status, code, message),
-    );
+    const body = await readJsonBody(request, options.bodyLimitBytes);
     if (Array.isArray(body) && body.length > alertsPerRequestMax)
       throw new HttpError(413, "too_many_alerts", `at most ${alertsPerRequestMax} alerts per request`);
     const nowMs = clockMs();
@@ -99,7 +79,9 @@ export function createIngest(options: IngestOptions): Ingest {
         : mapAlertmanagerAlerts(body, { sourceLabel: options.sourceLabel, nowMs });
     const { records, alertIds } = encode(alerts, options.topic, Array.isArray(body), errors);
     if (errors.count > 0) {
-      throw new HttpError(400, "invalid_alerts", `${errors.count} invalid field(s)`, errors);
+      throw new HttpError(400, "invalid_alerts", `${errors.count} invalid field(s)`, {
+        fields: errors.toJSON(),
+      });
     }
     try {
       await options.send(records);

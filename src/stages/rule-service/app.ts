@@ -126,5 +126,5 @@ function answeringErrors(handle: Handler): Handler {
 
 function methodNotAllowed(allowed: string[]): HttpError {
   const list = allowed.join(", ");
-  return new HttpError(405, "method_not_allowed", `allowed: ${list}`, undefined, undefined, { allow: list });
+  return new HttpError(405, "method_not_allowed", `allowed: ${list}`, { headers: { allow: list } });
 }

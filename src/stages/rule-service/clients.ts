@@ -4,7 +4,7 @@ import { deleteClient, findClient, insertClient, listClients, updateClient } fro
 import { deleteQuery, timestampJsonSchema, uuidJsonSchema, versionField } from "./fields.ts";
 import { notFound } from "./http.ts";
 import { decodeCursor, pageJsonSchema, pageLimitDefault, pageQueryFields, toPage } from "./pagination.ts";
-import { defineRoute, type Route } from "./route.ts";
+import { defineRoute, type Route, updateRoutes } from "./route.ts";
 import type { ObjectSchema } from "./schema.ts";
 
 const name = { type: "string", minLength: 1, maxLength: 200 } as const;
@@ -39,8 +39,6 @@ const apiKeySchema = {
 
 export function clientRoutes(sql: Sql): Route[] {
   const base = "/api/v1/clients";
-  const update = async (scope: string | null, id: string, body: { name?: string; version: number }) =>
-    updateClient(sql, scope, id, body.version, body.name);
   return [
     defineRoute({
       method: "POST",
@@ -79,27 +77,13 @@ export function clientRoutes(sql: Sql): Route[] {
         return client;
       },
     }),
-    defineRoute({
-      method: "PUT",
-      path: `${base}/:id`,
-      operationId: "replaceClient",
-      summary: "Replace a client",
-      access: "tenant",
-      idKind: "uuid",
-      body: putBody,
-      response: { status: 200, schema: clientSchema },
-      handle: ({ principal, id, body }) => update(scopeOf(principal), id, body),
-    }),
-    defineRoute({
-      method: "PATCH",
-      path: `${base}/:id`,
-      operationId: "updateClient",
-      summary: "Update a client",
-      access: "tenant",
-      idKind: "uuid",
-      body: patchBody,
-      response: { status: 200, schema: clientSchema },
-      handle: ({ principal, id, body }) => update(scopeOf(principal), id, body),
+    ...updateRoutes({
+      base,
+      resource: "Client",
+      put: putBody,
+      patch: patchBody,
+      schema: clientSchema,
+      update: (scope, id, body) => updateClient(sql, scope, id, body.version, body.name),
     }),
     defineRoute({
       method: "DELETE",

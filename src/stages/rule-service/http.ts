@@ -3,42 +3,45 @@ import { readJsonBody as readSharedJsonBody } from "../../runtime/json-body.ts";
 /** Field name -> why it was rejected. */
 export type FieldErrors = Record<string, string>;
 
+/**
+ * An error answered as `{error: {code, message, fields, ...details}}` with `status` and `headers`.
+ * The rule service, the console and the alert-producer's ingest all throw it.
+ */
 export class HttpError extends Error {
+  readonly fields?: FieldErrors;
+  /** Extra members of the error object, e.g. `current_version` on a version conflict. */
+  readonly details?: Record<string, unknown>;
+  readonly headers?: Record<string, string>;
+
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
-    readonly fields?: FieldErrors,
-    /** Extra members of the error object, e.g. `current_version` on a version conflict. */
-    readonly details?: Record<string, unknown>,
-    readonly headers?: Record<string, string>,
+    extra: { fields?: FieldErrors; details?: Record<string, unknown>; headers?: Record<string, string> } = {},
   ) {
     super(message);
+    this.fields = extra.fields;
+    this.details = extra.details;
+    this.headers = extra.headers;
   }
 }
 
 export const badRequest = (message: string, fields: FieldErrors): HttpError =>
-  new HttpError(400, "invalid_request", message, fields);
+  new HttpError(400, "invalid_request", message, { fields });
 
 export const notFound = (what: string, fields?: FieldErrors): HttpError =>
-  new HttpError(404, "not_found", `${what} not found`, fields);
+  new HttpError(404, "not_found", `${what} not found`, { fields });
 
 export const versionConflict = (currentVersion: number): HttpError =>
-  new HttpError(409, "version_conflict", "the resource was changed since it was read", undefined, {
-    current_version: currentVersion,
+  new HttpError(409, "version_conflict", "the resource was changed since it was read", {
+    details: { current_version: currentVersion },
   });
 
 export function rateLimited(retryAfterMs: number): HttpError {
   const seconds = retryAfterSeconds(retryAfterMs);
-  const headers = { "retry-after": String(seconds) };
-  return new HttpError(
-    429,
-    "rate_limited",
-    `too many requests, retry in ${seconds} s`,
-    undefined,
-    undefined,
-    headers,
-  );
+  return new HttpError(429, "rate_limited", `too many requests, retry in ${seconds} s`, {
+    headers: { "retry-after": String(seconds) },
+  });
 }
 
 export function json(status: number, body: unknown, headers?: Record<string, string>): Response {
@@ -66,7 +69,7 @@ const constraintErrors: Record<string, () => HttpError> = {
 };
 
 function conflict(fields: FieldErrors): HttpError {
-  return new HttpError(409, "conflict", "a resource with these fields already exists", fields);
+  return new HttpError(409, "conflict", "a resource with these fields already exists", { fields });
 }
 
 function isPostgresError(error: unknown): error is { code: string; constraint_name?: string } {

@@ -1,4 +1,4 @@
-import type { Principal } from "./auth.ts";
+import { type Principal, scopeOf } from "./auth.ts";
 import type { Infer, JsonSchema, ObjectSchema } from "./schema.ts";
 
 type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -40,4 +40,44 @@ export function defineRoute<
   Q extends ObjectSchema | undefined = undefined,
 >(spec: RouteSpec<B, Q>): Route {
   return spec as unknown as Route;
+}
+
+/**
+ * A resource's PUT (every field) and PATCH (some fields) under `${base}/:id`: both carry the version
+ * last read and answer with the updated resource, so they differ only in the body they accept.
+ */
+export function updateRoutes<P extends ObjectSchema, Q extends ObjectSchema>(spec: {
+  base: string;
+  /** Capitalized, as in the operation ids: "Rule" gives replaceRule and updateRule. */
+  resource: string;
+  put: P;
+  patch: Q;
+  schema: JsonSchema;
+  update(scope: string | null, id: string, body: Parsed<P> | Parsed<Q>): Promise<unknown>;
+}): Route[] {
+  const noun = spec.resource.toLowerCase();
+  const common = {
+    path: `${spec.base}/:id`,
+    access: "tenant",
+    idKind: "uuid",
+    response: { status: 200, schema: spec.schema },
+  } as const;
+  return [
+    defineRoute<P>({
+      ...common,
+      method: "PUT",
+      operationId: `replace${spec.resource}`,
+      summary: `Replace a ${noun}`,
+      body: spec.put,
+      handle: ({ principal, id, body }) => spec.update(scopeOf(principal), id, body),
+    }),
+    defineRoute<Q>({
+      ...common,
+      method: "PATCH",
+      operationId: `update${spec.resource}`,
+      summary: `Update some fields of a ${noun}`,
+      body: spec.patch,
+      handle: ({ principal, id, body }) => spec.update(scopeOf(principal), id, body),
+    }),
+  ];
 }

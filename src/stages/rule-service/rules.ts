@@ -3,16 +3,8 @@ import { scopeOf } from "./auth.ts";
 import { deleteQuery, timestampJsonSchema, uuidJsonSchema, versionField } from "./fields.ts";
 import { badRequest, notFound } from "./http.ts";
 import { decodeCursor, pageJsonSchema, pageLimitDefault, pageQueryFields, toPage } from "./pagination.ts";
-import { defineRoute, type Route } from "./route.ts";
-import {
-  deleteRule,
-  findRule,
-  insertRule,
-  listRules,
-  type RuleFields,
-  severities,
-  updateRule,
-} from "./rules-store.ts";
+import { defineRoute, type Route, updateRoutes } from "./route.ts";
+import { deleteRule, findRule, insertRule, listRules, severities, updateRule } from "./rules-store.ts";
 import type { ObjectSchema } from "./schema.ts";
 
 const ruleFields = {
@@ -75,10 +67,6 @@ const ruleSchema = {
 
 export function ruleRoutes(sql: Sql): Route[] {
   const base = "/api/v1/rules";
-  const update = (scope: string | null, id: string, body: { version: number } & Partial<RuleFields>) => {
-    const { version, ...changes } = body;
-    return sql.begin((tx) => updateRule(tx, scope, id, version, changes));
-  };
   return [
     defineRoute({
       method: "POST",
@@ -132,27 +120,14 @@ export function ruleRoutes(sql: Sql): Route[] {
         return rule;
       },
     }),
-    defineRoute({
-      method: "PUT",
-      path: `${base}/:id`,
-      operationId: "replaceRule",
-      summary: "Replace a rule",
-      access: "tenant",
-      idKind: "uuid",
-      body: putBody,
-      response: { status: 200, schema: ruleSchema },
-      handle: ({ principal, id, body }) => update(scopeOf(principal), id, body),
-    }),
-    defineRoute({
-      method: "PATCH",
-      path: `${base}/:id`,
-      operationId: "updateRule",
-      summary: "Update some fields of a rule",
-      access: "tenant",
-      idKind: "uuid",
-      body: patchBody,
-      response: { status: 200, schema: ruleSchema },
-      handle: ({ principal, id, body }) => update(scopeOf(principal), id, body),
+    ...updateRoutes({
+      base,
+      resource: "Rule",
+      put: putBody,
+      patch: patchBody,
+      schema: ruleSchema,
+      update: (scope, id, { version, ...changes }) =>
+        sql.begin((tx) => updateRule(tx, scope, id, version, changes)),
     }),
     defineRoute({
       method: "DELETE",
