@@ -41,7 +41,8 @@ export class HttpTransport {
     }
     try {
       for (let hop = 0; ; hop++) {
-        const verdict = await abortable(this.options.guard.check(target), signal);
+        const { guard } = this.options;
+        const verdict = guard.recentVerdict(target) ?? (await abortable(guard.check(target), signal));
         if (!verdict.allowed) {
           return toDeliveryResult({ outcome: "PERMANENT", reason: verdict.reason }, elapsedMs());
         }
@@ -63,9 +64,12 @@ export class HttpTransport {
           continue;
         }
         const decision = classifyHttpStatus(response.status, response.headers);
-        const text = await readCappedText(response);
         const httpStatus = response.status;
-        if (decision.outcome === "SUCCESS") return toDeliveryResult(decision, elapsedMs(), { httpStatus });
+        if (decision.outcome === "SUCCESS") {
+          await discardBody(response);
+          return toDeliveryResult(decision, elapsedMs(), { httpStatus });
+        }
+        const text = await readCappedText(response);
         const snippet = text.replace(/\s+/g, " ").trim().slice(0, errorSnippetCharsMax);
         const error = snippet === "" ? decision.reason : `${decision.reason}: ${snippet}`;
         return toDeliveryResult(decision, elapsedMs(), { httpStatus, error });
@@ -119,6 +123,13 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/** Reads and drops a body (so the connection goes back to the pool), natively when it is small. */
+async function discardBody(response: Response): Promise<void> {
+  const length = Number(response.headers.get("content-length") ?? Number.NaN);
+  if (length <= responseBytesMax) await response.arrayBuffer();
+  else await readCappedText(response);
 }
 
 async function readCappedText(response: Response): Promise<string> {

@@ -120,6 +120,35 @@ describe("SsrfGuard", () => {
     await expect(guard.check(new URL("https://empty.example/"))).rejects.toMatchObject({ code: "ENOTFOUND" });
   });
 
+  test("a verdict is reused for 5 s per scheme and host, then the host is resolved and checked again", async () => {
+    let answer = "93.184.216.34";
+    let lookups = 0;
+    let nowMs = 0;
+    const guard = new SsrfGuard(
+      {},
+      async () => {
+        lookups++;
+        return [answer];
+      },
+      () => nowMs,
+    );
+    const url = new URL("https://rebinding.example/hook");
+    expect(guard.recentVerdict(url)).toBeUndefined();
+    expect(await guard.check(url)).toEqual({ allowed: true, addresses: ["93.184.216.34"] });
+    answer = "127.0.0.1";
+    nowMs = 4999;
+    // The cached verdict names the address it checked: a request using it connects there, not to 127.0.0.1.
+    expect(guard.recentVerdict(url)).toEqual({ allowed: true, addresses: ["93.184.216.34"] });
+    expect(guard.recentVerdict(new URL("http://rebinding.example/hook"))).toBeUndefined();
+    nowMs = 5000;
+    expect(guard.recentVerdict(url)).toBeUndefined();
+    expect(await guard.check(url)).toMatchObject({
+      allowed: false,
+      reason: expect.stringContaining("loopback"),
+    });
+    expect(lookups).toBe(2);
+  });
+
   test("a malformed allow-list is a configuration error", () => {
     for (const cidr of ["10.0.0.0/33", "10.0.0.0/x", "nonsense/8", "::/129"]) {
       expect(() => new SsrfGuard({ cidrs: [cidr] })).toThrow(RangeError);

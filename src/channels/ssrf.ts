@@ -63,21 +63,41 @@ export function forbiddenRangeOf(address: string): string | undefined {
   return forbiddenRanges.find(([, cidr]) => contains(cidr, reached))?.[0];
 }
 
+/** How long a host's verdict is reused, and for how many hosts at most. */
+const verdictTtlMs = 5000;
+const verdictsCachedMax = 4096;
+
 export class SsrfGuard {
   private readonly allowedCidrs: Cidr[];
   private readonly allowedHosts: Set<string>;
+  /**
+   * Recent verdicts by host: a sender posts to the same few hosts thousands of times a second.
+   * Reusing one for a few seconds is safe because requests connect to the addresses it lists.
+   */
+  private readonly verdicts = new Map<string, { verdict: GuardVerdict; expiresAtMs: number }>();
 
   constructor(
     allowList: AllowList = {},
     private readonly lookupAddresses: LookupAll = lookupAll,
+    private readonly nowMs: () => number = () => performance.now(),
   ) {
     this.allowedCidrs = (allowList.cidrs ?? []).map(parseCidr);
     this.allowedHosts = new Set((allowList.hosts ?? []).map(normalizeHost));
   }
 
+  /** A verdict for the URL's host decided within the last few seconds, if any. */
+  recentVerdict(url: URL): GuardVerdict | undefined {
+    const key = `${url.protocol}//${url.hostname}`;
+    const cached = this.verdicts.get(key);
+    if (cached === undefined) return undefined;
+    if (cached.expiresAtMs > this.nowMs()) return cached.verdict;
+    this.verdicts.delete(key);
+    return undefined;
+  }
+
   /**
    * Resolves the URL's host and decides; an allowed request must connect to the returned addresses
-   * only. DNS failures are thrown (the caller retries them).
+   * only. DNS failures are thrown (the caller retries them) and not remembered.
    */
   async check(url: URL): Promise<GuardVerdict> {
     if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -88,7 +108,13 @@ export class SsrfGuard {
     if (addresses.length === 0) {
       throw Object.assign(new Error(`no addresses for ${hostname}`), { code: "ENOTFOUND" });
     }
-    return this.decide(hostname, addresses);
+    const verdict = this.decide(hostname, addresses);
+    if (this.verdicts.size >= verdictsCachedMax) this.verdicts.clear();
+    this.verdicts.set(`${url.protocol}//${url.hostname}`, {
+      verdict,
+      expiresAtMs: this.nowMs() + verdictTtlMs,
+    });
+    return verdict;
   }
 
   /** The decision for already-resolved addresses: every one must be public or allow-listed. Pure. */
