@@ -1,13 +1,24 @@
 /**
  * Snapshot codec benchmark: `node_modules/.bin/bun bench/snapshot-codec.ts`. Targets: 1M rules build+encode < 1 s
  * (the updater's build+encode+write < 2 s), < 64 B/rule. Rules are bench/match.ts's workload, with fresh
- * strings per row as a database driver returns them. "evaluator load" is the evaluator's path from bytes
- * to a matcher: decodeSnapshot + CompiledMatcher.fromSnapshot; "old load" is decode + snapshotRules +
- * new CompiledMatcher(rules), the path it replaces.
+ * strings per row as a database driver returns them. "build" is buildSnapshot from Rule objects; "COPY
+ * parse" is the rule-updater's build, RuleCopyParser into a SnapshotBuilder, over the same rules' binary
+ * COPY output made in-process and fed in 64 KB pieces (the CPU it adds to Postgres and postgres.js).
+ * "evaluator load" is the evaluator's path from bytes to a matcher: decodeSnapshot +
+ * CompiledMatcher.fromSnapshot; "old load" is decode + snapshotRules + new CompiledMatcher(rules), the path
+ * it replaces.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
+import { RuleCopyParser } from "../src/adapters/rules-copy.ts";
+import { copyBytes } from "../src/adapters/rules-copy-test-support.ts";
 import { CompiledMatcher } from "../src/core/matching/compiled.ts";
-import { buildSnapshot, decodeSnapshot, encodeSnapshot, snapshotRules } from "../src/core/snapshot.ts";
+import {
+  buildSnapshot,
+  decodeSnapshot,
+  encodeSnapshot,
+  SnapshotBuilder,
+  snapshotRules,
+} from "../src/core/snapshot.ts";
 import { RulesSnapshotSchema } from "../src/gen/alerting/v1/rule_pb.ts";
 import { realisticRules, table } from "./match.ts";
 
@@ -22,6 +33,14 @@ const rows: string[][] = [];
 for (const count of [10_000, 100_000, 1_000_000]) {
   const rules = realisticRules(count);
   const [snapshot, buildMs] = time(() => buildSnapshot(rules, 42n, BigInt(Date.now())));
+  const copied = copyBytes(rules);
+  const [, copyParseMs] = time(() => {
+    const builder = new SnapshotBuilder();
+    const parser = new RuleCopyParser(builder);
+    for (let at = 0; at < copied.length; at += 65_536) parser.push(copied.subarray(at, at + 65_536));
+    parser.end();
+    return builder.build(42n, BigInt(Date.now()));
+  });
   const [bytes, encodeMs] = time(() => encodeSnapshot(snapshot));
   const [decoded, decodeMs] = time(() => decodeSnapshot(bytes));
   const [decodedRules, rulesMs] = time(() => snapshotRules(decoded));
@@ -38,6 +57,7 @@ for (const count of [10_000, 100_000, 1_000_000]) {
   rows.push([
     count.toLocaleString("en-US"),
     ms(buildMs),
+    ms(copyParseMs),
     ms(encodeMs),
     ms(buildMs + encodeMs),
     ms(decodeMs),
@@ -54,6 +74,7 @@ console.log(
     [
       "rules",
       "build ms",
+      "COPY parse ms",
       "encode ms",
       "build+encode ms",
       "decode+validate ms",

@@ -1,11 +1,6 @@
-import type { Rule } from "../core/matching/types.ts";
-import { parseSeverityPattern } from "../core/severity.ts";
-import type { Sql } from "./postgres.ts";
-
-export interface RuleSet {
-  version: bigint;
-  rules: Rule[];
-}
+import { type Snapshot, SnapshotBuilder } from "../core/snapshot.ts";
+import type { Sql, TransactionSql } from "./postgres.ts";
+import { RuleCopyParser, ruleCopyColumns } from "./rules-copy.ts";
 
 /**
  * NOTIFY channel raised by every committed rule change (with its outbox row). The outbox relay
@@ -17,29 +12,56 @@ export const rulesChangedChannel = "rule_outbox";
 const buildLockKey = 7_414_220_552;
 
 /**
- * Every enabled rule, with a new build version. The version is drawn under an advisory lock before
- * the rules are read (each READ COMMITTED statement sees all commits before it), so a higher version
+ * Every enabled rule as a snapshot with a new build version. The version is drawn under an advisory lock
+ * before the rules are read (each READ COMMITTED statement sees all commits before it), so a higher version
  * always carries rules read later, even with two updaters running.
  */
-export async function loadEnabledRules(sql: Sql): Promise<RuleSet> {
+export async function loadRulesSnapshot(sql: Sql): Promise<Snapshot> {
   return (await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${buildLockKey})`;
     const [row] = await tx<{ version: string }[]>`SELECT nextval('rules_snapshot_version') AS version`;
-    const rows = await tx<
-      { id: string; client_id: string; severity: string; source: string; name: string }[]
-    >`
-      SELECT id, client_id, severity, source, name FROM rules WHERE enabled`;
-    const rules = rows.map(
-      (r): Rule => ({
-        ruleId: r.id,
-        clientId: r.client_id,
-        severity: parseSeverityPattern(r.severity),
-        source: r.source,
-        name: r.name,
-      }),
-    );
-    return { version: BigInt(row?.version ?? 0), rules };
-  })) as RuleSet;
+    const builder = await copyEnabledRules(tx);
+    return builder.build(BigInt(row?.version ?? 0), BigInt(Date.now()));
+  })) as Snapshot;
+}
+
+/**
+ * Streams the enabled rules of `table` (the rules table's columns; the bench reads its own copy) into a
+ * new SnapshotBuilder.
+ */
+export async function copyEnabledRules(tx: TransactionSql, table = "rules"): Promise<SnapshotBuilder> {
+  const builder = new SnapshotBuilder();
+  const parser = new RuleCopyParser(builder);
+  const stream = await tx`
+    COPY (SELECT ${tx.unsafe(ruleCopyColumns)} FROM ${tx(table)} WHERE enabled) TO STDOUT (FORMAT binary)`.readable();
+  await new Promise<void>((resolve, reject) => {
+    let failure: unknown;
+    stream.on("data", (chunk: Uint8Array) => {
+      if (failure !== undefined) return;
+      try {
+        parser.push(chunk);
+      } catch (error) {
+        // Keep draining: a destroyed stream would leave postgres.js's socket paused (below).
+        failure = error;
+      }
+    });
+    stream.on("error", reject);
+    stream.on("end", () => {
+      // postgres.js 3.4.9 pauses its socket when a push fills the stream's buffer and resumes it only
+      // in _read, which Readable never calls after the end: when the last rows and the end of the COPY
+      // come in one socket read before they are consumed, the connection stays paused for good and the
+      // transaction's next statement hangs (porsager/postgres#1016). One more _read resumes it.
+      stream._read(0);
+      try {
+        if (failure !== undefined) throw failure;
+        parser.end();
+        resolve();
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
+  return builder;
 }
 
 /**

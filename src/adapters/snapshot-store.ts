@@ -12,13 +12,22 @@ export function snapshotKeys(prefix = "rules:"): SnapshotKeys {
   return { snapshot: `${prefix}snapshot`, version: `${prefix}version`, changed: `${prefix}changed` };
 }
 
-// Atomic compare-and-set: snapshot and version change together, and only forwards.
-const writeIfNewerScript = `
-local current = tonumber(redis.call('GET', KEYS[2]) or '-1')
-if tonumber(ARGV[2]) <= current then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2])
-redis.call('PUBLISH', KEYS[3], ARGV[2])
+/** How long a staged snapshot may wait for its swap; it only outlives a writer that died in between. */
+const stagingTtlMs = 60_000;
+
+// Atomic compare-and-swap: snapshot and version change together, and only forwards. The bytes were
+// staged under their own key by a plain SET: passed to EVAL, 25 MB took 110-190 ms more (Redis copies a
+// script's arguments into Lua strings and back), while RENAME moves the value without copying it.
+const swapIfNewerScript = `
+local current = tonumber(redis.call('GET', KEYS[3]) or '-1')
+if tonumber(ARGV[1]) <= current then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('PERSIST', KEYS[2])
+redis.call('SET', KEYS[3], ARGV[1])
+redis.call('PUBLISH', KEYS[4], ARGV[1])
 return 1`;
 
 /** Writes `bytes` as version `version` unless Redis already has that version or a newer one. */
@@ -28,13 +37,16 @@ export async function writeSnapshotIfNewer(
   bytes: Uint8Array,
   version: bigint,
 ): Promise<boolean> {
+  // One staging key per write, so concurrent writers never swap in each other's bytes.
+  const staging = `${keys.snapshot}:staging:${version}:${crypto.randomUUID()}`;
+  await redis.set(staging, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), "PX", stagingTtlMs);
   const written = await redis.eval(
-    writeIfNewerScript,
-    3,
+    swapIfNewerScript,
+    4,
+    staging,
     keys.snapshot,
     keys.version,
     keys.changed,
-    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
     version.toString(),
   );
   return written === 1;

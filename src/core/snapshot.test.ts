@@ -10,7 +10,9 @@ import {
   formatUuid,
   parseUuid,
   type Snapshot,
+  SnapshotBuilder,
   SnapshotError,
+  sameRules,
   snapshotRules,
 } from "./snapshot.ts";
 
@@ -93,6 +95,93 @@ describe("snapshot codec", () => {
     ]) {
       expect(parseUuid(bad, out, 0)).toBe(false);
     }
+  });
+});
+
+describe("SnapshotBuilder", () => {
+  test("grows past its first capacity; clients and strings keep their order of first appearance", () => {
+    const random = prng(8);
+    const alphabetOf = (size: number) => Array.from({ length: size }, (_, i) => `v${i}-${random()}`);
+    const rules = randomRules(random, 5000, alphabetOf(3000)).map((rule) => ({
+      ...rule,
+      clientId: randomUuid(random), // a new client per rule: 5000 clients
+    }));
+    const builder = new SnapshotBuilder(1);
+    const ids = new Uint8Array(32);
+    for (const rule of rules) {
+      parseUuid(rule.ruleId, ids, 0);
+      parseUuid(rule.clientId, ids, 16);
+      builder.add(
+        ids,
+        0,
+        16,
+        rule.severity,
+        builder.internString(rule.source),
+        builder.internString(rule.name),
+      );
+    }
+    const snapshot = builder.build(3n, 4n);
+    expect(snapshot).toEqual(buildSnapshot(rules, 3n, 4n));
+    expect(snapshotRules(snapshot)).toEqual(rules);
+    expect(snapshot.strings).toEqual([
+      "*",
+      ...new Set(rules.flatMap((r) => [r.source, r.name]).filter((v) => v !== "*")),
+    ]);
+  });
+
+  test("internUtf8 and internString agree on every string", () => {
+    const builder = new SnapshotBuilder();
+    const values = ["*", ...alphabet, "tab\t", "\u0000 nul"];
+    const byString = values.map((value) => builder.internString(value));
+    const utf8 = new TextEncoder();
+    expect(
+      values.map((value) => builder.internUtf8(utf8.encode(value), 0, utf8.encode(value).length)),
+    ).toEqual(byString);
+    expect(byString[0]).toBe(0);
+  });
+});
+
+describe("sameRules", () => {
+  const shuffled = <T>(random: () => number, items: readonly T[]): T[] => {
+    const out = [...items];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [out[i], out[j]] = [out[j] as T, out[i] as T];
+    }
+    return out;
+  };
+
+  test("holds for the same rules in any order and interning, fails on any one change", () => {
+    for (let seed = 1; seed <= 100; seed++) {
+      const random = prng(seed);
+      const rules = randomRules(random, 1 + Math.floor(random() * 40), alphabet);
+      const a = buildSnapshot(rules, 1n, 0n);
+      expect(sameRules(a, buildSnapshot(rules, 2n, 9n))).toBe(true);
+      expect(sameRules(a, buildSnapshot(shuffled(random, rules), 2n, 9n))).toBe(true);
+      const i = Math.floor(random() * rules.length);
+      const rule = rules[i] as Rule;
+      const changes: Partial<Rule>[] = [
+        { ruleId: randomUuid(random) },
+        { clientId: randomUuid(random) },
+        { severity: (rule.severity % 4) + 1 },
+        { source: `${rule.source}!` },
+        { name: `${rule.name}!` },
+      ];
+      for (const change of changes) {
+        const changed = rules.map((r, k) => (k === i ? { ...r, ...change } : r));
+        expect(sameRules(a, buildSnapshot(changed, 1n, 0n))).toBe(false);
+        expect(sameRules(buildSnapshot(changed, 1n, 0n), a)).toBe(false);
+      }
+      expect(sameRules(a, buildSnapshot(rules.slice(1), 1n, 0n))).toBe(false);
+    }
+  });
+
+  test("a repeated rule id makes snapshots differ, empty ones are the same", () => {
+    const [first, second] = randomRules(prng(4), 2, alphabet) as [Rule, Rule];
+    const twice = buildSnapshot([first, { ...first, name: "other" }], 1n, 0n);
+    expect(sameRules(twice, buildSnapshot([first, second], 1n, 0n))).toBe(false);
+    expect(sameRules(buildSnapshot([first, second], 1n, 0n), twice)).toBe(false);
+    expect(sameRules(buildSnapshot([], 1n, 0n), buildSnapshot([], 2n, 0n))).toBe(true);
   });
 });
 

@@ -6,7 +6,7 @@
 import postgres from "postgres";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import type { RedisClient } from "../../src/adapters/redis.ts";
-import { loadEnabledRules } from "../../src/adapters/rule-source.ts";
+import { loadRulesSnapshot } from "../../src/adapters/rule-source.ts";
 import {
   readSnapshotBytes,
   readSnapshotVersion,
@@ -80,9 +80,9 @@ export async function storedSnapshot(
   return { version, embeddedVersion: snapshot.version, rules: snapshotRules(snapshot) };
 }
 
-/** A from-scratch build (the updater's own query), restricted to `clientIds`. */
+/** A from-scratch build (the updater's own load), restricted to `clientIds`. */
 export async function fromScratch(sql: Sql, clientIds: readonly string[]): Promise<string[]> {
-  return describeRules(ofClients((await loadEnabledRules(sql)).rules, clientIds));
+  return describeRules(ofClients(snapshotRules(await loadRulesSnapshot(sql)), clientIds));
 }
 
 /** The enabled rules of `clientIds`, read directly (no build version drawn, no build lock taken). */

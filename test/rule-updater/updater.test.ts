@@ -339,10 +339,9 @@ test("reconcile repairs drift: other rules, a rule missing, a corrupt snapshot",
 }, 60_000);
 
 /**
- * SRC BUG (reported, test left failing on purpose): a drifted snapshot whose version is ahead of the
- * build sequence (Redis kept while Postgres was restored or re-created, or a hand-written snapshot
- * with a higher version) is never repaired: rebuild() takes the next sequence value, which
- * writeSnapshotIfNewer refuses, yet reconcile() reports "repaired".
+ * A drifted snapshot whose version is ahead of the build sequence (Redis kept while Postgres was
+ * restored or re-created, or a hand-written snapshot with a higher version): the fresh build is refused
+ * as older, so reconcile() moves the sequence past the stored version and builds again.
  */
 test("reconcile repairs a drifted snapshot whose version is ahead of the build sequence", async () => {
   const keys = ownKeys("ahead");

@@ -1,0 +1,112 @@
+/**
+ * The rules COPY against the real Postgres: what the server sends is parsed into exactly the rules a
+ * plain SELECT returns, whatever the text holds, and a parse error leaves the connection usable.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { connectPostgres, type Sql, type TransactionSql } from "../../src/adapters/postgres.ts";
+import { copyEnabledRules, loadRulesSnapshot } from "../../src/adapters/rule-source.ts";
+import { RuleCopyError } from "../../src/adapters/rules-copy.ts";
+import { prng } from "../../src/core/matching/test-support.ts";
+import { snapshotRules } from "../../src/core/snapshot.ts";
+import {
+  connectForChanges,
+  createClient,
+  deleteClients,
+  describeRules,
+  enabledRulesOf,
+  insertRule,
+  ofClients,
+} from "./helpers.ts";
+
+let sql: Sql;
+let changes: Sql;
+const ownedClients: string[] = [];
+
+beforeAll(() => {
+  sql = connectPostgres({ connectionsMax: 2, idleTimeoutSeconds: 1 });
+  changes = connectForChanges();
+});
+
+afterAll(async () => {
+  await deleteClients(changes, ownedClients);
+  await sql.end();
+  await changes.end();
+});
+
+// What COPY's text format would escape, multi-byte UTF-8, and text that looks like COPY syntax.
+const tricky = [
+  "tab\there",
+  "new\nline",
+  "cr\r\nlf",
+  "back\\slash",
+  "\\N",
+  "\\.",
+  "'quoted' \"twice\"",
+  "Zürich ☃",
+  "🚨 p1",
+  " ",
+  "é".repeat(199), // 398 bytes; a source adds a digit, up to the 200 characters allowed
+];
+
+test("the COPY path reads exactly the enabled rules a SELECT returns, whatever their text", async () => {
+  const random = prng(42);
+  const clients = [await createClient(changes), await createClient(changes)];
+  ownedClients.push(...clients);
+  const severities = ["LOW", "MEDIUM", "HIGH", "CRITICAL", "*"];
+  const pick = <T>(values: readonly T[]) => values[Math.floor(random() * values.length)] as T;
+  const seen = new Set<string>();
+  for (let i = 0; i < 300; i++) {
+    const fields = {
+      severity: pick(severities),
+      source: random() < 0.3 ? "*" : `${pick(tricky)}${Math.floor(random() * 4)}`,
+      name: random() < 0.3 ? "*" : pick(tricky),
+      enabled: random() < 0.8,
+    };
+    const client = pick(clients);
+    const key = `${client}|${fields.severity}|${fields.source}|${fields.name}`;
+    if (seen.has(key) || (fields.severity === "*" && fields.source === "*" && fields.name === "*")) continue;
+    seen.add(key);
+    await insertRule(changes, client, fields);
+  }
+  const expected = await enabledRulesOf(sql, clients);
+  expect(expected.length).toBeGreaterThan(100);
+  const snapshot = await loadRulesSnapshot(sql);
+  expect(describeRules(ofClients(snapshotRules(snapshot), clients))).toEqual(expected);
+  for (const text of tricky) expect(snapshot.strings).toContain(text);
+});
+
+/** A temporary table with the rules' columns and `rows` rules, row i named by the SQL `name`. */
+async function temporaryRules(tx: TransactionSql, rows: number, name = "'n'") {
+  await tx`CREATE TEMPORARY TABLE temporary_rules (LIKE rules INCLUDING DEFAULTS) ON COMMIT DROP`;
+  await tx`ALTER TABLE temporary_rules ALTER COLUMN name DROP NOT NULL`;
+  await tx.unsafe(`
+    INSERT INTO temporary_rules (client_id, severity, source, name)
+    SELECT gen_random_uuid(), 'LOW', 'src', ${name} FROM generate_series(1, ${rows}) AS i`);
+}
+
+// ~120 KB: the last socket read holds the end of the COPY and more than the stream buffers before
+// pausing the socket (16 KB), so the connection hung in the next statement on every run before the fix.
+test("the connection stays usable after a COPY whose end arrives with many rows", async () => {
+  const counts = await sql.begin(async (tx) => {
+    await temporaryRules(tx, 2000);
+    const seen: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      seen.push((await copyEnabledRules(tx, "temporary_rules")).ruleCount);
+      await tx`SELECT 1`;
+    }
+    return seen;
+  });
+  expect(counts).toEqual(Array(10).fill(2000));
+});
+
+test("a parse error drains the stream and leaves the connection usable", async () => {
+  const result = await sql.begin(async (tx) => {
+    await temporaryRules(tx, 1000, "CASE WHEN i = 500 THEN NULL ELSE 'n' END");
+    const error = await copyEnabledRules(tx, "temporary_rules").catch((e: unknown) => e);
+    const [row] = await tx<{ one: number }[]>`SELECT 1 AS one`;
+    return { error, one: row?.one };
+  });
+  expect(result.error).toBeInstanceOf(RuleCopyError);
+  expect(String(result.error)).toContain("row 499: field 5 is NULL");
+  expect(result.one).toBe(1);
+});
