@@ -57,6 +57,12 @@ export interface ConsumeLoopOptions<T> {
   /** Attempts for one batch's processing or produce before the loop gives up and fails. */
   attemptsMax?: number;
   /**
+   * A batch whose processing has not settled after this long fails the loop at once (the stage
+   * exits and restarts from its last commit): a database call that never answers, as postgres.js
+   * can leave behind when its connection is killed mid-query, must not stall the stage forever.
+   */
+  processTimeoutMs?: number;
+  /**
    * Key plus value bytes a record may have; a larger one is dead-lettered before decoding, so one
    * oversized record can neither stall a batch nor cost the stage a huge decode.
    */
@@ -71,6 +77,8 @@ interface InFlight {
 }
 
 const retryBackoffMaxMs = 5000;
+
+export const defaultProcessTimeoutMs = 60_000;
 
 /** Twice what ingest accepts for one alert (256 KiB encoded), under the topics' 1 MiB default. */
 export const defaultRecordBytesMax = 512 * 1024;
@@ -97,6 +105,7 @@ export class ConsumeLoop<T> {
       inFlightBatchesMax: 4,
       processConcurrencyMax: 1,
       attemptsMax: 20,
+      processTimeoutMs: defaultProcessTimeoutMs,
       recordBytesMax: defaultRecordBytesMax,
       isReady: () => true,
       ...options,
@@ -253,7 +262,9 @@ export class ConsumeLoop<T> {
       }
     }
     if (valid.length === 0) return deadLetters;
-    const outputs = await this.#retry("process", () => processor.process(valid));
+    const outputs = await this.#retry("process", () =>
+      settleWithin(processor.process(valid), this.#options.processTimeoutMs),
+    );
     return outputs === undefined ? undefined : deadLetters.concat(outputs);
   }
 
@@ -272,7 +283,7 @@ export class ConsumeLoop<T> {
       try {
         return await attempt();
       } catch (error) {
-        if (attemptNumber >= attemptsMax) throw error;
+        if (error instanceof ProcessTimeoutError || attemptNumber >= attemptsMax) throw error;
         const delayMs = Math.min(100 * 2 ** (attemptNumber - 1), retryBackoffMaxMs);
         logger.warn(`${what} failed, retrying`, { error, attempt: attemptNumber, delayMs });
         await Bun.sleep(delayMs);
@@ -286,4 +297,20 @@ export class ConsumeLoop<T> {
       this.#options.metrics.lag.set({ topic, partition: String(partition) }, lag);
     }
   }
+}
+
+/** Processing that never settled: not retried in this process, whose connections may be broken. */
+export class ProcessTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`a batch's processing did not settle within ${timeoutMs} ms`);
+    this.name = "ProcessTimeoutError";
+  }
+}
+
+function settleWithin<R>(work: Promise<R>, timeoutMs: number): Promise<R> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ProcessTimeoutError(timeoutMs)), timeoutMs);
+  });
+  return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
 }

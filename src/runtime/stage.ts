@@ -4,7 +4,12 @@
  */
 import { Producer } from "../kafka/index.ts";
 import { envInt } from "./config.ts";
-import { ConsumeLoop, defaultRecordBytesMax, type Processor } from "./consume-loop.ts";
+import {
+  ConsumeLoop,
+  defaultProcessTimeoutMs,
+  defaultRecordBytesMax,
+  type Processor,
+} from "./consume-loop.ts";
 import { infraUrls } from "./env.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createStageMetrics, type StageMetrics } from "./metrics.ts";
@@ -16,6 +21,8 @@ export interface ConsumerStageDefinition<T> {
   groupId: string;
   /** Topics the stage produces to (dead letters aside), looked up before the first batch. */
   outputTopics?: readonly string[];
+  /** Default of PROCESS_TIMEOUT_MS for this stage; see ConsumeLoopOptions.processTimeoutMs. */
+  processTimeoutMs?: number;
   /** See ConsumeLoopOptions.processConcurrencyMax; 1 unless the stage's processing is order-free. */
   processConcurrencyMax?: number;
   /** Built once the shared pieces exist; `close` releases the stage's own clients. */
@@ -59,6 +66,10 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     batchWaitMs: envInt("BATCH_WAIT_MS", 20, { min: 0, max: 10_000 }),
     inFlightBatchesMax: envInt("IN_FLIGHT_BATCHES_MAX", 4, { min: 1, max: 64 }),
     processConcurrencyMax: definition.processConcurrencyMax ?? 1,
+    processTimeoutMs: envInt("PROCESS_TIMEOUT_MS", definition.processTimeoutMs ?? defaultProcessTimeoutMs, {
+      min: 100,
+      max: 3_600_000,
+    }),
     recordBytesMax: envInt("RECORD_BYTES_MAX", defaultRecordBytesMax, { min: 1024, max: 64 * 1024 * 1024 }),
   });
   const service = startService({

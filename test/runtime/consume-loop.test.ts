@@ -4,7 +4,12 @@
  */
 import { expect, test } from "bun:test";
 import { type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
-import { ConsumeLoop, type Processor } from "../../src/runtime/consume-loop.ts";
+import {
+  ConsumeLoop,
+  type ConsumeLoopOptions,
+  type Processor,
+  ProcessTimeoutError,
+} from "../../src/runtime/consume-loop.ts";
 import { deadLetterHeaders, InvalidRecordError } from "../../src/runtime/dead-letter.ts";
 import { createStageMetrics } from "../../src/runtime/metrics.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
@@ -59,9 +64,14 @@ async function drain(topic: string, expected: number, timeoutMs = 20_000): Promi
   return seen;
 }
 
-function loopFor(input: string, groupId: string, processor: Processor<string>, processConcurrencyMax = 1) {
+function loopFor(
+  input: string,
+  groupId: string,
+  processor: Processor<string>,
+  options: Pick<ConsumeLoopOptions<string>, "processConcurrencyMax" | "processTimeoutMs"> = {},
+) {
   return new ConsumeLoop({
-    processConcurrencyMax,
+    ...options,
     stage: "test",
     brokers,
     topic: input,
@@ -159,7 +169,7 @@ test("batches processed concurrently all complete, never more at once than allow
       await Bun.sleep(30); // waits on I/O, as the aggregator's insert does
       running--;
     }),
-    3,
+    { processConcurrencyMax: 3 },
   );
   const done = loop.start();
   const forwarded = await drain(output, ids.length);
@@ -177,4 +187,41 @@ test("batches processed concurrently all complete, never more at once than allow
   const leftover = await again.consume(1000, 3000);
   await again.close();
   expect(leftover).toEqual([]);
+});
+
+test("a batch whose processing never settles fails the loop within the timeout, uncommitted", async () => {
+  const { input, output } = await topics();
+  const ids = Array.from({ length: 20 }, (_, i) => `hung-${i}`);
+  const groupId = uniqueName("group");
+  await producer.send(
+    ids.map((id) => ({ topic: input, key: id, value: new TextEncoder().encode(JSON.stringify({ id })) })),
+  );
+  // A database call that never answers: the promise stays pending for good.
+  const hung = loopFor(
+    input,
+    groupId,
+    passthrough(output, () => new Promise<void>(() => {})),
+    { processTimeoutMs: 1000 },
+  );
+  const startedAt = performance.now();
+  const failure = await hung.start().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(failure).toBeInstanceOf(ProcessTimeoutError);
+  expect(performance.now() - startedAt).toBeLessThan(15_000);
+  await hung.stop(100);
+
+  // Nothing was committed: a fresh loop of the group forwards every record.
+  const restarted = loopFor(input, groupId, passthrough(output));
+  const again = restarted.start();
+  const forwarded = await drain(output, ids.length);
+  await restarted.stop();
+  await again;
+  expect(
+    countDeliveries(
+      ids,
+      forwarded.map((r) => text(r.value)),
+    ).lost,
+  ).toEqual([]);
 });

@@ -56,6 +56,9 @@ await runConsumerStage({
   name: "sender",
   topic: envString("INPUT_TOPIC", topicNames.notificationsReady),
   groupId: envString("GROUP_ID", "sender"),
+  // Processing includes waiting for a dispatch slot, which slow or rate-limited endpoints can make
+  // long by design (backpressure): only a much longer stall counts as stuck.
+  processTimeoutMs: 30 * 60_000,
   async createProcessor({ logger }) {
     const sql = connectPostgres({ connectionsMax: 10 });
     const store = new DeliveryStore(sql, envInt("LEASE_MS", 30_000, { min: 1000, max: 3_600_000 }));
