@@ -50,8 +50,9 @@ interface ClaimedRow {
   attempts: number;
 }
 
+// rule_ids as json: postgres.js parses json natively (JSON.parse), a uuid[] character by character.
 const claimedColumns =
-  "n.id, n.client_id, n.alert_id, n.severity, n.source, n.name, n.context, n.rule_ids, n.event_time, n.attempts";
+  "n.id, n.client_id, n.alert_id, n.severity, n.source, n.name, n.context, array_to_json(n.rule_ids) AS rule_ids, n.event_time, n.attempts";
 
 function toClaimed(row: ClaimedRow): ClaimedNotification {
   return {
@@ -66,6 +67,42 @@ function toClaimed(row: ClaimedRow): ClaimedNotification {
     eventTime: row.event_time,
     attempts: row.attempts,
   };
+}
+
+/*
+ * Array parameters as ready array literals: postgres.js passes a string through as is, where an
+ * array would be serialized element by element (escaped twice over). Postgres parses the literal
+ * against the statement's cast either way.
+ */
+
+/** Elements that never need quoting: bigint ids, uuids, finite numbers. */
+function plainArray(values: readonly (string | number)[]): string {
+  return `{${values.join(",")}}`;
+}
+
+/** Numbers or NULL. */
+function nullableNumberArray(values: readonly (number | null)[]): string {
+  let text = "{";
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (i > 0) text += ",";
+    text += value === null || value === undefined ? "NULL" : String(value);
+  }
+  return `${text}}`;
+}
+
+const arrayElementSpecials = /[\\"]/g;
+
+/** Any text or NULL: every element quoted, backslash and double quote escaped. */
+function textArray(values: readonly (string | null)[]): string {
+  let text = "{";
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (i > 0) text += ",";
+    text +=
+      value === null || value === undefined ? "NULL" : `"${value.replace(arrayElementSpecials, "\\$&")}"`;
+  }
+  return `${text}}`;
 }
 
 export class DeliveryStore {
@@ -91,7 +128,7 @@ export class DeliveryStore {
              ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) claimable
        WHERE n.id = claimable.id
        RETURNING ${claimedColumns}`,
-      [ids as string[], this.leaseMs] as never[],
+      [plainArray(ids), this.leaseMs] as never[],
     );
     return rows.map(toClaimed);
   }
@@ -118,20 +155,24 @@ export class DeliveryStore {
    */
   async endpointWork(notifications: readonly ClaimedNotification[]): Promise<Map<string, EndpointWork>> {
     const work = new Map<string, EndpointWork>();
-    for (const n of notifications) work.set(n.id, { pending: [], deliveredEarlier: 0, permanentEarlier: 0 });
+    const clientIds = new Map<string, string>();
+    for (const n of notifications) {
+      work.set(n.id, { pending: [], deliveredEarlier: 0, permanentEarlier: 0 });
+      clientIds.set(n.id, n.clientId);
+    }
     if (notifications.length === 0) return work;
     const rows = await this.sql.unsafe<
       {
         notification_id: string;
         id: string;
-        client_id: string;
         type: Endpoint["type"];
         value: string;
         secret: string | null;
         final_outcome: string | null;
       }[]
     >(
-      `SELECT DISTINCT ON (n.id, e.type, e.value) n.id AS notification_id, e.id, e.client_id, e.type, e.value, e.secret,
+      // e.client_id is the notification's (the join says so): not fetched again per row.
+      `SELECT DISTINCT ON (n.id, e.type, e.value) n.id AS notification_id, e.id, e.type, e.value, e.secret,
               -- A first attempt has no earlier deliveries: skip the lookup.
               CASE WHEN n.attempts > 1 THEN
                 (SELECT d.outcome FROM deliveries d
@@ -142,17 +183,18 @@ export class DeliveryStore {
        JOIN endpoints e ON e.client_id = n.client_id AND e.rule_id = ANY(n.rule_ids) AND e.enabled
        WHERE n.id = ANY($1::bigint[])
        ORDER BY n.id, e.type, e.value, e.id`,
-      [notifications.map((n) => n.id)] as never[],
+      [plainArray(notifications.map((n) => n.id))] as never[],
     );
     for (const row of rows) {
-      const entry = work.get(String(row.notification_id));
+      const notificationId = String(row.notification_id);
+      const entry = work.get(notificationId);
       if (!entry) continue;
       if (row.final_outcome === "SUCCESS") entry.deliveredEarlier++;
       else if (row.final_outcome === "PERMANENT") entry.permanentEarlier++;
       else
         entry.pending.push({
           id: row.id,
-          clientId: row.client_id,
+          clientId: clientIds.get(notificationId) as string,
           type: row.type,
           value: row.value,
           secret: row.secret,
@@ -181,19 +223,19 @@ export class DeliveryStore {
        FROM unnest($9::bigint[], $10::int[], $11::text[], $12::float8[], $13::text[]) AS v(id, attempts, status, delay_ms, error)
        WHERE n.id = v.id AND n.id = ANY($9::bigint[]) AND n.status = 'SENDING' AND n.attempts = v.attempts`,
         [
-          attempts.map((a) => a.notificationId),
-          attempts.map((a) => a.endpointId),
-          attempts.map((a) => a.channel),
-          attempts.map((a) => a.outcome),
-          attempts.map((a) => a.httpStatus),
-          attempts.map((a) => a.smtpReply),
-          attempts.map((a) => a.latencyMs),
-          attempts.map((a) => a.error),
-          updates.map((u) => u.notificationId),
-          updates.map((u) => u.attempts),
-          updates.map((u) => u.decision.status),
-          updates.map((u) => u.decision.nextAttemptDelayMs ?? 0),
-          updates.map((u) => u.decision.error ?? null),
+          plainArray(attempts.map((a) => a.notificationId)),
+          plainArray(attempts.map((a) => a.endpointId)),
+          textArray(attempts.map((a) => a.channel)),
+          textArray(attempts.map((a) => a.outcome)),
+          nullableNumberArray(attempts.map((a) => a.httpStatus)),
+          textArray(attempts.map((a) => a.smtpReply)),
+          nullableNumberArray(attempts.map((a) => a.latencyMs)),
+          textArray(attempts.map((a) => a.error)),
+          plainArray(updates.map((u) => u.notificationId)),
+          plainArray(updates.map((u) => u.attempts)),
+          textArray(updates.map((u) => u.decision.status)),
+          plainArray(updates.map((u) => u.decision.nextAttemptDelayMs ?? 0)),
+          textArray(updates.map((u) => u.decision.error ?? null)),
         ] as never[],
       );
     });

@@ -26,17 +26,21 @@ export interface HttpTransportOptions {
 const responseBytesMax = 64 * 1024;
 const errorSnippetCharsMax = 200;
 
+/** Parsed endpoint URLs kept at most (a sender posts to the same few URLs thousands of times a second). */
+const targetsCachedMax = 4096;
+
 export class HttpTransport {
+  /** Endpoint URL -> parsed URL (never mutated), or null when it does not parse. */
+  private readonly targets = new Map<string, URL | null>();
+
   constructor(private readonly options: HttpTransportOptions) {}
 
   async post(url: string, body: string, headers: Record<string, string>): Promise<DeliveryResult> {
     const startedMs = performance.now();
     const elapsedMs = () => Math.round(performance.now() - startedMs);
     const signal = AbortSignal.timeout(this.options.timeoutMs);
-    let target: URL;
-    try {
-      target = new URL(url);
-    } catch {
+    let target = this.parseTarget(url);
+    if (target === null) {
       return toDeliveryResult({ outcome: "PERMANENT", reason: "invalid URL" }, elapsedMs());
     }
     try {
@@ -46,19 +50,10 @@ export class HttpTransport {
         if (!verdict.allowed) {
           return toDeliveryResult({ outcome: "PERMANENT", reason: verdict.reason }, elapsedMs());
         }
-        const response = await fetchPinned(target, verdict.addresses, {
-          method: "POST",
-          body,
-          headers,
-          redirect: "manual",
-          signal,
-        });
-        const location = response.headers.get("location");
-        if (
-          (response.status === 307 || response.status === 308) &&
-          location !== null &&
-          hop < this.options.redirectsMax
-        ) {
+        const response = await fetchPinned(target, verdict.addresses, body, headers, signal);
+        const location =
+          response.status === 307 || response.status === 308 ? response.headers.get("location") : null;
+        if (location !== null && hop < this.options.redirectsMax) {
           await readCappedText(response);
           target = new URL(location, target);
           continue;
@@ -78,28 +73,91 @@ export class HttpTransport {
       return toDeliveryResult(classifyNetworkError(error), elapsedMs());
     }
   }
+
+  private parseTarget(url: string): URL | null {
+    let target = this.targets.get(url);
+    if (target === undefined) {
+      try {
+        target = new URL(url);
+      } catch {
+        target = null;
+      }
+      if (this.targets.size >= targetsCachedMax) this.targets.clear();
+      this.targets.set(url, target);
+    }
+    return target;
+  }
+}
+
+/** One hop's request to one checked address: the URL carrying the address, Host, TLS server name. */
+interface PinnedRequest {
+  url: string;
+  host: string;
+  tls: { serverName: string } | undefined;
+}
+
+/**
+ * Pinned requests by target URL object and address. Endpoint URLs are cached parsed (above), so the
+ * same object comes back; a redirect's fresh URL takes its entries with it when it is collected.
+ */
+const pinnedByTarget = new WeakMap<URL, Map<string, PinnedRequest>>();
+const pinnedPerTargetMax = 64;
+
+function pinnedRequest(target: URL, address: string): PinnedRequest {
+  let byAddress = pinnedByTarget.get(target);
+  if (byAddress === undefined) {
+    byAddress = new Map();
+    pinnedByTarget.set(target, byAddress);
+  }
+  let pinned = byAddress.get(address);
+  if (pinned === undefined) {
+    const url = new URL(target);
+    url.hostname = isIPv6(address) ? `[${address}]` : address;
+    // The setter keeps the old host when it cannot parse the new one (an IPv6 zone id): never send that.
+    if (!isAddress(url.hostname)) throw new Error(`cannot connect to address ${address}`);
+    pinned = {
+      url: url.href,
+      host: target.host,
+      tls:
+        target.protocol === "https:" && !isAddress(target.hostname)
+          ? { serverName: target.hostname }
+          : undefined,
+    };
+    if (byAddress.size >= pinnedPerTargetMax) byAddress.clear();
+    byAddress.set(address, pinned);
+  }
+  return pinned;
 }
 
 /**
  * Tries the checked addresses in order, as fetch does with the addresses of a name, moving on only
  * when no connection could be opened, so nothing was sent.
  */
-async function fetchPinned(
+function fetchPinned(
   target: URL,
   addresses: string[],
-  init: BunFetchRequestInit & { headers: Record<string, string> },
+  body: string,
+  headersWithoutHost: Record<string, string>,
+  signal: AbortSignal,
 ): Promise<Response> {
-  const url = new URL(target);
-  const headers = { ...init.headers, host: target.host };
-  const tls =
-    target.protocol === "https:" && !isAddress(target.hostname) ? { serverName: target.hostname } : undefined;
+  const headers = { ...headersWithoutHost, host: target.host };
+  const fetchFrom = (address: string) => {
+    const pinned = pinnedRequest(target, address);
+    return fetch(pinned.url, { method: "POST", body, headers, redirect: "manual", signal, tls: pinned.tls });
+  };
+  // One address (the common case): its failure is the result either way, so no wrapper is needed.
+  if (addresses.length === 1) return fetchFrom(addresses[0] as string);
+  return fetchInTurn(addresses, fetchFrom);
+}
+
+async function fetchInTurn(
+  addresses: string[],
+  fetchFrom: (address: string) => Promise<Response>,
+): Promise<Response> {
   let notOpened: unknown;
   for (const address of addresses) {
-    url.hostname = isIPv6(address) ? `[${address}]` : address;
-    // The setter keeps the old host when it cannot parse the new one (an IPv6 zone id): never send that.
-    if (!isAddress(url.hostname)) throw new Error(`cannot connect to address ${address}`);
     try {
-      return await fetch(url, { ...init, headers, tls });
+      return await fetchFrom(address);
     } catch (error) {
       if (!connectionNotOpened.has((error as { code?: string } | null)?.code ?? "")) throw error;
       notOpened = error;
@@ -126,10 +184,9 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 /** Reads and drops a body (so the connection goes back to the pool), natively when it is small. */
-async function discardBody(response: Response): Promise<void> {
+function discardBody(response: Response): Promise<unknown> {
   const length = Number(response.headers.get("content-length") ?? Number.NaN);
-  if (length <= responseBytesMax) await response.arrayBuffer();
-  else await readCappedText(response);
+  return length <= responseBytesMax ? response.arrayBuffer() : readCappedText(response);
 }
 
 async function readCappedText(response: Response): Promise<string> {

@@ -31,23 +31,32 @@ export function decideStatus(
   if (results.length === 0 && permanentEarlier === 0 && deliveredEarlier === 0) {
     return { status: "FAILED", error: "no enabled endpoint" };
   }
-  const retryable = results.filter((r) => r.outcome === "RETRYABLE");
-  const permanent = results.filter((r) => r.outcome === "PERMANENT");
-  if (retryable.length > 0) {
-    const error = retryable[0]?.error ?? "retryable failure";
+  // One pass, no intermediate arrays: this runs once per notification per attempt.
+  let firstRetryable: DeliveryResult | undefined;
+  let firstPermanent: DeliveryResult | undefined;
+  let retryAfterMs = 0;
+  for (const result of results) {
+    if (result.outcome === "RETRYABLE") {
+      firstRetryable ??= result;
+      retryAfterMs = Math.max(retryAfterMs, result.retryAfterMs ?? 0);
+    } else if (result.outcome === "PERMANENT") {
+      firstPermanent ??= result;
+    }
+  }
+  if (firstRetryable !== undefined) {
+    const error = firstRetryable.error ?? "retryable failure";
     if (attemptsMade >= policy.attemptsMax)
       return { status: "FAILED", error: `gave up after ${attemptsMade} attempts: ${error}` };
-    const retryAfterMs = Math.max(0, ...retryable.map((r) => r.retryAfterMs ?? 0));
     return {
       status: "RETRY",
       nextAttemptDelayMs: nextAttemptDelayMs(attemptsMade, retryAfterMs, random, policy),
       error,
     };
   }
-  if (permanent.length > 0 || permanentEarlier > 0) {
+  if (firstPermanent !== undefined || permanentEarlier > 0) {
     return {
       status: "FAILED",
-      error: permanent[0]?.error ?? "an endpoint refused the notification permanently",
+      error: firstPermanent?.error ?? "an endpoint refused the notification permanently",
     };
   }
   return { status: "SENT" };

@@ -106,6 +106,19 @@ export class KeyedRateLimiter {
 
   /** `fn` under the limit for `key`; the slot is released however `fn` ends. */
   async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const state = this.stateOf(key);
+    // Fast path: nobody waits and a token and a slot are free, so `acquire` would grant at once.
+    if (this.canStart(state)) {
+      state.tokens -= 1;
+      state.inFlight += 1;
+      try {
+        return await fn();
+      } finally {
+        state.inFlight -= 1;
+        // With nobody waiting, the pump would only refill; the next taker refills anyway.
+        if (state.waiters.length > 0) this.pump(key, state);
+      }
+    }
     const release = await this.acquire(key);
     try {
       return await fn();

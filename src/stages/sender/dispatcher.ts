@@ -6,6 +6,7 @@ import type {
   AttemptRecord,
   ClaimedNotification,
   DeliveryStore,
+  EndpointWork,
   StatusUpdate,
 } from "../../adapters/delivery-store.ts";
 import type { Channel, DeliveryResult, Endpoint, EndpointType } from "../../channels/types.ts";
@@ -18,6 +19,8 @@ export interface DispatchCounts {
   retryable: number;
   permanent: number;
 }
+
+const noWork: EndpointWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
 
 export class Dispatcher {
   constructor(
@@ -35,13 +38,14 @@ export class Dispatcher {
     const updates: StatusUpdate[] = [];
     await Promise.all(
       notifications.map(async (notification) => {
-        const { pending, deliveredEarlier, permanentEarlier } = work.get(notification.id) ?? {
-          pending: [],
-          deliveredEarlier: 0,
-          permanentEarlier: 0,
-        };
-        const results = await Promise.all(pending.map((endpoint) => this.#deliver(endpoint, notification)));
-        results.forEach((result, i) => {
+        const { pending, deliveredEarlier, permanentEarlier } = work.get(notification.id) ?? noWork;
+        // One endpoint is the common case: no array of promises to gather.
+        const results =
+          pending.length === 1
+            ? [await this.#deliver(pending[0] as Endpoint, notification)]
+            : await Promise.all(pending.map((endpoint) => this.#deliver(endpoint, notification)));
+        for (let i = 0; i < results.length; i++) {
+          const result = results[i] as DeliveryResult;
           const endpoint = pending[i] as Endpoint;
           attempts.push({
             notificationId: notification.id,
@@ -56,7 +60,7 @@ export class Dispatcher {
           if (result.outcome === "SUCCESS") counts.delivered++;
           else if (result.outcome === "RETRYABLE") counts.retryable++;
           else counts.permanent++;
-        });
+        }
         const decision = decideStatus(
           { results, deliveredEarlier, permanentEarlier, attemptsMade: notification.attempts },
           Math.random,

@@ -1,0 +1,147 @@
+/**
+ * DeliveryStore against the real database: what a claim returns, and that recordAttempt's array
+ * parameters carry any text (quotes, backslashes, commas, braces, the word NULL) and NULLs intact.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { DeliveryStore } from "../../src/adapters/delivery-store.ts";
+import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { deliveriesOf, rowOf, tenant } from "./support.ts";
+
+let sql: Sql;
+/** Rows left SENDING or RETRY would be picked up by other tests' schedulers: deleted at the end. */
+const clientIds: string[] = [];
+
+beforeAll(() => {
+  sql = connectPostgres({ idleTimeoutSeconds: 1 });
+});
+
+afterAll(async () => {
+  await sql`DELETE FROM notifications WHERE client_id = ANY(${clientIds}::uuid[])`;
+  await sql`DELETE FROM clients WHERE id = ANY(${clientIds}::uuid[])`;
+  await sql.end();
+});
+
+test("claim returns every field as stored; endpointWork lists the pending endpoints", async () => {
+  const store = new DeliveryStore(sql, 30_000);
+  const client = await tenant(sql, "store-claim");
+  clientIds.push(client.clientId);
+  const ruleA = await client.rule();
+  const ruleB = await client.rule();
+  const endpointId = await client.endpoint(ruleA, "webhook", "https://example.com/a", { secret: "s" });
+  const context = { host: "db-1", n: 1.5, nested: { list: [1, "two", null] }, quote: 'a"b\\c' };
+  const id = await client.notification([ruleA, ruleB], { alertId: "alert-1", context });
+
+  const [claimed] = await store.claim([id]);
+  expect(claimed).toEqual({
+    id,
+    clientId: client.clientId,
+    alertId: "alert-1",
+    severity: "HIGH",
+    source: "billing-api",
+    name: "cpu-high",
+    context,
+    ruleIds: [ruleA, ruleB],
+    eventTime: new Date("2025-03-01T12:00:00Z"),
+    attempts: 1,
+  });
+  expect(await store.claim([id])).toEqual([]); // already SENDING under a lease
+
+  const work = await store.endpointWork([claimed as never]);
+  expect(work.get(id)).toEqual({
+    pending: [
+      {
+        id: endpointId,
+        clientId: client.clientId,
+        type: "webhook",
+        value: "https://example.com/a",
+        secret: "s",
+      },
+    ],
+    deliveredEarlier: 0,
+    permanentEarlier: 0,
+  });
+});
+
+test("recordAttempt stores any text and NULLs, and fences the status on attempts", async () => {
+  const store = new DeliveryStore(sql, 30_000);
+  const client = await tenant(sql, "store-record");
+  clientIds.push(client.clientId);
+  const rule = await client.rule();
+  const endpointId = await client.endpoint(rule, "webhook", "https://example.com/b");
+  const first = await client.notification([rule]);
+  const second = await client.notification([rule]);
+  await store.claim([first, second]);
+
+  const awkward = 'HTTP 500: {"a": "b,c"} \\ back\\slash "quoted" NULL, {braces} ünïcødé\ttab';
+  await store.recordAttempt(
+    [
+      {
+        notificationId: first,
+        endpointId,
+        channel: "webhook",
+        outcome: "RETRYABLE",
+        httpStatus: 500,
+        smtpReply: null,
+        latencyMs: 12,
+        error: awkward,
+      },
+      {
+        notificationId: second,
+        endpointId,
+        channel: "webhook",
+        outcome: "SUCCESS",
+        httpStatus: null,
+        smtpReply: "NULL",
+        latencyMs: 0,
+        error: null,
+      },
+    ],
+    [
+      {
+        notificationId: first,
+        attempts: 1,
+        decision: { status: "RETRY", nextAttemptDelayMs: 1500.25, error: awkward },
+      },
+      // Not ours anymore (another claim counted a later attempt): left as it is.
+      { notificationId: second, attempts: 2, decision: { status: "SENT" } },
+    ],
+  );
+
+  const deliveries = await deliveriesOf(sql, [first, second]);
+  expect(
+    deliveries
+      .map(({ attempted_at: _, ...rest }) => rest)
+      .sort((a, b) => (a.notification_id < b.notification_id ? -1 : 1)),
+  ).toEqual([
+    {
+      notification_id: first,
+      endpoint_id: endpointId,
+      channel: "webhook",
+      outcome: "RETRYABLE",
+      http_status: 500,
+      smtp_reply: null,
+      latency_ms: 12,
+      error: awkward,
+    },
+    {
+      notification_id: second,
+      endpoint_id: endpointId,
+      channel: "webhook",
+      outcome: "SUCCESS",
+      http_status: null,
+      smtp_reply: "NULL",
+      latency_ms: 0,
+      error: null,
+    },
+  ]);
+  const retried = await rowOf(sql, first);
+  expect(retried.status).toBe("RETRY");
+  expect(retried.last_error).toBe(awkward);
+  expect(retried.lease_until).toBeNull();
+  const delayMs = (retried.next_attempt_at as Date).getTime() - Date.now();
+  expect(delayMs).toBeGreaterThan(0);
+  expect(delayMs).toBeLessThanOrEqual(1501);
+  const fenced = await rowOf(sql, second);
+  expect(fenced.status).toBe("SENDING");
+  expect(fenced.attempts).toBe(1);
+});
