@@ -89,44 +89,13 @@ export class HttpTransport {
   }
 }
 
-/** One hop's request to one checked address: the URL carrying the address, Host, TLS server name. */
-interface PinnedRequest {
-  url: string;
-  host: string;
-  tls: { serverName: string } | undefined;
-}
-
-/**
- * Pinned requests by target URL object and address. Endpoint URLs are cached parsed (above), so the
- * same object comes back; a redirect's fresh URL takes its entries with it when it is collected.
- */
-const pinnedByTarget = new WeakMap<URL, Map<string, PinnedRequest>>();
-const pinnedPerTargetMax = 64;
-
-function pinnedRequest(target: URL, address: string): PinnedRequest {
-  let byAddress = pinnedByTarget.get(target);
-  if (byAddress === undefined) {
-    byAddress = new Map();
-    pinnedByTarget.set(target, byAddress);
-  }
-  let pinned = byAddress.get(address);
-  if (pinned === undefined) {
-    const url = new URL(target);
-    url.hostname = isIPv6(address) ? `[${address}]` : address;
-    // The setter keeps the old host when it cannot parse the new one (an IPv6 zone id): never send that.
-    if (!isAddress(url.hostname)) throw new Error(`cannot connect to address ${address}`);
-    pinned = {
-      url: url.href,
-      host: target.host,
-      tls:
-        target.protocol === "https:" && !isAddress(target.hostname)
-          ? { serverName: target.hostname }
-          : undefined,
-    };
-    if (byAddress.size >= pinnedPerTargetMax) byAddress.clear();
-    byAddress.set(address, pinned);
-  }
-  return pinned;
+/** The target's URL with the checked address in place of the host name. */
+function pinnedUrl(target: URL, address: string): URL {
+  const url = new URL(target);
+  url.hostname = isIPv6(address) ? `[${address}]` : address;
+  // The setter keeps the old host when it cannot parse the new one (an IPv6 zone id): never send that.
+  if (!isAddress(url.hostname)) throw new Error(`cannot connect to address ${address}`);
+  return url;
 }
 
 /**
@@ -141,10 +110,11 @@ function fetchPinned(
   signal: AbortSignal,
 ): Promise<Response> {
   const headers = { ...headersWithoutHost, host: target.host };
-  const fetchFrom = (address: string) => {
-    const pinned = pinnedRequest(target, address);
-    return fetch(pinned.url, { method: "POST", body, headers, redirect: "manual", signal, tls: pinned.tls });
-  };
+  // Certificate and SNI checks stay on the name the tenant configured.
+  const tls =
+    target.protocol === "https:" && !isAddress(target.hostname) ? { serverName: target.hostname } : undefined;
+  const fetchFrom = (address: string) =>
+    fetch(pinnedUrl(target, address), { method: "POST", body, headers, redirect: "manual", signal, tls });
   // One address (the common case): its failure is the result either way, so no wrapper is needed.
   if (addresses.length === 1) return fetchFrom(addresses[0] as string);
   return fetchInTurn(addresses, fetchFrom);

@@ -63,6 +63,9 @@ export function forbiddenRangeOf(address: string): string | undefined {
   return forbiddenRanges.find(([, cidr]) => contains(cidr, reached))?.[0];
 }
 
+/** A verdict depends on the scheme (only http and https pass) and the host, nothing else. */
+const verdictKey = (url: URL) => `${url.protocol}//${url.hostname}`;
+
 /** How long a host's verdict is reused, and for how many hosts at most. */
 const verdictTtlMs = 5000;
 const verdictsCachedMax = 4096;
@@ -87,7 +90,7 @@ export class SsrfGuard {
 
   /** A verdict for the URL's host decided within the last few seconds, if any. */
   recentVerdict(url: URL): GuardVerdict | undefined {
-    const key = `${url.protocol}//${url.hostname}`;
+    const key = verdictKey(url);
     const cached = this.verdicts.get(key);
     if (cached === undefined) return undefined;
     if (cached.expiresAtMs > this.nowMs()) return cached.verdict;
@@ -110,7 +113,7 @@ export class SsrfGuard {
     }
     const verdict = this.decide(hostname, addresses);
     if (this.verdicts.size >= verdictsCachedMax) this.verdicts.clear();
-    this.verdicts.set(`${url.protocol}//${url.hostname}`, {
+    this.verdicts.set(verdictKey(url), {
       verdict,
       expiresAtMs: this.nowMs() + verdictTtlMs,
     });

@@ -37,7 +37,7 @@ export class WebhookChannel implements Channel {
       "idempotency-key": notification.id,
     };
     if (endpoint.secret !== null) {
-      const timestamp = unixSecondsText(this.nowMs());
+      const timestamp = String(Math.floor(this.nowMs() / 1000));
       headers["x-alerting-timestamp"] = timestamp;
       headers["x-alerting-signature"] = `sha256=${webhookSignature(endpoint.secret, timestamp, body)}`;
     }
@@ -63,16 +63,4 @@ export function webhookPayload(notification: Notification) {
 export function webhookSignature(secret: string, timestamp: string, body: string): string {
   // Bun's native hasher: the same HMAC as node:crypto's createHmac, without its stream wrapper.
   return new Bun.CryptoHasher("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
-}
-
-/** The timestamp header's text, made once per second rather than per request. */
-let lastSeconds = Number.NaN;
-let lastSecondsText = "";
-function unixSecondsText(nowMs: number): string {
-  const seconds = Math.floor(nowMs / 1000);
-  if (seconds !== lastSeconds) {
-    lastSeconds = seconds;
-    lastSecondsText = String(seconds);
-  }
-  return lastSecondsText;
 }

@@ -80,6 +80,12 @@ interface KeyState extends Bucket {
   cancelTimer: (() => void) | undefined;
 }
 
+/** One start: a token spent, a concurrency slot held until its release. */
+function takeSlot(state: KeyState): void {
+  state.tokens -= 1;
+  state.inFlight += 1;
+}
+
 /** Idle keys are forgotten lazily; a sweep runs only once this many keys are known. */
 const keysSweepThreshold = 1024;
 
@@ -109,8 +115,7 @@ export class KeyedRateLimiter {
     const state = this.stateOf(key);
     // Fast path: nobody waits and a token and a slot are free, so `acquire` would grant at once.
     if (this.canStart(state)) {
-      state.tokens -= 1;
-      state.inFlight += 1;
+      takeSlot(state);
       try {
         return await fn();
       } finally {
@@ -157,8 +162,7 @@ export class KeyedRateLimiter {
     state.cancelTimer = undefined;
     this.refill(state);
     while (state.waiters.length > 0 && state.inFlight < this.options.concurrencyMax && state.tokens >= 1) {
-      state.tokens -= 1;
-      state.inFlight += 1;
+      takeSlot(state);
       const grant = state.waiters.shift() as (release: Release) => void;
       grant(this.releaseFor(key, state));
     }

@@ -67,6 +67,8 @@ export interface ConsumeLoopOptions<T> {
    * oversized record can neither stall a batch nor cost the stage a huge decode.
    */
   recordBytesMax?: number;
+  /** Topics `process` produces to, besides dead letters: looked up before the first batch. */
+  outputTopics?: readonly string[];
   /** While false, nothing is consumed (e.g. the evaluator has no rules snapshot yet). */
   isReady?: () => boolean;
   consumerSettings?: KafkaSettings;
@@ -107,6 +109,7 @@ export class ConsumeLoop<T> {
       attemptsMax: 20,
       processTimeoutMs: defaultProcessTimeoutMs,
       recordBytesMax: defaultRecordBytesMax,
+      outputTopics: [],
       isReady: () => true,
       ...options,
     };
@@ -128,7 +131,9 @@ export class ConsumeLoop<T> {
   /** Runs until `stop()`; rejects if a batch cannot be completed within its attempts. */
   start(): Promise<void> {
     this.#running = true;
-    this.#options.producer.prepareTopics([deadLetterTopic(this.#options.topic)]);
+    // A topic's first produce waits for its metadata: fetch it now, not in the first batch that needs it.
+    const { producer, topic, outputTopics } = this.#options;
+    producer.prepareTopics([deadLetterTopic(topic), ...outputTopics]);
     this.#lagTimer = setInterval(() => this.#publishLag(), 1000);
     this.#stopped = this.#run().finally(() => clearInterval(this.#lagTimer));
     return this.#stopped;

@@ -46,7 +46,6 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     clientId: definition.name,
     logger: logger.child("producer"),
   });
-  producer.prepareTopics(definition.outputTopics ?? []);
   const {
     processor,
     isReady = () => true,
@@ -65,6 +64,7 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     batchSizeMax: envInt("BATCH_SIZE_MAX", 2000, { min: 1, max: 100_000 }),
     batchWaitMs: envInt("BATCH_WAIT_MS", 20, { min: 0, max: 10_000 }),
     inFlightBatchesMax: envInt("IN_FLIGHT_BATCHES_MAX", 4, { min: 1, max: 64 }),
+    outputTopics: definition.outputTopics ?? [],
     processConcurrencyMax: definition.processConcurrencyMax ?? 1,
     processTimeoutMs: envInt("PROCESS_TIMEOUT_MS", definition.processTimeoutMs ?? defaultProcessTimeoutMs, {
       min: 100,

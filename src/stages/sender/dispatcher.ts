@@ -39,11 +39,7 @@ export class Dispatcher {
     await Promise.all(
       notifications.map(async (notification) => {
         const { pending, deliveredEarlier, permanentEarlier } = work.get(notification.id) ?? noWork;
-        // One endpoint is the common case: no array of promises to gather.
-        const results =
-          pending.length === 1
-            ? [await this.#deliver(pending[0] as Endpoint, notification)]
-            : await Promise.all(pending.map((endpoint) => this.#deliver(endpoint, notification)));
+        const results = await Promise.all(pending.map((endpoint) => this.#deliver(endpoint, notification)));
         for (let i = 0; i < results.length; i++) {
           const result = results[i] as DeliveryResult;
           const endpoint = pending[i] as Endpoint;
