@@ -15,7 +15,7 @@ export interface Clock {
   setTimer(delayMs: number, callback: () => void): () => void;
 }
 
-export const systemClock: Clock = {
+const systemClock: Clock = {
   nowMs: () => performance.now(),
   setTimer(delayMs, callback) {
     const handle = setTimeout(callback, delayMs);

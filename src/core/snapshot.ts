@@ -330,7 +330,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * Throws SnapshotError unless the columns line up, every index is in range, and every client and string
  * is used by some rule.
  */
-export function validateSnapshot(snapshot: Snapshot): void {
+function validateSnapshot(snapshot: Snapshot): void {
   const fail = (reason: string) => {
     throw new SnapshotError(reason);
   };
