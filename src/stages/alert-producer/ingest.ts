@@ -10,14 +10,12 @@
  *   503 Kafka did not acknowledge (the client should retry: ids are stable where the input is),
  *       or the process is shutting down
  */
-import type { Server } from "bun";
 import { Counter } from "prom-client";
 import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
 import type { ProduceRecord } from "../../kafka/index.ts";
+import { HttpError, type Peer, rateLimited, readJsonBody } from "../../runtime/http.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { StageMetrics } from "../../runtime/metrics.ts";
-// The rule service's HTTP error, JSON body reader and 429, so both HTTP surfaces fail alike.
-import { HttpError, rateLimited, readJsonBody } from "../rule-service/http.ts";
 import { mapAlertmanagerAlerts } from "./alertmanager.ts";
 import { type Alert, alertRecord, effectiveAlertId } from "./alerts.ts";
 import { parseV1Alerts } from "./ingest-v1.ts";
@@ -38,9 +36,6 @@ export interface IngestOptions {
   metrics: StageMetrics;
   clockMs?: () => number;
 }
-
-/** What a route needs of Bun's server: who is on the other end. */
-type Peer = Pick<Server<undefined>, "requestIP">;
 
 export interface Ingest {
   routes: Record<string, (request: Request, server: Peer) => Promise<Response>>;

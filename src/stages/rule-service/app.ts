@@ -1,6 +1,6 @@
-import type { Server } from "bun";
 import type { Sql } from "../../adapters/postgres.ts";
 import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
+import type { Peer } from "../../runtime/http.ts";
 import { createAuthenticator, type Principal } from "./auth.ts";
 import { clientRoutes } from "./clients.ts";
 import { endpointRoutes } from "./endpoints.ts";
@@ -25,8 +25,6 @@ export interface RuleServiceOptions {
 }
 
 type Req = Request & { params: Record<string, string> };
-/** The part of Bun's server a handler uses: who is on the other end. */
-type Peer = Pick<Server<undefined>, "requestIP">;
 type Handler = (req: Req, server: Peer) => Promise<Response> | Response;
 
 /** Spread into `Bun.serve({ port, ...app })`. */

@@ -1,30 +1,7 @@
-import { retryAfterSeconds } from "../../core/rate-limit.ts";
-import { readJsonBody as readSharedJsonBody } from "../../runtime/json-body.ts";
-/** Field name -> why it was rejected. */
-export type FieldErrors = Record<string, string>;
+/** The rule service's errors, on the shared HTTP pieces of src/runtime/http.ts. */
+import { type FieldErrors, HttpError, json } from "../../runtime/http.ts";
 
-/**
- * An error answered as `{error: {code, message, fields, ...details}}` with `status` and `headers`.
- * The rule service, the console and the alert-producer's ingest all throw it.
- */
-export class HttpError extends Error {
-  readonly fields?: FieldErrors;
-  /** Extra members of the error object, e.g. `current_version` on a version conflict. */
-  readonly details?: Record<string, unknown>;
-  readonly headers?: Record<string, string>;
-
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    extra: { fields?: FieldErrors; details?: Record<string, unknown>; headers?: Record<string, string> } = {},
-  ) {
-    super(message);
-    this.fields = extra.fields;
-    this.details = extra.details;
-    this.headers = extra.headers;
-  }
-}
+export { type FieldErrors, HttpError, json, rateLimited, readJsonBody } from "../../runtime/http.ts";
 
 export const badRequest = (message: string, fields: FieldErrors): HttpError =>
   new HttpError(400, "invalid_request", message, { fields });
@@ -36,22 +13,6 @@ export const versionConflict = (currentVersion: number): HttpError =>
   new HttpError(409, "version_conflict", "the resource was changed since it was read", {
     details: { current_version: currentVersion },
   });
-
-export function rateLimited(retryAfterMs: number): HttpError {
-  const seconds = retryAfterSeconds(retryAfterMs);
-  return new HttpError(429, "rate_limited", `too many requests, retry in ${seconds} s`, {
-    headers: { "retry-after": String(seconds) },
-  });
-}
-
-export function json(status: number, body: unknown, headers?: Record<string, string>): Response {
-  return Response.json(body, { status, headers });
-}
-
-/** The shared JSON body reader, failing with this API's HttpError. */
-export function readJsonBody(req: Request, limitBytes: number): Promise<unknown> {
-  return readSharedJsonBody(req, limitBytes, (status, code, message) => new HttpError(status, code, message));
-}
 
 /**
  * Constraint violations that input can still provoke despite validation (races, duplicates), mapped
