@@ -495,12 +495,19 @@ class Monitor {
     return this.consumed.get(`${name}#${number}`) ?? 0;
   }
 
-  /** Counts SENT rows now (throws while Postgres is away). */
+  /**
+   * Counts SENT rows now (throws while Postgres is away, or after 5 s: postgres.js can leave a query
+   * pending for good when a Postgres restart kills its connection, which must not stall the monitor).
+   */
   async freshSent(): Promise<number> {
-    const [row] = await this.pipeline.sql.unsafe<{ n: number }[]>(
+    const query = this.pipeline.sql.unsafe<{ n: number }[]>(
       "SELECT count(*)::int AS n FROM notifications WHERE client_id = ANY($1::uuid[]) AND alert_id NOT LIKE 'canary-%' AND status = 'SENT'",
       [this.clientIds] as never[],
     );
+    const [row] = await Promise.race([
+      query,
+      Bun.sleep(5000).then(() => Promise.reject(new Error("SENT count took over 5 s"))),
+    ]);
     this.sent = Math.max(this.sent, row?.n ?? 0);
     return this.sent;
   }

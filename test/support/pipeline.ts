@@ -126,7 +126,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const stop = async () => {
     const exitCodes = await Promise.all(stages.map((stage) => stopStage(stage)));
     await producer.close();
-    await sql.end();
+    // Bounded: postgres.js can keep a query pending for good after Postgres killed its connection.
+    await sql.end({ timeout: 5 });
     await sink.stop();
     const redis = connectRedis();
     try {
