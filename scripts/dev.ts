@@ -101,7 +101,7 @@ const commands: Record<string, Command> = {
     summary: "regenerate into a temp copy and fail if src/gen differs",
     run: checkGenerated,
   },
-  bench: { usage: "bench NAME [args]", summary: "run bench/NAME.ts", run: bench },
+  bench: { usage: "bench NAME [args]", summary: "infra + migrations + topics, then run bench/NAME.ts", run: bench },
   dlq: {
     usage: "dlq list|replay TOPIC [LIMIT] [TARGET]",
     summary: "show a dead-letter topic (reason, source, size) or replay it to its source topic",
@@ -301,6 +301,10 @@ async function bench([name, ...args]: string[]): Promise<number> {
       `usage: ./dev bench NAME, NAME one of: ${available.join(", ") || "(no bench/*.ts yet)"}`,
     );
   }
+  // A bench on a fresh machine needs what the tests need: the broker, the schema and the topics.
+  await ensureInfra();
+  await migrateTo(undefined);
+  await createTopics();
   return await run([bun, join(repoRoot, "bench", `${name}.ts`), ...args]);
 }
 
