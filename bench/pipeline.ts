@@ -27,16 +27,26 @@
  * Targets (2 cores, all co-located): >= 25k alerts/s end to end; p99 <= 100 ms at 5k alerts/s.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { loadavg } from "node:os";
+import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { webhookPayload } from "../src/channels/webhook.ts";
 import { Admin, type ProduceRecord } from "../src/kafka/index.ts";
 import { infraUrls } from "../src/runtime/env.ts";
 import { type Pipeline, startPipeline } from "../test/support/pipeline.ts";
 import type { StageName } from "../test/support/stages.ts";
 import { table } from "./match.ts";
 import { AlertEncoder, alertId, alertName, checkEncoding } from "./pipeline/alerts.ts";
-import { type KcatCeiling, kcatCeiling, type PostgresCeiling, postgresCeiling } from "./pipeline/ceilings.ts";
+import {
+  type CpuFloor,
+  cpuFloor,
+  type KcatCeiling,
+  kcatCeiling,
+  machineCpu,
+  netCpuUs,
+  type PostgresCeiling,
+  postgresCeiling,
+} from "./pipeline/ceilings.ts";
 import { chartSvg, type Panel } from "./pipeline/chart.ts";
 import {
   brokerPid,
@@ -48,6 +58,15 @@ import {
   type StageCounters,
   stageCounters,
 } from "./pipeline/procs.ts";
+import { startCpuMeter } from "./support/cpu.ts";
+import {
+  type FetchCeiling,
+  fetchCeiling,
+  insertClients,
+  newClients,
+  type SenderStatementsCeiling,
+  senderStatementsCeiling,
+} from "./support/sender-work.ts";
 
 const repoRoot = new URL("..", import.meta.url).pathname;
 const e2eTarget = 25_000;
@@ -737,6 +756,7 @@ function printResults(
   results: PhaseResult[],
   kcat: KcatCeiling | string,
   pg: PostgresCeiling | string,
+  floor: CpuFloor | string,
 ): void {
   console.log(
     `\n${table(
@@ -889,14 +909,39 @@ function printResults(
   }
   console.log(`\n${table(["ceiling on this machine", "records/s", "ratio", "ours vs"], rows)}`);
 
+  /** The share of the machine the floor alone keeps busy at `alertsPerS`. */
+  const floorBusy = (alertsPerS: number) =>
+    typeof floor === "string" ? Number.NaN : (alertsPerS * floor.cpuUsPerAlert) / (floor.cores * 1e6);
+  if (typeof floor === "string") console.log(`\nCPU floor per alert: failed: ${floor}`);
+  else {
+    console.log(
+      `\n${table(
+        ["CPU floor per alert (each part alone, machine CPU net of idle)", "us/alert"],
+        [
+          ...floor.parts.map((part) => [part.label, int(part.cpuUsPerAlert)]),
+          [
+            `total: at most ${int(floor.maxAlertsPerS)} alerts/s on ${floor.cores} cores with stages costing nothing`,
+            int(floor.cpuUsPerAlert),
+          ],
+        ],
+      )}`,
+    );
+  }
+
   console.log("\ntargets (2 cores, everything co-located):");
   if (maxPhase)
     console.log(
-      `  >= ${int(e2eTarget)} alerts/s end to end: ${int(maxPhase.e2eAlertsPerS)} -> ${verdict(maxPhase.e2eAlertsPerS >= e2eTarget && maxPhase.complete)}`,
+      `  >= ${int(e2eTarget)} alerts/s end to end: ${int(maxPhase.e2eAlertsPerS)} -> ${verdict(maxPhase.e2eAlertsPerS >= e2eTarget && maxPhase.complete)}` +
+        (typeof floor === "string"
+          ? ""
+          : ` (the CPU floor allows at most ${int(floor.maxAlertsPerS)}/s here)`),
     );
   if (fixedPhase)
     console.log(
-      `  p99 <= ${p99TargetMs} ms at ${fixedPhase.label}: ${ms(fixedPhase.latencyMs.p99)} ms -> ${verdict(fixedPhase.latencyMs.p99 <= p99TargetMs && fixedPhase.complete)}`,
+      `  p99 <= ${p99TargetMs} ms at ${fixedPhase.label}: ${ms(fixedPhase.latencyMs.p99)} ms -> ${verdict(fixedPhase.latencyMs.p99 <= p99TargetMs && fixedPhase.complete)}` +
+        (typeof floor === "string"
+          ? ""
+          : ` (at this rate the CPU floor alone keeps the machine ${pct(floorBusy(fixedPhase.producerAlertsPerS) * 100)} busy)`),
     );
   for (const r of results) {
     const clean = r.lostRows === 0 && r.duplicateRows === 0 && r.lostAtSink === 0 && r.duplicatesAtSink === 0;
@@ -958,6 +1003,67 @@ function chart(results: PhaseResult[], title: string): string {
     })),
   ];
   return chartSvg(title, rows);
+}
+
+// ----------------------------------------------------------------------------------- CPU floor
+
+interface FloorParts {
+  /** The machine over 3 s with the stages idle: subtracted from every part. */
+  idle: ReturnType<typeof machineCpu>;
+  statements: SenderStatementsCeiling;
+  webhook: FetchCeiling;
+}
+
+/**
+ * The parts of the CPU floor that the Kafka and dedupe ceilings do not cover: the sender's
+ * statements over `count` fresh rows of four clients of the run's own, and `count` webhook POSTs of
+ * the sender's payload to the sink at the sender's per-endpoint concurrency.
+ */
+async function measureFloorParts(
+  setup: Setup,
+  settings: Record<StageName, Record<string, string>>,
+  count: number,
+): Promise<FloorParts | string> {
+  const { pipeline, sink, run } = setup;
+  try {
+    const idleMeter = startCpuMeter();
+    await Bun.sleep(3000);
+    const idle = machineCpu(idleMeter());
+    const clients = newClients(4);
+    await insertClients(
+      pipeline.sql,
+      `bench-pipeline-${run}-floor-`,
+      (id) => sink.url(`/hook/${id}`),
+      clients,
+    );
+    const statements = await senderStatementsCeiling(pipeline.sql, clients, {
+      alertPrefix: `${run}-floor`,
+      count,
+      batchSize: Number(settings.sender.BATCH_SIZE_MAX),
+      dispatchesInFlight: Number(settings.sender.DISPATCHES_IN_FLIGHT_MAX ?? 4),
+    });
+    const body = JSON.stringify(
+      webhookPayload({
+        id: "1234567",
+        clientId: clients.clientIds[0] as string,
+        alertId: `${run}-floor-123456`,
+        severity: "HIGH",
+        source: pipeline.source,
+        name: "a1",
+        context: { host: "bench-1" },
+        ruleIds: [clients.ruleIds[0] as string],
+        eventTime: new Date(),
+      }),
+    );
+    const webhook = await fetchCeiling(sink.url("/hook/floor"), {
+      count,
+      concurrency: Number(settings.sender.ENDPOINT_CONCURRENCY_MAX),
+      body,
+    });
+    return { idle, statements, webhook };
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
 }
 
 // ---------------------------------------------------------------------------------------- main
@@ -1095,7 +1201,32 @@ async function main(): Promise<void> {
     } catch (error) {
       pg = error instanceof Error ? error.message : String(error);
     }
-    printResults(results, kcat, pg);
+    const floorParts = await measureFloorParts(setup as Setup, settings, flags.alerts);
+    const floor =
+      typeof kcat === "string" || typeof pg === "string" || typeof floorParts === "string"
+        ? [kcat, pg, floorParts].filter((part) => typeof part === "string").join("; ")
+        : cpuFloor(
+            [
+              {
+                label: "3 Kafka hops (alerts.new, alerts.matched, notifications.ready) at kcat's cost",
+                cpuUsPerAlert: 3 * netCpuUs(kcat.machineCpu, floorParts.idle, flags.alerts),
+              },
+              {
+                label: "the aggregator's dedupe insert (the ceiling above)",
+                cpuUsPerAlert: netCpuUs(pg.machineCpu, floorParts.idle, flags.alerts),
+              },
+              {
+                label: `the sender's statements alone (claim, endpoints, attempt + status; ${int(floorParts.statements.notificationsPerS)}/s)`,
+                cpuUsPerAlert: netCpuUs(machineCpu(floorParts.statements.cpu), floorParts.idle, flags.alerts),
+              },
+              {
+                label: `one webhook POST: Bun fetch -> the sink (${int(floorParts.webhook.requestsPerS)}/s)`,
+                cpuUsPerAlert: netCpuUs(machineCpu(floorParts.webhook.cpu), floorParts.idle, flags.alerts),
+              },
+            ],
+            availableParallelism(),
+          );
+    printResults(results, kcat, pg, floor);
 
     const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*/, "");
     const resultsDir = join(repoRoot, "results");
@@ -1114,7 +1245,8 @@ async function main(): Promise<void> {
           stageSettings: settings,
           targets: { e2eAlertsPerS: e2eTarget, p99Ms: p99TargetMs },
           phases: results,
-          ceilings: { kcat, postgres: pg },
+          ceilings: { kcat, postgres: pg, floorParts },
+          cpuFloor: floor,
         },
         null,
         2,

@@ -15,13 +15,26 @@ import { join } from "node:path";
 import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import type { Admin } from "../../src/kafka/index.ts";
+import { type CpuUse, startCpuMeter } from "../support/cpu.ts";
 import { kcatConsumeCount, kcatProduceFile } from "../support/kcat.ts";
+
+/** CPU seconds the whole machine used over a window of `seconds`. */
+export interface MachineCpu {
+  seconds: number;
+  busyS: number;
+}
+
+export function machineCpu(use: CpuUse): MachineCpu {
+  return { seconds: use.seconds, busyS: use.machineBusyS };
+}
 
 export interface KcatCeiling {
   produceRecordsPerS: number;
   consumeRecordsPerS: number;
   /** N / (produce time + consume time): one hop, written then read. */
   hopRecordsPerS: number;
+  /** The machine's CPU (all processes: kcat, the broker) over the produce and the consume. */
+  machineCpu: MachineCpu;
 }
 
 export interface PostgresCeiling {
@@ -29,6 +42,8 @@ export interface PostgresCeiling {
   batchRows: number;
   statementMsP50: number;
   statementMsP99: number;
+  /** The machine's CPU (Postgres and this process's client side) over the inserts. */
+  machineCpu: MachineCpu;
 }
 
 export async function kcatCeiling(options: {
@@ -51,6 +66,7 @@ export async function kcatCeiling(options: {
       writer.write(`${key}\t${`${i}-${filler}`.slice(0, valueBytes)}\n`);
     }
     await writer.end();
+    const cpu = startCpuMeter();
     const produceStart = performance.now();
     await kcatProduceFile(brokers, topic, input);
     const produceS = (performance.now() - produceStart) / 1000;
@@ -62,6 +78,7 @@ export async function kcatCeiling(options: {
       produceRecordsPerS: records / produceS,
       consumeRecordsPerS: records / consumeS,
       hopRecordsPerS: records / (produceS + consumeS),
+      machineCpu: machineCpu(cpu()),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -83,6 +100,7 @@ export async function postgresCeiling(options: {
   await sql.unsafe(`CREATE SEQUENCE ${table}_id_seq OWNED BY ${table}.id`);
   await sql.unsafe(`ALTER TABLE ${table} ALTER COLUMN id SET DEFAULT nextval('${table}_id_seq')`);
   const durations: number[] = [];
+  const cpu = startCpuMeter();
   const start = performance.now();
   for (let first = 0; first < rows; first += batchRows) {
     const size = Math.min(batchRows, rows - first);
@@ -107,8 +125,46 @@ export async function postgresCeiling(options: {
       throw new Error(`dedupe insert returned ${returned.length} of ${size} rows`);
   }
   const elapsedS = (performance.now() - start) / 1000;
+  const used = machineCpu(cpu());
   durations.sort((a, b) => a - b);
   const at = (q: number) =>
     durations[Math.min(durations.length - 1, Math.floor(q * durations.length))] ?? NaN;
-  return { rowsPerS: rows / elapsedS, batchRows, statementMsP50: at(0.5), statementMsP99: at(0.99) };
+  return {
+    rowsPerS: rows / elapsedS,
+    batchRows,
+    statementMsP50: at(0.5),
+    statementMsP99: at(0.99),
+    machineCpu: used,
+  };
+}
+
+/** One part of the work every alert needs, measured alone: machine CPU microseconds per alert. */
+export interface FloorPart {
+  label: string;
+  cpuUsPerAlert: number;
+}
+
+/**
+ * The least CPU an alert costs on this machine, from the ceilings: the parts every alert needs
+ * (three Kafka hops, the dedupe insert, the sender's statements, one webhook POST), each done by the
+ * leanest client measured, with nothing of our stages' own code. `cores` / that total bounds the
+ * end-to-end rate whatever the stages do; at a given rate, it is the share of the machine that the
+ * floor alone keeps busy.
+ */
+export interface CpuFloor {
+  parts: FloorPart[];
+  cpuUsPerAlert: number;
+  cores: number;
+  maxAlertsPerS: number;
+}
+
+export function cpuFloor(parts: FloorPart[], cores: number): CpuFloor {
+  const cpuUsPerAlert = parts.reduce((sum, part) => sum + part.cpuUsPerAlert, 0);
+  return { parts, cpuUsPerAlert, cores, maxAlertsPerS: (cores * 1e6) / cpuUsPerAlert };
+}
+
+/** Machine CPU microseconds per unit of work, net of what the machine burns idle over as long. */
+export function netCpuUs(used: MachineCpu, idle: MachineCpu, units: number): number {
+  const idleBusyS = (idle.busyS / idle.seconds) * used.seconds;
+  return (Math.max(0, used.busyS - idleBusyS) / units) * 1e6;
 }
