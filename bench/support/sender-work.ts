@@ -14,6 +14,7 @@ import {
   type AttemptRecord,
   type ClaimedNotification,
   DeliveryStore,
+  deliveryStoreSettings,
   type StatusUpdate,
 } from "../../src/adapters/delivery-store.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
@@ -23,7 +24,7 @@ import { classifyHttpStatus } from "../../src/core/retry.ts";
 import { reclaim, retrying } from "./common.ts";
 import { type CpuUse, startCpuMeter } from "./cpu.ts";
 
-/** What src/stages/sender/main.ts gives its DeliveryStore: its pool size and LEASE_MS default. */
+/** What src/stages/sender/main.ts gives its DeliveryStore: its pool size (and settings) and LEASE_MS default. */
 const senderConnectionsMax = 10;
 const senderLeaseMs = 30_000;
 const insertChunk = 20_000;
@@ -231,7 +232,7 @@ export async function senderStatementsCeiling(
   options: { alertPrefix: string; count: number; batchSize: number; dispatchesInFlight: number },
 ): Promise<SenderStatementsCeiling> {
   const { alertPrefix, count, batchSize, dispatchesInFlight } = options;
-  const pool = connectPostgres({ connectionsMax: senderConnectionsMax });
+  const pool = connectPostgres({ connectionsMax: senderConnectionsMax, settings: deliveryStoreSettings });
   const store = new DeliveryStore(pool, senderLeaseMs);
   const clock = new StatementClock();
   try {

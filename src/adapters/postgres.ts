@@ -9,6 +9,8 @@ export interface PostgresOptions {
   connectionsMax?: number;
   /** Seconds an idle connection is kept; tests use short values so processes exit promptly. */
   idleTimeoutSeconds?: number;
+  /** Server settings for every connection of the pool (sent at connect, like `SET` in each session). */
+  settings?: Record<string, string>;
 }
 
 /** A postgres.js pool with the project's defaults: no NOTICE spam, bigint as JS bigint-safe strings. */
@@ -18,5 +20,6 @@ export function connectPostgres(options: PostgresOptions = {}): Sql {
     idle_timeout: options.idleTimeoutSeconds ?? 30,
     connect_timeout: 10,
     onnotice: () => {},
+    connection: options.settings,
   });
 }

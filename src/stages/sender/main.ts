@@ -1,5 +1,5 @@
 /** sender: notifications.ready -> claim under a lease -> deliver on every endpoint -> SENT/RETRY/FAILED. */
-import { DeliveryStore } from "../../adapters/delivery-store.ts";
+import { DeliveryStore, deliveryStoreSettings } from "../../adapters/delivery-store.ts";
 import { connectPostgres } from "../../adapters/postgres.ts";
 import { EmailChannel } from "../../channels/email.ts";
 import { HttpTransport } from "../../channels/http.ts";
@@ -60,7 +60,7 @@ await runConsumerStage({
   // long by design (backpressure): only a much longer stall counts as stuck.
   processTimeoutMs: 30 * 60_000,
   async createProcessor({ logger }) {
-    const sql = connectPostgres({ connectionsMax: 10 });
+    const sql = connectPostgres({ connectionsMax: 10, settings: deliveryStoreSettings });
     const store = new DeliveryStore(sql, envInt("LEASE_MS", 30_000, { min: 1000, max: 3_600_000 }));
     const limiter = new KeyedRateLimiter({
       ratePerSecond: envInt("ENDPOINT_RATE_PER_SECOND", 50_000, { min: 1, max: 1_000_000 }),
