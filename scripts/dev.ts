@@ -101,7 +101,11 @@ const commands: Record<string, Command> = {
     summary: "regenerate into a temp copy and fail if src/gen differs",
     run: checkGenerated,
   },
-  bench: { usage: "bench NAME [args]", summary: "infra + migrations + topics, then run bench/NAME.ts", run: bench },
+  bench: {
+    usage: "bench NAME [args]",
+    summary: "infra + migrations + topics, then run bench/NAME.ts",
+    run: bench,
+  },
   dlq: {
     usage: "dlq list|replay TOPIC [LIMIT] [TARGET]",
     summary: "show a dead-letter topic (reason, source, size) or replay it to its source topic",
