@@ -16,6 +16,7 @@ import {
   type Producer,
 } from "../kafka/index.ts";
 import { InvalidRecordError, toDeadLetter } from "./dead-letter.ts";
+import { DeadlineError, settleWithin } from "./deadline.ts";
 import type { Logger } from "./log.ts";
 import type { StageMetrics } from "./metrics.ts";
 import { OffsetTracker, type Segment } from "./offsets.ts";
@@ -268,7 +269,7 @@ export class ConsumeLoop<T> {
     }
     if (valid.length === 0) return deadLetters;
     const outputs = await this.#retry("process", () =>
-      settleWithin(processor.process(valid), this.#options.processTimeoutMs),
+      settleWithin(processor.process(valid), this.#options.processTimeoutMs, "a batch's processing"),
     );
     return outputs === undefined ? undefined : deadLetters.concat(outputs);
   }
@@ -288,7 +289,7 @@ export class ConsumeLoop<T> {
       try {
         return await attempt();
       } catch (error) {
-        if (error instanceof ProcessTimeoutError || attemptNumber >= attemptsMax) throw error;
+        if (error instanceof DeadlineError || attemptNumber >= attemptsMax) throw error;
         const delayMs = Math.min(100 * 2 ** (attemptNumber - 1), retryBackoffMaxMs);
         logger.warn(`${what} failed, retrying`, { error, attempt: attemptNumber, delayMs });
         await Bun.sleep(delayMs);
@@ -302,20 +303,4 @@ export class ConsumeLoop<T> {
       this.#options.metrics.lag.set({ topic, partition: String(partition) }, lag);
     }
   }
-}
-
-/** Processing that never settled: not retried in this process, whose connections may be broken. */
-export class ProcessTimeoutError extends Error {
-  constructor(readonly timeoutMs: number) {
-    super(`a batch's processing did not settle within ${timeoutMs} ms`);
-    this.name = "ProcessTimeoutError";
-  }
-}
-
-function settleWithin<R>(work: Promise<R>, timeoutMs: number): Promise<R> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ProcessTimeoutError(timeoutMs)), timeoutMs);
-  });
-  return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
 }

@@ -25,16 +25,25 @@ export interface ConsumerStageDefinition<T> {
   processTimeoutMs?: number;
   /** See ConsumeLoopOptions.processConcurrencyMax; 1 unless the stage's processing is order-free. */
   processConcurrencyMax?: number;
-  /** Built once the shared pieces exist; `close` releases the stage's own clients. */
-  createProcessor(
-    context: StageContext,
-  ): Promise<{ processor: Processor<T>; isReady?: () => boolean; close?: () => Promise<void> }>;
+  /**
+   * Built once the shared pieces exist; `close` releases the stage's own clients. `failed` is work
+   * the stage runs beside the loop (the sender's scheduler): when it rejects, the stage exits as it
+   * does when the loop fails.
+   */
+  createProcessor(context: StageContext): Promise<{
+    processor: Processor<T>;
+    isReady?: () => boolean;
+    close?: () => Promise<void>;
+    failed?: Promise<never>;
+  }>;
 }
 
 export interface StageContext {
   producer: Producer;
   metrics: StageMetrics;
   logger: Logger;
+  /** PROCESS_TIMEOUT_MS as resolved for this stage: the bound for work beside the loop too. */
+  processTimeoutMs: number;
 }
 
 /** Starts the stage and returns once it runs; the process exits on a signal or a fatal error. */
@@ -46,11 +55,17 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     clientId: definition.name,
     logger: logger.child("producer"),
   });
+  const processTimeoutMs = envInt(
+    "PROCESS_TIMEOUT_MS",
+    definition.processTimeoutMs ?? defaultProcessTimeoutMs,
+    { min: 100, max: 3_600_000 },
+  );
   const {
     processor,
     isReady = () => true,
     close,
-  } = await definition.createProcessor({ producer, metrics, logger });
+    failed,
+  } = await definition.createProcessor({ producer, metrics, logger, processTimeoutMs });
   const loop = new ConsumeLoop({
     stage: definition.name,
     brokers: infraUrls.kafkaBrokers,
@@ -66,10 +81,7 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     inFlightBatchesMax: envInt("IN_FLIGHT_BATCHES_MAX", 4, { min: 1, max: 64 }),
     outputTopics: definition.outputTopics ?? [],
     processConcurrencyMax: definition.processConcurrencyMax ?? 1,
-    processTimeoutMs: envInt("PROCESS_TIMEOUT_MS", definition.processTimeoutMs ?? defaultProcessTimeoutMs, {
-      min: 100,
-      max: 3_600_000,
-    }),
+    processTimeoutMs,
     recordBytesMax: envInt("RECORD_BYTES_MAX", defaultRecordBytesMax, { min: 1024, max: 64 * 1024 * 1024 }),
   });
   const service = startService({
@@ -89,7 +101,7 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     await service.stop();
   };
   exitOnSignal(shutdown, logger);
-  loop.start().catch(async (error: unknown) => {
+  Promise.race([loop.start(), ...(failed ? [failed] : [])]).catch(async (error: unknown) => {
     logger.error("stage failed; exiting so a supervisor restarts it from the last commit", { error });
     process.exit(1);
   });

@@ -3,6 +3,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { migrate } from "../../src/adapters/migrations.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { type RuleChanged, RuleChangedSchema } from "../../src/gen/alerting/v1/rule_pb.ts";
+import { DeadlineError } from "../../src/runtime/deadline.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { createRuleServiceApp } from "../../src/stages/rule-service/app.ts";
 import {
@@ -271,5 +272,31 @@ describe("outbox relay", () => {
     expect(new Set(changeIds).size).toBe(changeIds.length);
     expectPerRuleOrder(broker);
     await expectAllPublished(broker, watermark);
+  });
+  test("a batch whose database call never answers fails the relay instead of stalling it", async () => {
+    const broker = new RecordingBroker();
+    const blocker = await sql.reserve();
+    try {
+      // Holds the outbox table so the relay's read waits for good, like a query whose answer was lost.
+      await blocker.unsafe("BEGIN");
+      await blocker.unsafe("LOCK TABLE rule_outbox IN ACCESS EXCLUSIVE MODE");
+      const relay = await startOutboxRelay({
+        sql,
+        publish: broker.publish,
+        batchTimeoutMs: 300,
+        onError: () => {},
+      });
+      const startedAt = performance.now();
+      const failure = await relay.failed.catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(DeadlineError);
+      expect(performance.now() - startedAt).toBeLessThan(3000);
+      expect(broker.attempts).toBe(0);
+      const stopStartedAt = performance.now();
+      await relay.stop(500);
+      expect(performance.now() - stopStartedAt).toBeLessThan(1500);
+    } finally {
+      await blocker.unsafe("ROLLBACK");
+      blocker.release();
+    }
   });
 });

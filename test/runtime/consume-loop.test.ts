@@ -4,13 +4,9 @@
  */
 import { expect, test } from "bun:test";
 import { type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
-import {
-  ConsumeLoop,
-  type ConsumeLoopOptions,
-  type Processor,
-  ProcessTimeoutError,
-} from "../../src/runtime/consume-loop.ts";
+import { ConsumeLoop, type ConsumeLoopOptions, type Processor } from "../../src/runtime/consume-loop.ts";
 import { deadLetterHeaders, InvalidRecordError } from "../../src/runtime/dead-letter.ts";
+import { DeadlineError } from "../../src/runtime/deadline.ts";
 import { createStageMetrics } from "../../src/runtime/metrics.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { countDeliveries } from "../support/invariants.ts";
@@ -208,7 +204,7 @@ test("a batch whose processing never settles fails the loop within the timeout, 
     () => undefined,
     (error: unknown) => error,
   );
-  expect(failure).toBeInstanceOf(ProcessTimeoutError);
+  expect(failure).toBeInstanceOf(DeadlineError);
   expect(performance.now() - startedAt).toBeLessThan(15_000);
   await hung.stop(100);
 

@@ -29,6 +29,10 @@ const relay = await startOutboxRelay({
   publish: (records) => producer.send(records.map((r) => ({ topic, key: r.key, value: r.value }))),
   onError: (error) => logger.warn("outbox relay: publish failed, will retry", { error }),
 });
+relay.failed.catch((error: unknown) => {
+  logger.error("outbox relay stuck; exiting so a supervisor restarts the rule service", { error });
+  process.exit(1);
+});
 const metrics = createStageMetrics("rule-service");
 const app = createRuleServiceApp({
   sql,

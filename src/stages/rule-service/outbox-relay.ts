@@ -1,6 +1,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { Sql } from "../../adapters/postgres.ts";
 import { RuleAction, RuleChangedSchema } from "../../gen/alerting/v1/rule_pb.ts";
+import { DeadlineError, settleWithin } from "../../runtime/deadline.ts";
 import { type RuleChange, ruleOutboxChannel } from "./outbox.ts";
 
 export interface PublishRecord {
@@ -21,11 +22,18 @@ export interface OutboxRelayOptions {
   backoffMaxMs?: number;
   /** A publish that neither acknowledges nor fails in time is treated as failed. */
   publishTimeoutMs?: number;
+  /**
+   * A whole batch (lock, read, publish, mark sent) still pending after this long means a database
+   * call that will never answer: the relay stops and `failed` rejects, so the service restarts.
+   */
+  batchTimeoutMs?: number;
   onError?: (error: unknown) => void;
 }
 
 export interface OutboxRelay {
-  stop(): Promise<void>;
+  /** Rejects with a DeadlineError when a batch never settled; the relay has stopped by then. */
+  readonly failed: Promise<never>;
+  stop(timeoutMs?: number): Promise<void>;
 }
 
 const schemaVersion = 1;
@@ -101,12 +109,18 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
     backoffInitialMs = 100,
     backoffMaxMs = 10_000,
     publishTimeoutMs = 30_000,
+    batchTimeoutMs = publishTimeoutMs + 30_000,
     onError = (error) => console.error("rule-service outbox relay: publish failed, backing off", error),
   } = options;
   let stopped = false;
   // Set by NOTIFY and cleared before each read, so a change committed mid-batch is not slept past.
   let notified = false;
   let interrupt: (() => void) | undefined;
+  let fail: (error: DeadlineError) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
+  failed.catch(() => {}); // observed by the service; not an unhandled rejection if nobody awaits it
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -129,10 +143,18 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
     while (!stopped) {
       notified = false;
       try {
-        const relayed = await relayBatch(sql, publish, batchSize, publishTimeoutMs);
+        const relayed = await settleWithin(
+          relayBatch(sql, publish, batchSize, publishTimeoutMs),
+          batchTimeoutMs,
+          "an outbox relay batch",
+        );
         backoffMs = backoffInitialMs;
         if (relayed < batchSize && !notified && !stopped) await sleep(pollIntervalMs);
       } catch (error) {
+        if (error instanceof DeadlineError) {
+          fail(error);
+          return;
+        }
         onError(error);
         if (stopped) break;
         const untilMs = Date.now() + backoffMs;
@@ -145,11 +167,12 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
 
   const running = loop();
   return {
-    async stop() {
+    failed,
+    /** Waits at most `timeoutMs` for the batch in flight: an unmarked batch is republished later. */
+    async stop(timeoutMs = 5000) {
       stopped = true;
       interrupt?.();
-      await running;
-      await listener.unlisten();
+      await Promise.race([running.then(() => listener.unlisten()), Bun.sleep(timeoutMs)]);
     },
   };
 }

@@ -59,7 +59,7 @@ await runConsumerStage({
   // Processing includes waiting for a dispatch slot, which slow or rate-limited endpoints can make
   // long by design (backpressure): only a much longer stall counts as stuck.
   processTimeoutMs: 30 * 60_000,
-  async createProcessor({ logger }) {
+  async createProcessor({ logger, processTimeoutMs }) {
     const sql = connectPostgres({ connectionsMax: 10, settings: deliveryStoreSettings });
     const store = new DeliveryStore(sql, envInt("LEASE_MS", 30_000, { min: 1000, max: 3_600_000 }));
     const limiter = new KeyedRateLimiter({
@@ -81,6 +81,7 @@ await runConsumerStage({
     const scheduler = startScheduler(store, dispatcher, logger.child("scheduler"), {
       intervalMs: envInt("SCHEDULER_INTERVAL_MS", 1000, { min: 10, max: 60_000 }),
       batchSizeMax: 500,
+      passTimeoutMs: processTimeoutMs,
     });
     const processor = createSenderProcessor(
       store,
@@ -90,6 +91,7 @@ await runConsumerStage({
     );
     return {
       processor,
+      failed: scheduler.failed,
       async close() {
         await processor.drain(1000);
         await scheduler.stop();

@@ -4,32 +4,55 @@
  * so a slow retry never blocks a partition.
  */
 import type { DeliveryStore } from "../../adapters/delivery-store.ts";
+import { DeadlineError, settleWithin } from "../../runtime/deadline.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
 export interface Scheduler {
-  stop(): Promise<void>;
+  /**
+   * Rejects with a DeadlineError when a pass did not settle within `passTimeoutMs` (a database call
+   * that never answers): the loop has stopped, and the stage must exit to be restarted.
+   */
+  readonly failed: Promise<never>;
+  /** Stops after the pass in flight, waiting for it at most `timeoutMs` (its rows are leased). */
+  stop(timeoutMs?: number): Promise<void>;
 }
 
 export function startScheduler(
-  store: DeliveryStore,
-  dispatcher: Dispatcher,
+  store: Pick<DeliveryStore, "claimDue">,
+  dispatcher: Pick<Dispatcher, "dispatch">,
   logger: Logger,
-  options: { intervalMs: number; batchSizeMax: number },
+  options: { intervalMs: number; batchSizeMax: number; passTimeoutMs: number },
 ): Scheduler {
   let running = true;
   let wake: () => void = () => {};
+  let fail: (error: DeadlineError) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
+  failed.catch(() => {}); // observed by the stage; not an unhandled rejection if nobody awaits it
+
+  /** Claims and dispatches one batch of due rows; returns how many were claimed. */
+  const pass = async (): Promise<number> => {
+    const due = await store.claimDue(options.batchSizeMax);
+    if (due.length > 0) {
+      const counts = await dispatcher.dispatch(due);
+      logger.info("re-drove due notifications", { claimed: due.length, ...counts });
+    }
+    return due.length;
+  };
+
   const loop = (async () => {
     while (running) {
       try {
-        const due = await store.claimDue(options.batchSizeMax);
-        if (due.length > 0) {
-          const counts = await dispatcher.dispatch(due);
-          logger.info("re-drove due notifications", { claimed: due.length, ...counts });
-        }
+        const claimed = await settleWithin(pass(), options.passTimeoutMs, "a scheduler pass");
         // A full batch means more may be due: go again at once.
-        if (due.length === options.batchSizeMax) continue;
+        if (claimed === options.batchSizeMax) continue;
       } catch (error) {
+        if (error instanceof DeadlineError) {
+          fail(error);
+          return;
+        }
         logger.warn("scheduler pass failed, will retry", { error });
       }
       await new Promise<void>((resolve) => {
@@ -39,10 +62,11 @@ export function startScheduler(
     }
   })();
   return {
-    async stop() {
+    failed,
+    async stop(timeoutMs = 5000) {
       running = false;
       wake();
-      await loop;
+      await Promise.race([loop, Bun.sleep(timeoutMs)]);
     },
   };
 }

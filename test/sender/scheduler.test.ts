@@ -1,0 +1,83 @@
+/**
+ * The scheduler loop's own decisions, with the store and dispatcher replaced by functions that
+ * count their calls (the re-driving itself runs against Postgres in sender.test.ts and the chaos
+ * run): a pass that never settles fails the stage instead of stalling it; an ordinary error is
+ * retried on the next interval; a full batch goes again at once.
+ */
+import { expect, test } from "bun:test";
+import type { ClaimedNotification } from "../../src/adapters/delivery-store.ts";
+import { DeadlineError } from "../../src/runtime/deadline.ts";
+import { startScheduler } from "../../src/stages/sender/scheduler.ts";
+import { quiet } from "../support/kafka.ts";
+
+const noCounts = { delivered: 0, retryable: 0, permanent: 0 };
+const dispatcher = { dispatch: async () => noCounts };
+const claimed = (count: number) =>
+  Array.from({ length: count }, (_, i) => ({ id: String(i) }) as ClaimedNotification);
+
+test("a pass that never settles rejects `failed` with a DeadlineError and ends the loop", async () => {
+  let calls = 0;
+  const store = {
+    claimDue: () => {
+      calls++;
+      return new Promise<ClaimedNotification[]>(() => {}); // a query postgres.js never answers
+    },
+  };
+  const scheduler = startScheduler(store, dispatcher, quiet, {
+    intervalMs: 10,
+    batchSizeMax: 10,
+    passTimeoutMs: 200,
+  });
+  const startedAt = performance.now();
+  const failure = await scheduler.failed.catch((error: unknown) => error);
+  expect(failure).toBeInstanceOf(DeadlineError);
+  expect(performance.now() - startedAt).toBeLessThan(2000);
+  await Bun.sleep(100);
+  expect(calls).toBe(1); // not retried in this process
+  await scheduler.stop(100);
+});
+
+test("an ordinary error is retried on the next interval and does not fail the stage", async () => {
+  let calls = 0;
+  const store = {
+    claimDue: async () => {
+      calls++;
+      if (calls <= 2) throw new Error("connection reset");
+      return [];
+    },
+  };
+  const scheduler = startScheduler(store, dispatcher, quiet, {
+    intervalMs: 20,
+    batchSizeMax: 10,
+    passTimeoutMs: 1000,
+  });
+  let failed = false;
+  scheduler.failed.catch(() => {
+    failed = true;
+  });
+  while (calls < 4) await Bun.sleep(10);
+  await scheduler.stop();
+  expect(failed).toBe(false);
+});
+
+test("a full batch is followed at once by the next pass, a partial one waits for the interval", async () => {
+  const batches = [5, 5, 2, 0];
+  const claimedAt: number[] = [];
+  const store = {
+    claimDue: async () => {
+      claimedAt.push(performance.now());
+      return claimed(batches[claimedAt.length - 1] ?? 0);
+    },
+  };
+  const scheduler = startScheduler(store, dispatcher, quiet, {
+    intervalMs: 300,
+    batchSizeMax: 5,
+    passTimeoutMs: 1000,
+  });
+  while (claimedAt.length < 4) await Bun.sleep(10);
+  await scheduler.stop();
+  const [first, second, third, fourth] = claimedAt as [number, number, number, number];
+  expect(second - first).toBeLessThan(100);
+  expect(third - second).toBeLessThan(100);
+  expect(fourth - third).toBeGreaterThanOrEqual(250);
+});
