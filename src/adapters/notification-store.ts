@@ -1,4 +1,4 @@
-import type { Sql } from "./postgres.ts";
+import { prepared, type Sql } from "./postgres.ts";
 
 /** One (client, alert) notification as the aggregator writes it. */
 export interface NotificationInput {
@@ -80,6 +80,10 @@ export async function insertNotifications(
 ): Promise<PendingNotification[]> {
   if (rows.length === 0) return [];
   const { text, params } = dedupeInsert(rows, table);
-  const result = await sql.unsafe<{ id: string; client_id: string; alert_id: string }[]>(text, params);
+  const result = await sql.unsafe<{ id: string; client_id: string; alert_id: string }[]>(
+    text,
+    params,
+    prepared,
+  );
   return result.map((r) => ({ id: String(r.id), clientId: r.client_id, alertId: r.alert_id }));
 }

@@ -23,3 +23,11 @@ export function connectPostgres(options: PostgresOptions = {}): Sql {
     connection: options.settings,
   });
 }
+
+/**
+ * Options for the hot statements run with `sql.unsafe`, which postgres.js does not prepare by
+ * default: unprepared, each call is parsed and planned again (3 ms of planning for the dedupe
+ * insert) and costs a second round trip to describe its parameters. Prepared once per connection,
+ * the dedupe insert of 8 rows took 0.32 ms of Postgres CPU instead of 1.04.
+ */
+export const prepared = { prepare: true } as const;
