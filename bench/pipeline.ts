@@ -576,6 +576,38 @@ async function dbCountsOnce(setup: Setup, phase: string): Promise<DbCounts> {
   };
 }
 
+/** p50 and p99 of each half of the latency: where an alert waited. */
+interface LatencySplit {
+  /** Event time -> the notification row's created_at: evaluator, aggregator and two Kafka hops. */
+  toRowMs: { p50: number; p99: number };
+  /** created_at -> first delivery at the sink: notifications.ready, the sender, the POST. */
+  rowToSinkMs: { p50: number; p99: number };
+}
+
+async function latencySplit(setup: Setup, raw: PhaseRaw): Promise<LatencySplit> {
+  const { sql } = setup.pipeline;
+  const prefix = `${alertId(setup.run, raw.phase, 0).slice(0, -1)}%`;
+  const rows = await whilePostgresIsBack("reading row times", () =>
+    sql.unsafe<{ i: number; created_ms: number }[]>(
+      `SELECT substring(alert_id from '[0-9]+$')::int AS i, extract(epoch from created_at)::float8 * 1000 AS created_ms
+       FROM notifications WHERE client_id = ANY($2::uuid[]) AND alert_id LIKE $1`,
+      [prefix, setup.clientIds] as never[],
+    ),
+  );
+  const { deliveredAtMs, eventMs, counts } = raw.report;
+  const toRow: number[] = [];
+  const rowToSink: number[] = [];
+  for (const { i, created_ms: createdMs } of rows) {
+    if (i < 0 || i >= raw.alerts || counts[i] === 0) continue;
+    toRow.push(createdMs - (eventMs[i] as number));
+    rowToSink.push((deliveredAtMs[i] as number) - createdMs);
+  }
+  toRow.sort((a, b) => a - b);
+  rowToSink.sort((a, b) => a - b);
+  const pair = (sorted: number[]) => ({ p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) });
+  return { toRowMs: pair(toRow), rowToSinkMs: pair(rowToSink) };
+}
+
 const quantile = (sorted: Float64Array | number[], q: number) =>
   sorted.length === 0
     ? Number.NaN
@@ -603,6 +635,7 @@ interface PhaseResult {
   e2eAlertsPerS: number;
   durationS: number;
   latencyMs: { p50: number; p95: number; p99: number; max: number };
+  latencySplit: LatencySplit;
   lostAtSink: number;
   duplicatesAtSink: number;
   eventTimeMismatches: number;
@@ -705,6 +738,7 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
   const machineBusyPercent =
     ((last.machine.busy - first.machine.busy) / (last.machine.total - first.machine.total)) * 100;
   const db = await dbCounts(setup, raw.phase);
+  const split = await latencySplit(setup, raw);
   return {
     phase: raw.phase,
     label: raw.label,
@@ -719,6 +753,7 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
       p99: quantile(latencies, 0.99),
       max: latencies.at(-1) ?? Number.NaN,
     },
+    latencySplit: split,
     lostAtSink: lost,
     duplicatesAtSink: duplicates,
     eventTimeMismatches: mismatches,
@@ -801,6 +836,13 @@ function printResults(
     console.log(
       `  ${r.label}: db ${int(r.db.rows)} rows, ${int(r.db.sent)} SENT, ${int(r.db.deliveries)} delivery rows (${int(r.db.successDeliveries)} SUCCESS)` +
         `${extra.length > 0 ? `; ${extra.join("; ")}` : ""}`,
+    );
+  }
+  for (const r of results) {
+    const { toRowMs, rowToSinkMs } = r.latencySplit;
+    console.log(
+      `  ${r.label}: latency split, event -> row (evaluator, aggregator) p50 ${ms(toRowMs.p50)} / p99 ${ms(toRowMs.p99)} ms, ` +
+        `row -> webhook (sender) p50 ${ms(rowToSinkMs.p50)} / p99 ${ms(rowToSinkMs.p99)} ms`,
     );
   }
   const processes = [
