@@ -22,3 +22,16 @@ export function settleWithin<R>(work: Promise<R>, timeoutMs: number, what: strin
   });
   return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * How background work reports that it gave up: `failed` rejects once `fail` is called. It is marked
+ * handled, so a failure nobody awaits yet is not an unhandled rejection.
+ */
+export function failureLatch(): { failed: Promise<never>; fail: (error: unknown) => void } {
+  let fail: (error: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
+  failed.catch(() => {});
+  return { failed, fail };
+}

@@ -1,7 +1,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { Sql } from "../../adapters/postgres.ts";
 import { RuleAction, RuleChangedSchema } from "../../gen/alerting/v1/rule_pb.ts";
-import { DeadlineError, settleWithin } from "../../runtime/deadline.ts";
+import { DeadlineError, failureLatch, settleWithin } from "../../runtime/deadline.ts";
 import { type RuleChange, ruleOutboxChannel } from "./outbox.ts";
 
 export interface PublishRecord {
@@ -116,11 +116,7 @@ export async function startOutboxRelay(options: OutboxRelayOptions): Promise<Out
   // Set by NOTIFY and cleared before each read, so a change committed mid-batch is not slept past.
   let notified = false;
   let interrupt: (() => void) | undefined;
-  let fail: (error: DeadlineError) => void = () => {};
-  const failed = new Promise<never>((_, reject) => {
-    fail = reject;
-  });
-  failed.catch(() => {}); // observed by the service; not an unhandled rejection if nobody awaits it
+  const { failed, fail } = failureLatch();
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {

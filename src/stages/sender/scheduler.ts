@@ -4,7 +4,7 @@
  * so a slow retry never blocks a partition.
  */
 import type { DeliveryStore } from "../../adapters/delivery-store.ts";
-import { DeadlineError, settleWithin } from "../../runtime/deadline.ts";
+import { DeadlineError, failureLatch, settleWithin } from "../../runtime/deadline.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
@@ -26,11 +26,7 @@ export function startScheduler(
 ): Scheduler {
   let running = true;
   let wake: () => void = () => {};
-  let fail: (error: DeadlineError) => void = () => {};
-  const failed = new Promise<never>((_, reject) => {
-    fail = reject;
-  });
-  failed.catch(() => {}); // observed by the stage; not an unhandled rejection if nobody awaits it
+  const { failed, fail } = failureLatch();
 
   /** Claims and dispatches one batch of due rows; returns how many were claimed. */
   const pass = async (): Promise<number> => {
