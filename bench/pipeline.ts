@@ -18,9 +18,11 @@
  * sink), latency from the alert's event time to its delivery at the sink (p50/p95/p99/max), per
  * stage records/s (from /metrics deltas), batch time, peak consumer lag, CPU per process
  * (/proc/<pid>/stat) and peak RSS (VmHWM, reset per phase), and lost / duplicate counts from
- * Postgres (rows per (client, alert)) and the sink (deliveries per alert id). Then the limits of
- * this machine in the same run: kcat producing and consuming N records of the alerts' size, and the
- * aggregator's dedupe insert on a scratch copy of `notifications` (bench/pipeline/ceilings.ts).
+ * Postgres (rows per (client, alert)) and the sink (deliveries per alert id), and the latency split at
+ * each notification row's created_at. Then the limits of this machine in the same run: kcat producing
+ * and consuming N records of the alerts' size, the aggregator's dedupe insert on a scratch copy of
+ * `notifications` (bench/pipeline/ceilings.ts), and from those plus the sender's statements and one
+ * webhook POST each measured alone, the CPU floor per alert and the rate it allows.
  *
  * Writes results/pipeline-<time>.json and .svg (throughput and p99 per second). Deletes its own
  * clients' rows (deliveries, notifications, endpoints, rules, clients) at the end.
@@ -42,6 +44,7 @@ import {
   cpuFloor,
   type KcatCeiling,
   kcatCeiling,
+  type MachineCpu,
   machineCpu,
   netCpuUs,
   type PostgresCeiling,
@@ -1051,7 +1054,7 @@ function chart(results: PhaseResult[], title: string): string {
 
 interface FloorParts {
   /** The machine over 3 s with the stages idle: subtracted from every part. */
-  idle: ReturnType<typeof machineCpu>;
+  idle: MachineCpu;
   statements: SenderStatementsCeiling;
   webhook: FetchCeiling;
 }

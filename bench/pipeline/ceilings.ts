@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import type { Admin } from "../../src/kafka/index.ts";
+import { createScratchNotifications } from "../../test/support/scratch-notifications.ts";
 import { type CpuUse, startCpuMeter } from "../support/cpu.ts";
 import { kcatConsumeCount, kcatProduceFile } from "../support/kcat.ts";
 
@@ -95,10 +96,7 @@ export async function postgresCeiling(options: {
   source: string;
 }): Promise<PostgresCeiling> {
   const { sql, table, rows, batchRows, clientIds, ruleIds, source } = options;
-  // LIKE copies the id default, which would draw from notifications' sequence: give it its own.
-  await sql.unsafe(`CREATE TABLE ${table} (LIKE notifications INCLUDING ALL)`);
-  await sql.unsafe(`CREATE SEQUENCE ${table}_id_seq OWNED BY ${table}.id`);
-  await sql.unsafe(`ALTER TABLE ${table} ALTER COLUMN id SET DEFAULT nextval('${table}_id_seq')`);
+  await createScratchNotifications(sql, table);
   const durations: number[] = [];
   const cpu = startCpuMeter();
   const start = performance.now();

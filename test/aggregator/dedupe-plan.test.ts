@@ -13,6 +13,7 @@ import {
 } from "../../src/adapters/notification-store.ts";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { uniqueName } from "../support/names.ts";
+import { createScratchNotifications } from "../support/scratch-notifications.ts";
 
 const sql = connectPostgres({ connectionsMax: 2, idleTimeoutSeconds: 1 });
 const table = uniqueName("dedupe_plan").replace(/[^a-z0-9_]/g, "_");
@@ -20,9 +21,7 @@ const clientIds = [crypto.randomUUID(), crypto.randomUUID()];
 const batchRows = 2000;
 
 beforeAll(async () => {
-  await sql.unsafe(`CREATE TABLE ${table} (LIKE notifications INCLUDING ALL)`);
-  await sql.unsafe(`CREATE SEQUENCE ${table}_id_seq OWNED BY ${table}.id`);
-  await sql.unsafe(`ALTER TABLE ${table} ALTER COLUMN id SET DEFAULT nextval('${table}_id_seq')`);
+  await createScratchNotifications(sql, table);
   await sql.unsafe(`ANALYZE ${table}`); // statistics of an empty table: the trap
 });
 
