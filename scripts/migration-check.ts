@@ -5,10 +5,15 @@
  */
 import { readdirSync } from "node:fs";
 
-/** The one table of which service owns which migration versions (lastVersion undefined: open-ended). */
+/**
+ * The one table of which service owns which migration versions (lastVersion undefined: open-ended).
+ * Versions run without gaps, so a service's next migration opens a new row here.
+ */
 export const serviceRanges = [
   { service: "control plane", firstVersion: 1, lastVersion: 5 },
-  { service: "data plane", firstVersion: 6, lastVersion: undefined },
+  { service: "data plane", firstVersion: 6, lastVersion: 7 },
+  { service: "control plane", firstVersion: 8, lastVersion: 8 },
+  { service: "data plane", firstVersion: 9, lastVersion: undefined },
 ] as const;
 
 export type ServiceName = (typeof serviceRanges)[number]["service"];
