@@ -1,7 +1,8 @@
 /**
  * Ingest credentials: secrets that let a caller submit alerts under one scope, either a client's private
  * scope (`client:<uuid>`) or a shared one (`shared:<name>`). The rule service issues them; ingest verifies
- * them here on every request, so a revocation or an expiry takes effect on the next request.
+ * them here on every request, so a revocation or an expiry takes effect on the next request. The secret
+ * maker and digest serve the rule service's API keys as well.
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { Sql } from "./postgres.ts";
@@ -12,14 +13,21 @@ export interface VerifiedIngestCredential {
   scope: string;
 }
 
-export interface NewIngestSecret {
+/** A freshly made secret: an API key (`ak_`) or an ingest credential (`ik_`). */
+export interface NewSecret {
   /** Shown to the caller once; never stored. */
   secret: string;
   /** What is stored and looked up. */
   digest: Buffer;
-  /** Identifies the credential in listings. */
+  /** Identifies the secret in listings. */
   prefix: string;
 }
+
+/**
+ * A credential's scope, over `ingest_credentials c LEFT JOIN shared_scopes s ON s.id = c.scope_id`: the
+ * one-scope constraint makes exactly one of the two names non-null.
+ */
+export const credentialScopeSql = "COALESCE('client:' || c.client_id, 'shared:' || s.name)";
 
 const secretPattern = /^ik_[A-Za-z0-9_-]{43}$/;
 /** Far above any header this API issues; a bound so a huge header costs no base64 decode. */
@@ -27,8 +35,9 @@ const headerLengthMax = 1024;
 
 export const secretDigest = (secret: string): Buffer => createHash("sha256").update(secret, "utf8").digest();
 
-export function newIngestSecret(): NewIngestSecret {
-  const secret = `ik_${randomBytes(32).toString("base64url")}`;
+/** 32 random bytes behind a tag that says what the secret opens. */
+export function newSecret(tag: "ak" | "ik"): NewSecret {
+  const secret = `${tag}_${randomBytes(32).toString("base64url")}`;
   return { secret, digest: secretDigest(secret), prefix: secret.slice(0, 10) };
 }
 
@@ -63,9 +72,8 @@ export async function verifyIngestCredential(
 ): Promise<VerifiedIngestCredential | undefined> {
   const secret = ingestSecretOf(authorization);
   if (secret === undefined) return undefined;
-  // The one-scope constraint makes exactly one of the two names non-null.
   const [row] = await sql<{ id: string; scope: string }[]>`
-    SELECT c.id, COALESCE('client:' || c.client_id, 'shared:' || s.name) AS scope
+    SELECT c.id, ${sql.unsafe(credentialScopeSql)} AS scope
     FROM ingest_credentials c LEFT JOIN shared_scopes s ON s.id = c.scope_id
     WHERE c.secret_hash = ${secretDigest(secret)} AND c.revoked_at IS NULL
       AND (c.expires_at IS NULL OR c.expires_at > now())`;

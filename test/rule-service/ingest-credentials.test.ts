@@ -1,10 +1,6 @@
 /** verifyIngestCredential against real rows: the header forms ingest accepts and every way to be refused. */
 import { afterAll, describe, expect, test } from "bun:test";
-import {
-  ingestSecretOf,
-  newIngestSecret,
-  verifyIngestCredential,
-} from "../../src/adapters/ingest-credentials.ts";
+import { ingestSecretOf, newSecret, verifyIngestCredential } from "../../src/adapters/ingest-credentials.ts";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { insertClient } from "../../src/stages/rule-service/clients-store.ts";
 import { uniqueName } from "../support/names.ts";
@@ -24,7 +20,7 @@ async function issue(
   owner: { clientId: string } | { scopeId: string },
   columns: { expiresAt?: Date; revokedAt?: Date } = {},
 ): Promise<Issued> {
-  const { secret, digest, prefix } = newIngestSecret();
+  const { secret, digest, prefix } = newSecret("ik");
   const clientId = "clientId" in owner ? owner.clientId : null;
   const scopeId = "scopeId" in owner ? owner.scopeId : null;
   const [row] = await sql<{ id: string }[]>`
@@ -93,7 +89,7 @@ describe("verifyIngestCredential", () => {
   test("forged, malformed and oversized headers are refused without a match", async () => {
     const client = await insertClient(sql, uniqueName("ingest-cred"));
     const { secret } = await issue({ clientId: client.id });
-    const unknown = newIngestSecret().secret;
+    const unknown = newSecret("ik").secret;
     const refused = [
       undefined,
       null,
