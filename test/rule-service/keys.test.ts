@@ -58,11 +58,21 @@ describe("API keys", () => {
     expect(JSON.stringify(listed.body)).not.toContain(client.key);
   });
 
-  test("a request without a body creates an unnamed key that never expires", async () => {
+  test("an empty body creates an unnamed key that never expires; a broken one is refused", async () => {
     const client = await createClient(service);
-    const created = await service.call("POST", keysPath(client));
-    expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ name: "", expires_at: null });
+    for (const headers of [{}, { "content-type": "application/json" }] as Record<string, string>[]) {
+      const created = await service.call("POST", keysPath(client), { headers });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({ name: "", expires_at: null });
+    }
+    const broken = await service.call("POST", keysPath(client), {
+      rawBody: "{",
+      headers: { "content-type": "application/json" },
+    });
+    expect(broken.status).toBe(400);
+    expect(broken.body.error.code).toBe("invalid_json");
+    const notJson = await service.call("POST", keysPath(client), { rawBody: "name=x" });
+    expect(notJson.status).toBe(415);
   });
 
   test("revocation takes effect on the very next request, and is idempotent", async () => {

@@ -81,11 +81,9 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
     return principal;
   };
 
-  /** A route that may be called without a body reads "no body, no content type" as `{}`. */
+  /** A route that may be called without a body reads an empty one as `{}`, whatever its content type. */
   const readBody = (route: Route, req: Req): Promise<unknown> =>
-    route.bodyOptional && req.body === null && !req.headers.has("content-type")
-      ? Promise.resolve({})
-      : readJsonBody(req, bodyLimitBytes);
+    route.bodyOptional && req.body === null ? Promise.resolve({}) : readJsonBody(req, bodyLimitBytes);
 
   async function run(route: Route, req: Req, server: Peer): Promise<Response> {
     const principal = await gate(req, server);

@@ -27,7 +27,7 @@ export interface RouteSpec<B extends ObjectSchema | undefined, Q extends ObjectS
   access: "admin" | "tenant";
   idKind?: "uuid" | "int64";
   body?: B;
-  /** A request without a body (no content type, nothing sent) counts as `{}`. */
+  /** A request with an empty body counts as `{}`. */
   bodyOptional?: boolean;
   /** Error statuses beyond those the other fields imply, for the OpenAPI document. */
   moreErrorStatuses?: readonly number[];
