@@ -41,6 +41,7 @@ export interface RuleServiceApp {
   /** For the console's routes, so that they share the API's authentication and rate limits. */
   gate: Gate;
 }
+
 const noQuery = { fields: {}, required: [] };
 
 export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceApp {
