@@ -1,0 +1,140 @@
+/**
+ * GET /api/v2/alerts and /api/v2/alerts/groups: Alertmanager's view of the alerts a client was
+ * notified of (or would have been), read from its notification rows. An alert is shown until its
+ * end: `endsAt` as the sender gave it, else five minutes (Alertmanager's resolve_timeout) after it
+ * arrived. It is `suppressed` while one of the client's active silences matches its labels, with
+ * the silences' ids in `silencedBy`, as Alertmanager computes it at read time.
+ */
+import type { Sql } from "../../adapters/postgres.ts";
+import { listSilences } from "../../adapters/silence-store.ts";
+import { compileLinearRegex } from "../../core/linear-regex.ts";
+import { parseSeverity } from "../../core/severity.ts";
+import { alertLabels, compileMatcher, silenceMatches, silenceState } from "../../core/silence.ts";
+import { HttpError } from "../../runtime/http.ts";
+import { labelSetFingerprint } from "./alertmanager.ts";
+import type { AlertQuery } from "./alertmanager-api.ts";
+import { parseTimestampMs } from "./validate.ts";
+
+/** Alertmanager's default resolve_timeout: an alert sent without an end ends this long after. */
+const resolveTimeoutMs = 5 * 60 * 1000;
+/** Notification rows read per request at most, newest first. */
+const rowsMax = 5000;
+/** Rows older than this are not read: no alert without an end time stays open that long. */
+const lookbackMs = 24 * 3600 * 1000;
+
+interface NotificationRow {
+  alert_id: string;
+  severity: string;
+  source: string;
+  name: string;
+  context: Record<string, unknown>;
+  event_time: Date;
+  created_at: Date;
+  updated_at: Date;
+  receivers: string[];
+}
+
+/** Alertmanager's GettableAlert. */
+export interface GettableAlert {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+  endsAt: string;
+  updatedAt: string;
+  fingerprint: string;
+  receivers: { name: string }[];
+  status: { state: "active" | "suppressed" | "unprocessed"; silencedBy: string[]; inhibitedBy: string[] };
+  generatorURL?: string;
+}
+
+export async function readAlerts(
+  sql: Sql,
+  clientId: string,
+  query: AlertQuery,
+  nowMs: number,
+): Promise<GettableAlert[]> {
+  const [rows, silences] = await Promise.all([
+    sql<NotificationRow[]>`
+      SELECT n.alert_id, n.severity, n.source, n.name, n.context, n.event_time, n.created_at, n.updated_at,
+        ARRAY(SELECT DISTINCT e.type || '/' || e.id FROM endpoints e
+              WHERE e.client_id = n.client_id AND e.rule_id = ANY (n.rule_ids) AND e.enabled
+              ORDER BY 1) AS receivers
+      FROM notifications n
+      WHERE n.client_id = ${clientId} AND n.created_at >= ${new Date(nowMs - lookbackMs)}
+      ORDER BY n.id DESC LIMIT ${rowsMax}`,
+    listSilences(sql, clientId, nowMs),
+  ]);
+  const activeSilences = silences
+    .filter((silence) => silenceState(silence.startsAtMs, silence.endsAtMs, nowMs) === "active")
+    .map((silence) => ({ id: silence.id, matchers: silence.matchers.map(compileMatcher) }));
+  const receiver = query.receiver === undefined ? undefined : compileReceiverRegex(query.receiver);
+
+  const byFingerprint = new Map<string, GettableAlert>();
+  for (const row of rows) {
+    const alert = gettableAlert(row, nowMs);
+    if (alert === undefined || byFingerprint.has(alert.fingerprint)) continue; // newest row wins
+    const labels = new Map(Object.entries(alert.labels));
+    if (!silenceMatches(query.filter, labels)) continue;
+    if (receiver && !alert.receivers.some(({ name }) => receiver.matches(name))) continue;
+    const silencedBy = activeSilences
+      .filter((silence) => silenceMatches(silence.matchers, labels))
+      .map((s) => s.id);
+    alert.status = { state: silencedBy.length > 0 ? "suppressed" : "active", silencedBy, inhibitedBy: [] };
+    if (!query.active && alert.status.state === "active") continue;
+    if (!query.silenced && silencedBy.length > 0) continue;
+    byFingerprint.set(alert.fingerprint, alert);
+  }
+  return [...byFingerprint.values()].sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
+}
+
+/** Without grouping (issue 17), each receiver has one group holding its alerts, as a route with no group_by. */
+export async function readAlertGroups(sql: Sql, clientId: string, query: AlertQuery, nowMs: number) {
+  const groups = new Map<string, GettableAlert[]>();
+  for (const alert of await readAlerts(sql, clientId, query, nowMs)) {
+    for (const { name } of alert.receivers) groups.set(name, [...(groups.get(name) ?? []), alert]);
+  }
+  return [...groups].map(([name, alerts]) => ({ labels: {}, receiver: { name }, alerts }));
+}
+
+function compileReceiverRegex(pattern: string) {
+  try {
+    return compileLinearRegex(pattern);
+  } catch (error) {
+    throw new HttpError(400, "bad_request", `receiver: ${(error as Error).message}`);
+  }
+}
+
+/** One notification row as Alertmanager's alert; undefined once the alert has ended. */
+function gettableAlert(row: NotificationRow, nowMs: number): GettableAlert | undefined {
+  const context: Record<string, string> = {};
+  const annotations: Record<string, string> = {};
+  for (const [key, value] of Object.entries(row.context)) {
+    if (typeof value !== "string") continue;
+    if (key.startsWith("annotation.")) annotations[key.slice("annotation.".length)] = value;
+    else context[key] = value;
+  }
+  const endsAtText = context.endsAt;
+  const endsAtMs =
+    (endsAtText === undefined ? undefined : parseTimestampMs(endsAtText)) ??
+    row.created_at.getTime() + resolveTimeoutMs;
+  if (endsAtMs <= nowMs) return undefined;
+  const labels = alertLabels({
+    severity: parseSeverity(row.severity),
+    source: row.source,
+    name: row.name,
+    context,
+  });
+  // Ingest's v2 ids are am-<fingerprint>-<startsAt>: the fingerprint of the labels as sent.
+  const fingerprint = /^am-([0-9a-f]{16})-/.exec(row.alert_id)?.[1] ?? labelSetFingerprint(labels);
+  return {
+    labels: Object.fromEntries(labels),
+    annotations,
+    startsAt: row.event_time.toISOString(),
+    endsAt: new Date(endsAtMs).toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    fingerprint,
+    receivers: row.receivers.map((name) => ({ name })),
+    status: { state: "active", silencedBy: [], inhibitedBy: [] },
+    ...(context.generatorURL === undefined ? {} : { generatorURL: context.generatorURL }),
+  };
+}
