@@ -7,9 +7,16 @@
  * librdkafka, so nothing runs on librdkafka's threads.
  */
 import { type Pointer, ptr, read } from "bun:ffi";
-import { createLogger, type Logger } from "../runtime/log.ts";
 import { check, KafkaError } from "./errors.ts";
-import { addressOf, buildConf, createHandle, type KafkaSettings, logEvent, opaque } from "./handle.ts";
+import {
+  addressOf,
+  buildConf,
+  createHandle,
+  type KafkaLogger,
+  type KafkaSettings,
+  logEvent,
+  opaque,
+} from "./handle.ts";
 import {
   cString,
   ErrorCode,
@@ -36,7 +43,7 @@ export interface ProduceRecord {
 export interface ProducerOptions {
   brokers: string;
   clientId?: string;
-  logger?: Logger;
+  logger: KafkaLogger;
   /** Extra librdkafka settings, applied last. */
   settings?: KafkaSettings;
   /** How long a record may wait for acknowledgement before its batch fails (message.timeout.ms). */
@@ -67,7 +74,7 @@ function asBytes(value: Uint8Array | string | null | undefined): Uint8Array | nu
 export class Producer {
   readonly #handle: Pointer;
   readonly #mainQueue: Pointer;
-  readonly #logger: Logger;
+  readonly #logger: KafkaLogger;
   readonly #topics = new Map<string, Pointer>();
   readonly #pending = new Map<number, PendingBatch>();
   readonly #reportPointers = new BigUint64Array(reportsPerEventMax);
@@ -83,7 +90,7 @@ export class Producer {
   lastStatistics: unknown = undefined;
 
   constructor(options: ProducerOptions) {
-    this.#logger = options.logger ?? createLogger("kafka.producer");
+    this.#logger = options.logger;
     const conf = buildConf({
       "bootstrap.servers": options.brokers,
       "client.id": options.clientId ?? "alerting",
