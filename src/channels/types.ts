@@ -32,8 +32,6 @@ export interface Notification {
 
 export interface DeliveryResult {
   outcome: DeliveryOutcome;
-  /** outcome === "RETRYABLE", as data, so callers need not know the outcome list. */
-  retryable: boolean;
   latencyMs: number;
   httpStatus?: number;
   smtpReply?: string;
@@ -55,7 +53,6 @@ export function toDeliveryResult(
 ): DeliveryResult {
   const result: DeliveryResult = {
     outcome: decision.outcome,
-    retryable: decision.outcome === "RETRYABLE",
     latencyMs,
     ...details,
   };

@@ -436,15 +436,6 @@ export class Consumer {
     }
   }
 
-  /** Stops fetching from `partitions` (backpressure) until `resume`; the group membership stays. */
-  pause(partitions: readonly TopicPartition[]): void {
-    withNativeList(partitions, (list) => check("pause", rdk.rd_kafka_pause_partitions(this.#handle, list)));
-  }
-
-  resume(partitions: readonly TopicPartition[]): void {
-    withNativeList(partitions, (list) => check("resume", rdk.rd_kafka_resume_partitions(this.#handle, list)));
-  }
-
   /** Consumer lag per assigned partition, from librdkafka's latest statistics. */
   lag(): readonly PartitionLag[] {
     return this.#lag;

@@ -43,7 +43,6 @@ const symbols = {
   rd_kafka_event_error_string: { args: [p], returns: "cstring" },
   rd_kafka_event_error_is_fatal: { args: [p], returns: i32 },
   rd_kafka_event_log: { args: [p, p, p, p], returns: i32 },
-  rd_kafka_event_stats: { args: [p], returns: "cstring" },
   rd_kafka_event_topic_partition_list: { args: [p], returns: p },
   rd_kafka_event_opaque: { args: [p], returns: p },
   rd_kafka_event_CreateTopics_result: { args: [p], returns: p },
@@ -76,8 +75,6 @@ const symbols = {
   rd_kafka_incremental_assign: { args: [p, p], returns: p },
   rd_kafka_incremental_unassign: { args: [p, p], returns: p },
   rd_kafka_rebalance_protocol: { args: [p], returns: "cstring" },
-  rd_kafka_pause_partitions: { args: [p, p], returns: i32 },
-  rd_kafka_resume_partitions: { args: [p, p], returns: i32 },
   rd_kafka_query_watermark_offsets: { args: [p, p, i32, p, p, i32], returns: i32 },
 
   rd_kafka_topic_partition_list_new: { args: [i32], returns: p },
@@ -122,7 +119,6 @@ export const EventType = {
   log: 0x4,
   error: 0x8,
   offsetCommit: 0x20,
-  stats: 0x40,
   createTopicsResult: 100,
 } as const;
 

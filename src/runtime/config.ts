@@ -35,11 +35,3 @@ export function envInt(
   }
   return value;
 }
-
-export function envBool(name: string, fallback: boolean, env: Env = process.env): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (raw === "true" || raw === "1") return true;
-  if (raw === "false" || raw === "0") return false;
-  throw new ConfigError(name, `must be true or false, got "${raw}"`);
-}
