@@ -7,6 +7,7 @@ import { KafkaError } from "./errors.ts";
 import {
   cString,
   HandleType,
+  loadLibrdkafka,
   PartitionLayout,
   PartitionListLayout,
   rdk,
@@ -36,6 +37,7 @@ function errorBufferText(buffer: Uint8Array): string {
 
 /** Creates an rd_kafka_conf_t from `settings`; a bad key or value throws naming it. */
 export function buildConf(settings: KafkaSettings): Pointer {
+  loadLibrdkafka();
   const conf = rdk.rd_kafka_conf_new() as Pointer;
   const errorBuffer = new Uint8Array(errorBufferBytes);
   for (const [name, value] of Object.entries(settings)) {

@@ -12,9 +12,18 @@ import { type RuleChanged, RuleChangedSchema } from "../../gen/alerting/v1/rule_
 import type { ConsumedRecord } from "../../kafka/index.ts";
 import { envInt, envString } from "../../runtime/config.ts";
 import { InvalidRecordError } from "../../runtime/dead-letter.ts";
+import { settingsOrExit } from "../../runtime/service.ts";
 import { runConsumerStage } from "../../runtime/stage.ts";
 import { topicNames } from "../../runtime/topics.ts";
 import { RuleUpdater } from "./updater.ts";
+
+const settings = settingsOrExit("rule-updater", () => ({
+  inputTopic: envString("INPUT_TOPIC", topicNames.ruleChanged),
+  groupId: envString("GROUP_ID", "rule-updater"),
+  rulesKeyPrefix: envString("RULES_KEY_PREFIX", "rules:"),
+  watchIntervalMs: envInt("SNAPSHOT_WATCH_INTERVAL_MS", 1000, { min: 50, max: 60_000 }),
+  reconcileIntervalMs: envInt("RECONCILE_INTERVAL_MS", 30_000, { min: 1000, max: 3_600_000 }),
+}));
 
 function decodeRuleChanged(record: ConsumedRecord): RuleChanged {
   let message: RuleChanged;
@@ -31,19 +40,16 @@ function decodeRuleChanged(record: ConsumedRecord): RuleChanged {
 
 await runConsumerStage({
   name: "rule-updater",
-  topic: envString("INPUT_TOPIC", topicNames.ruleChanged),
-  groupId: envString("GROUP_ID", "rule-updater"),
+  topic: settings.inputTopic,
+  groupId: settings.groupId,
   async createProcessor({ logger }) {
     const sql = connectPostgres({ connectionsMax: 4 });
     const redis = connectRedis();
-    const keys = snapshotKeys(envString("RULES_KEY_PREFIX", "rules:"));
+    const keys = snapshotKeys(settings.rulesKeyPrefix);
     const updater = new RuleUpdater(sql, redis, keys, logger);
     await updater.rebuild();
-    const watchIntervalMs = envInt("SNAPSHOT_WATCH_INTERVAL_MS", 1000, { min: 50, max: 60_000 });
-    const reconcileEvery = Math.max(
-      1,
-      Math.round(envInt("RECONCILE_INTERVAL_MS", 30_000, { min: 1000, max: 3_600_000 }) / watchIntervalMs),
-    );
+    const { watchIntervalMs } = settings;
+    const reconcileEvery = Math.max(1, Math.round(settings.reconcileIntervalMs / watchIntervalMs));
     let ticks = 0;
     let busy = false;
     // A missing key means Redis lost its data: rebuild within a second, not at the next reconcile.
