@@ -16,9 +16,9 @@
 import { heapStats } from "bun:jsc";
 import { CompiledMatcher, type CompiledMatcherOptions } from "../src/core/matching/compiled.ts";
 import { ReferenceMatcher } from "../src/core/matching/reference.ts";
-import { prng } from "../src/core/matching/test-support.ts";
 import { type Matcher, NO_MATCHES, type Rule } from "../src/core/matching/types.ts";
 import { buildSnapshot, decodeSnapshot, encodeSnapshot, formatUuid } from "../src/core/snapshot.ts";
+import { prng } from "../test/support/random-rules.ts";
 
 const SOURCES = 8000;
 const NAMES = 4000;

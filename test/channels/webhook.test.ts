@@ -24,7 +24,7 @@ describe("webhook delivery", () => {
   test("posts the documented payload and headers, signed when the endpoint has a secret", async () => {
     const result = await webhook.deliver(endpoint("webhook", sink.url(), "s3cret"), notification());
 
-    expect(result).toMatchObject({ outcome: "SUCCESS", retryable: false, httpStatus: 200 });
+    expect(result).toMatchObject({ outcome: "SUCCESS", httpStatus: 200 });
     expect(result.error).toBeUndefined();
     expect(result.latencyMs).toBeGreaterThanOrEqual(0);
     expect(sink.received).toHaveLength(1);
@@ -65,7 +65,7 @@ describe("webhook delivery", () => {
   test("500 is retryable, with the start of the body in the error", async () => {
     sink.answer(() => new Response("database  on\nfire", { status: 500 }));
     const result = await webhook.deliver(endpoint("webhook", sink.url()), notification());
-    expect(result).toMatchObject({ outcome: "RETRYABLE", retryable: true, httpStatus: 500 });
+    expect(result).toMatchObject({ outcome: "RETRYABLE", httpStatus: 500 });
     expect(result.error).toBe("HTTP 500: database on fire");
   });
 
@@ -78,7 +78,7 @@ describe("webhook delivery", () => {
   test.each([400, 404])("%d is permanent", async (status) => {
     sink.answer(() => new Response(null, { status }));
     const result = await webhook.deliver(endpoint("webhook", sink.url()), notification());
-    expect(result).toMatchObject({ outcome: "PERMANENT", retryable: false, httpStatus: status });
+    expect(result).toMatchObject({ outcome: "PERMANENT", httpStatus: status });
   });
 
   test("a slow receiver times out as retryable", async () => {
@@ -100,7 +100,7 @@ describe("webhook delivery", () => {
       endpoint("webhook", `http://127.0.0.1:${closedPort}/`),
       notification(),
     );
-    expect(result).toMatchObject({ outcome: "RETRYABLE", retryable: true });
+    expect(result).toMatchObject({ outcome: "RETRYABLE" });
     expect(result.error).toContain("ECONNREFUSED");
   });
 
@@ -136,7 +136,7 @@ describe("SSRF guard on the webhook path", () => {
       endpoint("webhook", sink.url()),
       notification(),
     );
-    expect(result).toMatchObject({ outcome: "PERMANENT", retryable: false });
+    expect(result).toMatchObject({ outcome: "PERMANENT" });
     expect(result.error).toContain("loopback");
     expect(sink.received).toHaveLength(0);
   });
