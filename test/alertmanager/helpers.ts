@@ -132,10 +132,31 @@ export async function amtool(url: string, secret: string | undefined, args: stri
 /** A notification row for `clientId`, as the aggregator writes one. */
 export async function insertNotification(
   clientId: string,
-  alert: { alertId: string; severity: string; source: string; name: string; context: Record<string, string> },
+  alert: {
+    alertId: string;
+    severity: string;
+    source: string;
+    name: string;
+    context: Record<string, string>;
+    ruleIds?: string[];
+  },
 ): Promise<void> {
   await sql`
     INSERT INTO notifications (client_id, alert_id, severity, source, name, context, rule_ids, event_time)
     VALUES (${clientId}, ${alert.alertId}, ${alert.severity}, ${alert.source}, ${alert.name},
-      ${sql.json(alert.context)}, '{}', now())`;
+      ${sql.json(alert.context)}, ${alert.ruleIds ?? []}::uuid[], now())`;
+}
+
+/** A rule of `clientId` with one webhook endpoint; returns both ids. */
+export async function insertRuleWithEndpoint(
+  clientId: string,
+): Promise<{ ruleId: string; endpointId: string }> {
+  const [rule] = await sql<{ id: string }[]>`
+    INSERT INTO rules (client_id, severity, source, name) VALUES (${clientId}, '*', ${uniqueName("src")}, '*')
+    RETURNING id`;
+  const ruleId = (rule as { id: string }).id;
+  const [endpoint] = await sql<{ id: string }[]>`
+    INSERT INTO endpoints (rule_id, client_id, type, value)
+    VALUES (${ruleId}, ${clientId}, 'webhook', 'https://example.test/hook') RETURNING id`;
+  return { ruleId, endpointId: (endpoint as { id: string }).id };
 }

@@ -8,7 +8,7 @@
 import type { Sql } from "../../adapters/postgres.ts";
 import { listSilences } from "../../adapters/silence-store.ts";
 import { compileLinearRegex } from "../../core/linear-regex.ts";
-import { parseSeverity } from "../../core/severity.ts";
+import { SEVERITY_MIN, SEVERITY_NAMES } from "../../core/severity.ts";
 import { alertLabels, compileMatcher, silenceMatches, silenceState } from "../../core/silence.ts";
 import { HttpError } from "../../runtime/http.ts";
 import { labelSetFingerprint } from "./alertmanager.ts";
@@ -104,7 +104,7 @@ function compileReceiverRegex(pattern: string) {
   }
 }
 
-/** One notification row as Alertmanager's alert; undefined once the alert has ended. */
+/** One notification row as Alertmanager's alert; undefined once the alert has ended (or is not one). */
 function gettableAlert(row: NotificationRow, nowMs: number): GettableAlert | undefined {
   const context: Record<string, string> = {};
   const annotations: Record<string, string> = {};
@@ -117,9 +117,10 @@ function gettableAlert(row: NotificationRow, nowMs: number): GettableAlert | und
   const endsAtMs =
     (endsAtText === undefined ? undefined : parseTimestampMs(endsAtText)) ??
     row.created_at.getTime() + resolveTimeoutMs;
-  if (endsAtMs <= nowMs) return undefined;
+  const severity = (SEVERITY_NAMES as readonly string[]).indexOf(row.severity) + SEVERITY_MIN;
+  if (endsAtMs <= nowMs || severity < SEVERITY_MIN) return undefined;
   const labels = alertLabels({
-    severity: parseSeverity(row.severity),
+    severity,
     source: row.source,
     name: row.name,
     context,

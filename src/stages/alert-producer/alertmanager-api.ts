@@ -105,6 +105,11 @@ export function createAlertmanagerApi(options: AlertmanagerApiOptions): { routes
     Promise.resolve(new Response(body, { headers: { "content-type": "text/plain; charset=utf-8" } }));
 
   const json = (body: unknown) => Response.json(body);
+  // POST on this path is ingest's, with its own limiter and errors.
+  const getAlerts = route({
+    GET: async (request, caller) =>
+      json(await readAlerts(sql, caller.clientId, alertQuery(request), clockMs())),
+  });
 
   return {
     routes: {
@@ -121,7 +126,7 @@ export function createAlertmanagerApi(options: AlertmanagerApiOptions): { routes
         GET: async (_, caller) => json((await receivers(sql, caller.clientId)).map((name) => ({ name }))),
       }),
       "/api/v2/alerts": async (request, peer) =>
-        request.method === "POST" ? options.postAlerts(request, peer) : alertsRoute(request, peer),
+        request.method === "POST" ? options.postAlerts(request, peer) : getAlerts(request, peer),
       "/api/v2/alerts/groups": route({
         GET: async (request, caller) =>
           json(await readAlertGroups(sql, caller.clientId, alertQuery(request), clockMs())),
@@ -140,14 +145,6 @@ export function createAlertmanagerApi(options: AlertmanagerApiOptions): { routes
       }),
     },
   };
-
-  // Not in `route` above: POST belongs to ingest, with its own limiter and errors.
-  function alertsRoute(request: Request, peer: Peer): Promise<Response> {
-    return route({
-      GET: async (request, caller) =>
-        json(await readAlerts(sql, caller.clientId, alertQuery(request), clockMs())),
-    })(request, peer);
-  }
 
   async function status(caller: Caller) {
     const names = await receivers(sql, caller.clientId);

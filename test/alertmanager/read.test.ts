@@ -1,0 +1,136 @@
+/** The read side over HTTP: probes, status, receivers, alerts and alert groups, per client. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import {
+  type ApiServer,
+  bearer,
+  insertNotification,
+  insertRuleWithEndpoint,
+  newClient,
+  sql,
+  startApiServer,
+  type TestClient,
+} from "./helpers.ts";
+
+let server: ApiServer;
+let clientA: TestClient;
+let clientB: TestClient;
+let receiverA: string;
+const alertName = `ReadSide${Date.now()}`;
+
+beforeAll(async () => {
+  server = await startApiServer();
+  [clientA, clientB] = await Promise.all([newClient(), newClient()]);
+  const { ruleId, endpointId } = await insertRuleWithEndpoint(clientA.id);
+  receiverA = `webhook/${endpointId}`;
+  await insertNotification(clientA.id, {
+    alertId: "am-00000000000000aa-1",
+    severity: "HIGH",
+    source: "db-1",
+    name: alertName,
+    context: { env: "prod", "annotation.summary": "slow", generatorURL: "http://prometheus/graph" },
+    ruleIds: [ruleId],
+  });
+  await insertNotification(clientA.id, {
+    alertId: "ended",
+    severity: "LOW",
+    source: "db-1",
+    name: `${alertName}Ended`,
+    context: { endsAt: "2020-01-01T00:00:00Z" },
+    ruleIds: [ruleId],
+  });
+});
+
+afterAll(async () => {
+  await server.stop();
+  await sql`DELETE FROM notifications WHERE client_id IN (${clientA.id}, ${clientB.id})`;
+  await sql`DELETE FROM clients WHERE id IN (${clientA.id}, ${clientB.id})`;
+});
+
+async function getJson(path: string, client: TestClient): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(`${server.url}${path}`, { headers: bearer(client.secret) });
+  return { status: response.status, body: await response.json() };
+}
+
+describe("probes and status", () => {
+  test("/-/healthy and /-/ready answer OK without a credential", async () => {
+    for (const path of ["/-/healthy", "/-/ready"]) {
+      const response = await fetch(`${server.url}${path}`);
+      expect([response.status, await response.text()]).toEqual([200, "OK"]);
+    }
+  });
+
+  test("/api/v2/status: Alertmanager's shape", async () => {
+    const { status, body } = await getJson("/api/v2/status", clientA);
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      cluster: { status: "ready", peers: [] },
+      versionInfo: { version: "0.25.0" },
+      config: { original: expect.stringContaining(receiverA) },
+    });
+    expect(Date.parse((body as { uptime: string }).uptime)).toBeLessThanOrEqual(Date.now());
+  });
+
+  test("a method the route does not have: 405 with a string body", async () => {
+    const response = await fetch(`${server.url}/api/v2/status`, {
+      method: "PUT",
+      headers: bearer(clientA.secret),
+    });
+    expect(response.status).toBe(405);
+    expect(typeof (await response.json())).toBe("string");
+  });
+});
+
+describe("receivers, alerts and groups: each client sees its own", () => {
+  test("receivers are the client's enabled endpoints", async () => {
+    expect((await getJson("/api/v2/receivers", clientA)).body).toEqual([{ name: receiverA }]);
+    expect((await getJson("/api/v2/receivers", clientB)).body).toEqual([]);
+  });
+
+  test("alerts: Alertmanager's gettable alerts; ended ones are gone", async () => {
+    const { status, body } = await getJson("/api/v2/alerts", clientA);
+    expect(status).toBe(200);
+    expect(body).toEqual([
+      {
+        labels: { alertname: alertName, severity: "high", source: "db-1", env: "prod" },
+        annotations: { summary: "slow" },
+        startsAt: expect.any(String),
+        endsAt: expect.any(String),
+        updatedAt: expect.any(String),
+        fingerprint: "00000000000000aa",
+        receivers: [{ name: receiverA }],
+        status: { state: "active", silencedBy: [], inhibitedBy: [] },
+        generatorURL: "http://prometheus/graph",
+      },
+    ]);
+    expect((await getJson("/api/v2/alerts", clientB)).body).toEqual([]);
+  });
+
+  test("filter, receiver and the state flags", async () => {
+    const names = async (query: string) =>
+      ((await getJson(`/api/v2/alerts?${query}`, clientA)).body as { labels: { alertname: string } }[]).map(
+        (alert) => alert.labels.alertname,
+      );
+    expect(await names("filter=env%3Dprod")).toEqual([alertName]);
+    expect(await names("filter=env%3Dstaging")).toEqual([]);
+    expect(await names(`receiver=${encodeURIComponent("webhook/.*")}`)).toEqual([alertName]);
+    expect(await names("receiver=slack.*")).toEqual([]);
+    expect(await names("active=false")).toEqual([]);
+    const bad = await getJson("/api/v2/alerts?active=maybe", clientA);
+    expect(bad).toEqual({ status: 400, body: "active: expected true or false" });
+    const badReceiver = await getJson("/api/v2/alerts?receiver=(", clientA);
+    expect(badReceiver.status).toBe(400);
+    expect(typeof badReceiver.body).toBe("string");
+  });
+
+  test("groups: one per receiver, holding its alerts", async () => {
+    const { body } = await getJson("/api/v2/alerts/groups", clientA);
+    expect(body).toEqual([
+      {
+        labels: {},
+        receiver: { name: receiverA },
+        alerts: [expect.objectContaining({ fingerprint: "00000000000000aa" })],
+      },
+    ]);
+    expect((await getJson("/api/v2/alerts/groups", clientB)).body).toEqual([]);
+  });
+});
