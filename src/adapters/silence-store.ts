@@ -3,7 +3,7 @@
  * in its transaction, so the evaluator's snapshot carries it within a second, like a rule change.
  * Times come from the caller's clock (`nowMs`), the same one that decides a silence's state.
  */
-import { type Matcher, silenceState } from "../core/silence.ts";
+import { type Matcher, type OpenSilence, silenceState } from "../core/silence.ts";
 import type { Sql, TransactionSql } from "./postgres.ts";
 import { rulesChangedChannel } from "./rule-source.ts";
 
@@ -186,4 +186,22 @@ function canUpdate(previous: Silence, next: SilenceInput, nowMs: number): boolea
     case "expired":
       return false;
   }
+}
+
+/**
+ * Every silence not yet ended, for the rules snapshot: the evaluator decides active or pending itself,
+ * per alert, so a silence starts and ends on time without a rebuild.
+ */
+export async function loadOpenSilences(sql: Sql | TransactionSql): Promise<OpenSilence[]> {
+  const rows = await sql<
+    { id: string; client_id: string; matchers: Matcher[]; starts_at: Date; ends_at: Date }[]
+  >`
+    SELECT id, client_id, matchers, starts_at, ends_at FROM silences WHERE ends_at >= now() ORDER BY id`;
+  return rows.map((row) => ({
+    id: row.id,
+    clientId: row.client_id,
+    startsAtMs: row.starts_at.getTime(),
+    endsAtMs: row.ends_at.getTime(),
+    matchers: row.matchers,
+  }));
 }

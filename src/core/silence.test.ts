@@ -5,6 +5,7 @@ import {
   type Matcher,
   parseMatchers,
   parseMatcherText,
+  SilenceBook,
   silenceLimits,
   silenceMatches,
   silenceMatchesFilter,
@@ -209,4 +210,47 @@ describe("silenceState", () => {
     [201, "expired"],
   ];
   test.each(cases)("at %p: %p", (nowMs, state) => expect(silenceState(100, 200, nowMs)).toBe(state));
+});
+
+describe("SilenceBook: the evaluator's question, per client and time", () => {
+  const matcher = (name: string, value: string, isRegex = false): Matcher => ({
+    name,
+    value,
+    isRegex,
+    isEqual: true,
+  });
+  const book = new SilenceBook([
+    {
+      id: "s-active",
+      clientId: "a",
+      startsAtMs: 100,
+      endsAtMs: 200,
+      matchers: [matcher("alertname", "DiskFull")],
+    },
+    {
+      id: "s-later",
+      clientId: "a",
+      startsAtMs: 300,
+      endsAtMs: 400,
+      matchers: [matcher("severity", "critical")],
+    },
+    { id: "s-b", clientId: "b", startsAtMs: 0, endsAtMs: 1000, matchers: [matcher("source", "db-.*", true)] },
+  ]);
+  // [client, time, silence expected for the alert above (DiskFull, critical, db-1)]
+  const cases: [string, number, string | undefined][] = [
+    ["a", 150, "s-active"],
+    ["a", 99, undefined],
+    ["a", 250, undefined],
+    ["a", 350, "s-later"],
+    ["a", 401, undefined],
+    ["b", 500, "s-b"],
+    ["c", 150, undefined],
+  ];
+  test.each(cases)("client %p at %p: %p", (clientId, nowMs, expected) => {
+    expect(book.silencedBy(clientId, labels, nowMs)).toBe(expected);
+  });
+
+  test("has: only clients with open silences", () => {
+    expect([book.has("a"), book.has("b"), book.has("c")]).toEqual([true, true, false]);
+  });
 });

@@ -223,3 +223,50 @@ export function alertLabels(alert: {
   labels.set("source", alert.source);
   return labels;
 }
+
+/** An active or pending silence as the evaluator receives it (in the rules snapshot). */
+export interface OpenSilence {
+  id: string;
+  clientId: string;
+  startsAtMs: number;
+  endsAtMs: number;
+  matchers: readonly Matcher[];
+}
+
+interface CompiledSilence {
+  id: string;
+  startsAtMs: number;
+  endsAtMs: number;
+  matchers: CompiledMatcher[];
+}
+
+/**
+ * The open silences per client, compiled once per snapshot. Most clients have none, so the evaluator
+ * asks `has` first and builds an alert's labels only for a client that has some.
+ */
+export class SilenceBook {
+  readonly #byClient = new Map<string, CompiledSilence[]>();
+
+  /** Silences are validated by the API; one whose regex does not compile here is a bug (throws). */
+  constructor(silences: readonly OpenSilence[]) {
+    for (const silence of silences) {
+      const compiled = { ...silence, matchers: silence.matchers.map(compileMatcher) };
+      const list = this.#byClient.get(silence.clientId);
+      if (list) list.push(compiled);
+      else this.#byClient.set(silence.clientId, [compiled]);
+    }
+  }
+
+  has(clientId: string): boolean {
+    return this.#byClient.has(clientId);
+  }
+
+  /** The id of an active silence of `clientId` matching `labels` at `nowMs`, or undefined. */
+  silencedBy(clientId: string, labels: ReadonlyMap<string, string>, nowMs: number): string | undefined {
+    for (const silence of this.#byClient.get(clientId) ?? []) {
+      if (silenceState(silence.startsAtMs, silence.endsAtMs, nowMs) !== "active") continue;
+      if (silenceMatches(silence.matchers, labels)) return silence.id;
+    }
+    return undefined;
+  }
+}
