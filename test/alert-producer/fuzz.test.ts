@@ -176,7 +176,7 @@ test("invalid UTF-8 bytes are a 400", async () => {
 /** Where a poisoned string goes: its field path in the 400, and what to write into the alert. */
 interface Poisoning {
   path: string;
-  /** "key" when the poison is in a label or context name rather than its value. */
+  /** How the reason starts: "key " for a context key, "name " for a label or annotation name. */
   reasonPrefix: "" | "key " | "name ";
   apply(alert: Record<string, unknown>, poisoned: string): void;
 }
@@ -185,7 +185,11 @@ const v1Poisonings: Poisoning[] = [
   { path: "source", reasonPrefix: "", apply: (a, p) => set(a, "source", p) },
   { path: "name", reasonPrefix: "", apply: (a, p) => set(a, "name", p) },
   { path: "alert_id", reasonPrefix: "", apply: (a, p) => set(a, "alert_id", p) },
-  { path: "context.db_password", reasonPrefix: "", apply: (a, p) => set(ctx(a, "context"), "db_password", p) },
+  {
+    path: "context.db_password",
+    reasonPrefix: "",
+    apply: (a, p) => set(ctx(a, "context"), "db_password", p),
+  },
   { path: "context.<key>", reasonPrefix: "key ", apply: (a, p) => set(ctx(a, "context"), p, "v") },
 ];
 const v2Poisonings: Poisoning[] = [
@@ -193,7 +197,11 @@ const v2Poisonings: Poisoning[] = [
   { path: "labels.instance", reasonPrefix: "", apply: (a, p) => set(ctx(a, "labels"), "instance", p) },
   { path: "labels.db_password", reasonPrefix: "", apply: (a, p) => set(ctx(a, "labels"), "db_password", p) },
   { path: "labels.<key>", reasonPrefix: "name ", apply: (a, p) => set(ctx(a, "labels"), p, "v") },
-  { path: "annotations.summary", reasonPrefix: "", apply: (a, p) => set(ctx(a, "annotations"), "summary", p) },
+  {
+    path: "annotations.summary",
+    reasonPrefix: "",
+    apply: (a, p) => set(ctx(a, "annotations"), "summary", p),
+  },
   { path: "annotations.<key>", reasonPrefix: "name ", apply: (a, p) => set(ctx(a, "annotations"), p, "v") },
   { path: "generatorURL", reasonPrefix: "", apply: (a, p) => set(a, "generatorURL", p) },
 ];
@@ -212,7 +220,10 @@ function poisoned(unique: string): { text: string; reason: string } {
     ["\udfff", "an unpaired surrogate"],
   ] as const);
   const at = int(unique.length + 1);
-  return { text: unique.slice(0, at) + bad + unique.slice(at), reason: `contains ${reason} at position ${at}` };
+  return {
+    text: unique.slice(0, at) + bad + unique.slice(at),
+    reason: `contains ${reason} at position ${at}`,
+  };
 }
 
 test("poisoned text in a valid stream: each such alert is a 400 naming its field, each valid one is written once", async () => {

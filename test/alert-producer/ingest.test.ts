@@ -287,7 +287,9 @@ describe("refused requests", () => {
   });
 
   test("a body far over the limit gets the same JSON 413, not Bun's bare one", async () => {
-    const huge = JSON.stringify([{ severity: "LOW", source: "a", name: "b", context: { x: "y".repeat(5e6) } }]);
+    const huge = JSON.stringify([
+      { severity: "LOW", source: "a", name: "b", context: { x: "y".repeat(5e6) } },
+    ]);
     const declared = await postJson(`${server.url}/api/v2/alerts`, huge);
     expect(declared.status).toBe(413);
     expect(((await declared.json()) as Rejected).error.code).toBe("payload_too_large");

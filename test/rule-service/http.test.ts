@@ -94,7 +94,12 @@ describe("text Postgres cannot store (raw bodies: JSON.parse turns the escapes i
     const endpoints = `/api/v1/rules/${rule.id}/endpoints`;
     const clientName = `test-${crypto.randomUUID()}`;
     const cases: [string, string, string, Record<string, string>][] = [
-      ["POST", "/api/v1/clients", `{"name": "${clientName}\\u0000"}`, { name: "contains a NUL character at position 41" }],
+      [
+        "POST",
+        "/api/v1/clients",
+        `{"name": "${clientName}\\u0000"}`,
+        { name: "contains a NUL character at position 41" },
+      ],
       [
         "POST",
         "/api/v1/rules",
@@ -113,7 +118,12 @@ describe("text Postgres cannot store (raw bodies: JSON.parse turns the escapes i
           name: "contains an unpaired surrogate at position 1",
         },
       ],
-      ["PATCH", `/api/v1/rules/${rule.id}`, '{"source": "\\udc00\\ud800", "version": 1}', { source: "contains an unpaired surrogate at position 0" }],
+      [
+        "PATCH",
+        `/api/v1/rules/${rule.id}`,
+        '{"source": "\\udc00\\ud800", "version": 1}',
+        { source: "contains an unpaired surrogate at position 0" },
+      ],
       [
         "POST",
         endpoints,
@@ -127,7 +137,11 @@ describe("text Postgres cannot store (raw bodies: JSON.parse turns the escapes i
     for (const [method, path, rawBody, fields] of cases) {
       const token = path === "/api/v1/clients" ? adminToken : client.key;
       const reply = await service.call(method, path, { rawBody, headers: json, token });
-      expect({ path, status: reply.status, fields: reply.body.error?.fields }).toEqual({ path, status: 400, fields });
+      expect({ path, status: reply.status, fields: reply.body.error?.fields }).toEqual({
+        path,
+        status: 400,
+        fields,
+      });
     }
     const query = await service.call("GET", "/api/v1/rules?cursor=%00", { token: client.key });
     expect(query.body.error.fields).toEqual({ cursor: "contains a NUL character at position 0" });
@@ -159,7 +173,9 @@ describe("__proto__, constructor and prototype are unknown fields like any other
         token: client.key,
       });
       expect(patched.body.error.fields).toEqual({ [key]: "unknown field" });
-      expect((await service.call("GET", `/api/v1/rules/${rule.id}`, { token: client.key })).body).toEqual(rule);
+      expect((await service.call("GET", `/api/v1/rules/${rule.id}`, { token: client.key })).body).toEqual(
+        rule,
+      );
 
       const listed = await service.call("GET", `/api/v1/rules?${key}=1`, { token: client.key });
       expect(listed.status).toBe(400);
@@ -175,7 +191,9 @@ describe("the rule-service process: oversized bodies get the JSON 413, never Bun
   });
   afterAll(() => rs?.stop());
 
-  const expected413 = { error: { code: "payload_too_large", message: `the body must be at most ${limitBytes} bytes` } };
+  const expected413 = {
+    error: { code: "payload_too_large", message: `the body must be at most ${limitBytes} bytes` },
+  };
 
   test("declared, streamed and announced-but-not-sent, on the API and the console", async () => {
     const huge = JSON.stringify({ name: "x".repeat(2 * 1024 * 1024) });

@@ -24,7 +24,9 @@ export function rawRequest(
   ].join("\r\n");
   return new Promise((resolve, reject) => {
     let received = Buffer.alloc(0);
-    const socket = connect(Number(port), hostname, () => socket.write(`${head}\r\n\r\n${request.body ?? ""}`));
+    const socket = connect(Number(port), hostname, () =>
+      socket.write(`${head}\r\n\r\n${request.body ?? ""}`),
+    );
     const timer = setTimeout(() => finish(new Error(`no complete reply within ${timeoutMs} ms`)), timeoutMs);
     const finish = (error?: Error, reply?: RawReply) => {
       clearTimeout(timer);
