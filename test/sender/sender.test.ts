@@ -358,11 +358,11 @@ test("SSRF: without SSRF_ALLOW_CIDRS a loopback webhook is refused -> FAILED, no
   await Bun.sleep(300);
   const row = await rowOf(sql, id);
   expect(row).toMatchObject({ status: "FAILED", attempts: 1 });
-  expect(row.last_error).toBe("SSRF guard: 127.0.0.1 resolves to 127.0.0.1 (loopback)");
+  expect(row.last_error).toBe("SSRF guard: 127.0.0.1 is in a refused range (loopback)");
   expect(requestsTo(path)).toHaveLength(0);
   const deliveries = await deliveriesOf(sql, [id]);
   expect(deliveries.map((d) => [d.outcome, d.http_status, d.error])).toEqual([
-    ["PERMANENT", null, "SSRF guard: 127.0.0.1 resolves to 127.0.0.1 (loopback)"],
+    ["PERMANENT", null, "SSRF guard: 127.0.0.1 is in a refused range (loopback)"],
   ]);
 }, 30_000);
 

@@ -4,7 +4,7 @@ import { connectPostgres } from "../../adapters/postgres.ts";
 import { EmailChannel } from "../../channels/email.ts";
 import { HttpTransport } from "../../channels/http.ts";
 import { SlackChannel } from "../../channels/slack.ts";
-import { SsrfGuard } from "../../channels/ssrf.ts";
+import { allowListFromEnv, SsrfGuard } from "../../channels/ssrf.ts";
 import type { Channel, EndpointType } from "../../channels/types.ts";
 import { WebhookChannel } from "../../channels/webhook.ts";
 import { KeyedRateLimiter } from "../../core/rate-limit.ts";
@@ -16,14 +16,8 @@ import { Dispatcher } from "./dispatcher.ts";
 import { createSenderProcessor } from "./processor.ts";
 import { startScheduler } from "./scheduler.ts";
 
-const list = (name: string) =>
-  envString(name, "")
-    .split(",")
-    .map((item) => item.trim())
-    .filter((item) => item !== "");
-
 function createChannels(): Map<EndpointType, Channel> {
-  const guard = new SsrfGuard({ cidrs: list("SSRF_ALLOW_CIDRS"), hosts: list("SSRF_ALLOW_HOSTS") });
+  const guard = new SsrfGuard(allowListFromEnv());
   const http = new HttpTransport({
     guard,
     timeoutMs: envInt("HTTP_TIMEOUT_MS", 5000, { min: 100, max: 120_000 }),
