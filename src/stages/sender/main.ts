@@ -10,18 +10,20 @@ import { WebhookChannel } from "../../channels/webhook.ts";
 import { KeyedRateLimiter } from "../../core/rate-limit.ts";
 import { defaultBackoffPolicy } from "../../core/retry.ts";
 import { envInt, envString } from "../../runtime/config.ts";
+import type { Logger } from "../../runtime/log.ts";
 import { runConsumerStage } from "../../runtime/stage.ts";
 import { topicNames } from "../../runtime/topics.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { createSenderProcessor } from "./processor.ts";
 import { startScheduler } from "./scheduler.ts";
 
-function createChannels(): Map<EndpointType, Channel> {
+function createChannels(logger: Logger): Map<EndpointType, Channel> {
   const guard = new SsrfGuard(allowListFromEnv());
   const http = new HttpTransport({
     guard,
     timeoutMs: envInt("HTTP_TIMEOUT_MS", 5000, { min: 100, max: 120_000 }),
     redirectsMax: 3,
+    logger: logger.child("http"),
   });
   const channels = new Map<EndpointType, Channel>([
     ["webhook", new WebhookChannel(http)],
@@ -70,7 +72,7 @@ await runConsumerStage({
       }),
       attemptsMax: envInt("DELIVERY_ATTEMPTS_MAX", defaultBackoffPolicy.attemptsMax, { min: 1, max: 100 }),
     };
-    const channels = createChannels();
+    const channels = createChannels(logger);
     const dispatcher = new Dispatcher(store, channels, limiter, policy);
     const scheduler = startScheduler(store, dispatcher, logger.child("scheduler"), {
       intervalMs: envInt("SCHEDULER_INTERVAL_MS", 1000, { min: 10, max: 60_000 }),
