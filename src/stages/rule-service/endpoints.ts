@@ -22,7 +22,8 @@ const endpointFields = {
     type: "string",
     minLength: 1,
     maxLength: 2000,
-    description: "email: address or comma-separated addresses; slack, webhook: http(s) URL",
+    description:
+      "email: address or comma-separated addresses; slack, webhook: http(s) URL, not to an internal address or localhost",
   },
   enabled: { type: "boolean" },
 } as const;
