@@ -29,7 +29,6 @@ export interface ServiceOptions {
   /** Extra routes in Bun.serve's `routes` form (the rule-service's API, the ingest endpoints). */
   routes?: Record<string, unknown>;
   fetch?: (request: Request) => Response | Promise<Response>;
-  maxRequestBodySize?: number;
 }
 
 export interface Service {
@@ -41,7 +40,10 @@ export function startService(options: ServiceOptions): Service {
   const server = Bun.serve({
     port: options.port,
     hostname: envString("HTTP_HOST", "127.0.0.1"),
-    maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024,
+    // Bun would answer a body over its own limit with a bare 413 before any handler runs. The handlers
+    // that take bodies read them through readJsonBody, which stops at their limit with a JSON 413, and
+    // Bun does not buffer a body nobody reads, so its limit is lifted.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     // Bundled pages (the console) are served built, without Bun's hot-reload client.
     development: false,
     routes: {

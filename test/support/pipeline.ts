@@ -95,7 +95,13 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const producer = new Producer({ brokers: infraUrls.kafkaBrokers, logger: quiet });
   const shared = { RULES_KEY_PREFIX: keyPrefix };
   const environments: Record<StageName, Record<string, string>> = {
-    "rule-service": { ...shared, ADMIN_TOKEN: adminToken, RULE_CHANGED_TOPIC: topics.ruleChanged },
+    "rule-service": {
+      ...shared,
+      ADMIN_TOKEN: adminToken,
+      RULE_CHANGED_TOPIC: topics.ruleChanged,
+      // The sink is on loopback: endpoints pointing at it are refused when saved unless allowed.
+      SSRF_ALLOW_CIDRS: "127.0.0.1/32",
+    },
     "rule-updater": { ...shared, INPUT_TOPIC: topics.ruleChanged, GROUP_ID: `${run}-updater` },
     evaluator: {
       ...shared,

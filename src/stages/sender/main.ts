@@ -4,12 +4,13 @@ import { connectPostgres } from "../../adapters/postgres.ts";
 import { EmailChannel, type SmtpConfig, smtpSecurityModes } from "../../channels/email.ts";
 import { HttpTransport } from "../../channels/http.ts";
 import { SlackChannel } from "../../channels/slack.ts";
-import { SsrfGuard } from "../../channels/ssrf.ts";
+import { allowListFromEnv, SsrfGuard } from "../../channels/ssrf.ts";
 import type { Channel, EndpointType } from "../../channels/types.ts";
 import { WebhookChannel } from "../../channels/webhook.ts";
 import { KeyedRateLimiter } from "../../core/rate-limit.ts";
 import { defaultBackoffPolicy } from "../../core/retry.ts";
-import { ConfigError, envInt, envList, envOneOf, envString } from "../../runtime/config.ts";
+import { ConfigError, envInt, envOneOf, envString } from "../../runtime/config.ts";
+import type { Logger } from "../../runtime/log.ts";
 import { settingsOrExit } from "../../runtime/service.ts";
 import { runConsumerStage } from "../../runtime/stage.ts";
 import { topicNames } from "../../runtime/topics.ts";
@@ -20,7 +21,7 @@ import { startScheduler } from "./scheduler.ts";
 /** The allow list parsed now, so that a malformed CIDR stops the sender at start. */
 function ssrfGuard(): SsrfGuard {
   try {
-    return new SsrfGuard({ cidrs: envList("SSRF_ALLOW_CIDRS"), hosts: envList("SSRF_ALLOW_HOSTS") });
+    return new SsrfGuard(allowListFromEnv());
   } catch (error) {
     if (error instanceof RangeError) throw new ConfigError("SSRF_ALLOW_CIDRS", error.message);
     throw error;
@@ -69,11 +70,12 @@ const settings = settingsOrExit("sender", () => ({
   dispatchesInFlightMax: envInt("DISPATCHES_IN_FLIGHT_MAX", 4, { min: 1, max: 64 }),
 }));
 
-function createChannels(): Map<EndpointType, Channel> {
+function createChannels(logger: Logger): Map<EndpointType, Channel> {
   const http = new HttpTransport({
     guard: settings.ssrfGuard,
     timeoutMs: settings.httpTimeoutMs,
     redirectsMax: 3,
+    logger: logger.child("http"),
   });
   const channels = new Map<EndpointType, Channel>([
     ["webhook", new WebhookChannel(http)],
@@ -94,7 +96,7 @@ await runConsumerStage({
     const sql = connectPostgres({ connectionsMax: 10, settings: deliveryStoreSettings });
     const store = new DeliveryStore(sql, settings.leaseMs);
     const limiter = new KeyedRateLimiter(settings.endpointLimits);
-    const channels = createChannels();
+    const channels = createChannels(logger);
     const dispatcher = new Dispatcher(store, channels, limiter, settings.backoffPolicy);
     const scheduler = startScheduler(store, dispatcher, logger.child("scheduler"), {
       intervalMs: settings.schedulerIntervalMs,
