@@ -101,9 +101,6 @@ export function createAlertmanagerApi(options: AlertmanagerApiOptions): { routes
     return { clientId: credential.scope.slice("client:".length) };
   }
 
-  const text = (body: string) => () =>
-    Promise.resolve(new Response(body, { headers: { "content-type": "text/plain; charset=utf-8" } }));
-
   const json = (body: unknown) => Response.json(body);
   // POST on this path is ingest's, with its own limiter and errors.
   const getAlerts = route({
@@ -113,11 +110,10 @@ export function createAlertmanagerApi(options: AlertmanagerApiOptions): { routes
 
   return {
     routes: {
-      "/-/healthy": async (request) =>
-        request.method === "GET" || request.method === "HEAD" ? text("OK")() : notAllowed(),
+      "/-/healthy": async (request) => (isProbe(request) ? probeAnswer(200, "OK") : notAllowed()),
       "/-/ready": async (request) => {
-        if (request.method !== "GET" && request.method !== "HEAD") return notAllowed();
-        return options.isReady() ? text("OK")() : new Response("shutting down", { status: 503 });
+        if (!isProbe(request)) return notAllowed();
+        return options.isReady() ? probeAnswer(200, "OK") : probeAnswer(503, "shutting down");
       },
       "/api/v2/status": route({
         GET: async (_, caller) => json(await status(caller)),
@@ -344,6 +340,13 @@ function configText(clientId: string, receiverNames: readonly string[]): string 
 
 const badRequest = (message: string) => new HttpError(400, "bad_request", message);
 const silenceNotFound = () => new HttpError(404, "not_found", "silence not found");
+
+const isProbe = (request: Request) => request.method === "GET" || request.method === "HEAD";
+
+/** Alertmanager's probes answer in plain text. */
+function probeAnswer(status: number, body: string): Response {
+  return new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+}
 
 function notAllowed(): Response {
   return new Response("method not allowed", { status: 405, headers: { allow: "GET, HEAD" } });
