@@ -72,6 +72,12 @@ export interface Http1Request {
   headers?: Record<string, string>;
   body?: string | Uint8Array;
   signal?: AbortSignal;
+  /**
+   * A deadline for the whole request from this call (waiting for a connection, connecting, the
+   * response) on top of the client's timeouts. Cheaper than an AbortSignal.timeout: the client's one
+   * sweep timer checks it, so it fires up to an eighth of the client's shortest timeout late.
+   */
+  timeoutMs?: number;
 }
 
 export interface Http1Response {
@@ -96,6 +102,25 @@ export interface Http1ClientStats {
 /** 1xx answers (100 Continue, 103 Early Hints) skipped before the final one, at most. */
 const interimHeadsMax = 4;
 
+/** Parsed URLs kept at most (a sender posts to the same few URLs thousands of times a second). */
+const targetsCachedMax = 4096;
+
+interface Target {
+  secure: boolean;
+  /** Without IPv6 brackets. */
+  hostname: string;
+  port: number;
+  /** The TLS name to send and verify; "" for plain http and for an IP literal host. */
+  serverName: string;
+  /** For the Host header: name and port as the URL has them. */
+  host: string;
+  pathAndQuery: string;
+  /** The pool key without the address connected to. */
+  originKey: string;
+  /** The pool last used for this URL: most requests go to the same address, so no key is built. */
+  lastPool: OriginPool | undefined;
+}
+
 interface OriginPool {
   key: string;
   hostname: string;
@@ -117,6 +142,8 @@ class Exchange {
   retried = false;
   settled = false;
   onAbort: (() => void) | undefined;
+  /** From the request's timeoutMs; Infinity without one. */
+  deadlineMs = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly pool: OriginPool,
@@ -151,7 +178,7 @@ class Connection {
   bodyBytes = 0;
   bodyTruncated = false;
   /** Bound once: the chunked decoder calls it for every piece of data. */
-  readonly keep = (data: Uint8Array) => this.keepBody(data);
+  readonly keep = (data: Uint8Array) => this.keepBody(data, 0, data.length);
 
   constructor(
     readonly pool: OriginPool,
@@ -167,15 +194,16 @@ class Connection {
     this.interimHeads = 0;
     this.head = undefined;
     this.chunked = undefined;
-    this.bodyChunks = [];
+    this.bodyChunks.length = 0;
     this.bodyBytes = 0;
     this.bodyTruncated = false;
   }
 
-  private keepBody(data: Uint8Array): void {
+  /** Copies `bytes` from `start` to `end` (Bun may reuse a read buffer), up to bodyBytesMax in all. */
+  keepBody(bytes: Uint8Array, start: number, end: number): void {
     const room = this.bodyBytesMax - this.bodyBytes;
-    if (data.length > room) this.bodyTruncated = true;
-    const kept = data.length > room ? data.slice(0, room) : data.slice();
+    if (end - start > room) this.bodyTruncated = true;
+    const kept = bytes.slice(start, Math.min(end, start + room));
     if (kept.length === 0) return;
     this.bodyChunks.push(kept);
     this.bodyBytes += kept.length;
@@ -188,10 +216,9 @@ class Connection {
 
 export class Http1Client {
   readonly options: Http1ClientOptions;
+  private readonly targets = new Map<string, Target>();
   private readonly pools = new Map<string, OriginPool>();
   private readonly connections = new Set<Connection>();
-  /** Idle connections of every origin, longest idle first: the first to close for room. */
-  private readonly idle = new Set<Connection>();
   /** Origins with requests waiting because `connectionsMax` was reached (not their own bound). */
   private readonly starved: OriginPool[] = [];
   private readonly sweepMs: number;
@@ -215,15 +242,16 @@ export class Http1Client {
   request(request: Http1Request): Promise<Http1Response> {
     const { url, signal } = request;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const pool = this.poolFor(url, request.address);
+    const target = this.targetOf(url);
+    const pool = this.poolFor(target, request.address);
     const method = request.method ?? "POST";
     const { body } = request;
     const bodyBytes =
       body === undefined ? 0 : typeof body === "string" ? Buffer.byteLength(body) : body.length;
     const head = requestHead(
       method,
-      url.pathname + url.search,
-      url.host,
+      target.pathAndQuery,
+      target.host,
       request.headers ?? {},
       body === undefined ? undefined : bodyBytes,
     );
@@ -242,6 +270,7 @@ export class Http1Client {
       reject,
       signal,
     );
+    if (request.timeoutMs !== undefined) exchange.deadlineMs = performance.now() + request.timeoutMs;
     if (signal !== undefined) {
       exchange.onAbort = () => this.abort(exchange, signal.reason);
       signal.addEventListener("abort", exchange.onAbort, { once: true });
@@ -252,9 +281,13 @@ export class Http1Client {
 
   stats(): Http1ClientStats {
     let waiting = 0;
-    for (const pool of this.pools.values()) waiting += pool.waiting.length;
+    let idle = 0;
+    for (const pool of this.pools.values()) {
+      waiting += pool.waiting.length;
+      idle += pool.idle.length;
+    }
     const { opened, retried } = this;
-    return { connections: this.connections.size, idle: this.idle.size, waiting, opened, retried };
+    return { connections: this.connections.size, idle, waiting, opened, retried };
   }
 
   /** Closes every connection; requests in flight or waiting fail with CONNECTION_CLOSED. */
@@ -267,18 +300,42 @@ export class Http1Client {
     this.starved.length = 0;
   }
 
-  private poolFor(url: URL, address: string | undefined): OriginPool {
-    const secure = url.protocol === "https:";
-    if (!secure && url.protocol !== "http:") throw new TypeError(`not an http(s) URL: ${url.protocol}`);
-    const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-    if (address !== undefined && isIP(address) === 0) throw new TypeError(`not an IP address: ${address}`);
-    const connectTo = address ?? hostname;
-    const port = url.port === "" ? (secure ? 443 : 80) : Number(url.port);
-    // Certificates name hosts; an IP literal URL is verified against the address itself.
-    const serverName = secure && isIP(hostname) === 0 ? hostname : "";
-    const key = `${url.protocol}${connectTo}|${port}|${serverName}`;
+  /** The URL's parts the client uses, parsed once per URL text (URL getters are not free). */
+  private targetOf(url: URL): Target {
+    const href = url.href;
+    let target = this.targets.get(href);
+    if (target === undefined) {
+      const secure = url.protocol === "https:";
+      if (!secure && url.protocol !== "http:") throw new TypeError(`not an http(s) URL: ${url.protocol}`);
+      const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+      const port = url.port === "" ? (secure ? 443 : 80) : Number(url.port);
+      // Certificates name hosts; an IP literal URL is verified against the address itself.
+      const serverName = secure && isIP(hostname) === 0 ? hostname : "";
+      target = {
+        secure,
+        hostname,
+        port,
+        serverName,
+        host: url.host,
+        pathAndQuery: url.pathname + url.search,
+        originKey: `${url.protocol}${port}|${serverName}|`,
+        lastPool: undefined,
+      };
+      if (this.targets.size >= targetsCachedMax) this.targets.clear();
+      this.targets.set(href, target);
+    }
+    return target;
+  }
+
+  private poolFor(target: Target, address: string | undefined): OriginPool {
+    const connectTo = address ?? target.hostname;
+    const last = target.lastPool;
+    if (last?.hostname === connectTo && this.pools.get(last.key) === last) return last;
+    const key = target.originKey + connectTo;
     let pool = this.pools.get(key);
     if (pool === undefined) {
+      if (address !== undefined && isIP(address) === 0) throw new TypeError(`not an IP address: ${address}`);
+      const { secure, serverName, port } = target;
       const { ca } = this.options;
       const tls =
         !secure || (serverName === "" && ca === undefined)
@@ -287,6 +344,7 @@ export class Http1Client {
       pool = { key, hostname: connectTo, port, tls, open: 0, idle: [], waiting: [] };
       this.pools.set(key, pool);
     }
+    target.lastPool = pool;
     return pool;
   }
 
@@ -295,11 +353,11 @@ export class Http1Client {
     const { pool } = exchange;
     const { connectionsPerOriginMax, waitingPerOriginMax } = this.options;
     if (!preferNew && pool.idle.length > 0) {
-      this.start(this.takeIdle(pool), exchange);
+      this.start(pool.idle.pop() as Connection, exchange);
     } else if (pool.open < connectionsPerOriginMax && this.makeRoom()) {
       this.connect(pool, exchange);
     } else if (pool.idle.length > 0) {
-      this.start(this.takeIdle(pool), exchange);
+      this.start(pool.idle.pop() as Connection, exchange);
     } else if (pool.waiting.length >= waitingPerOriginMax) {
       const message = `${waitingPerOriginMax} requests already wait for ${pool.hostname}:${pool.port}`;
       this.settle(exchange, new Http1Error("QUEUE_FULL", message));
@@ -309,19 +367,19 @@ export class Http1Client {
     }
   }
 
-  private takeIdle(pool: OriginPool): Connection {
-    const connection = pool.idle.pop() as Connection;
-    this.idle.delete(connection);
-    return connection;
-  }
-
   /**
-   * True when a connection may be opened, after closing the longest idle one if need be (without
-   * refilling from the slot it frees: that slot is the caller's).
+   * True when a connection may be opened, after closing the one idle longest if need be (without
+   * refilling from the slot it frees: that slot is the caller's). A scan, but only at connectionsMax.
    */
   private makeRoom(): boolean {
     if (this.connections.size < this.options.connectionsMax) return true;
-    const [oldest] = this.idle;
+    let oldest: Connection | undefined;
+    for (const connection of this.connections) {
+      // Idle deadlines are set when idling starts, so the earliest is the longest idle.
+      if (connection.state === "idle" && connection.deadlineMs < (oldest?.deadlineMs ?? Infinity)) {
+        oldest = connection;
+      }
+    }
     if (oldest === undefined) return false;
     this.forget(oldest);
     oldest.socket?.end();
@@ -333,7 +391,7 @@ export class Http1Client {
     const connection = new Connection(
       pool,
       this.options.bodyBytesMax,
-      performance.now() + this.options.connectTimeoutMs,
+      Math.min(performance.now() + this.options.connectTimeoutMs, exchange.deadlineMs),
     );
     connection.exchange = exchange;
     exchange.connection = connection;
@@ -357,7 +415,7 @@ export class Http1Client {
     const socket = connection.socket as Socket<Connection>;
     connection.state = "busy";
     connection.exchange = exchange;
-    connection.deadlineMs = performance.now() + this.options.responseTimeoutMs;
+    connection.deadlineMs = Math.min(performance.now() + this.options.responseTimeoutMs, exchange.deadlineMs);
     exchange.connection = connection;
     exchange.onReusedConnection = connection.exchangesDone > 0;
     const written = socket.write(exchange.payload);
@@ -427,7 +485,7 @@ export class Http1Client {
         break;
       case "length": {
         const take = Math.min(connection.bodyRemaining, bytes.length - offset);
-        if (take > 0) connection.keep(bytes.subarray(offset, offset + take));
+        if (take > 0) connection.keepBody(bytes, offset, offset + take);
         connection.bodyRemaining -= take;
         end = connection.bodyRemaining === 0 ? offset + take : -1;
         break;
@@ -436,7 +494,7 @@ export class Http1Client {
         end = (connection.chunked as ChunkedDecoder).push(bytes, offset, connection.keep);
         break;
       case "until-close":
-        if (offset < bytes.length) connection.keep(bytes.subarray(offset));
+        if (offset < bytes.length) connection.keepBody(bytes, offset, bytes.length);
         end = -1;
         break;
     }
@@ -484,7 +542,6 @@ export class Http1Client {
       connection.state = "idle";
       connection.deadlineMs = performance.now() + this.options.idleTimeoutMs;
       pool.idle.push(connection);
-      this.idle.add(connection);
     }
   }
 
@@ -546,10 +603,7 @@ export class Http1Client {
   /** Bookkeeping for a connection that is gone; no scheduling. */
   private forget(connection: Connection): void {
     const { pool } = connection;
-    if (connection.state === "idle") {
-      this.idle.delete(connection);
-      pool.idle.splice(pool.idle.indexOf(connection), 1);
-    }
+    if (connection.state === "idle") pool.idle.splice(pool.idle.indexOf(connection), 1);
     connection.state = "closed";
     this.connections.delete(connection);
     pool.open--;
@@ -620,16 +674,30 @@ export class Http1Client {
     const nowMs = performance.now();
     for (const connection of this.connections) {
       if (connection.deadlineMs > nowMs) continue;
-      if (connection.state === "idle") {
+      const { pool, state, exchange } = connection;
+      if (state === "idle") {
         this.closeQuietly(connection);
-      } else if (connection.state === "connecting") {
-        const message = `no connection to ${connection.pool.hostname}:${connection.pool.port} within ${this.options.connectTimeoutMs} ms`;
+      } else if (exchange !== undefined && exchange.deadlineMs <= nowMs) {
+        const code = state === "connecting" ? "CONNECT_TIMEOUT" : "RESPONSE_TIMEOUT";
+        this.failExchange(connection, new Http1TimeoutError(code, "the request's timeoutMs passed"));
+      } else if (state === "connecting") {
+        const message = `no connection to ${pool.hostname}:${pool.port} within ${this.options.connectTimeoutMs} ms`;
         this.failExchange(connection, new Http1TimeoutError("CONNECT_TIMEOUT", message));
       } else {
         const message = `no complete response within ${this.options.responseTimeoutMs} ms`;
         this.failExchange(connection, new Http1TimeoutError("RESPONSE_TIMEOUT", message));
       }
     }
+    for (const pool of this.pools.values()) {
+      if (pool.waiting.some((exchange) => exchange.deadlineMs <= nowMs)) this.expireWaiting(pool, nowMs);
+    }
+  }
+
+  private expireWaiting(pool: OriginPool, nowMs: number): void {
+    const expired = pool.waiting.filter((exchange) => exchange.deadlineMs <= nowMs);
+    pool.waiting = pool.waiting.filter((exchange) => exchange.deadlineMs > nowMs);
+    const message = "the request's timeoutMs passed while it waited for a connection";
+    for (const exchange of expired) this.settle(exchange, new Http1TimeoutError("CONNECT_TIMEOUT", message));
   }
 
   private socketHandlers(): SocketHandler<Connection> {

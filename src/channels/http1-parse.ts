@@ -67,7 +67,7 @@ const httpPrefix = "HTTP/1.";
 
 const statusLinePattern = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [\t\x20-\x7e\x80-\xff]*)?$/;
 const tokenPattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const headerLinePattern = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[\t ]*([\t\x20-\x7e\x80-\xff]*?)[\t ]*$/;
+const fieldValuePattern = /^[\t\x20-\x7e\x80-\xff]*$/;
 const requestHeaderValuePattern = /^[\t\x20-\x7e]*$/;
 
 /**
@@ -90,45 +90,77 @@ export function parseResponseHead(bytes: Uint8Array, headerBytesMax: number, noB
     }
     return { complete: false };
   }
-  const lines = latin1(bytes, headBytes).split("\n");
-  // The head ends with an empty line, so the last two pieces are empty.
-  lines.length -= 2;
-  const statusLine = withoutCr(lines[0] ?? "");
+  const text = latin1(bytes, headBytes);
+  let lineEnd = text.indexOf("\n");
+  const statusLine = withoutCr(text.slice(0, lineEnd));
   const status = statusLinePattern.exec(statusLine);
   if (status === null) throw new Http1Error("MALFORMED_STATUS_LINE", `status line ${quote(statusLine)}`);
   const headers = new Headers();
-  for (let i = 1; i < lines.length; i++) {
-    const line = withoutCr(lines[i] as string);
-    const field = headerLinePattern.exec(line);
-    if (field === null) throw new Http1Error("MALFORMED_HEADER", `header line ${quote(line)}`);
-    headers.append(field[1] as string, field[2] as string);
+  // The fields that frame the message, each copy joined with "," as Headers would.
+  let contentLength: string | undefined;
+  let transferEncoding: string | undefined;
+  let connection = "";
+  for (;;) {
+    const lineStart = lineEnd + 1;
+    lineEnd = text.indexOf("\n", lineStart);
+    const line = withoutCr(text.slice(lineStart, lineEnd));
+    if (line === "") break; // the blank line that ends the head
+    // No regex captures here: this runs for every header of every response.
+    const colon = line.indexOf(":");
+    const name = line.slice(0, colon).toLowerCase();
+    const value = trimSpaces(line, colon + 1);
+    if (colon <= 0 || !tokenPattern.test(name) || !fieldValuePattern.test(value)) {
+      throw new Http1Error("MALFORMED_HEADER", `header line ${quote(line)}`);
+    }
+    headers.append(name, value);
+    if (name === "content-length") contentLength = joinField(contentLength, value);
+    else if (name === "transfer-encoding") transferEncoding = joinField(transferEncoding, value);
+    else if (name === "connection") connection = joinField(connection, value.toLowerCase());
   }
-  const minorVersion = status[1];
   const code = Number(status[2]);
-  const connection = headers.get("connection")?.toLowerCase() ?? "";
-  let keepAlive = minorVersion === "1" && !/(?:^|,)\s*close\s*(?:,|$)/.test(connection);
-  const framing = bodyFraming(code, headers, noBody);
+  const framing = bodyFraming(code, contentLength, transferEncoding, noBody);
   // A body that ends at close, or one framed both ways (a smuggling attempt), leaves nothing to reuse.
-  if (framing.kind === "until-close" || (framing.kind === "chunked" && headers.has("content-length"))) {
-    keepAlive = false;
-  }
+  const keepAlive =
+    status[1] === "1" &&
+    !/(?:^|,)\s*close\s*(?:,|$)/.test(connection) &&
+    framing.kind !== "until-close" &&
+    !(framing.kind === "chunked" && contentLength !== undefined);
   return { complete: true, head: { status: code, headers, framing, keepAlive }, headBytes };
 }
 
-function bodyFraming(status: number, headers: Headers, noBody: boolean): BodyFraming {
+/** `text` from `start` without leading and trailing spaces and tabs (not String.trim's Unicode set). */
+function trimSpaces(text: string, start: number): string {
+  let end = text.length;
+  while (start < end && isSpaceOrTab(text.charCodeAt(start))) start++;
+  while (end > start && isSpaceOrTab(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
+
+function isSpaceOrTab(unit: number): boolean {
+  return unit === 0x20 || unit === 0x09;
+}
+
+function joinField(joined: string | undefined, value: string): string {
+  return joined === undefined || joined === "" ? value : `${joined},${value}`;
+}
+
+function bodyFraming(
+  status: number,
+  contentLength: string | undefined,
+  transferEncoding: string | undefined,
+  noBody: boolean,
+): BodyFraming {
   if (noBody || status < 200 || status === 204 || status === 304) return { kind: "none" };
-  const transferEncoding = headers.get("transfer-encoding");
-  if (transferEncoding !== null) {
-    const codings = transferEncoding.split(",").map((coding) => coding.trim().toLowerCase());
+  if (transferEncoding !== undefined) {
     // Only a final "chunked" frames the body; any other last coding means it runs to the close.
-    return codings.at(-1) === "chunked" ? { kind: "chunked" } : { kind: "until-close" };
+    const lastCoding = transferEncoding.slice(transferEncoding.lastIndexOf(",") + 1);
+    return lastCoding.trim().toLowerCase() === "chunked" ? { kind: "chunked" } : { kind: "until-close" };
   }
-  const contentLength = headers.get("content-length");
-  if (contentLength === null) return { kind: "until-close" };
-  // Headers joins repeated fields with ", ": every copy must state the same length.
-  const values = new Set(contentLength.split(",").map((value) => value.trim()));
+  if (contentLength === undefined) return { kind: "until-close" };
+  // Repeated fields, or one with a list: every copy must state the same length.
+  const values = contentLength.includes(",") ? contentLength.split(",").map((v) => v.trim()) : [contentLength];
   const [value = ""] = values;
-  if (values.size !== 1 || !/^\d{1,15}$/.test(value)) {
+  if (values.some((other) => other !== value) || !/^\d{1,15}$/.test(value)) {
     throw new Http1Error("BAD_CONTENT_LENGTH", `content-length ${quote(contentLength)}`);
   }
   const length = Number(value);
@@ -145,7 +177,8 @@ function findHeadEnd(bytes: Uint8Array, limit: number): number {
 }
 
 function latin1(bytes: Uint8Array, end: number): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, end).toString("latin1");
+  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  return buffer.toString("latin1", 0, end);
 }
 
 /** Lines end in CRLF or LF; a CR anywhere else is refused by the patterns. */

@@ -461,6 +461,22 @@ describe("timeouts", () => {
     expect(server.requests).toHaveLength(1);
   });
 
+  test("a request's timeoutMs ends it on a connection or waiting for one, without a timer of its own", async () => {
+    const server = new RawServer(() => {});
+    const client = newClient({ connectionsPerOriginMax: 1, responseTimeoutMs: 5000 });
+    const url = server.url();
+    const startedMs = performance.now();
+    const [onConnection, waiting] = await Promise.all(
+      [300, 100].map((timeoutMs) => client.request({ url, body: "", timeoutMs }).catch((error) => error)),
+    );
+    expect(onConnection).toMatchObject({ code: "RESPONSE_TIMEOUT", name: "TimeoutError" });
+    expect(waiting).toMatchObject({ code: "CONNECT_TIMEOUT", name: "TimeoutError" });
+    expect(waiting.message).toContain("waited for a connection");
+    expect(performance.now() - startedMs).toBeLessThan(1000);
+    expect(client.stats()).toMatchObject({ waiting: 0, connections: 0 });
+    expect(server.requests).toHaveLength(1);
+  });
+
   test("a refused connection keeps its code (the transport tries the next address on it)", async () => {
     const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data: () => {} } });
     const port = listener.port;
