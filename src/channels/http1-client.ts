@@ -240,8 +240,11 @@ export class Http1Client {
 
   /** Sends one request; rejects with an Http1Error, a connect error (code ECONNREFUSED...) or the signal's reason. */
   request(request: Http1Request): Promise<Http1Response> {
-    const { url, signal } = request;
+    const { url, signal, timeoutMs } = request;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    if (timeoutMs !== undefined && timeoutMs <= 0) {
+      return Promise.reject(new Http1TimeoutError("CONNECT_TIMEOUT", `timeoutMs ${timeoutMs} left no time`));
+    }
     const target = this.targetOf(url);
     const pool = this.poolFor(target, request.address);
     const method = request.method ?? "POST";
@@ -270,7 +273,7 @@ export class Http1Client {
       reject,
       signal,
     );
-    if (request.timeoutMs !== undefined) exchange.deadlineMs = performance.now() + request.timeoutMs;
+    if (timeoutMs !== undefined) exchange.deadlineMs = performance.now() + timeoutMs;
     if (signal !== undefined) {
       exchange.onAbort = () => this.abort(exchange, signal.reason);
       signal.addEventListener("abort", exchange.onAbort, { once: true });
@@ -413,6 +416,7 @@ export class Http1Client {
 
   private start(connection: Connection, exchange: Exchange): void {
     const socket = connection.socket as Socket<Connection>;
+    if (connection.state === "idle") socket.ref();
     connection.state = "busy";
     connection.exchange = exchange;
     connection.deadlineMs = Math.min(performance.now() + this.options.responseTimeoutMs, exchange.deadlineMs);
@@ -542,6 +546,8 @@ export class Http1Client {
       connection.state = "idle";
       connection.deadlineMs = performance.now() + this.options.idleTimeoutMs;
       pool.idle.push(connection);
+      // As with fetch's pool, idle connections do not keep the process alive; busy ones do.
+      connection.socket?.unref();
     }
   }
 
@@ -713,10 +719,12 @@ export class Http1Client {
         const connection = socket.data;
         if (authorizationError === null) return this.ready(connection);
         const code = (authorizationError as { code?: string }).code ?? "unknown";
-        const message = `certificate of ${connection.pool.hostname}:${connection.pool.port} refused (${code}): ${authorizationError.message}`;
+        const { hostname, port, tls } = connection.pool;
+        const name = typeof tls === "object" && tls.serverName !== undefined ? ` as ${tls.serverName}` : "";
+        const message = `with ${hostname}:${port}${name} (${code}): ${authorizationError.message}`;
         this.failExchange(
           connection,
-          new Http1Error("TLS_VERIFICATION_FAILED", message, { cause: authorizationError }),
+          new Http1Error("TLS_HANDSHAKE_FAILED", message, { cause: authorizationError }),
         );
       },
       data: (socket, chunk) => this.receive(socket.data, chunk),

@@ -19,7 +19,7 @@ export const http1ErrorCodes = [
   "TRUNCATED_BODY",
   "CONNECTION_CLOSED",
   "UNEXPECTED_STATUS",
-  "TLS_VERIFICATION_FAILED",
+  "TLS_HANDSHAKE_FAILED",
   "CONNECT_TIMEOUT",
   "RESPONSE_TIMEOUT",
   "QUEUE_FULL",
@@ -158,7 +158,9 @@ function bodyFraming(
   }
   if (contentLength === undefined) return { kind: "until-close" };
   // Repeated fields, or one with a list: every copy must state the same length.
-  const values = contentLength.includes(",") ? contentLength.split(",").map((v) => v.trim()) : [contentLength];
+  const values = contentLength.includes(",")
+    ? contentLength.split(",").map((v) => v.trim())
+    : [contentLength];
   const [value = ""] = values;
   if (values.some((other) => other !== value) || !/^\d{1,15}$/.test(value)) {
     throw new Http1Error("BAD_CONTENT_LENGTH", `content-length ${quote(contentLength)}`);

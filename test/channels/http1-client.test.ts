@@ -477,6 +477,13 @@ describe("timeouts", () => {
     expect(server.requests).toHaveLength(1);
   });
 
+  test("a timeoutMs already spent fails at once", async () => {
+    const client = newClient();
+    const request = client.request({ url: new URL("http://127.0.0.1:9/"), body: "", timeoutMs: 0 });
+    expect(await request.catch((error) => error)).toMatchObject({ code: "CONNECT_TIMEOUT" });
+    expect(client.stats().opened).toBe(0);
+  });
+
   test("a refused connection keeps its code (the transport tries the next address on it)", async () => {
     const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data: () => {} } });
     const port = listener.port;
@@ -524,29 +531,44 @@ describe("https", () => {
     const wrongName = await post(trusting, sink.url("/hook", "evil.test"));
     const notSigned = await post(trusting, selfSigned.url("/hook", "hook.test"));
     const caNotTrusted = await post(untrusting, sink.url("/hook", "hook.test"));
-    expect(wrongName).toMatchObject({ code: "TLS_VERIFICATION_FAILED" });
+    expect(wrongName).toMatchObject({ code: "TLS_HANDSHAKE_FAILED" });
     expect(wrongName.message).toContain("ERR_TLS_CERT_ALTNAME_INVALID");
-    expect(notSigned).toMatchObject({ code: "TLS_VERIFICATION_FAILED" });
+    expect(notSigned).toMatchObject({ code: "TLS_HANDSHAKE_FAILED" });
     expect(notSigned.message).toContain("SELF_SIGNED");
-    expect(caNotTrusted).toMatchObject({ code: "TLS_VERIFICATION_FAILED" });
+    expect(caNotTrusted).toMatchObject({ code: "TLS_HANDSHAKE_FAILED" });
     expect(caNotTrusted.message).toContain("UNABLE_TO_VERIFY_LEAF_SIGNATURE");
     expect(sink.received).toHaveLength(0);
     expect(selfSigned.received).toHaveLength(0);
   });
 
-  test("without `ca`, the system trust store is used", async () => {
+  test("an https URL served by plain http fails the handshake at once", async () => {
+    // Answers the ClientHello as a plain http server answers anything it cannot read.
+    const listener = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: { data: (socket) => void socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n") },
+    });
+    cleanups.push(() => listener.stop(true));
+    const client = newClient({ ca: caPem });
+    const url = new URL(`https://hook.test:${listener.port}/`);
+    const startedMs = performance.now();
+    const error = await client.request({ url, address: "127.0.0.1", body: "" }).catch((caught) => caught);
+    expect(error).toMatchObject({ code: "TLS_HANDSHAKE_FAILED" });
+    expect(performance.now() - startedMs).toBeLessThan(1000);
+  });
+
+  test("without `ca`, the system trust store is used; an idle connection does not keep a process alive", async () => {
     // OpenSSL's SSL_CERT_FILE stands in for the machine's store (Bun reads it at start-up), so the test
-    // needs no change to the machine.
+    // needs no change to the machine. The child leaves its connection idle in the pool and ends.
     const sink = tlsSink();
     const script = file("system-store.ts");
     writeFileSync(
       script,
       `import { Http1Client } from ${JSON.stringify(join(import.meta.dir, "../../src/channels/http1-client.ts"))};
-const client = new Http1Client();
+const client = new Http1Client({ idleTimeoutMs: 60_000 });
 const url = new URL(process.argv[2]);
 const response = await client.request({ url, address: "127.0.0.1", body: "" }).catch((error) => error);
-console.log(JSON.stringify(response.status ?? response.code));
-client.close();`,
+console.log(JSON.stringify([response.status ?? response.code, client.stats().idle]));`,
     );
     // Asynchronously: the sink answers from this process's event loop.
     const run = async (env: Record<string, string>) => {
@@ -554,9 +576,13 @@ client.close();`,
         env: { ...process.env, ...env },
         stderr: "inherit",
       });
-      return JSON.parse(await new Response(child.stdout).text());
+      const kill = setTimeout(() => child.kill(), 15_000);
+      const output = await new Response(child.stdout).text();
+      await child.exited;
+      clearTimeout(kill);
+      return [child.signalCode === null ? "exited" : "killed", ...JSON.parse(output)];
     };
-    expect(await run({ SSL_CERT_FILE: file("ca.pem") })).toBe(200);
-    expect(await run({})).toBe("TLS_VERIFICATION_FAILED");
+    expect(await run({ SSL_CERT_FILE: file("ca.pem") })).toEqual(["exited", 200, 1]);
+    expect(await run({})).toEqual(["exited", "TLS_HANDSHAKE_FAILED", 0]);
   });
 });
