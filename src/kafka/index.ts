@@ -11,3 +11,4 @@ export {
 export { isRetryable, KafkaError } from "./errors.ts";
 export type { KafkaSettings, TopicPartition, TopicPartitionOffset } from "./handle.ts";
 export { type Headers, type ProduceRecord, Producer, type ProducerOptions } from "./producer.ts";
+export { minInsyncReplicas, withReplication } from "./replication.ts";
