@@ -5,6 +5,7 @@ export {
   type ConsumedRecord,
   Consumer,
   type ConsumerOptions,
+  consumerSessionTimeoutMs,
   type PartitionLag,
   type RebalanceListener,
 } from "./consumer.ts";
