@@ -30,7 +30,7 @@ const clusterRunDir = join(repoRoot, ".run/cluster");
 const quorum = nodeIds.map((id) => `${kafkaHost}:${firstControllerPort + id - 1}`).join(",");
 const brokersReadyDeadlineMs = 60_000;
 
-export const clusterNodes: readonly KafkaNode[] = nodeIds.map((nodeId) => ({
+const clusterNodes: readonly KafkaNode[] = nodeIds.map((nodeId) => ({
   label: `cluster node ${nodeId}`,
   nodeId,
   brokerPort: firstBrokerPort + nodeId - 1,
@@ -45,7 +45,7 @@ export const clusterNodes: readonly KafkaNode[] = nodeIds.map((nodeId) => ({
 /** KAFKA_BROKERS for the cluster: every node, so a client finds it with any one node down. */
 export const clusterBrokers = clusterNodes.map(brokerAddress).join(",");
 
-export function clusterNode(nodeId: number): KafkaNode {
+function clusterNode(nodeId: number): KafkaNode {
   const node = clusterNodes.find((n) => n.nodeId === nodeId);
   if (!node) throw new SetupError(`no cluster node ${nodeId}: the nodes are ${nodeIds.join(", ")}`);
   return node;
@@ -68,7 +68,8 @@ export async function ensureCluster(): Promise<ClusterStatus> {
   const startedAtMs = performance.now();
   const running = new Map(clusterNodes.map((node) => [node.nodeId, runningNodePid(node)]));
   const toStart = clusterNodes.filter((node) => running.get(node.nodeId) === undefined);
-  for (const node of toStart) await prepareStart(node, "or stop the cluster first: ./dev cluster down");
+  for (const node of toStart)
+    await prepareStart(node, "e.g. ./dev cluster down in the checkout whose cluster it is");
   if (toStart.length > 0) {
     const libsDir = await ensureJars();
     await formatOnce(libsDir);
