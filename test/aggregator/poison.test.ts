@@ -16,7 +16,7 @@ import { infraUrls } from "../../src/runtime/env.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
 import { metric } from "../evaluator/helpers.ts";
 import { countDeliveries } from "../support/invariants.ts";
-import { brokers, quiet, TopicReader } from "../support/kafka.ts";
+import { brokers, consumeOnceAssigned, quiet, TopicReader } from "../support/kafka.ts";
 import { eventually, type StageProcess, stopStage } from "../support/stages.ts";
 import { aggregatorTopics, alertMatched, decodeReady, startAggregator, text } from "./support.ts";
 
@@ -177,6 +177,8 @@ test("records refused for good are dead-lettered one at a time; valid ones are s
       return committed.every((offset, i) => offset === ends[i]);
     }, 10_000);
     expect(committed).toEqual(ends);
+    // And a member of the group is given nothing to redo.
+    expect(await consumeOnceAssigned(probe, 500)).toEqual([]);
   } finally {
     await probe.close();
   }

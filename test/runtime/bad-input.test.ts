@@ -23,7 +23,7 @@ import { defaultRecordBytesMax } from "../../src/runtime/consume-loop.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { headerText, metric, writeRules } from "../evaluator/helpers.ts";
-import { brokers, quiet, TopicReader } from "../support/kafka.ts";
+import { brokers, consumeOnceAssigned, quiet, TopicReader } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 import { eventually, type StageName, startStage, stopStage } from "../support/stages.ts";
 
@@ -272,6 +272,8 @@ describe.each(cases)("bad records on the input of $stage", (stageCase) => {
         return committed === end;
       }, 10_000);
       expect(committed).toBe(end);
+      // And a member of the group is given nothing to redo.
+      expect(await consumeOnceAssigned(probe, 500)).toEqual([]);
     } finally {
       await probe.close();
     }

@@ -7,15 +7,15 @@
  * assertion) fails the loop at once, uncommitted.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import assert from "node:assert";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { assert } from "../../src/core/assert.ts";
 import { type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
 import { ConsumeLoop, type Decoded, type Processor } from "../../src/runtime/consume-loop.ts";
 import { deadLetterHeaders, InvalidRecordError } from "../../src/runtime/dead-letter.ts";
 import { createStageMetrics, type StageMetrics } from "../../src/runtime/metrics.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { countDeliveries } from "../support/invariants.ts";
-import { brokers, kafkaClients, quiet } from "../support/kafka.ts";
+import { brokers, consumeOnceAssigned, kafkaClients, quiet } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 
 const utf8 = new TextEncoder();
@@ -125,7 +125,7 @@ async function drain(topic: string, expected: number, timeoutMs = 30_000): Promi
 /** What a new member of `groupId` would still be given: nothing once everything is committed. */
 async function uncommitted(input: string, groupId: string): Promise<readonly ConsumedRecord[]> {
   const again = new Consumer({ brokers, groupId, topics: [input], logger: quiet });
-  const leftover = await again.consume(1000, 3000);
+  const leftover = await consumeOnceAssigned(again, 3000);
   await again.close();
   return leftover;
 }
