@@ -71,6 +71,10 @@ export function checkMigrations(dir: string): MigrationCheck {
 
 export function rangeTable(): string {
   return serviceRanges
-    .map((r) => `${r.service} ${r.firstVersion}${r.lastVersion ? `-${r.lastVersion}` : "+"}`)
+    .map((r) => {
+      if (r.lastVersion === undefined) return `${r.service} ${r.firstVersion}+`;
+      const span = r.lastVersion === r.firstVersion ? "" : `-${r.lastVersion}`;
+      return `${r.service} ${r.firstVersion}${span}`;
+    })
     .join(", ");
 }

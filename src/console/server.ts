@@ -1,8 +1,9 @@
 /**
  * The operator console, served by the rule-service: the single-page app at /console (Bun bundles
  * index.html and its TypeScript), and the JSON routes only the console needs under /api/v1/console.
- * Everything else the page shows comes from the ordinary /api/v1 API. Every JSON route takes the
- * same bearer credentials as the API: the admin token sees everything, a client key only its client.
+ * Everything else the page shows comes from the ordinary /api/v1 API. Every JSON route goes through
+ * the API's gate: the same bearer credentials (the admin token sees everything, a client key only its
+ * client) and the same per-caller rate limit.
  *
  * Configuration (environment of the rule-service):
  *   CONSOLE_STAGE_METRICS        evaluator=http://127.0.0.1:9102,sender=... (stages to scrape)
@@ -18,10 +19,12 @@ import { NotificationReadySchema } from "../gen/alerting/v1/alert_pb.ts";
 import { Admin, type Producer } from "../kafka/index.ts";
 import { envInt, envString } from "../runtime/config.ts";
 import { infraUrls } from "../runtime/env.ts";
+import type { Peer } from "../runtime/http.ts";
 import type { Logger } from "../runtime/log.ts";
 import { deadLetterTopic, topicNames } from "../runtime/topics.ts";
 import { listDeadLetters, replayDeadLetters } from "../setup/dead-letters.ts";
-import { createAuthenticator, type Principal, scopeOf } from "../stages/rule-service/auth.ts";
+import type { Gate } from "../stages/rule-service/app.ts";
+import { type Principal, scopeOf } from "../stages/rule-service/auth.ts";
 import { badRequest, errorResponse, HttpError, json, readJsonBody } from "../stages/rule-service/http.ts";
 import { isUuid } from "../stages/rule-service/schema.ts";
 import page from "./index.html";
@@ -30,7 +33,8 @@ import { parseStageTargets, type StageScraper, startStageScraper } from "./stage
 
 export interface ConsoleOptions {
   sql: Sql;
-  adminToken: string;
+  /** The rule service's authentication and rate limiting (RuleServiceApp.gate). */
+  gate: Gate;
   /** Used for test notifications and dead-letter replays. */
   producer: Producer;
   logger: Logger;
@@ -52,10 +56,9 @@ const bodyLimitBytes = 16 * 1024;
 const windowsMinutes = [5, 15, 60, 360, 1440];
 
 export function createConsole(options: ConsoleOptions): Console {
-  const { sql, adminToken, producer, logger } = options;
+  const { sql, gate, producer, logger } = options;
   const env = options.env ?? process.env;
   const brokers = options.brokers ?? infraUrls.kafkaBrokers;
-  const authenticate = createAuthenticator(sql, adminToken);
   const intervalMs = envInt("CONSOLE_SCRAPE_INTERVAL_MS", 2000, { min: 100, max: 60_000 }, env);
   const scraper = startStageScraper(parseStageTargets(envString("CONSOLE_STAGE_METRICS", "", env)), {
     intervalMs,
@@ -78,16 +81,17 @@ export function createConsole(options: ConsoleOptions): Console {
     logger: logger.child("load"),
   });
 
-  const route = (methods: Methods) => async (req: Req) => {
-    const method = methods[req.method as keyof Methods];
-    if (!method) {
-      const allowed = Object.keys(methods).join(", ");
-      const response = errorResponse(new HttpError(405, "method_not_allowed", `allowed: ${allowed}`));
-      response.headers.set("allow", allowed);
-      return response;
-    }
+  const route = (methods: Methods) => async (req: Req, server: Peer) => {
     try {
-      const principal = await authenticate(req);
+      // Before the method check, so that every request is charged to a budget.
+      const principal = await gate(req, server);
+      const method = methods[req.method as keyof Methods];
+      if (!method) {
+        const allowed = Object.keys(methods).join(", ");
+        throw new HttpError(405, "method_not_allowed", `allowed: ${allowed}`, {
+          headers: { allow: allowed },
+        });
+      }
       if (method.access === "admin" && principal.kind !== "admin") {
         throw new HttpError(403, "forbidden", "only the admin token may do this");
       }

@@ -218,3 +218,73 @@ test("the console drives the pipeline end to end in a real browser", async () =>
 
   expect(consoleErrors).toEqual([]);
 }, 180_000);
+
+test("the keys page lists, creates and revokes API keys and ingest credentials", async () => {
+  const s = stack as Pipeline;
+  const page = await (browser as BrowserContext).newPage();
+  const consoleErrors: string[] = [];
+  page.on("pageerror", (error) => consoleErrors.push(error.message));
+  page.setDefaultTimeout(30_000);
+  const apiCall = (method: string, path: string, token: string, body?: unknown) =>
+    fetch(`${s.httpUrl("rule-service")}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const clientName = uniqueName("console-keys");
+  const client = await (await apiCall("POST", "/api/v1/clients", s.adminToken, { name: clientName })).json();
+  const clientKey = (
+    await (await apiCall("POST", `/api/v1/clients/${client.id}/api-keys`, s.adminToken)).json()
+  ).key as string;
+  const signIn = async (token: string) => {
+    await page.goto(`${s.httpUrl("rule-service")}/console#keys`);
+    await page.getByTestId("login-token").fill(token);
+    await page.getByTestId("login-submit").click();
+    await page.getByTestId("who").waitFor();
+    await page.getByTestId("nav-keys").click();
+  };
+
+  // The client: its own key is listed; it makes a second key and an ingest credential, each shown once.
+  await signIn(clientKey);
+  await page.getByTestId("api-key-row").first().waitFor();
+  expect(await page.getByTestId("api-key-row").count()).toBe(1);
+  await page.getByTestId("api-key-create-name").fill("second");
+  await page.getByTestId("api-key-create-submit").click();
+  const secondKey = (await page.getByTestId("api-key-secret").textContent()) as string;
+  expect(secondKey).toStartWith("ak_");
+  await page.getByTestId("ingest-credential-create-name").fill("prometheus");
+  await page.getByTestId("ingest-credential-create-submit").click();
+  const ingestSecret = (await page.getByTestId("ingest-credential-secret").textContent()) as string;
+  expect(ingestSecret).toStartWith("ik_");
+  await page.getByTestId("ingest-credential-row").getByText(`client:${client.id}`).waitFor();
+
+  // Revoking the second key in the page refuses it from the next request on.
+  expect((await apiCall("GET", `/api/v1/clients/${client.id}`, secondKey)).status).toBe(200);
+  const secondRow = page.getByTestId("api-key-row").filter({ hasText: "second" });
+  await secondRow.getByTestId("api-key-revoke").click();
+  await secondRow.getByTestId("api-key-state").getByText("revoked").waitFor();
+  expect((await apiCall("GET", `/api/v1/clients/${client.id}`, secondKey)).status).toBe(401);
+
+  // The admin picks the client and sees both keys and the credential, then revokes the credential.
+  await page.getByTestId("logout").click();
+  await signIn(s.adminToken);
+  await pickClient(page, "keys-client", clientName);
+  expect(
+    await eventually(async () => (await page.getByTestId("api-key-row").count()) === 2, 10_000, 100),
+  ).toBe(true);
+  const credentialRow = page.getByTestId("ingest-credential-row").filter({ hasText: "prometheus" });
+  await credentialRow.getByTestId("ingest-credential-revoke").click();
+  await credentialRow.getByTestId("ingest-credential-state").getByText("revoked").waitFor();
+  const listed = await (
+    await apiCall("GET", `/api/v1/ingest-credentials?client_id=${client.id}`, s.adminToken)
+  ).json();
+  expect(listed.items.map((c: { revoked_at: string | null }) => c.revoked_at !== null)).toEqual([true]);
+  expect(JSON.stringify(listed)).not.toContain(ingestSecret);
+
+  await page.screenshot({ path: join(repoRoot, "results/console-keys.png"), fullPage: true });
+  await page.close();
+  expect(consoleErrors).toEqual([]);
+}, 120_000);

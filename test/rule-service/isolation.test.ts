@@ -3,6 +3,7 @@ import { createClient, createRule, insertNotification, type Service, startServic
 
 const service: Service = startService();
 afterAll(() => service.stop());
+const scopeName = () => `iso-${crypto.randomUUID()}`;
 
 /** Client A's key against client B's resources, over every route of the API. */
 test("a client key cannot see or change another client's resources", async () => {
@@ -18,6 +19,13 @@ test("a client key cannot see or change another client's resources", async () =>
   const notification = await insertNotification(service.sql, b.id);
   await insertNotification(service.sql, a.id);
   const ruleBody = { severity: "LOW", source: "x", name: "y", enabled: true, version: 1 };
+  const keyOfB = (await service.call("POST", `/api/v1/clients/${b.id}/api-keys`, { token: b.key })).body;
+  const credentialOfB = (
+    await service.call("POST", "/api/v1/ingest-credentials", { token: b.key, body: { name: "b" } })
+  ).body;
+  const scope = (await service.call("POST", "/api/v1/scopes", { body: { name: scopeName() } })).body;
+  const grant = `/api/v1/scopes/${scope.id}/grants`;
+  expect((await service.call("POST", grant, { body: { client_id: b.id } })).status).toBe(201);
 
   // [method, route template, concrete path, body, expected status]
   const matrix: [string, string, string, unknown, number][] = [
@@ -28,6 +36,27 @@ test("a client key cannot see or change another client's resources", async () =>
     ["PATCH", "/api/v1/clients/{id}", `/api/v1/clients/${b.id}`, { name: "x", version: 1 }, 404],
     ["DELETE", "/api/v1/clients/{id}", `/api/v1/clients/${b.id}`, undefined, 403],
     ["POST", "/api/v1/clients/{id}/api-keys", `/api/v1/clients/${b.id}/api-keys`, undefined, 404],
+    ["GET", "/api/v1/clients/{id}/api-keys", `/api/v1/clients/${b.id}/api-keys`, undefined, 404],
+    ["DELETE", "/api/v1/api-keys/{id}", `/api/v1/api-keys/${keyOfB.id}`, undefined, 404],
+    ["POST", "/api/v1/ingest-credentials", "/api/v1/ingest-credentials", { name: "x", client_id: b.id }, 404],
+    [
+      "POST",
+      "/api/v1/ingest-credentials",
+      "/api/v1/ingest-credentials",
+      { name: "x", scope_id: scope.id },
+      403,
+    ],
+    [
+      "DELETE",
+      "/api/v1/ingest-credentials/{id}",
+      `/api/v1/ingest-credentials/${credentialOfB.id}`,
+      undefined,
+      404,
+    ],
+    ["POST", "/api/v1/scopes", "/api/v1/scopes", { name: scopeName() }, 403],
+    ["DELETE", "/api/v1/scopes/{id}", `/api/v1/scopes/${scope.id}`, undefined, 403],
+    ["POST", "/api/v1/scopes/{id}/grants", grant, { client_id: a.id }, 403],
+    ["DELETE", "/api/v1/scopes/{id}/grants", `${grant}?client_id=${b.id}`, undefined, 403],
     [
       "POST",
       "/api/v1/rules",
@@ -60,6 +89,9 @@ test("a client key cannot see or change another client's resources", async () =>
     // Lists filtered to another client answer empty rather than revealing whether it exists.
     ["GET", "/api/v1/rules", `/api/v1/rules?client_id=${b.id}`, undefined, 200],
     ["GET", "/api/v1/notifications", `/api/v1/notifications?client_id=${b.id}`, undefined, 200],
+    ["GET", "/api/v1/ingest-credentials", `/api/v1/ingest-credentials?client_id=${b.id}`, undefined, 200],
+    ["GET", "/api/v1/ingest-credentials", `/api/v1/ingest-credentials?scope_id=${scope.id}`, undefined, 200],
+    ["GET", "/api/v1/scopes", `/api/v1/scopes?client_id=${b.id}`, undefined, 200],
   ];
   for (const [method, , path, body, status] of matrix) {
     const reply = await service.call(method, path, { token: a.key, body });
@@ -67,11 +99,12 @@ test("a client key cannot see or change another client's resources", async () =>
     if (status === 200) expect(reply.body.items).toEqual([]);
   }
 
-  // Unfiltered lists show only A's own data.
-  for (const path of ["/api/v1/rules", "/api/v1/notifications"]) {
+  // Unfiltered lists show only A's own data; A is granted no shared scope.
+  for (const path of ["/api/v1/rules", "/api/v1/notifications", "/api/v1/ingest-credentials"]) {
     const items = (await service.call("GET", path, { token: a.key })).body.items;
     expect(items.every((item: { client_id: string }) => item.client_id === a.id)).toBe(true);
   }
+  expect((await service.call("GET", "/api/v1/scopes", { token: a.key })).body.items).toEqual([]);
 
   // Nothing of B's changed.
   expect((await service.call("GET", `/api/v1/rules/${rule.id}`, { token: b.key })).body).toEqual(rule);
@@ -79,6 +112,11 @@ test("a client key cannot see or change another client's resources", async () =>
     endpoint,
   );
   expect((await service.call("GET", `/api/v1/clients/${b.id}`)).body.version).toBe(1);
+  const keysOfB = (await service.call("GET", `/api/v1/clients/${b.id}/api-keys`, { token: b.key })).body;
+  expect(keysOfB.items.map((k: { revoked_at: unknown }) => k.revoked_at)).toEqual([null, null]);
+  const credentialsOfB = (await service.call("GET", "/api/v1/ingest-credentials", { token: b.key })).body;
+  expect(credentialsOfB.items).toEqual([{ ...credentialOfB, secret: undefined, revoked_at: null }]);
+  expect((await service.call("GET", "/api/v1/scopes", { token: b.key })).body.items).toEqual([scope]);
   expect(
     (await service.call("GET", `/api/v1/notifications/${notification.id}`, { token: b.key })).status,
   ).toBe(200);

@@ -51,3 +51,48 @@ test("each path serves exactly its documented methods", async () => {
     }
   }
 });
+
+test("documents key, ingest-credential, scope and grant management, with their access rules", async () => {
+  const doc = await fetchDoc();
+  const operation = (path: string, method: string) => doc.paths[path]?.[method];
+  const expected: [string, string, string][] = [
+    ["/api/v1/clients/{id}/api-keys", "post", "createApiKey"],
+    ["/api/v1/clients/{id}/api-keys", "get", "listApiKeys"],
+    ["/api/v1/api-keys/{id}", "delete", "revokeApiKey"],
+    ["/api/v1/ingest-credentials", "post", "createIngestCredential"],
+    ["/api/v1/ingest-credentials", "get", "listIngestCredentials"],
+    ["/api/v1/ingest-credentials/{id}", "delete", "revokeIngestCredential"],
+    ["/api/v1/scopes", "post", "createScope"],
+    ["/api/v1/scopes", "get", "listScopes"],
+    ["/api/v1/scopes/{id}", "delete", "deleteScope"],
+    ["/api/v1/scopes/{id}/grants", "post", "grantScope"],
+    ["/api/v1/scopes/{id}/grants", "delete", "revokeScopeGrant"],
+  ];
+  for (const [path, method, operationId] of expected) {
+    expect({ path, method, operationId: operation(path, method)?.operationId }).toEqual({
+      path,
+      method,
+      operationId,
+    });
+  }
+  // Only the admin manages scopes and grants, and issues shared-scope credentials.
+  for (const [path, method] of [
+    ["/api/v1/scopes", "post"],
+    ["/api/v1/scopes/{id}/grants", "post"],
+    ["/api/v1/ingest-credentials", "post"],
+  ] as const) {
+    expect(Object.keys(operation(path, method).responses)).toContain("403");
+  }
+  // A key's body is optional; the secrets appear only in the create responses.
+  const createKey = operation("/api/v1/clients/{id}/api-keys", "post");
+  expect(createKey.requestBody.required).toBe(false);
+  const created = (op: {
+    responses: Record<string, { content: { "application/json": { schema: object } } }>;
+  }) => op.responses["201"]?.content["application/json"].schema;
+  expect(created(createKey)).toMatchObject({ required: expect.arrayContaining(["key", "expires_at"]) });
+  const createCredential = operation("/api/v1/ingest-credentials", "post");
+  expect(created(createCredential)).toMatchObject({ required: expect.arrayContaining(["secret", "scope"]) });
+  const listed = JSON.stringify(operation("/api/v1/ingest-credentials", "get").responses["200"]);
+  expect(listed).toContain("revoked_at");
+  expect(listed).not.toContain('"secret"');
+});

@@ -7,7 +7,7 @@ import http from "node:http";
 import { migrate } from "../../src/adapters/migrations.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
-import { createApiKey } from "../../src/stages/rule-service/auth.ts";
+import { insertApiKey } from "../../src/stages/rule-service/api-keys-store.ts";
 import { insertClient } from "../../src/stages/rule-service/clients-store.ts";
 import { uniqueName } from "../support/names.ts";
 import { type StageProcess, startStage, stopStage } from "../support/stages.ts";
@@ -26,12 +26,24 @@ let baseUrl: string;
 // Made in the database, so that setting up spends none of the admin token's budget.
 let keyA: string;
 let keyB: string;
+/** Client C holds two keys; client D's key is for the console. */
+let clientC: { id: string; keys: string[] };
+let keyD: string;
+
+async function newClient(prefix: string, keyCount = 1): Promise<{ id: string; keys: string[] }> {
+  const { id } = await insertClient(sql, uniqueName(prefix));
+  const keys: string[] = [];
+  for (let i = 0; i < keyCount; i++) keys.push((await sql.begin((tx) => insertApiKey(tx, id))).key);
+  return { id, keys };
+}
 
 beforeAll(async () => {
   await admin.unsafe(`CREATE SCHEMA ${schema}`);
   await migrate(sql, "migrations");
-  keyA = (await createApiKey(sql, (await insertClient(sql, uniqueName("rate-a"))).id)).key;
-  keyB = (await createApiKey(sql, (await insertClient(sql, uniqueName("rate-b"))).id)).key;
+  [keyA = ""] = (await newClient("rate-a")).keys;
+  [keyB = ""] = (await newClient("rate-b")).keys;
+  clientC = await newClient("rate-c", 2);
+  [keyD = ""] = (await newClient("rate-d")).keys;
   stage = await startStage("rule-service", {
     POSTGRES_URL: schemaUrl.toString(),
     ADMIN_TOKEN: adminToken,
@@ -57,11 +69,12 @@ interface Reply {
   body: any;
 }
 
-/** GET `path` with `token` (null: none), from `localAddress` (another caller's IP) if given. */
-function get(path: string, token: string | null, localAddress?: string): Promise<Reply> {
+/** `method path` with `token` (null: none), from `localAddress` (another caller's IP) if given. */
+function send(method: string, path: string, token: string | null, localAddress?: string): Promise<Reply> {
   const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
   return new Promise((resolve, reject) => {
-    const request = http.get(new URL(path, baseUrl), { headers, localAddress }, (response) => {
+    const options = { method, headers, localAddress };
+    const request = http.request(new URL(path, baseUrl), options, (response) => {
       let text = "";
       response.on("data", (chunk) => {
         text += chunk;
@@ -77,8 +90,12 @@ function get(path: string, token: string | null, localAddress?: string): Promise
       });
     });
     request.on("error", reject);
+    request.end();
   });
 }
+
+const get = (path: string, token: string | null, localAddress?: string): Promise<Reply> =>
+  send("GET", path, token, localAddress);
 
 /** `count` requests at once; the statuses sorted, and the 429s. */
 async function burstOf(count: number, send: () => Promise<Reply>) {
@@ -111,6 +128,34 @@ describe("API_RATE_PER_SECOND / API_RATE_BURST", () => {
     const waitSeconds = Math.max(...refused.map((r) => Number(r.retryAfter)));
     await Bun.sleep(waitSeconds * 1000);
     expect((await get("/api/v1/rules", keyA)).status).toBe(200);
+  });
+
+  test("a client's keys share one budget: minting more keys buys no more requests", async () => {
+    const { id, keys } = clientC;
+    let sent = 0;
+    const { statuses, refused } = await burstOf(burst + over, () =>
+      get("/api/v1/rules", keys[sent++ % keys.length] ?? ""),
+    );
+    expect(statuses).toEqual([...repeat(200, burst), ...repeat(429, over)]);
+    expectRateLimited(refused);
+    // Minting is charged to the same budget; a key minted straight in the database spends it too.
+    expect((await send("POST", `/api/v1/clients/${id}/api-keys`, keys[1] ?? "")).status).toBe(429);
+    const minted = (await sql.begin((tx) => insertApiKey(tx, id))).key;
+    expect((await get("/api/v1/rules", minted)).status).toBe(429);
+    expect((await get("/api/v1/rules", keyB)).status).toBe(200);
+  });
+
+  test("the console's routes are behind the same limiter, sharing the caller's budget", async () => {
+    const { statuses, refused } = await burstOf(burst + over, () => get("/api/v1/console/session", keyD));
+    expect(statuses).toEqual([...repeat(200, burst), ...repeat(429, over)]);
+    expectRateLimited(refused);
+    expect((await get("/api/v1/rules", keyD)).status).toBe(429);
+    const endpointTest = await send("POST", `/api/v1/console/endpoints/${crypto.randomUUID()}/test`, keyD);
+    expect(endpointTest.status).toBe(429);
+    // Unauthenticated console calls spend the address's budget.
+    const from = "127.0.0.6";
+    const anonymous = await burstOf(burst + over, () => get("/api/v1/console/stats", null, from));
+    expect(anonymous.statuses).toEqual([...repeat(401, burst), ...repeat(429, over)]);
   });
 
   test("the admin token has a budget of its own", async () => {

@@ -1,16 +1,19 @@
 import type { Sql } from "../../adapters/postgres.ts";
 import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
 import type { Peer } from "../../runtime/http.ts";
-import { createAuthenticator, type Principal } from "./auth.ts";
+import { apiKeyRoutes } from "./api-keys.ts";
+import { adminTokenLengthMin, createAuthenticator, type Principal, rateBucketOf } from "./auth.ts";
 import { clientRoutes } from "./clients.ts";
 import { endpointRoutes } from "./endpoints.ts";
 import { badRequest, errorResponse, HttpError, json, rateLimited, readJsonBody } from "./http.ts";
+import { ingestCredentialRoutes } from "./ingest-credentials.ts";
 import { notificationRoutes } from "./notifications.ts";
 import { buildOpenApi, openApiPath } from "./openapi.ts";
 import { isInt64Id } from "./pagination.ts";
 import type { Route } from "./route.ts";
 import { ruleRoutes } from "./rules.ts";
 import { isUuid, parseObject, parseQuery } from "./schema.ts";
+import { scopeRoutes } from "./scopes.ts";
 
 export interface RuleServiceOptions {
   sql: Sql;
@@ -18,7 +21,8 @@ export interface RuleServiceOptions {
   /** Larger bodies answer 413. */
   bodyLimitBytes?: number;
   /**
-   * Requests per caller (API key, admin token, or remote address when unauthenticated); over it 429.
+   * Requests per caller (client, whichever of its keys it uses; the admin token; or the remote
+   * address when unauthenticated); over it 429.
    * Omitted, nothing is limited: the process always sets it (API_RATE_*), in-process tests need not.
    */
   requestRate?: TokenRate;
@@ -27,13 +31,17 @@ export interface RuleServiceOptions {
 type Req = Request & { params: Record<string, string> };
 type Handler = (req: Req, server: Peer) => Promise<Response> | Response;
 
-/** Spread into `Bun.serve({ port, ...app })`. */
+/** Authenticates a request and charges its caller's rate budget: 401 or 429 as HttpError. */
+export type Gate = (req: Request, server: Peer) => Promise<Principal>;
+
+/** Spread `routes` and `fetch` into `Bun.serve({ port, ...app })`. */
 export interface RuleServiceApp {
   routes: Record<string, Handler>;
   fetch: (req: Request) => Response;
+  /** For the console's routes, so that they share the API's authentication and rate limits. */
+  gate: Gate;
 }
 
-const adminTokenLengthMin = 16;
 const noQuery = { fields: {}, required: [] };
 
 export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceApp {
@@ -45,6 +53,9 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
   const limiter = requestRate && new RequestRateLimiter(requestRate);
   const table = [
     ...clientRoutes(sql),
+    ...apiKeyRoutes(sql),
+    ...ingestCredentialRoutes(sql),
+    ...scopeRoutes(sql),
     ...ruleRoutes(sql),
     ...endpointRoutes(sql),
     ...notificationRoutes(sql),
@@ -55,11 +66,11 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
     if (admission?.allowed === false) throw rateLimited(admission.retryAfterMs);
   }
 
-  const admitPeer = (req: Req, server: Peer): void =>
+  const admitPeer = (req: Request, server: Peer): void =>
     admit(`address:${server.requestIP(req)?.address ?? "unknown"}`);
 
   /** Charges the principal's bucket or, when authentication fails, the remote address's. */
-  async function authenticateAndAdmit(req: Req, server: Peer): Promise<Principal> {
+  const gate: Gate = async (req, server) => {
     let principal: Principal;
     try {
       principal = await authenticate(req);
@@ -67,12 +78,16 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
       admitPeer(req, server);
       throw error;
     }
-    admit(principal.kind === "admin" ? "admin" : `key:${principal.keyId}`);
+    admit(rateBucketOf(principal));
     return principal;
-  }
+  };
+
+  /** A route that may be called without a body reads an empty one as `{}`, whatever its content type. */
+  const readBody = (route: Route, req: Req): Promise<unknown> =>
+    route.bodyOptional && req.body === null ? Promise.resolve({}) : readJsonBody(req, bodyLimitBytes);
 
   async function run(route: Route, req: Req, server: Peer): Promise<Response> {
-    const principal = await authenticateAndAdmit(req, server);
+    const principal = await gate(req, server);
     if (route.access === "admin" && principal.kind !== "admin") {
       throw new HttpError(403, "forbidden", "only the admin token may do this");
     }
@@ -82,7 +97,7 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
       throw badRequest("invalid path", { id: "must be a positive 64-bit integer" });
     }
     const query = parseQuery(route.query ?? noQuery, new URL(req.url).searchParams);
-    const body = route.body && parseObject(route.body, await readJsonBody(req, bodyLimitBytes));
+    const body = route.body && parseObject(route.body, await readBody(route, req));
     const result = await route.handle({ principal, id, body, query });
     return route.response.status === 204
       ? new Response(null, { status: 204 })
@@ -109,6 +124,7 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
   return {
     routes,
     fetch: () => errorResponse(new HttpError(404, "not_found", "no such route")),
+    gate,
   };
 }
 

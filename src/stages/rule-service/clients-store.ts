@@ -1,5 +1,6 @@
 import { notFound, versionConflict } from "./http.ts";
 import { writeRuleChanges } from "./outbox.ts";
+import { deleteClientGrants } from "./scopes-store.ts";
 import { afterClause, type Db, type Scope } from "./store.ts";
 
 export interface Client {
@@ -45,8 +46,8 @@ export async function updateClient(
 }
 
 /**
- * Deleting a client cascades to its rules in Postgres; the rules are deleted here first so that
- * each gets its DELETED outbox event in the same transaction.
+ * Deleting a client cascades to its rules and grants in Postgres; they are deleted here first so that
+ * each rule gets its DELETED outbox event, and the snapshot its rebuild, in the same transaction.
  */
 export async function deleteClient(tx: Db, id: string, expectedVersion: number | undefined): Promise<void> {
   // Locking the client blocks concurrent rule inserts for it (their FK check) until we commit.
@@ -61,5 +62,6 @@ export async function deleteClient(tx: Db, id: string, expectedVersion: number |
     tx,
     rules.map((r) => ({ rule_id: r.id, client_id: id, action: "DELETED", version: r.version + 1 })),
   );
+  await deleteClientGrants(tx, id);
   await tx`DELETE FROM clients WHERE id = ${id}`;
 }

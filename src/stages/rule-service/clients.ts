@@ -1,5 +1,5 @@
 import type { Sql } from "../../adapters/postgres.ts";
-import { createApiKey, scopeOf } from "./auth.ts";
+import { scopeOf } from "./auth.ts";
 import { deleteClient, findClient, insertClient, listClients, updateClient } from "./clients-store.ts";
 import { deleteQuery, timestampJsonSchema, uuidJsonSchema, versionField } from "./fields.ts";
 import { notFound } from "./http.ts";
@@ -25,18 +25,6 @@ const clientSchema = {
     updated_at: timestampJsonSchema,
   },
 };
-const apiKeySchema = {
-  type: "object",
-  required: ["id", "client_id", "prefix", "key", "created_at"],
-  properties: {
-    id: uuidJsonSchema,
-    client_id: uuidJsonSchema,
-    prefix: { type: "string" },
-    key: { type: "string", description: "the plaintext key; returned only by this call" },
-    created_at: timestampJsonSchema,
-  },
-};
-
 export function clientRoutes(sql: Sql): Route[] {
   const base = "/api/v1/clients";
   return [
@@ -89,25 +77,12 @@ export function clientRoutes(sql: Sql): Route[] {
       method: "DELETE",
       path: `${base}/:id`,
       operationId: "deleteClient",
-      summary: "Delete a client with its keys, rules and endpoints",
+      summary: "Delete a client with its keys, ingest credentials, grants, rules and endpoints",
       access: "admin",
       idKind: "uuid",
       query: deleteQuery,
       response: { status: 204 },
       handle: ({ id, query }) => sql.begin((tx) => deleteClient(tx, id, query.version)),
-    }),
-    defineRoute({
-      method: "POST",
-      path: `${base}/:id/api-keys`,
-      operationId: "createApiKey",
-      summary: "Create an API key for a client; the key is returned once",
-      access: "tenant",
-      idKind: "uuid",
-      response: { status: 201, schema: apiKeySchema },
-      handle: async ({ principal, id }) => {
-        if (!(await findClient(sql, scopeOf(principal), id))) throw notFound("client");
-        return createApiKey(sql, id);
-      },
     }),
   ];
 }

@@ -9,12 +9,14 @@ import { createStageMetrics } from "../../runtime/metrics.ts";
 import { exitOnSignal, startService } from "../../runtime/service.ts";
 import { topicNames } from "../../runtime/topics.ts";
 import { createRuleServiceApp } from "./app.ts";
+import { adminTokenLengthMin } from "./auth.ts";
 import { startOutboxRelay } from "./outbox-relay.ts";
 
 const logger = createLogger("rule-service");
 const adminToken = envString("ADMIN_TOKEN", "");
-if (adminToken === "") {
-  logger.error("ADMIN_TOKEN is required: set it to a secret of at least 32 characters");
+if (adminToken.length < adminTokenLengthMin) {
+  const problem = adminToken === "" ? "is required" : `is ${adminToken.length} characters`;
+  logger.error(`ADMIN_TOKEN ${problem}: set it to a secret of at least ${adminTokenLengthMin} characters`);
   process.exit(2);
 }
 const topic = envString("RULE_CHANGED_TOPIC", topicNames.ruleChanged);
@@ -43,8 +45,9 @@ const app = createRuleServiceApp({
     burst: envInt("API_RATE_BURST", 400, { min: 1, max: 1_000_000 }),
   },
 });
-// The operator console at /console, with its own JSON routes under /api/v1/console (src/console).
-const consoleApp = createConsole({ sql, adminToken, producer, logger: logger.child("console") });
+// The operator console at /console, with its own JSON routes under /api/v1/console (src/console),
+// behind the API's authentication and rate limits.
+const consoleApp = createConsole({ sql, gate: app.gate, producer, logger: logger.child("console") });
 const service = startService({
   port: envInt("HTTP_PORT", 8080, { min: 0, max: 65_535 }),
   registry: metrics.registry,

@@ -52,7 +52,8 @@ function errorStatuses(route: Route): number[] {
   if (route.idKind || route.body) statuses.push(404);
   if (route.method !== "GET") statuses.push(409);
   if (route.body) statuses.push(413, 415);
-  return statuses.sort();
+  statuses.push(...(route.moreErrorStatuses ?? []));
+  return [...new Set(statuses)].sort();
 }
 
 const toOpenApiPath = (path: string): string => path.replace(/:(\w+)/g, "{$1}");
@@ -87,7 +88,7 @@ function operation(route: Route): JsonSchema {
     security: [{ bearer: [] }],
     parameters,
     requestBody: route.body && {
-      required: true,
+      required: !route.bodyOptional,
       content: { "application/json": { schema: objectJsonSchema(route.body) } },
     },
     responses,

@@ -27,6 +27,10 @@ export interface RouteSpec<B extends ObjectSchema | undefined, Q extends ObjectS
   access: "admin" | "tenant";
   idKind?: "uuid" | "int64";
   body?: B;
+  /** A request with an empty body counts as `{}`. */
+  bodyOptional?: boolean;
+  /** Error statuses beyond those the other fields imply, for the OpenAPI document. */
+  moreErrorStatuses?: readonly number[];
   query?: Q;
   response: { status: 200 | 201 | 204; schema?: JsonSchema };
   handle(ctx: RouteContext<B, Q>): Promise<unknown>;
