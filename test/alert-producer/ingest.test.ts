@@ -194,7 +194,7 @@ describe("refused requests", () => {
   test("415 for a body that is not application/json", async () => {
     const response = await fetch(`${server.url}/api/v1/alerts`, {
       method: "POST",
-      headers: { "content-type": "text/plain" },
+      headers: { "content-type": "text/plain", authorization: server.credential.authorization },
       body: "{}",
     });
     expect(response.status).toBe(415);
@@ -213,7 +213,7 @@ describe("refused requests", () => {
     expect(((await declared.json()) as Rejected).error.code).toBe("payload_too_large");
     const streamed = await fetch(`${server.url}/api/v1/alerts`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: server.credential.authorization },
       body: new Blob([big]).stream(),
     });
     expect(streamed.status).toBe(413);

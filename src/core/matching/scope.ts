@@ -17,11 +17,22 @@ const sharedScopeNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Longer than any well-formed scope (`shared:` + 63): refused without a pattern test. */
 const scopeLengthMax = sharedScopePrefix.length + 63;
-/** Distinct scopes remembered per filter; past it the memory starts over (scopes are few: one per credential). */
-const audiencesMax = 4096;
+/**
+ * Scopes remembered per generation (about one per ingest credential in use). Two generations: when the young
+ * one is full it becomes the old one, and scopes found in the old one move back, so a working set up to this
+ * size never loses its filtered results.
+ */
+const audiencesPerGeneration = 16_384;
 
 export function isSharedScopeName(name: string): boolean {
   return sharedScopeNamePattern.test(name);
+}
+
+/** Whether `scope` has one of the three forms above. */
+export function isScope(scope: string): boolean {
+  if (scope === "") return true;
+  if (scope.startsWith(clientScopePrefix)) return uuidPattern.test(scope.slice(clientScopePrefix.length));
+  return scope.startsWith(sharedScopePrefix) && isSharedScopeName(scope.slice(sharedScopePrefix.length));
 }
 
 export const clientScope = (clientId: string): string => `${clientScopePrefix}${clientId}`;
@@ -57,7 +68,8 @@ class Audience {
 export class ScopeFilter {
   /** Shared scope name -> the clients granted it. */
   readonly #grants = new Map<string, Set<string>>();
-  readonly #audiences = new Map<string, Audience>();
+  #young = new Map<string, Audience>();
+  #old = new Map<string, Audience>();
 
   constructor(grants: readonly Grant[]) {
     for (const { scope, clientId } of grants) {
@@ -81,22 +93,22 @@ export class ScopeFilter {
   }
 
   #audience(scope: string): Audience | undefined {
-    let audience = this.#audiences.get(scope);
+    let audience = this.#young.get(scope);
     if (audience !== undefined) return audience;
-    if (scope.length > scopeLengthMax) return undefined;
-    if (scope.startsWith(clientScopePrefix)) {
-      const clientId = scope.slice(clientScopePrefix.length);
-      if (!uuidPattern.test(clientId)) return undefined;
-      audience = new Audience(new Set([clientId]));
-    } else if (scope.startsWith(sharedScopePrefix)) {
-      const name = scope.slice(sharedScopePrefix.length);
-      if (!isSharedScopeName(name)) return undefined;
-      audience = new Audience(this.#grants.get(name) ?? new Set());
-    } else {
-      return undefined;
+    audience = this.#old.get(scope) ?? this.#newAudience(scope);
+    if (audience === undefined) return undefined;
+    if (this.#young.size >= audiencesPerGeneration) {
+      this.#old = this.#young;
+      this.#young = new Map();
     }
-    if (this.#audiences.size >= audiencesMax) this.#audiences.clear();
-    this.#audiences.set(scope, audience);
+    this.#young.set(scope, audience);
     return audience;
+  }
+
+  #newAudience(scope: string): Audience | undefined {
+    if (scope.length > scopeLengthMax || !isScope(scope)) return undefined;
+    if (scope.startsWith(clientScopePrefix))
+      return new Audience(new Set([scope.slice(clientScopePrefix.length)]));
+    return new Audience(this.#grants.get(scope.slice(sharedScopePrefix.length)) ?? new Set());
   }
 }

@@ -1,6 +1,6 @@
 /** evaluator: alerts.new -> compiled rule matching -> one alerts.matched record per matching client. */
 
-import { Gauge } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import { connectRedis } from "../../adapters/redis.ts";
 import { snapshotKeys } from "../../adapters/snapshot-store.ts";
 import { envInt, envString } from "../../runtime/config.ts";
@@ -37,9 +37,14 @@ await runConsumerStage({
         rulesLoaded.set(loaded.ruleCount);
       },
     );
+    const malformedScopes = new Counter({
+      name: "alerts_scope_malformed_total",
+      help: "Alerts whose scope is neither empty, client:<uuid> nor shared:<name>: matched to no client",
+      registers: [metrics.registry],
+    });
     await rules.start(envInt("RULES_POLL_INTERVAL_MS", 100, { min: 10, max: 60_000 }));
     return {
-      processor: createEvaluatorProcessor(rules, outputTopic),
+      processor: createEvaluatorProcessor(rules, outputTopic, malformedScopes),
       // Without a snapshot there is nothing to match against: wait (not ready) instead of exiting.
       isReady: () => rules.current !== undefined,
       async close() {
