@@ -24,7 +24,8 @@ const notificationProperties = {
   client_id: uuidJsonSchema,
   scope: {
     type: "string",
-    description: "the scope the alert came in under: client:<id>, shared:<name>, or empty (internal producers)",
+    description:
+      "the scope the alert came in under: client:<id>, shared:<name>, or empty (internal producers)",
   },
   alert_id: { type: "string" },
   severity: { type: "string" },
