@@ -17,7 +17,6 @@ import { heapStats } from "bun:jsc";
 import { CompiledMatcher, type CompiledMatcherOptions } from "../src/core/matching/compiled.ts";
 import { ReferenceMatcher } from "../src/core/matching/reference.ts";
 import { clientScope, ScopeFilter, sharedScope } from "../src/core/matching/scope.ts";
-import { prng } from "../src/core/matching/test-support.ts";
 import {
   type ClientMatch,
   type Grant,
@@ -33,6 +32,7 @@ import {
   type Snapshot,
   snapshotGrants,
 } from "../src/core/snapshot.ts";
+import { prng } from "../test/support/random-rules.ts";
 
 const SOURCES = 8000;
 const NAMES = 4000;

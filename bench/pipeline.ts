@@ -35,6 +35,7 @@ import type { Subprocess } from "bun";
 import { webhookPayload } from "../src/channels/webhook.ts";
 import { Admin, type ProduceRecord } from "../src/kafka/index.ts";
 import { infraUrls } from "../src/runtime/env.ts";
+import { createLogger } from "../src/runtime/log.ts";
 import { type Pipeline, startPipeline } from "../test/support/pipeline.ts";
 import type { StageName } from "../test/support/stages.ts";
 import { table } from "./match.ts";
@@ -1214,7 +1215,7 @@ async function main(): Promise<void> {
     for (const raw of raws) results.push(await analyse(setup as Setup, raw));
 
     // The limits of this machine, measured after the pipeline phases (the stages idle meanwhile).
-    admin = new Admin(infraUrls.kafkaBrokers);
+    admin = new Admin(infraUrls.kafkaBrokers, {}, createLogger("kafka.admin"));
     const valueBytes = encoder.encode(alertId(run, "m", flags.alerts - 1), 0, Date.now()).length;
     console.log(
       `ceilings: kcat with ${int(flags.alerts)} records of ${valueBytes} bytes, postgres with ${int(flags.alerts)} rows`,

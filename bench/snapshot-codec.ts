@@ -10,7 +10,6 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { RuleCopyParser } from "../src/adapters/rules-copy.ts";
-import { copyBytes } from "../src/adapters/rules-copy-test-support.ts";
 import { CompiledMatcher } from "../src/core/matching/compiled.ts";
 import {
   buildSnapshot,
@@ -20,6 +19,7 @@ import {
   snapshotRules,
 } from "../src/core/snapshot.ts";
 import { RulesSnapshotSchema } from "../src/gen/alerting/v1/rule_pb.ts";
+import { copyBytes } from "../test/support/rules-copy.ts";
 import { realisticRules, table } from "./match.ts";
 
 const time = <T>(work: () => T): [T, number] => {

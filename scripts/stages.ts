@@ -55,7 +55,15 @@ interface StageSpec {
 function stageSpecs(adminToken: string): StageSpec[] {
   return [
     // The console (served by rule-service) scrapes every other stage's /metrics for its dashboard.
-    { name: "rule-service", env: { ADMIN_TOKEN: adminToken, CONSOLE_STAGE_METRICS: consoleStageMetrics() } },
+    {
+      name: "rule-service",
+      env: {
+        ADMIN_TOKEN: adminToken,
+        CONSOLE_STAGE_METRICS: consoleStageMetrics(),
+        // The demo's endpoints point at the sinks on loopback, refused when saved unless allowed.
+        SSRF_ALLOW_CIDRS: "127.0.0.1/32",
+      },
+    },
     { name: "rule-updater" },
     { name: "evaluator" },
     { name: "aggregator" },

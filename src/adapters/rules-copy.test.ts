@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { prng, randomRules } from "../core/matching/test-support.ts";
+import { prng, randomRules } from "../../test/support/random-rules.ts";
+import { copyBytes } from "../../test/support/rules-copy.ts";
 import type { Rule } from "../core/matching/types.ts";
 import { buildSnapshot, encodeSnapshot, SnapshotBuilder } from "../core/snapshot.ts";
 import { RuleCopyError, RuleCopyParser } from "./rules-copy.ts";
-import { copyBytes } from "./rules-copy-test-support.ts";
 
 /** `bytes` cut into pieces of random sizes, many of them a single byte. */
 function randomChunks(random: () => number, bytes: Uint8Array): Uint8Array[] {

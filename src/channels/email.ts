@@ -24,6 +24,10 @@ import {
 /** Where the SMTP password lives; it is never part of the configuration itself. */
 export type SecretSource = { env: string } | { file: string };
 
+/** The closed list of SMTP_SECURITY values; see SmtpConfig.security. */
+export const smtpSecurityModes = ["tls", "starttls", "none"] as const;
+export type SmtpSecurity = (typeof smtpSecurityModes)[number];
+
 export interface SmtpConfig {
   host: string;
   port: number;
@@ -31,7 +35,7 @@ export interface SmtpConfig {
    * "tls": TLS from the first byte (port 465). "starttls": plain connect, then STARTTLS, refused if
    * the server does not offer it (port 587). "none": plaintext, only for a relay on the same host.
    */
-  security: "tls" | "starttls" | "none";
+  security: SmtpSecurity;
   auth?: { user: string; password: SecretSource };
   /** Envelope and From: address; its domain also names Message-IDs. */
   from: string;

@@ -10,10 +10,13 @@
  *   a GET), at most `redirectsMax` hops; anything else 3xx is a PERMANENT "redirect not followed".
  * - One timeout covers the whole delivery: DNS, every hop, and reading the response.
  * - Response bodies are always read (capped) so Bun's fetch can return the connection to its
- *   keep-alive pool; the start of an error body goes into the error text.
+ *   keep-alive pool. A refusal is recorded as its status and a fixed reason ("HTTP 500"), never the
+ *   receiver's body: deliveries.error is shown to the tenant, and the receiver may be an allow-listed
+ *   internal service. The start of the body is logged at debug level for the operator.
  */
 import { isIP, isIPv6 } from "node:net";
 import { classifyHttpStatus, classifyNetworkError } from "../core/retry.ts";
+import type { Logger } from "../runtime/log.ts";
 import type { SsrfGuard } from "./ssrf.ts";
 import { type DeliveryResult, toDeliveryResult } from "./types.ts";
 
@@ -21,10 +24,12 @@ export interface HttpTransportOptions {
   guard: SsrfGuard;
   timeoutMs: number;
   redirectsMax: number;
+  /** Where the start of a refusal's body goes, at debug level. */
+  logger?: Logger;
 }
 
 const responseBytesMax = 64 * 1024;
-const errorSnippetCharsMax = 200;
+const logSnippetCharsMax = 200;
 
 /** Parsed endpoint URLs kept at most (a sender posts to the same few URLs thousands of times a second). */
 const targetsCachedMax = 4096;
@@ -65,9 +70,12 @@ export class HttpTransport {
           return toDeliveryResult(decision, elapsedMs(), { httpStatus });
         }
         const text = await readCappedText(response);
-        const snippet = text.replace(/\s+/g, " ").trim().slice(0, errorSnippetCharsMax);
-        const error = snippet === "" ? decision.reason : `${decision.reason}: ${snippet}`;
-        return toDeliveryResult(decision, elapsedMs(), { httpStatus, error });
+        this.options.logger?.debug("receiver refused a delivery", {
+          host: target.host,
+          httpStatus,
+          body: text.slice(0, logSnippetCharsMax).replace(/\s+/g, " "),
+        });
+        return toDeliveryResult(decision, elapsedMs(), { httpStatus });
       }
     } catch (error) {
       return toDeliveryResult(classifyNetworkError(error), elapsedMs());

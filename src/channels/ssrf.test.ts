@@ -1,6 +1,6 @@
 // Decisions only: nothing here opens a connection, and DNS is replaced by a fixed table.
 import { describe, expect, test } from "bun:test";
-import { forbiddenRangeOf, SsrfGuard } from "./ssrf.ts";
+import { allowListFromEnv, forbiddenRangeOf, SsrfGuard } from "./ssrf.ts";
 
 describe("forbiddenRangeOf", () => {
   test.each([
@@ -28,6 +28,8 @@ describe("forbiddenRangeOf", () => {
     ["fe80::1%eth0", "link-local"],
     ["febf:ffff::1", "link-local"],
     ["ff02::1", "multicast"],
+    ["::127.0.0.1", "IPv4-compatible"],
+    ["::a9fe:a9fe", "IPv4-compatible"],
     ["::ffff:127.0.0.1", "loopback"],
     ["::ffff:7f00:1", "loopback"],
     ["::ffff:169.254.169.254", "link-local (incl. cloud metadata)"],
@@ -77,7 +79,7 @@ describe("SsrfGuard", () => {
     expect(guard.decide("10.0.0.200", ["10.0.0.200"]).allowed).toBe(true);
     expect(guard.decide("127.0.0.2", ["127.0.0.2"])).toEqual({
       allowed: false,
-      reason: "SSRF guard: 127.0.0.2 resolves to 127.0.0.2 (loopback)",
+      reason: "SSRF guard: 127.0.0.2 is in a refused range (loopback)",
     });
     expect(guard.decide("::1", ["::1"]).allowed).toBe(false);
   });
@@ -153,5 +155,93 @@ describe("SsrfGuard", () => {
     for (const cidr of ["10.0.0.0/33", "10.0.0.0/x", "nonsense/8", "::/129"]) {
       expect(() => new SsrfGuard({ cidrs: [cidr] })).toThrow(RangeError);
     }
+  });
+});
+
+describe("SsrfGuard.decideWithoutLookup: what the rule service refuses when an endpoint is saved", () => {
+  const noDns = async (host: string): Promise<string[]> => {
+    throw new Error(`no DNS expected, asked for ${host}`);
+  };
+  const guard = new SsrfGuard({}, noDns);
+  const refusal = (url: string) => {
+    const verdict = guard.decideWithoutLookup(new URL(url));
+    return verdict?.allowed === false ? verdict.reason : verdict;
+  };
+
+  // The URL parser turns every IPv4 spelling into a dotted quad before the guard sees it.
+  test.each([
+    ["http://10.0.0.1:8080/hook", "10.0.0.1", "private"],
+    ["http://172.16.5.4/", "172.16.5.4", "private"],
+    ["http://192.168.0.10/", "192.168.0.10", "private"],
+    ["http://100.64.0.1/", "100.64.0.1", "carrier-grade NAT"],
+    ["http://127.0.0.1:8090/hook", "127.0.0.1", "loopback"],
+    ["http://127.1/", "127.0.0.1", "loopback"],
+    ["http://2130706433/", "127.0.0.1", "loopback"],
+    ["http://0x7f.0.0.1/", "127.0.0.1", "loopback"],
+    ["http://0177.0.0.01/", "127.0.0.1", "loopback"],
+    ["http://0x7f000001/", "127.0.0.1", "loopback"],
+    ["http://169.254.169.254/latest/meta-data/", "169.254.169.254", "link-local (incl. cloud metadata)"],
+    ["http://0251.0376.0251.0376/", "169.254.169.254", "link-local (incl. cloud metadata)"],
+    ["http://0.0.0.0/", "0.0.0.0", "this-network"],
+    ["http://0/", "0.0.0.0", "this-network"],
+    ["http://224.0.0.1/", "224.0.0.1", "multicast"],
+    ["http://255.255.255.255/", "255.255.255.255", "reserved/broadcast"],
+    ["http://[::1]:8080/", "::1", "loopback"],
+    ["http://[::]/", "::", "unspecified"],
+    ["http://[fd00::1]/", "fd00::1", "unique-local"],
+    ["http://[fc00::5]/", "fc00::5", "unique-local"],
+    ["http://[fe80::1]/", "fe80::1", "link-local"],
+    ["http://[ff02::1]/", "ff02::1", "multicast"],
+    ["http://[::ffff:127.0.0.1]/", "::ffff:7f00:1", "loopback"],
+    ["http://[::ffff:169.254.169.254]/", "::ffff:a9fe:a9fe", "link-local (incl. cloud metadata)"],
+    ["http://[::ffff:10.1.2.3]/", "::ffff:a01:203", "private"],
+    ["http://[64:ff9b::10.0.0.1]/", "64:ff9b::a00:1", "private"],
+    ["http://[::127.0.0.1]/", "::7f00:1", "IPv4-compatible"],
+    ["https://user:pass@10.0.0.1/", "10.0.0.1", "private"],
+  ])("%s is refused (%s, %s)", (url, address, range) => {
+    expect(refusal(url)).toBe(`SSRF guard: ${address} is in a refused range (${range})`);
+  });
+
+  test.each([
+    ["http://localhost:8080/", "localhost"],
+    ["http://LOCALHOST./", "localhost"],
+    ["http://hooks.localhost/", "hooks.localhost"],
+  ])("%s is loopback by definition", (url, host) => {
+    expect(refusal(url)).toBe(`SSRF guard: ${host} resolves to 127.0.0.1 (loopback)`);
+  });
+
+  test("a scheme other than http(s) is refused", () => {
+    expect(refusal("ftp://example.com/")).toBe("scheme ftp: not allowed");
+  });
+
+  test("public literals pass; names are left to delivery's lookup", () => {
+    expect(guard.decideWithoutLookup(new URL("https://8.8.8.8/hook"))).toEqual({
+      allowed: true,
+      addresses: ["8.8.8.8"],
+    });
+    expect(guard.decideWithoutLookup(new URL("https://[2606:4700::1111]/"))).toMatchObject({ allowed: true });
+    expect(guard.decideWithoutLookup(new URL("https://hooks.slack.com/services/T/B/X"))).toBeUndefined();
+    expect(guard.decideWithoutLookup(new URL("http://127.0.0.1.nip.io/"))).toBeUndefined();
+  });
+
+  test("the allow-list re-admits literals and localhost as it does at delivery", () => {
+    const sinks = new SsrfGuard({ cidrs: ["127.0.0.1/32"], hosts: ["internal.example"] }, noDns);
+    expect(sinks.decideWithoutLookup(new URL("http://127.0.0.1:8090/hook"))).toMatchObject({ allowed: true });
+    expect(sinks.decideWithoutLookup(new URL("http://[::ffff:127.0.0.1]/"))).toMatchObject({ allowed: true });
+    expect(sinks.decideWithoutLookup(new URL("http://127.0.0.2/"))).toMatchObject({ allowed: false });
+    expect(sinks.decideWithoutLookup(new URL("http://10.0.0.1/"))).toMatchObject({ allowed: false });
+    // localhost may also be ::1, which 127.0.0.1/32 does not cover: refused, as delivery would.
+    expect(sinks.decideWithoutLookup(new URL("http://localhost/"))).toMatchObject({ allowed: false });
+    const byName = new SsrfGuard({ hosts: ["localhost"] }, noDns);
+    expect(byName.decideWithoutLookup(new URL("http://localhost:8090/"))).toMatchObject({ allowed: true });
+  });
+});
+
+describe("allowListFromEnv", () => {
+  test("reads comma-separated SSRF_ALLOW_CIDRS and SSRF_ALLOW_HOSTS, ignoring blanks", () => {
+    expect(
+      allowListFromEnv({ SSRF_ALLOW_CIDRS: " 127.0.0.1/32, ,10.0.0.0/8", SSRF_ALLOW_HOSTS: "a.example," }),
+    ).toEqual({ cidrs: ["127.0.0.1/32", "10.0.0.0/8"], hosts: ["a.example"] });
+    expect(allowListFromEnv({})).toEqual({ cidrs: [], hosts: [] });
   });
 });

@@ -9,7 +9,7 @@
  * those addresses only, so a DNS answer that changes after the check (rebinding) is never used.
  */
 import { lookup } from "node:dns/promises";
-import { isIPv4, isIPv6 } from "node:net";
+import { isIP, isIPv4, isIPv6 } from "node:net";
 
 export interface AllowList {
   /** e.g. "10.1.2.0/24", "127.0.0.1" (a bare address means that address only), "fd00::/8". */
@@ -19,6 +19,19 @@ export interface AllowList {
 }
 
 export type GuardVerdict = { allowed: true; addresses: string[] } | { allowed: false; reason: string };
+
+/**
+ * The operator's allow-list from SSRF_ALLOW_CIDRS and SSRF_ALLOW_HOSTS (comma-separated): the sender
+ * applies it at delivery and the rule service when an endpoint is saved, so both judge alike.
+ */
+export function allowListFromEnv(env: Record<string, string | undefined> = process.env): AllowList {
+  const list = (name: string) =>
+    (env[name] ?? "")
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "");
+  return { cidrs: list("SSRF_ALLOW_CIDRS"), hosts: list("SSRF_ALLOW_HOSTS") };
+}
 
 /** Resolves a host to all its addresses; injected so tests can decide without real DNS. */
 export type LookupAll = (hostname: string) => Promise<string[]>;
@@ -47,6 +60,8 @@ const forbiddenRanges: Array<[name: string, cidr: Cidr]> = [
   ["reserved/broadcast", "240.0.0.0/4"],
   ["unspecified", "::/128"],
   ["loopback", "::1/128"],
+  // Deprecated IPv4-compatible addresses (::a.b.c.d): nothing public lives there.
+  ["IPv4-compatible", "::/96"],
   ["unique-local", "fc00::/7"],
   ["link-local", "fe80::/10"],
   ["multicast", "ff00::/8"],
@@ -103,9 +118,8 @@ export class SsrfGuard {
    * only. DNS failures are thrown (the caller retries them) and not remembered.
    */
   async check(url: URL): Promise<GuardVerdict> {
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      return { allowed: false, reason: `scheme ${url.protocol} not allowed` };
-    }
+    const refusedScheme = schemeVerdict(url);
+    if (refusedScheme) return refusedScheme;
     const hostname = normalizeHost(url.hostname);
     const addresses = await this.lookupAddresses(hostname);
     if (addresses.length === 0) {
@@ -120,6 +134,23 @@ export class SsrfGuard {
     return verdict;
   }
 
+  /**
+   * What the URL alone decides, without DNS: its scheme, a host that is an IP address (the URL parser
+   * has already turned decimal, octal and hex IPv4 forms into dotted quads), and `localhost` names
+   * (RFC 6761: always loopback). Undefined for any other name, which only a lookup can judge. The
+   * rule service asks this when an endpoint is saved; delivery still runs `check` on every hop.
+   */
+  decideWithoutLookup(url: URL): GuardVerdict | undefined {
+    const refusedScheme = schemeVerdict(url);
+    if (refusedScheme) return refusedScheme;
+    const hostname = normalizeHost(url.hostname);
+    if (isIP(hostname) !== 0) return this.decide(hostname, [hostname]);
+    if (hostname === "localhost" || hostname.endsWith(".localhost")) {
+      return this.decide(hostname, localhostAddresses);
+    }
+    return undefined;
+  }
+
   /** The decision for already-resolved addresses: every one must be public or allow-listed. Pure. */
   decide(hostname: string, addresses: string[]): GuardVerdict {
     if (this.allowedHosts.has(normalizeHost(hostname))) return { allowed: true, addresses };
@@ -128,10 +159,18 @@ export class SsrfGuard {
       if (range === undefined) continue;
       const bytes = parseAddress(address);
       if (bytes !== undefined && this.allowedCidrs.some((cidr) => contains(cidr, bytes))) continue;
-      return { allowed: false, reason: `SSRF guard: ${hostname} resolves to ${address} (${range})` };
+      const what = hostname === address ? "is in a refused range" : `resolves to ${address}`;
+      return { allowed: false, reason: `SSRF guard: ${hostname} ${what} (${range})` };
     }
     return { allowed: true, addresses };
   }
+}
+
+const localhostAddresses = ["127.0.0.1", "::1"];
+
+function schemeVerdict(url: URL): GuardVerdict | undefined {
+  if (url.protocol === "http:" || url.protocol === "https:") return undefined;
+  return { allowed: false, reason: `scheme ${url.protocol} not allowed` };
 }
 
 /** URL.hostname keeps IPv6 brackets and DNS allows a trailing dot; neither changes the host. */

@@ -2,6 +2,7 @@
  * What every channel shares: the rows it reads (only the columns delivery needs) and the result it
  * returns, which maps one-to-one onto a deliveries row.
  */
+import { assert } from "../core/assert.ts";
 import type { Decision, DeliveryOutcome } from "../core/retry.ts";
 
 export type EndpointType = "email" | "slack" | "webhook";
@@ -32,8 +33,6 @@ export interface Notification {
 
 export interface DeliveryResult {
   outcome: DeliveryOutcome;
-  /** outcome === "RETRYABLE", as data, so callers need not know the outcome list. */
-  retryable: boolean;
   latencyMs: number;
   httpStatus?: number;
   smtpReply?: string;
@@ -55,7 +54,6 @@ export function toDeliveryResult(
 ): DeliveryResult {
   const result: DeliveryResult = {
     outcome: decision.outcome,
-    retryable: decision.outcome === "RETRYABLE",
     latencyMs,
     ...details,
   };
@@ -75,8 +73,7 @@ export function contextLines(context: Record<string, unknown>, entriesMax = 50):
   return lines;
 }
 
-/** Programmer error: the dispatcher handed an endpoint to the wrong channel. */
+/** The dispatcher hands each channel only endpoints of its type. */
 export function assertEndpointType(endpoint: Endpoint, type: EndpointType): void {
-  if (endpoint.type === type) return;
-  throw new Error(`${type} channel got a ${endpoint.type} endpoint ${endpoint.id}`);
+  assert(endpoint.type === type, `${type} channel got a ${endpoint.type} endpoint ${endpoint.id}`);
 }

@@ -20,7 +20,7 @@ import { Admin, type Producer } from "../kafka/index.ts";
 import { envInt, envString } from "../runtime/config.ts";
 import { infraUrls } from "../runtime/env.ts";
 import type { Peer } from "../runtime/http.ts";
-import type { Logger } from "../runtime/log.ts";
+import { createLogger, type Logger } from "../runtime/log.ts";
 import { deadLetterTopic, topicNames } from "../runtime/topics.ts";
 import { listDeadLetters, replayDeadLetters } from "../setup/dead-letters.ts";
 import type { Gate } from "../stages/rule-service/app.ts";
@@ -393,7 +393,7 @@ function boundedInt(raw: string | null, fallback: number, min: number, max: numb
 }
 
 function withAdmin<T>(brokers: string, use: (admin: Admin) => T): T {
-  const admin = new Admin(brokers);
+  const admin = new Admin(brokers, {}, createLogger("kafka.admin"));
   try {
     return use(admin);
   } finally {
@@ -402,7 +402,7 @@ function withAdmin<T>(brokers: string, use: (admin: Admin) => T): T {
 }
 
 async function withAdminAsync<T>(brokers: string, use: (admin: Admin) => Promise<T>): Promise<T> {
-  const admin = new Admin(brokers);
+  const admin = new Admin(brokers, {}, createLogger("kafka.admin"));
   try {
     return await use(admin);
   } finally {

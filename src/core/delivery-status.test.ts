@@ -1,19 +1,16 @@
 import { describe, expect, test } from "bun:test";
-import type { DeliveryResult } from "../channels/types.ts";
-import { decideStatus } from "./delivery-status.ts";
+import { decideStatus, type EndpointAttempt } from "./delivery-status.ts";
 
-const ok: DeliveryResult = { outcome: "SUCCESS", retryable: false, latencyMs: 1 };
-const retry = (retryAfterMs?: number): DeliveryResult => ({
+const ok: EndpointAttempt = { outcome: "SUCCESS" };
+const retry = (retryAfterMs?: number): EndpointAttempt => ({
   outcome: "RETRYABLE",
-  retryable: true,
-  latencyMs: 1,
   error: "HTTP 503",
   retryAfterMs,
 });
-const refused: DeliveryResult = { outcome: "PERMANENT", retryable: false, latencyMs: 1, error: "HTTP 404" };
+const refused: EndpointAttempt = { outcome: "PERMANENT", error: "HTTP 404" };
 const policy = { baseDelayMs: 1000, delayCapMs: 60_000, attemptsMax: 3 };
 const half = () => 0.5;
-const attempt = (results: DeliveryResult[], attemptsMade = 1, earlier = { delivered: 0, permanent: 0 }) =>
+const attempt = (results: EndpointAttempt[], attemptsMade = 1, earlier = { delivered: 0, permanent: 0 }) =>
   decideStatus(
     { results, deliveredEarlier: earlier.delivered, permanentEarlier: earlier.permanent, attemptsMade },
     half,

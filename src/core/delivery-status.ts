@@ -2,8 +2,20 @@
  * A notification's status after one attempt over its pending endpoints. Pure: the sender applies it.
  * Endpoints already delivered (or permanently refused) in earlier attempts are not pending anymore.
  */
-import type { DeliveryResult } from "../channels/types.ts";
-import { type BackoffPolicy, defaultBackoffPolicy, nextAttemptDelayMs } from "./retry.ts";
+import {
+  type BackoffPolicy,
+  type DeliveryOutcome,
+  defaultBackoffPolicy,
+  nextAttemptDelayMs,
+} from "./retry.ts";
+
+/** What the decision needs of one endpoint's attempt; a channel's DeliveryResult is one. */
+export interface EndpointAttempt {
+  outcome: DeliveryOutcome;
+  error?: string;
+  /** The receiver's requested pause; a floor for the next attempt. */
+  retryAfterMs?: number;
+}
 
 export interface StatusDecision {
   status: "SENT" | "RETRY" | "FAILED";
@@ -14,7 +26,7 @@ export interface StatusDecision {
 
 export interface AttemptSummary {
   /** This attempt's outcome per pending endpoint. */
-  results: readonly DeliveryResult[];
+  results: readonly EndpointAttempt[];
   /** Endpoints delivered in earlier attempts (a crash may have hit before the status update). */
   deliveredEarlier: number;
   /** Endpoints refused permanently in earlier attempts. */
@@ -32,8 +44,8 @@ export function decideStatus(
     return { status: "FAILED", error: "no enabled endpoint" };
   }
   // One pass, no intermediate arrays: this runs once per notification per attempt.
-  let firstRetryable: DeliveryResult | undefined;
-  let firstPermanent: DeliveryResult | undefined;
+  let firstRetryable: EndpointAttempt | undefined;
+  let firstPermanent: EndpointAttempt | undefined;
   let retryAfterMs = 0;
   for (const result of results) {
     if (result.outcome === "RETRYABLE") {

@@ -5,7 +5,6 @@ import {
   classifySmtpReply,
   type DeliveryOutcome,
   nextAttemptDelayMs,
-  nextNotificationStatus,
   parseRetryAfterMs,
   retryAfterCapMs,
 } from "./retry.ts";
@@ -143,17 +142,5 @@ describe("nextAttemptDelayMs", () => {
 
   test("attempt numbers start at 1", () => {
     expect(() => nextAttemptDelayMs(0, undefined, Math.random, policy)).toThrow(RangeError);
-  });
-});
-
-describe("nextNotificationStatus", () => {
-  const policy = { baseDelayMs: 1000, delayCapMs: 60_000, attemptsMax: 3 };
-
-  test("retryable failures retry until attemptsMax, then FAILED", () => {
-    expect(nextNotificationStatus("RETRYABLE", 1, policy)).toBe("RETRY");
-    expect(nextNotificationStatus("RETRYABLE", 2, policy)).toBe("RETRY");
-    expect(nextNotificationStatus("RETRYABLE", 3, policy)).toBe("FAILED");
-    expect(nextNotificationStatus("PERMANENT", 1, policy)).toBe("FAILED");
-    expect(nextNotificationStatus("SUCCESS", 3, policy)).toBe("SENT");
   });
 });

@@ -1,12 +1,11 @@
 /**
  * Delivery outcome decisions, pure: what one attempt's result means (done, try again later, give up)
  * and when the next attempt should happen. The channels classify with these; the sender schedules
- * with `nextAttemptDelayMs` and ends a notification with `nextNotificationStatus`.
+ * with `nextAttemptDelayMs` (through decideStatus, core/delivery-status.ts).
  */
 
 /** The closed list of per-attempt outcomes; mirrors the CHECK on deliveries.outcome. */
-export const deliveryOutcomes = ["SUCCESS", "RETRYABLE", "PERMANENT"] as const;
-export type DeliveryOutcome = (typeof deliveryOutcomes)[number];
+export type DeliveryOutcome = "SUCCESS" | "RETRYABLE" | "PERMANENT";
 
 export interface Decision {
   outcome: DeliveryOutcome;
@@ -132,15 +131,4 @@ export function nextAttemptDelayMs(
   const ceilingMs = Math.min(policy.delayCapMs, policy.baseDelayMs * 2 ** Math.min(attempt - 1, 50));
   const jitteredMs = Math.floor(random() * ceilingMs);
   return Math.max(jitteredMs, retryAfterMs ?? 0);
-}
-
-/** Notification status after an attempt: a retryable failure ends as FAILED once attempts run out. */
-export function nextNotificationStatus(
-  outcome: DeliveryOutcome,
-  attemptsMade: number,
-  policy: BackoffPolicy = defaultBackoffPolicy,
-): "SENT" | "RETRY" | "FAILED" {
-  if (outcome === "SUCCESS") return "SENT";
-  if (outcome === "PERMANENT") return "FAILED";
-  return attemptsMade >= policy.attemptsMax ? "FAILED" : "RETRY";
 }

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { pick, prng, randomUuid } from "../../test/support/random-rules.ts";
 import { AlertMatchedSchema, type AlertNew, AlertNewSchema } from "../gen/alerting/v1/alert_pb.ts";
 import { deriveAlertId } from "./alert-id.ts";
-import { pick, prng, randomUuid } from "./matching/test-support.ts";
 import { clientSuffix, encodeAlertMatched, readAlertNew, WireError } from "./wire.ts";
 
 const texts = [

@@ -3,9 +3,8 @@
  * partition watermarks. Used by `./dev topics`, readiness checks and tests.
  */
 import { type Pointer, ptr, read } from "bun:ffi";
-import { createLogger, type Logger } from "../runtime/log.ts";
 import { check, KafkaError } from "./errors.ts";
-import { buildConf, createHandle, type KafkaSettings, logEvent } from "./handle.ts";
+import { buildConf, createHandle, type KafkaLogger, type KafkaSettings, logEvent } from "./handle.ts";
 import {
   cString,
   ErrorCode,
@@ -36,11 +35,11 @@ const errorBufferBytes = 512;
 export class Admin {
   readonly #handle: Pointer;
   readonly #mainQueue: Pointer;
-  readonly #logger: Logger;
+  readonly #logger: KafkaLogger;
   readonly #logOut = new BigUint64Array(3);
   #closed = false;
 
-  constructor(brokers: string, settings: KafkaSettings = {}, logger: Logger = createLogger("kafka.admin")) {
+  constructor(brokers: string, settings: KafkaSettings, logger: KafkaLogger) {
     this.#logger = logger;
     // A producer handle is the lightest client that can run admin requests and metadata queries.
     const conf = buildConf({ "bootstrap.servers": brokers, "log.queue": true, ...settings });

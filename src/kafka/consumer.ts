@@ -9,12 +9,12 @@
  * lines off librdkafka's own threads, and the main queue is forwarded to the consumer queue.
  */
 import { type FFITypeOrString, JSCallback, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
-import { createLogger, type Logger } from "../runtime/log.ts";
 import { check, KafkaError } from "./errors.ts";
 import {
   buildConf,
   createHandle,
   fromNativeList,
+  type KafkaLogger,
   type KafkaSettings,
   logAtSyslogLevel,
   opaque,
@@ -56,7 +56,7 @@ export interface ConsumerOptions {
   groupId: string;
   topics: readonly string[];
   clientId?: string;
-  logger?: Logger;
+  logger: KafkaLogger;
   rebalance?: RebalanceListener;
   statisticsIntervalMs?: number;
   /** Extra librdkafka settings, applied last. */
@@ -77,7 +77,7 @@ export class Consumer {
   readonly #handle: Pointer;
   readonly #queue: Pointer;
   readonly #commitQueue: Pointer;
-  readonly #logger: Logger;
+  readonly #logger: KafkaLogger;
   readonly #listener: RebalanceListener;
   readonly #callbacks: JSCallback[] = [];
   readonly #epochs = new Map<string, number>();
@@ -91,7 +91,7 @@ export class Consumer {
   #closed = false;
 
   constructor(options: ConsumerOptions) {
-    this.#logger = options.logger ?? createLogger("kafka.consumer");
+    this.#logger = options.logger;
     this.#listener = options.rebalance ?? {};
     const conf = buildConf({
       "bootstrap.servers": options.brokers,
@@ -434,15 +434,6 @@ export class Consumer {
         rdk.rd_kafka_event_destroy(event);
       }
     }
-  }
-
-  /** Stops fetching from `partitions` (backpressure) until `resume`; the group membership stays. */
-  pause(partitions: readonly TopicPartition[]): void {
-    withNativeList(partitions, (list) => check("pause", rdk.rd_kafka_pause_partitions(this.#handle, list)));
-  }
-
-  resume(partitions: readonly TopicPartition[]): void {
-    withNativeList(partitions, (list) => check("resume", rdk.rd_kafka_resume_partitions(this.#handle, list)));
   }
 
   /** Consumer lag per assigned partition, from librdkafka's latest statistics. */

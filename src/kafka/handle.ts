@@ -3,11 +3,11 @@
  * converting topic-partition lists, and mapping librdkafka's syslog levels onto our logger.
  */
 import { type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
-import type { Logger } from "../runtime/log.ts";
 import { KafkaError } from "./errors.ts";
 import {
   cString,
   HandleType,
+  loadLibrdkafka,
   PartitionLayout,
   PartitionListLayout,
   rdk,
@@ -16,6 +16,17 @@ import {
 } from "./native.ts";
 
 export type KafkaSettings = Record<string, string | number | boolean>;
+
+/**
+ * Where the clients' and librdkafka's messages go, handed in by whoever creates a client (the stages
+ * hand theirs, from src/runtime/log.ts): src/kafka depends on nothing outside itself.
+ */
+export interface KafkaLogger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
 
 const errorBufferBytes = 512;
 
@@ -26,6 +37,7 @@ function errorBufferText(buffer: Uint8Array): string {
 
 /** Creates an rd_kafka_conf_t from `settings`; a bad key or value throws naming it. */
 export function buildConf(settings: KafkaSettings): Pointer {
+  loadLibrdkafka();
   const conf = rdk.rd_kafka_conf_new() as Pointer;
   const errorBuffer = new Uint8Array(errorBufferBytes);
   for (const [name, value] of Object.entries(settings)) {
@@ -110,7 +122,7 @@ export function withNativeList<T>(
 }
 
 /** Sends one RD_KAFKA_EVENT_LOG event to `logger`; `scratch` holds the three out-parameters. */
-export function logEvent(logger: Logger, event: Pointer, scratch: BigUint64Array): void {
+export function logEvent(logger: KafkaLogger, event: Pointer, scratch: BigUint64Array): void {
   rdk.rd_kafka_event_log(event, ptr(scratch), ptr(scratch, 8), ptr(scratch, 16));
   logAtSyslogLevel(
     logger,
@@ -121,7 +133,12 @@ export function logEvent(logger: Logger, event: Pointer, scratch: BigUint64Array
 }
 
 /** librdkafka logs with syslog levels 0 (emerg) .. 7 (debug). */
-export function logAtSyslogLevel(logger: Logger, level: number, facility: string, message: string): void {
+export function logAtSyslogLevel(
+  logger: KafkaLogger,
+  level: number,
+  facility: string,
+  message: string,
+): void {
   const fields = { facility, librdkafka: true };
   if (level <= 3) logger.error(message, fields);
   else if (level === 4) logger.warn(message, fields);

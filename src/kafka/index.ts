@@ -9,5 +9,6 @@ export {
   type RebalanceListener,
 } from "./consumer.ts";
 export { isRetryable, KafkaError } from "./errors.ts";
-export type { KafkaSettings, TopicPartition, TopicPartitionOffset } from "./handle.ts";
+export type { KafkaLogger, KafkaSettings, TopicPartition, TopicPartitionOffset } from "./handle.ts";
+export { loadLibrdkafka } from "./native.ts";
 export { type Headers, type ProduceRecord, Producer, type ProducerOptions } from "./producer.ts";

@@ -6,7 +6,7 @@
  * The library is the system's librdkafka (Debian `librdkafka1`); LIBRDKAFKA_PATH may point at
  * another build. Struct offsets below are for the x86_64/aarch64 LP64 ABI of librdkafka 2.x.
  */
-import { CString, dlopen, type Pointer, read } from "bun:ffi";
+import { CString, dlopen, type Library, type Pointer, read } from "bun:ffi";
 
 const p = "ptr" as const;
 const i32 = "i32" as const;
@@ -43,7 +43,6 @@ const symbols = {
   rd_kafka_event_error_string: { args: [p], returns: "cstring" },
   rd_kafka_event_error_is_fatal: { args: [p], returns: i32 },
   rd_kafka_event_log: { args: [p, p, p, p], returns: i32 },
-  rd_kafka_event_stats: { args: [p], returns: "cstring" },
   rd_kafka_event_topic_partition_list: { args: [p], returns: p },
   rd_kafka_event_opaque: { args: [p], returns: p },
   rd_kafka_event_CreateTopics_result: { args: [p], returns: p },
@@ -76,8 +75,6 @@ const symbols = {
   rd_kafka_incremental_assign: { args: [p, p], returns: p },
   rd_kafka_incremental_unassign: { args: [p, p], returns: p },
   rd_kafka_rebalance_protocol: { args: [p], returns: "cstring" },
-  rd_kafka_pause_partitions: { args: [p, p], returns: i32 },
-  rd_kafka_resume_partitions: { args: [p, p], returns: i32 },
   rd_kafka_query_watermark_offsets: { args: [p, p, i32, p, p, i32], returns: i32 },
 
   rd_kafka_topic_partition_list_new: { args: [i32], returns: p },
@@ -96,18 +93,27 @@ const symbols = {
   rd_kafka_metadata_destroy: { args: [p], returns: "void" },
 } as const;
 
-function openLibrary() {
-  const path = process.env.LIBRDKAFKA_PATH ?? "librdkafka.so.1";
+/**
+ * librdkafka's functions, once loadLibrdkafka has run. Every client loads it before its first call
+ * (buildConf), so only a process that wants a bad LIBRDKAFKA_PATH reported with its other settings
+ * calls loadLibrdkafka itself; loading at import would fail before any setting is checked.
+ */
+export let rdk: Library<typeof symbols>["symbols"];
+let loaded = false;
+
+/** Loads librdkafka once: LIBRDKAFKA_PATH when set and not empty, else the system's. */
+export function loadLibrdkafka(): void {
+  if (loaded) return;
+  const path = process.env.LIBRDKAFKA_PATH || "librdkafka.so.1";
   try {
-    return dlopen(path, symbols);
+    rdk = dlopen(path, symbols).symbols;
   } catch (error) {
     throw new Error(
       `cannot load librdkafka from "${path}": install Debian's librdkafka1 (./dev does) or set LIBRDKAFKA_PATH (${String(error)})`,
     );
   }
+  loaded = true;
 }
-
-export const rdk = openLibrary().symbols;
 
 /** memcpy, to copy native payloads into JS memory without a temporary ArrayBuffer per record. */
 export const libc = dlopen("libc.so.6", {
@@ -122,7 +128,6 @@ export const EventType = {
   log: 0x4,
   error: 0x8,
   offsetCommit: 0x20,
-  stats: 0x40,
   createTopicsResult: 100,
 } as const;
 
@@ -191,9 +196,11 @@ export function readPointer(address: Pointer, offset: number): Pointer | null {
 }
 
 export function errorName(code: number): string {
+  loadLibrdkafka();
   return String(rdk.rd_kafka_err2name(code));
 }
 
 export function errorText(code: number): string {
+  loadLibrdkafka();
   return String(rdk.rd_kafka_err2str(code));
 }

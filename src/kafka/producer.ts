@@ -2,14 +2,21 @@
  * An idempotent producer (acks=all) whose unit of work is a batch: `send(records)` resolves once the
  * broker acknowledged every record of the batch, or rejects with the first KafkaError.
  *
- * Threads: librdkafka's delivery reports, errors, logs and statistics are consumed through the
+ * Threads: librdkafka's delivery reports, errors and logs are consumed through the
  * events API from the main queue, polled on the JS thread. No JS function is ever handed to
  * librdkafka, so nothing runs on librdkafka's threads.
  */
 import { type Pointer, ptr, read } from "bun:ffi";
-import { createLogger, type Logger } from "../runtime/log.ts";
 import { check, KafkaError } from "./errors.ts";
-import { addressOf, buildConf, createHandle, type KafkaSettings, logEvent, opaque } from "./handle.ts";
+import {
+  addressOf,
+  buildConf,
+  createHandle,
+  type KafkaLogger,
+  type KafkaSettings,
+  logEvent,
+  opaque,
+} from "./handle.ts";
 import {
   cString,
   ErrorCode,
@@ -36,7 +43,7 @@ export interface ProduceRecord {
 export interface ProducerOptions {
   brokers: string;
   clientId?: string;
-  logger?: Logger;
+  logger: KafkaLogger;
   /** Extra librdkafka settings, applied last. */
   settings?: KafkaSettings;
   /** How long a record may wait for acknowledgement before its batch fails (message.timeout.ms). */
@@ -67,7 +74,7 @@ function asBytes(value: Uint8Array | string | null | undefined): Uint8Array | nu
 export class Producer {
   readonly #handle: Pointer;
   readonly #mainQueue: Pointer;
-  readonly #logger: Logger;
+  readonly #logger: KafkaLogger;
   readonly #topics = new Map<string, Pointer>();
   readonly #pending = new Map<number, PendingBatch>();
   readonly #reportPointers = new BigUint64Array(reportsPerEventMax);
@@ -79,11 +86,8 @@ export class Producer {
   #fatal: KafkaError | undefined;
   #closed = false;
 
-  /** Statistics JSON from librdkafka, the latest one (statistics.interval.ms). */
-  lastStatistics: unknown = undefined;
-
   constructor(options: ProducerOptions) {
-    this.#logger = options.logger ?? createLogger("kafka.producer");
+    this.#logger = options.logger;
     const conf = buildConf({
       "bootstrap.servers": options.brokers,
       "client.id": options.clientId ?? "alerting",
@@ -99,14 +103,11 @@ export class Producer {
       "log.queue": true,
       ...options.settings,
     });
-    rdk.rd_kafka_conf_set_events(
-      conf,
-      EventType.deliveryReport | EventType.error | EventType.log | EventType.stats,
-    );
+    rdk.rd_kafka_conf_set_events(conf, EventType.deliveryReport | EventType.error | EventType.log);
     this.#handle = createHandle("producer", conf);
     this.#mainQueue = rdk.rd_kafka_queue_get_main(this.#handle) as Pointer;
     check("set log queue", rdk.rd_kafka_set_log_queue(this.#handle, this.#mainQueue));
-    // Errors, logs and statistics arrive even when nothing is being sent.
+    // Errors and logs arrive even when nothing is being sent.
     this.#idleTimer = setInterval(() => this.#serveEvents(), idlePollIntervalMs);
     this.#idleTimer.unref();
   }
@@ -270,7 +271,7 @@ export class Producer {
     }, busyPollIntervalMs);
   }
 
-  /** Drains the main queue without blocking: delivery reports, errors, logs, statistics. */
+  /** Drains the main queue without blocking: delivery reports, errors, logs. */
   #serveEvents(): void {
     for (let served = 0; served < eventsPerPollMax; served++) {
       const event = rdk.rd_kafka_queue_poll(this.#mainQueue, 0) as Pointer | null;
@@ -309,9 +310,6 @@ export class Producer {
         logEvent(this.#logger, event, this.#logOut);
         break;
       }
-      case EventType.stats:
-        this.lastStatistics = JSON.parse(String(rdk.rd_kafka_event_stats(event)));
-        break;
     }
   }
 

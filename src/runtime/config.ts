@@ -1,6 +1,8 @@
 /**
- * Stage configuration from environment variables: every value has a default, is validated, and a
- * bad one stops the process with a message naming the variable and the reason.
+ * Settings from environment variables, the one way every process reads them: each has a default
+ * (an unset or empty variable means the default), is validated, and a bad one is a ConfigError
+ * naming the variable and the reason. A process reads all its settings before it starts anything
+ * (settingsOrExit in service.ts), so a bad one stops it at once with exit code 2.
  */
 export class ConfigError extends Error {
   constructor(
@@ -36,10 +38,25 @@ export function envInt(
   return value;
 }
 
-export function envBool(name: string, fallback: boolean, env: Env = process.env): boolean {
+/** One of `choices`: anything else, a typo included, is refused rather than read as the default. */
+export function envOneOf<const T extends string>(
+  name: string,
+  fallback: NoInfer<T>,
+  choices: readonly T[],
+  env: Env = process.env,
+): T {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
-  if (raw === "true" || raw === "1") return true;
-  if (raw === "false" || raw === "0") return false;
-  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${choices.join(", ")}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+/** A comma-separated list; items are trimmed and empty ones dropped. */
+export function envList(name: string, env: Env = process.env): string[] {
+  return envString(name, "", env)
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
 }

@@ -1,9 +1,26 @@
 /**
- * What every stage process has besides its work: an HTTP port with /healthz, /readyz and /metrics
- * (plus any routes the stage adds), and a bounded graceful shutdown on SIGTERM/SIGINT.
+ * What every stage process has besides its work: settings checked before anything starts, an HTTP
+ * port with /healthz, /readyz and /metrics (plus any routes the stage adds), and a bounded graceful
+ * shutdown on SIGTERM/SIGINT.
  */
 import type { Registry } from "prom-client";
-import type { Logger } from "./log.ts";
+import { ConfigError, envString } from "./config.ts";
+import { createLogger, type Logger, logRank } from "./log.ts";
+
+/**
+ * Runs `read`, which reads every setting the process has; a bad one ends the process with exit code
+ * 2 and one error line naming the variable and the reason. The line is written whatever LOG_LEVEL
+ * says, since LOG_LEVEL may be the bad one.
+ */
+export function settingsOrExit<T>(component: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    createLogger(component, logRank.error).error(error.message);
+    process.exit(2);
+  }
+}
 
 export interface ServiceOptions {
   port: number;
@@ -12,7 +29,6 @@ export interface ServiceOptions {
   /** Extra routes in Bun.serve's `routes` form (the rule-service's API, the ingest endpoints). */
   routes?: Record<string, unknown>;
   fetch?: (request: Request) => Response | Promise<Response>;
-  maxRequestBodySize?: number;
 }
 
 export interface Service {
@@ -23,8 +39,11 @@ export interface Service {
 export function startService(options: ServiceOptions): Service {
   const server = Bun.serve({
     port: options.port,
-    hostname: process.env.HTTP_HOST ?? "127.0.0.1",
-    maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024,
+    hostname: envString("HTTP_HOST", "127.0.0.1"),
+    // Bun would answer a body over its own limit with a bare 413 before any handler runs. The handlers
+    // that take bodies read them through readJsonBody, which stops at their limit with a JSON 413, and
+    // Bun does not buffer a body nobody reads, so its limit is lifted.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     // Bundled pages (the console) are served built, without Bun's hot-reload client.
     development: false,
     routes: {

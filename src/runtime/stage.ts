@@ -1,6 +1,6 @@
 /**
- * Wires a consuming stage process: config -> producer, consume loop, HTTP service, shutdown.
- * A stage's main.ts builds its Processor and calls `runConsumerStage`; nothing else.
+ * Wires a consuming stage process: settings -> producer, consume loop, HTTP service, shutdown.
+ * A stage's main.ts reads its own settings, builds its Processor and calls `runConsumerStage`.
  */
 import { Producer } from "../kafka/index.ts";
 import { envInt } from "./config.ts";
@@ -10,10 +10,10 @@ import {
   defaultRecordBytesMax,
   type Processor,
 } from "./consume-loop.ts";
-import { infraUrls } from "./env.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { checkLibrdkafka, infraUrls } from "./env.ts";
+import { createLogger, type Logger, logLevelSetting, logRank } from "./log.ts";
 import { createStageMetrics, type StageMetrics } from "./metrics.ts";
-import { exitOnSignal, startService } from "./service.ts";
+import { exitOnSignal, settingsOrExit, startService } from "./service.ts";
 
 export interface ConsumerStageDefinition<T> {
   name: string;
@@ -46,22 +46,39 @@ export interface StageContext {
   processTimeoutMs: number;
 }
 
-/** Starts the stage and returns once it runs; the process exits on a signal or a fatal error. */
+/** The settings every consuming stage has besides its own (KAFKA_BROKERS and HTTP_HOST aside). */
+function readSharedSettings(processTimeoutMsDefault: number) {
+  checkLibrdkafka();
+  return {
+    logRank: logRank[logLevelSetting()],
+    httpPort: envInt("HTTP_PORT", 0, { min: 0, max: 65_535 }),
+    // Longer lingering sends fewer, fuller produce requests: less broker CPU, a little more latency.
+    producerLingerMs: envInt("PRODUCER_LINGER_MS", 5, { min: 0, max: 1000 }),
+    processTimeoutMs: envInt("PROCESS_TIMEOUT_MS", processTimeoutMsDefault, { min: 100, max: 3_600_000 }),
+    batchSizeMax: envInt("BATCH_SIZE_MAX", 2000, { min: 1, max: 100_000 }),
+    batchWaitMs: envInt("BATCH_WAIT_MS", 20, { min: 0, max: 10_000 }),
+    inFlightBatchesMax: envInt("IN_FLIGHT_BATCHES_MAX", 4, { min: 1, max: 64 }),
+    recordBytesMax: envInt("RECORD_BYTES_MAX", defaultRecordBytesMax, { min: 1024, max: 64 * 1024 * 1024 }),
+  };
+}
+
+/**
+ * Starts the stage and returns once it runs; the process exits on a signal or a fatal error, and
+ * with exit code 2 before starting anything when a shared setting is bad.
+ */
 export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>): Promise<void> {
-  const logger = createLogger(definition.name);
+  const settings = settingsOrExit(definition.name, () =>
+    readSharedSettings(definition.processTimeoutMs ?? defaultProcessTimeoutMs),
+  );
+  const { processTimeoutMs } = settings;
+  const logger = createLogger(definition.name, settings.logRank);
   const metrics = createStageMetrics(definition.name);
   const producer = new Producer({
     brokers: infraUrls.kafkaBrokers,
     clientId: definition.name,
     logger: logger.child("producer"),
-    // Longer lingering sends fewer, fuller produce requests: less broker CPU, a little more latency.
-    settings: { "linger.ms": envInt("PRODUCER_LINGER_MS", 5, { min: 0, max: 1000 }) },
+    settings: { "linger.ms": settings.producerLingerMs },
   });
-  const processTimeoutMs = envInt(
-    "PROCESS_TIMEOUT_MS",
-    definition.processTimeoutMs ?? defaultProcessTimeoutMs,
-    { min: 100, max: 3_600_000 },
-  );
   const {
     processor,
     isReady = () => true,
@@ -78,16 +95,16 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     metrics,
     logger,
     isReady,
-    batchSizeMax: envInt("BATCH_SIZE_MAX", 2000, { min: 1, max: 100_000 }),
-    batchWaitMs: envInt("BATCH_WAIT_MS", 20, { min: 0, max: 10_000 }),
-    inFlightBatchesMax: envInt("IN_FLIGHT_BATCHES_MAX", 4, { min: 1, max: 64 }),
+    batchSizeMax: settings.batchSizeMax,
+    batchWaitMs: settings.batchWaitMs,
+    inFlightBatchesMax: settings.inFlightBatchesMax,
     outputTopics: definition.outputTopics ?? [],
     processConcurrencyMax: definition.processConcurrencyMax ?? 1,
     processTimeoutMs,
-    recordBytesMax: envInt("RECORD_BYTES_MAX", defaultRecordBytesMax, { min: 1024, max: 64 * 1024 * 1024 }),
+    recordBytesMax: settings.recordBytesMax,
   });
   const service = startService({
-    port: envInt("HTTP_PORT", 0, { min: 0, max: 65_535 }),
+    port: settings.httpPort,
     registry: metrics.registry,
     isReady: () => {
       const ready = isReady();

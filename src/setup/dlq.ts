@@ -21,7 +21,7 @@ if (
   process.exit(2);
 }
 const logger = createLogger("dlq", 30);
-const admin = new Admin(infraUrls.kafkaBrokers);
+const admin = new Admin(infraUrls.kafkaBrokers, {}, logger);
 try {
   if (action === "list") {
     const letters = await listDeadLetters(infraUrls.kafkaBrokers, admin, topic, limit, logger);

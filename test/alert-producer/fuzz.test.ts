@@ -1,10 +1,12 @@
 /**
  * Random bodies against both ingest APIs: whatever the input, the answer is a 2xx or a 4xx with a
- * JSON error, never a 5xx. The generator is seeded, so a failure can be replayed.
+ * JSON error, never a 5xx; and text Postgres cannot store, mixed into a valid stream, is refused
+ * alert by alert while every valid alert is written once. The generator is seeded, so a failure can
+ * be replayed.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createRandom } from "../../src/stages/alert-producer/random.ts";
-import { newTopic, postJson, type Server, startServer, stopServer } from "./helpers.ts";
+import { newTopic, postJson, readAlerts, type Server, startServer, stopServer } from "./helpers.ts";
 
 let server: Server;
 
@@ -170,3 +172,111 @@ test("invalid UTF-8 bytes are a 400", async () => {
   });
   expect(response.status).toBe(400);
 });
+
+/** Where a poisoned string goes: its field path in the 400, and what to write into the alert. */
+interface Poisoning {
+  path: string;
+  /** How the reason starts: "key " for a context key, "name " for a label or annotation name. */
+  reasonPrefix: "" | "key " | "name ";
+  apply(alert: Record<string, unknown>, poisoned: string): void;
+}
+
+const v1Poisonings: Poisoning[] = [
+  { path: "source", reasonPrefix: "", apply: (a, p) => set(a, "source", p) },
+  { path: "name", reasonPrefix: "", apply: (a, p) => set(a, "name", p) },
+  { path: "alert_id", reasonPrefix: "", apply: (a, p) => set(a, "alert_id", p) },
+  {
+    path: "context.db_password",
+    reasonPrefix: "",
+    apply: (a, p) => set(ctx(a, "context"), "db_password", p),
+  },
+  { path: "context.<key>", reasonPrefix: "key ", apply: (a, p) => set(ctx(a, "context"), p, "v") },
+];
+const v2Poisonings: Poisoning[] = [
+  { path: "labels.alertname", reasonPrefix: "", apply: (a, p) => set(ctx(a, "labels"), "alertname", p) },
+  { path: "labels.instance", reasonPrefix: "", apply: (a, p) => set(ctx(a, "labels"), "instance", p) },
+  { path: "labels.db_password", reasonPrefix: "", apply: (a, p) => set(ctx(a, "labels"), "db_password", p) },
+  { path: "labels.<key>", reasonPrefix: "name ", apply: (a, p) => set(ctx(a, "labels"), p, "v") },
+  {
+    path: "annotations.summary",
+    reasonPrefix: "",
+    apply: (a, p) => set(ctx(a, "annotations"), "summary", p),
+  },
+  { path: "annotations.<key>", reasonPrefix: "name ", apply: (a, p) => set(ctx(a, "annotations"), p, "v") },
+  { path: "generatorURL", reasonPrefix: "", apply: (a, p) => set(a, "generatorURL", p) },
+];
+
+function ctx(alert: Record<string, unknown>, name: string): Record<string, unknown> {
+  return alert[name] as Record<string, unknown>;
+}
+
+/** A unique text with one character Postgres cannot store at a random position. */
+function poisoned(unique: string): { text: string; reason: string } {
+  const [bad, reason] = pick([
+    ["\u0000", "a NUL character"],
+    ["\ud800", "an unpaired surrogate"],
+    ["\udbff", "an unpaired surrogate"],
+    ["\udc00", "an unpaired surrogate"],
+    ["\udfff", "an unpaired surrogate"],
+  ] as const);
+  const at = int(unique.length + 1);
+  return {
+    text: unique.slice(0, at) + bad + unique.slice(at),
+    reason: `contains ${reason} at position ${at}`,
+  };
+}
+
+test("poisoned text in a valid stream: each such alert is a 400 naming its field, each valid one is written once", async () => {
+  const topic = await newTopic(1);
+  const own = await startServer(topic);
+  try {
+    const run = `poison-${Date.now().toString(36)}`;
+    const writtenIds: string[] = [];
+    let refused = 0;
+    for (let i = 0; i < 300; i++) {
+      const v1 = random() < 0.5;
+      const unique = `${run}-${i}`;
+      // JSON.stringify writes these characters as \u escapes, the form a hostile body would carry.
+      const alert: Record<string, unknown> = v1
+        ? { alert_id: unique, severity: "HIGH", source: "db", name: unique, context: { run } }
+        : {
+            labels: { alertname: unique, severity: "critical", instance: "db", run },
+            annotations: { summary: "s" },
+            startsAt: "2024-05-01T12:00:00Z",
+          };
+      const poisoning = random() < 0.4 ? pick(v1 ? v1Poisonings : v2Poisonings) : undefined;
+      const poison = poisoned(unique);
+      poisoning?.apply(alert, poison.text);
+      const path = v1 ? "/api/v1/alerts" : "/api/v2/alerts";
+      const response = await postJson(`${own.url}${path}`, JSON.stringify([alert]));
+      const answer = (await response.json()) as {
+        alert_ids?: string[];
+        error?: { fields: Record<string, string> };
+      };
+      if (poisoning === undefined) {
+        expect({ i, status: response.status }).toEqual({ i, status: 200 });
+        writtenIds.push(...(answer.alert_ids ?? []));
+        continue;
+      }
+      refused++;
+      const fieldPath = `[0].${poisoning.path.replace("<key>", poison.text)}`;
+      expect({ i, status: response.status, fields: answer.error?.fields }).toEqual({
+        i,
+        status: 400,
+        fields: { [fieldPath]: `${poisoning.reasonPrefix}${poison.reason}` },
+      });
+    }
+    expect(refused).toBeGreaterThan(60);
+    expect(writtenIds.length).toBeGreaterThan(120);
+    // Everything on the topic: exactly the valid alerts, once each, and nothing poisoned.
+    const written = await readAlerts(topic, writtenIds.length, 20_000, 1000);
+    expect(written.map((record) => record.key).sort()).toEqual([...writtenIds].sort());
+    for (const { alert } of written) {
+      for (const text of [alert.source, alert.name, alert.alertId, ...Object.entries(alert.context).flat()]) {
+        expect(text.isWellFormed() && !text.includes("\u0000")).toBe(true);
+      }
+    }
+  } finally {
+    await stopServer(own);
+  }
+}, 60_000);

@@ -18,7 +18,7 @@ export const mainPath = "src/stages/alert-producer/main.ts";
 
 export async function newTopic(partitions = 3): Promise<string> {
   const name = uniqueName("test-alert-producer");
-  const admin = new Admin(brokers);
+  const admin = new Admin(brokers, {}, quiet);
   try {
     await admin.createTopics([{ name, partitions }]);
   } finally {

@@ -1,6 +1,7 @@
 /** `main.ts serve` as a real process: both ingest APIs, read back from its own topic. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { deriveAlertId } from "../../src/core/alert-id.ts";
+import { rawRequest } from "../support/raw-http.ts";
 import { newTopic, postJson, type Server, startServer, stopServer, TopicReader } from "./helpers.ts";
 
 let server: Server;
@@ -118,6 +119,72 @@ describe("POST /api/v1/alerts", () => {
   });
 });
 
+describe("text Postgres cannot store (NUL, unpaired surrogates)", () => {
+  // Raw bodies: JSON.parse turns these escapes into the very characters that used to stop the
+  // aggregator for every tenant once such an alert was accepted.
+  test("v1: every string field is checked; the request is refused whole and nothing is written", async () => {
+    const marker = `nul-${Date.now()}`;
+    const response = await postJson(
+      `${server.url}/api/v1/alerts`,
+      `[
+        {"alert_id": "${marker}", "severity": "LOW", "source": "a", "name": "b"},
+        {"severity": "LOW", "source": "db\\u0000", "name": "b"},
+        {"severity": "LOW", "source": "a", "name": "\\ud800x"},
+        {"alert_id": "x\\udc00", "severity": "LOW", "source": "a", "name": "b"},
+        {"severity": "LOW", "source": "a", "name": "b", "context": {"db_password": "hunt\\u0000er2"}},
+        {"severity": "LOW", "source": "a", "name": "b", "context": {"\\u0000": "v"}}
+      ]`,
+    );
+    expect(response.status).toBe(400);
+    expect((await response.json()) as Rejected).toEqual({
+      error: {
+        code: "invalid_alerts",
+        message: "5 invalid field(s)",
+        fields: {
+          "[1].source": "contains a NUL character at position 2",
+          "[2].name": "contains an unpaired surrogate at position 0",
+          "[3].alert_id": "contains an unpaired surrogate at position 1",
+          "[4].context.db_password": "contains a NUL character at position 4",
+          "[5].context.\u0000": "key contains a NUL character at position 0",
+        },
+      },
+    });
+    expect(await reader.waitFor([marker], 1500)).toEqual([[]]);
+  });
+
+  test("v2: labels, label names, annotations and generatorURL are checked", async () => {
+    const labels = '"alertname": "A", "severity": "low", "instance": "i"';
+    const response = await postJson(
+      `${server.url}/api/v2/alerts`,
+      `[
+        {"labels": {${labels}}},
+        {"labels": {${labels}, "db_password": "hunt\\u0000er2"}},
+        {"labels": {${labels}, "te\\ud83dam": "x"}},
+        {"labels": {${labels}}, "annotations": {"summary": "\\udfff"}},
+        {"labels": {${labels}}, "generatorURL": "http://prometheus/\\u0000"}
+      ]`,
+    );
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as Rejected).error.fields).toEqual({
+      "[1].labels.db_password": "contains a NUL character at position 4",
+      "[2].labels.te\ud83dam": "name contains an unpaired surrogate at position 2",
+      "[3].annotations.summary": "contains an unpaired surrogate at position 0",
+      "[4].generatorURL": "contains a NUL character at position 18",
+    });
+  });
+
+  test("a surrogate pair (an emoji) is ordinary text and is written as sent", async () => {
+    const id = `emoji-${Date.now()}`;
+    const response = await postJson(
+      `${server.url}/api/v1/alerts`,
+      `{"alert_id": "${id}", "severity": "LOW", "source": "\\ud83d\\udd25", "name": "n"}`,
+    );
+    expect(response.status).toBe(200);
+    const [written] = await firstCopies([id]);
+    expect(written?.alert.source).toBe("🔥");
+  });
+});
+
 describe("POST /api/v2/alerts (Alertmanager)", () => {
   test("a Prometheus payload maps to records as documented", async () => {
     const startsAt = new Date(Date.now() - 60_000).toISOString();
@@ -217,6 +284,38 @@ describe("refused requests", () => {
       body: new Blob([big]).stream(),
     });
     expect(streamed.status).toBe(413);
+  });
+
+  test("a body far over the limit gets the same JSON 413, not Bun's bare one", async () => {
+    const huge = JSON.stringify([
+      { severity: "LOW", source: "a", name: "b", context: { x: "y".repeat(5e6) } },
+    ]);
+    const declared = await postJson(`${server.url}/api/v2/alerts`, huge);
+    expect(declared.status).toBe(413);
+    expect(((await declared.json()) as Rejected).error.code).toBe("payload_too_large");
+    const streamed = await fetch(`${server.url}/api/v1/alerts`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: server.credential.authorization },
+      body: new Blob([huge]).stream(),
+    });
+    expect(streamed.status).toBe(413);
+    expect(((await streamed.json()) as Rejected).error.code).toBe("payload_too_large");
+    // A gigabyte announced, a few bytes sent: refused on the header, without waiting for the body.
+    const announced = await rawRequest(server.url, {
+      method: "POST",
+      path: "/api/v1/alerts",
+      headers: {
+        "content-type": "application/json",
+        "content-length": String(2 ** 30),
+        authorization: server.credential.authorization,
+      },
+      body: '[{"severity": "LOW"',
+    });
+    expect(announced.status).toBe(413);
+    expect(announced.headers.get("content-type")).toStartWith("application/json");
+    expect(JSON.parse(announced.body)).toEqual({
+      error: { code: "payload_too_large", message: "the body must be at most 1048576 bytes" },
+    });
   });
 
   test("413 for more than 10,000 alerts in one request", async () => {

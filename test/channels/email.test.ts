@@ -89,7 +89,7 @@ describe("email delivery", () => {
       alert,
     );
 
-    expect(result).toMatchObject({ outcome: "SUCCESS", retryable: false });
+    expect(result).toMatchObject({ outcome: "SUCCESS" });
     expect(result.smtpReply).toStartWith("250");
     expect(result.smtpReply).toContain(queuedReply);
     expect(smtp.received).toHaveLength(1);
@@ -114,14 +114,14 @@ describe("email delivery", () => {
 
   test("550 for every recipient is permanent, with the reply recorded", async () => {
     const result = await emailChannel().deliver(endpoint("email", "unknown@example.com"), notification());
-    expect(result).toMatchObject({ outcome: "PERMANENT", retryable: false });
+    expect(result).toMatchObject({ outcome: "PERMANENT" });
     expect(result.smtpReply).toStartWith("550");
     expect(smtp.received).toHaveLength(0);
   });
 
   test("451 is retryable", async () => {
     const result = await emailChannel().deliver(endpoint("email", "greylisted@example.com"), notification());
-    expect(result).toMatchObject({ outcome: "RETRYABLE", retryable: true });
+    expect(result).toMatchObject({ outcome: "RETRYABLE" });
     expect(result.smtpReply).toStartWith("451");
   });
 
@@ -180,7 +180,7 @@ describe("email delivery", () => {
       endpoint("email", "ops@example.com"),
       notification(),
     );
-    expect(result).toMatchObject({ outcome: "RETRYABLE", retryable: true });
+    expect(result).toMatchObject({ outcome: "RETRYABLE" });
     expect(result.error).toContain("ECONNREFUSED");
   });
 });

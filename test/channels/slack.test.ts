@@ -51,8 +51,9 @@ test.each([
   expect(payload.attachments[0].fields).toHaveLength(4);
 });
 
-test("Slack's error answers are classified like any HTTP answer", async () => {
+test("Slack's error answers are classified like any HTTP answer, without echoing the body", async () => {
   sink.answer(() => new Response("invalid_token", { status: 403 }));
   const result = await slack.deliver(endpoint("slack", sink.url()), notification());
-  expect(result).toMatchObject({ outcome: "PERMANENT", httpStatus: 403, error: "HTTP 403: invalid_token" });
+  expect(result).toMatchObject({ outcome: "PERMANENT", httpStatus: 403, error: "HTTP 403" });
+  expect(JSON.stringify(result)).not.toContain("invalid_token");
 });

@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import { HttpTransport } from "../../src/channels/http.ts";
 import { type LookupAll, SsrfGuard } from "../../src/channels/ssrf.ts";
 import { WebhookChannel } from "../../src/channels/webhook.ts";
+import type { LogFields, Logger } from "../../src/runtime/log.ts";
 import { endpoint, notification } from "./fixtures.ts";
 import { HttpSink } from "./sink.ts";
 
@@ -24,7 +25,7 @@ describe("webhook delivery", () => {
   test("posts the documented payload and headers, signed when the endpoint has a secret", async () => {
     const result = await webhook.deliver(endpoint("webhook", sink.url(), "s3cret"), notification());
 
-    expect(result).toMatchObject({ outcome: "SUCCESS", retryable: false, httpStatus: 200 });
+    expect(result).toMatchObject({ outcome: "SUCCESS", httpStatus: 200 });
     expect(result.error).toBeUndefined();
     expect(result.latencyMs).toBeGreaterThanOrEqual(0);
     expect(sink.received).toHaveLength(1);
@@ -62,11 +63,45 @@ describe("webhook delivery", () => {
     expect(sink.connectionsSeen()).toBe(1);
   });
 
-  test("500 is retryable, with the start of the body in the error", async () => {
-    sink.answer(() => new Response("database  on\nfire", { status: 500 }));
+  test("a refusal is its status and a fixed reason; the receiver's body only reaches the debug log", async () => {
+    // deliveries.error is shown to the tenant, and a receiver may be an allow-listed internal service.
+    const logged: LogFields[] = [];
+    const recording: Logger = {
+      debug: (message, fields) => logged.push({ message, ...fields }),
+      info: () => {},
+      warn: () => {},
+      error: () => {},
+      child: () => recording,
+    };
+    const logging = new WebhookChannel(
+      new HttpTransport({ guard: loopbackAllowed, timeoutMs: 2000, redirectsMax: 0, logger: recording }),
+    );
+    const cases: [status: number, outcome: string, error: string][] = [
+      [500, "RETRYABLE", "HTTP 500"],
+      [503, "RETRYABLE", "HTTP 503"],
+      [400, "PERMANENT", "HTTP 400"],
+      [404, "PERMANENT", "HTTP 404"],
+      [302, "PERMANENT", "HTTP 302 redirect not followed"],
+    ];
+    for (const [status, outcome, error] of cases) {
+      sink.answer(
+        () =>
+          new Response(`db_password=hunter2  on\nfire ${status}`, { status, headers: { location: "/x" } }),
+      );
+      const result = await logging.deliver(endpoint("webhook", sink.url()), notification());
+      expect(result).toMatchObject({ outcome, httpStatus: status, error });
+      expect(JSON.stringify(result)).not.toContain("hunter2");
+    }
+    expect(logged.map((fields) => fields.body)).toEqual(
+      cases.map(([status]) => `db_password=hunter2 on fire ${status}`),
+    );
+    expect(logged[0]).toMatchObject({ message: "receiver refused a delivery", httpStatus: 500 });
+  });
+
+  test("500 is retryable", async () => {
+    sink.answer(() => new Response("database on fire", { status: 500 }));
     const result = await webhook.deliver(endpoint("webhook", sink.url()), notification());
-    expect(result).toMatchObject({ outcome: "RETRYABLE", retryable: true, httpStatus: 500 });
-    expect(result.error).toBe("HTTP 500: database on fire");
+    expect(result).toMatchObject({ outcome: "RETRYABLE", httpStatus: 500, error: "HTTP 500" });
   });
 
   test("429 with Retry-After is retryable and carries the pause", async () => {
@@ -78,7 +113,7 @@ describe("webhook delivery", () => {
   test.each([400, 404])("%d is permanent", async (status) => {
     sink.answer(() => new Response(null, { status }));
     const result = await webhook.deliver(endpoint("webhook", sink.url()), notification());
-    expect(result).toMatchObject({ outcome: "PERMANENT", retryable: false, httpStatus: status });
+    expect(result).toMatchObject({ outcome: "PERMANENT", httpStatus: status });
   });
 
   test("a slow receiver times out as retryable", async () => {
@@ -100,7 +135,7 @@ describe("webhook delivery", () => {
       endpoint("webhook", `http://127.0.0.1:${closedPort}/`),
       notification(),
     );
-    expect(result).toMatchObject({ outcome: "RETRYABLE", retryable: true });
+    expect(result).toMatchObject({ outcome: "RETRYABLE" });
     expect(result.error).toContain("ECONNREFUSED");
   });
 
@@ -136,7 +171,7 @@ describe("SSRF guard on the webhook path", () => {
       endpoint("webhook", sink.url()),
       notification(),
     );
-    expect(result).toMatchObject({ outcome: "PERMANENT", retryable: false });
+    expect(result).toMatchObject({ outcome: "PERMANENT" });
     expect(result.error).toContain("loopback");
     expect(sink.received).toHaveLength(0);
   });
@@ -146,7 +181,7 @@ describe("SSRF guard on the webhook path", () => {
     sink.answer(() => new Response(null, { status: 307, headers: { location: "http://127.0.0.2:9/" } }));
     const result = await webhook.deliver(endpoint("webhook", sink.url()), notification());
     expect(result).toMatchObject({ outcome: "PERMANENT" });
-    expect(result.error).toContain("127.0.0.2 (loopback)");
+    expect(result.error).toBe("SSRF guard: 127.0.0.2 is in a refused range (loopback)");
     expect(sink.received).toHaveLength(1);
   });
 

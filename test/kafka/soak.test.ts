@@ -18,7 +18,7 @@ test("1M records through producer and consumer keep RSS flat", async () => {
   const brokers = infraUrls.kafkaBrokers;
   const quiet = createLogger("soak", 40);
   const topic = uniqueName("test-soak");
-  const admin = new Admin(brokers);
+  const admin = new Admin(brokers, {}, quiet);
   await admin.createTopics([{ name: topic, partitions: 6 }]);
   admin.close();
 

@@ -33,7 +33,7 @@ describe("clients", () => {
       [{ name: 5 }, { name: "must be a string" }],
       [{ name: "" }, { name: "must be at least 1 characters" }],
       [{ name: "x".repeat(201) }, { name: "must be at most 200 characters" }],
-      [{ name: "a\u0000b" }, { name: "must not contain NUL characters" }],
+      [{ name: "a\u0000b" }, { name: "contains a NUL character at position 1" }],
       [{ name: "a", id: "x" }, { id: "unknown field" }],
     ];
     for (const [body, fields] of cases) {

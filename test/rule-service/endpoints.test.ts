@@ -1,5 +1,6 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createClient, createRule, type Service, startService } from "./helpers.ts";
+import { type RuleServiceProcess, startRuleServiceProcess } from "./process.ts";
 
 const service: Service = startService();
 afterAll(() => service.stop());
@@ -20,7 +21,7 @@ describe("endpoints", () => {
         stored: "ops@example.com,oncall@example.org",
       },
       { type: "slack", value: "https://hooks.slack.com/services/T/B/X" },
-      { type: "webhook", value: "http://10.0.0.1:8080/hook?x=1" },
+      { type: "webhook", value: "http://203.0.113.7:8080/hook?x=1" },
     ];
     for (const { stored, ...body } of valid) {
       const reply = await service.call("POST", endpointsPath, { ...as, body });
@@ -136,5 +137,123 @@ describe("endpoints", () => {
     });
     await service.call("DELETE", `/api/v1/rules/${rule.id}`, as);
     expect((await service.call("GET", `/api/v1/endpoints/${created.body.id}`, as)).status).toBe(404);
+  });
+});
+
+/** Hosts the sender's SSRF guard refuses whatever DNS says, each as the URL parser will see it. */
+const internalHosts: [url: string, range: string][] = [
+  ["http://10.0.0.1:8080/hook", "private"],
+  ["http://172.16.0.1/", "private"],
+  ["http://192.168.1.1/", "private"],
+  ["http://100.64.0.1/", "carrier-grade NAT"],
+  ["http://127.0.0.1:8090/hook", "loopback"],
+  ["http://2130706433/", "loopback"],
+  ["http://0x7f.0.0.1/", "loopback"],
+  ["http://0177.0.0.1/", "loopback"],
+  ["http://169.254.169.254/latest/meta-data/", "link-local (incl. cloud metadata)"],
+  ["http://0.0.0.0:80/", "this-network"],
+  ["http://224.0.0.1/", "multicast"],
+  ["http://240.0.0.1/", "reserved/broadcast"],
+  ["http://[::1]:8080/", "loopback"],
+  ["http://[::]/", "unspecified"],
+  ["http://[fd00::1]/hook", "unique-local"],
+  ["http://[fe80::1]/", "link-local"],
+  ["http://[::ffff:169.254.169.254]/", "link-local (incl. cloud metadata)"],
+  ["http://[::ffff:10.0.0.1]/", "private"],
+  ["http://[64:ff9b::127.0.0.1]/", "loopback"],
+  ["https://user@10.1.2.3/", "private"],
+  ["http://localhost:8080/", "loopback"],
+  ["http://LOCALHOST./", "loopback"],
+  ["http://api.localhost/", "loopback"],
+];
+
+describe("SSRF: endpoint URLs naming an internal address are refused when saved", () => {
+  test("at creation and on update, for webhooks and Slack; nothing is written", async () => {
+    const { as, endpointsPath } = await setup();
+    const kept = await service.call("POST", endpointsPath, {
+      ...as,
+      body: { type: "webhook", value: "https://hooks.example.com/h" },
+    });
+    expect(kept.status).toBe(201);
+    const path = `/api/v1/endpoints/${kept.body.id}`;
+    for (const [url, range] of internalHosts) {
+      for (const type of ["webhook", "slack"]) {
+        const created = await service.call("POST", endpointsPath, { ...as, body: { type, value: url } });
+        expect({ url, type, status: created.status, message: created.body.error?.message }).toEqual({
+          url,
+          type,
+          status: 400,
+          message: "invalid endpoint value",
+        });
+        expect(Object.keys(created.body.error.fields)).toEqual(["value"]);
+        expect(created.body.error.fields.value).toStartWith("SSRF guard: ");
+        expect(created.body.error.fields.value).toEndWith(`(${range})`);
+      }
+      const updated = await service.call("PATCH", path, { ...as, body: { value: url, version: 1 } });
+      expect({ url, status: updated.status }).toEqual({ url, status: 400 });
+      expect(updated.body.error.fields.value).toEndWith(`(${range})`);
+      const retyped = await service.call("PATCH", path, {
+        ...as,
+        body: { type: "slack", value: url, version: 1 },
+      });
+      expect({ url, status: retyped.status }).toEqual({ url, status: 400 });
+    }
+    expect((await service.call("GET", path, as)).body).toEqual(kept.body);
+    const rows = await service.sql`SELECT value FROM endpoints WHERE rule_id = ${kept.body.rule_id}`;
+    expect(rows.map((row) => row.value)).toEqual(["https://hooks.example.com/h"]);
+  });
+
+  test("public literals and host names pass: names are checked after DNS, at delivery", async () => {
+    const { as, endpointsPath } = await setup();
+    for (const value of ["https://8.8.8.8/hook", "https://[2606:4700::1111]/", "http://127.0.0.1.nip.io/"]) {
+      const created = await service.call("POST", endpointsPath, { ...as, body: { type: "webhook", value } });
+      expect({ value, status: created.status }).toEqual({ value, status: 201 });
+    }
+  });
+});
+
+describe("SSRF: the rule-service process honours the sender's allow-list (SSRF_ALLOW_CIDRS, SSRF_ALLOW_HOSTS)", () => {
+  let rs: RuleServiceProcess;
+  beforeAll(async () => {
+    rs = await startRuleServiceProcess({ SSRF_ALLOW_CIDRS: "127.0.0.1/32", SSRF_ALLOW_HOSTS: "localhost" });
+  });
+  afterAll(() => rs?.stop());
+
+  test("allow-listed targets (the tests' and the demo's local sinks) are saved, the rest still refused", async () => {
+    const client = await rs.call("POST", "/api/v1/clients", { name: `test-${crypto.randomUUID()}` });
+    const rule = await rs.call("POST", "/api/v1/rules", {
+      client_id: client.body.id,
+      severity: "HIGH",
+      source: "db",
+      name: "cpu",
+    });
+    expect(rule.status).toBe(201);
+    const endpointsPath = `/api/v1/rules/${rule.body.id}/endpoints`;
+    const allowed = ["http://127.0.0.1:8090/hook/a", "http://localhost:8090/hook/b"];
+    for (const value of allowed) {
+      const created = await rs.call("POST", endpointsPath, { type: "webhook", value });
+      expect({ value, status: created.status }).toEqual({ value, status: 201 });
+    }
+    for (const [value, range] of [
+      ["http://127.0.0.2/", "loopback"],
+      ["http://[::1]/", "loopback"],
+      ["http://10.0.0.1/", "private"],
+      ["http://169.254.169.254/", "link-local (incl. cloud metadata)"],
+    ]) {
+      const created = await rs.call("POST", endpointsPath, { type: "webhook", value });
+      expect({ value, status: created.status }).toEqual({ value, status: 400 });
+      expect(created.body.error.fields.value).toEndWith(`(${range})`);
+    }
+    const [first] = (await rs.call("GET", endpointsPath)).body.items;
+    const moved = await rs.call("PATCH", `/api/v1/endpoints/${first.id}`, {
+      value: "http://127.0.0.1:9/elsewhere",
+      version: 1,
+    });
+    expect(moved.status).toBe(200);
+    const refused = await rs.call("PATCH", `/api/v1/endpoints/${first.id}`, {
+      value: "http://10.0.0.1/",
+      version: 2,
+    });
+    expect(refused.status).toBe(400);
   });
 });

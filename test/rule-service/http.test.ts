@@ -1,5 +1,7 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rawRequest } from "../support/raw-http.ts";
 import { adminToken, createClient, createRule, type Service, startService } from "./helpers.ts";
+import { type RuleServiceProcess, startRuleServiceProcess } from "./process.ts";
 
 const service: Service = startService();
 afterAll(() => service.stop());
@@ -84,6 +86,142 @@ describe("HTTP protocol errors", () => {
 });
 
 const json = { "content-type": "application/json" };
+
+describe("text Postgres cannot store (raw bodies: JSON.parse turns the escapes into NUL and lone surrogates)", () => {
+  test("every string field is a 400 naming it, and nothing is written", async () => {
+    const client = await createClient(service);
+    const rule = await createRule(service, client);
+    const endpoints = `/api/v1/rules/${rule.id}/endpoints`;
+    const clientName = `test-${crypto.randomUUID()}`;
+    const cases: [string, string, string, Record<string, string>][] = [
+      [
+        "POST",
+        "/api/v1/clients",
+        `{"name": "${clientName}\\u0000"}`,
+        { name: "contains a NUL character at position 41" },
+      ],
+      [
+        "POST",
+        "/api/v1/rules",
+        '{"severity": "HIGH", "source": "db\\ud800", "name": "\\u0000cpu"}',
+        {
+          source: "contains an unpaired surrogate at position 2",
+          name: "contains a NUL character at position 0",
+        },
+      ],
+      [
+        "PUT",
+        `/api/v1/rules/${rule.id}`,
+        '{"severity": "H\\u0000", "source": "db", "name": "x\\udfff", "enabled": true, "version": 1}',
+        {
+          severity: "contains a NUL character at position 1",
+          name: "contains an unpaired surrogate at position 1",
+        },
+      ],
+      [
+        "PATCH",
+        `/api/v1/rules/${rule.id}`,
+        '{"source": "\\udc00\\ud800", "version": 1}',
+        { source: "contains an unpaired surrogate at position 0" },
+      ],
+      [
+        "POST",
+        endpoints,
+        '{"type": "webhook", "value": "https://example.com/\\u0000", "secret": "s3cret-s3cret-s3cret\\ud83d"}',
+        {
+          value: "contains a NUL character at position 20",
+          secret: "contains an unpaired surrogate at position 20",
+        },
+      ],
+    ];
+    for (const [method, path, rawBody, fields] of cases) {
+      const token = path === "/api/v1/clients" ? adminToken : client.key;
+      const reply = await service.call(method, path, { rawBody, headers: json, token });
+      expect({ path, status: reply.status, fields: reply.body.error?.fields }).toEqual({
+        path,
+        status: 400,
+        fields,
+      });
+    }
+    const query = await service.call("GET", "/api/v1/rules?cursor=%00", { token: client.key });
+    expect(query.body.error.fields).toEqual({ cursor: "contains a NUL character at position 0" });
+    expect(await service.sql`SELECT 1 FROM clients WHERE name LIKE ${`${clientName}%`}`).toHaveLength(0);
+    expect(await service.sql`SELECT 1 FROM endpoints WHERE rule_id = ${rule.id}`).toHaveLength(0);
+    expect((await service.call("GET", `/api/v1/rules/${rule.id}`, { token: client.key })).body).toEqual(rule);
+  });
+});
+
+describe("__proto__, constructor and prototype are unknown fields like any other", () => {
+  // Raw bodies: JSON.parse makes "__proto__" an ordinary own property, which our own clients'
+  // JSON.stringify of an object literal would never send.
+  for (const key of ["__proto__", "constructor", "prototype"]) {
+    test(`${key} in a body or a query is a 400 and changes nothing`, async () => {
+      const name = `test-${crypto.randomUUID()}`;
+      const created = await service.call("POST", "/api/v1/clients", {
+        rawBody: `{"name": "${name}", "${key}": {"isAdmin": true}}`,
+        headers: json,
+      });
+      expect(created.status).toBe(400);
+      expect(created.body.error.fields).toEqual({ [key]: "unknown field" });
+      expect(await service.sql`SELECT 1 FROM clients WHERE name = ${name}`).toHaveLength(0);
+
+      const client = await createClient(service);
+      const rule = await createRule(service, client);
+      const patched = await service.call("PATCH", `/api/v1/rules/${rule.id}`, {
+        rawBody: `{"version": 1, "enabled": false, "${key}": "x"}`,
+        headers: json,
+        token: client.key,
+      });
+      expect(patched.body.error.fields).toEqual({ [key]: "unknown field" });
+      expect((await service.call("GET", `/api/v1/rules/${rule.id}`, { token: client.key })).body).toEqual(
+        rule,
+      );
+
+      const listed = await service.call("GET", `/api/v1/rules?${key}=1`, { token: client.key });
+      expect(listed.status).toBe(400);
+      expect(listed.body.error.fields).toEqual({ [key]: "unknown parameter" });
+    });
+  }
+});
+
+describe("the rule-service process: oversized bodies get the JSON 413, never Bun's bare one", () => {
+  let rs: RuleServiceProcess;
+  beforeAll(async () => {
+    rs = await startRuleServiceProcess();
+  });
+  afterAll(() => rs?.stop());
+
+  const expected413 = {
+    error: { code: "payload_too_large", message: `the body must be at most ${limitBytes} bytes` },
+  };
+
+  test("declared, streamed and announced-but-not-sent, on the API and the console", async () => {
+    const huge = JSON.stringify({ name: "x".repeat(2 * 1024 * 1024) });
+    const headers = { authorization: `Bearer ${rs.adminToken}`, "content-type": "application/json" };
+    const declared = await fetch(`${rs.url}/api/v1/clients`, { method: "POST", headers, body: huge });
+    expect(declared.status).toBe(413);
+    expect(await declared.json()).toEqual(expected413);
+    const streamed = await fetch(`${rs.url}/api/v1/clients`, {
+      method: "POST",
+      headers,
+      body: new Blob([huge]).stream(),
+    });
+    expect(streamed.status).toBe(413);
+    expect(await streamed.json()).toEqual(expected413);
+    for (const path of ["/api/v1/clients", "/api/v1/console/load"]) {
+      const announced = await rawRequest(rs.url, {
+        method: "POST",
+        path,
+        headers: { ...headers, "content-length": String(2 ** 30) },
+        body: '{"name": "',
+      });
+      expect({ path, status: announced.status }).toEqual({ path, status: 413 });
+      expect(JSON.parse(announced.body).error.code).toBe("payload_too_large");
+    }
+    // The process still serves.
+    expect((await rs.call("GET", "/api/v1/clients")).status).toBe(200);
+  });
+});
 
 /** A small seeded PRNG so a failing case can be replayed. */
 function prng(seed: number): () => number {

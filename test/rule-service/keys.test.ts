@@ -158,7 +158,7 @@ describe("API keys", () => {
       [{ expires_at: "2020-01-01T00:00:00Z" }, { expires_at: "must be in the future" }],
       [{ expires_at: 1_900_000_000 }, { expires_at: "must be a string or null" }],
       [{ name: "x".repeat(201) }, { name: "must be at most 200 characters" }],
-      [{ name: "a\u0000b" }, { name: "must not contain NUL characters" }],
+      [{ name: "a\u0000b" }, { name: "contains a NUL character at position 1" }],
       [{ client_id: client.id }, { client_id: "unknown field" }],
     ];
     for (const [body, fields] of cases) {

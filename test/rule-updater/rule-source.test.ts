@@ -6,8 +6,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { connectPostgres, type Sql, type TransactionSql } from "../../src/adapters/postgres.ts";
 import { copyEnabledRules, loadRulesSnapshot } from "../../src/adapters/rule-source.ts";
 import { RuleCopyError } from "../../src/adapters/rules-copy.ts";
-import { prng } from "../../src/core/matching/test-support.ts";
 import { snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
+import { prng } from "../support/random-rules.ts";
 import {
   connectForChanges,
   createClient,

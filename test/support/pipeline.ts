@@ -98,7 +98,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     alertsMatched: `${run}.alerts.matched`,
     notificationsReady: `${run}.notifications.ready`,
   };
-  const admin = new Admin(infraUrls.kafkaBrokers);
+  const quiet = createLogger("e2e", 40);
+  const admin = new Admin(infraUrls.kafkaBrokers, {}, quiet);
   try {
     await admin.createTopics(
       Object.values(topics).flatMap((name) => [
@@ -114,10 +115,16 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const keyPrefix = `${run}:rules:`;
   const sink = new HttpSink();
   const sql = connectPostgres({ idleTimeoutSeconds: 1 });
-  const producer = new Producer({ brokers: infraUrls.kafkaBrokers, logger: createLogger("e2e", 40) });
+  const producer = new Producer({ brokers: infraUrls.kafkaBrokers, logger: quiet });
   const shared = { RULES_KEY_PREFIX: keyPrefix };
   const environments: Record<StageName, Record<string, string>> = {
-    "rule-service": { ...shared, ADMIN_TOKEN: adminToken, RULE_CHANGED_TOPIC: topics.ruleChanged },
+    "rule-service": {
+      ...shared,
+      ADMIN_TOKEN: adminToken,
+      RULE_CHANGED_TOPIC: topics.ruleChanged,
+      // The sink is on loopback: endpoints pointing at it are refused when saved unless allowed.
+      SSRF_ALLOW_CIDRS: "127.0.0.1/32",
+    },
     "rule-updater": { ...shared, INPUT_TOPIC: topics.ruleChanged, GROUP_ID: `${run}-updater` },
     evaluator: {
       ...shared,

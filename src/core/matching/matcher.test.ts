@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { normalise, pick, prng, randomRules } from "../../../test/support/random-rules.ts";
 import { buildSnapshot, decodeSnapshot, encodeSnapshot, snapshotRules } from "../snapshot.ts";
 import { CompiledMatcher, type CompiledMatcherOptions } from "./compiled.ts";
 import { ReferenceMatcher } from "./reference.ts";
-import { normalise, pick, prng, randomRules } from "./test-support.ts";
 import { type ClientMatch, type Matcher, NO_MATCHES, type Rule } from "./types.ts";
 
 const A = "00000000-0000-0000-0000-00000000000a";

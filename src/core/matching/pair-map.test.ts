@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { prng } from "../../../test/support/random-rules.ts";
 import { PairMap } from "./pair-map.ts";
-import { prng } from "./test-support.ts";
 
 describe("PairMap", () => {
   test("gets what was set, by both halves of the pair", () => {

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { normalise, pick, prng, randomRules, randomUuid } from "../../../test/support/random-rules.ts";
 import { buildSnapshot, snapshotGrants } from "../snapshot.ts";
 import { CompiledMatcher } from "./compiled.ts";
 import { ReferenceMatcher } from "./reference.ts";
 import { clientScope, isSharedScopeName, ScopeFilter, sharedScope } from "./scope.ts";
-import { normalise, pick, prng, randomRules, randomUuid } from "./test-support.ts";
 import { type ClientMatch, type Grant, NO_MATCHES, type Rule } from "./types.ts";
 
 const A = "00000000-0000-0000-0000-00000000000a";

@@ -138,6 +138,29 @@ describe("mapAlertmanagerAlerts", () => {
     });
   });
 
+  test("NUL and unpaired surrogates are refused in label names and values, annotations and generatorURL", () => {
+    // Parsed from raw JSON, as a hostile sender's escapes arrive.
+    const body = JSON.parse(`[
+      {"labels": {"alertname": "A", "severity": "low", "instance": "i", "db_password": "hunt\\u0000er2"}},
+      {"labels": {"alertname": "A\\ud800", "severity": "low", "instance": "i"}},
+      {"labels": {"alertname": "A", "severity": "low", "instance": "i", "te\\u0000am": "x"}},
+      {"labels": {"alertname": "A", "severity": "low", "instance": "\\udc00i"}, "annotations": {"s": "\\ud83d"}},
+      {"labels": {"alertname": "A", "severity": "low", "instance": "i"}, "generatorURL": "http://p/\\u0000"},
+      {"labels": {"alertname": "A", "severity": "low", "instance": "i", "ok": "fire \\ud83d\\udd25"}}
+    ]`);
+    const { alerts, errors } = map(body);
+    expect(errors.toJSON()).toEqual({
+      "[0].labels.db_password": "contains a NUL character at position 4",
+      "[1].labels.alertname": "contains an unpaired surrogate at position 1",
+      "[2].labels.te\u0000am": "name contains a NUL character at position 2",
+      "[3].labels.instance": "contains an unpaired surrogate at position 0",
+      "[3].annotations.s": "contains an unpaired surrogate at position 0",
+      "[4].generatorURL": "contains a NUL character at position 9",
+    });
+    // A paired surrogate (an emoji) is ordinary text.
+    expect(alerts.map((alert) => alert.context.ok)).toEqual(["fire 🔥"]);
+  });
+
   test("the body must be an array", () => {
     expect(fieldErrors({ labels: {} })).toEqual({ body: "expected an array of alerts, got object" });
   });

@@ -29,6 +29,7 @@ import {
   contextObject,
   FieldErrors,
   isPlainObject,
+  isStorableText,
   isUnixMs,
   limits,
   parseTimestampMs,
@@ -153,8 +154,10 @@ function stringMap(
   }
   const map = new Map<string, string>();
   for (const [key, entry] of entries) {
-    if (typeof entry === "string") map.set(key, entry);
-    else errors.add(`${path}.${key}`, `expected a string, got ${typeOf(entry)}`);
+    const entryPath = `${path}.${key}`;
+    if (typeof entry !== "string") errors.add(entryPath, `expected a string, got ${typeOf(entry)}`);
+    else if (isStorableText(key, entryPath, errors, "name ") && isStorableText(entry, entryPath, errors))
+      map.set(key, entry);
   }
   return map;
 }

@@ -66,6 +66,25 @@ describe("parseV1Alerts", () => {
     });
   });
 
+  test("NUL and unpaired surrogates are refused in every string field, context keys included", () => {
+    // Parsed from raw JSON: the escapes become the very characters Postgres cannot store.
+    const body = JSON.parse(`[
+      {"severity": "HIGH", "source": "a\\u0000", "name": "\\ud800", "alert_id": "id\\udfff"},
+      {"severity": "HIGH", "source": "a", "name": "n", "context": {"db_password": "hunt\\u0000er2"}},
+      {"severity": "HIGH", "source": "a", "name": "n", "context": {"k\\ud800": "v"}},
+      {"severity": "HIGH", "source": "a", "name": "n", "context": {"ok": "\\ud83d\\udd25"}}
+    ]`);
+    const { alerts, errors } = parseV1Alerts(body, nowMs);
+    expect(errors.toJSON()).toEqual({
+      "[0].source": "contains a NUL character at position 1",
+      "[0].name": "contains an unpaired surrogate at position 0",
+      "[0].alert_id": "contains an unpaired surrogate at position 2",
+      "[1].context.db_password": "contains a NUL character at position 4",
+      "[2].context.k\ud800": "key contains an unpaired surrogate at position 1",
+    });
+    expect(alerts.map((alert) => alert.context)).toEqual([{ ok: "🔥" }]);
+  });
+
   test("at most 100 field errors are listed, all are counted", () => {
     const { errors } = parseV1Alerts(
       Array.from({ length: 200 }, () => ({})),

@@ -2,6 +2,7 @@
  * Checks shared by both ingest APIs. Each check records a reason under the field's path (e.g.
  * `[3].severity`) and carries on, so one 400 names every bad field, not just the first.
  */
+import { textProblem } from "../../core/text.ts";
 
 /** Limits that keep accepted alerts acceptable downstream (the evaluator rejects longer texts). */
 export const limits = {
@@ -44,6 +45,16 @@ export function typeOf(value: unknown): string {
   return Array.isArray(value) ? "array" : typeof value;
 }
 
+/**
+ * True when `text` can be stored (see core/text.ts: no NUL, no unpaired surrogate); otherwise records
+ * why under `path`. JSON.parse turns the escapes "\u0000" and "\ud800" into exactly such strings.
+ */
+export function isStorableText(text: string, path: string, errors: FieldErrors, what = ""): boolean {
+  const problem = textProblem(text);
+  if (problem !== undefined) errors.add(path, `${what}${problem}`);
+  return problem === undefined;
+}
+
 /** A required non-empty string of at most `textLengthMax` characters. */
 export function requiredText(value: unknown, path: string, errors: FieldErrors): string | undefined {
   if (value === undefined || value === null) errors.add(path, "required");
@@ -51,7 +62,7 @@ export function requiredText(value: unknown, path: string, errors: FieldErrors):
   else if (value === "") errors.add(path, "must not be empty");
   else if (value.length > limits.textLengthMax)
     errors.add(path, `longer than ${limits.textLengthMax} characters`);
-  else return value;
+  else if (isStorableText(value, path, errors)) return value;
   return undefined;
 }
 
@@ -68,7 +79,8 @@ export function addContextEntry(
     errors.add(path, `key must be 1-${limits.contextKeyLengthMax} characters`);
   else if (value.length > limits.contextValueLengthMax)
     errors.add(path, `longer than ${limits.contextValueLengthMax} characters`);
-  else context.set(key, value);
+  else if (isStorableText(key, path, errors, "key ") && isStorableText(value, path, errors))
+    context.set(key, value);
 }
 
 /** The context map as an object; fromEntries keeps a key like __proto__ an ordinary label. */

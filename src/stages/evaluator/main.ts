@@ -4,18 +4,25 @@ import { Counter, Gauge } from "prom-client";
 import { connectRedis } from "../../adapters/redis.ts";
 import { snapshotKeys } from "../../adapters/snapshot-store.ts";
 import { envInt, envString } from "../../runtime/config.ts";
+import { settingsOrExit } from "../../runtime/service.ts";
 import { runConsumerStage } from "../../runtime/stage.ts";
 import { topicNames } from "../../runtime/topics.ts";
 import { createEvaluatorProcessor } from "./processor.ts";
 import { RuleBook } from "./rules.ts";
 
-const outputTopic = envString("OUTPUT_TOPIC", topicNames.alertsMatched);
+const settings = settingsOrExit("evaluator", () => ({
+  inputTopic: envString("INPUT_TOPIC", topicNames.alertsNew),
+  outputTopic: envString("OUTPUT_TOPIC", topicNames.alertsMatched),
+  groupId: envString("GROUP_ID", "evaluator"),
+  rulesKeyPrefix: envString("RULES_KEY_PREFIX", "rules:"),
+  rulesPollIntervalMs: envInt("RULES_POLL_INTERVAL_MS", 100, { min: 10, max: 60_000 }),
+}));
 
 await runConsumerStage({
   name: "evaluator",
-  outputTopics: [outputTopic],
-  topic: envString("INPUT_TOPIC", topicNames.alertsNew),
-  groupId: envString("GROUP_ID", "evaluator"),
+  outputTopics: [settings.outputTopic],
+  topic: settings.inputTopic,
+  groupId: settings.groupId,
   async createProcessor({ logger, metrics }) {
     const redis = connectRedis();
     const versionApplied = new Gauge({
@@ -30,7 +37,7 @@ await runConsumerStage({
     });
     const rules = new RuleBook(
       redis,
-      snapshotKeys(envString("RULES_KEY_PREFIX", "rules:")),
+      snapshotKeys(settings.rulesKeyPrefix),
       logger.child("rules"),
       (loaded) => {
         versionApplied.set(Number(loaded.version));
@@ -42,9 +49,9 @@ await runConsumerStage({
       help: "Alerts whose scope is neither empty, client:<uuid> nor shared:<name>: matched to no client",
       registers: [metrics.registry],
     });
-    await rules.start(envInt("RULES_POLL_INTERVAL_MS", 100, { min: 10, max: 60_000 }));
+    await rules.start(settings.rulesPollIntervalMs);
     return {
-      processor: createEvaluatorProcessor(rules, outputTopic, malformedScopes),
+      processor: createEvaluatorProcessor(rules, settings.outputTopic, malformedScopes),
       // Without a snapshot there is nothing to match against: wait (not ready) instead of exiting.
       isReady: () => rules.current !== undefined,
       async close() {

@@ -1,4 +1,5 @@
 import type { Sql } from "../../adapters/postgres.ts";
+import { type AllowList, SsrfGuard } from "../../channels/ssrf.ts";
 import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
 import type { Peer } from "../../runtime/http.ts";
 import { apiKeyRoutes } from "./api-keys.ts";
@@ -26,6 +27,8 @@ export interface RuleServiceOptions {
    * Omitted, nothing is limited: the process always sets it (API_RATE_*), in-process tests need not.
    */
   requestRate?: TokenRate;
+  /** Internal endpoint hosts re-admitted, as the sender's (SSRF_ALLOW_*); omitted, none. */
+  ssrfAllowList?: AllowList;
 }
 
 type Req = Request & { params: Record<string, string> };
@@ -57,7 +60,7 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
     ...ingestCredentialRoutes(sql),
     ...scopeRoutes(sql),
     ...ruleRoutes(sql),
-    ...endpointRoutes(sql),
+    ...endpointRoutes(sql, new SsrfGuard(options.ssrfAllowList)),
     ...notificationRoutes(sql),
   ];
 

@@ -1,3 +1,4 @@
+import type { SsrfGuard } from "../../channels/ssrf.ts";
 import { badRequest } from "./http.ts";
 
 export const endpointTypes = ["email", "slack", "webhook"] as const;
@@ -6,8 +7,13 @@ export type EndpointType = (typeof endpointTypes)[number];
 const emailPattern = /^[^\s@,;<>()"'`\\]+@[a-z0-9-]+(\.[a-z0-9-]+)+$/i;
 const emailsMax = 50;
 
-/** Checks `value` against its type; returns the form to store (email lists trimmed, comma-joined). */
-export function normalizeEndpointValue(type: EndpointType, value: string): string {
+/**
+ * Checks `value` against its type; returns the form to store (email lists trimmed, comma-joined).
+ * A URL whose host is an internal address literal or localhost is refused by `guard`, the sender's
+ * SSRF guard with the same allow-list, so the tenant hears of it now rather than at delivery; host
+ * names are left to delivery, which resolves them and checks again on every hop.
+ */
+export function normalizeEndpointValue(type: EndpointType, value: string, guard: SsrfGuard): string {
   if (type === "email") {
     const addresses = value.split(",").map((a) => a.trim());
     const bad = addresses.find((a) => !emailPattern.test(a));
@@ -25,6 +31,8 @@ export function normalizeEndpointValue(type: EndpointType, value: string): strin
   if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || !url.hostname || /\s/.test(value)) {
     throw badRequest("invalid endpoint value", { value: `must be an http(s) URL for a ${type} endpoint` });
   }
+  const verdict = guard.decideWithoutLookup(url);
+  if (verdict?.allowed === false) throw badRequest("invalid endpoint value", { value: verdict.reason });
   return value;
 }
 

@@ -1,3 +1,4 @@
+import type { SsrfGuard } from "../../channels/ssrf.ts";
 import { assertSecretAllowed, type EndpointType, normalizeEndpointValue } from "./endpoint-value.ts";
 import { notFound, versionConflict } from "./http.ts";
 import { afterClause, type Db, type Scope, scopeClause } from "./store.ts";
@@ -35,9 +36,10 @@ export async function insertEndpoint(
   scope: Scope,
   ruleId: string,
   fields: EndpointFields,
+  guard: SsrfGuard,
 ): Promise<Endpoint | undefined> {
   assertSecretAllowed(fields.type, fields.secret);
-  const value = normalizeEndpointValue(fields.type, fields.value);
+  const value = normalizeEndpointValue(fields.type, fields.value, guard);
   const [row] = await db<EndpointRow[]>`
     INSERT INTO endpoints (rule_id, client_id, type, value, secret, enabled)
     SELECT id, client_id, ${fields.type}, ${value}, ${fields.secret}, ${fields.enabled}
@@ -70,6 +72,7 @@ export async function updateEndpoint(
   id: string,
   expectedVersion: number,
   changes: Partial<EndpointFields>,
+  guard: SsrfGuard,
 ): Promise<Endpoint> {
   const [current] = await tx<EndpointRow[]>`
     SELECT * FROM endpoints WHERE id = ${id} ${scopeClause(tx, scope)} FOR UPDATE`;
@@ -77,7 +80,7 @@ export async function updateEndpoint(
   if (current.version !== expectedVersion) throw versionConflict(current.version);
   const merged = { ...current, ...changes };
   assertSecretAllowed(merged.type, changes.secret);
-  const value = normalizeEndpointValue(merged.type, merged.value);
+  const value = normalizeEndpointValue(merged.type, merged.value, guard);
   // A secret only means something to a webhook; changing the type away drops it.
   const secret = merged.type === "webhook" ? merged.secret : null;
   const [row] = await tx<EndpointRow[]>`

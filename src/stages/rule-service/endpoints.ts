@@ -1,4 +1,5 @@
 import type { Sql } from "../../adapters/postgres.ts";
+import type { SsrfGuard } from "../../channels/ssrf.ts";
 import { scopeOf } from "./auth.ts";
 import { endpointTypes } from "./endpoint-value.ts";
 import {
@@ -21,7 +22,8 @@ const endpointFields = {
     type: "string",
     minLength: 1,
     maxLength: 2000,
-    description: "email: address or comma-separated addresses; slack, webhook: http(s) URL",
+    description:
+      "email: address or comma-separated addresses; slack, webhook: http(s) URL, not to an internal address or localhost",
   },
   enabled: { type: "boolean" },
 } as const;
@@ -74,7 +76,8 @@ const endpointSchema = {
   },
 };
 
-export function endpointRoutes(sql: Sql): Route[] {
+/** `guard` refuses endpoint URLs with internal address literals when they are saved. */
+export function endpointRoutes(sql: Sql, guard: SsrfGuard): Route[] {
   return [
     defineRoute({
       method: "POST",
@@ -87,7 +90,8 @@ export function endpointRoutes(sql: Sql): Route[] {
       response: { status: 201, schema: endpointSchema },
       handle: async ({ principal, id, body }) => {
         const { secret = null, enabled = true, ...fields } = body;
-        const endpoint = await insertEndpoint(sql, scopeOf(principal), id, { ...fields, secret, enabled });
+        const scope = scopeOf(principal);
+        const endpoint = await insertEndpoint(sql, scope, id, { ...fields, secret, enabled }, guard);
         if (!endpoint) throw notFound("rule");
         return endpoint;
       },
@@ -133,7 +137,7 @@ export function endpointRoutes(sql: Sql): Route[] {
       response: { status: 200, schema: endpointSchema },
       handle: ({ principal, id, body }) => {
         const { version, ...changes } = body;
-        return sql.begin((tx) => updateEndpoint(tx, scopeOf(principal), id, version, changes));
+        return sql.begin((tx) => updateEndpoint(tx, scopeOf(principal), id, version, changes, guard));
       },
     }),
     defineRoute({

@@ -1,5 +1,6 @@
 /** rule-service: the HTTP API for clients, rules and endpoints, plus the outbox relay to rule.changed. */
 import { connectPostgres } from "../../adapters/postgres.ts";
+import { allowListFromEnv } from "../../channels/ssrf.ts";
 import { createConsole } from "../../console/server.ts";
 import { Producer } from "../../kafka/index.ts";
 import { envInt, envString } from "../../runtime/config.ts";
@@ -44,6 +45,7 @@ const app = createRuleServiceApp({
     ratePerSecond: envInt("API_RATE_PER_SECOND", 200, { min: 1, max: 1_000_000 }),
     burst: envInt("API_RATE_BURST", 400, { min: 1, max: 1_000_000 }),
   },
+  ssrfAllowList: allowListFromEnv(),
 });
 // The operator console at /console, with its own JSON routes under /api/v1/console (src/console),
 // behind the API's authentication and rate limits.

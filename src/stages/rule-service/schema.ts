@@ -1,4 +1,5 @@
-import { badRequest, type FieldErrors } from "./http.ts";
+import { textProblem } from "../../core/text.ts";
+import { badRequest } from "./http.ts";
 
 /**
  * A deliberately tiny schema language: flat JSON objects of strings, booleans and integers are all
@@ -54,8 +55,9 @@ function fieldError(field: Field, value: unknown): string | undefined {
     case "string": {
       if (value === null && field.nullable) return undefined;
       if (typeof value !== "string") return field.nullable ? "must be a string or null" : "must be a string";
-      // Postgres text cannot hold NUL; rejecting it here keeps such input a 400, not a driver error.
-      if (value.includes("\u0000")) return "must not contain NUL characters";
+      // Postgres cannot store these (core/text.ts): a 400 here, not a driver error later.
+      const problem = textProblem(value);
+      if (problem !== undefined) return problem;
       if (field.enum && !field.enum.includes(value)) return `must be one of ${field.enum.join(", ")}`;
       if (field.format === "uuid" && !isUuid(value)) return "must be a UUID";
       const length = [...value].length;
@@ -66,42 +68,53 @@ function fieldError(field: Field, value: unknown): string | undefined {
   }
 }
 
-/** Validates a parsed JSON body; every bad, missing or unknown field is named in one 400. */
+/**
+ * Validates a parsed JSON body; every bad, missing or unknown field is named in one 400.
+ *
+ * Names are the caller's, so errors are collected in a Map: JSON.parse makes "__proto__" an own
+ * property like any other, but assigning `errors["__proto__"] = ...` on a plain object would set its
+ * prototype instead (a string is ignored), and such a body used to pass with no error at all.
+ */
 export function parseObject<S extends ObjectSchema>(schema: S, input: unknown): Infer<S> {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw badRequest("the body must be a JSON object", {});
   }
-  const errors: FieldErrors = {};
+  const errors = new Map<string, string>();
   const record = input as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    const field = Object.hasOwn(schema.fields, key) ? schema.fields[key] : undefined;
+    const field = schemaField(schema, key);
     if (!field) {
-      errors[key] = "unknown field";
+      errors.set(key, "unknown field");
       continue;
     }
     const error = fieldError(field, record[key]);
-    if (error) errors[key] = error;
+    if (error) errors.set(key, error);
   }
   for (const key of schema.required) {
-    if (!Object.hasOwn(record, key)) errors[key] = "is required";
+    if (!Object.hasOwn(record, key)) errors.set(key, "is required");
   }
-  if (Object.keys(errors).length > 0) throw badRequest("invalid fields", errors);
+  if (errors.size > 0) throw badRequest("invalid fields", Object.fromEntries(errors));
   return record as Infer<S>;
 }
 
 /** Query strings carry text only: coerce per field type, then validate like a body. */
 export function parseQuery<S extends ObjectSchema>(schema: S, params: URLSearchParams): Infer<S> {
-  const errors: FieldErrors = {};
+  const errors = new Map<string, string>();
   const record: Record<string, unknown> = {};
   for (const key of new Set(params.keys())) {
     const values = params.getAll(key);
-    const field = Object.hasOwn(schema.fields, key) ? schema.fields[key] : undefined;
-    if (!field) errors[key] = "unknown parameter";
-    else if (values.length > 1) errors[key] = "must be given once";
+    const field = schemaField(schema, key);
+    if (!field) errors.set(key, "unknown parameter");
+    else if (values.length > 1) errors.set(key, "must be given once");
     else record[key] = coerce(field, values[0] ?? "");
   }
-  if (Object.keys(errors).length > 0) throw badRequest("invalid query parameters", errors);
+  if (errors.size > 0) throw badRequest("invalid query parameters", Object.fromEntries(errors));
   return parseObject(schema, record);
+}
+
+/** Own fields only, so "constructor" or "toString" never finds Object.prototype's. */
+function schemaField(schema: ObjectSchema, key: string): Field | undefined {
+  return Object.hasOwn(schema.fields, key) ? schema.fields[key] : undefined;
 }
 
 function coerce(field: Field, text: string): unknown {

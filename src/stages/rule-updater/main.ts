@@ -1,20 +1,30 @@
 /**
  * rule-updater: rule.changed -> rebuild the rules snapshot from Postgres -> Redis, then commit.
- * One rebuild per consumed batch, a full one at start, and a reconciliation on a timer that also
- * rebuilds a Redis wiped clean.
+ * One rebuild per consumed batch, a full one at start, and the snapshot watch (updater.ts) for what
+ * no record brings: a Redis wiped clean, a lost event, rule changes while the outbox relay is down.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { connectPostgres } from "../../adapters/postgres.ts";
 import { connectRedis } from "../../adapters/redis.ts";
-import { rulesChangedChannel } from "../../adapters/rule-source.ts";
 import { snapshotKeys } from "../../adapters/snapshot-store.ts";
 import { type RuleChanged, RuleChangedSchema } from "../../gen/alerting/v1/rule_pb.ts";
 import type { ConsumedRecord } from "../../kafka/index.ts";
 import { envInt, envString } from "../../runtime/config.ts";
 import { InvalidRecordError } from "../../runtime/dead-letter.ts";
+import { settleWithin } from "../../runtime/deadline.ts";
+import { settingsOrExit } from "../../runtime/service.ts";
 import { runConsumerStage } from "../../runtime/stage.ts";
 import { topicNames } from "../../runtime/topics.ts";
-import { RuleUpdater } from "./updater.ts";
+import { RuleUpdater, startSnapshotWatch } from "./updater.ts";
+
+const settings = settingsOrExit("rule-updater", () => ({
+  inputTopic: envString("INPUT_TOPIC", topicNames.ruleChanged),
+  groupId: envString("GROUP_ID", "rule-updater"),
+  rulesKeyPrefix: envString("RULES_KEY_PREFIX", "rules:"),
+  // A missing key means Redis lost its data: rebuild within a check interval, not at the next reconcile.
+  checkIntervalMs: envInt("SNAPSHOT_WATCH_INTERVAL_MS", 1000, { min: 50, max: 60_000 }),
+  reconcileIntervalMs: envInt("RECONCILE_INTERVAL_MS", 30_000, { min: 1000, max: 3_600_000 }),
+}));
 
 function decodeRuleChanged(record: ConsumedRecord): RuleChanged {
   let message: RuleChanged;
@@ -31,45 +41,17 @@ function decodeRuleChanged(record: ConsumedRecord): RuleChanged {
 
 await runConsumerStage({
   name: "rule-updater",
-  topic: envString("INPUT_TOPIC", topicNames.ruleChanged),
-  groupId: envString("GROUP_ID", "rule-updater"),
-  async createProcessor({ logger }) {
+  topic: settings.inputTopic,
+  groupId: settings.groupId,
+  async createProcessor({ logger, processTimeoutMs }) {
     const sql = connectPostgres({ connectionsMax: 4 });
     const redis = connectRedis();
-    const keys = snapshotKeys(envString("RULES_KEY_PREFIX", "rules:"));
-    const updater = new RuleUpdater(sql, redis, keys, logger);
-    await updater.rebuild();
-    const watchIntervalMs = envInt("SNAPSHOT_WATCH_INTERVAL_MS", 1000, { min: 50, max: 60_000 });
-    const reconcileEvery = Math.max(
-      1,
-      Math.round(envInt("RECONCILE_INTERVAL_MS", 30_000, { min: 1000, max: 3_600_000 }) / watchIntervalMs),
-    );
-    let ticks = 0;
-    let busy = false;
-    // A missing key means Redis lost its data: rebuild within a second, not at the next reconcile.
-    const watch = setInterval(async () => {
-      if (busy) return;
-      busy = true;
-      try {
-        ticks++;
-        if ((await redis.exists(keys.snapshot, keys.version)) < 2) await updater.rebuild();
-        else if (ticks % reconcileEvery === 0) await updater.reconcile();
-      } catch (error) {
-        logger.warn("snapshot watch failed, will retry", { error });
-      } finally {
-        busy = false;
-      }
-    }, watchIntervalMs);
-    // Backstop to rule.changed: Postgres announces every committed rule change, so the snapshot
-    // follows even while the outbox relay or Kafka is down. Bursts coalesce into one rebuild.
-    let rebuildQueued = false;
-    const listener = await sql.listen(rulesChangedChannel, () => {
-      if (rebuildQueued) return;
-      rebuildQueued = true;
-      setTimeout(() => {
-        rebuildQueued = false;
-        updater.rebuild().catch((error: unknown) => logger.warn("rebuild on notify failed", { error }));
-      }, 20);
+    const updater = new RuleUpdater(sql, redis, snapshotKeys(settings.rulesKeyPrefix), logger);
+    await settleWithin(updater.rebuild(), processTimeoutMs, "the rebuild at start");
+    const watch = await startSnapshotWatch(updater, logger, {
+      checkIntervalMs: settings.checkIntervalMs,
+      reconcileIntervalMs: settings.reconcileIntervalMs,
+      runTimeoutMs: processTimeoutMs,
     });
     return {
       processor: {
@@ -79,9 +61,9 @@ await runConsumerStage({
           return [];
         },
       },
+      failed: watch.failed,
       async close() {
-        clearInterval(watch);
-        await listener.unlisten();
+        await watch.stop(2000);
         redis.disconnect();
         await sql.end({ timeout: 2 });
       },

@@ -74,7 +74,6 @@ export class Dispatcher {
     if (!channel) {
       return {
         outcome: "PERMANENT",
-        retryable: false,
         latencyMs: 0,
         error: `${endpoint.type} is not configured on this sender`,
       };
@@ -84,7 +83,7 @@ export class Dispatcher {
     } catch (error) {
       // Too many waiting for this endpoint: nothing was sent, try again later.
       if (error instanceof RateLimitQueueFullError) {
-        return { outcome: "RETRYABLE", retryable: true, latencyMs: 0, error: error.message };
+        return { outcome: "RETRYABLE", latencyMs: 0, error: error.message };
       }
       throw error;
     }
