@@ -176,6 +176,8 @@ export interface AlertHeader {
   name: string;
   eventTimeUnixMs: bigint;
   schemaVersion: number;
+  /** The stream the alert came in under (see src/core/matching/scope.ts); "" from internal producers. */
+  scope: string;
 }
 
 /**
@@ -195,6 +197,8 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
   let sourceEnd = 0;
   let nameStart = 0;
   let nameEnd = 0;
+  let scopeStart = 0;
+  let scopeEnd = 0;
   while (!reader.done()) {
     const tag = reader.tag("AlertNew");
     switch (tag >>> 3) {
@@ -236,6 +240,12 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
       case 8:
       case 9:
         throw new WireError("AlertNew", `field ${tag >>> 3} is reserved for AlertMatched`);
+      case 10:
+        expectWireType(tag, WIRE_LENGTH_DELIMITED, "scope");
+        scopeEnd = reader.lengthDelimited("scope");
+        scopeStart = reader.pos;
+        reader.pos = scopeEnd;
+        break;
       default:
         reader.skip(tag, "AlertNew");
     }
@@ -247,6 +257,7 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
     name: decodeString(bytes, nameStart, nameEnd),
     eventTimeUnixMs,
     schemaVersion,
+    scope: decodeString(bytes, scopeStart, scopeEnd),
   };
 }
 

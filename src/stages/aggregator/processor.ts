@@ -1,6 +1,6 @@
 /**
- * The aggregator's decisions: validate alerts.matched records, keep one row per (client, alert) in
- * a batch, insert them, and announce every non-terminal row on notifications.ready.
+ * The aggregator's decisions: validate alerts.matched records, keep one row per (client, scope, alert)
+ * in a batch, insert them, and announce every non-terminal row on notifications.ready.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { insertNotifications, type NotificationInput } from "../../adapters/notification-store.ts";
@@ -42,6 +42,7 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   }
   return {
     clientId: message.clientId,
+    scope: message.scope,
     alertId: message.alertId,
     severity: severityName(message.severity),
     source: message.source,
@@ -52,11 +53,11 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   };
 }
 
-/** Redelivered records repeat a (client, alert) within one batch; Postgres rejects such a batch. */
-export function uniqueByClientAlert(rows: readonly NotificationInput[]): NotificationInput[] {
+/** Redelivered records repeat a (client, scope, alert) within one batch; Postgres rejects such a batch. */
+export function uniqueByClientScopeAlert(rows: readonly NotificationInput[]): NotificationInput[] {
   const seen = new Map<string, NotificationInput>();
   for (const row of rows) {
-    const key = `${row.clientId}\u0000${row.alertId}`;
+    const key = `${row.clientId}\u0000${row.scope}\u0000${row.alertId}`;
     if (!seen.has(key)) seen.set(key, row);
   }
   return [...seen.values()];
@@ -66,7 +67,7 @@ export function createAggregatorProcessor(sql: Sql, outputTopic: string): Proces
   return {
     decode: decodeAlertMatched,
     async process(batch) {
-      const pending = await insertNotifications(sql, uniqueByClientAlert(batch.map((d) => d.value)));
+      const pending = await insertNotifications(sql, uniqueByClientScopeAlert(batch.map((d) => d.value)));
       return pending.map(
         (row): ProduceRecord => ({
           topic: outputTopic,
