@@ -2,7 +2,8 @@
  * alert-producer, two commands:
  *   load [flags]  generate alerts into Kafka (or through ingest) at a given rate (flags.ts lists them; --help)
  *   serve         HTTP ingest: POST /api/v1/alerts (ours) and /api/v2/alerts (Alertmanager's API), each
- *                 request authorized by an ingest credential looked up in Postgres
+ *                 request authorized by an ingest credential looked up in Postgres; the rest of
+ *                 Alertmanager's API v2 (silences, alerts, status) beside it: alertmanager-api.ts
  */
 import { verifyIngestCredential } from "../../adapters/ingest-credentials.ts";
 import { connectPostgres } from "../../adapters/postgres.ts";
@@ -13,6 +14,7 @@ import { createLogger } from "../../runtime/log.ts";
 import { createStageMetrics } from "../../runtime/metrics.ts";
 import { exitOnSignal, startService } from "../../runtime/service.ts";
 import { topicNames } from "../../runtime/topics.ts";
+import { createAlertmanagerApi } from "./alertmanager-api.ts";
 import { FlagError, type LoadOptions, parseLoadFlags, usage } from "./flags.ts";
 import { createIngest } from "./ingest.ts";
 import { loadCommand } from "./load.ts";
@@ -86,11 +88,18 @@ if (command === "load") {
     metrics,
   });
   let ready = true;
+  const alertmanagerApi = createAlertmanagerApi({
+    sql,
+    logger,
+    requestRate: config.requestRate,
+    ingestRoutes: ingest.routes,
+    isReady: () => ready,
+  });
   const service = startService({
     port: config.port,
     registry: metrics.registry,
     isReady: () => ready,
-    routes: ingest.routes,
+    routes: { ...ingest.routes, ...alertmanagerApi.routes },
   });
   metrics.ready.set(1);
   logger.info("started", { httpPort: service.port, topic: config.topic, sourceLabel: config.sourceLabel });
