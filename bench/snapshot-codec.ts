@@ -16,6 +16,7 @@ import {
   decodeSnapshot,
   encodeSnapshot,
   SnapshotBuilder,
+  silenceMessage,
   snapshotRules,
 } from "../src/core/snapshot.ts";
 import { RulesSnapshotSchema } from "../src/gen/alerting/v1/rule_pb.ts";
@@ -53,6 +54,7 @@ for (const count of [10_000, 100_000, 1_000_000]) {
     ruleSource: Array.from(snapshot.ruleSource),
     ruleName: Array.from(snapshot.ruleName),
     grantClient: Array.from(snapshot.grantClient),
+    silences: snapshot.silences.map(silenceMessage),
   });
   const [, toBinaryMs] = time(() => toBinary(RulesSnapshotSchema, message));
   rows.push([

@@ -12,6 +12,8 @@ export interface NotificationInput {
   context: Record<string, string>;
   ruleIds: readonly string[];
   eventTimeMs: number;
+  /** The client's silence that matched, or "": the row is then SILENCED, terminal, never sent. */
+  silencedBy: string;
 }
 
 export interface PendingNotification {
@@ -32,22 +34,24 @@ export function dedupeInsert(
   table: string,
 ): { text: string; params: never[] } {
   const text = `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[])
-         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $11::text[])
+         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, silenced_by)
      ), inserted AS (
-       INSERT INTO ${table} (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at)
+       INSERT INTO ${table} (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at, status, silenced_by)
        SELECT client_id, scope, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
-              now() + make_interval(secs => $10::float8 / 1000)
+              CASE WHEN silenced_by = '' THEN now() + make_interval(secs => $10::float8 / 1000) END,
+              CASE WHEN silenced_by = '' THEN 'RECEIVED' ELSE 'SILENCED' END,
+              NULLIF(silenced_by, '')::uuid
        FROM input
        ON CONFLICT (client_id, scope, alert_id) DO NOTHING
-       RETURNING id, client_id, alert_id
+       RETURNING id, client_id, alert_id, status
      )
-     SELECT id, client_id, alert_id FROM inserted
+     SELECT id, client_id, alert_id FROM inserted WHERE status <> 'SILENCED'
      UNION ALL
      SELECT n.id, n.client_id, n.alert_id
      FROM input i CROSS JOIN LATERAL (
        SELECT id, client_id, alert_id FROM ${table}
-       WHERE client_id = i.client_id AND scope = i.scope AND alert_id = i.alert_id AND status NOT IN ('SENT', 'FAILED')
+       WHERE client_id = i.client_id AND scope = i.scope AND alert_id = i.alert_id AND status NOT IN ('SENT', 'FAILED', 'SILENCED')
        LIMIT 1
      ) n`;
   const params = [
@@ -61,13 +65,14 @@ export function dedupeInsert(
     rows.map((r) => `{${r.ruleIds.join(",")}}`),
     rows.map((r) => r.eventTimeMs),
     safetyNetDelayMs,
+    rows.map((r) => r.silencedBy),
   ];
   return { text, params: params as never[] };
 }
 
 /**
  * Inserts a batch in one statement, deduplicated on (client_id, scope, alert_id), and returns every row
- * of the batch that is not terminal yet: the new ones and those an earlier attempt inserted but
+ * of the batch that is not terminal yet (a silenced one is terminal from the start): the new ones and those an earlier attempt inserted but
  * whose notifications.ready may never have been produced (a crash between insert and produce).
  * The existing-row half reads the statement's snapshot, so it never sees this statement's inserts.
  * It looks each input row up on its own (LATERAL ... LIMIT 1 is never flattened into a join): with

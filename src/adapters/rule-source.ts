@@ -1,6 +1,7 @@
 import { parseUuid, type Snapshot, SnapshotBuilder, UUID_BYTES } from "../core/snapshot.ts";
 import type { Sql, TransactionSql } from "./postgres.ts";
 import { RuleCopyParser, ruleCopyColumns } from "./rules-copy.ts";
+import { loadOpenSilences } from "./silence-store.ts";
 
 /**
  * NOTIFY channel raised by every committed rule change (with its outbox row) and every change of shared
@@ -23,7 +24,7 @@ export async function loadRulesSnapshot(sql: Sql): Promise<Snapshot> {
     const [row] = await tx<{ version: string }[]>`SELECT nextval('rules_snapshot_version') AS version`;
     const builder = await copyEnabledRules(tx);
     await addGrants(tx, builder);
-    return builder.build(BigInt(row?.version ?? 0), BigInt(Date.now()));
+    return builder.build(BigInt(row?.version ?? 0), BigInt(Date.now()), await loadOpenSilences(tx));
   })) as Snapshot;
 }
 

@@ -3,6 +3,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { pick, prng, randomRules, randomUuid } from "../../test/support/random-rules.ts";
 import { RulesSnapshotSchema } from "../gen/alerting/v1/rule_pb.ts";
 import type { Grant, Rule } from "./matching/types.ts";
+import type { OpenSilence } from "./silence.ts";
 import {
   buildSnapshot,
   decodeSnapshot,
@@ -14,6 +15,8 @@ import {
   SnapshotError,
   sameGrants,
   sameRules,
+  sameSilences,
+  silenceMessage,
   snapshotGrants,
   snapshotRules,
 } from "./snapshot.ts";
@@ -29,6 +32,7 @@ function asMessage(snapshot: Snapshot) {
     ruleSource: Array.from(snapshot.ruleSource),
     ruleName: Array.from(snapshot.ruleName),
     grantClient: Array.from(snapshot.grantClient),
+    silences: snapshot.silences.map(silenceMessage),
   });
 }
 
@@ -53,6 +57,25 @@ function randomGrants(random: () => number, rules: readonly Rule[]): { all: Gran
   return { all, kept };
 }
 
+/** Silences of the rules' clients, with matchers of every kind. */
+function randomSilences(
+  random: () => number,
+  rules: readonly Rule[],
+  count = Math.floor(random() * 4),
+): OpenSilence[] {
+  const clients = [...new Set(rules.map((rule) => rule.clientId))];
+  return Array.from({ length: clients.length === 0 ? 0 : count }, (_, i) => ({
+    id: randomUuid(random),
+    clientId: pick(random, clients),
+    startsAtMs: 1_700_000_000_000 + i,
+    endsAtMs: 1_700_000_360_000 + i * 1000,
+    matchers: [
+      { name: "alertname", value: pick(random, alphabet) || "x", isRegex: false, isEqual: true },
+      { name: "env", value: "prod-.*", isRegex: true, isEqual: random() < 0.5 },
+    ],
+  }));
+}
+
 function sample(seed: number, count = 50): { rules: Rule[]; grants: Grant[]; snapshot: Snapshot } {
   const random = prng(seed);
   const rules = randomRules(random, count, alphabet);
@@ -72,12 +95,14 @@ describe("snapshot codec", () => {
       const rules = randomRules(random, Math.floor(random() * 60), alphabet);
       const grants = seed % 3 === 0 ? { all: [], kept: [] } : randomGrants(random, rules);
       const version = versions[seed % versions.length] as bigint;
-      const snapshot = buildSnapshot(rules, version, BigInt(seed), grants.all);
+      const silences = randomSilences(random, rules);
+      const snapshot = buildSnapshot(rules, version, BigInt(seed), grants.all, silences);
       const bytes = encodeSnapshot(snapshot);
       expect(bytes).toEqual(toBinary(RulesSnapshotSchema, asMessage(snapshot)));
       expect(asMessage(decodeSnapshot(bytes))).toEqual(fromBinary(RulesSnapshotSchema, bytes));
       expect(snapshotRules(decodeSnapshot(bytes))).toEqual(rules);
       expect(snapshotGrants(decodeSnapshot(bytes))).toEqual(grants.kept);
+      expect(decodeSnapshot(bytes).silences).toEqual(silences);
     }
   });
 
@@ -267,8 +292,29 @@ describe("sameRules", () => {
   });
 });
 
+describe("sameSilences", () => {
+  test("holds for the same silences in any order, fails on any one change", () => {
+    const { rules } = sample(5);
+    const silences = randomSilences(prng(7), rules, 3);
+    const build = (list: OpenSilence[]) => buildSnapshot(rules, 1n, 0n, [], list);
+    expect(silences.length).toBeGreaterThan(1);
+    const base = build(silences);
+    expect(sameSilences(base, build(silences.toReversed()))).toBe(true);
+    expect(sameSilences(base, build(silences.slice(1)))).toBe(false);
+    const [first, ...rest] = silences as [OpenSilence, ...OpenSilence[]];
+    expect(sameSilences(base, build([{ ...first, endsAtMs: first.endsAtMs + 1 }, ...rest]))).toBe(false);
+  });
+});
+
 describe("snapshot validation", () => {
   const { snapshot } = sample(11);
+  const silenceOf = (s: Snapshot): OpenSilence => ({
+    id: "00000000-0000-4000-8000-000000000001",
+    clientId: formatUuid(s.clientIds, 0),
+    startsAtMs: 1,
+    endsAtMs: 2,
+    matchers: [{ name: "alertname", value: "x", isRegex: false, isEqual: true }],
+  });
   const corruptions: [string, (s: Snapshot) => Snapshot, string][] = [
     ["wrong schema_version", (s) => ({ ...s, schemaVersion: 2 }), "schema_version 2, expected 1"],
     ["missing schema_version", (s) => ({ ...s, schemaVersion: 0 }), "schema_version 0, expected 1"],
@@ -354,6 +400,24 @@ describe("snapshot validation", () => {
         grantClient: Uint32Array.from([...s.grantClient, s.grantClient[0] as number]),
       }),
       `grant ${snapshot.grantScopes.length}: repeats scope`,
+    ],
+    [
+      "a silence with a bad regex",
+      (s) => ({
+        ...s,
+        silences: [{ ...silenceOf(s), matchers: [{ name: "a", value: "(x", isRegex: true, isEqual: true }] }],
+      }),
+      "silence 0: matchers[0].value: invalid regular expression",
+    ],
+    [
+      "a silence of a malformed client",
+      (s) => ({ ...s, silences: [{ ...silenceOf(s), clientId: "client-a" }] }),
+      "silence 0: id and client_id must be UUIDs",
+    ],
+    [
+      "a silence ending before it starts",
+      (s) => ({ ...s, silences: [{ ...silenceOf(s), endsAtMs: 0 }] }),
+      "silence 0: starts after it ends",
     ],
   ];
   for (const [description, corrupt, reason] of corruptions) {

@@ -292,6 +292,18 @@ export function encodeAlertMatched(
   return out;
 }
 
+/**
+ * `alertMatched` with field 11 (silenced_by) appended: the client's silence `silenceId` matched the
+ * alert, so the aggregator records the notification as SILENCED instead of sending it.
+ */
+export function appendSilencedBy(alertMatched: Uint8Array, silenceId: string): Uint8Array {
+  const id = encoder.encode(silenceId);
+  const out = new Uint8Array(alertMatched.length + 1 + varintSize(id.length) + id.length);
+  out.set(alertMatched);
+  writeStringField(out, alertMatched.length, 11, id);
+  return out;
+}
+
 /** The matcher's precomputed groups are shared across alerts, so their suffix is encoded once. */
 const suffixCache = new WeakMap<ClientMatch, Uint8Array>();
 

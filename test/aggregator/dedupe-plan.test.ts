@@ -43,6 +43,7 @@ function batch(first: number): NotificationInput[] {
     context: {},
     ruleIds: [crypto.randomUUID()],
     eventTimeMs: Date.now(),
+    silencedBy: "",
   }));
 }
 

@@ -36,6 +36,8 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   if (message.source === "") throw new InvalidRecordError("source", "missing");
   if (message.name === "") throw new InvalidRecordError("name", "missing");
   if (message.ruleIds.length === 0) throw new InvalidRecordError("rule_ids", "empty");
+  if (message.silencedBy !== "" && !uuidPattern.test(message.silencedBy))
+    throw new InvalidRecordError("silenced_by", "not a UUID");
   for (const ruleId of message.ruleIds) {
     if (!uuidPattern.test(ruleId))
       throw new InvalidRecordError("rule_ids", `not a UUID: ${JSON.stringify(ruleId)}`);
@@ -50,6 +52,7 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
     context: message.context,
     ruleIds: message.ruleIds,
     eventTimeMs: Number(message.eventTimeUnixMs),
+    silencedBy: message.silencedBy,
   };
 }
 

@@ -49,9 +49,14 @@ await runConsumerStage({
       help: "Alerts whose scope is neither empty, client:<uuid> nor shared:<name>: matched to no client",
       registers: [metrics.registry],
     });
+    const silencedMatches = new Counter({
+      name: "alerts_silenced_total",
+      help: "Client matches an active silence of the client matched: recorded as SILENCED, not sent",
+      registers: [metrics.registry],
+    });
     await rules.start(settings.rulesPollIntervalMs);
     return {
-      processor: createEvaluatorProcessor(rules, settings.outputTopic, malformedScopes),
+      processor: createEvaluatorProcessor(rules, settings.outputTopic, { malformedScopes, silencedMatches }),
       // Without a snapshot there is nothing to match against: wait (not ready) instead of exiting.
       isReady: () => rules.current !== undefined,
       async close() {

@@ -8,6 +8,7 @@ import { readSnapshotBytes, readSnapshotVersion, type SnapshotKeys } from "../..
 import { CompiledMatcher } from "../../core/matching/compiled.ts";
 import { ScopeFilter } from "../../core/matching/scope.ts";
 import type { Matcher } from "../../core/matching/types.ts";
+import { SilenceBook } from "../../core/silence.ts";
 import { decodeSnapshot, SnapshotError, snapshotGrants } from "../../core/snapshot.ts";
 import type { Logger } from "../../runtime/log.ts";
 
@@ -15,6 +16,8 @@ export interface LoadedRules {
   matcher: Matcher;
   /** Which clients each alert scope reaches. */
   scopes: ScopeFilter;
+  /** The open silences per client. */
+  silences: SilenceBook;
   version: bigint;
   ruleCount: number;
 }
@@ -60,6 +63,7 @@ export class RuleBook {
       const loaded = {
         matcher: CompiledMatcher.fromSnapshot(snapshot),
         scopes: new ScopeFilter(snapshotGrants(snapshot)),
+        silences: new SilenceBook(snapshot.silences),
         version: snapshot.version,
         ruleCount: snapshot.ruleClient.length,
       };
@@ -69,6 +73,7 @@ export class RuleBook {
         version: String(loaded.version),
         rules: loaded.ruleCount,
         grants: snapshot.grantClient.length,
+        silences: snapshot.silences.length,
         compileMs: Math.round(compileMs),
       });
       this.onApplied(loaded, compileMs);

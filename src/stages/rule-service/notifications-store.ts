@@ -1,6 +1,6 @@
 import { afterClause, type Db, type Scope, scopeClause } from "./store.ts";
 
-export const notificationStatuses = ["RECEIVED", "SENDING", "RETRY", "SENT", "FAILED"] as const;
+export const notificationStatuses = ["RECEIVED", "SENDING", "RETRY", "SENT", "FAILED", "SILENCED"] as const;
 export type NotificationStatus = (typeof notificationStatuses)[number];
 
 export interface Notification {
@@ -20,6 +20,7 @@ export interface Notification {
   attempts: number;
   next_attempt_at: Date | null;
   last_error: string | null;
+  silenced_by: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -52,6 +53,7 @@ const columns = [
   "attempts",
   "next_attempt_at",
   "last_error",
+  "silenced_by",
   "created_at",
   "updated_at",
 ];

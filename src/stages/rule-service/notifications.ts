@@ -38,6 +38,11 @@ const notificationProperties = {
   attempts: { type: "integer" },
   next_attempt_at: nullableTimestamp,
   last_error: nullable("string"),
+  silenced_by: {
+    ...uuidJsonSchema,
+    type: ["string", "null"],
+    description: "status SILENCED: the client's silence that matched (Alertmanager API /api/v2/silences)",
+  },
   created_at: timestampJsonSchema,
   updated_at: timestampJsonSchema,
 };

@@ -22,6 +22,7 @@ import {
   SnapshotError,
   sameGrants,
   sameRules,
+  sameSilences,
 } from "../../core/snapshot.ts";
 import { DeadlineError, failureLatch, settleWithin } from "../../runtime/deadline.ts";
 import type { Logger } from "../../runtime/log.ts";
@@ -58,7 +59,8 @@ export class RuleUpdater {
 
   /**
    * Compares Redis with Postgres and rebuilds when they differ: a snapshot missing (Redis wiped),
-   * corrupt, or with other rules or grants than the database has (a lost event, a manual edit).
+   * corrupt, or with other rules, grants or open silences than the database has (a lost event, a manual
+   * edit).
    */
   async reconcile(): Promise<"in-sync" | "repaired" | "unrepaired"> {
     const [stored, version] = await Promise.all([
@@ -76,7 +78,8 @@ export class RuleUpdater {
     if (
       storedSnapshot !== undefined &&
       sameRules(storedSnapshot, current) &&
-      sameGrants(storedSnapshot, current)
+      sameGrants(storedSnapshot, current) &&
+      sameSilences(storedSnapshot, current, Number(current.builtAtUnixMs))
     ) {
       return "in-sync";
     }
@@ -85,6 +88,8 @@ export class RuleUpdater {
       databaseRules: current.ruleClient.length,
       storedGrants: storedSnapshot?.grantClient.length ?? null,
       databaseGrants: current.grantClient.length,
+      storedSilences: storedSnapshot?.silences.length ?? null,
+      databaseSilences: current.silences.length,
     });
     if ((await this.#write(current)).written) return "repaired";
     // Refused as older: Redis holds a version the build sequence has not reached. Move the
