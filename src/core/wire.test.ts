@@ -4,7 +4,7 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { pick, prng, randomUuid } from "../../test/support/random-rules.ts";
 import { AlertMatchedSchema, type AlertNew, AlertNewSchema } from "../gen/alerting/v1/alert_pb.ts";
 import { deriveAlertId } from "./alert-id.ts";
-import { clientSuffix, encodeAlertMatched, readAlertNew, WireError } from "./wire.ts";
+import { appendSilencedBy, clientSuffix, encodeAlertMatched, readAlertNew, WireError } from "./wire.ts";
 
 const texts = [
   "",
@@ -45,11 +45,11 @@ function randomAlert(random: () => number): AlertNew {
   });
 }
 
-/** Fields AlertNew does not know (numbers >= 11), of every wire type, including a nested group. */
+/** Fields AlertNew does not know (numbers >= 12), of every wire type, including a nested group. */
 function unknownFields(random: () => number): Uint8Array {
   const writer = new BinaryWriter();
   for (let i = Math.floor(random() * 4); i > 0; i--) {
-    const fieldNumber = 11 + Math.floor(random() * 2000);
+    const fieldNumber = 12 + Math.floor(random() * 2000);
     switch (Math.floor(random() * 5)) {
       case 0:
         writer.tag(fieldNumber, WireType.Varint).int64(-5n);
@@ -138,6 +138,8 @@ describe("readAlertNew", () => {
     ["end group without start", [0xd4, 0x02], "AlertNew: end-group tag without a start"],
     ["field 8 in AlertNew", [0x42, 0x00], "AlertNew: field 8 is reserved for AlertMatched"],
     ["field 9 in AlertNew", [0x4a, 0x00], "AlertNew: field 9 is reserved for AlertMatched"],
+    // A producer's own silenced_by would reach the aggregator as if the evaluator had set it.
+    ["field 11 in AlertNew", [0x5a, 0x00], "AlertNew: field 11 is reserved for AlertMatched"],
     ["scope as a varint", [0x50, 0x01], "scope: wire type 0, expected 2"],
   ];
   for (const [description, bytes, message] of malformed) {
@@ -177,6 +179,21 @@ describe("encodeAlertMatched", () => {
         scope: alert.scope,
       });
       if (!equals(AlertMatchedSchema, got, want)) expect(got).toEqual(want);
+    }
+  });
+
+  test("appendSilencedBy adds silenced_by and changes nothing else", () => {
+    const random = prng(7);
+    for (let i = 0; i < 300; i++) {
+      const bytes = randomAlertBytes(random);
+      const group = { clientId: randomUuid(random), ruleIds: [randomUuid(random)] };
+      const matched = encodeAlertMatched(bytes, undefined, group);
+      const silenceId = randomUuid(random);
+      const silenced = fromBinary(AlertMatchedSchema, appendSilencedBy(matched, silenceId));
+      expect(silenced.silencedBy).toBe(silenceId);
+      const plain = fromBinary(AlertMatchedSchema, matched);
+      expect(plain.silencedBy).toBe("");
+      expect(equals(AlertMatchedSchema, { ...silenced, silencedBy: "" }, plain)).toBe(true);
     }
   });
 

@@ -239,6 +239,7 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
         break;
       case 8:
       case 9:
+      case 11:
         throw new WireError("AlertNew", `field ${tag >>> 3} is reserved for AlertMatched`);
       case 10:
         expectWireType(tag, WIRE_LENGTH_DELIMITED, "scope");
