@@ -5,6 +5,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { insertNotifications, type NotificationInput } from "../../adapters/notification-store.ts";
 import type { Sql } from "../../adapters/postgres.ts";
+import { isScope } from "../../core/matching/scope.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
 import {
   type AlertMatched,
@@ -31,6 +32,8 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   }
   if (!uuidPattern.test(message.clientId)) throw new InvalidRecordError("client_id", "missing or not a UUID");
   if (message.alertId === "") throw new InvalidRecordError("alert_id", "missing");
+  if (!isScope(message.scope))
+    throw new InvalidRecordError("scope", "not client:<uuid>, shared:<name> or empty");
   if (!isSeverityNumber(message.severity))
     throw new InvalidRecordError("severity", `unknown value ${message.severity}`);
   if (message.source === "") throw new InvalidRecordError("source", "missing");
