@@ -1,6 +1,6 @@
 /**
- * Cluster administration: create topics idempotently, list topics with their partitions, read
- * partition watermarks. Used by `./dev topics`, readiness checks and tests.
+ * Cluster administration: create topics idempotently, list topics with their partitions and
+ * leaders, read partition watermarks. Used by `./dev topics`, readiness checks, chaos and tests.
  */
 import { type Pointer, ptr, read } from "bun:ffi";
 import { check, KafkaError } from "./errors.ts";
@@ -27,6 +27,8 @@ export interface TopicSpec {
 export interface TopicInfo {
   name: string;
   partitions: number[];
+  /** The leader's node id of each partition, index by index; -1 while it has none. */
+  leaders: number[];
 }
 
 const adminApiCreateTopics = 1;
@@ -129,15 +131,19 @@ export class Admin {
         if (read.i32(base, offset + MetadataTopicLayout.err) !== 0) continue;
         const partitionCount = read.i32(base, offset + MetadataTopicLayout.partitionCount);
         const partitionBase = read.ptr(base, offset + MetadataTopicLayout.partitions) as Pointer;
-        const partitions: number[] = [];
+        const partitions: { id: number; leader: number }[] = [];
         for (let j = 0; j < partitionCount; j++) {
-          partitions.push(
-            read.i32(partitionBase, j * MetadataPartitionLayout.sizeBytes + MetadataPartitionLayout.id),
-          );
+          const partitionOffset = j * MetadataPartitionLayout.sizeBytes;
+          partitions.push({
+            id: read.i32(partitionBase, partitionOffset + MetadataPartitionLayout.id),
+            leader: read.i32(partitionBase, partitionOffset + MetadataPartitionLayout.leader),
+          });
         }
+        partitions.sort((a, b) => a.id - b.id);
         topics.push({
           name: readCString(read.ptr(base, offset + MetadataTopicLayout.name)),
-          partitions: partitions.sort((a, b) => a - b),
+          partitions: partitions.map((p) => p.id),
+          leaders: partitions.map((p) => p.leader),
         });
       }
       return topics.sort((a, b) => a.name.localeCompare(b.name));

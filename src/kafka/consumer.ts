@@ -68,6 +68,8 @@ export interface PartitionLag extends TopicPartition {
 }
 
 const pollSleepMaxMs = 8;
+/** How long the group waits for a silent member before giving its partitions to the others. */
+export const consumerSessionTimeoutMs = 10_000;
 const commitTimeoutMs = 10_000;
 const emptyHeaders: ReadonlyMap<string, Uint8Array> = new Map();
 const emptyBytes = new Uint8Array(0);
@@ -101,7 +103,7 @@ export class Consumer {
       "enable.auto.offset.store": false,
       "auto.offset.reset": "earliest",
       "partition.assignment.strategy": "cooperative-sticky",
-      "session.timeout.ms": 10_000,
+      "session.timeout.ms": consumerSessionTimeoutMs,
       "heartbeat.interval.ms": 1000,
       // librdkafka 2.0 stops fetching once this many records wait locally; the default (100k) made
       // the fetcher idle half the time at high rates. Memory stays bounded by the kbytes limit.
