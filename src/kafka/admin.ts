@@ -3,11 +3,10 @@
  * leaders, read partition watermarks. Used by `./dev topics`, readiness checks, chaos and tests.
  */
 import { type Pointer, ptr, read } from "bun:ffi";
-import { check, KafkaError } from "./errors.ts";
+import { check, ErrorCode, KafkaError } from "./errors.ts";
 import { buildConf, createHandle, type KafkaLogger, type KafkaSettings, logEvent } from "./handle.ts";
 import {
   cString,
-  ErrorCode,
   EventType,
   MetadataLayout,
   MetadataPartitionLayout,
@@ -80,7 +79,11 @@ export class Admin {
         errorBufferBytes,
       ) as Pointer | null;
       if (!topic)
-        throw new KafkaError(`new topic ${spec.name}`, -186, new TextDecoder().decode(errorBuffer), false);
+        throw new KafkaError(
+          `new topic ${spec.name}`,
+          ErrorCode.invalidArgument,
+          new TextDecoder().decode(errorBuffer),
+        );
       for (const [key, value] of Object.entries(spec.config ?? {})) {
         check(
           `topic ${spec.name} config ${key}`,
@@ -172,7 +175,7 @@ export class Admin {
   /** Sum of high watermarks over a topic's partitions: records ever written, when nothing expired. */
   endOffsetTotal(topic: string, timeoutMs = 5000): number {
     const info = this.listTopics(timeoutMs).find((t) => t.name === topic);
-    if (!info) throw new KafkaError(`topic ${topic}`, 3, "no such topic");
+    if (!info) throw new KafkaError(`topic ${topic}`, ErrorCode.unknownTopicOrPartition, "no such topic");
     return info.partitions.reduce((sum, p) => sum + this.watermarks(topic, p, timeoutMs).high, 0);
   }
 
@@ -203,7 +206,7 @@ async function pollQueue(
     }
     await Bun.sleep(5);
   }
-  throw new KafkaError(operation, -185, `no result within ${timeoutMs} ms`);
+  throw new KafkaError(operation, ErrorCode.timedOut, `no result within ${timeoutMs} ms`);
 }
 
 function readCreateTopicsResult(event: Pointer): { created: string[]; existing: string[] } {

@@ -7,6 +7,7 @@ import { insertNotifications, type NotificationInput } from "../../adapters/noti
 import type { Sql } from "../../adapters/postgres.ts";
 import { isScope } from "../../core/matching/scope.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
+import { textProblem } from "../../core/text.ts";
 import {
   type AlertMatched,
   AlertMatchedSchema,
@@ -38,6 +39,7 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
     throw new InvalidRecordError("severity", `unknown value ${message.severity}`);
   if (message.source === "") throw new InvalidRecordError("source", "missing");
   if (message.name === "") throw new InvalidRecordError("name", "missing");
+  refuseUnstorableText(message);
   if (message.ruleIds.length === 0) throw new InvalidRecordError("rule_ids", "empty");
   for (const ruleId of message.ruleIds) {
     if (!uuidPattern.test(ruleId))
@@ -54,6 +56,25 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
     ruleIds: message.ruleIds,
     eventTimeMs: Number(message.eventTimeUnixMs),
   };
+}
+
+/** Text the insert would fail on for good (NUL: SQLSTATE 22021 in text, 22P05 in jsonb), named by field. */
+function refuseUnstorableText(message: AlertMatched): void {
+  const texts: [string, string][] = [
+    ["alert_id", message.alertId],
+    ["source", message.source],
+    ["name", message.name],
+  ];
+  for (const [field, text] of texts) {
+    const problem = textProblem(text);
+    if (problem !== undefined) throw new InvalidRecordError(field, problem);
+  }
+  for (const [key, value] of Object.entries(message.context)) {
+    const keyProblem = textProblem(key);
+    if (keyProblem !== undefined) throw new InvalidRecordError("context", `a key ${keyProblem}`);
+    const problem = textProblem(value);
+    if (problem !== undefined) throw new InvalidRecordError(`context.${key}`, problem);
+  }
 }
 
 /** Redelivered records repeat a (client, scope, alert) within one batch; Postgres rejects such a batch. */
