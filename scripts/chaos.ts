@@ -24,11 +24,21 @@
  * evaluator again, Postgres accepts writes, a rule change made during the Redis pause reached the
  * evaluator.
  *
- * Afterwards (at most `settleMs` after the last fault): every expected notification has exactly one
+ * With `--cluster` (run through `./dev chaos --cluster`, which points KAFKA_BROKERS at `./dev
+ * cluster`'s three brokers) the topics have three replicas (min.insync.replicas 2) and every
+ * consuming stage runs two copies in one group. The faults are kill -9 of one copy of each consuming
+ * stage, left down until the other copy holds all its partitions (the takeover, read from the
+ * survivor's "partitions assigned" log lines; it must come within the consumer session timeout plus
+ * one rebalance), then restarted; and kill -9 of the broker leading the most partitions of the run's
+ * topics, left down until every partition has a leader elsewhere and the stream flows again, then
+ * restarted. Postgres and Redis are not disturbed.
+ *
+ * Afterwards (at most `settleMs` after the last fault, or after a restarted cluster node answers
+ * again if that is later): every expected notification has exactly one
  * row, every row is SENT, the sink saw each at least once, and repeats carry one Idempotency-Key.
  *
- *   bun scripts/chaos.ts [--alerts N] [--kills N] [--seed N] [--rate N] [--match-every N]
- *   ./dev chaos ...      the same
+ *   bun scripts/chaos.ts [--cluster] [--alerts N] [--kills N] [--seed N] [--rate N] [--match-every N]
+ *   ./dev chaos ...      the same (--cluster: with the cluster started and KAFKA_BROKERS set)
  */
 
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -39,14 +49,21 @@ import { migrate } from "../src/adapters/migrations.ts";
 import { connectPostgres } from "../src/adapters/postgres.ts";
 import { createRandom } from "../src/core/random.ts";
 import { RuleAction, RuleChangedSchema } from "../src/gen/alerting/v1/rule_pb.ts";
-import { KafkaError, type ProduceRecord, Producer } from "../src/kafka/index.ts";
+import {
+  Admin,
+  consumerSessionTimeoutMs,
+  KafkaError,
+  type ProduceRecord,
+  Producer,
+} from "../src/kafka/index.ts";
 import { infraUrls } from "../src/runtime/env.ts";
 import { createLogger } from "../src/runtime/log.ts";
 import { countDeliveries } from "../test/support/invariants.ts";
 import { type Pipeline, startPipeline } from "../test/support/pipeline.ts";
 import { type StageName, type StageProcess, startStage, stopStage } from "../test/support/stages.ts";
+import { clusterBrokers, clusterNodePid, clusterReplicationFactor, ensureCluster } from "./cluster.ts";
 import { ensureInfra } from "./infra.ts";
-import { type BrokerStatus, ensureBroker, externalBrokers, runningBrokerPid } from "./kafka.ts";
+import { ensureBroker, externalBrokers, isAlive, runningBrokerPid } from "./kafka.ts";
 import { capture, repoRoot, SetupError } from "./process.ts";
 
 export type ConsumingStage = "evaluator" | "aggregator" | "sender" | "rule-updater";
@@ -87,6 +104,14 @@ export interface ChaosOptions {
    */
   rolling: boolean;
   gracefulExitMs: number;
+  /**
+   * On `./dev cluster` (KAFKA_BROKERS must be its brokers): replicated topics, `instancesPerStage`
+   * copies of every consuming stage, and the cluster faults instead of the infrastructure ones.
+   */
+  cluster: boolean;
+  instancesPerStage: number;
+  /** Partitions per event topic of the run. */
+  partitions: number;
   /** Progress lines; console.log by default. */
   log: (line: string) => void;
   signal?: AbortSignal;
@@ -106,11 +131,39 @@ export const defaultChaosOptions: ChaosOptions = {
   infraFaults: true,
   rolling: false,
   gracefulExitMs: 5000,
+  cluster: false,
+  instancesPerStage: 1,
+  partitions: 3,
   log: (line) => console.log(line),
 };
 
+/**
+ * What --cluster changes unless flags say otherwise: one kill per consuming stage (each waits out a
+ * session timeout), a stream sized for three brokers and nine stage processes on two cores, and as
+ * many partitions as ./dev topics makes, so each copy holds several.
+ */
+export const clusterChaosOptions: Partial<ChaosOptions> = {
+  cluster: true,
+  instancesPerStage: 2,
+  partitions: 6,
+  kills: 4,
+  alerts: 30_000,
+  ratePerS: 500,
+  infraFaults: false,
+};
+
+/** A survivor must hold the killed copy's partitions this soon: the session timeout, then one rebalance. */
+export const takeoverBoundMs = consumerSessionTimeoutMs + 5000;
+
 /** "sigterm": a graceful stop then a restart, one stage at a time (a rolling restart). */
-export type FaultKind = "kill" | "sigterm" | "kafka-restart" | "postgres-restart" | "redis-pause";
+export type FaultKind =
+  | "kill"
+  | "sigterm"
+  | "kafka-restart"
+  | "postgres-restart"
+  | "redis-pause"
+  /** --cluster: kill -9 of one of the cluster's brokers, restarted once the leaders moved. */
+  | "broker-kill";
 
 export interface FaultResult {
   kind: FaultKind;
@@ -127,6 +180,17 @@ export interface FaultResult {
   skipped?: string;
   /** For sigterm: the stage's exit code (null: still running after the grace period, killed) and how long it took. */
   exit?: { code: number | null; afterMs: number };
+  /** --cluster, a stage kill: which copy. */
+  instance?: number;
+  /**
+   * --cluster: until the killed copy's partitions were all held by the other copies (from their
+   * logs), or until no partition of the run's topics was led by the killed broker. Undefined: never.
+   */
+  takeoverMs?: number;
+  /** --cluster: partitions the killed copy held, or the killed broker led. */
+  partitionsMoved?: number;
+  /** --cluster: from the killed copy's restart until it held partitions again, or the node's until it answered. */
+  rejoinMs?: number;
 }
 
 export interface StageExit {
@@ -139,6 +203,14 @@ export interface StageExit {
 export interface ChaosReport {
   run: string;
   seed: number;
+  /** --cluster: the cluster and how the run used it. */
+  cluster?: {
+    brokers: string;
+    replicationFactor: number;
+    instancesPerStage: number;
+    partitions: number;
+    sessionTimeoutMs: number;
+  };
   alertsSent: number;
   /** Records produced again because a batch failed while the broker was away. */
   alertsResent: number;
@@ -213,14 +285,6 @@ function environOf(pid: number): Record<string, string> {
   return env;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-
 function redisCli(...args: string[]): string[] {
   return ["redis-cli", "-u", infraUrls.redisUrl, ...args];
 }
@@ -240,13 +304,14 @@ async function postgresCluster(): Promise<[string, string]> {
 }
 
 /**
- * `./dev infra`'s start of the broker (same properties, same data dir). Retried while the killed one
- * still holds the port: a JVM's leader thread shows as a zombie while its other threads exit.
+ * A broker's usual start (`./dev infra`'s or `./dev cluster up`'s: same properties, same data dir).
+ * Retried while the killed one still holds the port: a JVM's leader thread shows as a zombie while
+ * its other threads exit.
  */
-async function startBrokerAgain(): Promise<BrokerStatus> {
+async function startAgain<T>(start: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await ensureBroker();
+      return await start();
     } catch (error) {
       if (attempt >= 60) throw error;
       await Bun.sleep(1000);
@@ -279,8 +344,9 @@ async function redisAnswers(): Promise<boolean> {
 }
 
 /**
- * Brings back whatever chaos may have left down: the broker (./dev's own, unless KAFKA_BROKERS is
- * set), Postgres and Redis. Safe to call at any time; returns what it had to do.
+ * Brings back whatever chaos may have left down: the broker (./dev's own unless KAFKA_BROKERS is
+ * set; `./dev cluster`'s nodes when KAFKA_BROKERS is the cluster), Postgres and Redis. Safe to call
+ * at any time; returns what it had to do.
  */
 export async function restoreServices(): Promise<string[]> {
   const actions: string[] = [];
@@ -315,52 +381,88 @@ export async function restoreServices(): Promise<string[]> {
   }
   if (!externalBrokers()) {
     try {
-      const status = await startBrokerAgain();
+      const status = await startAgain(ensureBroker);
       if (status.startedNow) actions.push(`kafka: started (pid ${status.pid})`);
     } catch (error) {
       actions.push(`kafka: could not be started: ${(error as Error).message}`);
+    }
+  } else if (infraUrls.kafkaBrokers === clusterBrokers) {
+    try {
+      const status = await startAgain(ensureCluster);
+      if (status.startedNodeIds.length > 0)
+        actions.push(`cluster: node ${status.startedNodeIds.join(", ")} started`);
+    } catch (error) {
+      actions.push(`cluster: could not be started: ${(error as Error).message}`);
     }
   }
   return actions;
 }
 
 // ---------------------------------------------------------------------------------------------
-// the stages: current incarnation of each, restart with the same environment, supervision
+// the stages: current incarnation of each copy, restart with the same environment, supervision
 
 interface Incarnation {
   stage: StageProcess;
+  /** Which copy of its stage: always 1, or 1..instancesPerStage with --cluster. */
+  instance: number;
+  /** Successive processes of one copy: 1, then 2 after its first restart, ... */
   number: number;
+  /** Names the copy in logs and the report: "evaluator", or "evaluator#2" with several copies. */
+  label: string;
   startedAtMs: number;
 }
 
 class StageSet {
-  readonly current = new Map<StageName, Incarnation>();
+  /** The live process of every copy, keyed by label; a copy killed and not yet restarted is absent. */
+  readonly current = new Map<string, Incarnation>();
   readonly all: Incarnation[] = [];
   readonly unexpectedExits: StageExit[] = [];
   readonly #envs = new Map<StageName, Record<string, string>>();
   readonly #intentional = new Set<number>();
-  readonly #restarting = new Set<StageName>();
+  /** Copies killed and left down (cluster mode) until `restart`. */
+  readonly #down = new Map<string, Incarnation>();
   #stopping = false;
 
   constructor(
     private readonly pipeline: Pipeline,
     private readonly clock: () => number,
     private readonly log: (line: string) => void,
+    private readonly instancesPerStage: number,
   ) {
     for (const stage of pipeline.stages) {
       this.#envs.set(stage.name, environOf(stage.process.pid));
-      this.#adopt(stage, 1);
+      this.#adopt(stage, 1, 1);
     }
   }
 
-  isRestarting(name: StageName): boolean {
-    return this.#restarting.has(name);
+  label(name: StageName, instance: number): string {
+    return this.instancesPerStage > 1 ? `${name}#${instance}` : name;
   }
 
-  get(name: StageName): Incarnation {
-    const incarnation = this.current.get(name);
-    if (!incarnation) throw new Error(`no stage ${name}`);
+  /** The topic a consuming stage reads (the same for all its copies: one group). */
+  inputTopic(name: ConsumingStage): string {
+    return this.#envs.get(name)?.INPUT_TOPIC as string;
+  }
+
+  /** Starts copies 2..instancesPerStage of `name` with the first one's environment, so its group. */
+  async addCopies(name: StageName): Promise<void> {
+    for (let instance = 2; instance <= this.instancesPerStage; instance++)
+      this.#adopt(await startStage(name, this.#envs.get(name) as Record<string, string>), instance, 1);
+  }
+
+  get(name: StageName, instance = 1): Incarnation {
+    const incarnation = this.current.get(this.label(name, instance));
+    if (!incarnation) throw new Error(`no running ${this.label(name, instance)}`);
     return incarnation;
+  }
+
+  labelOf(stage: StageProcess): string {
+    return this.all.find((incarnation) => incarnation.stage === stage)?.label ?? stage.name;
+  }
+
+  /** The live copies of `name`. */
+  copies(name: StageName): Incarnation[] {
+    return [...this.current.values()].filter((incarnation) => incarnation.stage.name === name);
   }
 
   /** kill -9, wait for the exit, start a successor with the same env; resolves once it runs. */
@@ -384,17 +486,34 @@ class StageSet {
     return await this.#replace(name, (stage) => stopStage(stage, graceMs));
   }
 
+  /** kill -9 of one copy, left down so that the other copies take its partitions; see `restart`. */
+  async killAndLeaveDown(name: StageName, instance: number): Promise<Incarnation> {
+    const incarnation = this.get(name, instance);
+    this.#intentional.add(incarnation.stage.process.pid);
+    this.current.delete(incarnation.label);
+    this.#down.set(incarnation.label, incarnation);
+    incarnation.stage.process.kill("SIGKILL");
+    await incarnation.stage.process.exited;
+    return incarnation;
+  }
+
+  /** Starts a successor of a copy left down by `killAndLeaveDown`. */
+  async restart(name: StageName, instance: number): Promise<Incarnation> {
+    const down = this.#down.get(this.label(name, instance));
+    if (!down) throw new Error(`${this.label(name, instance)} is not down`);
+    return await this.#restart(name, instance, down.number + 1);
+  }
+
   async #replace(
     name: StageName,
     stop: (stage: StageProcess) => Promise<number | null>,
   ): Promise<{ successor: Incarnation; code: number | null; afterMs: number }> {
     const { stage, number } = this.get(name);
-    this.#restarting.add(name);
     this.#intentional.add(stage.process.pid);
     const stoppingAtMs = performance.now();
     const code = await stop(stage);
     const afterMs = Math.round(performance.now() - stoppingAtMs);
-    return { successor: await this.#restart(name, number + 1), code, afterMs };
+    return { successor: await this.#restart(name, 1, number + 1), code, afterMs };
   }
 
   /** From now on exits are expected: pipeline.stop() terminates the current incarnations. */
@@ -402,47 +521,46 @@ class StageSet {
     this.#stopping = true;
   }
 
-  async #restart(name: StageName, number: number): Promise<Incarnation> {
+  async #restart(name: StageName, instance: number, number: number): Promise<Incarnation> {
     const env = this.#envs.get(name) as Record<string, string>;
-    try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const stage = await startStage(name, env);
-          return this.#adopt(stage, number);
-        } catch (error) {
-          if (attempt >= 5 || this.#stopping) throw error;
-          this.log(`chaos: ${name} did not start (${(error as Error).message.split("\n")[0]}), again`);
-          await Bun.sleep(1000);
-        }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const stage = await startStage(name, env);
+        return this.#adopt(stage, instance, number);
+      } catch (error) {
+        if (attempt >= 5 || this.#stopping) throw error;
+        this.log(
+          `chaos: ${this.label(name, instance)} did not start (${(error as Error).message.split("\n")[0]}), again`,
+        );
+        await Bun.sleep(1000);
       }
-    } finally {
-      this.#restarting.delete(name);
     }
   }
 
-  #adopt(stage: StageProcess, number: number): Incarnation {
-    const previous = this.current.get(stage.name);
+  #adopt(stage: StageProcess, instance: number, number: number): Incarnation {
+    const label = this.label(stage.name, instance);
+    const previous = this.current.get(label) ?? this.#down.get(label);
+    this.#down.delete(label);
     const index = previous ? this.pipeline.stages.indexOf(previous.stage) : -1;
     // pipeline.stop() stops what pipeline.stages holds: keep it pointing at the live processes.
     if (index >= 0) this.pipeline.stages[index] = stage;
     else if (!this.pipeline.stages.includes(stage)) this.pipeline.stages.push(stage);
-    const incarnation = { stage, number, startedAtMs: this.clock() };
-    this.current.set(stage.name, incarnation);
+    const incarnation = { stage, instance, number, label, startedAtMs: this.clock() };
+    this.current.set(label, incarnation);
     this.all.push(incarnation);
     void stage.process.exited.then((code) => {
       if (this.#intentional.has(stage.process.pid) || this.#stopping) return;
-      if (this.current.get(stage.name) !== incarnation) return;
+      if (this.current.get(label) !== incarnation) return;
       const exit = {
-        stage: stage.name,
+        stage: label,
         code,
         atS: Math.round(this.clock() / 100) / 10,
         lastLines: stage.output.slice(-15),
       };
       this.unexpectedExits.push(exit);
-      this.log(`chaos: ${stage.name} exited by itself (code ${code}); restarting it as a supervisor would`);
-      this.#restarting.add(stage.name);
-      this.#restart(stage.name, number + 1).catch((error: unknown) =>
-        this.log(`chaos: ${stage.name} could not be restarted: ${(error as Error).message}`),
+      this.log(`chaos: ${label} exited by itself (code ${code}); restarting it as a supervisor would`);
+      this.#restart(stage.name, instance, number + 1).catch((error: unknown) =>
+        this.log(`chaos: ${label} could not be restarted: ${(error as Error).message}`),
       );
     });
     return incarnation;
@@ -450,9 +568,35 @@ class StageSet {
 
   writeLogs(dir: string): void {
     mkdirSync(dir, { recursive: true });
-    for (const { stage, number } of this.all)
-      writeFileSync(join(dir, `${stage.name}-${number}.log`), `${stage.output.join("\n")}\n`);
+    for (const { stage, label, number } of this.all)
+      writeFileSync(join(dir, `${label}-${number}.log`), `${stage.output.join("\n")}\n`);
   }
+}
+
+/**
+ * The partitions of `topic` a stage process holds according to its log (the consumer's "partitions
+ * assigned" and "partitions revoked" lines), and when that last changed (epoch ms; 0: never).
+ */
+export function assignmentFromLog(
+  lines: readonly string[],
+  topic: string,
+): { partitions: Set<number>; changedAtMs: number } {
+  const partitions = new Set<number>();
+  let changedAtMs = 0;
+  for (const line of lines) {
+    if (!line.includes('"message":"partitions ')) continue;
+    const entry = JSON.parse(line) as { time: string; message: string; partitions: string };
+    const assigned = entry.message === "partitions assigned";
+    if (!assigned && entry.message !== "partitions revoked") continue;
+    for (const item of entry.partitions.split(",")) {
+      const match = /^(.*)\[(\d+)\]$/.exec(item);
+      if (match?.[1] !== topic) continue;
+      if (assigned) partitions.add(Number(match[2]));
+      else partitions.delete(Number(match[2]));
+      changedAtMs = Date.parse(entry.time);
+    }
+  }
+  return { partitions, changedAtMs };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -460,11 +604,12 @@ class StageSet {
 
 class Monitor {
   sent = 0;
-  rulesVersion = -1;
-  /** records_consumed_total of each stage's current incarnation, keyed "<stage>#<incarnation>". */
-  readonly consumed = new Map<string, number>();
-  /** Consumer lag and mean batch time of each stage's current incarnation, for the progress line. */
-  readonly detail = new Map<StageName, { lag: number; batchMs: number }>();
+  /** records_consumed_total of every incarnation (the last value scraped for dead ones). */
+  readonly consumed = new Map<Incarnation, number>();
+  /** The rules version in force in each evaluator incarnation. */
+  readonly #rulesVersions = new Map<Incarnation, number>();
+  /** Consumer lag and mean batch time of each copy's current incarnation, for the progress line. */
+  readonly detail = new Map<string, { lag: number; batchMs: number }>();
   #running = true;
   #loop: Promise<void> | undefined;
 
@@ -491,8 +636,15 @@ class Monitor {
     await this.#loop;
   }
 
-  consumedBy(name: StageName, number: number): number {
-    return this.consumed.get(`${name}#${number}`) ?? 0;
+  consumedBy(incarnation: Incarnation): number {
+    return this.consumed.get(incarnation) ?? 0;
+  }
+
+  /** Records consumed by every process `name` ever ran (grows as long as any copy consumes). */
+  consumedByStage(name: StageName): number {
+    let total = 0;
+    for (const [incarnation, count] of this.consumed) if (incarnation.stage.name === name) total += count;
+    return total;
   }
 
   /**
@@ -512,13 +664,15 @@ class Monitor {
     return this.sent;
   }
 
-  /** The evaluator's rules version in force now. */
+  /** The rules version every live evaluator copy has in force now (the lowest of them). */
   async freshRulesVersion(): Promise<number> {
-    await this.#scrape(this.stages.get("evaluator"));
-    return this.rulesVersion;
+    const evaluators = this.stages.copies("evaluator");
+    await Promise.all(evaluators.map((incarnation) => this.#scrape(incarnation)));
+    return Math.min(...evaluators.map((incarnation) => this.#rulesVersions.get(incarnation) ?? -1));
   }
 
-  async #scrape({ stage, number }: Incarnation): Promise<void> {
+  async #scrape(incarnation: Incarnation): Promise<void> {
+    const { stage, label } = incarnation;
     const response = await fetch(`http://127.0.0.1:${stage.httpPort}/metrics`, {
       signal: AbortSignal.timeout(1000),
     });
@@ -526,16 +680,16 @@ class Monitor {
     let consumed = 0;
     for (const match of text.matchAll(/^records_consumed_total\{[^}]*\} ([0-9.e+]+)$/gm))
       consumed += Number(match[1]);
-    this.consumed.set(`${stage.name}#${number}`, consumed);
+    this.consumed.set(incarnation, consumed);
     let lag = 0;
     for (const match of text.matchAll(/^consumer_lag\{[^}]*\} ([0-9.e+-]+)$/gm))
       lag += Math.max(0, Number(match[1]));
     const sum = Number(/^batch_duration_seconds_sum\{[^}]*\} ([0-9.e+-]+)$/m.exec(text)?.[1] ?? 0);
     const count = Number(/^batch_duration_seconds_count\{[^}]*\} ([0-9.e+-]+)$/m.exec(text)?.[1] ?? 0);
-    this.detail.set(stage.name, { lag, batchMs: count > 0 ? Math.round((sum / count) * 1000) : 0 });
+    this.detail.set(label, { lag, batchMs: count > 0 ? Math.round((sum / count) * 1000) : 0 });
     if (stage.name === "evaluator") {
       const version = /^rules_version_applied\{[^}]*\} (\d+)/m.exec(text)?.[1];
-      if (version !== undefined) this.rulesVersion = Number(version);
+      if (version !== undefined) this.#rulesVersions.set(incarnation, Number(version));
     }
   }
 }
@@ -640,27 +794,42 @@ export interface PlannedFault {
   kind: FaultKind;
   /** For kills and SIGTERMs: the stage. */
   target?: StageName;
+  /** For kills with several copies per stage: which one. */
+  instance?: number;
   /** Pause after the previous fault recovered, so faults hit at random moments. */
   gapMs: number;
 }
 
 /**
  * The fault plan of a seed: the first four kills hit every consuming stage once (in random order),
- * the others a random stage (never the one just killed); the infrastructure faults go anywhere but
- * first, so the pipeline is warm when they hit.
+ * the others a random stage (never the one just killed), each a random copy of it when there are
+ * several; the other faults (`infraKinds`) go anywhere but first, so the pipeline is warm when they hit.
  */
-export function planFaults(kills: number, random: () => number, infraFaults = true): PlannedFault[] {
+export function planFaults(
+  kills: number,
+  random: () => number,
+  infraKinds: readonly FaultKind[],
+  instancesPerStage = 1,
+): PlannedFault[] {
   const targets: ConsumingStage[] = shuffle([...consumingStages], random).slice(0, Math.max(kills, 0));
   while (targets.length < kills) {
     const previous = targets.at(-1);
     const choices = consumingStages.filter((s) => s !== previous);
     targets.push(choices[Math.floor(random() * choices.length)] as ConsumingStage);
   }
-  const plan: Omit<PlannedFault, "gapMs">[] = targets.map((target) => ({ kind: "kill" as const, target }));
-  for (const kind of infraFaults ? (["kafka-restart", "postgres-restart", "redis-pause"] as const) : []) {
-    plan.splice(1 + Math.floor(random() * plan.length), 0, { kind });
-  }
+  const plan: Omit<PlannedFault, "gapMs">[] = targets.map((target) =>
+    instancesPerStage > 1
+      ? { kind: "kill" as const, target, instance: 1 + Math.floor(random() * instancesPerStage) }
+      : { kind: "kill" as const, target },
+  );
+  for (const kind of infraKinds) plan.splice(1 + Math.floor(random() * plan.length), 0, { kind });
   return plan.map((fault) => ({ ...fault, gapMs: 500 + Math.floor(random() * 3000) }));
+}
+
+/** The faults besides stage kills: the cluster's broker kill, or restarts of the shared services. */
+function infraFaultKinds(options: ChaosOptions): FaultKind[] {
+  if (options.cluster) return ["broker-kill"];
+  return options.infraFaults ? ["kafka-restart", "postgres-restart", "redis-pause"] : [];
 }
 
 /** A rolling restart: every stage once, in a seeded order. */
@@ -679,16 +848,22 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const random = createRandom(options.seed);
   const plan = options.rolling
     ? planRollingRestart(random)
-    : planFaults(options.kills, random, options.infraFaults);
+    : planFaults(options.kills, random, infraFaultKinds(options), options.instancesPerStage);
+  if (options.cluster && infraUrls.kafkaBrokers !== clusterBrokers)
+    throw new SetupError(
+      `--cluster needs KAFKA_BROKERS=${clusterBrokers} (now ${infraUrls.kafkaBrokers}): run ./dev chaos --cluster`,
+    );
   const t0 = performance.now();
   const clock = () => performance.now() - t0;
   const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
   const { leaseMs, schedulerIntervalMs } = options;
   const pipeline = await startPipeline({
+    partitions: options.partitions,
+    replicationFactor: options.cluster ? clusterReplicationFactor : undefined,
     stageEnv: { sender: { LEASE_MS: String(leaseMs), SCHEDULER_INTERVAL_MS: String(schedulerIntervalMs) } },
   });
-  const stages = new StageSet(pipeline, clock, log);
+  const stages = new StageSet(pipeline, clock, log, options.instancesPerStage);
   const logsDir = join(repoRoot, ".run/chaos", pipeline.run);
   const faults: FaultResult[] = [];
   let monitor: Monitor | undefined;
@@ -696,6 +871,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   let stopExitCodes: Record<string, number | null> = {};
   let faultsDone = false;
   try {
+    await Promise.all(consumingStages.map((name) => stages.addCopies(name)));
     // Clients A and B have a rule on "chaos-cpu", client C on "chaos-disk"; a probe client gets
     // rules on names no alert has, to see rule changes travel to the evaluator.
     const a = await pipeline.createClientWithRule("chaos-cpu");
@@ -865,11 +1041,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       }
       const backAtMs = clock();
       const consumedAgain = () =>
-        waitUntil(
-          () => activeMonitor.consumedBy(target, successor.number) > 0 || allSent(),
-          trackTimeoutMs,
-          signal,
-        );
+        waitUntil(() => activeMonitor.consumedBy(successor) > 0 || allSent(), trackTimeoutMs, signal);
       let resumed: boolean;
       let what: string;
       if (target === "rule-updater" || target === "rule-service") {
@@ -910,16 +1082,11 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       process.kill(pid, options.brokerStop === "kill" ? "SIGKILL" : "SIGTERM");
       await waitUntil(() => !isAlive(pid), 60_000);
       if (isAlive(pid)) process.kill(pid, "SIGKILL");
-      await startBrokerAgain();
+      await startAgain(ensureBroker);
       const backAtMs = clock();
-      const evaluator = stages.get("evaluator");
-      const from = activeMonitor.consumedBy("evaluator", evaluator.number);
+      const from = activeMonitor.consumedByStage("evaluator");
       const flowing = await waitUntil(
-        () => {
-          const now = stages.get("evaluator");
-          const consumed = activeMonitor.consumedBy("evaluator", now.number);
-          return (now === evaluator ? consumed > from : consumed > 0) || stream.done;
-        },
+        () => activeMonitor.consumedByStage("evaluator") > from || stream.done,
         trackTimeoutMs,
         signal,
       );
@@ -937,6 +1104,161 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         resumed,
         "broker answers; alerts acknowledged and consumed by the evaluator again; then SENT grew",
       );
+    };
+
+    /** The partitions of `topic` the given copies hold together, and when that last changed. */
+    const heldBy = (copies: readonly Incarnation[], topic: string) => {
+      const partitions = new Set<number>();
+      let changedAtMs = 0;
+      for (const copy of copies) {
+        const held = assignmentFromLog(copy.stage.output, topic);
+        for (const partition of held.partitions) partitions.add(partition);
+        changedAtMs = Math.max(changedAtMs, held.changedAtMs);
+      }
+      return { partitions, changedAtMs };
+    };
+
+    /**
+     * --cluster: kill -9 of one copy of a stage, left down until the other copies hold all its
+     * partitions and progress resumed, then restarted until it holds partitions again.
+     */
+    const killCopy = async (target: ConsumingStage, instance: number): Promise<FaultResult> => {
+      const topic = stages.inputTopic(target);
+      // A settled group first, so the kill takes partitions away from a working copy.
+      await waitUntil(
+        () =>
+          stages.copies(target).length === options.instancesPerStage &&
+          stages.copies(target).every((copy) => heldBy([copy], topic).partitions.size > 0),
+        trackTimeoutMs,
+        signal,
+      );
+      const victim = stages.get(target, instance);
+      const partitionsMoved = heldBy([victim], topic).partitions.size;
+      const atMs = clock();
+      const atAlert = stream.acknowledged;
+      const killedAtEpochMs = Date.now();
+      await stages.killAndLeaveDown(target, instance);
+      const survivors = stages.copies(target);
+      let takeoverMs: number | undefined;
+      await waitUntil(
+        () => {
+          const held = heldBy(survivors, topic);
+          if (held.partitions.size < options.partitions) return false;
+          takeoverMs = held.changedAtMs - killedAtEpochMs;
+          return true;
+        },
+        trackTimeoutMs,
+        signal,
+      );
+      const backAtMs = clock();
+      const survivorsConsumed = () =>
+        survivors.reduce((sum, copy) => sum + activeMonitor.consumedBy(copy), 0);
+      const from = survivorsConsumed();
+      // The rule-updater consumes only when a rule changes: make one, which must reach the evaluators.
+      const rulesFrom = target === "rule-updater" ? await rulesVersionNow() : undefined;
+      if (rulesFrom !== undefined) await changeRules();
+      const resumed =
+        takeoverMs !== undefined &&
+        (await waitUntil(() => survivorsConsumed() > from || allSent(), trackTimeoutMs, signal)) &&
+        (rulesFrom === undefined || (await rulesAdvance(rulesFrom))) &&
+        (await sentGrows());
+      const what =
+        rulesFrom === undefined
+          ? `the other copy of ${target} held all ${options.partitions} partitions and consumed; SENT grew`
+          : `the other rule-updater held all ${options.partitions} partitions and consumed a rule change, which reached the evaluators; SENT grew`;
+      const fault = result("kill", `${target}#${instance}`, atMs, atAlert, backAtMs, resumed, what);
+      const restartedAtMs = clock();
+      const successor = await stages.restart(target, instance);
+      const rejoined = await waitUntil(
+        () => heldBy([successor], topic).partitions.size > 0,
+        trackTimeoutMs,
+        signal,
+      );
+      const rejoinMs = rejoined ? Math.round(clock() - restartedAtMs) : undefined;
+      log(
+        `chaos: ${target}#${instance} held ${partitionsMoved} partitions; taken over after ` +
+          `${takeoverMs === undefined ? "NEVER" : `${takeoverMs} ms`}; restarted, holds partitions again after ${rejoinMs ?? "NEVER"} ms`,
+      );
+      return { ...fault, target, instance, takeoverMs, partitionsMoved, rejoinMs };
+    };
+
+    /** Brokers being restarted while the next faults go on; awaited before the settle. */
+    const brokerRestarts: Promise<void>[] = [];
+    /**
+     * --cluster: kill -9 of the broker leading the most partitions of the run's topics, left down
+     * until every partition is led by another broker and alerts flow through the evaluators again,
+     * then restarted in the background (its log recovery takes a while; the next faults need not wait).
+     */
+    const killBroker = async (): Promise<FaultResult> => {
+      const runTopics = new Set(Object.values(pipeline.topics));
+      const admin = new Admin(infraUrls.kafkaBrokers, {}, createLogger("chaos.admin", 40));
+      try {
+        const leaders = () =>
+          admin
+            .listTopics(2000)
+            .filter((topic) => runTopics.has(topic.name))
+            .flatMap((topic) => topic.leaders);
+        const ledBy = new Map<number, number>();
+        for (const leader of leaders()) ledBy.set(leader, (ledBy.get(leader) ?? 0) + 1);
+        const [nodeId, partitionsMoved] = [...ledBy]
+          .filter(([leader]) => leader >= 0)
+          .sort((a, b) => b[1] - a[1])[0] as [number, number];
+        const pid = clusterNodePid(nodeId);
+        if (pid === undefined) throw new Error(`cluster node ${nodeId} runs no process started by ./dev`);
+        const atMs = clock();
+        const atAlert = stream.acknowledged;
+        process.kill(pid, "SIGKILL");
+        await waitUntil(() => !isAlive(pid), 60_000);
+        let takeoverMs: number | undefined;
+        await waitUntil(
+          () => {
+            const now = leaders();
+            if (now.length === 0 || now.some((leader) => leader < 0 || leader === nodeId)) return false;
+            takeoverMs = Math.round(clock() - atMs);
+            return true;
+          },
+          trackTimeoutMs,
+          signal,
+        );
+        const movedAtMs = clock();
+        const from = activeMonitor.consumedByStage("evaluator");
+        const flowing = await waitUntil(
+          () => activeMonitor.consumedByStage("evaluator") > from || stream.done,
+          trackTimeoutMs,
+          signal,
+        );
+        const acknowledged = await waitUntil(
+          () => stream.lastAckAtMs > movedAtMs || stream.done,
+          trackTimeoutMs,
+        );
+        const resumed = takeoverMs !== undefined && flowing && acknowledged && (await sentGrows());
+        const fault: FaultResult = {
+          ...result(
+            "broker-kill",
+            `node ${nodeId} (pid ${pid}, kill -9)`,
+            atMs,
+            atAlert,
+            movedAtMs,
+            resumed,
+            "every partition led by another broker; alerts acknowledged and consumed by the evaluators; SENT grew",
+          ),
+          takeoverMs,
+          partitionsMoved,
+        };
+        log(
+          `chaos: node ${nodeId} led ${partitionsMoved} partitions; all led elsewhere after ${takeoverMs ?? "NEVER"} ms; restarting it`,
+        );
+        const restartedAtMs = clock();
+        brokerRestarts.push(
+          startAgain(ensureCluster).then(() => {
+            fault.rejoinMs = Math.round(clock() - restartedAtMs);
+            log(`chaos: node ${nodeId} answers again, ${fault.rejoinMs} ms after its restart began`);
+          }),
+        );
+        return fault;
+      } finally {
+        admin.close();
+      }
     };
 
     const restartPostgres = async (): Promise<FaultResult> => {
@@ -1017,10 +1339,11 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       streamFailure = error;
     });
     reporter = setInterval(() => {
-      const stagesNow = consumingStages
-        .map((name) => {
-          const detail = activeMonitor.detail.get(name);
-          return detail ? `${name} lag ${detail.lag} batch ${detail.batchMs} ms` : name;
+      const stagesNow = [...stages.current.values()]
+        .filter(({ stage }) => (consumingStages as readonly string[]).includes(stage.name))
+        .map(({ label }) => {
+          const detail = activeMonitor.detail.get(label);
+          return detail ? `${label} lag ${detail.lag} batch ${detail.batchMs} ms` : label;
         })
         .join(", ");
       log(
@@ -1043,14 +1366,24 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         await waitUntil(() => stream.acknowledged >= share * options.alerts, 3_600_000, signal);
         await Bun.sleep(planned.gapMs);
         lastFaultAtMs = clock();
-        if (planned.kind === "kill" || planned.kind === "sigterm")
+        if (planned.kind === "kill" && planned.instance !== undefined)
+          faults.push(await killCopy(planned.target as ConsumingStage, planned.instance));
+        else if (planned.kind === "kill" || planned.kind === "sigterm")
           faults.push(await replaceStage(planned.kind, planned.target as StageName));
+        else if (planned.kind === "broker-kill") faults.push(await killBroker());
         else if (planned.kind === "kafka-restart") faults.push(await restartBroker());
         else if (planned.kind === "postgres-restart") faults.push(await restartPostgres());
         else faults.push(await pauseRedis());
       }
+      // A broker restarted in the background disturbs the cluster until it is back: the settle
+      // window starts then, if that is later than the last fault.
+      if (brokerRestarts.length > 0) {
+        await Promise.all(brokerRestarts);
+        lastFaultAtMs = Math.max(lastFaultAtMs, clock());
+      }
     } finally {
       faultsDone = true;
+      await Promise.allSettled(brokerRestarts);
     }
     await streaming;
     if (streamFailure) throw streamFailure;
@@ -1106,7 +1439,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     monitor = undefined;
     stages.stopSupervising();
     const codes = await pipeline.stop();
-    stopExitCodes = Object.fromEntries(pipeline.stages.map((s, i) => [s.name, codes[i] ?? null]));
+    stopExitCodes = Object.fromEntries(pipeline.stages.map((s, i) => [stages.labelOf(s), codes[i] ?? null]));
 
     const violations: string[] = [];
     if (rowCount.lost.length > 0)
@@ -1131,6 +1464,18 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           `${f.target} on SIGTERM: exit code ${f.exit.code} after ${f.exit.afterMs} ms (expected 0 within ${options.gracefulExitMs} ms)`,
         );
     }
+    for (const f of faults.filter((f) => f.kind === "kill" && f.instance !== undefined)) {
+      if (f.takeoverMs === undefined || f.takeoverMs > takeoverBoundMs)
+        violations.push(
+          `${f.target}#${f.instance}: the other copy held its partitions after ${f.takeoverMs ?? "never"} ms (bound ${takeoverBoundMs} ms)`,
+        );
+      if (f.rejoinMs === undefined)
+        violations.push(`${f.target}#${f.instance}: restarted, held no partition again`);
+    }
+    for (const f of faults.filter((f) => f.kind === "broker-kill")) {
+      if (f.takeoverMs === undefined) violations.push(`${f.target}: partitions still led by it or by no one`);
+      if (f.rejoinMs === undefined) violations.push(`${f.target}: did not answer again after its restart`);
+    }
     const notRecovered = faults.filter((f) => !f.skipped && f.recoveryMs === undefined);
     if (notRecovered.length > 0)
       violations.push(`no progress after: ${notRecovered.map((f) => `${f.kind} ${f.target}`).join(", ")}`);
@@ -1138,6 +1483,15 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     return {
       run: pipeline.run,
       seed: options.seed,
+      cluster: options.cluster
+        ? {
+            brokers: clusterBrokers,
+            replicationFactor: clusterReplicationFactor,
+            instancesPerStage: options.instancesPerStage,
+            partitions: options.partitions,
+            sessionTimeoutMs: consumerSessionTimeoutMs,
+          }
+        : undefined,
       alertsSent: stream.acknowledged,
       alertsResent: stream.resent,
       sendFailures: stream.failures,
@@ -1188,6 +1542,16 @@ export function formatReport(report: ChaosReport): string {
   const lines: string[] = [];
   const pad = (label: string, value: string | number) => `  ${label.padEnd(34)} ${value}`;
   lines.push(`chaos report: run ${report.run}, seed ${report.seed}, ${report.durationS} s`);
+  if (report.cluster) {
+    const { brokers, replicationFactor, instancesPerStage, partitions, sessionTimeoutMs } = report.cluster;
+    lines.push(
+      pad(
+        "cluster",
+        `${brokers}; ${replicationFactor} replicas, ${partitions} partitions per topic, ` +
+          `${instancesPerStage} copies per consuming stage, session timeout ${sessionTimeoutMs / 1000} s`,
+      ),
+    );
+  }
   lines.push(pad("alerts sent (acknowledged)", report.alertsSent));
   lines.push(
     pad("alerts re-sent after a failed batch", `${report.alertsResent} (${report.sendFailures} failures)`),
@@ -1213,7 +1577,7 @@ export function formatReport(report: ChaosReport): string {
   );
   lines.push("  faults (time since the stream started; back = component up; recovery = progress resumed):");
   for (const f of report.faults) {
-    const what = `${f.kind} ${f.target}`;
+    const what = `${f.kind} ${f.target}${f.instance === undefined ? "" : `#${f.instance}`}`;
     if (f.skipped) {
       lines.push(`    ${String(f.atS).padStart(6)} s  ${what.padEnd(44)} skipped: ${f.skipped}`);
       continue;
@@ -1221,8 +1585,14 @@ export function formatReport(report: ChaosReport): string {
     const recovery =
       f.recoveryMs === undefined ? "NOT recovered" : `recovery ${(f.recoveryMs / 1000).toFixed(1)} s`;
     const exit = f.exit ? `  exit ${f.exit.code} after ${(f.exit.afterMs / 1000).toFixed(1)} s` : "";
+    const orNever = (ms: number | undefined) => (ms === undefined ? "NEVER" : `${(ms / 1000).toFixed(1)} s`);
+    const takeover =
+      f.partitionsMoved === undefined
+        ? ""
+        : `  ${f.partitionsMoved} partitions taken over after ${orNever(f.takeoverMs)}, restarted ` +
+          `${f.kind === "kill" ? "copy holds partitions" : "node answers"} again after ${orNever(f.rejoinMs)}`;
     lines.push(
-      `    ${String(f.atS).padStart(6)} s  ${what.padEnd(44)} back ${(f.downMs / 1000).toFixed(1).padStart(5)} s  ${recovery}${exit}`,
+      `    ${String(f.atS).padStart(6)} s  ${what.padEnd(44)} back ${(f.downMs / 1000).toFixed(1).padStart(5)} s  ${recovery}${exit}${takeover}`,
     );
   }
   if (report.unexpectedExits.length > 0) {
@@ -1241,7 +1611,7 @@ export function formatReport(report: ChaosReport): string {
 // ---------------------------------------------------------------------------------------------
 // the command line (also ./dev chaos)
 
-export const usage = `usage: ./dev chaos [--alerts N] [--kills N] [--seed N] [--rate N] [--match-every N]
+export const usage = `usage: ./dev chaos [--cluster] [--alerts N] [--kills N] [--seed N] [--rate N] [--match-every N]
   --alerts N       alerts in the stream (default ${defaultChaosOptions.alerts})
   --kills N        kill -9 faults over the consuming stages (default ${defaultChaosOptions.kills}, at least 4)
   --seed N         seed of the fault plan (default ${defaultChaosOptions.seed})
@@ -1249,8 +1619,12 @@ export const usage = `usage: ./dev chaos [--alerts N] [--kills N] [--seed N] [--
   --match-every N  3 notifications per N alerts (default ${defaultChaosOptions.matchEvery})
   --broker-stop kill|term   how the broker goes down (default kill)
   --no-infra       stage kills only: no broker or Postgres restart, no Redis pause
+  --report-json F  also write the report to file F as JSON
   --rolling        a rolling restart instead: SIGTERM each stage once, each must exit 0 within 5 s
-Also restarts the Kafka broker, Postgres and pauses Redis once (not with --rolling). Exit 0 only without loss or
+  --cluster        on ./dev cluster (started if needed): 3 replicas, ${clusterChaosOptions.instancesPerStage} copies of each consuming stage,
+                   kill -9 of one copy of each (the other must take over within ${takeoverBoundMs / 1000} s) and of one
+                   broker; defaults --alerts ${clusterChaosOptions.alerts} --rate ${clusterChaosOptions.ratePerS} --kills ${clusterChaosOptions.kills}
+Also restarts the Kafka broker, Postgres and pauses Redis once (not with --rolling or --cluster). Exit 0 only without loss or
 duplicate rows (or any other broken invariant).`;
 
 export function parseChaosFlags(args: readonly string[]): Partial<ChaosOptions> {
@@ -1275,9 +1649,11 @@ export function parseChaosFlags(args: readonly string[]): Partial<ChaosOptions> 
       options.brokerStop = how;
     } else if (flag === "--no-infra") options.infraFaults = false;
     else if (flag === "--rolling") options.rolling = true;
+    else if (flag === "--cluster") options.cluster = true;
     else throw new SetupError(`unknown flag ${flag}\n${usage}`);
   }
-  return options;
+  if (options.cluster && options.rolling) throw new SetupError(`--cluster or --rolling, not both\n${usage}`);
+  return options.cluster ? { ...clusterChaosOptions, ...options } : options;
 }
 
 /** `./dev chaos`: infra and migrations, then the run; exit 0 only if every invariant held. */
@@ -1286,7 +1662,11 @@ export async function chaosCommand(args: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  const options = parseChaosFlags(args);
+  // --report-json FILE: the report as JSON too, for a test running this in its own process.
+  const reportFlag = args.indexOf("--report-json");
+  const reportPath = reportFlag >= 0 ? args[reportFlag + 1] : undefined;
+  if (reportFlag >= 0 && !reportPath) throw new SetupError(`--report-json: give a file\n${usage}`);
+  const options = parseChaosFlags(reportFlag >= 0 ? args.toSpliced(reportFlag, 2) : args);
   await ensureInfra();
   const sql = connectPostgres({ connectionsMax: 1, idleTimeoutSeconds: 1 });
   try {
@@ -1301,6 +1681,7 @@ export async function chaosCommand(args: string[]): Promise<number> {
   });
   const report = await runChaos({ ...options, signal: abort.signal });
   console.log(formatReport(report));
+  if (reportPath) writeFileSync(reportPath, JSON.stringify(report, null, 2));
   return report.lostRows === 0 && report.duplicateRows === 0 && report.violations.length === 0 ? 0 : 1;
 }
 

@@ -10,6 +10,7 @@ import { DirtyDatabaseError, migrate, readMigrations } from "../src/adapters/mig
 import { connectPostgres, type Sql } from "../src/adapters/postgres.ts";
 import { infraUrls } from "../src/runtime/env.ts";
 import { buildBinary } from "./build.ts";
+import { clusterBrokers, clusterReplicationFactor, ensureCluster, stopCluster } from "./cluster.ts";
 import { ensureDatabase, ensureInfra } from "./infra.ts";
 import { externalBrokers, kafkaPaths, stopBroker } from "./kafka.ts";
 import { checkMigrations, rangeTable } from "./migration-check.ts";
@@ -55,6 +56,11 @@ const commands: Record<string, Command> = {
       console.log((await stopBroker()) ? "kafka: stopped" : "kafka: no broker started by ./dev is running");
       return 0;
     },
+  },
+  cluster: {
+    usage: "cluster up|down",
+    summary: "start (and create the topics on) or stop a three-broker cluster on 19092-19094",
+    run: clusterCommand,
   },
   migrate: {
     usage: "migrate [up | down N | to N]",
@@ -118,14 +124,11 @@ const commands: Record<string, Command> = {
   },
   logs: { usage: "logs", summary: "follow the broker log", run: logs },
   chaos: {
-    usage: "chaos [--alerts N] [--kills N] [--seed N]",
-    summary: "kill -9 stages, restart Kafka and Postgres, pause Redis under an alert stream; report",
-    // Its own process (scripts/chaos.ts): it loads the Kafka client and the test harness, which no
-    // other command needs. It handles Ctrl-C itself (stops the stages, restores the services): wait for it.
-    run: (args) => {
-      process.on("SIGINT", () => {});
-      return run([bun, join(repoRoot, "scripts/chaos.ts"), ...args]);
-    },
+    usage: "chaos [--cluster] [--alerts N] [--kills N] [--seed N]",
+    summary:
+      "kill -9 stages, restart Kafka and Postgres, pause Redis under an alert stream; report " +
+      "(--cluster: two copies of each stage on ./dev cluster, kill -9 of a copy each and of a broker)",
+    run: chaos,
   },
   help: { usage: "help", summary: "this list", run: async () => help() },
 };
@@ -135,7 +138,10 @@ function help(): number {
   const width = Math.max(...Object.values(commands).map((c) => c.usage.length));
   for (const command of Object.values(commands))
     console.log(`  ${command.usage.padEnd(width)}  ${command.summary}`);
-  console.log("\nenv: KAFKA_BROKERS (set: use that broker, start none), POSTGRES_URL, REDIS_URL");
+  console.log(
+    "\nenv: KAFKA_BROKERS (set: use that broker, start none), POSTGRES_URL, REDIS_URL, " +
+      "TOPIC_PARTITIONS, TOPIC_REPLICATION_FACTOR",
+  );
   return 0;
 }
 
@@ -209,6 +215,60 @@ async function test(args: string[]): Promise<number> {
   return exitCode;
 }
 
+async function clusterCommand([action, ...rest]: string[]): Promise<number> {
+  if ((action !== "up" && action !== "down") || rest.length > 0)
+    throw new SetupError(`usage: ./dev ${commands.cluster?.usage} (got: ${[action, ...rest].join(" ")})`);
+  if (action === "down") {
+    const stopped = await stopCluster();
+    console.log(
+      stopped.length > 0 ? `cluster: stopped node ${stopped.join(", ")}` : "cluster: no node is running",
+    );
+    return 0;
+  }
+  const cluster = await ensureCluster();
+  const started = cluster.startedNodeIds;
+  console.log(
+    started.length > 0
+      ? `cluster: node ${started.join(", ")} started, all answering after ${(cluster.startedInMs / 1000).toFixed(1)} s`
+      : "cluster: already running",
+  );
+  const env = clusterEnv();
+  await createTopics(env);
+  console.log(
+    "\nto point ./dev and the stages at it (./dev cluster down stops it):\n" +
+      `  export ${Object.entries(env)
+        .map(([name, value]) => `${name}=${value}`)
+        .join(" ")}`,
+  );
+  return 0;
+}
+
+/** What points ./dev, the stages and the topics at the cluster. */
+function clusterEnv(): Record<string, string> {
+  return { KAFKA_BROKERS: clusterBrokers, TOPIC_REPLICATION_FACTOR: String(clusterReplicationFactor) };
+}
+
+/**
+ * `./dev chaos`: its own process (scripts/chaos.ts), which loads the Kafka client and the test
+ * harness no other command needs. With --cluster it runs against the cluster (started here if
+ * needed, stopped again afterwards then): every Kafka client reads KAFKA_BROKERS when it starts.
+ * The run handles Ctrl-C itself (stops the stages, restores the services): wait for it.
+ */
+async function chaos(args: string[]): Promise<number> {
+  process.on("SIGINT", () => {});
+  const script = [bun, join(repoRoot, "scripts/chaos.ts"), ...args];
+  if (!args.includes("--cluster") || args.includes("--help") || args.includes("-h")) return await run(script);
+  const cluster = await ensureCluster();
+  try {
+    return await run(script, { ...process.env, ...clusterEnv() });
+  } finally {
+    if (cluster.startedNow) {
+      await stopCluster();
+      console.log("cluster: stopped (it was started for this run)");
+    }
+  }
+}
+
 async function migrateCommand(args: string[]): Promise<number> {
   const [direction = "up", count] = args;
   const steps = Number(count);
@@ -256,8 +316,8 @@ async function schemaVersion(sql: Sql): Promise<number> {
   return Number(row?.version ?? 0);
 }
 
-async function createTopics(): Promise<void> {
-  const exitCode = await run([bun, join(repoRoot, "src/setup/topics.ts")]);
+async function createTopics(env: Record<string, string> = {}): Promise<void> {
+  const exitCode = await run([bun, join(repoRoot, "src/setup/topics.ts")], { ...process.env, ...env });
   if (exitCode !== 0)
     throw new SetupError(`topics: creating the topics failed (exit ${exitCode}): see above`);
 }

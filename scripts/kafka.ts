@@ -1,9 +1,11 @@
 /**
- * The development Kafka broker: one KRaft node run from Maven Central jars, no Docker.
+ * The development Kafka: KRaft nodes (broker and controller in one process) run from Maven Central
+ * jars, no Docker. `./dev infra` runs one node (the dev broker, 9092); `./dev cluster up` runs three
+ * (scripts/cluster.ts) from the same functions.
  *
- * Jars are copied once per pom into a cache outside the repo (shared by every checkout); the data,
- * logs and pid file live in the repo's git-ignored .run/kafka. When KAFKA_BROKERS is set, the broker
- * is someone else's: we only check that it answers.
+ * Jars are copied once per pom into a cache outside the repo (shared by every checkout); each node's
+ * data, logs and pid file live in the repo's git-ignored .run/. When KAFKA_BROKERS is set, the dev
+ * broker is someone else's: we only check that it answers.
  */
 
 import { spawn } from "node:child_process";
@@ -11,29 +13,69 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { minInsyncReplicas } from "../src/kafka/replication.ts";
 import { capture, repoRoot, requireCommand, SetupError } from "./process.ts";
 
-const brokerHost = "127.0.0.1";
-const brokerPort = 9092;
-const controllerPort = 9093;
-export const ownBrokerAddress = `${brokerHost}:${brokerPort}`;
+export const kafkaHost = "127.0.0.1";
+
+/** One KRaft node this checkout runs: where it listens, what it stores where, how big its heap is. */
+export interface KafkaNode {
+  /** Names the node in messages: "the broker", "cluster node 2". */
+  label: string;
+  nodeId: number;
+  brokerPort: number;
+  controllerPort: number;
+  /** Every controller of the node's cluster, host:port, comma-separated. */
+  quorum: string;
+  /** Replication factor of the internal topics and of topics created without one. */
+  replicationFactor: number;
+  runDir: string;
+  jvmOptions: string[];
+}
+
+export interface KafkaNodePaths {
+  dataDir: string;
+  logsDir: string;
+  serverLog: string;
+  consoleLog: string;
+  pidFile: string;
+  properties: string;
+}
 
 const startDeadlineMs = 90_000;
 const stopDeadlineMs = 30_000;
-// Two cores and 24 GiB per machine: a fixed 1 GiB heap leaves room for Postgres, Redis and the stages.
-const jvmOptions = ["-Xms1g", "-Xmx1g", "-XX:+UseG1GC"];
+
+const devNode: KafkaNode = {
+  label: "the broker",
+  nodeId: 1,
+  brokerPort: 9092,
+  controllerPort: 9093,
+  quorum: `${kafkaHost}:9093`,
+  replicationFactor: 1,
+  runDir: join(repoRoot, ".run/kafka"),
+  // Two cores and 24 GiB per machine: a fixed 1 GiB heap leaves room for Postgres, Redis and the stages.
+  jvmOptions: ["-Xms1g", "-Xmx1g", "-XX:+UseG1GC"],
+};
+export const ownBrokerAddress = brokerAddress(devNode);
+export const kafkaPaths = nodePaths(devNode);
 
 const pomPath = join(repoRoot, "infra/kafka/pom.xml");
-const runDir = join(repoRoot, ".run/kafka");
-export const kafkaPaths = {
-  dataDir: join(runDir, "data"),
-  logsDir: join(runDir, "logs"),
-  serverLog: join(runDir, "logs/server.log"),
-  consoleLog: join(runDir, "logs/console.log"),
-  pidFile: join(runDir, "kafka.pid"),
-  properties: join(runDir, "server.properties"),
-};
+
+export function brokerAddress(node: KafkaNode): string {
+  return `${kafkaHost}:${node.brokerPort}`;
+}
+
+export function nodePaths(node: KafkaNode): KafkaNodePaths {
+  return {
+    dataDir: join(node.runDir, "data"),
+    logsDir: join(node.runDir, "logs"),
+    serverLog: join(node.runDir, "logs/server.log"),
+    consoleLog: join(node.runDir, "logs/console.log"),
+    pidFile: join(node.runDir, "kafka.pid"),
+    properties: join(node.runDir, "server.properties"),
+  };
+}
 
 /** KAFKA_BROKERS set means "use that cluster"; unset means the broker this repo runs. */
 export function externalBrokers(): string | undefined {
@@ -46,14 +88,20 @@ export async function answersMetadata(brokers: string): Promise<boolean> {
   return exitCode === 0;
 }
 
-/** The pid of the broker this checkout started, if it is running. */
+/** The pid of the dev broker this checkout started, if it is running. */
 export function runningBrokerPid(): number | undefined {
-  if (!existsSync(kafkaPaths.pidFile)) return undefined;
-  const pid = Number(readFileSync(kafkaPaths.pidFile, "utf8").trim());
+  return runningNodePid(devNode);
+}
+
+/** The pid of `node` if this checkout started it and it is running. */
+export function runningNodePid(node: KafkaNode): number | undefined {
+  const { pidFile, properties } = nodePaths(node);
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
   // The pid may have been reused since: it is ours only if it runs our properties file.
   const cmdlinePath = `/proc/${pid}/cmdline`;
   if (!pid || !existsSync(cmdlinePath)) return undefined;
-  return readFileSync(cmdlinePath, "utf8").includes(kafkaPaths.properties) ? pid : undefined;
+  return readFileSync(cmdlinePath, "utf8").includes(properties) ? pid : undefined;
 }
 
 export interface BrokerStatus {
@@ -77,33 +125,44 @@ export async function ensureBroker(): Promise<BrokerStatus> {
 
   const runningPid = runningBrokerPid();
   if (runningPid) {
-    await waitUntilReady(runningPid);
+    await waitUntilReady(devNode, runningPid);
     return { brokers: ownBrokerAddress, pid: runningPid, startedNow: false };
   }
-  rmSync(kafkaPaths.pidFile, { force: true });
-
-  for (const port of [brokerPort, controllerPort]) {
-    if (await portInUse(brokerHost, port)) {
-      throw new SetupError(
-        `${brokerHost}:${port} is in use by a process not started by ./dev: stop it ` +
-          `(ss -ltnp 'sport = :${port}' shows which), or set KAFKA_BROKERS=${ownBrokerAddress} to use it`,
-      );
-    }
-  }
-
-  requireCommand("java", "install openjdk-17-jre-headless");
+  await prepareStart(devNode, `or set KAFKA_BROKERS=${ownBrokerAddress} to use it`);
   const libsDir = await ensureJars();
-  writeProperties();
-  await formatStorageOnce(libsDir);
-  const pid = launch(libsDir);
-  await waitUntilReady(pid);
+  await formatStorageOnce(devNode, libsDir, newKafkaUuid(), ["--standalone"]);
+  const pid = launch(devNode, libsDir);
+  await waitUntilReady(devNode, pid);
   return { brokers: ownBrokerAddress, pid, startedNow: true };
 }
 
-/** Stops the broker this checkout started. Returns false when none was running. */
-export async function stopBroker(): Promise<boolean> {
-  const pid = runningBrokerPid();
-  rmSync(kafkaPaths.pidFile, { force: true });
+/** Stops the dev broker this checkout started. Returns false when none was running. */
+export function stopBroker(): Promise<boolean> {
+  return stopNode(devNode);
+}
+
+/**
+ * Before launching `node`: forgets a stale pid file, refuses ports someone else holds (`otherwise`
+ * completes the advice), checks Java and writes the node's server.properties.
+ */
+export async function prepareStart(node: KafkaNode, otherwise: string): Promise<void> {
+  rmSync(nodePaths(node).pidFile, { force: true });
+  for (const port of [node.brokerPort, node.controllerPort]) {
+    if (await portInUse(kafkaHost, port)) {
+      throw new SetupError(
+        `${kafkaHost}:${port} (${node.label}) is in use by a process not started by ./dev: stop it ` +
+          `(ss -ltnp 'sport = :${port}' shows which), ${otherwise}`,
+      );
+    }
+  }
+  requireCommand("java", "install openjdk-17-jre-headless");
+  writeProperties(node);
+}
+
+/** Stops `node` if this checkout started it: SIGTERM, SIGKILL after the deadline. False when none ran. */
+export async function stopNode(node: KafkaNode): Promise<boolean> {
+  const pid = runningNodePid(node);
+  rmSync(nodePaths(node).pidFile, { force: true });
   if (!pid) return false;
   process.kill(pid, "SIGTERM"); // a controlled shutdown flushes logs, so the next start is quick
   const deadline = Date.now() + stopDeadlineMs;
@@ -119,7 +178,7 @@ function kafkaVersion(): string {
 }
 
 /** Copies the broker's runtime jars once; a changed pom (other versions) copies them again. */
-async function ensureJars(): Promise<string> {
+export async function ensureJars(): Promise<string> {
   const cacheRoot = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
   const cacheDir = join(cacheRoot, "alerting", `kafka-${kafkaVersion()}`);
   const libsDir = join(cacheDir, "libs");
@@ -154,86 +213,111 @@ async function ensureJars(): Promise<string> {
   return libsDir;
 }
 
-function writeProperties(): void {
+function writeProperties(node: KafkaNode): void {
+  const paths = nodePaths(node);
   const template = readFileSync(join(repoRoot, "infra/kafka/server.properties"), "utf8");
   const properties = template
-    .replaceAll("@BROKER_ADDRESS@", ownBrokerAddress)
-    .replaceAll("@CONTROLLER_ADDRESS@", `${brokerHost}:${controllerPort}`)
-    .replaceAll("@DATA_DIR@", kafkaPaths.dataDir);
-  mkdirSync(kafkaPaths.logsDir, { recursive: true });
-  writeFileSync(kafkaPaths.properties, properties);
+    .replaceAll("@NODE_ID@", String(node.nodeId))
+    .replaceAll("@BROKER_ADDRESS@", brokerAddress(node))
+    .replaceAll("@CONTROLLER_ADDRESS@", `${kafkaHost}:${node.controllerPort}`)
+    .replaceAll("@CONTROLLER_QUORUM@", node.quorum)
+    .replaceAll("@REPLICATION_FACTOR@", String(node.replicationFactor))
+    .replaceAll("@MIN_INSYNC_REPLICAS@", String(minInsyncReplicas(node.replicationFactor)))
+    .replaceAll("@DATA_DIR@", paths.dataDir);
+  mkdirSync(paths.logsDir, { recursive: true });
+  writeFileSync(paths.properties, properties);
 }
 
-/** Formats the data dir on first start only; later starts keep the cluster id and the topics. */
-async function formatStorageOnce(libsDir: string): Promise<void> {
-  if (existsSync(join(kafkaPaths.dataDir, "meta.properties"))) return;
+export function isFormatted(node: KafkaNode): boolean {
+  return existsSync(join(nodePaths(node).dataDir, "meta.properties"));
+}
+
+/**
+ * Formats the node's data dir on its first start only; later starts keep the cluster id and the
+ * topics. `quorumArgs` says how the controller quorum begins (`--standalone` for a single node).
+ */
+export async function formatStorageOnce(
+  node: KafkaNode,
+  libsDir: string,
+  clusterId: string,
+  quorumArgs: string[],
+): Promise<void> {
+  if (isFormatted(node)) return;
+  const paths = nodePaths(node);
   const { exitCode, output } = await capture([
     "java",
-    ...log4jOptions(),
+    ...log4jOptions(node),
     "-cp",
     `${libsDir}/*`,
     "kafka.tools.StorageTool",
     "format",
     "-t",
-    newClusterId(),
+    clusterId,
     "-c",
-    kafkaPaths.properties,
-    "--standalone",
+    paths.properties,
+    ...quorumArgs,
   ]);
-  if (exitCode !== 0)
-    throw new SetupError(`formatting Kafka storage failed: delete .run/kafka and retry\n${output}`);
+  if (exitCode !== 0) {
+    const runDir = relative(repoRoot, node.runDir);
+    throw new SetupError(`formatting ${node.label}'s storage failed: delete ${runDir} and retry\n${output}`);
+  }
 }
 
-/** Kafka's cluster id: 16 random bytes, base64url without padding, never starting with '-'. */
-function newClusterId(): string {
+/** Kafka's uuid format (cluster and directory ids): 16 random bytes, base64url, never starting with '-'. */
+export function newKafkaUuid(): string {
   for (;;) {
     const id = randomBytes(16).toString("base64url");
     if (!id.startsWith("-")) return id;
   }
 }
 
-function log4jOptions(): string[] {
+function log4jOptions(node: KafkaNode): string[] {
   return [
     `-Dlog4j2.configurationFile=${join(repoRoot, "infra/kafka/log4j2.properties")}`,
-    `-Dkafka.logs.dir=${kafkaPaths.logsDir}`,
+    `-Dkafka.logs.dir=${nodePaths(node).logsDir}`,
   ];
 }
 
-/** Starts the JVM in its own session, so it outlives `./dev infra` and ignores the terminal's Ctrl-C. */
-function launch(libsDir: string): number {
-  const consoleLog = openSync(kafkaPaths.consoleLog, "a");
+/** Starts the JVM in its own session, so it outlives `./dev` and ignores the terminal's Ctrl-C. */
+export function launch(node: KafkaNode, libsDir: string): number {
+  const paths = nodePaths(node);
+  const consoleLog = openSync(paths.consoleLog, "a");
   const child = spawn(
     "java",
-    [...jvmOptions, ...log4jOptions(), "-cp", `${libsDir}/*`, "kafka.Kafka", kafkaPaths.properties],
+    [...node.jvmOptions, ...log4jOptions(node), "-cp", `${libsDir}/*`, "kafka.Kafka", paths.properties],
     { cwd: repoRoot, detached: true, stdio: ["ignore", consoleLog, consoleLog] },
   );
   child.unref();
   if (!child.pid) throw new SetupError("java could not be started: check that `java -version` works");
-  writeFileSync(kafkaPaths.pidFile, `${child.pid}\n`);
-  console.log(`kafka: starting broker (pid ${child.pid}, logs in .run/kafka/logs)`);
+  writeFileSync(paths.pidFile, `${child.pid}\n`);
+  const where = relative(repoRoot, paths.logsDir);
+  console.log(`kafka: starting ${node.label} (pid ${child.pid}, port ${node.brokerPort}, logs in ${where})`);
   return child.pid;
 }
 
-async function waitUntilReady(pid: number): Promise<void> {
+/** Waits until `node` (process `pid`) answers a metadata request; fails if it exits or takes too long. */
+export async function waitUntilReady(node: KafkaNode, pid: number): Promise<void> {
+  const paths = nodePaths(node);
+  const address = brokerAddress(node);
   const deadline = Date.now() + startDeadlineMs;
   // The port opens a moment before the broker can answer; kcat alone would wait 2 s per closed-port try.
-  while (!((await portInUse(brokerHost, brokerPort)) && (await answersMetadata(ownBrokerAddress)))) {
+  while (!((await portInUse(kafkaHost, node.brokerPort)) && (await answersMetadata(address)))) {
     if (!isAlive(pid)) {
-      rmSync(kafkaPaths.pidFile, { force: true });
+      rmSync(paths.pidFile, { force: true });
       throw new SetupError(
-        `the broker exited while starting: see ${kafkaPaths.serverLog} and ${kafkaPaths.consoleLog}`,
+        `${node.label} exited while starting: see ${paths.serverLog} and ${paths.consoleLog}`,
       );
     }
     if (Date.now() > deadline) {
       throw new SetupError(
-        `the broker did not answer within ${startDeadlineMs / 1000} s: see ${kafkaPaths.serverLog}`,
+        `${node.label} did not answer within ${startDeadlineMs / 1000} s: see ${paths.serverLog}`,
       );
     }
     await Bun.sleep(250);
   }
 }
 
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   // A zombie still accepts signals; only a real process has a /proc status other than Z.
   try {
     return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));

@@ -1,9 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { pick, prng, randomUuid } from "../../test/support/random-rules.ts";
 import { AlertMatchedSchema, type AlertNew, AlertNewSchema } from "../gen/alerting/v1/alert_pb.ts";
 import { deriveAlertId } from "./alert-id.ts";
+import { textProblem } from "./text.ts";
 import { appendSilencedBy, clientSuffix, encodeAlertMatched, readAlertNew, WireError } from "./wire.ts";
 
 const texts = [
@@ -79,12 +80,53 @@ function randomAlertBytes(random: () => number): Uint8Array {
   return Buffer.concat(parts);
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+function unstorable(raw: Uint8Array): boolean {
+  try {
+    return textProblem(strictUtf8.decode(raw)) !== undefined;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Whether any AlertNew string, in any occurrence, context keys and values included, is one Postgres
+ * cannot store (NUL or invalid UTF-8), read with the library's reader rather than wire.ts's.
+ */
+function hasUnstorableText(bytes: Uint8Array): boolean {
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [fieldNumber, wireType] = reader.tag();
+    if (wireType !== WireType.LengthDelimited || ![1, 3, 4, 5].includes(fieldNumber)) {
+      reader.skip(wireType);
+    } else if (fieldNumber !== 5) {
+      if (unstorable(reader.bytes())) return true;
+    } else {
+      const entry = new BinaryReader(reader.bytes());
+      while (entry.pos < entry.len) {
+        const [entryField, entryWireType] = entry.tag();
+        if (entryWireType !== WireType.LengthDelimited || (entryField !== 1 && entryField !== 2))
+          entry.skip(entryWireType);
+        else if (unstorable(entry.bytes())) return true;
+      }
+    }
+  }
+  return false;
+}
+
 describe("readAlertNew", () => {
-  test("equals fromBinary on 3000 random messages", () => {
+  test("equals fromBinary on 3000 random messages, and refuses exactly those with unstorable text", () => {
     const random = prng(42);
+    let refused = 0;
     for (let i = 0; i < 3000; i++) {
       const bytes = randomAlertBytes(random);
       const want = fromBinary(AlertNewSchema, bytes);
+      if (hasUnstorableText(bytes)) {
+        refused++;
+        expect(() => readAlertNew(bytes)).toThrow(/contains a NUL character/);
+        continue;
+      }
       expect(readAlertNew(bytes)).toEqual({
         alertId: want.alertId,
         severity: want.severity,
@@ -95,9 +137,12 @@ describe("readAlertNew", () => {
         scope: want.scope,
       });
     }
+    // Both paths are exercised.
+    expect(refused).toBeGreaterThan(300);
+    expect(refused).toBeLessThan(2700);
   });
 
-  test("every truncation of a message is rejected exactly when fromBinary rejects it", () => {
+  test("every truncation of a message is rejected exactly when fromBinary rejects it or its text is unstorable", () => {
     const random = prng(7);
     for (let i = 0; i < 200; i++) {
       const bytes = randomAlertBytes(random);
@@ -112,6 +157,7 @@ describe("readAlertNew", () => {
         }
         try {
           fromBinary(AlertNewSchema, prefix);
+          referenceFailed = hasUnstorableText(prefix);
         } catch {
           referenceFailed = true;
         }
@@ -148,6 +194,83 @@ describe("readAlertNew", () => {
       expect(() => readAlertNew(new Uint8Array(bytes))).toThrow(message);
     });
   }
+
+  const alert = (fields: Partial<Omit<AlertNew, "$typeName" | "$unknown">>) =>
+    toBinary(AlertNewSchema, create(AlertNewSchema, { alertId: "id", source: "s", name: "n", ...fields }));
+  const utf8 = (text: string) => Array.from(new TextEncoder().encode(text));
+  /** A surrogate code point in UTF-8 form (CESU-8 style): what an unpaired surrogate becomes on the wire. */
+  const loneSurrogate = [0xed, 0xa0, 0x80];
+  const contextEntry = (key: number[], value: number[]) => {
+    const entry = [0x0a, key.length, ...key, 0x12, value.length, ...value];
+    return [0x2a, entry.length, ...entry];
+  };
+
+  const unstorableText: [string, Uint8Array, string, string][] = [
+    ["NUL in alert_id", alert({ alertId: "a\u0000b" }), "alert_id", "contains a NUL character at position 1"],
+    ["NUL in source", alert({ source: "\u0000" }), "source", "contains a NUL character at position 0"],
+    ["NUL in name", alert({ name: "cpu\u0000" }), "name", "contains a NUL character at position 3"],
+    [
+      "NUL in a context value, named by its key",
+      alert({ context: { host: "db-1", db_password: "hunter\u00002" } }),
+      "context.db_password",
+      "contains a NUL character at position 6",
+    ],
+    [
+      "NUL in a context key",
+      alert({ context: { "k\u0000": "v" } }),
+      "context",
+      "a key contains a NUL character at position 1",
+    ],
+    [
+      "an unpaired surrogate in name",
+      new Uint8Array([0x22, 3, ...loneSurrogate]),
+      "name",
+      "is not valid UTF-8 (an unpaired surrogate or a malformed byte sequence)",
+    ],
+    [
+      "an unpaired surrogate in a context value",
+      new Uint8Array(contextEntry(utf8("note"), [0x61, ...loneSurrogate])),
+      "context.note",
+      "is not valid UTF-8 (an unpaired surrogate or a malformed byte sequence)",
+    ],
+    [
+      "a NUL value before its key",
+      new Uint8Array([0x2a, 8, 0x12, 1, 0x00, 0x0a, 3, ...utf8("key")]),
+      "context.key",
+      "contains a NUL character at position 0",
+    ],
+    [
+      "NUL in an earlier occurrence a later one overrides (the bytes are forwarded)",
+      Buffer.concat([alert({ name: "\u0000" }), alert({ name: "ok" })]),
+      "name",
+      "contains a NUL character at position 0",
+    ],
+  ];
+  for (const [description, bytes, field, reason] of unstorableText) {
+    test(`refuses ${description}`, () => {
+      let error: unknown;
+      try {
+        readAlertNew(bytes);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(WireError);
+      expect({ field: (error as WireError).field, reason: (error as WireError).reason }).toEqual({
+        field,
+        reason,
+      });
+    });
+  }
+
+  test("accepts empty context values, NUL bytes outside strings and in unknown fields, and any valid UTF-8", () => {
+    const accepted = [
+      alert({ context: { empty: "", "": "empty key" } }),
+      alert({ severity: 0, eventTimeUnixMs: 256n, schemaVersion: 0 }),
+      Buffer.concat([alert({}), new Uint8Array([0xa2, 0x06, 2, 0x00, 0x00])]),
+      alert({ name: "Zürich ☃ 🔥", context: { ключ: "𝔘𝔫𝔦" } }),
+    ];
+    for (const bytes of accepted) expect(() => readAlertNew(bytes)).not.toThrow();
+  });
 });
 
 describe("encodeAlertMatched", () => {
@@ -155,6 +278,7 @@ describe("encodeAlertMatched", () => {
     const random = prng(99);
     for (let i = 0; i < 3000; i++) {
       const bytes = randomAlertBytes(random);
+      if (hasUnstorableText(bytes)) continue; // refused before it could be encoded
       const alert = fromBinary(AlertNewSchema, bytes);
       const header = readAlertNew(bytes);
       const derived =

@@ -5,8 +5,12 @@
  * (a later singular field wins, repeated fields accumulate).
  */
 import type { ClientMatch } from "./matching/types.ts";
+import { textProblem } from "./text.ts";
 
-/** Malformed protobuf bytes: `field` names what was being read, `reason` what was wrong. */
+/**
+ * Malformed protobuf bytes, or a string no boundary accepts (see text.ts): `field` names what was
+ * being read, `reason` what was wrong.
+ */
 export class WireError extends Error {
   constructor(
     readonly field: string,
@@ -166,6 +170,7 @@ export class ProtoReader {
 }
 
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const strictDecoder = new TextDecoder("utf-8", { ignoreBOM: true, fatal: true });
 const encoder = new TextEncoder();
 
 /** What the evaluator needs from an AlertNew; the context map is skipped and forwarded as bytes. */
@@ -184,6 +189,10 @@ export interface AlertHeader {
  * Scans AlertNew bytes once. Strings are decoded only for the fields returned, and only for the last
  * occurrence (a later field wins). Throws WireError on malformed input; AlertNew bytes carrying fields 8
  * or 9 are rejected, since forwarding them would smuggle a client_id or rule_ids into AlertMatched.
+ * Every string, in every occurrence, is checked for what Postgres cannot store: NUL, and invalid UTF-8
+ * (which is what an unpaired surrogate becomes on the wire). The bytes are forwarded as they are, so a
+ * later occurrence does not excuse an earlier one: an occurrence is checked when the next one replaces
+ * it, the last when it is decoded, context entries as they are skipped (without decoding when ASCII).
  */
 export function readAlertNew(bytes: Uint8Array): AlertHeader {
   const reader = new ProtoReader(bytes);
@@ -204,6 +213,7 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
     switch (tag >>> 3) {
       case 1:
         expectWireType(tag, WIRE_LENGTH_DELIMITED, "alert_id");
+        if (alertIdEnd > alertIdStart) checkText(bytes, alertIdStart, alertIdEnd, "alert_id");
         alertIdEnd = reader.lengthDelimited("alert_id");
         alertIdStart = reader.pos;
         reader.pos = alertIdEnd;
@@ -214,19 +224,21 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
         break;
       case 3:
         expectWireType(tag, WIRE_LENGTH_DELIMITED, "source");
+        if (sourceEnd > sourceStart) checkText(bytes, sourceStart, sourceEnd, "source");
         sourceEnd = reader.lengthDelimited("source");
         sourceStart = reader.pos;
         reader.pos = sourceEnd;
         break;
       case 4:
         expectWireType(tag, WIRE_LENGTH_DELIMITED, "name");
+        if (nameEnd > nameStart) checkText(bytes, nameStart, nameEnd, "name");
         nameEnd = reader.lengthDelimited("name");
         nameStart = reader.pos;
         reader.pos = nameEnd;
         break;
       case 5:
         expectWireType(tag, WIRE_LENGTH_DELIMITED, "context");
-        reader.pos = reader.lengthDelimited("context");
+        checkContextEntry(reader, reader.lengthDelimited("context"));
         break;
       case 6:
         expectWireType(tag, WIRE_VARINT, "event_time_unix_ms");
@@ -252,10 +264,10 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
     }
   }
   return {
-    alertId: decodeString(bytes, alertIdStart, alertIdEnd),
+    alertId: decodeText(bytes, alertIdStart, alertIdEnd, "alert_id"),
     severity,
-    source: decodeString(bytes, sourceStart, sourceEnd),
-    name: decodeString(bytes, nameStart, nameEnd),
+    source: decodeText(bytes, sourceStart, sourceEnd, "source"),
+    name: decodeText(bytes, nameStart, nameEnd, "name"),
     eventTimeUnixMs,
     schemaVersion,
     scope: decodeString(bytes, scopeStart, scopeEnd),
@@ -268,6 +280,95 @@ function expectWireType(tag: number, wireType: number, field: string): void {
 
 function decodeString(bytes: Uint8Array, start: number, end: number): string {
   return start === end ? "" : decoder.decode(bytes.subarray(start, end));
+}
+
+/** The text in bytes[start, end), decoded strictly; throws WireError for `field` if it cannot be stored. */
+function decodeText(bytes: Uint8Array, start: number, end: number, field: string): string {
+  if (start === end) return "";
+  let text: string;
+  try {
+    text = strictDecoder.decode(bytes.subarray(start, end));
+  } catch {
+    throw new WireError(field, invalidUtf8);
+  }
+  if (text.includes("\u0000")) throw new WireError(field, textProblem(text) as string);
+  return text;
+}
+
+/** Throws WireError for `field` if the UTF-8 text in bytes[start, end) cannot be stored. */
+function checkText(bytes: Uint8Array, start: number, end: number, field: string): void {
+  const problem = utf8TextProblem(bytes, start, end);
+  if (problem !== undefined) throw new WireError(field, problem);
+}
+
+/**
+ * Why the UTF-8 text in bytes[start, end) cannot be stored, or undefined. ASCII without NUL, nearly
+ * every alert's text, takes one pass over the bytes; anything else is decoded strictly and worded by
+ * textProblem, as every boundary words it.
+ */
+function utf8TextProblem(bytes: Uint8Array, start: number, end: number): string | undefined {
+  if (isPlainAscii(bytes, start, end)) return undefined;
+  let text: string;
+  try {
+    text = strictDecoder.decode(bytes.subarray(start, end));
+  } catch {
+    return invalidUtf8;
+  }
+  return textProblem(text);
+}
+
+/** Whether every byte of bytes[start, end) is in 1..127: ASCII without NUL. */
+function isPlainAscii(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const byte = bytes[i] as number;
+    if (byte === 0 || byte > 0x7f) return false;
+  }
+  return true;
+}
+
+const invalidUtf8 = "is not valid UTF-8 (an unpaired surrogate or a malformed byte sequence)";
+
+/** Fields of a context map entry. */
+const CONTEXT_KEY = 1;
+const CONTEXT_VALUE = 2;
+
+/**
+ * Checks the text of one context map entry, which ends at `entryEnd`, and leaves the reader there.
+ * A refused value is named by its key, e.g. `context.db_password`.
+ */
+function checkContextEntry(reader: ProtoReader, entryEnd: number): void {
+  const bytes = reader.bytes;
+  if (isPlainAscii(bytes, reader.pos, entryEnd)) {
+    // Tags, lengths under 128 and ASCII text without NUL: no string in the entry can be refused.
+    reader.pos = entryEnd;
+    return;
+  }
+  let keyStart = 0;
+  let keyEnd = 0;
+  let valueProblem: string | undefined;
+  while (reader.pos < entryEnd) {
+    const tag = reader.tag("context");
+    const fieldNumber = tag >>> 3;
+    if (fieldNumber === CONTEXT_KEY || fieldNumber === CONTEXT_VALUE) {
+      expectWireType(tag, WIRE_LENGTH_DELIMITED, "context");
+      const end = reader.lengthDelimited("context");
+      if (end > entryEnd) throw new WireError("context", "entry field runs past the entry's end");
+      const problem = utf8TextProblem(bytes, reader.pos, end);
+      if (fieldNumber === CONTEXT_KEY) {
+        if (problem !== undefined) throw new WireError("context", `a key ${problem}`);
+        keyStart = reader.pos;
+        keyEnd = end;
+      } else {
+        valueProblem ??= problem;
+      }
+      reader.pos = end;
+    } else {
+      reader.skip(tag, "context");
+    }
+    if (reader.pos > entryEnd) throw new WireError("context", "entry field runs past the entry's end");
+  }
+  if (valueProblem !== undefined)
+    throw new WireError(`context.${decodeString(bytes, keyStart, keyEnd)}`, valueProblem);
 }
 
 /**

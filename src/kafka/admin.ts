@@ -1,13 +1,12 @@
 /**
- * Cluster administration: create topics idempotently, list topics with their partitions, read
- * partition watermarks. Used by `./dev topics`, readiness checks and tests.
+ * Cluster administration: create topics idempotently, list topics with their partitions and
+ * leaders, read partition watermarks. Used by `./dev topics`, readiness checks, chaos and tests.
  */
 import { type Pointer, ptr, read } from "bun:ffi";
-import { check, KafkaError } from "./errors.ts";
+import { check, ErrorCode, KafkaError } from "./errors.ts";
 import { buildConf, createHandle, type KafkaLogger, type KafkaSettings, logEvent } from "./handle.ts";
 import {
   cString,
-  ErrorCode,
   EventType,
   MetadataLayout,
   MetadataPartitionLayout,
@@ -27,6 +26,8 @@ export interface TopicSpec {
 export interface TopicInfo {
   name: string;
   partitions: number[];
+  /** The leader's node id of each partition, index by index; -1 while it has none. */
+  leaders: number[];
 }
 
 const adminApiCreateTopics = 1;
@@ -78,7 +79,11 @@ export class Admin {
         errorBufferBytes,
       ) as Pointer | null;
       if (!topic)
-        throw new KafkaError(`new topic ${spec.name}`, -186, new TextDecoder().decode(errorBuffer), false);
+        throw new KafkaError(
+          `new topic ${spec.name}`,
+          ErrorCode.invalidArgument,
+          new TextDecoder().decode(errorBuffer),
+        );
       for (const [key, value] of Object.entries(spec.config ?? {})) {
         check(
           `topic ${spec.name} config ${key}`,
@@ -129,15 +134,19 @@ export class Admin {
         if (read.i32(base, offset + MetadataTopicLayout.err) !== 0) continue;
         const partitionCount = read.i32(base, offset + MetadataTopicLayout.partitionCount);
         const partitionBase = read.ptr(base, offset + MetadataTopicLayout.partitions) as Pointer;
-        const partitions: number[] = [];
+        const partitions: { id: number; leader: number }[] = [];
         for (let j = 0; j < partitionCount; j++) {
-          partitions.push(
-            read.i32(partitionBase, j * MetadataPartitionLayout.sizeBytes + MetadataPartitionLayout.id),
-          );
+          const partitionOffset = j * MetadataPartitionLayout.sizeBytes;
+          partitions.push({
+            id: read.i32(partitionBase, partitionOffset + MetadataPartitionLayout.id),
+            leader: read.i32(partitionBase, partitionOffset + MetadataPartitionLayout.leader),
+          });
         }
+        partitions.sort((a, b) => a.id - b.id);
         topics.push({
           name: readCString(read.ptr(base, offset + MetadataTopicLayout.name)),
-          partitions: partitions.sort((a, b) => a - b),
+          partitions: partitions.map((p) => p.id),
+          leaders: partitions.map((p) => p.leader),
         });
       }
       return topics.sort((a, b) => a.name.localeCompare(b.name));
@@ -166,7 +175,7 @@ export class Admin {
   /** Sum of high watermarks over a topic's partitions: records ever written, when nothing expired. */
   endOffsetTotal(topic: string, timeoutMs = 5000): number {
     const info = this.listTopics(timeoutMs).find((t) => t.name === topic);
-    if (!info) throw new KafkaError(`topic ${topic}`, 3, "no such topic");
+    if (!info) throw new KafkaError(`topic ${topic}`, ErrorCode.unknownTopicOrPartition, "no such topic");
     return info.partitions.reduce((sum, p) => sum + this.watermarks(topic, p, timeoutMs).high, 0);
   }
 
@@ -197,7 +206,7 @@ async function pollQueue(
     }
     await Bun.sleep(5);
   }
-  throw new KafkaError(operation, -185, `no result within ${timeoutMs} ms`);
+  throw new KafkaError(operation, ErrorCode.timedOut, `no result within ${timeoutMs} ms`);
 }
 
 function readCreateTopicsResult(event: Pointer): { created: string[]; existing: string[] } {

@@ -9,7 +9,7 @@
  * lines off librdkafka's own threads, and the main queue is forwarded to the consumer queue.
  */
 import { type FFITypeOrString, JSCallback, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
-import { check, KafkaError } from "./errors.ts";
+import { check, ErrorCode, KafkaError } from "./errors.ts";
 import {
   buildConf,
   createHandle,
@@ -24,7 +24,7 @@ import {
   toNativeList,
   withNativeList,
 } from "./handle.ts";
-import { ErrorCode, EventType, libc, MessageLayout, rdk, readCString } from "./native.ts";
+import { EventType, libc, MessageLayout, rdk, readCString } from "./native.ts";
 
 export interface ConsumedRecord {
   topic: string;
@@ -68,6 +68,8 @@ export interface PartitionLag extends TopicPartition {
 }
 
 const pollSleepMaxMs = 8;
+/** How long the group waits for a silent member before giving its partitions to the others. */
+export const consumerSessionTimeoutMs = 10_000;
 const commitTimeoutMs = 10_000;
 const emptyHeaders: ReadonlyMap<string, Uint8Array> = new Map();
 const emptyBytes = new Uint8Array(0);
@@ -101,7 +103,7 @@ export class Consumer {
       "enable.auto.offset.store": false,
       "auto.offset.reset": "earliest",
       "partition.assignment.strategy": "cooperative-sticky",
-      "session.timeout.ms": 10_000,
+      "session.timeout.ms": consumerSessionTimeoutMs,
       "heartbeat.interval.ms": 1000,
       // librdkafka 2.0 stops fetching once this many records wait locally; the default (100k) made
       // the fetcher idle half the time at high rates. Memory stays bounded by the kbytes limit.
@@ -404,7 +406,9 @@ export class Consumer {
       if (performance.now() > deadline) {
         for (const [id, pending] of this.#pendingCommits) {
           this.#pendingCommits.delete(id);
-          pending.reject(new KafkaError("commit", -185, `no commit result within ${commitTimeoutMs} ms`));
+          pending.reject(
+            new KafkaError("commit", ErrorCode.timedOut, `no commit result within ${commitTimeoutMs} ms`),
+          );
         }
         return;
       }
@@ -472,7 +476,7 @@ export class Consumer {
     if (closeCode !== 0) this.#logger.warn("consumer close", { error: new KafkaError("close", closeCode) });
     for (const [id, pending] of this.#pendingCommits) {
       this.#pendingCommits.delete(id);
-      pending.reject(new KafkaError("commit", -172, "consumer closed before the commit result", true));
+      pending.reject(new KafkaError("commit", ErrorCode.state, "consumer closed before the commit result"));
     }
     rdk.rd_kafka_queue_destroy(this.#commitQueue);
     rdk.rd_kafka_queue_destroy(this.#queue);

@@ -3,7 +3,7 @@
  * converting topic-partition lists, and mapping librdkafka's syslog levels onto our logger.
  */
 import { type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
-import { KafkaError } from "./errors.ts";
+import { ErrorCode, KafkaError } from "./errors.ts";
 import {
   cString,
   HandleType,
@@ -50,7 +50,11 @@ export function buildConf(settings: KafkaSettings): Pointer {
     );
     if (result !== 0) {
       rdk.rd_kafka_conf_destroy(conf);
-      throw new KafkaError(`config ${name}=${value}`, -186, errorBufferText(errorBuffer), false);
+      throw new KafkaError(
+        `config ${name}=${value}`,
+        ErrorCode.invalidArgument,
+        errorBufferText(errorBuffer),
+      );
     }
   }
   return conf;
@@ -62,7 +66,7 @@ export function createHandle(kind: keyof typeof HandleType, conf: Pointer): Poin
   const handle = rdk.rd_kafka_new(HandleType[kind], conf, errorBuffer, errorBufferBytes) as Pointer | null;
   if (!handle) {
     rdk.rd_kafka_conf_destroy(conf);
-    throw new KafkaError(`create ${kind}`, -186, errorBufferText(errorBuffer), false);
+    throw new KafkaError(`create ${kind}`, ErrorCode.invalidArgument, errorBufferText(errorBuffer));
   }
   return handle;
 }

@@ -5,6 +5,7 @@ export {
   type ConsumedRecord,
   Consumer,
   type ConsumerOptions,
+  consumerSessionTimeoutMs,
   type PartitionLag,
   type RebalanceListener,
 } from "./consumer.ts";
@@ -12,3 +13,4 @@ export { isRetryable, KafkaError } from "./errors.ts";
 export type { KafkaLogger, KafkaSettings, TopicPartition, TopicPartitionOffset } from "./handle.ts";
 export { loadLibrdkafka } from "./native.ts";
 export { type Headers, type ProduceRecord, Producer, type ProducerOptions } from "./producer.ts";
+export { minInsyncReplicas, withReplication } from "./replication.ts";

@@ -134,16 +134,6 @@ export const EventType = {
 export const MessageFlags = { copy: 0x2 } as const;
 export const PartitionUnassigned = -1;
 
-export const ErrorCode = {
-  noError: 0,
-  assignPartitions: -175,
-  revokePartitions: -174,
-  noEntry: -156,
-  queueFull: -184,
-  partitionEof: -191,
-  topicAlreadyExists: 36,
-} as const;
-
 /** rd_kafka_vtype_t values used with rd_kafka_produceva. */
 export const VType = { topic: 1, partition: 3, value: 4, key: 5, opaque: 6, msgflags: 7, header: 9 } as const;
 /** sizeof(rd_kafka_vu_t): a 4-byte tag padded to 8, then a 64-byte union. */

@@ -7,7 +7,7 @@
  * librdkafka, so nothing runs on librdkafka's threads.
  */
 import { type Pointer, ptr, read } from "bun:ffi";
-import { check, KafkaError } from "./errors.ts";
+import { check, ErrorCode, KafkaError } from "./errors.ts";
 import {
   addressOf,
   buildConf,
@@ -19,7 +19,6 @@ import {
 } from "./handle.ts";
 import {
   cString,
-  ErrorCode,
   EventType,
   MessageFlags,
   MessageLayout,
@@ -114,7 +113,7 @@ export class Producer {
 
   /** Sends `records` and resolves when every one is acknowledged by all in-sync replicas. */
   send(records: readonly ProduceRecord[]): Promise<void> {
-    if (this.#closed) return Promise.reject(new KafkaError("send", -172, "producer is closed", false));
+    if (this.#closed) return Promise.reject(new KafkaError("send", ErrorCode.state, "producer is closed"));
     if (this.#fatal) return Promise.reject(this.#fatal);
     if (records.length === 0) return Promise.resolve();
     const batchId = this.#nextBatchId++;
@@ -143,7 +142,8 @@ export class Producer {
         this.#serveEvents();
         await Bun.sleep(busyPollIntervalMs);
         if (this.#fatal || this.#closed) {
-          batch.error ??= this.#fatal ?? new KafkaError("send", -172, "producer closed while sending", false);
+          batch.error ??=
+            this.#fatal ?? new KafkaError("send", ErrorCode.state, "producer closed while sending");
           break;
         }
       }
@@ -183,7 +183,7 @@ export class Producer {
   ): number {
     const headers = Object.entries(record.headers ?? {});
     if (headers.length > headerCountMax)
-      throw new KafkaError("produce", -186, `more than ${headerCountMax} headers`, false);
+      throw new KafkaError("produce", ErrorCode.invalidArgument, `more than ${headerCountMax} headers`);
     const slots = 6 + headers.length;
     if (this.#vus.byteLength < slots * vuSizeBytes) this.#vus = new Uint8Array(slots * vuSizeBytes);
     const view = new DataView(this.#vus.buffer);
@@ -294,7 +294,8 @@ export class Producer {
         const detail = String(rdk.rd_kafka_event_error_string(event));
         if (rdk.rd_kafka_event_error_is_fatal(event)) {
           // The idempotent producer cannot continue safely: fail everything, the stage restarts.
-          this.#fatal = new KafkaError("producer fatal error", code, detail, false);
+          // librdkafka raises it as _FATAL, the underlying error in the text.
+          this.#fatal = new KafkaError("producer fatal error", ErrorCode.fatal, detail);
           this.#logger.error("fatal producer error", { error: this.#fatal });
           for (const [batchId, batch] of this.#pending) {
             batch.error ??= this.#fatal;
@@ -348,7 +349,7 @@ export class Producer {
       if (performance.now() >= deadline) {
         throw new KafkaError(
           "flush",
-          -185,
+          ErrorCode.timedOut,
           `${this.queuedCount} records unacknowledged after ${timeoutMs} ms`,
         );
       }
@@ -372,7 +373,7 @@ export class Producer {
     for (const [batchId, batch] of this.#pending) {
       this.#pending.delete(batchId);
       batch.reject(
-        batch.error ?? new KafkaError("close", -172, "producer closed before acknowledgement", true),
+        batch.error ?? new KafkaError("close", ErrorCode.state, "producer closed before acknowledgement"),
       );
     }
     for (const topic of this.#topics.values()) rdk.rd_kafka_topic_destroy(topic);

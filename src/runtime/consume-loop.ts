@@ -4,6 +4,11 @@
  *   consume a batch -> decode (invalid records become dead letters) -> process (the stage's pure
  *   decisions and its durable side effect) -> produce outputs -> await acknowledgement -> commit.
  *
+ * A failure is looked up in one table (failure-class.ts): transient ones are retried, a bounded
+ * number of times; a permanent one (the side effect is refused for good, e.g. Postgres cannot store a
+ * value) has its poison records isolated by processing the batch in halves and dead-lettered one at a
+ * time while the rest proceeds; a fatal one (a programmer error) fails the loop at once.
+ *
  * Processing is sequential unless a stage allows `processConcurrencyMax` > 1; waiting for
  * acknowledgements is pipelined over up to `inFlightBatchesMax` batches. Offsets are committed only up to each partition's last contiguous
  * acknowledged record (OffsetTracker), and never for a partition revoked meanwhile.
@@ -16,7 +21,8 @@ import {
   type Producer,
 } from "../kafka/index.ts";
 import { InvalidRecordError, toDeadLetter } from "./dead-letter.ts";
-import { DeadlineError, settleWithin } from "./deadline.ts";
+import { settleWithin } from "./deadline.ts";
+import { failureClass, type Refusal, refusalOf } from "./failure-class.ts";
 import type { Logger } from "./log.ts";
 import type { StageMetrics } from "./metrics.ts";
 import { OffsetTracker, type Segment } from "./offsets.ts";
@@ -33,7 +39,15 @@ export interface Processor<T> {
   decode(record: ConsumedRecord): T;
   /**
    * Handles a batch of valid records and returns the records to produce. Any durable side effect
-   * (a database insert) must be complete when the promise resolves. Throwing retries the batch.
+   * (a database insert) must be complete when the promise resolves. What a thrown error leads to is
+   * failureClass's decision: a transient one retries the batch; a permanent one (e.g. a Postgres data
+   * exception, or an InvalidRecordError) processes the batch again in halves, down to the single
+   * records refused, which become dead letters; a fatal one fails the loop.
+   *
+   * Must therefore be idempotent per record: a record can be processed again, alone or among others,
+   * after a failed or abandoned attempt, and must then neither repeat its side effect nor lose its
+   * outputs (the aggregator's insert is ON CONFLICT DO NOTHING and returns every row still pending).
+   * A failed call must leave nothing that makes a later call fail (one statement, or a transaction).
    */
   process(batch: readonly Decoded<T>[]): Promise<readonly ProduceRecord[]>;
 }
@@ -55,7 +69,7 @@ export interface ConsumeLoopOptions<T> {
    * processing waits on I/O and does not depend on order (the aggregator) may raise it.
    */
   processConcurrencyMax?: number;
-  /** Attempts for one batch's processing or produce before the loop gives up and fails. */
+  /** Attempts for one batch's processing or produce, on transient failures, before the loop fails. */
   attemptsMax?: number;
   /**
    * A batch whose processing has not settled after this long fails the loop at once (the stage
@@ -125,10 +139,6 @@ export class ConsumeLoop<T> {
     });
   }
 
-  get consumer(): Consumer {
-    return this.#consumer;
-  }
-
   /** Runs until `stop()`; rejects if a batch cannot be completed within its attempts. */
   start(): Promise<void> {
     this.#running = true;
@@ -169,7 +179,7 @@ export class ConsumeLoop<T> {
       }
       const startedAt = performance.now();
       const segments = this.#trackSegments(records);
-      const processed = this.#processWithRetry(records);
+      const processed = this.#decodeAndProcess(records);
       const processing = processed.then(
         () => undefined,
         () => undefined,
@@ -188,7 +198,10 @@ export class ConsumeLoop<T> {
           },
           (error: unknown) => {
             this.#failure ??= error;
-            logger.error("giving up on a batch: not processed or outputs not acknowledged", { error });
+            logger.error("giving up on a batch: not processed or outputs not acknowledged", {
+              error,
+              failureClass: failureClass(error),
+            });
           },
         );
       const entry: InFlight = { acknowledged };
@@ -245,11 +258,10 @@ export class ConsumeLoop<T> {
   }
 
   /** Decodes and processes; returns every record to produce, dead letters included. */
-  async #processWithRetry(records: readonly ConsumedRecord[]): Promise<ProduceRecord[] | undefined> {
-    const { processor, stage, metrics, recordBytesMax } = this.#options;
+  async #decodeAndProcess(records: readonly ConsumedRecord[]): Promise<readonly ProduceRecord[] | undefined> {
+    const { processor, metrics, recordBytesMax } = this.#options;
     const valid: Decoded<T>[] = [];
     const deadLetters: ProduceRecord[] = [];
-    const nowMs = Date.now();
     // One topic is subscribed; counting per batch keeps the metric off the per-record path.
     metrics.consumed.inc({ topic: this.#options.topic }, records.length);
     for (const record of records) {
@@ -263,15 +275,84 @@ export class ConsumeLoop<T> {
         valid.push({ record, value: processor.decode(record) });
       } catch (error) {
         if (!(error instanceof InvalidRecordError)) throw error;
-        metrics.deadLettered.inc({ field: error.field });
-        deadLetters.push(toDeadLetter(record, error, stage, nowMs));
+        deadLetters.push(this.#deadLetter(record, refusalOf(error)));
       }
     }
     if (valid.length === 0) return deadLetters;
-    const outputs = await this.#retry("process", () =>
-      settleWithin(processor.process(valid), this.#options.processTimeoutMs, "a batch's processing"),
-    );
-    return outputs === undefined ? undefined : deadLetters.concat(outputs);
+    const outputs = await this.#processIsolatingPoison(valid, deadLetters);
+    if (outputs === undefined) return undefined;
+    return deadLetters.length === 0 ? outputs : deadLetters.concat(outputs);
+  }
+
+  /**
+   * Processes `batch` and returns its outputs. When the processor refuses it permanently, some of
+   * its records can never succeed: each half is processed on its own, and so on down to single
+   * records; a single record refused permanently becomes a dead letter (added to `deadLetters`) and
+   * every other record is processed in a part that succeeds. For n records that is at most 2n - 1
+   * calls, each with its own bounded retries; Processor.process's idempotence makes repeating a
+   * record safe. Undefined when the loop stopped meanwhile.
+   */
+  async #processIsolatingPoison(
+    batch: readonly Decoded<T>[],
+    deadLetters: ProduceRecord[],
+  ): Promise<readonly ProduceRecord[] | undefined> {
+    const { logger } = this.#options;
+    const outputs: ProduceRecord[] = [];
+    // Parts still to process, the next one last: a first half is processed before its second half.
+    const parts: (readonly Decoded<T>[])[] = [batch];
+    for (let part = parts.pop(); part !== undefined; part = parts.pop()) {
+      const result = await this.#processPart(part);
+      if (result === undefined) return undefined;
+      if ("outputs" in result) {
+        if (part === batch) return result.outputs; // the usual case: nothing was refused
+        for (const output of result.outputs) outputs.push(output);
+      } else if (part.length > 1) {
+        if (part === batch)
+          logger.warn("a batch was refused for good: processing it in halves to isolate the records", {
+            records: batch.length,
+            error: result.refused,
+          });
+        const middle = Math.ceil(part.length / 2);
+        parts.push(part.slice(middle), part.slice(0, middle));
+      } else {
+        const { record } = part[0] as Decoded<T>;
+        const refusal = refusalOf(result.refused);
+        logger.warn("record refused for good: dead-lettered", {
+          topic: record.topic,
+          partition: record.partition,
+          offset: record.offset,
+          field: refusal.field,
+          reason: refusal.reason,
+        });
+        deadLetters.push(this.#deadLetter(record, refusal));
+      }
+    }
+    return outputs;
+  }
+
+  /**
+   * One call of `process` for `part`, transient failures retried: its outputs, or the error of a
+   * permanent refusal. A fatal failure, or a transient one past its attempts, is thrown; undefined
+   * when the loop stopped meanwhile.
+   */
+  async #processPart(
+    part: readonly Decoded<T>[],
+  ): Promise<{ outputs: readonly ProduceRecord[] } | { refused: unknown } | undefined> {
+    const { processor, processTimeoutMs } = this.#options;
+    try {
+      const outputs = await this.#retry("process", () =>
+        settleWithin(processor.process(part), processTimeoutMs, "a batch's processing"),
+      );
+      return outputs === undefined ? undefined : { outputs };
+    } catch (error) {
+      if (failureClass(error) === "permanent") return { refused: error };
+      throw error;
+    }
+  }
+
+  #deadLetter(record: ConsumedRecord, refusal: Refusal): ProduceRecord {
+    this.#options.metrics.deadLettered.inc({ reason: refusal.kind });
+    return toDeadLetter(record, refusal, this.#options.stage, Date.now());
   }
 
   async #produceWithRetry(outputs: readonly ProduceRecord[]): Promise<void> {
@@ -282,14 +363,19 @@ export class ConsumeLoop<T> {
     for (const [topic, count] of perTopic) this.#options.metrics.produced.inc({ topic }, count);
   }
 
-  /** Bounded retry with capped exponential backoff; undefined when the loop stopped meanwhile. */
+  /**
+   * Retries transient failures with capped exponential backoff, at most `attemptsMax` attempts;
+   * any other failure is thrown at once. Undefined when the loop stopped meanwhile: the batch is
+   * abandoned uncommitted, since a failure while stopping (a client being closed) is no verdict.
+   */
   async #retry<R>(what: string, attempt: () => Promise<R>): Promise<R | undefined> {
     const { attemptsMax, logger } = this.#options;
     for (let attemptNumber = 1; ; attemptNumber++) {
       try {
         return await attempt();
       } catch (error) {
-        if (error instanceof DeadlineError || attemptNumber >= attemptsMax) throw error;
+        if (!this.#running) return undefined;
+        if (failureClass(error) !== "transient" || attemptNumber >= attemptsMax) throw error;
         const delayMs = Math.min(100 * 2 ** (attemptNumber - 1), retryBackoffMaxMs);
         logger.warn(`${what} failed, retrying`, { error, attempt: attemptNumber, delayMs });
         await Bun.sleep(delayMs);

@@ -23,8 +23,10 @@ export function createStageMetrics(stage: string) {
     }),
     deadLettered: new Counter({
       name: "records_dead_lettered_total",
-      help: "Records sent to a dead-letter topic",
-      labelNames: ["field"],
+      // `invalid` (refused at decode or by the processor) or `postgres_<SQLSTATE class>` (refused by the
+      // database): a closed set, unlike field names, which can come from a record's context keys.
+      help: "Records sent to a dead-letter topic, by reason class",
+      labelNames: ["reason"],
       registers: [registry],
     }),
     batchSeconds: new Histogram({

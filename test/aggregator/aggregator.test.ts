@@ -257,6 +257,11 @@ test("invalid records go to the dead-letter topic with their reason; valid ones 
       field: "severity",
       reason: /^severity: unknown value 9$/,
     },
+    "bad-scope": {
+      value: alertMatched({ clientId, alertId: "x5", ruleIds: [ruleId], scope: "shared:\u0000" }),
+      field: "scope",
+      reason: /^scope: not client:<uuid>, shared:<name> or empty$/,
+    },
   };
   await producer.send([
     ...Object.entries(invalid).map(([key, { value }]) => ({ topic: topics.input, key, value })),
@@ -267,10 +272,11 @@ test("invalid records go to the dead-letter topic with their reason; valid ones 
     },
   ]);
 
-  expect(await dlq.until((records) => records.length >= 4, 20_000)).toBe(true);
+  const count = Object.keys(invalid).length;
+  expect(await dlq.until((records) => records.length >= count, 20_000)).toBe(true);
   expect(await ready.until((records) => records.length >= 1, 20_000)).toBe(true);
   await Bun.sleep(500);
-  expect(dlq.records).toHaveLength(4);
+  expect(dlq.records).toHaveLength(count);
   for (const record of dlq.records) {
     const key = text(record.key);
     const expected = invalid[key];

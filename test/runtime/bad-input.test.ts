@@ -1,9 +1,10 @@
 /**
  * Hostile records on every consumed topic, against each real stage process: random bytes, a
  * truncated protobuf, an unsupported schema_version and a huge record (a valid message of about
- * 900 KB: accepted by Kafka, over the stages' 512 KiB limit) each go to `<topic>.dlq` with the field
- * and the reason and the original bytes; a valid record after them is still processed; on SIGTERM
- * the stage exits 0 having committed past all of them.
+ * 900 KB: accepted by Kafka, over the stages' 512 KiB limit), and for the alert topics text Postgres
+ * cannot store (NUL, an unpaired surrogate) each go to `<topic>.dlq` with the field and the reason and
+ * the original bytes; a valid record after them is still processed; on SIGTERM the stage exits 0
+ * having committed past all of them.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -22,7 +23,7 @@ import { defaultRecordBytesMax } from "../../src/runtime/consume-loop.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { headerText, metric, writeRules } from "../evaluator/helpers.ts";
-import { brokers, quiet, TopicReader } from "../support/kafka.ts";
+import { brokers, consumeOnceAssigned, quiet, TopicReader } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 import { eventually, type StageName, startStage, stopStage } from "../support/stages.ts";
 
@@ -51,6 +52,13 @@ afterAll(async () => {
   await sql.end();
 });
 
+interface BadRecord {
+  key: string;
+  value: Uint8Array;
+  field?: string;
+  reason?: RegExp;
+}
+
 /** One consuming stage: its input, how to encode a valid input message, what else it needs. */
 interface StageCase {
   stage: StageName;
@@ -59,6 +67,35 @@ interface StageCase {
   env(run: string, input: string): Promise<Record<string, string>>;
   /** Topics the stage writes to besides dead letters. */
   outputs?: (run: string) => string[];
+  /** Bad records only this stage's message can carry. */
+  stageSpecific?: (run: string) => BadRecord[];
+}
+
+/**
+ * Alert text Postgres cannot store. `encode` makes the stage's message from alert fields;
+ * `loneSurrogate` is how the stage refuses a surrogate code point in UTF-8 form (what an unpaired
+ * surrogate becomes on the wire) in `name`.
+ */
+function unstorableText(
+  run: string,
+  encode: (fields: object) => Uint8Array,
+  loneSurrogate: { field: string; reason: RegExp },
+): BadRecord[] {
+  return [
+    {
+      key: "nul-in-context",
+      value: encode({ context: { db_password: "hunter\u00002" } }),
+      field: "context.db_password",
+      reason: /^context\.db_password: contains a NUL character at position 6$/,
+    },
+    { key: "nul-in-source", value: encode({ source: `${run}\u0000` }), field: "source", reason: /NUL/ },
+    {
+      key: "lone-surrogate-in-name",
+      // name (field 4) emptied, then appended as 3 bytes: ED A0 80 is U+D800 in UTF-8 form.
+      value: new Uint8Array(Buffer.concat([encode({ name: "" }), Buffer.from([0x22, 3, 0xed, 0xa0, 0x80])])),
+      ...loneSurrogate,
+    },
+  ];
 }
 
 /** AlertNew's fields, which AlertMatched repeats. */
@@ -80,6 +117,13 @@ const cases: StageCase[] = [
     message: (run, { filler = "", schemaVersion = 1 }) =>
       toBinary(AlertNewSchema, create(AlertNewSchema, alertFields(run, filler, schemaVersion))),
     outputs: (run) => [`${run}.alerts.matched`],
+    stageSpecific: (run) =>
+      unstorableText(
+        run,
+        (fields) =>
+          toBinary(AlertNewSchema, create(AlertNewSchema, { ...alertFields(run, "", 1), ...fields })),
+        { field: "name", reason: /^name: is not valid UTF-8/ },
+      ),
     async env(run, input) {
       const keys = snapshotKeys(`${run}:rules:`);
       redisKeys.push(keys.snapshot, keys.version);
@@ -107,6 +151,20 @@ const cases: StageCase[] = [
       );
     },
     outputs: (run) => [`${run}.notifications.ready`],
+    stageSpecific: (run) => {
+      alertIds.push(`${run}-alert`);
+      const matched = {
+        ...alertFields(run, "", 1),
+        clientId: crypto.randomUUID(),
+        ruleIds: [crypto.randomUUID()],
+      };
+      return unstorableText(
+        run,
+        (fields) => toBinary(AlertMatchedSchema, create(AlertMatchedSchema, { ...matched, ...fields })),
+        // The protobuf library's strict UTF-8 check refuses it before any field is looked at.
+        { field: "value", reason: /^value: not an AlertMatched protobuf/ },
+      );
+    },
     env: async (run, input) => ({
       INPUT_TOPIC: input,
       OUTPUT_TOPIC: `${run}.notifications.ready`,
@@ -169,11 +227,12 @@ describe.each(cases)("bad records on the input of $stage", (stageCase) => {
 
     const valid = stageCase.message(run, {});
     const huge = stageCase.message(run, { filler: "x".repeat(900_000) });
-    const bad: { key: string; value: Uint8Array; field?: string; reason?: RegExp }[] = [
+    const bad: BadRecord[] = [
       { key: "random-bytes", value: utf8.encode("not a protobuf at all") },
       { key: "truncated", value: valid.slice(0, Math.floor(valid.length / 2)) },
       { key: "schema-99", value: stageCase.message(run, { schemaVersion: 99 }), field: "schema_version" },
       { key: "huge", value: huge, field: "value", reason: /exceeds the limit of 524288/ },
+      ...(stageCase.stageSpecific?.(run) ?? []),
     ];
     expect(huge.length).toBeGreaterThan(defaultRecordBytesMax);
     await producer.send([
@@ -213,6 +272,8 @@ describe.each(cases)("bad records on the input of $stage", (stageCase) => {
         return committed === end;
       }, 10_000);
       expect(committed).toBe(end);
+      // And a member of the group is given nothing to redo.
+      expect(await consumeOnceAssigned(probe, 500)).toEqual([]);
     } finally {
       await probe.close();
     }

@@ -10,7 +10,7 @@ import { DeadlineError } from "../../src/runtime/deadline.ts";
 import { createStageMetrics } from "../../src/runtime/metrics.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { countDeliveries } from "../support/invariants.ts";
-import { brokers, kafkaClients, quiet } from "../support/kafka.ts";
+import { brokers, consumeOnceAssigned, kafkaClients, quiet } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 
 const text = (bytes: Uint8Array | null) => (bytes ? new TextDecoder().decode(bytes) : "");
@@ -110,7 +110,7 @@ test("valid records are forwarded once, invalid ones dead-lettered with the reas
 
   // Everything was committed: a new member of the group finds nothing left to do.
   const again = new Consumer({ brokers, groupId, topics: [input], logger: quiet });
-  const leftover = await again.consume(1000, 3000);
+  const leftover = await consumeOnceAssigned(again, 3000);
   await again.close();
   expect(leftover).toEqual([]);
 });
@@ -180,7 +180,7 @@ test("batches processed concurrently all complete, never more at once than allow
   expect(runningMax).toBeGreaterThan(1);
   expect(runningMax).toBeLessThanOrEqual(3);
   const again = new Consumer({ brokers, groupId, topics: [input], logger: quiet });
-  const leftover = await again.consume(1000, 3000);
+  const leftover = await consumeOnceAssigned(again, 3000);
   await again.close();
   expect(leftover).toEqual([]);
 });

@@ -21,6 +21,25 @@ export function kafkaClients(): { admin: Admin; producer: Producer } {
   return { admin, producer };
 }
 
+/**
+ * Consumes until `consumer` has partitions assigned (waiting up to `assignTimeoutMs`), then for
+ * `waitMs` more, and returns what it read. A test's consumer must not be closed before its first
+ * assignment: with Debian 12's librdkafka (2.0) that aborts the whole test process in the
+ * cooperative-sticky assignor (confluentinc/librdkafka#4312, fixed in 2.3.0).
+ */
+export async function consumeOnceAssigned(
+  consumer: Consumer,
+  waitMs: number,
+  assignTimeoutMs = 30_000,
+): Promise<ConsumedRecord[]> {
+  const records: ConsumedRecord[] = [];
+  const deadline = performance.now() + assignTimeoutMs;
+  while (consumer.assignment().length === 0 && performance.now() < deadline)
+    records.push(...(await consumer.consume(1000, 100)));
+  records.push(...(await consumer.consume(1000, waitMs)));
+  return records;
+}
+
 /** Reads a topic from the start in the background with its own group, keeping every record it has seen. */
 export class TopicReader {
   readonly records: ConsumedRecord[] = [];

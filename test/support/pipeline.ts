@@ -8,7 +8,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { connectRedis } from "../../src/adapters/redis.ts";
 import { AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
-import { Admin, Producer } from "../../src/kafka/index.ts";
+import { Admin, Producer, withReplication } from "../../src/kafka/index.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { createLogger } from "../../src/runtime/log.ts";
 import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
@@ -31,6 +31,8 @@ export interface PipelineOptions {
   /** Partitions per event topic (3 by default) and extra topic config. */
   partitions?: number;
   topicConfig?: Record<string, string>;
+  /** Replicas per topic (1 by default; 3 on `./dev cluster`, with min.insync.replicas 2). */
+  replicationFactor?: number;
   /** Extra environment per stage: the knobs a bench or a chaos run sets. */
   stageEnv?: Partial<Record<StageName, Record<string, string>>>;
   /**
@@ -101,11 +103,12 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const quiet = createLogger("e2e", 40);
   const admin = new Admin(infraUrls.kafkaBrokers, {}, quiet);
   try {
+    const specs = Object.values(topics).flatMap((name) => [
+      { name, partitions: options.partitions ?? 3, config: options.topicConfig },
+      deadLetterTopicSpec(name),
+    ]);
     await admin.createTopics(
-      Object.values(topics).flatMap((name) => [
-        { name, partitions: options.partitions ?? 3, config: options.topicConfig },
-        deadLetterTopicSpec(name),
-      ]),
+      options.replicationFactor ? withReplication(specs, options.replicationFactor) : specs,
     );
   } finally {
     admin.close();

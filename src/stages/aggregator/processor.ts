@@ -5,7 +5,9 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { insertNotifications, type NotificationInput } from "../../adapters/notification-store.ts";
 import type { Sql } from "../../adapters/postgres.ts";
+import { isScope } from "../../core/matching/scope.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
+import { textProblem } from "../../core/text.ts";
 import {
   type AlertMatched,
   AlertMatchedSchema,
@@ -31,10 +33,13 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   }
   if (!uuidPattern.test(message.clientId)) throw new InvalidRecordError("client_id", "missing or not a UUID");
   if (message.alertId === "") throw new InvalidRecordError("alert_id", "missing");
+  if (!isScope(message.scope))
+    throw new InvalidRecordError("scope", "not client:<uuid>, shared:<name> or empty");
   if (!isSeverityNumber(message.severity))
     throw new InvalidRecordError("severity", `unknown value ${message.severity}`);
   if (message.source === "") throw new InvalidRecordError("source", "missing");
   if (message.name === "") throw new InvalidRecordError("name", "missing");
+  refuseUnstorableText(message);
   if (message.ruleIds.length === 0) throw new InvalidRecordError("rule_ids", "empty");
   if (message.silencedBy !== "" && !uuidPattern.test(message.silencedBy))
     throw new InvalidRecordError("silenced_by", "not a UUID");
@@ -54,6 +59,25 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
     eventTimeMs: Number(message.eventTimeUnixMs),
     silencedBy: message.silencedBy,
   };
+}
+
+/** Text the insert would fail on for good (NUL: SQLSTATE 22021 in text, 22P05 in jsonb), named by field. */
+function refuseUnstorableText(message: AlertMatched): void {
+  const texts: [string, string][] = [
+    ["alert_id", message.alertId],
+    ["source", message.source],
+    ["name", message.name],
+  ];
+  for (const [field, text] of texts) {
+    const problem = textProblem(text);
+    if (problem !== undefined) throw new InvalidRecordError(field, problem);
+  }
+  for (const [key, value] of Object.entries(message.context)) {
+    const keyProblem = textProblem(key);
+    if (keyProblem !== undefined) throw new InvalidRecordError("context", `a key ${keyProblem}`);
+    const problem = textProblem(value);
+    if (problem !== undefined) throw new InvalidRecordError(`context.${key}`, problem);
+  }
 }
 
 /** Redelivered records repeat a (client, scope, alert) within one batch; Postgres rejects such a batch. */

@@ -16,6 +16,7 @@
  *       credential could not be checked, or the process is shutting down
  */
 import { Counter } from "prom-client";
+import type { VerifiedIngestCredential } from "../../adapters/ingest-credentials.ts";
 import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
 import type { ProduceRecord } from "../../kafka/index.ts";
 import { HttpError, type Peer, rateLimited, readJsonBody } from "../../runtime/http.ts";
@@ -28,18 +29,11 @@ import { type FieldErrors, limits } from "./validate.ts";
 
 export const alertsPerRequestMax = 10_000;
 
-/** Who sends a request: the credential, and the scope its alerts come in under. */
-export interface IngestCaller {
-  credentialId: string;
-  /** `client:<client uuid>` or `shared:<name>` (src/core/matching/scope.ts). */
-  scope: string;
-}
-
 export interface IngestOptions {
   /** Resolves once the broker acknowledged every record (Producer.send). */
   send(records: ProduceRecord[]): Promise<void>;
-  /** The caller an Authorization header identifies, or undefined (401): verifyIngestCredential. */
-  authenticate(authorization: string | null): Promise<IngestCaller | undefined>;
+  /** The credential an Authorization header carries, or undefined (401): verifyIngestCredential. */
+  authenticate(authorization: string | null): Promise<VerifiedIngestCredential | undefined>;
   topic: string;
   bodyLimitBytes: number;
   /** Per remote address (before authentication), and per credential. */
@@ -106,8 +100,8 @@ export function createIngest(options: IngestOptions): Ingest {
     return Response.json({ accepted: records.length, alert_ids: alertIds });
   }
 
-  async function authenticate(request: Request): Promise<IngestCaller> {
-    let caller: IngestCaller | undefined;
+  async function authenticate(request: Request): Promise<VerifiedIngestCredential> {
+    let caller: VerifiedIngestCredential | undefined;
     try {
       caller = await options.authenticate(request.headers.get("authorization"));
     } catch (error) {

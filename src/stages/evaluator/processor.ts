@@ -38,7 +38,7 @@ export function decodeAlertNew(record: ConsumedRecord): Alert {
   try {
     header = readAlertNew(bytes);
   } catch (error) {
-    if (error instanceof WireError) throw new InvalidRecordError(error.field, error.message);
+    if (error instanceof WireError) throw new InvalidRecordError(error.field, error.reason);
     throw error;
   }
   if (!supportedSchemaVersions.has(header.schemaVersion)) {

@@ -52,7 +52,7 @@ export class RuleUpdater {
     return (await this.redis.exists(this.keys.snapshot, this.keys.version)) === 2;
   }
 
-  /** Calls `onChange` after every committed rule change (Postgres NOTIFY, see rulesChangedChannel). */
+  /** Calls `onChange` after every committed rule, scope or grant change (Postgres NOTIFY, see rulesChangedChannel). */
   listenForChanges(onChange: () => void): Promise<{ unlisten(): Promise<void> }> {
     return this.sql.listen(rulesChangedChannel, onChange);
   }
