@@ -1,10 +1,28 @@
 import { describe, expect, test } from "bun:test";
-import { labelSetFingerprint, mapAlertmanagerAlerts } from "./alertmanager.ts";
+import { ConfigError } from "../../runtime/config.ts";
+import {
+  alertmanagerMappingFromEnv,
+  labelSetFingerprint,
+  mapAlertmanagerAlerts,
+  type RejectedAlert,
+} from "./alertmanager.ts";
 
-const options = { sourceLabel: "instance", nowMs: 1_700_000_000_000 };
-const map = (body: unknown, sourceLabel = "instance") =>
-  mapAlertmanagerAlerts(body, { ...options, sourceLabel });
-const fieldErrors = (body: unknown) => map(body).errors.toJSON();
+const options = { ...alertmanagerMappingFromEnv({}), nowMs: 1_700_000_000_000 };
+const mapWith = (body: unknown, overrides: Partial<typeof options> = {}) => {
+  const mapped = mapAlertmanagerAlerts(body, { ...options, ...overrides });
+  return { ...mapped, alerts: mapped.alerts.map(({ alert }) => alert) };
+};
+const map = (body: unknown, sourceLabel = "instance") => mapWith(body, { sourceLabel });
+/** Each rejected alert's field errors, keyed "[index].path" as one map. */
+const fieldErrors = (body: unknown) => {
+  const { rejected, bodyError } = map(body);
+  if (bodyError !== undefined) return { body: bodyError };
+  return Object.fromEntries(
+    rejected.flatMap(({ index, fields }: RejectedAlert) =>
+      Object.entries(fields).map(([path, reason]) => [`[${index}].${path}`, reason]),
+    ),
+  );
+};
 
 describe("labelSetFingerprint", () => {
   test("equals what Alertmanager 0.25 reports for the same labels", () => {
@@ -53,8 +71,8 @@ describe("mapAlertmanagerAlerts", () => {
   };
 
   test("maps a Prometheus alert as documented", () => {
-    const { alerts, errors } = map([prometheusAlert]);
-    expect(errors.count).toBe(0);
+    const { alerts, rejected } = map([prometheusAlert]);
+    expect(rejected).toEqual([]);
     const startsAtMs = Date.parse("2024-05-01T12:00:00.123Z");
     expect(alerts).toEqual([
       {
@@ -82,9 +100,50 @@ describe("mapAlertmanagerAlerts", () => {
     ["warning", 2],
     ["Low", 1],
     ["info", 1],
+    ["page", 4],
+    ["Error", 3],
   ])("severity %s -> %d", (label, severity) => {
     const { alerts } = map([{ labels: { alertname: "a", instance: "i", severity: label } }]);
     expect(alerts[0]?.severity).toBe(severity);
+    expect(alerts[0]?.context).toEqual({});
+  });
+
+  test("a missing or unmapped severity gets the default; an unmapped value is kept in context", () => {
+    const { alerts, rejected } = map([
+      { labels: { alertname: "a", instance: "i" } },
+      { labels: { alertname: "a", instance: "i", severity: "none" } },
+    ]);
+    expect(rejected).toEqual([]);
+    expect(alerts.map((alert) => [alert.severity, alert.context])).toEqual([
+      [2, {}],
+      [2, { severity: "none" }],
+    ]);
+  });
+
+  test("the severity mapping and default come from INGEST_SEVERITY_MAP and INGEST_SEVERITY_DEFAULT", () => {
+    const mapping = alertmanagerMappingFromEnv({
+      INGEST_SEVERITY_MAP: "P1=critical, warning=HIGH",
+      INGEST_SEVERITY_DEFAULT: "low",
+    });
+    const labels = (severity?: string) => ({ labels: { alertname: "a", instance: "i", severity } });
+    const { alerts } = mapWith([labels("p1"), labels("WARNING"), labels("nope"), labels("info")], mapping);
+    expect(alerts.map((alert) => alert.severity)).toEqual([4, 3, 1, 1]);
+  });
+
+  test.each([
+    [{ INGEST_SEVERITY_MAP: "page=URGENT" }, "INGEST_SEVERITY_MAP"],
+    [{ INGEST_SEVERITY_MAP: "page" }, "INGEST_SEVERITY_MAP"],
+    [{ INGEST_SEVERITY_DEFAULT: "none" }, "INGEST_SEVERITY_DEFAULT"],
+    [{ INGEST_SOURCE_DEFAULT: "a\u0000b" }, "INGEST_SOURCE_DEFAULT"],
+  ])("a bad setting %p is refused at start", (env, variable) => {
+    let refused: unknown;
+    try {
+      alertmanagerMappingFromEnv(env);
+    } catch (error) {
+      refused = error;
+    }
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as ConfigError).variable).toBe(variable);
   });
 
   test("the source label is configurable and falls back to job", () => {
@@ -94,6 +153,15 @@ describe("mapAlertmanagerAlerts", () => {
     expect(fallback?.source).toBe("j");
     // The label that became the source is not repeated in context; the others are.
     expect(fallback?.context).toEqual({ instance: "i", cluster: "c" });
+  });
+
+  test("without instance or job (or with empty ones) the source is INGEST_SOURCE_DEFAULT", () => {
+    const alerts = [
+      { labels: { alertname: "a", severity: "low" } },
+      { labels: { alertname: "a", severity: "low", instance: "", job: "" } },
+    ];
+    expect(map(alerts).alerts.map((alert) => alert.source)).toEqual(["unknown", "unknown"]);
+    expect(mapWith(alerts, { sourceDefault: "prometheus" }).alerts[0]?.source).toBe("prometheus");
   });
 
   test("without startsAt (or with Go's zero time) the event time is when it was received", () => {
@@ -113,29 +181,25 @@ describe("mapAlertmanagerAlerts", () => {
     expect(refired[0]?.alertId).not.toBe(again[0]?.alertId as string);
   });
 
-  test("names every bad field", () => {
-    expect(
-      fieldErrors([
-        { labels: { alertname: "a", instance: "i" } },
-        { labels: { alertname: "a", instance: "i", severity: "urgent" } },
-        { labels: { severity: "low" } },
-        { labels: { alertname: "a", severity: "low", instance: 5 }, annotations: ["x"] },
-        { labels: { alertname: "a", severity: "low", instance: "i" }, startsAt: "yesterday" },
-        "alert",
-        { annotations: {} },
-      ]),
-    ).toEqual({
-      "[0].labels.severity": "required: critical, high, medium (or warning), low (or info)",
-      "[1].labels.severity":
-        'unknown severity "urgent", expected critical, high, medium (or warning), low (or info)',
+  test("names every bad field of each rejected alert, and maps the others", () => {
+    const body = [
+      { labels: { alertname: "a", instance: "i" } },
+      { labels: { alertname: "a", instance: "i", severity: "urgent" } },
+      { labels: { severity: "low" } },
+      { labels: { alertname: "a", severity: "low", instance: 5 }, annotations: ["x"] },
+      { labels: { alertname: "a", severity: "low", instance: "i" }, startsAt: "yesterday" },
+      "alert",
+      { annotations: {} },
+    ];
+    expect(fieldErrors(body)).toEqual({
       "[2].labels.alertname": "required",
-      "[2].labels.instance": "required (or a job label)",
       "[3].labels.instance": "expected a string, got number",
       "[3].annotations": "expected an object of strings, got array",
       "[4].startsAt": "expected an RFC 3339 timestamp with a zone, e.g. 2024-05-01T12:00:00Z",
-      "[5]": "expected an alert object, got string",
+      "[5].alert": "expected an alert object, got string",
       "[6].labels": "required",
     });
+    expect(mapAlertmanagerAlerts(body, options).alerts.map(({ index }) => index)).toEqual([0, 1]);
   });
 
   test("NUL and unpaired surrogates are refused in label names and values, annotations and generatorURL", () => {
@@ -148,8 +212,8 @@ describe("mapAlertmanagerAlerts", () => {
       {"labels": {"alertname": "A", "severity": "low", "instance": "i"}, "generatorURL": "http://p/\\u0000"},
       {"labels": {"alertname": "A", "severity": "low", "instance": "i", "ok": "fire \\ud83d\\udd25"}}
     ]`);
-    const { alerts, errors } = map(body);
-    expect(errors.toJSON()).toEqual({
+    const { alerts } = map(body);
+    expect(fieldErrors(body)).toEqual({
       "[0].labels.db_password": "contains a NUL character at position 4",
       "[1].labels.alertname": "contains an unpaired surrogate at position 1",
       "[2].labels.te\u0000am": "name contains a NUL character at position 2",
