@@ -220,7 +220,7 @@ describe("POST /api/v2/alerts (Alertmanager)", () => {
     const body = (await response.json()) as Accepted;
     expect(body.accepted).toBe(2);
     const startsAtMs = Date.parse(startsAt);
-    for (const id of body.alert_ids) expect(id).toMatch(new RegExp(`^am-[0-9a-f]{16}-${startsAtMs}$`));
+    for (const id of body.alert_ids) expect(id).toMatch(/^am-[0-9a-f]{16}$/);
 
     const [cpu, down] = await firstCopies(body.alert_ids);
     expect(cpu?.alert).toMatchObject({

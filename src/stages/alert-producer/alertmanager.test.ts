@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { AlertStatus } from "../../gen/alerting/v1/alert_pb.ts";
 import { ConfigError } from "../../runtime/config.ts";
 import {
   alertmanagerMappingFromEnv,
@@ -76,7 +77,10 @@ describe("mapAlertmanagerAlerts", () => {
     const startsAtMs = Date.parse("2024-05-01T12:00:00.123Z");
     expect(alerts).toEqual([
       {
-        alertId: `am-8708ff86d4351740-${startsAtMs}`,
+        alertId: "am-8708ff86d4351740",
+        // options.nowMs (November 2023) is before endsAt: still firing.
+        status: AlertStatus.FIRING,
+        endsAtUnixMs: Date.parse("2024-05-01T12:05:00Z"),
         severity: 2,
         source: "10.0.0.1:9100",
         name: "HighCPU",
@@ -169,16 +173,38 @@ describe("mapAlertmanagerAlerts", () => {
     for (const startsAt of [undefined, "0001-01-01T00:00:00Z"]) {
       const [alert] = map([{ labels, startsAt, endsAt: "0001-01-01T00:00:00Z" }]).alerts;
       expect(alert?.eventTimeUnixMs).toBe(options.nowMs);
-      expect(alert?.alertId).toEndWith(`-${options.nowMs}`);
+      expect(alert?.alertId).toBe(`am-${labelSetFingerprint(new Map(Object.entries(labels)))}`);
+      expect(alert?.status).toBe(AlertStatus.FIRING);
+      expect(alert?.endsAtUnixMs).toBeUndefined();
       expect(alert?.context).toEqual({});
     }
   });
 
-  test("the id is stable across re-sends and differs for a new firing", () => {
-    const again = map([prometheusAlert, { ...prometheusAlert, endsAt: "2024-05-01T12:09:00Z" }]).alerts;
-    expect(again[0]?.alertId).toBe(again[1]?.alertId as string);
-    const refired = map([{ ...prometheusAlert, startsAt: "2024-05-01T13:00:00Z" }]).alerts;
-    expect(refired[0]?.alertId).not.toBe(again[0]?.alertId as string);
+  test("the id is the fingerprint alone: re-sends and a new startsAt are the same alert", () => {
+    const again = map([
+      prometheusAlert,
+      { ...prometheusAlert, endsAt: "2024-05-01T12:09:00Z" },
+      { ...prometheusAlert, startsAt: "2024-05-01T13:00:00Z" },
+      { ...prometheusAlert, startsAt: undefined },
+    ]).alerts;
+    expect(new Set(again.map((alert) => alert.alertId))).toEqual(new Set(["am-8708ff86d4351740"]));
+    const other = map([{ ...prometheusAlert, labels: { ...prometheusAlert.labels, team: "db" } }]).alerts;
+    expect(other[0]?.alertId).not.toBe("am-8708ff86d4351740");
+  });
+
+  test("endsAt in the past when received: resolved, with or without startsAt", () => {
+    const labels = { alertname: "a", instance: "i" };
+    const endsAt = new Date(options.nowMs - 1000).toISOString();
+    const { alerts } = map([
+      { labels, endsAt },
+      { labels, startsAt: "2023-11-14T00:00:00Z", endsAt },
+      { labels, endsAt: new Date(options.nowMs + 60_000).toISOString() },
+    ]);
+    expect(alerts.map((alert) => [alert.status, alert.endsAtUnixMs])).toEqual([
+      [AlertStatus.RESOLVED, options.nowMs - 1000],
+      [AlertStatus.RESOLVED, options.nowMs - 1000],
+      [AlertStatus.FIRING, options.nowMs + 60_000],
+    ]);
   });
 
   test("names every bad field of each rejected alert, and maps the others", () => {

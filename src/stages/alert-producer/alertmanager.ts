@@ -19,12 +19,14 @@
  *                       as in Prometheus
  *   name                labels.alertname; missing -> rejected
  *   event_time_unix_ms  startsAt; when absent (or Go's zero time) the time it was received
- *   alert_id            am-<fingerprint>-<startsAt unix ms>. The fingerprint is Alertmanager's own (the one
- *                       its UI and API show): FNV-1a 64 over all labels sorted by name, each written as
- *                       name, 0xFF, value, 0xFF; 16 hex digits. Alertmanager and Prometheus re-send a firing
- *                       alert with the same labels and startsAt, so re-sends get the same id and dedupe
- *                       downstream, while a new firing (new startsAt) is a new alert. The resolved copy
- *                       (endsAt in the past) has the same id too, so it does not notify again.
+ *   alert_id            am-<fingerprint>: Alertmanager's own (the one its UI and API show): FNV-1a 64
+ *                       over all labels sorted by name, each written as name, 0xFF, value, 0xFF; 16 hex
+ *                       digits. The alert's identity, like Alertmanager's: a re-send with another startsAt
+ *                       (a Prometheus restart, amtool without --start) is the same alert
+ *   status              resolved when endsAt is in the past when received, else firing. The aggregator
+ *                       keeps a state per (client, scope, alert_id): a firing alert notifies once per
+ *                       episode, its resolution once; a resolved alert it never saw firing notifies nothing
+ *   ends_at_unix_ms     endsAt (0 when absent or zero): the aggregator resolves the alert when it passes
  *   context             every other label under its own name (all but alertname, severity and the
  *                       label used as source), `annotation.<name>` per annotation, `generatorURL`, and
  *                       `endsAt` as sent (omitted when absent or zero). Those last two replace a label of
@@ -32,7 +34,7 @@
  */
 
 import { textProblem } from "../../core/text.ts";
-import { Severity } from "../../gen/alerting/v1/alert_pb.ts";
+import { AlertStatus, Severity } from "../../gen/alerting/v1/alert_pb.ts";
 import { ConfigError, envPairs, envString } from "../../runtime/config.ts";
 import type { Alert } from "./alerts.ts";
 import {
@@ -184,8 +186,11 @@ function mapAlert(item: unknown, options: AlertmanagerOptions, errors: FieldErro
   if (errors.count > 0) return undefined;
 
   const eventTimeUnixMs = startsAtMs ?? options.nowMs;
+  const resolved = endsAtMs !== undefined && endsAtMs <= options.nowMs;
   return {
-    alertId: `am-${labelSetFingerprint(labels)}-${eventTimeUnixMs}`,
+    alertId: `am-${labelSetFingerprint(labels)}`,
+    status: resolved ? AlertStatus.RESOLVED : AlertStatus.FIRING,
+    ...(endsAtMs === undefined ? {} : { endsAtUnixMs: endsAtMs }),
     severity: mappedSeverity || options.severityDefault,
     source: source as string,
     name: name as string,
