@@ -13,7 +13,9 @@ export const serviceRanges = [
   { service: "control plane", firstVersion: 1, lastVersion: 5 },
   { service: "data plane", firstVersion: 6, lastVersion: 7 },
   { service: "control plane", firstVersion: 8, lastVersion: 8 },
-  { service: "data plane", firstVersion: 9, lastVersion: undefined },
+  { service: "data plane", firstVersion: 9, lastVersion: 9 },
+  { service: "control plane", firstVersion: 10, lastVersion: 10 },
+  { service: "data plane", firstVersion: 11, lastVersion: undefined },
 ] as const;
 
 export type ServiceName = (typeof serviceRanges)[number]["service"];

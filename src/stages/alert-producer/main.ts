@@ -13,6 +13,7 @@ import { createLogger } from "../../runtime/log.ts";
 import { createStageMetrics } from "../../runtime/metrics.ts";
 import { exitOnSignal, startService } from "../../runtime/service.ts";
 import { topicNames } from "../../runtime/topics.ts";
+import { type AlertmanagerMapping, alertmanagerMappingFromEnv } from "./alertmanager.ts";
 import { FlagError, type LoadOptions, parseLoadFlags, usage } from "./flags.ts";
 import { createIngest } from "./ingest.ts";
 import { loadCommand } from "./load.ts";
@@ -45,7 +46,7 @@ if (command === "load") {
     topic: string;
     bodyLimitBytes: number;
     requestRate: { ratePerSecond: number; burst: number };
-    sourceLabel: string;
+    alertmanager: AlertmanagerMapping;
     sendTimeoutMs: number;
   };
   try {
@@ -58,7 +59,7 @@ if (command === "load") {
         ratePerSecond: envInt("INGEST_RATE_PER_SECOND", 500, { min: 1, max: 1_000_000 }),
         burst: envInt("INGEST_RATE_BURST", 1000, { min: 1, max: 1_000_000 }),
       },
-      sourceLabel: envString("INGEST_SOURCE_LABEL", "instance"),
+      alertmanager: alertmanagerMappingFromEnv(),
       sendTimeoutMs: envInt("INGEST_SEND_TIMEOUT_MS", 10_000, { min: 100, max: 300_000 }),
     };
   } catch (error) {
@@ -81,7 +82,7 @@ if (command === "load") {
     topic: config.topic,
     bodyLimitBytes: config.bodyLimitBytes,
     requestRate: config.requestRate,
-    sourceLabel: config.sourceLabel,
+    alertmanager: config.alertmanager,
     logger,
     metrics,
   });
@@ -93,7 +94,12 @@ if (command === "load") {
     routes: ingest.routes,
   });
   metrics.ready.set(1);
-  logger.info("started", { httpPort: service.port, topic: config.topic, sourceLabel: config.sourceLabel });
+  logger.info("started", {
+    httpPort: service.port,
+    topic: config.topic,
+    sourceLabel: config.alertmanager.sourceLabel,
+    sourceDefault: config.alertmanager.sourceDefault,
+  });
   exitOnSignal(async () => {
     ready = false;
     metrics.ready.set(0);
