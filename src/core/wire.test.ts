@@ -46,11 +46,11 @@ function randomAlert(random: () => number): AlertNew {
   });
 }
 
-/** Fields AlertNew does not know (numbers >= 12), of every wire type, including a nested group. */
+/** Fields AlertNew does not know (numbers >= 14), of every wire type, including a nested group. */
 function unknownFields(random: () => number): Uint8Array {
   const writer = new BinaryWriter();
   for (let i = Math.floor(random() * 4); i > 0; i--) {
-    const fieldNumber = 12 + Math.floor(random() * 2000);
+    const fieldNumber = 14 + Math.floor(random() * 2000);
     switch (Math.floor(random() * 5)) {
       case 0:
         writer.tag(fieldNumber, WireType.Varint).int64(-5n);
@@ -185,7 +185,7 @@ describe("readAlertNew", () => {
     ["field 8 in AlertNew", [0x42, 0x00], "AlertNew: field 8 is reserved for AlertMatched"],
     ["field 9 in AlertNew", [0x4a, 0x00], "AlertNew: field 9 is reserved for AlertMatched"],
     // A producer's own silenced_by would reach the aggregator as if the evaluator had set it.
-    ["field 11 in AlertNew", [0x5a, 0x00], "AlertNew: field 11 is reserved for AlertMatched"],
+    ["field 13 in AlertNew", [0x6a, 0x00], "AlertNew: field 13 is reserved for AlertMatched"],
     ["scope as a varint", [0x50, 0x01], "scope: wire type 0, expected 2"],
   ];
   for (const [description, bytes, message] of malformed) {

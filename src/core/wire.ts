@@ -251,7 +251,7 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
         break;
       case 8:
       case 9:
-      case 11:
+      case 13:
         throw new WireError("AlertNew", `field ${tag >>> 3} is reserved for AlertMatched`);
       case 10:
         expectWireType(tag, WIRE_LENGTH_DELIMITED, "scope");
@@ -395,14 +395,14 @@ export function encodeAlertMatched(
 }
 
 /**
- * `alertMatched` with field 11 (silenced_by) appended: the client's silence `silenceId` matched the
+ * `alertMatched` with field 13 (silenced_by) appended: the client's silence `silenceId` matched the
  * alert, so the aggregator records the notification as SILENCED instead of sending it.
  */
 export function appendSilencedBy(alertMatched: Uint8Array, silenceId: string): Uint8Array {
   const id = encoder.encode(silenceId);
   const out = new Uint8Array(alertMatched.length + 1 + varintSize(id.length) + id.length);
   out.set(alertMatched);
-  writeStringField(out, alertMatched.length, 11, id);
+  writeStringField(out, alertMatched.length, 13, id);
   return out;
 }
 

@@ -75,16 +75,30 @@ export class TopicReader {
   /** Every record written under each of `keys` (waiting up to `timeoutMs` for all of them). */
   async waitFor(keys: readonly string[], timeoutMs = 15_000): Promise<WrittenAlert[][]> {
     const deadlineMs = performance.now() + timeoutMs;
-    while (keys.some((key) => !this.#byKey.has(key)) && performance.now() < deadlineMs) {
-      for (const record of await this.#consumer.consume(1000, 100)) {
-        const written = {
-          key: new TextDecoder().decode(record.key ?? new Uint8Array()),
-          alert: fromBinary(AlertNewSchema, record.value ?? new Uint8Array()),
-        };
-        this.#byKey.set(written.key, [...(this.#byKey.get(written.key) ?? []), written]);
-      }
-    }
+    while (keys.some((key) => !this.#byKey.has(key)) && performance.now() < deadlineMs) await this.#poll();
     return keys.map((key) => this.#byKey.get(key) ?? []);
+  }
+
+  /** Every record seen whose alert satisfies `predicate`, once `count` of them arrived (or the time is up). */
+  async waitForMatching(
+    count: number,
+    predicate: (alert: AlertNew) => boolean,
+    timeoutMs = 15_000,
+  ): Promise<WrittenAlert[]> {
+    const deadlineMs = performance.now() + timeoutMs;
+    const matching = () => [...this.#byKey.values()].flat().filter(({ alert }) => predicate(alert));
+    while (matching().length < count && performance.now() < deadlineMs) await this.#poll();
+    return matching();
+  }
+
+  async #poll(): Promise<void> {
+    for (const record of await this.#consumer.consume(1000, 100)) {
+      const written = {
+        key: new TextDecoder().decode(record.key ?? new Uint8Array()),
+        alert: fromBinary(AlertNewSchema, record.value ?? new Uint8Array()),
+      };
+      this.#byKey.set(written.key, [...(this.#byKey.get(written.key) ?? []), written]);
+    }
   }
 
   close(): Promise<void> {

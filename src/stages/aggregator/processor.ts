@@ -11,6 +11,7 @@ import { textProblem } from "../../core/text.ts";
 import {
   type AlertMatched,
   AlertMatchedSchema,
+  AlertStatus,
   NotificationReadySchema,
 } from "../../gen/alerting/v1/alert_pb.ts";
 import type { ConsumedRecord, ProduceRecord } from "../../kafka/index.ts";
@@ -58,7 +59,22 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
     ruleIds: message.ruleIds,
     eventTimeMs: Number(message.eventTimeUnixMs),
     silencedBy: message.silencedBy,
+    ...lifecycleOf(message),
   };
+}
+
+function lifecycleOf(message: AlertMatched): Pick<NotificationInput, "lifecycle"> {
+  const endsAtMs = message.endsAtUnixMs > 0n ? Number(message.endsAtUnixMs) : null;
+  switch (message.status) {
+    case AlertStatus.UNSPECIFIED:
+      return {};
+    case AlertStatus.FIRING:
+      return { lifecycle: { status: "firing", endsAtMs } };
+    case AlertStatus.RESOLVED:
+      return { lifecycle: { status: "resolved", endsAtMs } };
+    default:
+      throw new InvalidRecordError("status", `unknown value ${message.status}`);
+  }
 }
 
 /** Text the insert would fail on for good (NUL: SQLSTATE 22021 in text, 22P05 in jsonb), named by field. */
@@ -80,14 +96,19 @@ function refuseUnstorableText(message: AlertMatched): void {
   }
 }
 
-/** Redelivered records repeat a (client, scope, alert) within one batch; Postgres rejects such a batch. */
+/**
+ * Redelivered records repeat a (client, scope, alert) within one batch; Postgres rejects such a batch.
+ * Alerts with a lifecycle are all kept, in order: each submission may move the alert's state.
+ */
 export function uniqueByClientScopeAlert(rows: readonly NotificationInput[]): NotificationInput[] {
   const seen = new Map<string, NotificationInput>();
+  const lifecycle: NotificationInput[] = [];
   for (const row of rows) {
     const key = `${row.clientId}\u0000${row.scope}\u0000${row.alertId}`;
-    if (!seen.has(key)) seen.set(key, row);
+    if (row.lifecycle !== undefined) lifecycle.push(row);
+    else if (!seen.has(key)) seen.set(key, row);
   }
-  return [...seen.values()];
+  return [...seen.values(), ...lifecycle];
 }
 
 export function createAggregatorProcessor(sql: Sql, outputTopic: string): Processor<NotificationInput> {

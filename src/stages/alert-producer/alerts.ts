@@ -4,7 +4,7 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { deriveAlertId } from "../../core/alert-id.ts";
-import { AlertNewSchema } from "../../gen/alerting/v1/alert_pb.ts";
+import { AlertNewSchema, AlertStatus } from "../../gen/alerting/v1/alert_pb.ts";
 import type { ProduceRecord } from "../../kafka/index.ts";
 import type { LoadOptions } from "./flags.ts";
 import { createPicker, createRandom } from "./random.ts";
@@ -24,6 +24,10 @@ export interface Alert {
    * absent or "" only from internal producers writing straight to Kafka, matched against every rule.
    */
   scope?: string;
+  /** Alertmanager alerts only: firing or resolved (AlertStatus); absent for alerts without a lifecycle. */
+  status?: AlertStatus;
+  /** Alertmanager's endsAt as unix ms, when given. */
+  endsAtUnixMs?: number;
 }
 
 /** The id the pipeline will know the alert by: its own, or the one the evaluator derives. */
@@ -46,6 +50,8 @@ export function alertRecord(alert: Alert, topic: string, alertId = effectiveAler
       eventTimeUnixMs: BigInt(alert.eventTimeUnixMs),
       schemaVersion,
       scope: alert.scope ?? "",
+      status: alert.status ?? AlertStatus.UNSPECIFIED,
+      endsAtUnixMs: BigInt(alert.endsAtUnixMs ?? 0),
     }),
   );
   return { topic, key: alertId, value };

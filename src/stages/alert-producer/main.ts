@@ -14,6 +14,7 @@ import { createLogger } from "../../runtime/log.ts";
 import { createStageMetrics } from "../../runtime/metrics.ts";
 import { exitOnSignal, startService } from "../../runtime/service.ts";
 import { topicNames } from "../../runtime/topics.ts";
+import { type AlertmanagerMapping, alertmanagerMappingFromEnv } from "./alertmanager.ts";
 import { createAlertmanagerApi } from "./alertmanager-api.ts";
 import { FlagError, type LoadOptions, parseLoadFlags, usage } from "./flags.ts";
 import { createIngest } from "./ingest.ts";
@@ -47,7 +48,7 @@ if (command === "load") {
     topic: string;
     bodyLimitBytes: number;
     requestRate: { ratePerSecond: number; burst: number };
-    sourceLabel: string;
+    alertmanager: AlertmanagerMapping;
     sendTimeoutMs: number;
   };
   try {
@@ -60,7 +61,7 @@ if (command === "load") {
         ratePerSecond: envInt("INGEST_RATE_PER_SECOND", 500, { min: 1, max: 1_000_000 }),
         burst: envInt("INGEST_RATE_BURST", 1000, { min: 1, max: 1_000_000 }),
       },
-      sourceLabel: envString("INGEST_SOURCE_LABEL", "instance"),
+      alertmanager: alertmanagerMappingFromEnv(),
       sendTimeoutMs: envInt("INGEST_SEND_TIMEOUT_MS", 10_000, { min: 100, max: 300_000 }),
     };
   } catch (error) {
@@ -83,7 +84,7 @@ if (command === "load") {
     topic: config.topic,
     bodyLimitBytes: config.bodyLimitBytes,
     requestRate: config.requestRate,
-    sourceLabel: config.sourceLabel,
+    alertmanager: config.alertmanager,
     logger,
     metrics,
   });
@@ -102,7 +103,12 @@ if (command === "load") {
     routes: { ...ingest.routes, ...alertmanagerApi.routes },
   });
   metrics.ready.set(1);
-  logger.info("started", { httpPort: service.port, topic: config.topic, sourceLabel: config.sourceLabel });
+  logger.info("started", {
+    httpPort: service.port,
+    topic: config.topic,
+    sourceLabel: config.alertmanager.sourceLabel,
+    sourceDefault: config.alertmanager.sourceDefault,
+  });
   exitOnSignal(async () => {
     ready = false;
     metrics.ready.set(0);

@@ -3,7 +3,7 @@
  * compiled rules, keep the clients granted the alert's scope, and emit one alerts.matched record per
  * remaining client by appending that client's precomputed fields 8 and 9 to the original bytes. No
  * protobuf object is built per alert, except for a client with open silences: then the alert's labels
- * are decoded once, and field 11 (silenced_by) is appended when one of its active silences matches.
+ * are decoded once, and field 13 (silenced_by) is appended when one of its active silences matches.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { deriveAlertId } from "../../core/alert-id.ts";
