@@ -161,7 +161,7 @@ describe("alerts", () => {
   test("alert query lists the client's alerts; a silenced one only with --silenced", async () => {
     const name = `HighLoad${Date.now()}`;
     await insertNotification(clientA.id, {
-      alertId: "am-0123456789abcdef-1",
+      alertId: "am-0123456789abcdef",
       severity: "CRITICAL",
       source: "db-1",
       name,

@@ -103,12 +103,23 @@ export async function insertNotification(
     name: string;
     context: Record<string, string>;
     ruleIds?: string[];
+    createdAt?: Date;
+    /** An Alertmanager alert's lifecycle state (alert_states), as the aggregator keeps it. */
+    state?: "firing" | "resolved";
   },
 ): Promise<void> {
+  const createdAt = alert.createdAt ?? new Date();
   await sql`
-    INSERT INTO notifications (client_id, alert_id, severity, source, name, context, rule_ids, event_time)
+    INSERT INTO notifications (client_id, alert_id, severity, source, name, context, rule_ids, event_time,
+      created_at, episode)
     VALUES (${clientId}, ${alert.alertId}, ${alert.severity}, ${alert.source}, ${alert.name},
-      ${sql.json(alert.context)}, ${alert.ruleIds ?? []}::uuid[], now())`;
+      ${sql.json(alert.context)}, ${alert.ruleIds ?? []}::uuid[], ${createdAt}, ${createdAt},
+      ${alert.state ? 1 : 0})`;
+  if (alert.state === undefined) return;
+  await sql`
+    INSERT INTO alert_states (client_id, scope, alert_key, episode, state, episode_started_at, last_event_at,
+      last_seen_at, last_notified_at)
+    VALUES (${clientId}, '', ${alert.alertId}, 1, ${alert.state}, ${createdAt}, now(), now(), ${createdAt})`;
 }
 
 /** A rule of `clientId` with one webhook endpoint; returns both ids. */

@@ -125,6 +125,30 @@ test("an alert the matchers do not match is not silenced", async () => {
   expect((await rowsOf(other)).map((row) => row.status)).toEqual(["SENT", "SENT"]);
 }, 60_000);
 
+test("an Alertmanager alert through ingest: its firing, and its resolution if any, are SILENCED", async () => {
+  const labels = [`alertname=${alertName}`, "severity=high", `instance=${pipeline.source}`, "host=db-9"];
+  const run = `run=${pipeline.run}`;
+  await amtoolOk(["alert", "add", ...labels, run]);
+  const rows = () =>
+    pipeline.sql<{ client_id: string; kind: string; status: string; silenced_by: string | null }[]>`
+      SELECT client_id::text, kind, status, silenced_by::text FROM notifications
+      WHERE client_id = ${clientA} AND context->>'run' = ${pipeline.run} ORDER BY id`;
+  expect(await eventually(async () => (await rows()).length === 1, 20_000, 100)).toBe(true);
+  await amtoolOk(["alert", "add", ...labels, run, `--end=${new Date(Date.now() - 1000).toISOString()}`]);
+  await Bun.sleep(1500);
+  const written = await rows();
+  expect(written[0]).toEqual({
+    client_id: clientA,
+    kind: "firing",
+    status: "SILENCED",
+    silenced_by: silenceId,
+  });
+  expect(written.every((row) => row.status === "SILENCED" && row.silenced_by === silenceId)).toBe(true);
+  expect(
+    pipeline.sink.received.filter((r) => r.path === `/hook/${clientA}` && r.body.includes("db-9")),
+  ).toEqual([]);
+}, 60_000);
+
 test("after amtool silence expire the next alert notifies A, and the silenced one stays silenced", async () => {
   await amtoolOk(["silence", "expire", silenceId]);
   await Bun.sleep(effectMs);
