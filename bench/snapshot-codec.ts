@@ -16,6 +16,7 @@ import {
   decodeSnapshot,
   encodeSnapshot,
   SnapshotBuilder,
+  silenceMessage,
   snapshotRules,
 } from "../src/core/snapshot.ts";
 import { RulesSnapshotSchema } from "../src/gen/alerting/v1/rule_pb.ts";
@@ -52,6 +53,8 @@ for (const count of [10_000, 100_000, 1_000_000]) {
     ruleSeverity: Array.from(snapshot.ruleSeverity),
     ruleSource: Array.from(snapshot.ruleSource),
     ruleName: Array.from(snapshot.ruleName),
+    grantClient: Array.from(snapshot.grantClient),
+    silences: snapshot.silences.map(silenceMessage),
   });
   const [, toBinaryMs] = time(() => toBinary(RulesSnapshotSchema, message));
   rows.push([

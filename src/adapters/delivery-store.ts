@@ -47,12 +47,13 @@ interface ClaimedRow {
   context: Record<string, unknown>;
   rule_ids: string[];
   event_time: Date;
+  kind: string;
   attempts: number;
 }
 
 // rule_ids as json: postgres.js parses json natively (JSON.parse), a uuid[] character by character.
 const claimedColumns =
-  "n.id, n.client_id, n.alert_id, n.severity, n.source, n.name, n.context, array_to_json(n.rule_ids) AS rule_ids, n.event_time, n.attempts";
+  "n.id, n.client_id, n.alert_id, n.severity, n.source, n.name, n.context, array_to_json(n.rule_ids) AS rule_ids, n.event_time, n.kind, n.attempts";
 
 function toClaimed(row: ClaimedRow): ClaimedNotification {
   return {
@@ -65,6 +66,7 @@ function toClaimed(row: ClaimedRow): ClaimedNotification {
     context: row.context,
     ruleIds: row.rule_ids,
     eventTime: row.event_time,
+    kind: row.kind,
     attempts: row.attempts,
   };
 }

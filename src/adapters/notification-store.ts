@@ -1,8 +1,18 @@
-import { prepared, type Sql } from "./postgres.ts";
+import {
+  type AlertState,
+  type AlertStateName,
+  applySubmission,
+  type NotificationKind,
+  type SweepSettings,
+  sweepState,
+} from "../core/lifecycle.ts";
+import { prepared, type Sql, type TransactionSql } from "./postgres.ts";
 
-/** One (client, alert) notification as the aggregator writes it. */
+/** One (client, scope, alert) submission as the aggregator writes it. */
 export interface NotificationInput {
   clientId: string;
+  /** The scope the alert came in under: an alert id is unique only within its scope. */
+  scope: string;
   alertId: string;
   severity: string;
   source: string;
@@ -10,6 +20,22 @@ export interface NotificationInput {
   context: Record<string, string>;
   ruleIds: readonly string[];
   eventTimeMs: number;
+  /**
+   * The client's silence that matched (the evaluator decides), or "": the row is then SILENCED,
+   * terminal, never sent. An episode's later rows (resolved, reminders) stay silent with its firing.
+   */
+  silencedBy: string;
+  /**
+   * Alertmanager alerts only (src/core/lifecycle.ts): firing or resolved, and their endsAt. Without it
+   * the alert has no lifecycle: one notification per alert id (episode 0, kind firing).
+   */
+  lifecycle?: { status: AlertStateName; endsAtMs: number | null };
+}
+
+/** A notification row to insert: the submission, and which episode and kind of its alert it is. */
+interface NotificationRow extends NotificationInput {
+  episode: number;
+  kind: NotificationKind;
 }
 
 export interface PendingNotification {
@@ -28,28 +54,42 @@ const safetyNetDelayMs = 60_000;
 export function dedupeInsert(
   rows: readonly NotificationInput[],
   table: string,
+  delayMs = safetyNetDelayMs,
 ): { text: string; params: never[] } {
   const text = `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])
-         AS t(client_id, alert_id, severity, source, name, context, rule_ids, event_ms)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[])
+         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence)
+     ), marked AS (
+       SELECT i.*, CASE
+           WHEN i.silence <> '' THEN i.silence::uuid
+           WHEN i.kind <> 'firing' THEN (
+             SELECT f.silenced_by FROM ${table} f
+             WHERE f.client_id = i.client_id AND f.scope = i.scope AND f.alert_id = i.alert_id
+               AND f.episode = i.episode AND f.kind = 'firing')
+         END AS silenced_by
+       FROM input i
      ), inserted AS (
-       INSERT INTO ${table} (client_id, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at)
-       SELECT client_id, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
-              now() + make_interval(secs => $9::float8 / 1000)
-       FROM input
-       ON CONFLICT (client_id, alert_id) DO NOTHING
-       RETURNING id, client_id, alert_id
+       INSERT INTO ${table} (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at, episode, kind, status, silenced_by)
+       SELECT client_id, scope, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
+              CASE WHEN silenced_by IS NULL THEN now() + make_interval(secs => $12::float8 / 1000) END, episode, kind,
+              CASE WHEN silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, silenced_by
+       FROM marked
+       ON CONFLICT (client_id, scope, alert_id, episode, kind) DO NOTHING
+       RETURNING id, client_id, alert_id, status
      )
-     SELECT id, client_id, alert_id FROM inserted
+     SELECT id, client_id, alert_id FROM inserted WHERE status <> 'SILENCED'
      UNION ALL
      SELECT n.id, n.client_id, n.alert_id
      FROM input i CROSS JOIN LATERAL (
        SELECT id, client_id, alert_id FROM ${table}
-       WHERE client_id = i.client_id AND alert_id = i.alert_id AND status NOT IN ('SENT', 'FAILED')
+       WHERE client_id = i.client_id AND scope = i.scope AND alert_id = i.alert_id
+         AND episode = i.episode AND kind = i.kind AND status NOT IN ('SENT', 'FAILED', 'SILENCED')
        LIMIT 1
      ) n`;
+  const withKind = rows.map((r) => ({ episode: 0, kind: "firing", ...r }));
   const params = [
     rows.map((r) => r.clientId),
+    rows.map((r) => r.scope),
     rows.map((r) => r.alertId),
     rows.map((r) => r.severity),
     rows.map((r) => r.source),
@@ -57,14 +97,17 @@ export function dedupeInsert(
     rows.map((r) => JSON.stringify(r.context)),
     rows.map((r) => `{${r.ruleIds.join(",")}}`),
     rows.map((r) => r.eventTimeMs),
-    safetyNetDelayMs,
+    withKind.map((r) => r.episode),
+    withKind.map((r) => r.kind),
+    delayMs,
+    rows.map((r) => r.silencedBy),
   ];
   return { text, params: params as never[] };
 }
 
 /**
- * Inserts a batch in one statement, deduplicated on (client_id, alert_id), and returns every row
- * of the batch that is not terminal yet: the new ones and those an earlier attempt inserted but
+ * Inserts a batch deduplicated on (client_id, scope, alert_id, episode, kind), and returns every row
+ * of the batch that is not terminal yet (a silenced one is terminal from the start): the new ones and those an earlier attempt inserted but
  * whose notifications.ready may never have been produced (a crash between insert and produce).
  * The existing-row half reads the statement's snapshot, so it never sees this statement's inserts.
  * It looks each input row up on its own (LATERAL ... LIMIT 1 is never flattened into a join): with
@@ -72,6 +115,9 @@ export function dedupeInsert(
  * whole table in a nested loop, 2000 x every row per statement (1.1 s at 6,000 rows, growing).
  * `table` is another table of the same shape only for the pipeline bench's ceiling, which measures
  * this very statement on a scratch copy.
+ *
+ * Alerts with a lifecycle are first run through their states (applyLifecycle), in one transaction
+ * with the insert, so a state and its notification rows are written together or not at all.
  */
 export async function insertNotifications(
   sql: Sql,
@@ -79,11 +125,197 @@ export async function insertNotifications(
   table = "notifications",
 ): Promise<PendingNotification[]> {
   if (rows.length === 0) return [];
-  const { text, params } = dedupeInsert(rows, table);
+  if (rows.every((row) => row.lifecycle === undefined)) return insertRows(sql, rows, table);
+  return sql.begin(async (tx) => {
+    const plain = rows.filter((row) => row.lifecycle === undefined);
+    const transitions = await applyLifecycle(
+      tx,
+      rows.filter((row) => row.lifecycle !== undefined),
+    );
+    return insertRows(tx, [...plain, ...transitions], table);
+  });
+}
+
+async function insertRows(
+  sql: Sql | TransactionSql,
+  rows: readonly NotificationInput[],
+  table: string,
+  delayMs = safetyNetDelayMs,
+): Promise<PendingNotification[]> {
+  if (rows.length === 0) return [];
+  const { text, params } = dedupeInsert(rows, table, delayMs);
   const result = await sql.unsafe<{ id: string; client_id: string; alert_id: string }[]>(
     text,
     params,
     prepared,
   );
   return result.map((r) => ({ id: String(r.id), clientId: r.client_id, alertId: r.alert_id }));
+}
+
+interface StateRow {
+  client_id: string;
+  scope: string;
+  alert_key: string;
+  episode: number;
+  state: AlertStateName;
+  episode_started_ms: number;
+  last_event_ms: number;
+  last_seen_ms: number;
+  ends_at_ms: number | null;
+  last_notified_ms: number;
+  repeat_count: number;
+}
+
+const stateColumns = `client_id, scope, alert_key, episode, state,
+  extract(epoch FROM episode_started_at) * 1000 AS episode_started_ms,
+  extract(epoch FROM last_event_at) * 1000 AS last_event_ms,
+  extract(epoch FROM last_seen_at) * 1000 AS last_seen_ms,
+  extract(epoch FROM ends_at) * 1000 AS ends_at_ms,
+  extract(epoch FROM last_notified_at) * 1000 AS last_notified_ms,
+  repeat_count, (extract(epoch FROM now()) * 1000)::float8 AS now_ms`;
+
+function stateOf(row: StateRow): AlertState {
+  return {
+    episode: row.episode,
+    state: row.state,
+    episodeStartedMs: Number(row.episode_started_ms),
+    lastEventMs: Number(row.last_event_ms),
+    lastSeenMs: Number(row.last_seen_ms),
+    endsAtMs: row.ends_at_ms === null ? null : Number(row.ends_at_ms),
+    lastNotifiedMs: Number(row.last_notified_ms),
+    repeatCount: row.repeat_count,
+  };
+}
+
+const stateKey = (clientId: string, scope: string, alertKey: string) =>
+  `${clientId}\u0000${scope}\u0000${alertKey}`;
+
+/**
+ * Applies each submission, in batch order, to its alert's state (locked for the transaction), stores
+ * the states that changed, and returns the notification rows the transitions call for.
+ */
+async function applyLifecycle(
+  tx: TransactionSql,
+  rows: readonly NotificationInput[],
+): Promise<NotificationRow[]> {
+  if (rows.length === 0) return [];
+  const locked = await tx.unsafe<(StateRow & { now_ms: number })[]>(
+    `SELECT ${stateColumns} FROM alert_states
+     WHERE (client_id, scope, alert_key) IN (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))
+     ORDER BY client_id, scope, alert_key
+     FOR UPDATE`,
+    [rows.map((r) => r.clientId), rows.map((r) => r.scope), rows.map((r) => r.alertId)] as never[],
+  );
+  const [{ now_ms: nowMs } = { now_ms: Date.now() }] = await tx.unsafe<{ now_ms: number }[]>(
+    "SELECT (extract(epoch FROM now()) * 1000)::float8 AS now_ms",
+  );
+  const states = new Map(
+    locked.map((row) => [stateKey(row.client_id, row.scope, row.alert_key), stateOf(row)]),
+  );
+  const changed = new Map<string, { row: NotificationInput; state: AlertState }>();
+  const notifications: NotificationRow[] = [];
+  for (const row of rows) {
+    const key = stateKey(row.clientId, row.scope, row.alertId);
+    const lifecycle = row.lifecycle as NonNullable<NotificationInput["lifecycle"]>;
+    const { state, notify } = applySubmission(states.get(key), {
+      status: lifecycle.status,
+      eventMs: row.eventTimeMs,
+      endsAtMs: lifecycle.endsAtMs,
+      nowMs: Number(nowMs),
+    });
+    if (state === undefined || state === states.get(key)) continue;
+    states.set(key, state);
+    changed.set(key, { row, state });
+    if (notify) notifications.push({ ...row, ...notify });
+  }
+  await storeStates(
+    tx,
+    [...changed.values()].map(({ row, state }) => ({ ...row, state })),
+  );
+  return notifications;
+}
+
+async function storeStates(
+  tx: TransactionSql,
+  rows: readonly { clientId: string; scope: string; alertId: string; state: AlertState }[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.unsafe(
+    `INSERT INTO alert_states (client_id, scope, alert_key, episode, state, episode_started_at, last_event_at,
+                               last_seen_at, ends_at, last_notified_at, repeat_count)
+     SELECT client_id, scope, alert_key, episode, state, to_timestamp(started / 1000.0), to_timestamp(last_event / 1000.0),
+            to_timestamp(last_seen / 1000.0), to_timestamp(ends_at / 1000.0), to_timestamp(last_notified / 1000.0), repeat_count
+     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
+                 $9::float8[], $10::float8[], $11::int[])
+       AS t(client_id, scope, alert_key, episode, state, started, last_event, last_seen, ends_at, last_notified, repeat_count)
+     ON CONFLICT (client_id, scope, alert_key) DO UPDATE SET
+       episode = excluded.episode, state = excluded.state, episode_started_at = excluded.episode_started_at,
+       last_event_at = excluded.last_event_at, last_seen_at = excluded.last_seen_at, ends_at = excluded.ends_at,
+       last_notified_at = excluded.last_notified_at, repeat_count = excluded.repeat_count`,
+    [
+      rows.map((r) => r.clientId),
+      rows.map((r) => r.scope),
+      rows.map((r) => r.alertId),
+      rows.map((r) => r.state.episode),
+      rows.map((r) => r.state.state),
+      rows.map((r) => r.state.episodeStartedMs),
+      rows.map((r) => r.state.lastEventMs),
+      rows.map((r) => r.state.lastSeenMs),
+      rows.map((r) => r.state.endsAtMs),
+      rows.map((r) => r.state.lastNotifiedMs),
+      rows.map((r) => r.state.repeatCount),
+    ] as never[],
+  );
+}
+
+/**
+ * One sweep step: resolves firing states whose ends-at or resolve timeout passed and reminds of those
+ * whose repeat interval passed, at most `limit` states, skipping those another transaction holds. The
+ * rows are copies of the episode's firing notification, due at once for the sender's scheduler (no
+ * notifications.ready is produced for them), or SILENCED like it: a silenced episode stays silent. Returns how many notifications it wrote.
+ */
+export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit: number): Promise<number> {
+  return sql.begin(async (tx) => {
+    const due = await tx.unsafe<(StateRow & { now_ms: number })[]>(
+      `SELECT ${stateColumns} FROM alert_states
+       WHERE state = 'firing'
+         AND (ends_at <= now() OR last_seen_at <= now() - make_interval(secs => $1::float8 / 1000)
+              OR last_notified_at <= now() - make_interval(secs => $2::float8 / 1000))
+       ORDER BY last_seen_at
+       LIMIT $3
+       FOR UPDATE SKIP LOCKED`,
+      [settings.resolveTimeoutMs, settings.repeatIntervalMs, limit] as never[],
+    );
+    const changed: { clientId: string; scope: string; alertId: string; state: AlertState }[] = [];
+    const kinds: { clientId: string; scope: string; alertId: string; episode: number; kind: string }[] = [];
+    for (const row of due) {
+      const { state, notify } = sweepState(stateOf(row), Number(row.now_ms), settings);
+      if (state === undefined || !notify) continue;
+      const key = { clientId: row.client_id, scope: row.scope, alertId: row.alert_key };
+      changed.push({ ...key, state });
+      kinds.push({ ...key, ...notify });
+    }
+    await storeStates(tx, changed);
+    if (kinds.length === 0) return 0;
+    const inserted = await tx.unsafe(
+      `INSERT INTO notifications (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time,
+                                  next_attempt_at, episode, kind, status, silenced_by)
+       SELECT f.client_id, f.scope, f.alert_id, f.severity, f.source, f.name, f.context, f.rule_ids, f.event_time,
+              CASE WHEN f.silenced_by IS NULL THEN now() END, f.episode, t.kind,
+              CASE WHEN f.silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, f.silenced_by
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[]) AS t(client_id, scope, alert_id, episode, kind)
+       JOIN notifications f ON f.client_id = t.client_id AND f.scope = t.scope AND f.alert_id = t.alert_id
+                           AND f.episode = t.episode AND f.kind = 'firing'
+       ON CONFLICT (client_id, scope, alert_id, episode, kind) DO NOTHING
+       RETURNING id`,
+      [
+        kinds.map((k) => k.clientId),
+        kinds.map((k) => k.scope),
+        kinds.map((k) => k.alertId),
+        kinds.map((k) => k.episode),
+        kinds.map((k) => k.kind),
+      ] as never[],
+    );
+    return inserted.length;
+  });
 }

@@ -18,6 +18,7 @@ import {
   type DeliveryResult,
   type Endpoint,
   type Notification,
+  notificationStatus,
   toDeliveryResult,
 } from "./types.ts";
 
@@ -136,6 +137,7 @@ function readSecret(source: SecretSource, env: Record<string, string | undefined
 export function renderEmail(notification: Notification): { subject: string; text: string; html: string } {
   const { id, severity, source, name, alertId, eventTime } = notification;
   const facts: Array<[string, string]> = [
+    ["Status", notification.kind ?? "firing"],
     ["Severity", severity],
     ["Source", source],
     ["Name", name],
@@ -158,7 +160,8 @@ export function renderEmail(notification: Notification): { subject: string; text
       : []),
   ].join("\n");
   // Line breaks in a header would let alert text forge headers; nodemailer encodes, we flatten too.
-  const subject = `[${severity}] ${name}`.replace(/[\r\n]+/g, " ");
+  const status = notificationStatus(notification).toUpperCase();
+  const subject = `[${status}] [${severity}] ${name}`.replace(/[\r\n]+/g, " ");
   return { subject, text, html };
 }
 

@@ -12,6 +12,7 @@ import {
   type DeliveryResult,
   type Endpoint,
   type Notification,
+  notificationStatus,
   type Severity,
 } from "./types.ts";
 
@@ -38,12 +39,14 @@ export class SlackChannel implements Channel {
 
 export function slackPayload(notification: Notification) {
   const { severity, source, name, alertId, context } = notification;
-  const text = `[${severity}] ${escapeSlack(name)} from ${escapeSlack(source)}`;
+  const status = notificationStatus(notification).toUpperCase();
+  const text = `[${status}] [${severity}] ${escapeSlack(name)} from ${escapeSlack(source)}`;
   const fields = [
     { title: "Source", value: escapeSlack(source), short: true },
     { title: "Name", value: escapeSlack(name), short: true },
     { title: "Alert ID", value: escapeSlack(alertId), short: true },
     { title: "Severity", value: severity, short: true },
+    { title: "Status", value: notification.kind ?? "firing", short: true },
   ];
   const lines = contextLines(context);
   if (lines.length > 0) fields.push({ title: "Context", value: escapeSlack(lines.join("\n")), short: false });

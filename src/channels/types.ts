@@ -29,6 +29,16 @@ export interface Notification {
   context: Record<string, unknown>;
   ruleIds: string[];
   eventTime: Date;
+  /**
+   * Which notification of the alert this is: `firing`, `resolved` or `repeat:<n>` (a reminder while it
+   * keeps firing); absent means firing (alerts without a lifecycle only ever fire).
+   */
+  kind?: string;
+}
+
+/** What a receiver is told: the alert fires (first time or reminder) or has resolved. */
+export function notificationStatus(notification: Pick<Notification, "kind">): "firing" | "resolved" {
+  return notification.kind === "resolved" ? "resolved" : "firing";
 }
 
 export interface DeliveryResult {

@@ -19,6 +19,7 @@ import {
   type DeliveryResult,
   type Endpoint,
   type Notification,
+  notificationStatus,
 } from "./types.ts";
 
 export class WebhookChannel implements Channel {
@@ -56,6 +57,8 @@ export function webhookPayload(notification: Notification) {
     context: notification.context,
     ruleIds: notification.ruleIds,
     eventTime: notification.eventTime.toISOString(),
+    status: notificationStatus(notification),
+    kind: notification.kind ?? "firing",
   };
 }
 

@@ -37,15 +37,14 @@ describe("alertLabels", () => {
     });
   });
 
-  test("the alert's own fields win over context entries of the same name", () => {
+  test("name and source win over context entries; a severity ingest kept as sent wins over ours", () => {
     const own = alertLabels({
-      severity: 1,
+      severity: 2,
       source: "s",
       name: "n",
-      context: { severity: "page", source: "x" },
+      context: { alertname: "x", severity: "none", source: "x" },
     });
-    expect(own.get("severity")).toBe("low");
-    expect(own.get("source")).toBe("s");
+    expect(Object.fromEntries(own)).toEqual({ alertname: "n", severity: "none", source: "s" });
   });
 });
 

@@ -2,8 +2,9 @@
  * Silences as Alertmanager has them: a list of label matchers (`=`, `!=`, `=~`, `!~`; all must match)
  * and a time window. While the window is open, an alert whose labels the matchers match notifies no
  * one of the silence's client. The labels of one of our alerts are `alertname` (its name), `severity`
- * (lower-case: `critical`, `high`, `medium`, `low`), `source`, and every context entry whose key is a
- * label name; a missing label matches as the empty string, as in Alertmanager.
+ * (the value ingest kept in context when it mapped an unknown one, else lower-case: `critical`, `high`,
+ * `medium`, `low`), `source`, and every context entry whose key is a label name; a missing label
+ * matches as the empty string, as in Alertmanager.
  */
 
 import { compileLinearRegex, type LinearRegex, RegexSyntaxError } from "./linear-regex.ts";
@@ -219,7 +220,8 @@ export function alertLabels(alert: {
     if (labelNamePattern.test(key) && !nonLabelContextKeys.has(key)) labels.set(key, value);
   }
   labels.set("alertname", alert.name);
-  labels.set("severity", severityName(alert.severity).toLowerCase());
+  // Ingest keeps a severity label it could not map (`none`, `page`...) in context: what Alertmanager sees.
+  labels.set("severity", alert.context.severity ?? severityName(alert.severity).toLowerCase());
   labels.set("source", alert.source);
   return labels;
 }

@@ -5,7 +5,7 @@ import { pick, prng, randomUuid } from "../../test/support/random-rules.ts";
 import { AlertMatchedSchema, type AlertNew, AlertNewSchema } from "../gen/alerting/v1/alert_pb.ts";
 import { deriveAlertId } from "./alert-id.ts";
 import { textProblem } from "./text.ts";
-import { clientSuffix, encodeAlertMatched, readAlertNew, WireError } from "./wire.ts";
+import { appendSilencedBy, clientSuffix, encodeAlertMatched, readAlertNew, WireError } from "./wire.ts";
 
 const texts = [
   "",
@@ -42,14 +42,15 @@ function randomAlert(random: () => number): AlertNew {
     eventTimeUnixMs:
       random() < 0.5 ? pick(random, times) : BigInt.asIntN(64, BigInt(Math.floor(random() * 2 ** 53)) << 11n),
     schemaVersion: pick(random, [0, 1, 2, 300, 4294967295]),
+    scope: pick(random, ["", "shared:ops", `client:${randomUuid(random)}`, ...texts]),
   });
 }
 
-/** Fields AlertNew does not know (numbers >= 10), of every wire type, including a nested group. */
+/** Fields AlertNew does not know (numbers >= 14), of every wire type, including a nested group. */
 function unknownFields(random: () => number): Uint8Array {
   const writer = new BinaryWriter();
   for (let i = Math.floor(random() * 4); i > 0; i--) {
-    const fieldNumber = 10 + Math.floor(random() * 2000);
+    const fieldNumber = 14 + Math.floor(random() * 2000);
     switch (Math.floor(random() * 5)) {
       case 0:
         writer.tag(fieldNumber, WireType.Varint).int64(-5n);
@@ -133,6 +134,7 @@ describe("readAlertNew", () => {
         name: want.name,
         eventTimeUnixMs: want.eventTimeUnixMs,
         schemaVersion: want.schemaVersion,
+        scope: want.scope,
       });
     }
     // Both paths are exercised.
@@ -182,6 +184,9 @@ describe("readAlertNew", () => {
     ["end group without start", [0xd4, 0x02], "AlertNew: end-group tag without a start"],
     ["field 8 in AlertNew", [0x42, 0x00], "AlertNew: field 8 is reserved for AlertMatched"],
     ["field 9 in AlertNew", [0x4a, 0x00], "AlertNew: field 9 is reserved for AlertMatched"],
+    // A producer's own silenced_by would reach the aggregator as if the evaluator had set it.
+    ["field 13 in AlertNew", [0x6a, 0x00], "AlertNew: field 13 is reserved for AlertMatched"],
+    ["scope as a varint", [0x50, 0x01], "scope: wire type 0, expected 2"],
   ];
   for (const [description, bytes, message] of malformed) {
     test(`rejects ${description}`, () => {
@@ -295,8 +300,24 @@ describe("encodeAlertMatched", () => {
         schemaVersion: alert.schemaVersion,
         clientId: group.clientId,
         ruleIds: group.ruleIds,
+        scope: alert.scope,
       });
       if (!equals(AlertMatchedSchema, got, want)) expect(got).toEqual(want);
+    }
+  });
+
+  test("appendSilencedBy adds silenced_by and changes nothing else", () => {
+    const random = prng(7);
+    for (let i = 0; i < 300; i++) {
+      const bytes = randomAlertBytes(random);
+      const group = { clientId: randomUuid(random), ruleIds: [randomUuid(random)] };
+      const matched = encodeAlertMatched(bytes, undefined, group);
+      const silenceId = randomUuid(random);
+      const silenced = fromBinary(AlertMatchedSchema, appendSilencedBy(matched, silenceId));
+      expect(silenced.silencedBy).toBe(silenceId);
+      const plain = fromBinary(AlertMatchedSchema, matched);
+      expect(plain.silencedBy).toBe("");
+      expect(equals(AlertMatchedSchema, { ...silenced, silencedBy: "" }, plain)).toBe(true);
     }
   });
 

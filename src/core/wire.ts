@@ -181,6 +181,8 @@ export interface AlertHeader {
   name: string;
   eventTimeUnixMs: bigint;
   schemaVersion: number;
+  /** The stream the alert came in under (see src/core/matching/scope.ts); "" from internal producers. */
+  scope: string;
 }
 
 /**
@@ -204,6 +206,8 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
   let sourceEnd = 0;
   let nameStart = 0;
   let nameEnd = 0;
+  let scopeStart = 0;
+  let scopeEnd = 0;
   while (!reader.done()) {
     const tag = reader.tag("AlertNew");
     switch (tag >>> 3) {
@@ -247,7 +251,14 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
         break;
       case 8:
       case 9:
+      case 13:
         throw new WireError("AlertNew", `field ${tag >>> 3} is reserved for AlertMatched`);
+      case 10:
+        expectWireType(tag, WIRE_LENGTH_DELIMITED, "scope");
+        scopeEnd = reader.lengthDelimited("scope");
+        scopeStart = reader.pos;
+        reader.pos = scopeEnd;
+        break;
       default:
         reader.skip(tag, "AlertNew");
     }
@@ -259,6 +270,7 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
     name: decodeText(bytes, nameStart, nameEnd, "name"),
     eventTimeUnixMs,
     schemaVersion,
+    scope: decodeString(bytes, scopeStart, scopeEnd),
   };
 }
 
@@ -379,6 +391,18 @@ export function encodeAlertMatched(
   const out = new Uint8Array(alertNew.length + 1 + varintSize(id.length) + id.length + suffix.length);
   out.set(alertNew);
   out.set(suffix, writeStringField(out, alertNew.length, 1, id));
+  return out;
+}
+
+/**
+ * `alertMatched` with field 13 (silenced_by) appended: the client's silence `silenceId` matched the
+ * alert, so the aggregator records the notification as SILENCED instead of sending it.
+ */
+export function appendSilencedBy(alertMatched: Uint8Array, silenceId: string): Uint8Array {
+  const id = encoder.encode(silenceId);
+  const out = new Uint8Array(alertMatched.length + 1 + varintSize(id.length) + id.length);
+  out.set(alertMatched);
+  writeStringField(out, alertMatched.length, 13, id);
   return out;
 }
 

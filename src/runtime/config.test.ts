@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ConfigError, envInt, envList, envOneOf, envString } from "./config.ts";
+import { ConfigError, envInt, envList, envOneOf, envPairs, envString } from "./config.ts";
 import { logLevelSetting } from "./log.ts";
 
 /** The ConfigError `read` throws, or undefined. */
@@ -49,6 +49,18 @@ describe("a set value is used as given, or refused naming the variable and the r
     expect(
       refusal(() => envOneOf("SMTP_SECURITY", "starttls", modes, { SMTP_SECURITY: "TLS" })),
     ).toBeDefined();
+  });
+
+  test("key=value pairs, in order; a pair missing a side is refused", () => {
+    expect(envPairs("X", { X: " page=CRITICAL, error = HIGH ," })).toEqual([
+      ["page", "CRITICAL"],
+      ["error", "HIGH"],
+    ]);
+    expect(envPairs("X", {})).toEqual([]);
+    for (const bad of ["page", "=HIGH", "page="])
+      expect(refusal(() => envPairs("X", { X: bad }))?.message).toBe(
+        `X: expected key=value pairs separated by commas, got "${bad}"`,
+      );
   });
 
   test("LOG_LEVEL", () => {

@@ -60,3 +60,18 @@ export function envList(name: string, env: Env = process.env): string[] {
     .map((item) => item.trim())
     .filter((item) => item !== "");
 }
+
+/**
+ * A comma-separated list of `key=value` pairs ("page=CRITICAL, error=HIGH"), in order; a pair without
+ * `=` or with an empty side is refused.
+ */
+export function envPairs(name: string, env: Env = process.env): [string, string][] {
+  return envList(name, env).map((item) => {
+    const separator = item.indexOf("=");
+    const key = item.slice(0, separator).trim();
+    const value = item.slice(separator + 1).trim();
+    if (separator < 0 || key === "" || value === "")
+      throw new ConfigError(name, `expected key=value pairs separated by commas, got "${item}"`);
+    return [key, value];
+  });
+}

@@ -146,10 +146,22 @@ describe("silences", () => {
 });
 
 describe("alerts", () => {
+  test("alert add goes to ingest on the same base URL", async () => {
+    const added = await asA(
+      "alert",
+      "add",
+      `alertname=Added${Date.now()}`,
+      "severity=critical",
+      "instance=db-1",
+      "--annotation=summary=added by amtool",
+    );
+    expect(succeeded(added)).toBe("");
+  });
+
   test("alert query lists the client's alerts; a silenced one only with --silenced", async () => {
     const name = `HighLoad${Date.now()}`;
     await insertNotification(clientA.id, {
-      alertId: "am-0123456789abcdef-1",
+      alertId: "am-0123456789abcdef",
       severity: "CRITICAL",
       source: "db-1",
       name,

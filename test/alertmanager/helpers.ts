@@ -1,24 +1,21 @@
 /**
- * Shared by the Alertmanager API tests: clients and ingest credentials of their own (rows made the way
- * the rule service makes them), the ingest server with the Alertmanager API on a free port, and
- * Debian's real amtool pointed at it.
+ * Shared by the Alertmanager API tests: clients and ingest credentials of their own (issued by the rule
+ * service's store functions), the alert-producer's `serve` process on a free port, and Debian's real
+ * amtool pointed at it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { newSecret } from "../../src/adapters/ingest-credentials.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
-import { Producer } from "../../src/kafka/index.ts";
-import { createLogger } from "../../src/runtime/log.ts";
-import { createStageMetrics } from "../../src/runtime/metrics.ts";
-import { type Service, startService } from "../../src/runtime/service.ts";
-import { createAlertmanagerApi } from "../../src/stages/alert-producer/alertmanager-api.ts";
-import { createIngest } from "../../src/stages/alert-producer/ingest.ts";
-import { brokers, quiet } from "../support/kafka.ts";
+import { mainPath, newTopic } from "../alert-producer/helpers.ts";
+import { clientWithCredential, issueCredential } from "../support/ingest-credentials.ts";
 import { uniqueName } from "../support/names.ts";
+import { startStage, stopStage } from "../support/stages.ts";
 
-/** Shared by every test file of the run (bun runs them in one process), so no file ends it; idle
- * connections close after a second. */
+/**
+ * Shared by every test file of the run (bun runs them in one process), so no file ends it; idle
+ * connections close after a second.
+ */
 export const sql: Sql = connectPostgres({ connectionsMax: 4, idleTimeoutSeconds: 1 });
 
 export interface TestClient {
@@ -29,26 +26,15 @@ export interface TestClient {
 }
 
 export async function newClient(): Promise<TestClient> {
-  const [client] = await sql<
-    { id: string }[]
-  >`INSERT INTO clients (name) VALUES (${uniqueName("am-client")}) RETURNING id`;
-  const clientId = (client as { id: string }).id;
-  const { secret, digest, prefix } = newSecret("ik");
-  const [credential] = await sql<{ id: string }[]>`
-    INSERT INTO ingest_credentials (client_id, name, secret_hash, prefix)
-    VALUES (${clientId}, 'amtool test', ${digest}, ${prefix}) RETURNING id`;
-  return { id: clientId, secret, credentialId: (credential as { id: string }).id };
+  const { clientId, credential } = await clientWithCredential(sql);
+  return { id: clientId, secret: credential.secret, credentialId: credential.id };
 }
 
 /** A credential of a new shared scope. */
 export async function newSharedCredential(): Promise<string> {
   const name = uniqueName("am-shared").toLowerCase();
   const [scope] = await sql<{ id: string }[]>`INSERT INTO shared_scopes (name) VALUES (${name}) RETURNING id`;
-  const { secret, digest, prefix } = newSecret("ik");
-  await sql`
-    INSERT INTO ingest_credentials (scope_id, name, secret_hash, prefix)
-    VALUES (${(scope as { id: string }).id}, 'shared test', ${digest}, ${prefix})`;
-  return secret;
+  return (await issueCredential(sql, { scopeId: (scope as { id: string }).id })).secret;
 }
 
 export interface ApiServer {
@@ -56,39 +42,17 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-/** The ingest routes and the Alertmanager API on one port, as the alert-producer serves them. */
+/** `alert-producer serve` as a real process: ingest and the Alertmanager API on one port. */
 export async function startApiServer(): Promise<ApiServer> {
-  const logger = createLogger("alertmanager-api-test");
-  const metrics = createStageMetrics("alert-producer");
-  const producer = new Producer({ brokers, clientId: "am-api-test", logger: quiet });
-  const requestRate = { ratePerSecond: 1000, burst: 1000 };
-  const ingest = createIngest({
-    send: (records) => producer.send(records),
-    topic: uniqueName("test-am-api"),
-    bodyLimitBytes: 1024 * 1024,
-    requestRate,
-    sourceLabel: "instance",
-    logger,
-    metrics,
-  });
-  const api = createAlertmanagerApi({
-    sql,
-    logger,
-    requestRate,
-    postAlerts: ingest.routes["/api/v2/alerts"] as Parameters<typeof createAlertmanagerApi>[0]["postAlerts"],
-    isReady: () => true,
-  });
-  const service: Service = startService({
-    port: 0,
-    registry: metrics.registry,
-    isReady: () => true,
-    routes: { ...ingest.routes, ...api.routes },
-  });
+  const stage = await startStage("alert-producer", { OUTPUT_TOPIC: await newTopic(1) }, [
+    process.execPath,
+    mainPath,
+    "serve",
+  ]);
   return {
-    url: `http://127.0.0.1:${service.port}`,
+    url: `http://127.0.0.1:${stage.httpPort}`,
     async stop() {
-      await service.stop();
-      await producer.close(1000);
+      await stopStage(stage);
     },
   };
 }
@@ -139,12 +103,23 @@ export async function insertNotification(
     name: string;
     context: Record<string, string>;
     ruleIds?: string[];
+    createdAt?: Date;
+    /** An Alertmanager alert's lifecycle state (alert_states), as the aggregator keeps it. */
+    state?: "firing" | "resolved";
   },
 ): Promise<void> {
+  const createdAt = alert.createdAt ?? new Date();
   await sql`
-    INSERT INTO notifications (client_id, alert_id, severity, source, name, context, rule_ids, event_time)
+    INSERT INTO notifications (client_id, alert_id, severity, source, name, context, rule_ids, event_time,
+      created_at, episode)
     VALUES (${clientId}, ${alert.alertId}, ${alert.severity}, ${alert.source}, ${alert.name},
-      ${sql.json(alert.context)}, ${alert.ruleIds ?? []}::uuid[], now())`;
+      ${sql.json(alert.context)}, ${alert.ruleIds ?? []}::uuid[], ${createdAt}, ${createdAt},
+      ${alert.state ? 1 : 0})`;
+  if (alert.state === undefined) return;
+  await sql`
+    INSERT INTO alert_states (client_id, scope, alert_key, episode, state, episode_started_at, last_event_at,
+      last_seen_at, last_notified_at)
+    VALUES (${clientId}, '', ${alert.alertId}, 1, ${alert.state}, ${createdAt}, now(), now(), ${createdAt})`;
 }
 
 /** A rule of `clientId` with one webhook endpoint; returns both ids. */

@@ -23,7 +23,7 @@ beforeAll(async () => {
   const { ruleId, endpointId } = await insertRuleWithEndpoint(clientA.id);
   receiverA = `webhook/${endpointId}`;
   await insertNotification(clientA.id, {
-    alertId: "am-00000000000000aa-1",
+    alertId: "am-00000000000000aa",
     severity: "HIGH",
     source: "db-1",
     name: alertName,
@@ -38,11 +38,33 @@ beforeAll(async () => {
     context: { endsAt: "2020-01-01T00:00:00Z" },
     ruleIds: [ruleId],
   });
+  // Lifecycle: one still firing although notified two hours ago (re-sends make no rows), one resolved.
+  const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+  await insertNotification(clientA.id, {
+    alertId: "am-00000000000000bb",
+    severity: "LOW",
+    source: "db-2",
+    name: `${alertName}Firing`,
+    context: {},
+    ruleIds: [ruleId],
+    createdAt: twoHoursAgo,
+    state: "firing",
+  });
+  await insertNotification(clientA.id, {
+    alertId: "am-00000000000000cc",
+    severity: "LOW",
+    source: "db-3",
+    name: `${alertName}Resolved`,
+    context: {},
+    ruleIds: [ruleId],
+    state: "resolved",
+  });
 });
 
 afterAll(async () => {
   await server.stop();
   await sql`DELETE FROM notifications WHERE client_id IN (${clientA.id}, ${clientB.id})`;
+  await sql`DELETE FROM alert_states WHERE client_id IN (${clientA.id}, ${clientB.id})`;
   await sql`DELETE FROM clients WHERE id IN (${clientA.id}, ${clientB.id})`;
 });
 
@@ -86,7 +108,7 @@ describe("receivers, alerts and groups: each client sees its own", () => {
     expect((await getJson("/api/v2/receivers", clientB)).body).toEqual([]);
   });
 
-  test("alerts: Alertmanager's gettable alerts; ended ones are gone", async () => {
+  test("alerts: Alertmanager's gettable alerts; ended and resolved ones are gone", async () => {
     const { status, body } = await getJson("/api/v2/alerts", clientA);
     expect(status).toBe(200);
     expect(body).toEqual([
@@ -101,6 +123,11 @@ describe("receivers, alerts and groups: each client sees its own", () => {
         status: { state: "active", silencedBy: [], inhibitedBy: [] },
         generatorURL: "http://prometheus/graph",
       },
+      expect.objectContaining({
+        labels: { alertname: `${alertName}Firing`, severity: "low", source: "db-2" },
+        fingerprint: "00000000000000bb",
+        status: { state: "active", silencedBy: [], inhibitedBy: [] },
+      }),
     ]);
     expect((await getJson("/api/v2/alerts", clientB)).body).toEqual([]);
   });
@@ -112,7 +139,10 @@ describe("receivers, alerts and groups: each client sees its own", () => {
       );
     expect(await names("filter=env%3Dprod")).toEqual([alertName]);
     expect(await names("filter=env%3Dstaging")).toEqual([]);
-    expect(await names(`receiver=${encodeURIComponent("webhook/.*")}`)).toEqual([alertName]);
+    expect(await names(`receiver=${encodeURIComponent("webhook/.*")}`)).toEqual([
+      alertName,
+      `${alertName}Firing`,
+    ]);
     expect(await names("receiver=slack.*")).toEqual([]);
     expect(await names("active=false")).toEqual([]);
     const bad = await getJson("/api/v2/alerts?active=maybe", clientA);
@@ -128,7 +158,10 @@ describe("receivers, alerts and groups: each client sees its own", () => {
       {
         labels: {},
         receiver: { name: receiverA },
-        alerts: [expect.objectContaining({ fingerprint: "00000000000000aa" })],
+        alerts: [
+          expect.objectContaining({ fingerprint: "00000000000000aa" }),
+          expect.objectContaining({ fingerprint: "00000000000000bb" }),
+        ],
       },
     ]);
     expect((await getJson("/api/v2/alerts/groups", clientB)).body).toEqual([]);

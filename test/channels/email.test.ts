@@ -97,7 +97,7 @@ describe("email delivery", () => {
     if (mail === undefined) throw new Error("no mail");
     expect(mail.from).toBe("alerts@alerting.example");
     expect(mail.to).toEqual(["ops@example.com", "oncall@example.com"]);
-    expect(subjectOf(mail.raw)).toBe(`[HIGH] <script>alert("x")</script> & co`);
+    expect(subjectOf(mail.raw)).toBe(`[FIRING] [HIGH] <script>alert("x")</script> & co`);
     expect(mail.raw).toContain("Message-ID: <notification-4242@alerting.example>");
 
     const text = mimePart(mail.raw, "text/plain");

@@ -20,17 +20,18 @@ test("posts an incoming-webhook message: text plus a severity-coloured attachmen
   expect(request?.path).toBe("/services/T0/B0/x");
   expect(request?.headers.get("content-type")).toBe("application/json");
   expect(JSON.parse(request?.body ?? "")).toEqual({
-    text: "[CRITICAL] disk &lt;full&gt; &amp; @channel from billing-api",
+    text: "[FIRING] [CRITICAL] disk &lt;full&gt; &amp; @channel from billing-api",
     attachments: [
       {
         color: "danger",
-        fallback: "[CRITICAL] disk &lt;full&gt; &amp; @channel from billing-api",
+        fallback: "[FIRING] [CRITICAL] disk &lt;full&gt; &amp; @channel from billing-api",
         title: "disk &lt;full&gt; &amp; @channel",
         fields: [
           { title: "Source", value: "billing-api", short: true },
           { title: "Name", value: "disk &lt;full&gt; &amp; @channel", short: true },
           { title: "Alert ID", value: "alert-7", short: true },
           { title: "Severity", value: "CRITICAL", short: true },
+          { title: "Status", value: "firing", short: true },
           { title: "Context", value: "mount: /var", short: false },
         ],
         ts: 1740830400,
@@ -48,7 +49,20 @@ test.each([
   await slack.deliver(endpoint("slack", sink.url()), notification({ severity, context: {} }));
   const payload = JSON.parse(sink.received[0]?.body ?? "");
   expect(payload.attachments[0].color).toBe(colour);
-  expect(payload.attachments[0].fields).toHaveLength(4);
+  expect(payload.attachments[0].fields).toHaveLength(5);
+});
+
+test("a resolved notification and a reminder say so in the text and the Status field", async () => {
+  for (const [kind, prefix] of [
+    ["resolved", "[RESOLVED] [CRITICAL]"],
+    ["repeat:2", "[FIRING] [CRITICAL]"],
+  ] as const) {
+    sink.received.length = 0;
+    await slack.deliver(endpoint("slack", sink.url()), notification({ kind }));
+    const payload = JSON.parse(sink.received[0]?.body ?? "");
+    expect(payload.text).toStartWith(prefix);
+    expect(payload.attachments[0].fields).toContainEqual({ title: "Status", value: kind, short: true });
+  }
 });
 
 test("Slack's error answers are classified like any HTTP answer, without echoing the body", async () => {

@@ -44,6 +44,8 @@ describe("webhook delivery", () => {
       context: { region: "eu-west-1", errorRate: 0.071 },
       ruleIds: ["0a6a7cb4-8f3e-4b61-9b0c-1f3a9a9d5b22"],
       eventTime: "2025-03-01T12:00:00.000Z",
+      status: "firing",
+      kind: "firing",
     });
     const timestamp = request.headers.get("x-alerting-timestamp") ?? "";
     expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(60);

@@ -39,6 +39,7 @@ test("claim returns every field as stored; endpointWork lists the pending endpoi
     severity: "HIGH",
     source: "billing-api",
     name: "cpu-high",
+    kind: "firing",
     context,
     ruleIds: [ruleA, ruleB],
     eventTime: new Date("2025-03-01T12:00:00Z"),

@@ -1,10 +1,15 @@
-/** aggregator: alerts.matched -> notifications rows (deduplicated) -> notifications.ready. */
+/**
+ * aggregator: alerts.matched -> notifications rows (deduplicated) -> notifications.ready, and the
+ * lifecycle sweep (resolve timeout, repeat interval) whose rows the sender's scheduler picks up.
+ */
 import { connectPostgres } from "../../adapters/postgres.ts";
 import { envInt, envString } from "../../runtime/config.ts";
+import { createLogger } from "../../runtime/log.ts";
 import { settingsOrExit } from "../../runtime/service.ts";
 import { runConsumerStage } from "../../runtime/stage.ts";
 import { topicNames } from "../../runtime/topics.ts";
 import { createAggregatorProcessor } from "./processor.ts";
+import { startSweep } from "./sweep.ts";
 
 const settings = settingsOrExit("aggregator", () => ({
   inputTopic: envString("INPUT_TOPIC", topicNames.alertsMatched),
@@ -12,6 +17,13 @@ const settings = settingsOrExit("aggregator", () => ({
   groupId: envString("GROUP_ID", "aggregator"),
   // Batches insert independently (ON CONFLICT settles overlaps), so several can wait on Postgres.
   processConcurrencyMax: envInt("PROCESS_CONCURRENCY_MAX", 3, { min: 1, max: 16 }),
+  sweep: {
+    // Alertmanager's defaults: resolve_timeout 5 m, repeat_interval 4 h.
+    resolveTimeoutMs: envInt("RESOLVE_TIMEOUT_MS", 5 * 60_000, { min: 100, max: 7 * 86_400_000 }),
+    repeatIntervalMs: envInt("REPEAT_INTERVAL_MS", 4 * 3_600_000, { min: 100, max: 30 * 86_400_000 }),
+    intervalMs: envInt("SWEEP_INTERVAL_MS", 5000, { min: 50, max: 600_000 }),
+    batchSizeMax: envInt("SWEEP_BATCH_SIZE_MAX", 1000, { min: 1, max: 10_000 }),
+  },
 }));
 
 await runConsumerStage({
@@ -22,9 +34,13 @@ await runConsumerStage({
   processConcurrencyMax: settings.processConcurrencyMax,
   async createProcessor() {
     const sql = connectPostgres();
+    const sweep = startSweep(sql, settings.sweep, createLogger("aggregator").child("sweep"));
     return {
       processor: createAggregatorProcessor(sql, settings.outputTopic),
-      close: () => sql.end({ timeout: 2 }),
+      async close() {
+        await sweep.stop();
+        await sql.end({ timeout: 2 });
+      },
     };
   },
 });

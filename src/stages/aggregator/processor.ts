@@ -1,15 +1,17 @@
 /**
- * The aggregator's decisions: validate alerts.matched records, keep one row per (client, alert) in
- * a batch, insert them, and announce every non-terminal row on notifications.ready.
+ * The aggregator's decisions: validate alerts.matched records, keep one row per (client, scope, alert)
+ * in a batch, insert them, and announce every non-terminal row on notifications.ready.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { insertNotifications, type NotificationInput } from "../../adapters/notification-store.ts";
 import type { Sql } from "../../adapters/postgres.ts";
+import { isScope } from "../../core/matching/scope.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
 import { textProblem } from "../../core/text.ts";
 import {
   type AlertMatched,
   AlertMatchedSchema,
+  AlertStatus,
   NotificationReadySchema,
 } from "../../gen/alerting/v1/alert_pb.ts";
 import type { ConsumedRecord, ProduceRecord } from "../../kafka/index.ts";
@@ -32,18 +34,23 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   }
   if (!uuidPattern.test(message.clientId)) throw new InvalidRecordError("client_id", "missing or not a UUID");
   if (message.alertId === "") throw new InvalidRecordError("alert_id", "missing");
+  if (!isScope(message.scope))
+    throw new InvalidRecordError("scope", "not client:<uuid>, shared:<name> or empty");
   if (!isSeverityNumber(message.severity))
     throw new InvalidRecordError("severity", `unknown value ${message.severity}`);
   if (message.source === "") throw new InvalidRecordError("source", "missing");
   if (message.name === "") throw new InvalidRecordError("name", "missing");
   refuseUnstorableText(message);
   if (message.ruleIds.length === 0) throw new InvalidRecordError("rule_ids", "empty");
+  if (message.silencedBy !== "" && !uuidPattern.test(message.silencedBy))
+    throw new InvalidRecordError("silenced_by", "not a UUID");
   for (const ruleId of message.ruleIds) {
     if (!uuidPattern.test(ruleId))
       throw new InvalidRecordError("rule_ids", `not a UUID: ${JSON.stringify(ruleId)}`);
   }
   return {
     clientId: message.clientId,
+    scope: message.scope,
     alertId: message.alertId,
     severity: severityName(message.severity),
     source: message.source,
@@ -51,7 +58,23 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
     context: message.context,
     ruleIds: message.ruleIds,
     eventTimeMs: Number(message.eventTimeUnixMs),
+    silencedBy: message.silencedBy,
+    ...lifecycleOf(message),
   };
+}
+
+function lifecycleOf(message: AlertMatched): Pick<NotificationInput, "lifecycle"> {
+  const endsAtMs = message.endsAtUnixMs > 0n ? Number(message.endsAtUnixMs) : null;
+  switch (message.status) {
+    case AlertStatus.UNSPECIFIED:
+      return {};
+    case AlertStatus.FIRING:
+      return { lifecycle: { status: "firing", endsAtMs } };
+    case AlertStatus.RESOLVED:
+      return { lifecycle: { status: "resolved", endsAtMs } };
+    default:
+      throw new InvalidRecordError("status", `unknown value ${message.status}`);
+  }
 }
 
 /** Text the insert would fail on for good (NUL: SQLSTATE 22021 in text, 22P05 in jsonb), named by field. */
@@ -73,21 +96,26 @@ function refuseUnstorableText(message: AlertMatched): void {
   }
 }
 
-/** Redelivered records repeat a (client, alert) within one batch; Postgres rejects such a batch. */
-export function uniqueByClientAlert(rows: readonly NotificationInput[]): NotificationInput[] {
+/**
+ * Redelivered records repeat a (client, scope, alert) within one batch; Postgres rejects such a batch.
+ * Alerts with a lifecycle are all kept, in order: each submission may move the alert's state.
+ */
+export function uniqueByClientScopeAlert(rows: readonly NotificationInput[]): NotificationInput[] {
   const seen = new Map<string, NotificationInput>();
+  const lifecycle: NotificationInput[] = [];
   for (const row of rows) {
-    const key = `${row.clientId}\u0000${row.alertId}`;
-    if (!seen.has(key)) seen.set(key, row);
+    const key = `${row.clientId}\u0000${row.scope}\u0000${row.alertId}`;
+    if (row.lifecycle !== undefined) lifecycle.push(row);
+    else if (!seen.has(key)) seen.set(key, row);
   }
-  return [...seen.values()];
+  return [...seen.values(), ...lifecycle];
 }
 
 export function createAggregatorProcessor(sql: Sql, outputTopic: string): Processor<NotificationInput> {
   return {
     decode: decodeAlertMatched,
     async process(batch) {
-      const pending = await insertNotifications(sql, uniqueByClientAlert(batch.map((d) => d.value)));
+      const pending = await insertNotifications(sql, uniqueByClientScopeAlert(batch.map((d) => d.value)));
       return pending.map(
         (row): ProduceRecord => ({
           topic: outputTopic,

@@ -1,8 +1,9 @@
 /**
  * GET /api/v2/alerts and /api/v2/alerts/groups: Alertmanager's view of the alerts a client was
- * notified of (or would have been), read from its notification rows. An alert is shown until its
- * end: `endsAt` as the sender gave it, else five minutes (Alertmanager's resolve_timeout) after it
- * arrived. It is `suppressed` while one of the client's active silences matches its labels, with
+ * notified of (or would have been), read from its notification rows, newest per fingerprint. An
+ * Alertmanager alert (one with a lifecycle) is shown while its state is firing, until its end; a v1
+ * alert until `endsAt` as the sender gave it, else five minutes (Alertmanager's resolve_timeout) after
+ * it arrived. It is `suppressed` while one of the client's active silences matches its labels, with
  * the silences' ids in `silencedBy`, as Alertmanager computes it at read time.
  */
 import type { Sql } from "../../adapters/postgres.ts";
@@ -24,6 +25,11 @@ const lookbackMs = 24 * 3600 * 1000;
 
 interface NotificationRow {
   alert_id: string;
+  kind: string;
+  /** The alert's lifecycle state, for Alertmanager alerts: firing or resolved. */
+  state: string | null;
+  state_ends_at: Date | null;
+  last_seen_at: Date | null;
   severity: string;
   source: string;
   name: string;
@@ -55,12 +61,14 @@ export async function readAlerts(
 ): Promise<GettableAlert[]> {
   const [rows, silences] = await Promise.all([
     sql<NotificationRow[]>`
-      SELECT n.alert_id, n.severity, n.source, n.name, n.context, n.event_time, n.created_at, n.updated_at,
+      SELECT n.alert_id, n.kind, n.severity, n.source, n.name, n.context, n.event_time, n.created_at,
+        n.updated_at, s.state, s.ends_at AS state_ends_at, s.last_seen_at,
         ARRAY(SELECT DISTINCT e.type || '/' || e.id FROM endpoints e
               WHERE e.client_id = n.client_id AND e.rule_id = ANY (n.rule_ids) AND e.enabled
               ORDER BY 1) AS receivers
       FROM notifications n
-      WHERE n.client_id = ${clientId} AND n.created_at >= ${new Date(nowMs - lookbackMs)}
+      LEFT JOIN alert_states s ON s.client_id = n.client_id AND s.scope = n.scope AND s.alert_key = n.alert_id
+      WHERE n.client_id = ${clientId} AND (n.created_at >= ${new Date(nowMs - lookbackMs)} OR s.state = 'firing')
       ORDER BY n.id DESC LIMIT ${rowsMax}`,
     listSilences(sql, clientId, nowMs),
   ]);
@@ -104,8 +112,19 @@ function compileReceiverRegex(pattern: string) {
   }
 }
 
+/** When the alert of `row` ends: its state's, else the end it was sent with, else resolve_timeout. */
+function endsAtOf(row: NotificationRow, context: Record<string, string>): number {
+  if (row.state !== null) {
+    if (row.state !== "firing") return Number.NEGATIVE_INFINITY;
+    return row.state_ends_at?.getTime() ?? (row.last_seen_at as Date).getTime() + resolveTimeoutMs;
+  }
+  const sent = context.endsAt === undefined ? undefined : parseTimestampMs(context.endsAt);
+  return sent ?? row.created_at.getTime() + resolveTimeoutMs;
+}
+
 /** One notification row as Alertmanager's alert; undefined once the alert has ended (or is not one). */
 function gettableAlert(row: NotificationRow, nowMs: number): GettableAlert | undefined {
+  if (row.kind === "resolved") return undefined;
   const context: Record<string, string> = {};
   const annotations: Record<string, string> = {};
   for (const [key, value] of Object.entries(row.context)) {
@@ -113,10 +132,7 @@ function gettableAlert(row: NotificationRow, nowMs: number): GettableAlert | und
     if (key.startsWith("annotation.")) annotations[key.slice("annotation.".length)] = value;
     else context[key] = value;
   }
-  const endsAtText = context.endsAt;
-  const endsAtMs =
-    (endsAtText === undefined ? undefined : parseTimestampMs(endsAtText)) ??
-    row.created_at.getTime() + resolveTimeoutMs;
+  const endsAtMs = endsAtOf(row, context);
   const severity = (SEVERITY_NAMES as readonly string[]).indexOf(row.severity) + SEVERITY_MIN;
   if (endsAtMs <= nowMs || severity < SEVERITY_MIN) return undefined;
   const labels = alertLabels({
@@ -125,8 +141,8 @@ function gettableAlert(row: NotificationRow, nowMs: number): GettableAlert | und
     name: row.name,
     context,
   });
-  // Ingest's v2 ids are am-<fingerprint>-<startsAt>: the fingerprint of the labels as sent.
-  const fingerprint = /^am-([0-9a-f]{16})-/.exec(row.alert_id)?.[1] ?? labelSetFingerprint(labels);
+  // Ingest's v2 ids are am-<fingerprint>: the fingerprint of the labels as sent.
+  const fingerprint = /^am-([0-9a-f]{16})$/.exec(row.alert_id)?.[1] ?? labelSetFingerprint(labels);
   return {
     labels: Object.fromEntries(labels),
     annotations,

@@ -26,6 +26,7 @@ import {
   SilenceLimitError,
   setSilence,
 } from "../../adapters/silence-store.ts";
+import { assert } from "../../core/assert.ts";
 import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
 import {
   type CompiledMatcher,
@@ -49,8 +50,8 @@ export interface AlertmanagerApiOptions {
   logger: Logger;
   /** Per remote address, charged before the credential is looked up. */
   requestRate: TokenRate;
-  /** Ingest's POST /api/v2/alerts: the GET on the same path is served here. */
-  postAlerts: Handler;
+  /** Ingest's routes: its POST /api/v2/alerts keeps answering POST on the path whose GET is served here. */
+  ingestRoutes: Readonly<Record<string, Handler>>;
   isReady: () => boolean;
   clockMs?: () => number;
 }
@@ -71,6 +72,8 @@ export function createAlertmanagerApi(options: AlertmanagerApiOptions): { routes
   const clockMs = options.clockMs ?? Date.now;
   const startedAtMs = clockMs();
   const limiter = new RequestRateLimiter(options.requestRate);
+  const postAlerts = options.ingestRoutes["/api/v2/alerts"];
+  assert(postAlerts !== undefined, "ingest serves POST /api/v2/alerts");
 
   /** One route: rate limit, method dispatch, the caller, and errors as Alertmanager answers them. */
   function route(methods: Record<string, (request: Request, caller: Caller) => Promise<Response>>): Handler {
@@ -91,7 +94,13 @@ export function createAlertmanagerApi(options: AlertmanagerApiOptions): { routes
   }
 
   async function authenticate(request: Request): Promise<Caller> {
-    const credential = await verifyIngestCredential(sql, request.headers.get("authorization"));
+    let credential: Awaited<ReturnType<typeof verifyIngestCredential>>;
+    try {
+      credential = await verifyIngestCredential(sql, request.headers.get("authorization"));
+    } catch (error) {
+      options.logger.warn("could not check an ingest credential", { error });
+      throw new HttpError(503, "credentials_unavailable", "the credential could not be checked, retry");
+    }
     if (!credential)
       throw new HttpError(401, "unauthorized", "an ingest credential is required (Bearer or Basic auth)", {
         headers: { "www-authenticate": 'Basic realm="alerting"' },
@@ -122,7 +131,7 @@ export function createAlertmanagerApi(options: AlertmanagerApiOptions): { routes
         GET: async (_, caller) => json((await receivers(sql, caller.clientId)).map((name) => ({ name }))),
       }),
       "/api/v2/alerts": async (request, peer) =>
-        request.method === "POST" ? options.postAlerts(request, peer) : getAlerts(request, peer),
+        request.method === "POST" ? postAlerts(request, peer) : getAlerts(request, peer),
       "/api/v2/alerts/groups": route({
         GET: async (request, caller) =>
           json(await readAlertGroups(sql, caller.clientId, alertQuery(request), clockMs())),

@@ -1,10 +1,29 @@
 import { describe, expect, test } from "bun:test";
-import { labelSetFingerprint, mapAlertmanagerAlerts } from "./alertmanager.ts";
+import { AlertStatus } from "../../gen/alerting/v1/alert_pb.ts";
+import { ConfigError } from "../../runtime/config.ts";
+import {
+  alertmanagerMappingFromEnv,
+  labelSetFingerprint,
+  mapAlertmanagerAlerts,
+  type RejectedAlert,
+} from "./alertmanager.ts";
 
-const options = { sourceLabel: "instance", nowMs: 1_700_000_000_000 };
-const map = (body: unknown, sourceLabel = "instance") =>
-  mapAlertmanagerAlerts(body, { ...options, sourceLabel });
-const fieldErrors = (body: unknown) => map(body).errors.toJSON();
+const options = { ...alertmanagerMappingFromEnv({}), nowMs: 1_700_000_000_000 };
+const mapWith = (body: unknown, overrides: Partial<typeof options> = {}) => {
+  const mapped = mapAlertmanagerAlerts(body, { ...options, ...overrides });
+  return { ...mapped, alerts: mapped.alerts.map(({ alert }) => alert) };
+};
+const map = (body: unknown, sourceLabel = "instance") => mapWith(body, { sourceLabel });
+/** Each rejected alert's field errors, keyed "[index].path" as one map. */
+const fieldErrors = (body: unknown) => {
+  const { rejected, bodyError } = map(body);
+  if (bodyError !== undefined) return { body: bodyError };
+  return Object.fromEntries(
+    rejected.flatMap(({ index, fields }: RejectedAlert) =>
+      Object.entries(fields).map(([path, reason]) => [`[${index}].${path}`, reason]),
+    ),
+  );
+};
 
 describe("labelSetFingerprint", () => {
   test("equals what Alertmanager 0.25 reports for the same labels", () => {
@@ -53,12 +72,15 @@ describe("mapAlertmanagerAlerts", () => {
   };
 
   test("maps a Prometheus alert as documented", () => {
-    const { alerts, errors } = map([prometheusAlert]);
-    expect(errors.count).toBe(0);
+    const { alerts, rejected } = map([prometheusAlert]);
+    expect(rejected).toEqual([]);
     const startsAtMs = Date.parse("2024-05-01T12:00:00.123Z");
     expect(alerts).toEqual([
       {
-        alertId: `am-8708ff86d4351740-${startsAtMs}`,
+        alertId: "am-8708ff86d4351740",
+        // options.nowMs (November 2023) is before endsAt: still firing.
+        status: AlertStatus.FIRING,
+        endsAtUnixMs: Date.parse("2024-05-01T12:05:00Z"),
         severity: 2,
         source: "10.0.0.1:9100",
         name: "HighCPU",
@@ -82,9 +104,50 @@ describe("mapAlertmanagerAlerts", () => {
     ["warning", 2],
     ["Low", 1],
     ["info", 1],
+    ["page", 4],
+    ["Error", 3],
   ])("severity %s -> %d", (label, severity) => {
     const { alerts } = map([{ labels: { alertname: "a", instance: "i", severity: label } }]);
     expect(alerts[0]?.severity).toBe(severity);
+    expect(alerts[0]?.context).toEqual({});
+  });
+
+  test("a missing or unmapped severity gets the default; an unmapped value is kept in context", () => {
+    const { alerts, rejected } = map([
+      { labels: { alertname: "a", instance: "i" } },
+      { labels: { alertname: "a", instance: "i", severity: "none" } },
+    ]);
+    expect(rejected).toEqual([]);
+    expect(alerts.map((alert) => [alert.severity, alert.context])).toEqual([
+      [2, {}],
+      [2, { severity: "none" }],
+    ]);
+  });
+
+  test("the severity mapping and default come from INGEST_SEVERITY_MAP and INGEST_SEVERITY_DEFAULT", () => {
+    const mapping = alertmanagerMappingFromEnv({
+      INGEST_SEVERITY_MAP: "P1=critical, warning=HIGH",
+      INGEST_SEVERITY_DEFAULT: "low",
+    });
+    const labels = (severity?: string) => ({ labels: { alertname: "a", instance: "i", severity } });
+    const { alerts } = mapWith([labels("p1"), labels("WARNING"), labels("nope"), labels("info")], mapping);
+    expect(alerts.map((alert) => alert.severity)).toEqual([4, 3, 1, 1]);
+  });
+
+  test.each([
+    [{ INGEST_SEVERITY_MAP: "page=URGENT" }, "INGEST_SEVERITY_MAP"],
+    [{ INGEST_SEVERITY_MAP: "page" }, "INGEST_SEVERITY_MAP"],
+    [{ INGEST_SEVERITY_DEFAULT: "none" }, "INGEST_SEVERITY_DEFAULT"],
+    [{ INGEST_SOURCE_DEFAULT: "a\u0000b" }, "INGEST_SOURCE_DEFAULT"],
+  ])("a bad setting %p is refused at start", (env, variable) => {
+    let refused: unknown;
+    try {
+      alertmanagerMappingFromEnv(env);
+    } catch (error) {
+      refused = error;
+    }
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as ConfigError).variable).toBe(variable);
   });
 
   test("the source label is configurable and falls back to job", () => {
@@ -96,46 +159,73 @@ describe("mapAlertmanagerAlerts", () => {
     expect(fallback?.context).toEqual({ instance: "i", cluster: "c" });
   });
 
+  test("without instance or job (or with empty ones) the source is INGEST_SOURCE_DEFAULT", () => {
+    const alerts = [
+      { labels: { alertname: "a", severity: "low" } },
+      { labels: { alertname: "a", severity: "low", instance: "", job: "" } },
+    ];
+    expect(map(alerts).alerts.map((alert) => alert.source)).toEqual(["unknown", "unknown"]);
+    expect(mapWith(alerts, { sourceDefault: "prometheus" }).alerts[0]?.source).toBe("prometheus");
+  });
+
   test("without startsAt (or with Go's zero time) the event time is when it was received", () => {
     const labels = { alertname: "a", severity: "low", instance: "i" };
     for (const startsAt of [undefined, "0001-01-01T00:00:00Z"]) {
       const [alert] = map([{ labels, startsAt, endsAt: "0001-01-01T00:00:00Z" }]).alerts;
       expect(alert?.eventTimeUnixMs).toBe(options.nowMs);
-      expect(alert?.alertId).toEndWith(`-${options.nowMs}`);
+      expect(alert?.alertId).toBe(`am-${labelSetFingerprint(new Map(Object.entries(labels)))}`);
+      expect(alert?.status).toBe(AlertStatus.FIRING);
+      expect(alert?.endsAtUnixMs).toBeUndefined();
       expect(alert?.context).toEqual({});
     }
   });
 
-  test("the id is stable across re-sends and differs for a new firing", () => {
-    const again = map([prometheusAlert, { ...prometheusAlert, endsAt: "2024-05-01T12:09:00Z" }]).alerts;
-    expect(again[0]?.alertId).toBe(again[1]?.alertId as string);
-    const refired = map([{ ...prometheusAlert, startsAt: "2024-05-01T13:00:00Z" }]).alerts;
-    expect(refired[0]?.alertId).not.toBe(again[0]?.alertId as string);
+  test("the id is the fingerprint alone: re-sends and a new startsAt are the same alert", () => {
+    const again = map([
+      prometheusAlert,
+      { ...prometheusAlert, endsAt: "2024-05-01T12:09:00Z" },
+      { ...prometheusAlert, startsAt: "2024-05-01T13:00:00Z" },
+      { ...prometheusAlert, startsAt: undefined },
+    ]).alerts;
+    expect(new Set(again.map((alert) => alert.alertId))).toEqual(new Set(["am-8708ff86d4351740"]));
+    const other = map([{ ...prometheusAlert, labels: { ...prometheusAlert.labels, team: "db" } }]).alerts;
+    expect(other[0]?.alertId).not.toBe("am-8708ff86d4351740");
   });
 
-  test("names every bad field", () => {
-    expect(
-      fieldErrors([
-        { labels: { alertname: "a", instance: "i" } },
-        { labels: { alertname: "a", instance: "i", severity: "urgent" } },
-        { labels: { severity: "low" } },
-        { labels: { alertname: "a", severity: "low", instance: 5 }, annotations: ["x"] },
-        { labels: { alertname: "a", severity: "low", instance: "i" }, startsAt: "yesterday" },
-        "alert",
-        { annotations: {} },
-      ]),
-    ).toEqual({
-      "[0].labels.severity": "required: critical, high, medium (or warning), low (or info)",
-      "[1].labels.severity":
-        'unknown severity "urgent", expected critical, high, medium (or warning), low (or info)',
+  test("endsAt in the past when received: resolved, with or without startsAt", () => {
+    const labels = { alertname: "a", instance: "i" };
+    const endsAt = new Date(options.nowMs - 1000).toISOString();
+    const { alerts } = map([
+      { labels, endsAt },
+      { labels, startsAt: "2023-11-14T00:00:00Z", endsAt },
+      { labels, endsAt: new Date(options.nowMs + 60_000).toISOString() },
+    ]);
+    expect(alerts.map((alert) => [alert.status, alert.endsAtUnixMs])).toEqual([
+      [AlertStatus.RESOLVED, options.nowMs - 1000],
+      [AlertStatus.RESOLVED, options.nowMs - 1000],
+      [AlertStatus.FIRING, options.nowMs + 60_000],
+    ]);
+  });
+
+  test("names every bad field of each rejected alert, and maps the others", () => {
+    const body = [
+      { labels: { alertname: "a", instance: "i" } },
+      { labels: { alertname: "a", instance: "i", severity: "urgent" } },
+      { labels: { severity: "low" } },
+      { labels: { alertname: "a", severity: "low", instance: 5 }, annotations: ["x"] },
+      { labels: { alertname: "a", severity: "low", instance: "i" }, startsAt: "yesterday" },
+      "alert",
+      { annotations: {} },
+    ];
+    expect(fieldErrors(body)).toEqual({
       "[2].labels.alertname": "required",
-      "[2].labels.instance": "required (or a job label)",
       "[3].labels.instance": "expected a string, got number",
       "[3].annotations": "expected an object of strings, got array",
       "[4].startsAt": "expected an RFC 3339 timestamp with a zone, e.g. 2024-05-01T12:00:00Z",
-      "[5]": "expected an alert object, got string",
+      "[5].alert": "expected an alert object, got string",
       "[6].labels": "required",
     });
+    expect(mapAlertmanagerAlerts(body, options).alerts.map(({ index }) => index)).toEqual([0, 1]);
   });
 
   test("NUL and unpaired surrogates are refused in label names and values, annotations and generatorURL", () => {
@@ -148,8 +238,8 @@ describe("mapAlertmanagerAlerts", () => {
       {"labels": {"alertname": "A", "severity": "low", "instance": "i"}, "generatorURL": "http://p/\\u0000"},
       {"labels": {"alertname": "A", "severity": "low", "instance": "i", "ok": "fire \\ud83d\\udd25"}}
     ]`);
-    const { alerts, errors } = map(body);
-    expect(errors.toJSON()).toEqual({
+    const { alerts } = map(body);
+    expect(fieldErrors(body)).toEqual({
       "[0].labels.db_password": "contains a NUL character at position 4",
       "[1].labels.alertname": "contains an unpaired surrogate at position 1",
       "[2].labels.te\u0000am": "name contains a NUL character at position 2",

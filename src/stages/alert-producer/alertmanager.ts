@@ -4,25 +4,38 @@
  *
  *   { "labels": {..}, "annotations"?: {..}, "startsAt"?: RFC 3339, "endsAt"?: RFC 3339, "generatorURL"?: ".." }
  *
- * (label and annotation values are strings) and each element becomes one AlertNew:
+ * (label and annotation values are strings) and each element becomes one AlertNew. Like Alertmanager,
+ * each alert stands on its own: one that cannot be mapped is rejected alone (its fields named), the
+ * others are written. Only what cannot be stored is refused: malformed JSON types, NUL or unpaired
+ * surrogates, over-long texts, bad timestamps, a missing alertname.
  *
- *   severity            labels.severity, case-insensitive: critical -> CRITICAL, high -> HIGH,
- *                       medium and warning -> MEDIUM, low and info -> LOW; missing or other -> 400
- *   source              labels[INGEST_SOURCE_LABEL] (default `instance`), else labels.job; neither -> 400
- *   name                labels.alertname; missing -> 400
+ *   severity            labels.severity through the severity mapping (case-insensitive): by default
+ *                       critical and page -> CRITICAL, high and error -> HIGH, medium and warning ->
+ *                       MEDIUM, low and info -> LOW, extended by INGEST_SEVERITY_MAP; missing or any
+ *                       other value -> INGEST_SEVERITY_DEFAULT (MEDIUM), and the value sent is kept in
+ *                       context as `severity`
+ *   source              labels[INGEST_SOURCE_LABEL] (default `instance`), else labels.job, else
+ *                       INGEST_SOURCE_DEFAULT (`unknown`): a label with an empty value counts as absent,
+ *                       as in Prometheus
+ *   name                labels.alertname; missing -> rejected
  *   event_time_unix_ms  startsAt; when absent (or Go's zero time) the time it was received
- *   alert_id            am-<fingerprint>-<startsAt unix ms>. The fingerprint is Alertmanager's own (the one
- *                       its UI and API show): FNV-1a 64 over all labels sorted by name, each written as
- *                       name, 0xFF, value, 0xFF; 16 hex digits. Alertmanager and Prometheus re-send a firing
- *                       alert with the same labels and startsAt, so re-sends get the same id and dedupe
- *                       downstream, while a new firing (new startsAt) is a new alert. The resolved copy
- *                       (endsAt in the past) has the same id too, so it does not notify again.
+ *   alert_id            am-<fingerprint>: Alertmanager's own (the one its UI and API show): FNV-1a 64
+ *                       over all labels sorted by name, each written as name, 0xFF, value, 0xFF; 16 hex
+ *                       digits. The alert's identity, like Alertmanager's: a re-send with another startsAt
+ *                       (a Prometheus restart, amtool without --start) is the same alert
+ *   status              resolved when endsAt is in the past when received, else firing. The aggregator
+ *                       keeps a state per (client, scope, alert_id): a firing alert notifies once per
+ *                       episode, its resolution once; a resolved alert it never saw firing notifies nothing
+ *   ends_at_unix_ms     endsAt (0 when absent or zero): the aggregator resolves the alert when it passes
  *   context             every other label under its own name (all but alertname, severity and the
  *                       label used as source), `annotation.<name>` per annotation, `generatorURL`, and
  *                       `endsAt` as sent (omitted when absent or zero). Those last two replace a label of
  *                       the same name.
  */
-import { Severity } from "../../gen/alerting/v1/alert_pb.ts";
+
+import { textProblem } from "../../core/text.ts";
+import { AlertStatus, Severity } from "../../gen/alerting/v1/alert_pb.ts";
+import { ConfigError, envPairs, envString } from "../../runtime/config.ts";
 import type { Alert } from "./alerts.ts";
 import {
   addContextEntry,
@@ -37,94 +50,148 @@ import {
   typeOf,
 } from "./validate.ts";
 
-export interface AlertmanagerOptions {
+/** How labels become an alert's severity and source: the INGEST_* settings. */
+export interface AlertmanagerMapping {
+  /** Lower-case severity label value -> Severity. */
+  severityLabels: ReadonlyMap<string, Severity>;
+  /** For a missing or unmapped severity label. */
+  severityDefault: Severity;
   /** The label whose value becomes the source (INGEST_SOURCE_LABEL); `job` is the fallback. */
   sourceLabel: string;
+  /** The source when neither label is there. */
+  sourceDefault: string;
+}
+
+export interface AlertmanagerOptions extends AlertmanagerMapping {
   nowMs: number;
 }
 
-const severityLabels = new Map([
+export const defaultSeverityLabels: ReadonlyMap<string, Severity> = new Map([
   ["critical", Severity.CRITICAL],
+  ["page", Severity.CRITICAL],
   ["high", Severity.HIGH],
+  ["error", Severity.HIGH],
   ["medium", Severity.MEDIUM],
   ["warning", Severity.MEDIUM],
   ["low", Severity.LOW],
   ["info", Severity.LOW],
 ]);
-const severityHint = "critical, high, medium (or warning), low (or info)";
+const severityByName = new Map([
+  ["LOW", Severity.LOW],
+  ["MEDIUM", Severity.MEDIUM],
+  ["HIGH", Severity.HIGH],
+  ["CRITICAL", Severity.CRITICAL],
+]);
 const fallbackSourceLabel = "job";
+
+/**
+ * The mapping from the environment: INGEST_SEVERITY_MAP ("page=CRITICAL,sev1=HIGH": label values,
+ * case-insensitive, added to or replacing the defaults), INGEST_SEVERITY_DEFAULT (MEDIUM),
+ * INGEST_SOURCE_LABEL (instance), INGEST_SOURCE_DEFAULT (unknown). A bad one is a ConfigError.
+ */
+export function alertmanagerMappingFromEnv(
+  env: Record<string, string | undefined> = process.env,
+): AlertmanagerMapping {
+  const severity = (variable: string, name: string): Severity => {
+    const value = severityByName.get(name.toUpperCase());
+    if (value === undefined)
+      throw new ConfigError(variable, `unknown severity "${name}", expected LOW, MEDIUM, HIGH or CRITICAL`);
+    return value;
+  };
+  const severityLabels = new Map(defaultSeverityLabels);
+  for (const [label, name] of envPairs("INGEST_SEVERITY_MAP", env))
+    severityLabels.set(label.toLowerCase(), severity("INGEST_SEVERITY_MAP", name));
+  const sourceDefault = envString("INGEST_SOURCE_DEFAULT", "unknown", env);
+  const problem = textProblem(sourceDefault);
+  if (problem !== undefined || sourceDefault.length > limits.textLengthMax)
+    throw new ConfigError(
+      "INGEST_SOURCE_DEFAULT",
+      problem ?? `longer than ${limits.textLengthMax} characters`,
+    );
+  return {
+    severityLabels,
+    severityDefault: severity("INGEST_SEVERITY_DEFAULT", envString("INGEST_SEVERITY_DEFAULT", "MEDIUM", env)),
+    sourceLabel: envString("INGEST_SOURCE_LABEL", "instance", env),
+    sourceDefault,
+  };
+}
+
+/** One alert of the request that could not be mapped: its index and why, per field. */
+export interface RejectedAlert {
+  index: number;
+  fields: Record<string, string>;
+}
+
+export interface MappedAlerts {
+  /** The alerts that mapped, each with its index in the request. */
+  alerts: { index: number; alert: Alert }[];
+  rejected: RejectedAlert[];
+  /** Set when the body as a whole is unusable (not an array). */
+  bodyError?: string;
+}
 /** Go's time.Time{} as RFC 3339: what Go clients send for "not set". */
 const goZeroTimeMs = Date.parse("0001-01-01T00:00:00Z");
 
-export function mapAlertmanagerAlerts(
-  body: unknown,
-  options: AlertmanagerOptions,
-): { alerts: Alert[]; errors: FieldErrors } {
-  const errors = new FieldErrors();
-  const alerts: Alert[] = [];
+export function mapAlertmanagerAlerts(body: unknown, options: AlertmanagerOptions): MappedAlerts {
+  const mapped: MappedAlerts = { alerts: [], rejected: [] };
   if (!Array.isArray(body)) {
-    errors.add("body", `expected an array of alerts, got ${typeOf(body)}`);
-    return { alerts, errors };
+    mapped.bodyError = `expected an array of alerts, got ${typeOf(body)}`;
+    return mapped;
   }
   body.forEach((item, index) => {
-    const alert = mapAlert(item, `[${index}]`, options, errors);
-    if (alert) alerts.push(alert);
+    const errors = new FieldErrors();
+    const alert = mapAlert(item, options, errors);
+    if (alert && errors.count === 0) mapped.alerts.push({ index, alert });
+    else mapped.rejected.push({ index, fields: errors.toJSON() });
   });
-  return { alerts, errors };
+  return mapped;
 }
 
-function mapAlert(
-  item: unknown,
-  prefix: string,
-  options: AlertmanagerOptions,
-  errors: FieldErrors,
-): Alert | undefined {
+/** Maps one alert; any problem is recorded in `errors` under a path relative to the alert. */
+function mapAlert(item: unknown, options: AlertmanagerOptions, errors: FieldErrors): Alert | undefined {
   if (!isPlainObject(item)) {
-    errors.add(prefix, `expected an alert object, got ${typeOf(item)}`);
+    errors.add("alert", `expected an alert object, got ${typeOf(item)}`);
     return undefined;
   }
-  const before = errors.count;
-  const labels = stringMap(item.labels, `${prefix}.labels`, true, errors);
-  const annotations = stringMap(item.annotations, `${prefix}.annotations`, false, errors);
-  const startsAtMs = optionalTime(item.startsAt, `${prefix}.startsAt`, errors);
-  const endsAtMs = optionalTime(item.endsAt, `${prefix}.endsAt`, errors);
+  const labels = stringMap(item.labels, "labels", true, errors);
+  const annotations = stringMap(item.annotations, "annotations", false, errors);
+  const startsAtMs = optionalTime(item.startsAt, "startsAt", errors);
+  const endsAtMs = optionalTime(item.endsAt, "endsAt", errors);
   const generatorUrl = item.generatorURL;
   if (generatorUrl !== undefined && generatorUrl !== null && typeof generatorUrl !== "string")
-    errors.add(`${prefix}.generatorURL`, `expected a string, got ${typeOf(generatorUrl)}`);
-  if (!labels || errors.count > before) return undefined;
+    errors.add("generatorURL", `expected a string, got ${typeOf(generatorUrl)}`);
+  if (!labels || errors.count > 0) return undefined;
 
-  const severity = severityOf(labels.get("severity"), `${prefix}.labels.severity`, errors);
-  const name = requiredText(labels.get("alertname"), `${prefix}.labels.alertname`, errors);
-  const sourceLabel = labels.has(options.sourceLabel) ? options.sourceLabel : fallbackSourceLabel;
-  let source: string | undefined;
-  if (labels.has(sourceLabel))
-    source = requiredText(labels.get(sourceLabel), `${prefix}.labels.${sourceLabel}`, errors);
-  else errors.add(`${prefix}.labels.${options.sourceLabel}`, `required (or a ${fallbackSourceLabel} label)`);
+  const severityLabel = labels.get("severity");
+  const mappedSeverity = severityLabel && options.severityLabels.get(severityLabel.toLowerCase());
+  const name = requiredText(labels.get("alertname"), "labels.alertname", errors);
+  const sourceLabel = [options.sourceLabel, fallbackSourceLabel].find((label) => labels.get(label));
+  const source =
+    sourceLabel === undefined
+      ? options.sourceDefault
+      : requiredText(labels.get(sourceLabel), `labels.${sourceLabel}`, errors);
 
   const context = new Map<string, string>();
   for (const [label, value] of labels) {
-    if (label !== "alertname" && label !== "severity" && label !== sourceLabel)
-      addContextEntry(context, label, value, `${prefix}.labels.${label}`, errors);
+    const mappedAway =
+      label === "alertname" || label === sourceLabel || (label === "severity" && mappedSeverity);
+    if (!mappedAway) addContextEntry(context, label, value, `labels.${label}`, errors);
   }
-  for (const [annotation, value] of annotations ?? []) {
-    addContextEntry(
-      context,
-      `annotation.${annotation}`,
-      value,
-      `${prefix}.annotations.${annotation}`,
-      errors,
-    );
-  }
+  for (const [annotation, value] of annotations ?? [])
+    addContextEntry(context, `annotation.${annotation}`, value, `annotations.${annotation}`, errors);
   if (typeof generatorUrl === "string" && generatorUrl !== "")
-    addContextEntry(context, "generatorURL", generatorUrl, `${prefix}.generatorURL`, errors);
-  if (endsAtMs !== undefined) addContextEntry(context, "endsAt", item.endsAt, `${prefix}.endsAt`, errors);
-  const contextRecord = contextObject(context, prefix, errors);
-  if (errors.count > before) return undefined;
+    addContextEntry(context, "generatorURL", generatorUrl, "generatorURL", errors);
+  if (endsAtMs !== undefined) addContextEntry(context, "endsAt", item.endsAt, "endsAt", errors);
+  const contextRecord = contextObject(context, "labels", errors);
+  if (errors.count > 0) return undefined;
 
   const eventTimeUnixMs = startsAtMs ?? options.nowMs;
+  const resolved = endsAtMs !== undefined && endsAtMs <= options.nowMs;
   return {
-    alertId: `am-${labelSetFingerprint(labels)}-${eventTimeUnixMs}`,
-    severity: severity as number,
+    alertId: `am-${labelSetFingerprint(labels)}`,
+    status: resolved ? AlertStatus.RESOLVED : AlertStatus.FIRING,
+    ...(endsAtMs === undefined ? {} : { endsAtUnixMs: endsAtMs }),
+    severity: mappedSeverity || options.severityDefault,
     source: source as string,
     name: name as string,
     context: contextRecord,
@@ -160,19 +227,6 @@ function stringMap(
       map.set(key, entry);
   }
   return map;
-}
-
-function severityOf(value: string | undefined, path: string, errors: FieldErrors): number | undefined {
-  if (value === undefined) {
-    errors.add(path, `required: ${severityHint}`);
-    return undefined;
-  }
-  const severity = severityLabels.get(value.toLowerCase());
-  if (severity === undefined) {
-    errors.add(path, `unknown severity ${JSON.stringify(value.slice(0, 64))}, expected ${severityHint}`);
-    return undefined;
-  }
-  return severity;
 }
 
 /** An optional RFC 3339 time as unix ms; absent or Go's zero time -> undefined. */

@@ -4,7 +4,7 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { deriveAlertId } from "../../core/alert-id.ts";
-import { AlertNewSchema } from "../../gen/alerting/v1/alert_pb.ts";
+import { AlertNewSchema, AlertStatus } from "../../gen/alerting/v1/alert_pb.ts";
 import type { ProduceRecord } from "../../kafka/index.ts";
 import type { LoadOptions } from "./flags.ts";
 import { createPicker, createRandom } from "./random.ts";
@@ -19,6 +19,15 @@ export interface Alert {
   name: string;
   context: Record<string, string>;
   eventTimeUnixMs: number;
+  /**
+   * The stream it comes in under (src/core/matching/scope.ts): ingest stamps its credential's scope;
+   * absent or "" only from internal producers writing straight to Kafka, matched against every rule.
+   */
+  scope?: string;
+  /** Alertmanager alerts only: firing or resolved (AlertStatus); absent for alerts without a lifecycle. */
+  status?: AlertStatus;
+  /** Alertmanager's endsAt as unix ms, when given. */
+  endsAtUnixMs?: number;
 }
 
 /** The id the pipeline will know the alert by: its own, or the one the evaluator derives. */
@@ -40,6 +49,9 @@ export function alertRecord(alert: Alert, topic: string, alertId = effectiveAler
       context: alert.context,
       eventTimeUnixMs: BigInt(alert.eventTimeUnixMs),
       schemaVersion,
+      scope: alert.scope ?? "",
+      status: alert.status ?? AlertStatus.UNSPECIFIED,
+      endsAtUnixMs: BigInt(alert.endsAtUnixMs ?? 0),
     }),
   );
   return { topic, key: alertId, value };
@@ -47,13 +59,13 @@ export function alertRecord(alert: Alert, topic: string, alertId = effectiveAler
 
 export type StreamOptions = Pick<
   LoadOptions,
-  "seed" | "runId" | "severities" | "sources" | "names" | "context" | "hashedIds"
+  "seed" | "runId" | "severities" | "sources" | "names" | "context" | "hashedIds" | "scope"
 >;
 
 /**
  * The load generator's alerts: severity, source and name drawn (in that order) from the weighted
- * lists with the seeded PRNG; ids `<runId>-<seq>` counting from 0. Only the event time comes from
- * `clockMs`, so the same options always give the same stream.
+ * lists with the seeded PRNG; ids `<runId>-<seq>` counting from 0; every alert in `options.scope`. Only
+ * the event time comes from `clockMs`, so the same options always give the same stream.
  */
 export function createAlertStream(options: StreamOptions, clockMs: () => number = Date.now): () => Alert {
   const random = createRandom(options.seed);
@@ -71,6 +83,7 @@ export function createAlertStream(options: StreamOptions, clockMs: () => number 
       name: pickName(),
       context: options.context,
       eventTimeUnixMs: clockMs(),
+      scope: options.scope,
     };
   };
 }

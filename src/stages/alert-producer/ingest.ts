@@ -1,37 +1,49 @@
 /**
- * The HTTP ingest endpoints. "Accepted" means written to Kafka and acknowledged: the 200 is sent only
- * after the producer's send resolved, and a request is all or nothing as far as validation goes
- * (one bad alert rejects the request before anything is written).
+ * The HTTP ingest endpoints. Every request carries an ingest credential (`Authorization: Bearer ik_...`,
+ * or HTTP basic auth with the secret as password, as Prometheus's alertmanagers config sends it), looked
+ * up on every request; every alert written carries the credential's scope, which decides whose rules may
+ * match it. "Accepted" means written to Kafka and acknowledged: the 200 is sent only after the producer's
+ * send resolved. v1 is all or nothing as far as validation goes (one bad alert rejects the request
+ * before anything is written); v2, like Alertmanager, takes each alert on its own: the valid ones are
+ * written and the others listed in the 200 (a 400 only when none is valid), so one odd alert from
+ * Prometheus, which never retries a 400, cannot lose the rest of its batch.
  *
  *   200 {accepted, alert_ids}       every alert acknowledged by the broker
+ *       v2: {accepted, alert_ids, rejected: [{index, fields: {"labels.alertname": reason}}]}
  *   400 {error: {code, message, fields: {"[3].severity": reason}}}   bad JSON or bad fields
+ *       v2: every error body is a JSON string, as amtool reads it: "alerts[3].labels.alertname: required"
+ *   401 no credential, or an unknown, revoked or expired one (nothing is read or written)
  *   405 not POST; 413 body over the limit or more than 10,000 alerts; 415 not application/json
- *   429 too many requests from this address (a batch is one request), with Retry-After in seconds
- *   503 Kafka did not acknowledge (the client should retry: ids are stable where the input is),
- *       or the process is shutting down
+ *   429 too many requests from this address or with this credential (a batch is one request), with
+ *       Retry-After in seconds
+ *   503 Kafka did not acknowledge (the client should retry: ids are stable where the input is), the
+ *       credential could not be checked, or the process is shutting down
  */
 import { Counter } from "prom-client";
+import type { VerifiedIngestCredential } from "../../adapters/ingest-credentials.ts";
 import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
 import type { ProduceRecord } from "../../kafka/index.ts";
 import { HttpError, type Peer, rateLimited, readJsonBody } from "../../runtime/http.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { StageMetrics } from "../../runtime/metrics.ts";
-import { mapAlertmanagerAlerts } from "./alertmanager.ts";
+import { type AlertmanagerMapping, mapAlertmanagerAlerts, type RejectedAlert } from "./alertmanager.ts";
 import { type Alert, alertRecord, effectiveAlertId } from "./alerts.ts";
 import { parseV1Alerts } from "./ingest-v1.ts";
-import { type FieldErrors, limits } from "./validate.ts";
+import { FieldErrors, limits } from "./validate.ts";
 
 export const alertsPerRequestMax = 10_000;
 
 export interface IngestOptions {
   /** Resolves once the broker acknowledged every record (Producer.send). */
   send(records: ProduceRecord[]): Promise<void>;
+  /** The credential an Authorization header carries, or undefined (401): verifyIngestCredential. */
+  authenticate(authorization: string | null): Promise<VerifiedIngestCredential | undefined>;
   topic: string;
   bodyLimitBytes: number;
-  /** Per remote address: ingest has no authentication to tell callers apart by. */
+  /** Per remote address (before authentication), and per credential. */
   requestRate: TokenRate;
-  /** Alertmanager label used as the alert's source (INGEST_SOURCE_LABEL). */
-  sourceLabel: string;
+  /** How v2 labels become severity and source (the INGEST_SEVERITY_* and INGEST_SOURCE_* settings). */
+  alertmanager: AlertmanagerMapping;
   logger: Logger;
   metrics: StageMetrics;
   clockMs?: () => number;
@@ -53,31 +65,66 @@ export function createIngest(options: IngestOptions): Ingest {
     labelNames: ["api", "status"],
     registers: [options.metrics.registry],
   });
+  const rejectedAlerts = new Counter({
+    name: "ingest_alerts_rejected_total",
+    help: "Alerts refused by ingest, by API (v1 refuses its whole request, v2 each bad alert alone)",
+    labelNames: ["api"],
+    registers: [options.metrics.registry],
+  });
   const limiter = new RequestRateLimiter(options.requestRate);
   let inProgress = 0;
   let draining = false;
 
   async function accept(api: Api, request: Request, peer: Peer): Promise<Response> {
-    // Charged before anything else, so refusing a flood costs no parsing.
-    const admission = limiter.tryTake(peer.requestIP(request)?.address ?? "unknown");
+    // Charged before anything else, so refusing a flood costs no credential lookup and no parsing.
+    const admission = limiter.tryTake(`address:${peer.requestIP(request)?.address ?? "unknown"}`);
     if (!admission.allowed) throw rateLimited(admission.retryAfterMs);
     if (request.method !== "POST")
       throw new HttpError(405, "method_not_allowed", "use POST", { headers: { allow: "POST" } });
     if (draining) throw new HttpError(503, "shutting_down", "the service is shutting down, retry");
+    const caller = await authenticate(request);
+    // Per credential too: one credential used from many addresses still gets one rate.
+    const callerAdmission = limiter.tryTake(`credential:${caller.credentialId}`);
+    if (!callerAdmission.allowed) throw rateLimited(callerAdmission.retryAfterMs);
     const body = await readJsonBody(request, options.bodyLimitBytes);
     if (Array.isArray(body) && body.length > alertsPerRequestMax)
       throw new HttpError(413, "too_many_alerts", `at most ${alertsPerRequestMax} alerts per request`);
     const nowMs = clockMs();
-    const { alerts, errors } =
-      api === "v1"
-        ? parseV1Alerts(body, nowMs)
-        : mapAlertmanagerAlerts(body, { sourceLabel: options.sourceLabel, nowMs });
-    const { records, alertIds } = encode(alerts, options.topic, Array.isArray(body), errors);
-    if (errors.count > 0) {
-      throw new HttpError(400, "invalid_alerts", `${errors.count} invalid field(s)`, {
-        fields: errors.toJSON(),
+    if (api === "v1") {
+      const { alerts, errors } = parseV1Alerts(body, nowMs);
+      const encoded = encode(alerts, caller.scope, options.topic, Array.isArray(body), errors);
+      if (errors.count > 0) {
+        rejectedAlerts.inc({ api }, Array.isArray(body) ? body.length : 1);
+        throw new HttpError(400, "invalid_alerts", `${errors.count} invalid field(s)`, {
+          fields: errors.toJSON(),
+        });
+      }
+      await write(encoded.records);
+      return Response.json({ accepted: encoded.records.length, alert_ids: encoded.alertIds });
+    }
+    const mapped = mapAlertmanagerAlerts(body, { ...options.alertmanager, nowMs });
+    if (mapped.bodyError !== undefined) {
+      const fields = new FieldErrors();
+      fields.add("body", mapped.bodyError);
+      throw new HttpError(400, "invalid_alerts", mapped.bodyError, { fields: fields.toJSON() });
+    }
+    const { records, alertIds, rejected } = encodeEach(mapped.alerts, caller.scope, options.topic);
+    rejected.push(...mapped.rejected);
+    rejected.sort((a, b) => a.index - b.index);
+    if (rejected.length > 0) rejectedAlerts.inc({ api }, rejected.length);
+    if (records.length === 0 && rejected.length > 0) {
+      const fields = new FieldErrors();
+      for (const { index, fields: reasons } of rejected)
+        for (const [path, reason] of Object.entries(reasons)) fields.add(`alerts[${index}].${path}`, reason);
+      throw new HttpError(400, "invalid_alerts", `all ${rejected.length} alert(s) invalid`, {
+        fields: fields.toJSON(),
       });
     }
+    await write(records);
+    return Response.json({ accepted: records.length, alert_ids: alertIds, rejected });
+  }
+
+  async function write(records: ProduceRecord[]): Promise<void> {
     try {
       await options.send(records);
     } catch (error) {
@@ -85,7 +132,27 @@ export function createIngest(options: IngestOptions): Ingest {
       throw new HttpError(503, "kafka_unavailable", "the alerts could not be written to Kafka, retry");
     }
     options.metrics.produced.inc({ topic: options.topic }, records.length);
-    return Response.json({ accepted: records.length, alert_ids: alertIds });
+  }
+
+  async function authenticate(request: Request): Promise<VerifiedIngestCredential> {
+    let caller: VerifiedIngestCredential | undefined;
+    try {
+      caller = await options.authenticate(request.headers.get("authorization"));
+    } catch (error) {
+      options.logger.warn("could not check an ingest credential", { error });
+      throw new HttpError(503, "credentials_unavailable", "the credential could not be checked, retry");
+    }
+    if (caller === undefined) {
+      throw new HttpError(
+        401,
+        "unauthorized",
+        "an ingest credential is required: Authorization: Bearer ik_...",
+        {
+          headers: { "www-authenticate": 'Bearer realm="ingest", Basic realm="ingest"' },
+        },
+      );
+    }
+    return caller;
   }
 
   function route(api: Api) {
@@ -95,7 +162,7 @@ export function createIngest(options: IngestOptions): Ingest {
       try {
         response = await accept(api, request, server);
       } catch (error) {
-        response = errorResponse(error, options.logger);
+        response = errorResponse(error, api, options.logger);
       } finally {
         inProgress--;
       }
@@ -114,9 +181,10 @@ export function createIngest(options: IngestOptions): Ingest {
   };
 }
 
-/** Encodes valid alerts, adding an error for any too large to be a Kafka record. */
+/** Encodes valid alerts in `scope`, adding an error for any too large to be a Kafka record. */
 function encode(
   alerts: readonly Alert[],
+  scope: string,
   topic: string,
   batch: boolean,
   errors: FieldErrors,
@@ -126,7 +194,7 @@ function encode(
   if (errors.count > 0) return { records, alertIds };
   alerts.forEach((alert, index) => {
     const alertId = effectiveAlertId(alert);
-    const record = alertRecord(alert, topic, alertId);
+    const record = alertRecord({ ...alert, scope }, topic, alertId);
     if ((record.value?.byteLength ?? 0) > limits.alertBytesMax)
       errors.add(batch ? `[${index}]` : "body", `larger than ${limits.alertBytesMax} bytes once encoded`);
     records.push(record);
@@ -135,11 +203,40 @@ function encode(
   return { records, alertIds };
 }
 
-function errorResponse(error: unknown, logger: Logger): Response {
+/** Encodes each mapped alert in `scope`; one too large to be a Kafka record is rejected alone. */
+function encodeEach(
+  alerts: readonly { index: number; alert: Alert }[],
+  scope: string,
+  topic: string,
+): { records: ProduceRecord[]; alertIds: string[]; rejected: RejectedAlert[] } {
+  const records: ProduceRecord[] = [];
+  const alertIds: string[] = [];
+  const rejected: RejectedAlert[] = [];
+  for (const { index, alert } of alerts) {
+    const alertId = effectiveAlertId(alert);
+    const record = alertRecord({ ...alert, scope }, topic, alertId);
+    if ((record.value?.byteLength ?? 0) > limits.alertBytesMax) {
+      rejected.push({ index, fields: { alert: `larger than ${limits.alertBytesMax} bytes once encoded` } });
+    } else {
+      records.push(record);
+      alertIds.push(alertId);
+    }
+  }
+  return { records, alertIds, rejected };
+}
+
+/**
+ * v1: {error: {code, message, fields}}. v2: a JSON string, the only error body amtool and Alertmanager
+ * clients decode: each bad field as "path: reason", or the message.
+ */
+function errorResponse(error: unknown, api: Api, logger: Logger): Response {
   if (!(error instanceof HttpError)) {
     logger.error("ingest request failed", { error });
-    return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
+    const body = api === "v1" ? { error: { code: "internal", message: "internal error" } } : "internal error";
+    return Response.json(body, { status: 500 });
   }
   const { status, code, message, fields, headers } = error;
-  return Response.json({ error: { code, message, fields } }, { status, headers });
+  if (api === "v1") return Response.json({ error: { code, message, fields } }, { status, headers });
+  const reasons = Object.entries(fields ?? {}).map(([path, reason]) => `${path}: ${reason}`);
+  return Response.json(reasons.length > 0 ? reasons.join("; ") : message, { status, headers });
 }

@@ -1,8 +1,12 @@
 /**
  * alert-producer, two commands:
- *   load [flags]  generate alerts into Kafka at a given rate (flags.ts lists them; --help)
- *   serve         HTTP ingest: POST /api/v1/alerts (ours) and /api/v2/alerts (Alertmanager's API)
+ *   load [flags]  generate alerts into Kafka (or through ingest) at a given rate (flags.ts lists them; --help)
+ *   serve         HTTP ingest: POST /api/v1/alerts (ours) and /api/v2/alerts (Alertmanager's API), each
+ *                 request authorized by an ingest credential looked up in Postgres; the rest of
+ *                 Alertmanager's API v2 (silences, alerts, status) beside it: alertmanager-api.ts
  */
+import { verifyIngestCredential } from "../../adapters/ingest-credentials.ts";
+import { connectPostgres } from "../../adapters/postgres.ts";
 import { Producer } from "../../kafka/index.ts";
 import { ConfigError, envInt, envString } from "../../runtime/config.ts";
 import { infraUrls } from "../../runtime/env.ts";
@@ -10,6 +14,8 @@ import { createLogger } from "../../runtime/log.ts";
 import { createStageMetrics } from "../../runtime/metrics.ts";
 import { exitOnSignal, startService } from "../../runtime/service.ts";
 import { topicNames } from "../../runtime/topics.ts";
+import { type AlertmanagerMapping, alertmanagerMappingFromEnv } from "./alertmanager.ts";
+import { createAlertmanagerApi } from "./alertmanager-api.ts";
 import { FlagError, type LoadOptions, parseLoadFlags, usage } from "./flags.ts";
 import { createIngest } from "./ingest.ts";
 import { loadCommand } from "./load.ts";
@@ -28,6 +34,7 @@ if (command === "load") {
       brokers: infraUrls.kafkaBrokers,
       seed: crypto.getRandomValues(new Uint32Array(1))[0] as number,
       runId: `load-${Date.now().toString(36)}`,
+      ingestCredential: process.env.INGEST_CREDENTIAL,
     });
   } catch (error) {
     if (!(error instanceof FlagError)) throw error;
@@ -41,7 +48,7 @@ if (command === "load") {
     topic: string;
     bodyLimitBytes: number;
     requestRate: { ratePerSecond: number; burst: number };
-    sourceLabel: string;
+    alertmanager: AlertmanagerMapping;
     sendTimeoutMs: number;
   };
   try {
@@ -54,7 +61,7 @@ if (command === "load") {
         ratePerSecond: envInt("INGEST_RATE_PER_SECOND", 500, { min: 1, max: 1_000_000 }),
         burst: envInt("INGEST_RATE_BURST", 1000, { min: 1, max: 1_000_000 }),
       },
-      sourceLabel: envString("INGEST_SOURCE_LABEL", "instance"),
+      alertmanager: alertmanagerMappingFromEnv(),
       sendTimeoutMs: envInt("INGEST_SEND_TIMEOUT_MS", 10_000, { min: 100, max: 300_000 }),
     };
   } catch (error) {
@@ -69,30 +76,46 @@ if (command === "load") {
     deliveryTimeoutMs: config.sendTimeoutMs,
   });
   const metrics = createStageMetrics("alert-producer");
+  // One indexed lookup per request; a few connections serve thousands of requests a second.
+  const sql = connectPostgres({ connectionsMax: 4 });
   const ingest = createIngest({
     send: (records) => producer.send(records),
+    authenticate: (authorization) => verifyIngestCredential(sql, authorization),
     topic: config.topic,
     bodyLimitBytes: config.bodyLimitBytes,
     requestRate: config.requestRate,
-    sourceLabel: config.sourceLabel,
+    alertmanager: config.alertmanager,
     logger,
     metrics,
   });
   let ready = true;
+  const alertmanagerApi = createAlertmanagerApi({
+    sql,
+    logger,
+    requestRate: config.requestRate,
+    ingestRoutes: ingest.routes,
+    isReady: () => ready,
+  });
   const service = startService({
     port: config.port,
     registry: metrics.registry,
     isReady: () => ready,
-    routes: ingest.routes,
+    routes: { ...ingest.routes, ...alertmanagerApi.routes },
   });
   metrics.ready.set(1);
-  logger.info("started", { httpPort: service.port, topic: config.topic, sourceLabel: config.sourceLabel });
+  logger.info("started", {
+    httpPort: service.port,
+    topic: config.topic,
+    sourceLabel: config.alertmanager.sourceLabel,
+    sourceDefault: config.alertmanager.sourceDefault,
+  });
   exitOnSignal(async () => {
     ready = false;
     metrics.ready.set(0);
     await ingest.drain(2500);
     await service.stop();
     await producer.close(2000);
+    await sql.end({ timeout: 2 });
   }, logger);
 } else {
   console.error(

@@ -1,12 +1,23 @@
 /**
  * The evaluator's hot path: read only the AlertNew fields matching needs, look the alert up in the
- * compiled rules, and emit one alerts.matched record per matching client by appending that client's
- * precomputed fields 8 and 9 to the original bytes. No protobuf object is built per alert.
+ * compiled rules, keep the clients granted the alert's scope, and emit one alerts.matched record per
+ * remaining client by appending that client's precomputed fields 8 and 9 to the original bytes. No
+ * protobuf object is built per alert, except for a client with open silences: then the alert's labels
+ * are decoded once, and field 13 (silenced_by) is appended when one of its active silences matches.
  */
+import { fromBinary } from "@bufbuild/protobuf";
 import { deriveAlertId } from "../../core/alert-id.ts";
 import type { ClientMatch } from "../../core/matching/types.ts";
 import { isSeverityNumber } from "../../core/severity.ts";
-import { type AlertHeader, encodeAlertMatched, readAlertNew, WireError } from "../../core/wire.ts";
+import { alertLabels } from "../../core/silence.ts";
+import {
+  type AlertHeader,
+  appendSilencedBy,
+  encodeAlertMatched,
+  readAlertNew,
+  WireError,
+} from "../../core/wire.ts";
+import { AlertNewSchema } from "../../gen/alerting/v1/alert_pb.ts";
 import type { ConsumedRecord, ProduceRecord } from "../../kafka/index.ts";
 import type { Processor } from "../../runtime/consume-loop.ts";
 import { InvalidRecordError } from "../../runtime/dead-letter.ts";
@@ -59,30 +70,73 @@ function keyOf(group: ClientMatch): Uint8Array {
   return key;
 }
 
-export function createEvaluatorProcessor(rules: RuleBook, outputTopic: string): Processor<Alert> {
+export interface Counter {
+  inc(count: number): void;
+}
+
+export interface EvaluatorCounters {
+  /** Alerts whose scope has no known form (src/core/matching/scope.ts): matched to no client. */
+  malformedScopes: Counter;
+  /** Client matches one of the client's active silences matched: flagged, never sent. */
+  silencedMatches: Counter;
+}
+
+/** The labels silences see (src/core/silence.ts); the context is decoded only when a client has silences. */
+function labelsOf(alert: Alert): Map<string, string> {
+  const { severity, source, name } = alert.header;
+  let context: Record<string, string> = {};
+  try {
+    context = fromBinary(AlertNewSchema, alert.bytes).context;
+  } catch {
+    // A context the scan skipped over but that does not decode: the aggregator's full decode
+    // dead-letters the record with its reason; here it only has no context labels.
+  }
+  return alertLabels({ severity, source, name, context });
+}
+
+export function createEvaluatorProcessor(
+  rules: RuleBook,
+  outputTopic: string,
+  counters: EvaluatorCounters,
+): Processor<Alert> {
   return {
     decode: decodeAlertNew,
     async process(batch) {
       const loaded = rules.current;
       if (loaded === undefined) throw new Error("no rules loaded yet"); // the loop waits for readiness
-      const { matcher } = loaded;
+      const { matcher, scopes, silences } = loaded;
       const outputs: ProduceRecord[] = [];
+      const nowMs = Date.now();
+      let malformed = 0;
+      let silenced = 0;
       for (const { value: alert } of batch) {
         const { header } = alert;
-        const groups = matcher.match(header.severity, header.source, header.name);
+        const groups = scopes.admit(header.scope, matcher.match(header.severity, header.source, header.name));
+        if (groups === undefined) {
+          malformed++;
+          continue;
+        }
         if (groups.length === 0) continue;
         const derivedId =
           header.alertId === ""
             ? deriveAlertId(header.severity, header.source, header.name, header.eventTimeUnixMs)
             : undefined;
+        let labels: Map<string, string> | undefined;
         for (const group of groups) {
-          outputs.push({
-            topic: outputTopic,
-            key: keyOf(group),
-            value: encodeAlertMatched(alert.bytes, derivedId, group),
-          });
+          let value = encodeAlertMatched(alert.bytes, derivedId, group);
+          if (silences.has(group.clientId)) {
+            labels ??= labelsOf(alert);
+            const silenceId = silences.silencedBy(group.clientId, labels, nowMs);
+            if (silenceId !== undefined) {
+              value = appendSilencedBy(value, silenceId);
+              silenced++;
+            }
+          }
+          outputs.push({ topic: outputTopic, key: keyOf(group), value });
         }
       }
+      if (malformed > 0) counters.malformedScopes.inc(malformed);
+      if (silenced > 0) counters.silencedMatches.inc(silenced);
       return outputs;
     },
   };

@@ -1,12 +1,14 @@
 import { afterClause, type Db, type Scope, scopeClause } from "./store.ts";
 
-export const notificationStatuses = ["RECEIVED", "SENDING", "RETRY", "SENT", "FAILED"] as const;
+export const notificationStatuses = ["RECEIVED", "SENDING", "RETRY", "SENT", "FAILED", "SILENCED"] as const;
 export type NotificationStatus = (typeof notificationStatuses)[number];
 
 export interface Notification {
   /** bigint, as a string. */
   id: string;
   client_id: string;
+  /** The scope the alert came in under: `client:<id>`, `shared:<name>`, or "" from internal producers. */
+  scope: string;
   alert_id: string;
   severity: string;
   source: string;
@@ -18,6 +20,7 @@ export interface Notification {
   attempts: number;
   next_attempt_at: Date | null;
   last_error: string | null;
+  silenced_by: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -38,6 +41,7 @@ export interface Delivery {
 const columns = [
   "id",
   "client_id",
+  "scope",
   "alert_id",
   "severity",
   "source",
@@ -49,6 +53,7 @@ const columns = [
   "attempts",
   "next_attempt_at",
   "last_error",
+  "silenced_by",
   "created_at",
   "updated_at",
 ];

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file alerting/v1/alert.proto.
  */
 export const file_alerting_v1_alert: GenFile = /*@__PURE__*/
-  fileDesc("ChdhbGVydGluZy92MS9hbGVydC5wcm90bxILYWxlcnRpbmcudjEi/AEKCEFsZXJ0TmV3EhAKCGFsZXJ0X2lkGAEgASgJEicKCHNldmVyaXR5GAIgASgOMhUuYWxlcnRpbmcudjEuU2V2ZXJpdHkSDgoGc291cmNlGAMgASgJEgwKBG5hbWUYBCABKAkSMwoHY29udGV4dBgFIAMoCzIiLmFsZXJ0aW5nLnYxLkFsZXJ0TmV3LkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0aLgoMQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiqQIKDEFsZXJ0TWF0Y2hlZBIQCghhbGVydF9pZBgBIAEoCRInCghzZXZlcml0eRgCIAEoDjIVLmFsZXJ0aW5nLnYxLlNldmVyaXR5Eg4KBnNvdXJjZRgDIAEoCRIMCgRuYW1lGAQgASgJEjcKB2NvbnRleHQYBSADKAsyJi5hbGVydGluZy52MS5BbGVydE1hdGNoZWQuQ29udGV4dEVudHJ5EhoKEmV2ZW50X3RpbWVfdW5peF9tcxgGIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgHIAEoDRIRCgljbGllbnRfaWQYCCABKAkSEAoIcnVsZV9pZHMYCSADKAkaLgoMQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiaQoRTm90aWZpY2F0aW9uUmVhZHkSFwoPbm90aWZpY2F0aW9uX2lkGAEgASgDEhEKCWNsaWVudF9pZBgCIAEoCRIQCghhbGVydF9pZBgDIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgEIAEoDSp1CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEYgZwcm90bzM");
+  fileDesc("ChdhbGVydGluZy92MS9hbGVydC5wcm90bxILYWxlcnRpbmcudjEi4AIKCEFsZXJ0TmV3EhAKCGFsZXJ0X2lkGAEgASgJEicKCHNldmVyaXR5GAIgASgOMhUuYWxlcnRpbmcudjEuU2V2ZXJpdHkSDgoGc291cmNlGAMgASgJEgwKBG5hbWUYBCABKAkSMwoHY29udGV4dBgFIAMoCzIiLmFsZXJ0aW5nLnYxLkFsZXJ0TmV3LkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SDQoFc2NvcGUYCiABKAkSKAoGc3RhdHVzGAsgASgOMhguYWxlcnRpbmcudjEuQWxlcnRTdGF0dXMSFwoPZW5kc19hdF91bml4X21zGAwgASgDGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQICBAJSgQICRAKSgQIDRAOIpADCgxBbGVydE1hdGNoZWQSEAoIYWxlcnRfaWQYASABKAkSJwoIc2V2ZXJpdHkYAiABKA4yFS5hbGVydGluZy52MS5TZXZlcml0eRIOCgZzb3VyY2UYAyABKAkSDAoEbmFtZRgEIAEoCRI3Cgdjb250ZXh0GAUgAygLMiYuYWxlcnRpbmcudjEuQWxlcnRNYXRjaGVkLkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SEQoJY2xpZW50X2lkGAggASgJEhAKCHJ1bGVfaWRzGAkgAygJEg0KBXNjb3BlGAogASgJEigKBnN0YXR1cxgLIAEoDjIYLmFsZXJ0aW5nLnYxLkFsZXJ0U3RhdHVzEhcKD2VuZHNfYXRfdW5peF9tcxgMIAEoAxITCgtzaWxlbmNlZF9ieRgNIAEoCRouCgxDb250ZXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJpChFOb3RpZmljYXRpb25SZWFkeRIXCg9ub3RpZmljYXRpb25faWQYASABKAMSEQoJY2xpZW50X2lkGAIgASgJEhAKCGFsZXJ0X2lkGAMgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAQgASgNKnUKCFNldmVyaXR5EhgKFFNFVkVSSVRZX1VOU1BFQ0lGSUVEEAASEAoMU0VWRVJJVFlfTE9XEAESEwoPU0VWRVJJVFlfTUVESVVNEAISEQoNU0VWRVJJVFlfSElHSBADEhUKEVNFVkVSSVRZX0NSSVRJQ0FMEAQqXwoLQWxlcnRTdGF0dXMSHAoYQUxFUlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQUxFUlRfU1RBVFVTX0ZJUklORxABEhkKFUFMRVJUX1NUQVRVU19SRVNPTFZFRBACYgZwcm90bzM");
 
 /**
  * Topic `alerts.new`, key: alert_id. Produced by the alert-producer and HTTP ingest.
@@ -57,6 +57,32 @@ export type AlertNew = Message<"alerting.v1.AlertNew"> & {
    * @generated from field: uint32 schema_version = 7;
    */
   schemaVersion: number;
+
+  /**
+   * The stream the alert came in under: `client:<client uuid>` (a client's private scope) or
+   * `shared:<name>` (a shared scope granted to clients), stamped by ingest from its credential; empty
+   * only for internal producers writing straight to Kafka, matched against every rule. A rule matches
+   * only alerts of scopes its client is granted.
+   *
+   * @generated from field: string scope = 10;
+   */
+  scope: string;
+
+  /**
+   * Unspecified for alerts without a lifecycle (v1: one notification per alert id). Firing or resolved
+   * for Alertmanager alerts, whose alert_id is the label fingerprint: the aggregator keeps their
+   * state per (client, scope, alert_id) and notifies of each firing episode and its resolution.
+   *
+   * @generated from field: alerting.v1.AlertStatus status = 11;
+   */
+  status: AlertStatus;
+
+  /**
+   * When the alert stops firing unless re-sent (Alertmanager's endsAt); 0: not given.
+   *
+   * @generated from field: int64 ends_at_unix_ms = 12;
+   */
+  endsAtUnixMs: bigint;
 };
 
 /**
@@ -67,8 +93,8 @@ export const AlertNewSchema: GenMessage<AlertNew> = /*@__PURE__*/
   messageDesc(file_alerting_v1_alert, 0);
 
 /**
- * Topic `alerts.matched`, key: client_id. Fields 1-7 repeat AlertNew's, so the evaluator can forward
- * the original AlertNew bytes and append fields 8 and 9 (protobuf concatenation merges messages).
+ * Topic `alerts.matched`, key: client_id. Fields 1-7 and 10 repeat AlertNew's, so the evaluator can
+ * forward the original AlertNew bytes and append fields 8 and 9 (protobuf concatenation merges messages).
  *
  * @generated from message alerting.v1.AlertMatched
  */
@@ -119,6 +145,33 @@ export type AlertMatched = Message<"alerting.v1.AlertMatched"> & {
    * @generated from field: repeated string rule_ids = 9;
    */
   ruleIds: string[];
+
+  /**
+   * AlertNew's scope, carried through; notifications are deduplicated per (client_id, scope, alert_id).
+   *
+   * @generated from field: string scope = 10;
+   */
+  scope: string;
+
+  /**
+   * AlertNew's status and ends_at_unix_ms, carried through by the same concatenation.
+   *
+   * @generated from field: alerting.v1.AlertStatus status = 11;
+   */
+  status: AlertStatus;
+
+  /**
+   * @generated from field: int64 ends_at_unix_ms = 12;
+   */
+  endsAtUnixMs: bigint;
+
+  /**
+   * The id of the client's active silence that matched the alert, or empty: the aggregator then writes
+   * the notification as SILENCED, and nothing is sent.
+   *
+   * @generated from field: string silenced_by = 13;
+   */
+  silencedBy: string;
 };
 
 /**
@@ -200,4 +253,30 @@ export enum Severity {
  */
 export const SeveritySchema: GenEnum<Severity> = /*@__PURE__*/
   enumDesc(file_alerting_v1_alert, 0);
+
+/**
+ * @generated from enum alerting.v1.AlertStatus
+ */
+export enum AlertStatus {
+  /**
+   * @generated from enum value: ALERT_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: ALERT_STATUS_FIRING = 1;
+   */
+  FIRING = 1,
+
+  /**
+   * @generated from enum value: ALERT_STATUS_RESOLVED = 2;
+   */
+  RESOLVED = 2,
+}
+
+/**
+ * Describes the enum alerting.v1.AlertStatus.
+ */
+export const AlertStatusSchema: GenEnum<AlertStatus> = /*@__PURE__*/
+  enumDesc(file_alerting_v1_alert, 1);
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file alerting/v1/rule.proto.
  */
 export const file_alerting_v1_rule: GenFile = /*@__PURE__*/
-  fileDesc("ChZhbGVydGluZy92MS9ydWxlLnByb3RvEgthbGVydGluZy52MSKyAQoLUnVsZUNoYW5nZWQSDwoHcnVsZV9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSJwoGYWN0aW9uGAMgASgOMhcuYWxlcnRpbmcudjEuUnVsZUFjdGlvbhIPCgd2ZXJzaW9uGAQgASgDEhoKEmNoYW5nZWRfYXRfdW5peF9tcxgFIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgGIAEoDRIRCgljaGFuZ2VfaWQYByABKAMi3QEKDVJ1bGVzU25hcHNob3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKA0SDwoHdmVyc2lvbhgCIAEoAxIYChBidWlsdF9hdF91bml4X21zGAMgASgDEg8KB3N0cmluZ3MYBCADKAkSEgoKY2xpZW50X2lkcxgFIAEoDBIQCghydWxlX2lkcxgGIAEoDBITCgtydWxlX2NsaWVudBgHIAMoDRIVCg1ydWxlX3NldmVyaXR5GAggAygNEhMKC3J1bGVfc291cmNlGAkgAygNEhEKCXJ1bGVfbmFtZRgKIAMoDSp0CgpSdWxlQWN0aW9uEhsKF1JVTEVfQUNUSU9OX1VOU1BFQ0lGSUVEEAASFwoTUlVMRV9BQ1RJT05fQ1JFQVRFRBABEhcKE1JVTEVfQUNUSU9OX1VQREFURUQQAhIXChNSVUxFX0FDVElPTl9ERUxFVEVEEANiBnByb3RvMw");
+  fileDesc("ChZhbGVydGluZy92MS9ydWxlLnByb3RvEgthbGVydGluZy52MSKyAQoLUnVsZUNoYW5nZWQSDwoHcnVsZV9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSJwoGYWN0aW9uGAMgASgOMhcuYWxlcnRpbmcudjEuUnVsZUFjdGlvbhIPCgd2ZXJzaW9uGAQgASgDEhoKEmNoYW5nZWRfYXRfdW5peF9tcxgFIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgGIAEoDRIRCgljaGFuZ2VfaWQYByABKAMiuQIKDVJ1bGVzU25hcHNob3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKA0SDwoHdmVyc2lvbhgCIAEoAxIYChBidWlsdF9hdF91bml4X21zGAMgASgDEg8KB3N0cmluZ3MYBCADKAkSEgoKY2xpZW50X2lkcxgFIAEoDBIQCghydWxlX2lkcxgGIAEoDBITCgtydWxlX2NsaWVudBgHIAMoDRIVCg1ydWxlX3NldmVyaXR5GAggAygNEhMKC3J1bGVfc291cmNlGAkgAygNEhEKCXJ1bGVfbmFtZRgKIAMoDRIUCgxncmFudF9zY29wZXMYCyADKAkSFAoMZ3JhbnRfY2xpZW50GAwgAygNEi4KCHNpbGVuY2VzGA0gAygLMhwuYWxlcnRpbmcudjEuU25hcHNob3RTaWxlbmNlIpMBCg9TbmFwc2hvdFNpbGVuY2USCgoCaWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhkKEXN0YXJ0c19hdF91bml4X21zGAMgASgDEhcKD2VuZHNfYXRfdW5peF9tcxgEIAEoAxItCghtYXRjaGVycxgFIAMoCzIbLmFsZXJ0aW5nLnYxLlNpbGVuY2VNYXRjaGVyIlEKDlNpbGVuY2VNYXRjaGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkSEAoIaXNfcmVnZXgYAyABKAgSEAoIaXNfZXF1YWwYBCABKAgqdAoKUnVsZUFjdGlvbhIbChdSVUxFX0FDVElPTl9VTlNQRUNJRklFRBAAEhcKE1JVTEVfQUNUSU9OX0NSRUFURUQQARIXChNSVUxFX0FDVElPTl9VUERBVEVEEAISFwoTUlVMRV9BQ1RJT05fREVMRVRFRBADYgZwcm90bzM");
 
 /**
  * Topic `rule.changed`, key: rule_id. Published by the rule-service outbox relay, in outbox order.
@@ -136,6 +136,28 @@ export type RulesSnapshot = Message<"alerting.v1.RulesSnapshot"> & {
    * @generated from field: repeated uint32 rule_name = 10;
    */
   ruleName: number[];
+
+  /**
+   * Shared-scope grants, one per (scope, client), parallel columns: grant i gives the client at index
+   * grant_client[i] into client_ids the scope named grant_scopes[i] (`shared:<grant_scopes[i]>`). Only
+   * clients with rules appear; a client's private scope needs no grant.
+   *
+   * @generated from field: repeated string grant_scopes = 11;
+   */
+  grantScopes: string[];
+
+  /**
+   * @generated from field: repeated uint32 grant_client = 12;
+   */
+  grantClient: number[];
+
+  /**
+   * Silences not yet ended (active or pending): the evaluator flags a client's match that an active
+   * one matches. Few per client, so a plain message each rather than columns.
+   *
+   * @generated from field: repeated alerting.v1.SnapshotSilence silences = 13;
+   */
+  silences: SnapshotSilence[];
 };
 
 /**
@@ -144,6 +166,80 @@ export type RulesSnapshot = Message<"alerting.v1.RulesSnapshot"> & {
  */
 export const RulesSnapshotSchema: GenMessage<RulesSnapshot> = /*@__PURE__*/
   messageDesc(file_alerting_v1_rule, 1);
+
+/**
+ * An Alertmanager silence of one client (src/core/silence.ts): it matches an alert when every matcher
+ * matches the alert's labels, and is active while starts_at <= now <= ends_at.
+ *
+ * @generated from message alerting.v1.SnapshotSilence
+ */
+export type SnapshotSilence = Message<"alerting.v1.SnapshotSilence"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: int64 starts_at_unix_ms = 3;
+   */
+  startsAtUnixMs: bigint;
+
+  /**
+   * @generated from field: int64 ends_at_unix_ms = 4;
+   */
+  endsAtUnixMs: bigint;
+
+  /**
+   * @generated from field: repeated alerting.v1.SilenceMatcher matchers = 5;
+   */
+  matchers: SilenceMatcher[];
+};
+
+/**
+ * Describes the message alerting.v1.SnapshotSilence.
+ * Use `create(SnapshotSilenceSchema)` to create a new message.
+ */
+export const SnapshotSilenceSchema: GenMessage<SnapshotSilence> = /*@__PURE__*/
+  messageDesc(file_alerting_v1_rule, 2);
+
+/**
+ * `name` = `value`; is_regex makes it =~ (a Go regular expression, fully anchored); !is_equal negates.
+ *
+ * @generated from message alerting.v1.SilenceMatcher
+ */
+export type SilenceMatcher = Message<"alerting.v1.SilenceMatcher"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string value = 2;
+   */
+  value: string;
+
+  /**
+   * @generated from field: bool is_regex = 3;
+   */
+  isRegex: boolean;
+
+  /**
+   * @generated from field: bool is_equal = 4;
+   */
+  isEqual: boolean;
+};
+
+/**
+ * Describes the message alerting.v1.SilenceMatcher.
+ * Use `create(SilenceMatcherSchema)` to create a new message.
+ */
+export const SilenceMatcherSchema: GenMessage<SilenceMatcher> = /*@__PURE__*/
+  messageDesc(file_alerting_v1_rule, 3);
 
 /**
  * @generated from enum alerting.v1.RuleAction

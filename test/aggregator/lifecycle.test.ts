@@ -1,0 +1,151 @@
+/**
+ * The alert lifecycle (src/core/lifecycle.ts) through the aggregator as a real process: one firing
+ * notification per episode whatever the re-sends and redeliveries, one resolved, nothing for an alert
+ * never seen firing, and the sweep's resolve timeout and repeat reminders.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { AlertStatus } from "../../src/gen/alerting/v1/alert_pb.ts";
+import { Producer } from "../../src/kafka/index.ts";
+import { brokers, quiet } from "../support/kafka.ts";
+import { type StageProcess, stopStage } from "../support/stages.ts";
+import { aggregatorTopics, alertMatched, insertClientWithRule, startAggregator } from "./support.ts";
+
+let sql: Sql;
+let producer: Producer;
+const stages: StageProcess[] = [];
+const clientIds: string[] = [];
+
+beforeAll(() => {
+  sql = connectPostgres({ idleTimeoutSeconds: 1 });
+  producer = new Producer({ brokers, logger: quiet });
+});
+
+afterAll(async () => {
+  const exitCodes = await Promise.all(stages.map((stage) => stopStage(stage)));
+  // No sender runs here: park this file's rows so no sender's scheduler picks them up later.
+  await sql`
+    UPDATE notifications SET status = 'FAILED', last_error = 'lifecycle test row', next_attempt_at = NULL
+    WHERE client_id = ANY(${clientIds}::uuid[]) AND status = 'RECEIVED'`;
+  await sql`DELETE FROM alert_states WHERE client_id = ANY(${clientIds}::uuid[])`;
+  await producer.close();
+  await sql.end();
+  expect(exitCodes).toEqual(stages.map(() => 0));
+});
+
+async function setUp(prefix: string, env: Record<string, string> = {}) {
+  const topics = await aggregatorTopics(prefix);
+  stages.push(await startAggregator(topics, env));
+  const client = await insertClientWithRule(sql, prefix);
+  clientIds.push(client.clientId);
+  const submit = (alertId: string, status: AlertStatus, eventMs: number, endsAtMs = 0) =>
+    producer.send([
+      {
+        topic: topics.input,
+        key: client.clientId,
+        value: alertMatched({
+          clientId: client.clientId,
+          scope: `client:${client.clientId}`,
+          alertId,
+          ruleIds: [client.ruleId],
+          status,
+          eventTimeUnixMs: BigInt(eventMs),
+          endsAtUnixMs: BigInt(endsAtMs),
+        }),
+      },
+    ]);
+  return { client, submit };
+}
+
+interface KindRow {
+  alert_id: string;
+  episode: number;
+  kind: string;
+  next_attempt_at: Date;
+}
+
+const kindsOf = (clientId: string) =>
+  sql<KindRow[]>`SELECT alert_id, episode, kind, next_attempt_at FROM notifications
+                 WHERE client_id = ${clientId} ORDER BY id`;
+
+/** The rows once there are `count` of them, and half a second more for any extra one. */
+async function settledRows(clientId: string, count: number, timeoutMs = 20_000): Promise<KindRow[]> {
+  const deadlineMs = performance.now() + timeoutMs;
+  while ((await kindsOf(clientId)).length < count && performance.now() < deadlineMs) await Bun.sleep(100);
+  await Bun.sleep(500);
+  return kindsOf(clientId);
+}
+
+const summary = (rows: readonly KindRow[]) => rows.map((r) => `${r.alert_id} ${r.episode} ${r.kind}`);
+
+test("fire, re-send, resolve, redeliver, fire again: one notification per episode and kind", async () => {
+  const { client, submit } = await setUp("lifecycle");
+  const t0 = Date.now() - 60_000;
+  const future = Date.now() + 600_000;
+  await submit("am-a", AlertStatus.FIRING, t0, future);
+  await submit("am-a", AlertStatus.FIRING, t0, future); // a redelivery
+  await submit("am-a", AlertStatus.FIRING, t0 + 1000, future); // re-sent with a new startsAt
+  // Sent with an end time only: never seen firing, so nothing to tell.
+  await submit("am-never", AlertStatus.RESOLVED, Date.now(), Date.now() - 1000);
+  expect(summary(await settledRows(client.clientId, 1))).toEqual(["am-a 1 firing"]);
+
+  await submit("am-a", AlertStatus.RESOLVED, t0 + 1000, Date.now() - 1000);
+  await submit("am-a", AlertStatus.RESOLVED, t0 + 1000, Date.now() - 1000); // a redelivery
+  await submit("am-a", AlertStatus.FIRING, t0, future); // an old firing redelivered: no new episode
+  expect(summary(await settledRows(client.clientId, 2))).toEqual(["am-a 1 firing", "am-a 1 resolved"]);
+
+  await submit("am-a", AlertStatus.FIRING, Date.now(), future); // it fires again
+  expect(summary(await settledRows(client.clientId, 3))).toEqual([
+    "am-a 1 firing",
+    "am-a 1 resolved",
+    "am-a 2 firing",
+  ]);
+  const [state] = await sql<{ state: string; episode: number }[]>`
+    SELECT state, episode FROM alert_states WHERE client_id = ${client.clientId} AND alert_key = 'am-a'`;
+  expect(state).toEqual({ state: "firing", episode: 2 });
+  const never =
+    await sql`SELECT 1 FROM alert_states WHERE client_id = ${client.clientId} AND alert_key = 'am-never'`;
+  expect(never.length).toBe(0);
+}, 60_000);
+
+test("v1 alerts keep one notification per alert id, episode 0, no state", async () => {
+  const { client, submit } = await setUp("lifecycle-v1");
+  await submit("v1-alert", AlertStatus.UNSPECIFIED, Date.now());
+  await submit("v1-alert", AlertStatus.UNSPECIFIED, Date.now() + 5);
+  expect(summary(await settledRows(client.clientId, 1))).toEqual(["v1-alert 0 firing"]);
+  const states = await sql`SELECT 1 FROM alert_states WHERE client_id = ${client.clientId}`;
+  expect(states.length).toBe(0);
+}, 60_000);
+
+test("the sweep: repeat reminders while firing, resolved after resolve_timeout, due at once", async () => {
+  const { client, submit } = await setUp("lifecycle-sweep", {
+    RESOLVE_TIMEOUT_MS: "2500",
+    REPEAT_INTERVAL_MS: "700",
+    SWEEP_INTERVAL_MS: "100",
+  });
+  await submit("am-sweep", AlertStatus.FIRING, Date.now());
+  // An end time in the future resolves the alert once it passes, before the resolve timeout.
+  await submit("am-ends", AlertStatus.FIRING, Date.now(), Date.now() + 1200);
+  const deadlineMs = performance.now() + 20_000;
+  let rows: KindRow[] = [];
+  while (performance.now() < deadlineMs) {
+    rows = await kindsOf(client.clientId);
+    if (rows.filter((row) => row.kind === "resolved").length === 2) break;
+    await Bun.sleep(100);
+  }
+  await Bun.sleep(1000); // nothing more once resolved
+  rows = await kindsOf(client.clientId);
+  const kinds = (alertId: string) => rows.filter((r) => r.alert_id === alertId).map((r) => r.kind);
+  const sweep = kinds("am-sweep");
+  expect(sweep[0]).toBe("firing");
+  expect(sweep.at(-1)).toBe("resolved");
+  const repeats = sweep.slice(1, -1);
+  expect(repeats.length).toBeGreaterThanOrEqual(1);
+  expect(repeats).toEqual(repeats.map((_, i) => `repeat:${i + 1}`));
+  expect(kinds("am-ends")[0]).toBe("firing");
+  expect(kinds("am-ends").at(-1)).toBe("resolved");
+  expect(kinds("am-ends").length).toBeLessThan(sweep.length);
+  // The sweep's rows are due at once: the sender's scheduler delivers them without a ready event.
+  for (const row of rows.filter((r) => r.kind !== "firing"))
+    expect(row.next_attempt_at.getTime()).toBeLessThan(Date.now());
+}, 60_000);
