@@ -14,6 +14,7 @@
  *   CONSOLE_LOAD_RATE_MAX        5000 alerts/s; CONSOLE_LOAD_DURATION_MAX_S 600
  */
 import { create, toBinary } from "@bufbuild/protobuf";
+import { listDeadLetters, replayDeadLetters } from "../adapters/dead-letters.ts";
 import type { Sql } from "../adapters/postgres.ts";
 import { NotificationReadySchema } from "../gen/alerting/v1/alert_pb.ts";
 import { Admin, type Producer } from "../kafka/index.ts";
@@ -22,7 +23,6 @@ import { infraUrls } from "../runtime/env.ts";
 import type { Peer } from "../runtime/http.ts";
 import { createLogger, type Logger } from "../runtime/log.ts";
 import { deadLetterTopic, topicNames } from "../runtime/topics.ts";
-import { listDeadLetters, replayDeadLetters } from "../setup/dead-letters.ts";
 import type { Gate } from "../stages/rule-service/app.ts";
 import { type Principal, scopeOf } from "../stages/rule-service/auth.ts";
 import { badRequest, errorResponse, HttpError, json, readJsonBody } from "../stages/rule-service/http.ts";
