@@ -41,7 +41,7 @@ test("Send test stores one row and announces it on notifications.ready; another 
 
     const rows = await service.sql<{ id: string; client_id: string; source: string; rule_ids: string[] }[]>`
       SELECT id, client_id, source, rule_ids FROM notifications WHERE alert_id = ${sent.body.alert_id}`;
-    expect(rows).toEqual([
+    expect([...rows]).toEqual([
       { id: sent.body.notification_id, client_id: client.id, source: "console", rule_ids: [rule.id] },
     ]);
     expect(await reader.until((r) => r.length >= 1)).toBe(true);
