@@ -2,10 +2,11 @@
  * `alerting dlq list TOPIC [LIMIT]` and `alerting dlq replay TOPIC [LIMIT] [TARGET_TOPIC]`
  * (also `./dev dlq ...`): inspect a dead-letter topic, or replay it after a fix.
  */
+
+import { listDeadLetters, replayDeadLetters } from "../adapters/dead-letters.ts";
 import { Admin, Producer } from "../kafka/index.ts";
 import { infraUrls } from "../runtime/env.ts";
 import { createLogger } from "../runtime/log.ts";
-import { listDeadLetters, replayDeadLetters } from "./dead-letters.ts";
 
 const [action, topic, limitText = "1000", targetTopic] = process.argv.slice(2);
 const limit = Number(limitText);

@@ -1,5 +1,5 @@
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
-import { createRuleServiceApp } from "../../src/stages/rule-service/app.ts";
+import { createRuleServiceApp, type RuleServiceOptions } from "../../src/stages/rule-service/app.ts";
 
 export const adminToken = `admin-${crypto.randomUUID()}`;
 
@@ -26,10 +26,13 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-/** An in-process rule service on an ephemeral port, against the shared test database. */
-export function startService(): Service {
+/**
+ * An in-process rule service on an ephemeral port, against the shared test database; `more` adds
+ * options such as the console's parts.
+ */
+export function startService(more: Partial<RuleServiceOptions> = {}): Service {
   const sql = connectPostgres({ idleTimeoutSeconds: 1 });
-  const server = Bun.serve({ port: 0, ...createRuleServiceApp({ sql, adminToken }) });
+  const server = Bun.serve({ port: 0, ...createRuleServiceApp({ sql, adminToken, ...more }) });
   return {
     sql,
     url: server.url,

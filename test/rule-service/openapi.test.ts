@@ -1,9 +1,16 @@
 import { afterAll, expect, test } from "bun:test";
 import { createRuleServiceApp } from "../../src/stages/rule-service/app.ts";
+import { consoleSettings, startConsole } from "../../src/stages/rule-service/console.ts";
+import { brokers, kafkaClients, quiet } from "../support/kafka.ts";
 import { adminToken, type Service, startService } from "./helpers.ts";
 
-const service: Service = startService();
-afterAll(() => service.stop());
+const { producer } = kafkaClients();
+const consoleParts = startConsole(consoleSettings({}), { brokers, producer, logger: quiet });
+const service: Service = startService({ console: consoleParts });
+afterAll(async () => {
+  await service.stop();
+  await consoleParts.stop();
+});
 
 const methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
@@ -24,7 +31,9 @@ test("the document is OpenAPI 3.1 with unique operation ids", async () => {
 });
 
 test("every served path is documented and every documented path is served", async () => {
-  const served = Object.keys(createRuleServiceApp({ sql: service.sql, adminToken }).routes);
+  const served = Object.keys(
+    createRuleServiceApp({ sql: service.sql, adminToken, console: consoleParts }).routes,
+  );
   const documented = Object.keys((await fetchDoc()).paths);
   expect(new Set(served.map((path) => path.replace(/:(\w+)/g, "{$1}")))).toEqual(new Set(documented));
 });
@@ -34,7 +43,9 @@ test("each path serves exactly its documented methods", async () => {
   for (const [template, operations] of Object.entries(doc.paths as Record<string, object>)) {
     const documented = Object.keys(operations).map((m) => m.toUpperCase());
     const isInt64 = template.startsWith("/api/v1/notifications/");
-    const path = template.replace("{id}", isInt64 ? "1" : crypto.randomUUID());
+    const path = template
+      .replace("{id}", isInt64 ? "1" : crypto.randomUUID())
+      .replace("{topic}", "alerts.new.dlq");
     for (const method of methods) {
       const reply = await service.call(method, path, { token: null });
       if (documented.includes(method)) {
@@ -95,4 +106,46 @@ test("documents key, ingest-credential, scope and grant management, with their a
   const listed = JSON.stringify(operation("/api/v1/ingest-credentials", "get").responses["200"]);
   expect(listed).toContain("revoked_at");
   expect(listed).not.toContain('"secret"');
+});
+
+test("documents the console's routes, with their path parameters and access rules", async () => {
+  const doc = await fetchDoc();
+  const operation = (path: string, method: string) => doc.paths[path]?.[method];
+  const expected: [string, string, string][] = [
+    ["/api/v1/console/session", "get", "getConsoleSession"],
+    ["/api/v1/console/clients", "get", "findConsoleClients"],
+    ["/api/v1/console/stages", "get", "getStageSeries"],
+    ["/api/v1/console/stats", "get", "getConsoleStats"],
+    ["/api/v1/console/endpoints/{id}/test", "post", "sendTestNotification"],
+    ["/api/v1/console/dead-letters", "get", "listDeadLetterTopics"],
+    ["/api/v1/console/dead-letters/{topic}", "get", "listDeadLetters"],
+    ["/api/v1/console/dead-letters/{topic}/replay", "post", "replayDeadLetters"],
+    ["/api/v1/console/load", "get", "getLoadRun"],
+    ["/api/v1/console/load", "post", "startLoadRun"],
+    ["/api/v1/console/load", "delete", "stopLoadRun"],
+  ];
+  for (const [path, method, operationId] of expected) {
+    expect({ path, method, operationId: operation(path, method)?.operationId }).toEqual({
+      path,
+      method,
+      operationId,
+    });
+  }
+  const replay = operation("/api/v1/console/dead-letters/{topic}/replay", "post");
+  expect(replay.parameters).toContainEqual(
+    expect.objectContaining({ name: "topic", in: "path", required: true }),
+  );
+  expect(Object.keys(replay.responses)).toContain("403");
+  // A client key may use its own session, stats and test sends: no 403 there.
+  expect(Object.keys(operation("/api/v1/console/stats", "get").responses)).not.toContain("403");
+  expect(Object.keys(operation("/api/v1/console/endpoints/{id}/test", "post").responses)).toContain("202");
+});
+
+test("a dead-letter route refuses a malformed topic name, naming the parameter", async () => {
+  const reply = await service.call("GET", "/api/v1/console/dead-letters/bad%20name");
+  expect(reply.status).toBe(400);
+  expect(reply.body.error.fields).toEqual({ topic: "must be a Kafka topic name" });
+  const unknown = await service.call("GET", "/api/v1/console/dead-letters/not-a-console-topic.dlq");
+  expect(unknown.status).toBe(404);
+  expect(Object.keys(unknown.body.error.fields)).toEqual(["topic"]);
 });

@@ -1,9 +1,9 @@
 /** Listing and replaying a dead-letter topic against the real broker. */
 import { expect, test } from "bun:test";
+import { listDeadLetters, replayDeadLetters } from "../../src/adapters/dead-letters.ts";
 import { Consumer } from "../../src/kafka/index.ts";
 import { toDeadLetter as deadLetterRecord, InvalidRecordError } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
-import { listDeadLetters, replayDeadLetters } from "../../src/setup/dead-letters.ts";
 import { brokers, kafkaClients, quiet } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 

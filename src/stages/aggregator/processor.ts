@@ -2,25 +2,20 @@
  * The aggregator's decisions: validate alerts.matched records, keep one row per (client, scope, alert)
  * in a batch, insert them, and announce every non-terminal row on notifications.ready.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
+import { notificationReadyRecord } from "../../adapters/notification-ready.ts";
 import { insertNotifications, type NotificationInput } from "../../adapters/notification-store.ts";
 import type { Sql } from "../../adapters/postgres.ts";
 import { isScope } from "../../core/matching/scope.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
 import { textProblem } from "../../core/text.ts";
-import {
-  type AlertMatched,
-  AlertMatchedSchema,
-  AlertStatus,
-  NotificationReadySchema,
-} from "../../gen/alerting/v1/alert_pb.ts";
-import type { ConsumedRecord, ProduceRecord } from "../../kafka/index.ts";
+import { type AlertMatched, AlertMatchedSchema, AlertStatus } from "../../gen/alerting/v1/alert_pb.ts";
+import type { ConsumedRecord } from "../../kafka/index.ts";
 import type { Processor } from "../../runtime/consume-loop.ts";
 import { InvalidRecordError } from "../../runtime/dead-letter.ts";
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const supportedSchemaVersions = new Set([0, 1]);
-const utf8 = new TextEncoder();
 
 export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   let message: AlertMatched;
@@ -116,21 +111,7 @@ export function createAggregatorProcessor(sql: Sql, outputTopic: string): Proces
     decode: decodeAlertMatched,
     async process(batch) {
       const pending = await insertNotifications(sql, uniqueByClientScopeAlert(batch.map((d) => d.value)));
-      return pending.map(
-        (row): ProduceRecord => ({
-          topic: outputTopic,
-          key: utf8.encode(row.clientId),
-          value: toBinary(
-            NotificationReadySchema,
-            create(NotificationReadySchema, {
-              notificationId: BigInt(row.id),
-              clientId: row.clientId,
-              alertId: row.alertId,
-              schemaVersion: 1,
-            }),
-          ),
-        }),
-      );
+      return pending.map((row) => notificationReadyRecord(row, outputTopic));
     },
   };
 }

@@ -1,19 +1,20 @@
 import type { Sql } from "../../adapters/postgres.ts";
 import { type AllowList, SsrfGuard } from "../../channels/ssrf.ts";
+import { assert } from "../../core/assert.ts";
 import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
 import type { Peer } from "../../runtime/http.ts";
 import { apiKeyRoutes } from "./api-keys.ts";
 import { adminTokenLengthMin, createAuthenticator, type Principal, rateBucketOf } from "./auth.ts";
 import { clientRoutes } from "./clients.ts";
+import { type ConsoleParts, consoleRoutes } from "./console.ts";
 import { endpointRoutes } from "./endpoints.ts";
 import { badRequest, errorResponse, HttpError, json, rateLimited, readJsonBody } from "./http.ts";
 import { ingestCredentialRoutes } from "./ingest-credentials.ts";
 import { notificationRoutes } from "./notifications.ts";
 import { buildOpenApi, openApiPath } from "./openapi.ts";
-import { isInt64Id } from "./pagination.ts";
-import type { Route } from "./route.ts";
+import { pathParamKinds, type Route } from "./route.ts";
 import { ruleRoutes } from "./rules.ts";
-import { isUuid, parseObject, parseQuery } from "./schema.ts";
+import { parseObject, parseQuery } from "./schema.ts";
 import { scopeRoutes } from "./scopes.ts";
 
 export interface RuleServiceOptions {
@@ -29,20 +30,17 @@ export interface RuleServiceOptions {
   requestRate?: TokenRate;
   /** Internal endpoint hosts re-admitted, as the sender's (SSRF_ALLOW_*); omitted, none. */
   ssrfAllowList?: AllowList;
+  /** The console's server-side parts; omitted, its JSON routes are not served (the page is main's). */
+  console?: ConsoleParts;
 }
 
 type Req = Request & { params: Record<string, string> };
 type Handler = (req: Req, server: Peer) => Promise<Response> | Response;
 
-/** Authenticates a request and charges its caller's rate budget: 401 or 429 as HttpError. */
-export type Gate = (req: Request, server: Peer) => Promise<Principal>;
-
 /** Spread `routes` and `fetch` into `Bun.serve({ port, ...app })`. */
 export interface RuleServiceApp {
   routes: Record<string, Handler>;
   fetch: (req: Request) => Response;
-  /** For the console's routes, so that they share the API's authentication and rate limits. */
-  gate: Gate;
 }
 
 const noQuery = { fields: {}, required: [] };
@@ -62,7 +60,16 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
     ...ruleRoutes(sql),
     ...endpointRoutes(sql, new SsrfGuard(options.ssrfAllowList)),
     ...notificationRoutes(sql),
+    ...(options.console ? consoleRoutes(sql, options.console) : []),
   ];
+  for (const route of table) {
+    const params = [...route.path.matchAll(/:(\w+)/g)].map((m) => m[1]);
+    const expected = route.idKind ? [pathParamKinds[route.idKind].name] : [];
+    assert(
+      params.join() === expected.join(),
+      `${route.operationId}: path ${route.path} needs idKind for its parameter`,
+    );
+  }
 
   function admit(key: string): void {
     const admission = limiter?.tryTake(key);
@@ -72,8 +79,11 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
   const admitPeer = (req: Request, server: Peer): void =>
     admit(`address:${server.requestIP(req)?.address ?? "unknown"}`);
 
-  /** Charges the principal's bucket or, when authentication fails, the remote address's. */
-  const gate: Gate = async (req, server) => {
+  /**
+   * Authenticates a request and charges the principal's bucket or, when authentication fails, the
+   * remote address's: 401 or 429 as HttpError.
+   */
+  const gate = async (req: Request, server: Peer): Promise<Principal> => {
     let principal: Principal;
     try {
       principal = await authenticate(req);
@@ -94,11 +104,9 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
     if (route.access === "admin" && principal.kind !== "admin") {
       throw new HttpError(403, "forbidden", "only the admin token may do this");
     }
-    const id = req.params.id ?? "";
-    if (route.idKind === "uuid" && !isUuid(id)) throw badRequest("invalid path", { id: "must be a UUID" });
-    if (route.idKind === "int64" && !isInt64Id(id)) {
-      throw badRequest("invalid path", { id: "must be a positive 64-bit integer" });
-    }
+    const param = route.idKind && pathParamKinds[route.idKind];
+    const id = param ? (req.params[param.name] ?? "") : "";
+    if (param && !param.isValid(id)) throw badRequest("invalid path", { [param.name]: param.reason });
     const query = parseQuery(route.query ?? noQuery, new URL(req.url).searchParams);
     const body = route.body && parseObject(route.body, await readBody(route, req));
     const result = await route.handle({ principal, id, body, query });
@@ -127,7 +135,6 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
   return {
     routes,
     fetch: () => errorResponse(new HttpError(404, "not_found", "no such route")),
-    gate,
   };
 }
 

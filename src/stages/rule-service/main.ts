@@ -1,7 +1,10 @@
-/** rule-service: the HTTP API for clients, rules and endpoints, plus the outbox relay to rule.changed. */
+/**
+ * rule-service: the HTTP API for clients, rules and endpoints, the operator console, and the outbox
+ * relay to rule.changed.
+ */
 import { connectPostgres } from "../../adapters/postgres.ts";
 import { allowListFromEnv } from "../../channels/ssrf.ts";
-import { createConsole } from "../../console/server.ts";
+import consolePage from "../../console/index.html";
 import { Producer } from "../../kafka/index.ts";
 import { ConfigError, envInt, envString } from "../../runtime/config.ts";
 import { checkLibrdkafka, infraUrls } from "../../runtime/env.ts";
@@ -11,6 +14,7 @@ import { exitOnSignal, settingsOrExit, startService } from "../../runtime/servic
 import { topicNames } from "../../runtime/topics.ts";
 import { createRuleServiceApp } from "./app.ts";
 import { adminTokenLengthMin } from "./auth.ts";
+import { consoleSettings, startConsole } from "./console.ts";
 import { startOutboxRelay } from "./outbox-relay.ts";
 
 /** Every setting is read before anything connects, so a bad one exits 2 naming it. */
@@ -27,6 +31,7 @@ const settings = settingsOrExit("rule-service", () => {
       burst: envInt("API_RATE_BURST", 400, { min: 1, max: 1_000_000 }),
     },
     ssrfAllowList: allowListFromEnv(),
+    console: consoleSettings(),
   };
 });
 
@@ -58,26 +63,30 @@ relay.failed.catch((error: unknown) => {
   process.exit(1);
 });
 const metrics = createStageMetrics("rule-service");
+const consoleParts = startConsole(settings.console, {
+  brokers: infraUrls.kafkaBrokers,
+  producer,
+  logger: logger.child("console"),
+});
 const app = createRuleServiceApp({
   sql,
   adminToken,
   requestRate: settings.requestRate,
   ssrfAllowList: settings.ssrfAllowList,
+  console: consoleParts,
 });
-// The operator console at /console, with its own JSON routes under /api/v1/console (src/console),
-// behind the API's authentication and rate limits.
-const consoleApp = createConsole({ sql, gate: app.gate, producer, logger: logger.child("console") });
 const service = startService({
   port: settings.httpPort,
   registry: metrics.registry,
   isReady: () => true,
-  routes: { ...app.routes, ...consoleApp.routes },
+  // The operator console's page (src/console, bundled by Bun); its JSON routes are in app.routes.
+  routes: { ...app.routes, "/console": consolePage, "/console/*": consolePage },
   fetch: app.fetch,
 });
 logger.info("started", { httpPort: service.port, topic });
 exitOnSignal(async () => {
   await service.stop();
-  await consoleApp.stop();
+  await consoleParts.stop();
   await relay.stop();
   await producer.close(2000);
   await sql.end({ timeout: 2 });

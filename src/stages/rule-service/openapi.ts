@@ -1,4 +1,4 @@
-import type { Route } from "./route.ts";
+import { pathParamKinds, type Route } from "./route.ts";
 import { fieldJsonSchema, type JsonSchema, objectJsonSchema } from "./schema.ts";
 
 export const openApiPath = "/openapi.json";
@@ -61,11 +61,8 @@ const toOpenApiPath = (path: string): string => path.replace(/:(\w+)/g, "{$1}");
 function operation(route: Route): JsonSchema {
   const parameters: JsonSchema[] = [];
   if (route.idKind) {
-    const schema =
-      route.idKind === "uuid"
-        ? { type: "string", format: "uuid" }
-        : { type: "string", pattern: "^[1-9][0-9]{0,18}$" };
-    parameters.push({ name: "id", in: "path", required: true, schema });
+    const { name, schema } = pathParamKinds[route.idKind];
+    parameters.push({ name, in: "path", required: true, schema });
   }
   for (const [name, field] of Object.entries(route.query?.fields ?? {})) {
     parameters.push({

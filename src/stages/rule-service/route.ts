@@ -1,13 +1,44 @@
 import { type Principal, scopeOf } from "./auth.ts";
-import type { Infer, JsonSchema, ObjectSchema } from "./schema.ts";
+import { isInt64Id } from "./pagination.ts";
+import { type Infer, isUuid, type JsonSchema, type ObjectSchema } from "./schema.ts";
 
 type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 type Parsed<S> = S extends ObjectSchema ? Infer<S> : undefined;
 
+/** A path parameter's name in the path, how it is checked, and its schema for the OpenAPI document. */
+interface PathParamKind {
+  name: string;
+  isValid(value: string): boolean;
+  /** Why a value is refused: the 400 names `name` with it. */
+  reason: string;
+  schema: JsonSchema;
+}
+
+const topicNamePattern = /^[A-Za-z0-9._-]{1,249}$/;
+
+/** The kinds of path parameter a route may take: a resource's id, or a Kafka topic's name. */
+export const pathParamKinds = {
+  uuid: { name: "id", isValid: isUuid, reason: "must be a UUID", schema: { type: "string", format: "uuid" } },
+  int64: {
+    name: "id",
+    isValid: isInt64Id,
+    reason: "must be a positive 64-bit integer",
+    schema: { type: "string", pattern: "^[1-9][0-9]{0,18}$" },
+  },
+  topic: {
+    name: "topic",
+    isValid: (value) => topicNamePattern.test(value),
+    reason: "must be a Kafka topic name",
+    schema: { type: "string", pattern: topicNamePattern.source },
+  },
+} as const satisfies Record<string, PathParamKind>;
+
+export type IdKind = keyof typeof pathParamKinds;
+
 export interface RouteContext<B, Q> {
   principal: Principal;
-  /** The `:id` path parameter, already checked against `idKind`. */
+  /** The path parameter (`:id`, or the name its `idKind` gives), already checked against `idKind`. */
   id: string;
   body: Parsed<B>;
   query: Parsed<Q>;
@@ -19,20 +50,20 @@ export interface RouteContext<B, Q> {
  */
 export interface RouteSpec<B extends ObjectSchema | undefined, Q extends ObjectSchema | undefined> {
   method: Method;
-  /** Bun route pattern; the only parameter a path may have is `:id`. */
+  /** Bun route pattern with at most one parameter, the one `idKind` names. */
   path: string;
   operationId: string;
   summary: string;
   /** `admin`: the admin token only; `tenant`: the admin token or a client key, scoped to its client. */
   access: "admin" | "tenant";
-  idKind?: "uuid" | "int64";
+  idKind?: IdKind;
   body?: B;
   /** A request with an empty body counts as `{}`. */
   bodyOptional?: boolean;
   /** Error statuses beyond those the other fields imply, for the OpenAPI document. */
   moreErrorStatuses?: readonly number[];
   query?: Q;
-  response: { status: 200 | 201 | 204; schema?: JsonSchema };
+  response: { status: 200 | 201 | 202 | 204; schema?: JsonSchema };
   handle(ctx: RouteContext<B, Q>): Promise<unknown>;
 }
 

@@ -1,0 +1,59 @@
+/** The console's "Send test" through the rule-service route table, against real Postgres and Kafka. */
+import { afterAll, expect, test } from "bun:test";
+import { fromBinary } from "@bufbuild/protobuf";
+import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
+import { consoleSettings, startConsole } from "../../src/stages/rule-service/console.ts";
+import { brokers, kafkaClients, quiet, TopicReader } from "../support/kafka.ts";
+import { uniqueName } from "../support/names.ts";
+import { createClient, createRule, type Service, startService } from "./helpers.ts";
+
+const { admin, producer } = kafkaClients();
+const notificationsTopic = uniqueName("test-console.notifications.ready");
+const consoleParts = startConsole(consoleSettings({ CONSOLE_NOTIFICATIONS_TOPIC: notificationsTopic }), {
+  brokers,
+  producer,
+  logger: quiet,
+});
+const service: Service = startService({ console: consoleParts });
+afterAll(async () => {
+  await service.stop();
+  await consoleParts.stop();
+});
+
+test("Send test stores one row and announces it on notifications.ready; another tenant gets 404", async () => {
+  await admin.createTopics([{ name: notificationsTopic, partitions: 1 }]);
+  const reader = new TopicReader(notificationsTopic);
+  try {
+    const client = await createClient(service);
+    const other = await createClient(service);
+    const rule = await createRule(service, client);
+    const endpoint = await service.call("POST", `/api/v1/rules/${rule.id}/endpoints`, {
+      token: client.key,
+      body: { type: "webhook", value: "http://203.0.113.7:8080/hook" },
+    });
+    expect(endpoint.status).toBe(201);
+    const path = `/api/v1/console/endpoints/${endpoint.body.id}/test`;
+
+    expect((await service.call("POST", path, { token: other.key })).status).toBe(404);
+    const sent = await service.call("POST", path, { token: client.key });
+    expect(sent.status).toBe(202);
+    expect(sent.body).toMatchObject({ topic: notificationsTopic, produced: true });
+
+    const rows = await service.sql<{ id: string; client_id: string; source: string; rule_ids: string[] }[]>`
+      SELECT id, client_id, source, rule_ids FROM notifications WHERE alert_id = ${sent.body.alert_id}`;
+    expect([...rows]).toEqual([
+      { id: sent.body.notification_id, client_id: client.id, source: "console", rule_ids: [rule.id] },
+    ]);
+    expect(await reader.until((r) => r.length >= 1)).toBe(true);
+    expect(reader.records).toHaveLength(1);
+    const ready = fromBinary(NotificationReadySchema, reader.records[0]?.value ?? new Uint8Array());
+    expect({ id: String(ready.notificationId), clientId: ready.clientId, alertId: ready.alertId }).toEqual({
+      id: sent.body.notification_id,
+      clientId: client.id,
+      alertId: sent.body.alert_id,
+    });
+    expect(new TextDecoder().decode(reader.records[0]?.key ?? undefined)).toBe(client.id);
+  } finally {
+    await reader.close();
+  }
+}, 60_000);
