@@ -116,7 +116,6 @@ export async function postgresCeiling(options: {
         context: { host: "bench-1" },
         ruleIds: [ruleIds[i % ruleIds.length] as string],
         eventTimeMs,
-        silencedBy: "",
       };
     });
     const statementStart = performance.now();

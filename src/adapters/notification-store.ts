@@ -21,10 +21,10 @@ export interface NotificationInput {
   ruleIds: readonly string[];
   eventTimeMs: number;
   /**
-   * The client's silence that matched (the evaluator decides), or "": the row is then SILENCED,
-   * terminal, never sent. An episode's later rows (resolved, reminders) stay silent with its firing.
+   * The client's silence that matched (the evaluator decides): the row is then SILENCED, terminal,
+   * never sent. An episode's later rows (resolved, reminders) stay silent with its firing.
    */
-  silencedBy: string;
+  silencedBy?: string;
   /**
    * Alertmanager alerts only (src/core/lifecycle.ts): firing or resolved, and their endsAt. Without it
    * the alert has no lifecycle: one notification per alert id (episode 0, kind firing).
@@ -100,7 +100,7 @@ export function dedupeInsert(
     withKind.map((r) => r.episode),
     withKind.map((r) => r.kind),
     delayMs,
-    rows.map((r) => r.silencedBy),
+    rows.map((r) => r.silencedBy ?? ""),
   ];
   return { text, params: params as never[] };
 }

@@ -43,7 +43,6 @@ function batch(first: number): NotificationInput[] {
     context: {},
     ruleIds: [crypto.randomUUID()],
     eventTimeMs: Date.now(),
-    silencedBy: "",
   }));
 }
 
