@@ -41,7 +41,7 @@ async function run(
   return { exitCode, lines: stdout.split("\n").filter((line) => line !== ""), stderr };
 }
 
-const badSettings: { stage: string; env: Record<string, string>; message: string }[] = [
+const badSettings: { stage: string; args?: string[]; env: Record<string, string>; message: string }[] = [
   {
     stage: "evaluator",
     env: { RULES_POLL_INTERVAL_MS: "fast" },
@@ -88,7 +88,19 @@ const badSettings: { stage: string; env: Record<string, string>; message: string
     env: { LIBRDKAFKA_PATH: "/nonexistent/librdkafka.so.1" },
     message: 'LIBRDKAFKA_PATH: cannot load librdkafka from "/nonexistent/librdkafka.so.1"',
   },
-  // The rule-service reads its settings the same way, its admin token first among them.
+  // The alert-producer and the rule-service read their settings the same way.
+  {
+    stage: "alert-producer",
+    args: ["serve"],
+    env: { LOG_LEVEL: "verbose" },
+    message: 'LOG_LEVEL: must be one of debug, info, warn, error, got "verbose"',
+  },
+  {
+    stage: "alert-producer",
+    args: ["serve"],
+    env: { INGEST_RATE_BURST: "0" },
+    message: "INGEST_RATE_BURST: must be within 1..1000000, got 0",
+  },
   {
     stage: "rule-service",
     env: { ADMIN_TOKEN: "", LOG_LEVEL: "verbose" },
@@ -108,8 +120,11 @@ const badSettings: { stage: string; env: Record<string, string>; message: string
 
 test.each(badSettings)(
   "$stage with $env exits 2 with one line naming the variable",
-  async ({ stage, env, message }) => {
-    const { exitCode, lines, stderr } = await run([process.execPath, `src/stages/${stage}/main.ts`], env);
+  async ({ stage, args = [], env, message }) => {
+    const { exitCode, lines, stderr } = await run(
+      [process.execPath, `src/stages/${stage}/main.ts`, ...args],
+      env,
+    );
     expect({ exitCode, stderr, lineCount: lines.length }).toEqual({ exitCode: 2, stderr: "", lineCount: 1 });
     const line = JSON.parse(lines[0] as string) as { level: string; component: string; message: string };
     expect({ level: line.level, component: line.component }).toEqual({ level: "error", component: stage });

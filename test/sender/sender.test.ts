@@ -105,6 +105,8 @@ test("a webhook is delivered once, with the documented payload and headers, and 
     context: { host: "db-1", note: "<b>&</b>" },
     ruleIds: [ruleId],
     eventTime: "2025-03-01T12:00:00.000Z",
+    status: "firing",
+    kind: "firing",
   });
   const timestamp = request.headers.get("x-alerting-timestamp") ?? "";
   expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(30);
@@ -331,7 +333,7 @@ test("email through a real SMTP server on loopback -> one message to every recip
     const mail = smtp.received[0] as ReceivedMail;
     expect(mail.from).toBe("alerts@alerting.example");
     expect(mail.to).toEqual(["ops@example.com", "oncall@example.com"]);
-    expect(mail.raw).toContain("Subject: [HIGH] cpu-high");
+    expect(mail.raw).toContain("Subject: [FIRING] [HIGH] cpu-high");
     expect(mail.raw).toContain(`Message-ID: <notification-${id}@alerting.example>`);
     const deliveries = await deliveriesOf(sql, [id]);
     expect(deliveries).toHaveLength(1);

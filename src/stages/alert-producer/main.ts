@@ -8,20 +8,27 @@
 import { verifyIngestCredential } from "../../adapters/ingest-credentials.ts";
 import { connectPostgres } from "../../adapters/postgres.ts";
 import { Producer } from "../../kafka/index.ts";
-import { ConfigError, envInt, envString } from "../../runtime/config.ts";
-import { infraUrls } from "../../runtime/env.ts";
-import { createLogger } from "../../runtime/log.ts";
+import { envInt, envString } from "../../runtime/config.ts";
+import { checkLibrdkafka, infraUrls } from "../../runtime/env.ts";
+import { createLogger, logLevelSetting, logRank } from "../../runtime/log.ts";
 import { createStageMetrics } from "../../runtime/metrics.ts";
-import { exitOnSignal, startService } from "../../runtime/service.ts";
+import { exitOnSignal, settingsOrExit, startService } from "../../runtime/service.ts";
 import { topicNames } from "../../runtime/topics.ts";
-import { type AlertmanagerMapping, alertmanagerMappingFromEnv } from "./alertmanager.ts";
+import { alertmanagerMappingFromEnv } from "./alertmanager.ts";
 import { createAlertmanagerApi } from "./alertmanager-api.ts";
 import { FlagError, type LoadOptions, parseLoadFlags, usage } from "./flags.ts";
 import { createIngest } from "./ingest.ts";
 import { loadCommand } from "./load.ts";
 
-const logger = createLogger("alert-producer");
 const [command, ...args] = process.argv.slice(2);
+// Both commands need a log level and librdkafka; a bad setting exits 2 naming it, before anything starts.
+const logger = createLogger(
+  "alert-producer",
+  settingsOrExit("alert-producer", () => {
+    checkLibrdkafka();
+    return logRank[logLevelSetting()];
+  }),
+);
 
 if (command === "load") {
   if (args.includes("--help")) {
@@ -43,32 +50,18 @@ if (command === "load") {
   }
   process.exit(await loadCommand(options, process.stdout, logger));
 } else if (command === "serve") {
-  let config: {
-    port: number;
-    topic: string;
-    bodyLimitBytes: number;
-    requestRate: { ratePerSecond: number; burst: number };
-    alertmanager: AlertmanagerMapping;
-    sendTimeoutMs: number;
-  };
-  try {
-    config = {
-      port: envInt("HTTP_PORT", 8081, { min: 0, max: 65_535 }),
-      topic: envString("OUTPUT_TOPIC", topicNames.alertsNew),
-      bodyLimitBytes: envInt("INGEST_BODY_LIMIT_BYTES", 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
-      // Generous: a stop for runaway senders, not for Alertmanager or batch use.
-      requestRate: {
-        ratePerSecond: envInt("INGEST_RATE_PER_SECOND", 500, { min: 1, max: 1_000_000 }),
-        burst: envInt("INGEST_RATE_BURST", 1000, { min: 1, max: 1_000_000 }),
-      },
-      alertmanager: alertmanagerMappingFromEnv(),
-      sendTimeoutMs: envInt("INGEST_SEND_TIMEOUT_MS", 10_000, { min: 100, max: 300_000 }),
-    };
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    logger.error(error.message);
-    process.exit(2);
-  }
+  const config = settingsOrExit("alert-producer", () => ({
+    port: envInt("HTTP_PORT", 8081, { min: 0, max: 65_535 }),
+    topic: envString("OUTPUT_TOPIC", topicNames.alertsNew),
+    bodyLimitBytes: envInt("INGEST_BODY_LIMIT_BYTES", 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
+    // Generous: a stop for runaway senders, not for Alertmanager or batch use.
+    requestRate: {
+      ratePerSecond: envInt("INGEST_RATE_PER_SECOND", 500, { min: 1, max: 1_000_000 }),
+      burst: envInt("INGEST_RATE_BURST", 1000, { min: 1, max: 1_000_000 }),
+    },
+    alertmanager: alertmanagerMappingFromEnv(),
+    sendTimeoutMs: envInt("INGEST_SEND_TIMEOUT_MS", 10_000, { min: 100, max: 300_000 }),
+  }));
   const producer = new Producer({
     brokers: infraUrls.kafkaBrokers,
     clientId: "alert-producer",
