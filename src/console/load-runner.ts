@@ -16,6 +16,8 @@ export interface LoadRequest {
   sources?: string;
   names?: string;
   context?: string;
+  /** client:<id> or shared:<name>; absent, the alerts are internal (no scope). */
+  scope?: string;
 }
 
 export interface LoadStatus {
@@ -93,6 +95,7 @@ export class LoadRunner {
     if (request.sources) args.push("--sources", request.sources);
     if (request.names) args.push("--names", request.names);
     if (request.context) args.push("--context", request.context);
+    if (request.scope) args.push("--scope", request.scope);
     args.push("--topic", this.options.topic);
     let loadOptions: ReturnType<typeof parseLoadFlags>;
     try {

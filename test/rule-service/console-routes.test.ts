@@ -1,6 +1,7 @@
-/** The console's "Send test" through the rule-service route table, against real Postgres and Kafka. */
+/** The console's "Send test" and load panel through the rule-service route table, against real Postgres and Kafka. */
 import { afterAll, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
+import { readAlertNew } from "../../src/core/wire.ts";
 import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { consoleSettings, startConsole } from "../../src/stages/rule-service/console.ts";
 import { brokers, kafkaClients, quiet, TopicReader } from "../support/kafka.ts";
@@ -9,7 +10,12 @@ import { createClient, createRule, type Service, startService } from "./helpers.
 
 const { admin, producer } = kafkaClients();
 const notificationsTopic = uniqueName("test-console.notifications.ready");
-const consoleParts = startConsole(consoleSettings({ CONSOLE_NOTIFICATIONS_TOPIC: notificationsTopic }), {
+const alertsTopic = uniqueName("test-console.alerts.new");
+const consoleSettingsUsed = consoleSettings({
+  CONSOLE_NOTIFICATIONS_TOPIC: notificationsTopic,
+  CONSOLE_ALERTS_TOPIC: alertsTopic,
+});
+const consoleParts = startConsole(consoleSettingsUsed, {
   brokers,
   producer,
   logger: quiet,
@@ -53,6 +59,31 @@ test("Send test stores one row and announces it on notifications.ready; another 
       alertId: sent.body.alert_id,
     });
     expect(new TextDecoder().decode(reader.records[0]?.key ?? undefined)).toBe(client.id);
+  } finally {
+    await reader.close();
+  }
+}, 60_000);
+
+test("the load panel stamps the scope asked for on every alert, and refuses a malformed one naming it", async () => {
+  await admin.createTopics([{ name: alertsTopic, partitions: 1 }]);
+  const reader = new TopicReader(alertsTopic);
+  try {
+    const bad = await service.call("POST", "/api/v1/console/load", {
+      body: { rate: 50, duration_s: 1, scope: "tenant-b" },
+    });
+    expect({ status: bad.status, fields: bad.body?.error?.fields }).toEqual({
+      status: 400,
+      fields: { scope: "--scope: expected client:<client id> or shared:<name>" },
+    });
+    const scope = `client:${crypto.randomUUID()}`;
+    const started = await service.call("POST", "/api/v1/console/load", {
+      body: { rate: 50, duration_s: 1, scope },
+    });
+    expect(started.status).toBe(202);
+    expect(await reader.until((r) => r.length >= 50)).toBe(true);
+    expect(new Set(reader.records.map((r) => readAlertNew(r.value ?? new Uint8Array()).scope))).toEqual(
+      new Set([scope]),
+    );
   } finally {
     await reader.close();
   }

@@ -216,6 +216,11 @@ export function loadPage(_ctx: Context, root: HTMLElement): () => void {
     "data-testid": "load-names",
   });
   const context = h("input", { value: "env=console", "data-testid": "load-context" });
+  const scope = h("input", {
+    value: "",
+    placeholder: "client:<id> or shared:<name>",
+    "data-testid": "load-scope",
+  });
   const out = h("div", { "data-testid": "load-message" });
   const progressEl = h("div", { class: "card", "data-testid": "load-progress" }, "idle");
   const start = h("button", { type: "submit", "data-testid": "load-start" }, "Start");
@@ -311,6 +316,7 @@ export function loadPage(_ctx: Context, root: HTMLElement): () => void {
           sources: sources.value,
           names: names.value,
           context: context.value,
+          ...(scope.value === "" ? {} : { scope: scope.value }),
         });
         render(status);
         follow();
@@ -321,7 +327,7 @@ export function loadPage(_ctx: Context, root: HTMLElement): () => void {
     h(
       "p",
       { class: "muted small" },
-      "Runs the alert-producer's load generator inside the rule-service: alerts go to Kafka at the chosen rate. Lists are value:weight.",
+      "Runs the alert-producer's load generator inside the rule-service: alerts go to Kafka at the chosen rate. Lists are value:weight. Without a scope the alerts are internal and match every rule; with one, only the rules of clients granted it.",
     ),
     h("div", { class: "row" }, field("rate (alerts/s)", rate), field("duration (s)", duration)),
     h(
@@ -331,6 +337,7 @@ export function loadPage(_ctx: Context, root: HTMLElement): () => void {
       field("sources", sources),
       field("names", names),
       field("context", context),
+      field("scope", scope),
     ),
     h("div", { class: "row" }, start, stop),
   );

@@ -152,6 +152,7 @@ const loadBody = {
     sources: { ...optionalText, description: "value:weight,..." },
     names: { ...optionalText, description: "value:weight,..." },
     context: optionalText,
+    scope: { ...optionalText, description: "client:<id> or shared:<name>; absent: internal alerts" },
   },
   required: ["rate", "duration_s"],
 } as const;
@@ -429,6 +430,7 @@ export function consoleRoutes(sql: Sql, parts: ConsoleParts): Route[] {
             sources: text(body.sources),
             names: text(body.names),
             context: text(body.context),
+            scope: text(body.scope),
           });
         } catch (error) {
           if (error instanceof LoadInputError)
