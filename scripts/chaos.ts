@@ -1006,6 +1006,20 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       const from = base;
       return await waitUntil(() => activeMonitor.sent > from || allSent(), trackTimeoutMs, signal);
     };
+    /**
+     * Waits until alerts flow again after `sinceMs`: the evaluator consumes more and a send is
+     * acknowledged (or the stream is done). Both are awaited, whatever the first one gives.
+     */
+    const alertsFlowAgain = async (sinceMs: number): Promise<boolean> => {
+      const from = activeMonitor.consumedByStage("evaluator");
+      const flowing = await waitUntil(
+        () => activeMonitor.consumedByStage("evaluator") > from || stream.done,
+        trackTimeoutMs,
+        signal,
+      );
+      const acknowledged = await waitUntil(() => stream.lastAckAtMs > sinceMs || stream.done, trackTimeoutMs);
+      return flowing && acknowledged;
+    };
     const result = (
       kind: FaultKind,
       target: string,
@@ -1088,17 +1102,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       if (isAlive(pid)) process.kill(pid, "SIGKILL");
       await startAgain(ensureBroker);
       const backAtMs = clock();
-      const from = activeMonitor.consumedByStage("evaluator");
-      const flowing = await waitUntil(
-        () => activeMonitor.consumedByStage("evaluator") > from || stream.done,
-        trackTimeoutMs,
-        signal,
-      );
-      const acknowledged = await waitUntil(
-        () => stream.lastAckAtMs > backAtMs || stream.done,
-        trackTimeoutMs,
-      );
-      const resumed = flowing && acknowledged && (await sentGrows());
+      const resumed = (await alertsFlowAgain(backAtMs)) && (await sentGrows());
       return result(
         "kafka-restart",
         `broker pid ${pid} (${options.brokerStop === "kill" ? "kill -9" : "SIGTERM"})`,
@@ -1225,17 +1229,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           signal,
         );
         const movedAtMs = clock();
-        const from = activeMonitor.consumedByStage("evaluator");
-        const flowing = await waitUntil(
-          () => activeMonitor.consumedByStage("evaluator") > from || stream.done,
-          trackTimeoutMs,
-          signal,
-        );
-        const acknowledged = await waitUntil(
-          () => stream.lastAckAtMs > movedAtMs || stream.done,
-          trackTimeoutMs,
-        );
-        const resumed = takeoverMs !== undefined && flowing && acknowledged && (await sentGrows());
+        const flowing = await alertsFlowAgain(movedAtMs);
+        const resumed = takeoverMs !== undefined && flowing && (await sentGrows());
         const fault: FaultResult = {
           ...result(
             "broker-kill",

@@ -3,15 +3,13 @@
  * per (client, scope, alert) whatever the redeliveries, a notifications.ready for every non-terminal row
  * (including rows an earlier, crashed attempt inserted), invalid records dead-lettered with a reason.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { expect, test } from "bun:test";
 import { Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
-import { type ConsumedRecord, Producer } from "../../src/kafka/index.ts";
+import type { ConsumedRecord } from "../../src/kafka/index.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
 import { countDeliveries } from "../support/invariants.ts";
-import { brokers, quiet, TopicReader } from "../support/kafka.ts";
-import { type StageProcess, stopStage } from "../support/stages.ts";
+import { TopicReader } from "../support/kafka.ts";
 import {
   aggregatorTopics,
   alertMatched,
@@ -19,30 +17,10 @@ import {
   insertClientWithRule,
   startAggregator,
   text,
+  useAggregatorFixture,
 } from "./support.ts";
 
-let sql: Sql;
-let producer: Producer;
-const stages: StageProcess[] = [];
-const readers: TopicReader[] = [];
-const clientIds: string[] = [];
-
-beforeAll(() => {
-  sql = connectPostgres({ idleTimeoutSeconds: 1 });
-  producer = new Producer({ brokers, logger: quiet });
-});
-
-afterAll(async () => {
-  const exitCodes = await Promise.all(stages.map((stage) => stopStage(stage)));
-  await Promise.all(readers.map((reader) => reader.close()));
-  // No sender runs here: park this file's rows so no sender's safety net has to pick them up later.
-  await sql`
-    UPDATE notifications SET status = 'FAILED', last_error = 'aggregator test row', next_attempt_at = NULL
-    WHERE client_id = ANY(${clientIds}::uuid[]) AND status = 'RECEIVED'`;
-  await producer.close();
-  await sql.end();
-  expect(exitCodes).toEqual(stages.map(() => 0));
-});
+const { sql, producer, stages, readers, clientIds } = useAggregatorFixture("aggregator test row");
 
 async function setUp(prefix: string) {
   const topics = await aggregatorTopics(prefix);

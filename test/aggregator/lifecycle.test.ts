@@ -3,35 +3,17 @@
  * notification per episode whatever the re-sends and redeliveries, one resolved, nothing for an alert
  * never seen firing, and the sweep's resolve timeout and repeat reminders.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { expect, test } from "bun:test";
 import { AlertStatus } from "../../src/gen/alerting/v1/alert_pb.ts";
-import { Producer } from "../../src/kafka/index.ts";
-import { brokers, quiet } from "../support/kafka.ts";
-import { type StageProcess, stopStage } from "../support/stages.ts";
-import { aggregatorTopics, alertMatched, insertClientWithRule, startAggregator } from "./support.ts";
+import {
+  aggregatorTopics,
+  alertMatched,
+  insertClientWithRule,
+  startAggregator,
+  useAggregatorFixture,
+} from "./support.ts";
 
-let sql: Sql;
-let producer: Producer;
-const stages: StageProcess[] = [];
-const clientIds: string[] = [];
-
-beforeAll(() => {
-  sql = connectPostgres({ idleTimeoutSeconds: 1 });
-  producer = new Producer({ brokers, logger: quiet });
-});
-
-afterAll(async () => {
-  const exitCodes = await Promise.all(stages.map((stage) => stopStage(stage)));
-  // No sender runs here: park this file's rows so no sender's scheduler picks them up later.
-  await sql`
-    UPDATE notifications SET status = 'FAILED', last_error = 'lifecycle test row', next_attempt_at = NULL
-    WHERE client_id = ANY(${clientIds}::uuid[]) AND status = 'RECEIVED'`;
-  await sql`DELETE FROM alert_states WHERE client_id = ANY(${clientIds}::uuid[])`;
-  await producer.close();
-  await sql.end();
-  expect(exitCodes).toEqual(stages.map(() => 0));
-});
+const { sql, producer, stages, clientIds } = useAggregatorFixture("lifecycle test row");
 
 async function setUp(prefix: string, env: Record<string, string> = {}) {
   const topics = await aggregatorTopics(prefix);

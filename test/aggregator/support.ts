@@ -2,8 +2,9 @@
  * Helpers for the aggregator's integration tests (the sender's use some): AlertMatched records,
  * per-test topics and clients, and which partitions a stage process owns.
  */
+import { afterAll, expect } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { Sql } from "../../src/adapters/postgres.ts";
+import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import {
   type AlertMatched,
   AlertMatchedSchema,
@@ -11,11 +12,43 @@ import {
   NotificationReadySchema,
   Severity,
 } from "../../src/gen/alerting/v1/alert_pb.ts";
-import { Admin, type ConsumedRecord } from "../../src/kafka/index.ts";
+import { Admin, type ConsumedRecord, Producer } from "../../src/kafka/index.ts";
 import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
-import { brokers, quiet } from "../support/kafka.ts";
+import { brokers, quiet, type TopicReader } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
-import { type StageProcess, startStage } from "../support/stages.ts";
+import { type StageProcess, startStage, stopStage } from "../support/stages.ts";
+
+/**
+ * A test file's Postgres pool and producer, and the stage processes, readers and clients it records.
+ * After the file's tests the stages are stopped (each must exit 0) and the readers closed; no sender
+ * runs here, so the clients' RECEIVED rows are parked as FAILED for no sender to pick up later, and
+ * their alert states deleted.
+ */
+export function useAggregatorFixture(rowLabel: string): {
+  sql: Sql;
+  producer: Producer;
+  stages: StageProcess[];
+  readers: TopicReader[];
+  clientIds: string[];
+} {
+  const sql = connectPostgres({ idleTimeoutSeconds: 1 });
+  const producer = new Producer({ brokers, logger: quiet });
+  const stages: StageProcess[] = [];
+  const readers: TopicReader[] = [];
+  const clientIds: string[] = [];
+  afterAll(async () => {
+    const exitCodes = await Promise.all(stages.map((stage) => stopStage(stage)));
+    await Promise.all(readers.map((reader) => reader.close()));
+    await sql`
+      UPDATE notifications SET status = 'FAILED', last_error = ${rowLabel}, next_attempt_at = NULL
+      WHERE client_id = ANY(${clientIds}::uuid[]) AND status = 'RECEIVED'`;
+    await sql`DELETE FROM alert_states WHERE client_id = ANY(${clientIds}::uuid[])`;
+    await producer.close();
+    await sql.end();
+    expect(exitCodes).toEqual(stages.map(() => 0));
+  });
+  return { sql, producer, stages, readers, clientIds };
+}
 
 export interface AggregatorTopics {
   input: string;

@@ -2,36 +2,14 @@
  * Debian's real amtool (0.25) against the ingest server's Alertmanager API: each command exits 0 and
  * does what it does against an Alertmanager, with an ingest credential in --http.config.file.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import {
-  type AmtoolResult,
-  type ApiServer,
-  amtool,
-  insertNotification,
-  newClient,
-  sql,
-  startApiServer,
-  type TestClient,
-} from "./helpers.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { type AmtoolResult, amtool, insertNotification, serverWithTwoClients, sql } from "./helpers.ts";
 
 // Each amtool run is a process start and a few requests; on a busy machine a test of several runs
 // can take seconds.
 setDefaultTimeout(30_000);
 
-let server: ApiServer;
-let clientA: TestClient;
-let clientB: TestClient;
-
-beforeAll(async () => {
-  server = await startApiServer();
-  [clientA, clientB] = await Promise.all([newClient(), newClient()]);
-});
-
-afterAll(async () => {
-  await server.stop();
-  await sql`DELETE FROM notifications WHERE client_id IN (${clientA.id}, ${clientB.id})`;
-  await sql`DELETE FROM clients WHERE id IN (${clientA.id}, ${clientB.id})`;
-});
+const { server, clientA, clientB } = await serverWithTwoClients();
 
 const asA = (...args: string[]) => amtool(server.url, clientA.secret, args);
 const asB = (...args: string[]) => amtool(server.url, clientB.secret, args);

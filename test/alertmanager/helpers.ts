@@ -3,6 +3,7 @@
  * service's store functions), the alert-producer's `serve` process on a free port, and Debian's real
  * amtool pointed at it.
  */
+import { afterAll } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,6 +56,27 @@ export async function startApiServer(): Promise<ApiServer> {
       await stopStage(stage);
     },
   };
+}
+
+/**
+ * A test file's API server and two clients of its own, A and B. Call it at the top of the file: it
+ * registers the afterAll that stops the server and deletes the clients with their rows.
+ */
+export async function serverWithTwoClients(): Promise<{
+  server: ApiServer;
+  clientA: TestClient;
+  clientB: TestClient;
+}> {
+  const server = await startApiServer();
+  const [clientA, clientB] = await Promise.all([newClient(), newClient()]);
+  afterAll(async () => {
+    await server.stop();
+    const ids = [clientA.id, clientB.id];
+    await sql`DELETE FROM notifications WHERE client_id IN ${sql(ids)}`;
+    await sql`DELETE FROM alert_states WHERE client_id IN ${sql(ids)}`;
+    await sql`DELETE FROM clients WHERE id IN ${sql(ids)}`;
+  });
+  return { server, clientA, clientB };
 }
 
 export const bearer = (secret: string) => ({ authorization: `Bearer ${secret}` });

@@ -1,25 +1,18 @@
 /** The read side over HTTP: probes, status, receivers, alerts and alert groups, per client. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import {
-  type ApiServer,
   bearer,
   insertNotification,
   insertRuleWithEndpoint,
-  newClient,
-  sql,
-  startApiServer,
+  serverWithTwoClients,
   type TestClient,
 } from "./helpers.ts";
 
-let server: ApiServer;
-let clientA: TestClient;
-let clientB: TestClient;
+const { server, clientA, clientB } = await serverWithTwoClients();
 let receiverA: string;
 const alertName = `ReadSide${Date.now()}`;
 
 beforeAll(async () => {
-  server = await startApiServer();
-  [clientA, clientB] = await Promise.all([newClient(), newClient()]);
   const { ruleId, endpointId } = await insertRuleWithEndpoint(clientA.id);
   receiverA = `webhook/${endpointId}`;
   await insertNotification(clientA.id, {
@@ -59,13 +52,6 @@ beforeAll(async () => {
     ruleIds: [ruleId],
     state: "resolved",
   });
-});
-
-afterAll(async () => {
-  await server.stop();
-  await sql`DELETE FROM notifications WHERE client_id IN (${clientA.id}, ${clientB.id})`;
-  await sql`DELETE FROM alert_states WHERE client_id IN (${clientA.id}, ${clientB.id})`;
-  await sql`DELETE FROM clients WHERE id IN (${clientA.id}, ${clientB.id})`;
 });
 
 async function getJson(path: string, client: TestClient): Promise<{ status: number; body: unknown }> {

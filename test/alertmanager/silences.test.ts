@@ -2,30 +2,17 @@
  * /api/v2/silences and /api/v2/silence/{id} over HTTP against real Postgres: Alertmanager's semantics,
  * tenant scoping, and what a hostile caller sends.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import {
-  type ApiServer,
   bearer,
   newClient,
   newSharedCredential,
+  serverWithTwoClients,
   sql,
-  startApiServer,
   type TestClient,
 } from "./helpers.ts";
 
-let server: ApiServer;
-let clientA: TestClient;
-let clientB: TestClient;
-
-beforeAll(async () => {
-  server = await startApiServer();
-  [clientA, clientB] = await Promise.all([newClient(), newClient()]);
-});
-
-afterAll(async () => {
-  await server.stop();
-  await sql`DELETE FROM clients WHERE id IN (${clientA.id}, ${clientB.id})`;
-});
+const { server, clientA, clientB } = await serverWithTwoClients();
 
 interface GettableSilence {
   id: string;

@@ -3,14 +3,16 @@
  * only ever reads, changes or deletes rules of those clients: the rules table is shared with every
  * other test, so snapshots are compared with the database restricted to a test's own clients.
  */
+import { afterAll } from "bun:test";
 import postgres from "postgres";
-import type { Sql } from "../../src/adapters/postgres.ts";
-import type { RedisClient } from "../../src/adapters/redis.ts";
+import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import { loadRulesSnapshot, rulesChangedChannel } from "../../src/adapters/rule-source.ts";
 import {
   readSnapshotBytes,
   readSnapshotVersion,
   type SnapshotKeys,
+  snapshotKeys,
 } from "../../src/adapters/snapshot-store.ts";
 import type { Grant, Rule } from "../../src/core/matching/types.ts";
 import { parseSeverityPattern } from "../../src/core/severity.ts";
@@ -30,6 +32,68 @@ export function connectForChanges(): Sql {
     onnotice: () => {},
     connection: { synchronous_commit: "off" },
   });
+}
+
+/**
+ * A test file's Postgres pools and the rows it owns: the clients and shared scopes made through it are
+ * deleted after the file's tests, then the pools are closed.
+ */
+export function usePostgresFixture(connectionsMax: number): {
+  /** Reads, as the stage's own pool does. */
+  sql: Sql;
+  /** For the file's own rows: inserts, updates, deletes. */
+  changes: Sql;
+  ownClient(): Promise<string>;
+  ownSharedScope(clientIds: readonly string[]): Promise<{ id: string; name: string }>;
+} {
+  const sql = connectPostgres({ connectionsMax, idleTimeoutSeconds: 1 });
+  const changes = connectForChanges();
+  const ownedClients: string[] = [];
+  const ownedScopes: string[] = [];
+  afterAll(async () => {
+    await deleteSharedScopes(changes, ownedScopes);
+    await deleteClients(changes, ownedClients);
+    await sql.end();
+    await changes.end();
+  });
+  return {
+    sql,
+    changes,
+    async ownClient() {
+      const id = await createClient(changes);
+      ownedClients.push(id);
+      return id;
+    },
+    async ownSharedScope(clientIds) {
+      const scope = await createSharedScope(changes, clientIds);
+      ownedScopes.push(scope.id);
+      return scope;
+    },
+  };
+}
+
+/**
+ * A test file's Redis connection and the snapshot keys it owns (named after `prefix`), deleted after
+ * the file's tests before the connection is closed.
+ */
+export function useRedisFixture(prefix: string): {
+  redis: RedisClient;
+  ownKeys(name: string): SnapshotKeys;
+} {
+  const redis = connectRedis();
+  const ownedKeys: string[] = [];
+  afterAll(async () => {
+    if (ownedKeys.length > 0) await redis.del(...ownedKeys);
+    redis.disconnect();
+  });
+  return {
+    redis,
+    ownKeys(name) {
+      const keys = snapshotKeys(`${uniqueName(`${prefix}-${name}`)}:rules:`);
+      ownedKeys.push(keys.snapshot, keys.version);
+      return keys;
+    },
+  };
 }
 
 export async function createClient(sql: Sql): Promise<string> {

@@ -2,41 +2,22 @@
  * The rules COPY against the real Postgres: what the server sends is parsed into exactly the rules a
  * plain SELECT returns, whatever the text holds, and a parse error leaves the connection usable.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { connectPostgres, type Sql, type TransactionSql } from "../../src/adapters/postgres.ts";
+import { expect, test } from "bun:test";
+import type { TransactionSql } from "../../src/adapters/postgres.ts";
 import { copyEnabledRules, loadRulesSnapshot } from "../../src/adapters/rule-source.ts";
 import { RuleCopyError } from "../../src/adapters/rules-copy.ts";
 import { snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
 import { prng } from "../support/random-rules.ts";
 import {
-  connectForChanges,
-  createClient,
-  createSharedScope,
-  deleteClients,
-  deleteSharedScopes,
   describeGrants,
   describeRules,
   enabledRulesOf,
   insertRule,
   ofClients,
+  usePostgresFixture,
 } from "./helpers.ts";
 
-let sql: Sql;
-let changes: Sql;
-const ownedClients: string[] = [];
-const ownedScopes: string[] = [];
-
-beforeAll(() => {
-  sql = connectPostgres({ connectionsMax: 2, idleTimeoutSeconds: 1 });
-  changes = connectForChanges();
-});
-
-afterAll(async () => {
-  await deleteSharedScopes(changes, ownedScopes);
-  await deleteClients(changes, ownedClients);
-  await sql.end();
-  await changes.end();
-});
+const { sql, changes, ownClient, ownSharedScope } = usePostgresFixture(2);
 
 // What COPY's text format would escape, multi-byte UTF-8, and text that looks like COPY syntax.
 const tricky = [
@@ -55,8 +36,7 @@ const tricky = [
 
 test("the COPY path reads exactly the enabled rules a SELECT returns, whatever their text", async () => {
   const random = prng(42);
-  const clients = [await createClient(changes), await createClient(changes)];
-  ownedClients.push(...clients);
+  const clients = [await ownClient(), await ownClient()];
   const severities = ["LOW", "MEDIUM", "HIGH", "CRITICAL", "*"];
   const pick = <T>(values: readonly T[]) => values[Math.floor(random() * values.length)] as T;
   const seen = new Set<string>();
@@ -81,17 +61,11 @@ test("the COPY path reads exactly the enabled rules a SELECT returns, whatever t
 });
 
 test("grants of shared scopes are read beside the rules; grants to clients without enabled rules are left out", async () => {
-  const [withRules, disabledOnly, without] = [
-    await createClient(changes),
-    await createClient(changes),
-    await createClient(changes),
-  ];
-  ownedClients.push(withRules, disabledOnly, without);
+  const [withRules, disabledOnly, without] = [await ownClient(), await ownClient(), await ownClient()];
   await insertRule(changes, withRules, { name: "granted" });
   await insertRule(changes, disabledOnly, { name: "off", enabled: false });
-  const first = await createSharedScope(changes, [withRules, disabledOnly, without]);
-  const second = await createSharedScope(changes, [withRules]);
-  ownedScopes.push(first.id, second.id);
+  const first = await ownSharedScope([withRules, disabledOnly, without]);
+  const second = await ownSharedScope([withRules]);
   const grantsOf = async () => {
     const owned = new Set([withRules, disabledOnly, without]);
     return describeGrants(snapshotGrants(await loadRulesSnapshot(sql)).filter((g) => owned.has(g.clientId)));

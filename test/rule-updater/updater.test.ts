@@ -3,15 +3,14 @@
  * as a real process. Each test has its own Redis key prefix, its own clients and rules, and (for the
  * process) its own rule.changed topic and group.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import {
   readSnapshotBytes,
   readSnapshotVersion,
   type SnapshotKeys,
-  snapshotKeys,
   writeSnapshotIfNewer,
 } from "../../src/adapters/snapshot-store.ts";
 import { buildSnapshot, decodeSnapshot, encodeSnapshot, snapshotRules } from "../../src/core/snapshot.ts";
@@ -24,11 +23,6 @@ import { brokers, createTopics, headerText, quiet, TopicReader, text } from "../
 import { uniqueName } from "../support/names.ts";
 import { eventually, startStage, stopStage } from "../support/stages.ts";
 import {
-  connectForChanges,
-  createClient,
-  createSharedScope,
-  deleteClients,
-  deleteSharedScopes,
   describeRules,
   enabledRulesOf,
   fromScratch,
@@ -37,42 +31,12 @@ import {
   storedGrantsOf,
   storedRulesOf,
   storedSnapshot,
+  usePostgresFixture,
+  useRedisFixture,
 } from "./helpers.ts";
 
-let sql: Sql;
-/** For this file's own rows: inserts, updates, deletes. */
-let changes: Sql;
-let redis: RedisClient;
-const ownedClients: string[] = [];
-const ownedScopes: string[] = [];
-const ownedKeys: string[] = [];
-
-beforeAll(() => {
-  sql = connectPostgres({ connectionsMax: 6, idleTimeoutSeconds: 1 });
-  changes = connectForChanges();
-  redis = connectRedis();
-});
-
-afterAll(async () => {
-  await deleteSharedScopes(changes, ownedScopes);
-  await deleteClients(changes, ownedClients);
-  if (ownedKeys.length > 0) await redis.del(...ownedKeys);
-  redis.disconnect();
-  await sql.end();
-  await changes.end();
-});
-
-function ownKeys(name: string): SnapshotKeys {
-  const keys = snapshotKeys(`${uniqueName(`test-updater-${name}`)}:rules:`);
-  ownedKeys.push(keys.snapshot, keys.version);
-  return keys;
-}
-
-async function ownClient(): Promise<string> {
-  const id = await createClient(changes);
-  ownedClients.push(id);
-  return id;
-}
+const { sql, changes, ownClient, ownSharedScope } = usePostgresFixture(6);
+const { redis, ownKeys } = useRedisFixture("test-updater");
 
 /**
  * A Redis client that holds back its snapshot writes of even versions until a newer version has been
@@ -347,8 +311,7 @@ test("reconcile repairs grants that drifted while the rules did not", async () =
   const keys = ownKeys("grant-drift");
   const clientId = await ownClient();
   await insertRule(changes, clientId, { name: "granted" });
-  const scope = await createSharedScope(changes, [clientId]);
-  ownedScopes.push(scope.id);
+  const scope = await ownSharedScope([clientId]);
   const updater = new RuleUpdater(sql, redis, keys, quiet);
   await updater.rebuild();
   const expected = [`${scope.name} ${clientId}`];
@@ -435,8 +398,7 @@ test("the stage process applies a grant change announced on the rules channel wi
   try {
     expect(await storedGrantsOf(redis, keys, [clientId])).toEqual([]);
     const grantedAt = performance.now();
-    const scope = await createSharedScope(changes, [clientId]); // grants, then NOTIFY as the API does
-    ownedScopes.push(scope.id);
+    const scope = await ownSharedScope([clientId]); // grants, then NOTIFY as the API does
     const expected = [`${scope.name} ${clientId}`];
     expect(
       await eventually(async () => (await storedGrantsOf(redis, keys, [clientId])).length > 0, 1000, 10),

@@ -3,56 +3,18 @@
  * Redis: a committed rule change reaches Redis through LISTEN alone, a wiped Redis is rebuilt by the
  * check, and a check that never settles fails the watch instead of stalling it for good.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
-import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
+import { expect, test } from "bun:test";
+import { connectRedis } from "../../src/adapters/redis.ts";
 import { rulesChangedChannel } from "../../src/adapters/rule-source.ts";
-import { readSnapshotVersion, type SnapshotKeys, snapshotKeys } from "../../src/adapters/snapshot-store.ts";
+import { readSnapshotVersion } from "../../src/adapters/snapshot-store.ts";
 import { DeadlineError } from "../../src/runtime/deadline.ts";
 import { RuleUpdater, startSnapshotWatch } from "../../src/stages/rule-updater/updater.ts";
 import { quiet } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
 import { eventually } from "../support/stages.ts";
-import {
-  connectForChanges,
-  createClient,
-  deleteClients,
-  fromScratch,
-  insertRule,
-  storedRulesOf,
-} from "./helpers.ts";
+import { fromScratch, insertRule, storedRulesOf, usePostgresFixture, useRedisFixture } from "./helpers.ts";
 
-let sql: Sql;
-let changes: Sql;
-let redis: RedisClient;
-const ownedClients: string[] = [];
-const ownedKeys: string[] = [];
-
-beforeAll(() => {
-  sql = connectPostgres({ connectionsMax: 4, idleTimeoutSeconds: 1 });
-  changes = connectForChanges();
-  redis = connectRedis();
-});
-
-afterAll(async () => {
-  await deleteClients(changes, ownedClients);
-  if (ownedKeys.length > 0) await redis.del(...ownedKeys);
-  redis.disconnect();
-  await sql.end();
-  await changes.end();
-});
-
-function ownKeys(name: string): SnapshotKeys {
-  const keys = snapshotKeys(`${uniqueName(`test-watch-${name}`)}:rules:`);
-  ownedKeys.push(keys.snapshot, keys.version);
-  return keys;
-}
-
-async function ownClient(): Promise<string> {
-  const id = await createClient(changes);
-  ownedClients.push(id);
-  return id;
-}
+const { sql, changes, ownClient } = usePostgresFixture(4);
+const { redis, ownKeys } = useRedisFixture("test-watch");
 
 test("a committed rule change reaches Redis through LISTEN, with no rule.changed record and no check", async () => {
   const keys = ownKeys("listen");
