@@ -14,6 +14,7 @@
  * of the same sizes (no cache, worst) read low: take them as lower bounds. Zero stays zero.
  */
 import { heapStats } from "bun:jsc";
+import { prng } from "../harness/random-rules.ts";
 import { CompiledMatcher, type CompiledMatcherOptions } from "../src/core/matching/compiled.ts";
 import { ReferenceMatcher } from "../src/core/matching/reference.ts";
 import { clientScope, ScopeFilter, sharedScope } from "../src/core/matching/scope.ts";
@@ -32,7 +33,6 @@ import {
   type Snapshot,
   snapshotGrants,
 } from "../src/core/snapshot.ts";
-import { prng } from "../test/support/random-rules.ts";
 
 const SOURCES = 8000;
 const NAMES = 4000;

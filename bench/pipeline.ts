@@ -2,7 +2,7 @@
  * End-to-end pipeline benchmark: `./dev bench pipeline [--alerts N] [--rate R] [--warm-up N]
  * [--clients C] [--env [stage.]KEY=VALUE ...] [--idle-timeout S] [--phase-timeout S]`.
  *
- * Every stage runs as its own process (test/support/pipeline.ts: own topics of 6 partitions,
+ * Every stage runs as its own process (harness/pipeline.ts: own topics of 6 partitions,
  * groups, Redis prefix)
  * against the local broker, Postgres and Redis; webhooks go to a sink process (bench/pipeline/sink.ts).
  * C clients (default 100) each get one rule (HIGH, source, a<i>) and one webhook endpoint; alert k is
@@ -32,12 +32,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { type Pipeline, startPipeline } from "../harness/pipeline.ts";
+import type { StageName } from "../harness/stages.ts";
 import { webhookPayload } from "../src/channels/webhook.ts";
 import { Admin, type ProduceRecord } from "../src/kafka/index.ts";
 import { infraUrls } from "../src/runtime/env.ts";
 import { createLogger } from "../src/runtime/log.ts";
-import { type Pipeline, startPipeline } from "../test/support/pipeline.ts";
-import type { StageName } from "../test/support/stages.ts";
 import { table } from "./match.ts";
 import { AlertEncoder, alertId, alertName, checkEncoding } from "./pipeline/alerts.ts";
 import {

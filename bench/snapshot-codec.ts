@@ -9,6 +9,7 @@
  * it replaces.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
+import { copyBytes } from "../harness/rules-copy.ts";
 import { RuleCopyParser } from "../src/adapters/rules-copy.ts";
 import { CompiledMatcher } from "../src/core/matching/compiled.ts";
 import {
@@ -20,7 +21,6 @@ import {
   snapshotRules,
 } from "../src/core/snapshot.ts";
 import { RulesSnapshotSchema } from "../src/gen/alerting/v1/rule_pb.ts";
-import { copyBytes } from "../test/support/rules-copy.ts";
 import { realisticRules, table } from "./match.ts";
 
 const time = <T>(work: () => T): [T, number] => {

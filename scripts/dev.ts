@@ -249,14 +249,14 @@ function clusterEnv(): Record<string, string> {
 }
 
 /**
- * `./dev chaos`: its own process (scripts/chaos.ts), which loads the Kafka client and the test
+ * `./dev chaos`: its own process (harness/chaos.ts), which loads the Kafka client and the test
  * harness no other command needs. With --cluster it runs against the cluster (started here if
  * needed, stopped again afterwards then): every Kafka client reads KAFKA_BROKERS when it starts.
  * The run handles Ctrl-C itself (stops the stages, restores the services): wait for it.
  */
 async function chaos(args: string[]): Promise<number> {
   process.on("SIGINT", () => {});
-  const script = [bun, join(repoRoot, "scripts/chaos.ts"), ...args];
+  const script = [bun, join(repoRoot, "harness/chaos.ts"), ...args];
   if (!args.includes("--cluster") || args.includes("--help") || args.includes("-h")) return await run(script);
   const cluster = await ensureCluster();
   try {

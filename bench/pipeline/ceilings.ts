@@ -12,11 +12,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createScratchNotifications } from "../../harness/scratch-notifications.ts";
 import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import { clientScope } from "../../src/core/matching/scope.ts";
 import type { Admin } from "../../src/kafka/index.ts";
-import { createScratchNotifications } from "../../test/support/scratch-notifications.ts";
 import { type CpuUse, startCpuMeter } from "../support/cpu.ts";
 import { kcatConsumeCount, kcatProduceFile } from "../support/kcat.ts";
 

@@ -6,12 +6,12 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+import { type StageName, startStage, stopStage } from "../../harness/stages.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import { Admin, type ProduceRecord, Producer } from "../../src/kafka/index.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { createLogger } from "../../src/runtime/log.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
-import { type StageName, startStage, stopStage } from "../../test/support/stages.ts";
 
 export { table } from "../match.ts";
 
@@ -155,7 +155,7 @@ export function fillRate(watch: FillWatch): number {
   return elapsedMs > 0 ? ((watch.total - watch.countAtFirst) / elapsedMs) * 1000 : Number.NaN;
 }
 
-/** How long a bench waits for a stage's "started" line (test/support/stages.ts waits 20 s). */
+/** How long a bench waits for a stage's "started" line (harness/stages.ts waits 20 s). */
 const stageStartTimeoutMs = 30_000;
 
 export interface StageRun<T> {

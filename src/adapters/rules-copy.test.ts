@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { prng, randomRules } from "../../test/support/random-rules.ts";
-import { copyBytes } from "../../test/support/rules-copy.ts";
+import { prng, randomRules } from "../../harness/random-rules.ts";
+import { copyBytes } from "../../harness/rules-copy.ts";
 import type { Rule } from "../core/matching/types.ts";
 import { buildSnapshot, encodeSnapshot, SnapshotBuilder } from "../core/snapshot.ts";
 import { RuleCopyError, RuleCopyParser } from "./rules-copy.ts";

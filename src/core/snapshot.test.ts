@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { pick, prng, randomRules, randomUuid } from "../../test/support/random-rules.ts";
+import { pick, prng, randomRules, randomUuid } from "../../harness/random-rules.ts";
 import { RulesSnapshotSchema } from "../gen/alerting/v1/rule_pb.ts";
 import type { Grant, Rule } from "./matching/types.ts";
 import type { OpenSilence } from "./silence.ts";

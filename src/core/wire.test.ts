@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { pick, prng, randomUuid } from "../../test/support/random-rules.ts";
+import { pick, prng, randomUuid } from "../../harness/random-rules.ts";
 import { AlertMatchedSchema, type AlertNew, AlertNewSchema } from "../gen/alerting/v1/alert_pb.ts";
 import { deriveAlertId } from "./alert-id.ts";
 import { textProblem } from "./text.ts";

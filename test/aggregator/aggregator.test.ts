@@ -4,12 +4,12 @@
  * (including rows an earlier, crashed attempt inserted), invalid records dead-lettered with a reason.
  */
 import { expect, test } from "bun:test";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { TopicReader } from "../../harness/kafka.ts";
 import { Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
 import type { ConsumedRecord } from "../../src/kafka/index.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
-import { countDeliveries } from "../support/invariants.ts";
-import { TopicReader } from "../support/kafka.ts";
 import {
   aggregatorTopics,
   alertMatched,

@@ -9,11 +9,11 @@
  * times out (10 s): with three processes, three kills fit in one such pause instead of one.
  */
 import { afterAll, expect, test } from "bun:test";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { brokers, quiet, TopicReader } from "../../harness/kafka.ts";
+import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { type ProduceRecord, Producer } from "../../src/kafka/index.ts";
-import { countDeliveries } from "../support/invariants.ts";
-import { brokers, quiet, TopicReader } from "../support/kafka.ts";
-import { eventually, type StageProcess, stopStage } from "../support/stages.ts";
 import {
   aggregatorTopics,
   alertMatched,

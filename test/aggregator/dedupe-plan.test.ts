@@ -6,14 +6,14 @@
  * Runs on a scratch copy of `notifications`, so no other test's rows or statistics matter.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { uniqueName } from "../../harness/names.ts";
+import { createScratchNotifications } from "../../harness/scratch-notifications.ts";
 import {
   dedupeInsert,
   insertNotifications,
   type NotificationInput,
 } from "../../src/adapters/notification-store.ts";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
-import { uniqueName } from "../support/names.ts";
-import { createScratchNotifications } from "../support/scratch-notifications.ts";
 
 const sql = connectPostgres({ connectionsMax: 2, idleTimeoutSeconds: 1 });
 const table = uniqueName("dedupe_plan").replace(/[^a-z0-9_]/g, "_");

@@ -8,6 +8,9 @@
  * counts the dead letters by reason class and commits past all of them.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { brokers, consumeOnceAssigned, quiet, TopicReader } from "../../harness/kafka.ts";
+import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
 import { migrate } from "../../src/adapters/migrations.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { Admin, Consumer, Producer } from "../../src/kafka/index.ts";
@@ -15,9 +18,6 @@ import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
 import { metric } from "../evaluator/helpers.ts";
-import { countDeliveries } from "../support/invariants.ts";
-import { brokers, consumeOnceAssigned, quiet, TopicReader } from "../support/kafka.ts";
-import { eventually, type StageProcess, stopStage } from "../support/stages.ts";
 import { aggregatorTopics, alertMatched, decodeReady, startAggregator, text } from "./support.ts";
 
 // Its own schema: the rows it counts are this file's only.

@@ -4,6 +4,9 @@
  */
 import { afterAll, expect } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { brokers, quiet, type TopicReader } from "../../harness/kafka.ts";
+import { uniqueName } from "../../harness/names.ts";
+import { type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import {
   type AlertMatched,
@@ -14,9 +17,6 @@ import {
 } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, type ConsumedRecord, Producer } from "../../src/kafka/index.ts";
 import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
-import { brokers, quiet, type TopicReader } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
-import { type StageProcess, startStage, stopStage } from "../support/stages.ts";
 
 /**
  * A test file's Postgres pool and producer, and the stage processes, readers and clients it records.

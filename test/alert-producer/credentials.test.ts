@@ -3,9 +3,9 @@
  * Postgres: without a valid credential nothing is read or written; with one, every alert carries its scope.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { issueCredential, type TestCredential } from "../../harness/ingest-credentials.ts";
+import { uniqueName } from "../../harness/names.ts";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
-import { issueCredential, type TestCredential } from "../support/ingest-credentials.ts";
-import { uniqueName } from "../support/names.ts";
 import { newTopic, postJson, type Server, startServer, stopServer, TopicReader } from "./helpers.ts";
 
 let server: Server;

@@ -5,13 +5,17 @@
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Subprocess } from "bun";
+import {
+  clientWithCredential,
+  deleteClients,
+  type TestCredential,
+} from "../../harness/ingest-credentials.ts";
+import { brokers, quiet } from "../../harness/kafka.ts";
+import { uniqueName } from "../../harness/names.ts";
+import { type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { type AlertNew, AlertNewSchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, Consumer } from "../../src/kafka/index.ts";
-import { clientWithCredential, deleteClients, type TestCredential } from "../support/ingest-credentials.ts";
-import { brokers, quiet } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
-import { type StageProcess, startStage, stopStage } from "../support/stages.ts";
 
 const repoRoot = new URL("../..", import.meta.url).pathname;
 export const mainPath = "src/stages/alert-producer/main.ts";

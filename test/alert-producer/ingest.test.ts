@@ -1,7 +1,7 @@
 /** `main.ts serve` as a real process: both ingest APIs, read back from its own topic. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rawRequest } from "../../harness/raw-http.ts";
 import { deriveAlertId } from "../../src/core/alert-id.ts";
-import { rawRequest } from "../support/raw-http.ts";
 import { newTopic, postJson, type Server, startServer, stopServer, TopicReader } from "./helpers.ts";
 
 let server: Server;

@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import http from "node:http";
+import { issueCredential, type TestCredential } from "../../harness/ingest-credentials.ts";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
-import { issueCredential, type TestCredential } from "../support/ingest-credentials.ts";
 import { newTopic, type Server, startServer, stopServer, TopicReader } from "./helpers.ts";
 
 const burst = 3;

@@ -7,11 +7,11 @@ import { afterAll } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { clientWithCredential, issueCredential } from "../../harness/ingest-credentials.ts";
+import { uniqueName } from "../../harness/names.ts";
+import { startStage, stopStage } from "../../harness/stages.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { mainPath, newTopic } from "../alert-producer/helpers.ts";
-import { clientWithCredential, issueCredential } from "../support/ingest-credentials.ts";
-import { uniqueName } from "../support/names.ts";
-import { startStage, stopStage } from "../support/stages.ts";
 
 /**
  * Shared by every test file of the run (bun runs them in one process), so no file ends it; idle

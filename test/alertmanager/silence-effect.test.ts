@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type IngestCredential, type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { eventually } from "../../harness/stages.ts";
 import { AlertNewSchema } from "../../src/gen/alerting/v1/alert_pb.ts";
-import { type IngestCredential, type Pipeline, startPipeline } from "../support/pipeline.ts";
-import { eventually } from "../support/stages.ts";
 import { amtool } from "./helpers.ts";
 
 let pipeline: Pipeline;

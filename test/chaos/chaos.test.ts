@@ -1,5 +1,5 @@
 /**
- * Chaos, compressed: the fault injector of `./dev chaos` (scripts/chaos.ts) with the spec's minimums
+ * Chaos, compressed: the fault injector of `./dev chaos` (harness/chaos.ts) with the spec's minimums
  * and the invariants asserted with counted numbers.
  *
  * At least 200,000 alerts flow through every stage (the stream goes on until the last fault has
@@ -15,8 +15,8 @@
  * three back (runChaos restores them itself, and so does this file).
  */
 import { afterAll, expect, test } from "bun:test";
-import { type ChaosReport, formatReport, restoreServices, runChaos } from "../../scripts/chaos.ts";
-import { expectChaosInvariants } from "../support/chaos-invariants.ts";
+import { type ChaosReport, formatReport, restoreServices, runChaos } from "../../harness/chaos.ts";
+import { expectChaosInvariants } from "../../harness/chaos-invariants.ts";
 
 const kills = 10;
 let report: ChaosReport | undefined;

@@ -5,7 +5,7 @@
  * may be lost or duplicated: the same counted invariants as the chaos test.
  */
 import { expect, test } from "bun:test";
-import { formatReport, runChaos } from "../../scripts/chaos.ts";
+import { formatReport, runChaos } from "../../harness/chaos.ts";
 
 test("rolling SIGTERM restart of every stage under load: each exits 0 within 5 s, nothing lost or duplicated", async () => {
   const report = await runChaos({

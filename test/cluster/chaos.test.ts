@@ -18,14 +18,14 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ChaosReport, takeoverBoundMs } from "../../scripts/chaos.ts";
+import { type ChaosReport, takeoverBoundMs } from "../../harness/chaos.ts";
+import { expectChaosInvariants } from "../../harness/chaos-invariants.ts";
 import {
   clusterBrokers,
   clusterReplicationFactor,
   ensureCluster,
   stopCluster,
 } from "../../scripts/cluster.ts";
-import { expectChaosInvariants } from "../support/chaos-invariants.ts";
 
 const repoRoot = new URL("../..", import.meta.url).pathname;
 const scratch = mkdtempSync(join(tmpdir(), "cluster-chaos-"));
@@ -41,7 +41,7 @@ test("two copies of every stage on three brokers: kill -9 of a copy of each and 
   stopAfterwards = cluster.startedNow;
   const reportPath = join(scratch, "report.json");
   const child = Bun.spawn(
-    [process.execPath, "scripts/chaos.ts", "--cluster", "--seed", "3", "--report-json", reportPath],
+    [process.execPath, "harness/chaos.ts", "--cluster", "--seed", "3", "--report-json", reportPath],
     {
       cwd: repoRoot,
       env: {

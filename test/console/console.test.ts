@@ -13,10 +13,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { uniqueName } from "../../harness/names.ts";
+import { type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { eventually } from "../../harness/stages.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
-import { uniqueName } from "../support/names.ts";
-import { type Pipeline, startPipeline } from "../support/pipeline.ts";
-import { eventually } from "../support/stages.ts";
 
 const chromiumPath = "/usr/bin/chromium";
 const repoRoot = new URL("../..", import.meta.url).pathname;

@@ -7,9 +7,9 @@
  * one of them (usually a `./dev up` left running) the test fails at once and says which.
  */
 import { expect, test } from "bun:test";
+import { eventually } from "../../harness/stages.ts";
 import { assertPortsFree } from "../../scripts/demo/processes.ts";
 import { demoPorts, stagePorts } from "../../scripts/stages.ts";
-import { eventually } from "../support/stages.ts";
 
 const repoRoot = new URL("../..", import.meta.url).pathname;
 const sinkLine = (kind: "webhook" | "mail") => new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3}  ${kind} `);

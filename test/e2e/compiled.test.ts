@@ -3,10 +3,10 @@
  * started from the one binary, and a known alert stream arrives at the sink exactly once per alert.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { eventually } from "../../harness/stages.ts";
 import { binaryPath, buildBinary } from "../../scripts/build.ts";
-import { countDeliveries } from "../support/invariants.ts";
-import { type Pipeline, startPipeline } from "../support/pipeline.ts";
-import { eventually } from "../support/stages.ts";
 
 let pipeline: Pipeline;
 

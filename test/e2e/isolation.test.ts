@@ -7,12 +7,12 @@
  * suppresses nothing; without a valid credential nothing is produced at all.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { TopicReader } from "../../harness/kafka.ts";
+import { type IngestCredential, type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { eventually } from "../../harness/stages.ts";
 import { connectRedis } from "../../src/adapters/redis.ts";
 import { readSnapshotBytes, snapshotKeys } from "../../src/adapters/snapshot-store.ts";
 import { decodeSnapshot, snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
-import { TopicReader } from "../support/kafka.ts";
-import { type IngestCredential, type Pipeline, startPipeline } from "../support/pipeline.ts";
-import { eventually } from "../support/stages.ts";
 
 let pipeline: Pipeline;
 let topic: TopicReader;

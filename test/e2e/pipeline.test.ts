@@ -3,10 +3,10 @@
  * rules created through the API, alerts produced to Kafka, notifications counted at a webhook sink.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { eventually } from "../../harness/stages.ts";
 import { Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
-import { countDeliveries } from "../support/invariants.ts";
-import { type Pipeline, startPipeline } from "../support/pipeline.ts";
-import { eventually } from "../support/stages.ts";
 
 let pipeline: Pipeline;
 

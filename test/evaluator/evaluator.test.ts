@@ -5,6 +5,9 @@
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { uniqueName } from "../../harness/names.ts";
+import { eventually, type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
 import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import { type SnapshotKeys, snapshotKeys, writeSnapshotIfNewer } from "../../src/adapters/snapshot-store.ts";
 import { deriveAlertId } from "../../src/core/alert-id.ts";
@@ -15,9 +18,6 @@ import { type AlertMatched, AlertMatchedSchema, Severity } from "../../src/gen/a
 import { type ConsumedRecord, Producer } from "../../src/kafka/index.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
-import { countDeliveries } from "../support/invariants.ts";
-import { uniqueName } from "../support/names.ts";
-import { eventually, type StageProcess, startStage, stopStage } from "../support/stages.ts";
 import {
   alertBytes,
   brokers,

@@ -1,8 +1,10 @@
 /**
  * Helpers for the stage integration tests in test/evaluator and test/rule-updater (stages are spawned
- * with test/support/stages.ts): topics, scraping /metrics, building alerts and writing snapshots.
+ * with harness/stages.ts): topics, scraping /metrics, building alerts and writing snapshots.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
+import { brokers, quiet } from "../../harness/kafka.ts";
+import type { StageProcess } from "../../harness/stages.ts";
 import type { RedisClient } from "../../src/adapters/redis.ts";
 import { type SnapshotKeys, writeSnapshotIfNewer } from "../../src/adapters/snapshot-store.ts";
 import type { Grant, Rule } from "../../src/core/matching/types.ts";
@@ -10,11 +12,9 @@ import { buildSnapshot, encodeSnapshot } from "../../src/core/snapshot.ts";
 import { type AlertNew, AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, type ConsumedRecord } from "../../src/kafka/index.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
-import { brokers, quiet } from "../support/kafka.ts";
-import type { StageProcess } from "../support/stages.ts";
 
 // Re-exported for the evaluator and rule-updater tests, which import them from here.
-export { brokers, quiet, TopicReader } from "../support/kafka.ts";
+export { brokers, quiet, TopicReader } from "../../harness/kafka.ts";
 
 /** kill -9: no shutdown, no final commit. */
 export async function killStage(stage: StageProcess): Promise<void> {

@@ -3,10 +3,10 @@
  * consumer group, and counts what was lost and what was delivered twice.
  */
 import { describe, expect, test } from "bun:test";
+import { countDeliveries, offsetGaps } from "../../harness/invariants.ts";
+import { brokers, kafkaClients, quiet } from "../../harness/kafka.ts";
+import { uniqueName } from "../../harness/names.ts";
 import { type ConsumedRecord, Consumer, KafkaError, Producer } from "../../src/kafka/index.ts";
-import { countDeliveries, offsetGaps } from "../support/invariants.ts";
-import { brokers, kafkaClients, quiet } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
 
 const { admin, producer } = kafkaClients();
 

@@ -3,10 +3,10 @@
  * Native memory must not leak: RSS after the run stays within a bound of RSS after warm-up.
  */
 import { expect, test } from "bun:test";
+import { uniqueName } from "../../harness/names.ts";
 import { Admin, Consumer, Producer } from "../../src/kafka/index.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { createLogger } from "../../src/runtime/log.ts";
-import { uniqueName } from "../support/names.ts";
 
 const recordsTotal = 1_000_000;
 const batchSize = 10_000;

@@ -1,11 +1,11 @@
 /** The console's "Send test" and load panel through the rule-service route table, against real Postgres and Kafka. */
 import { afterAll, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
+import { brokers, kafkaClients, quiet, TopicReader } from "../../harness/kafka.ts";
+import { uniqueName } from "../../harness/names.ts";
 import { readAlertNew } from "../../src/core/wire.ts";
 import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { consoleSettings, startConsole } from "../../src/stages/rule-service/console.ts";
-import { brokers, kafkaClients, quiet, TopicReader } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
 import { createClient, createRule, type Service, startService } from "./helpers.ts";
 
 const { admin, producer } = kafkaClients();

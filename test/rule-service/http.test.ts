@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rawRequest } from "../support/raw-http.ts";
+import { rawRequest } from "../../harness/raw-http.ts";
 import { adminToken, createClient, createRule, type Service, startService } from "./helpers.ts";
 import { type RuleServiceProcess, startRuleServiceProcess } from "./process.ts";
 

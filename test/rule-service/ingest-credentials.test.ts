@@ -1,9 +1,9 @@
 /** verifyIngestCredential against real rows: the header forms ingest accepts and every way to be refused. */
 import { afterAll, describe, expect, test } from "bun:test";
+import { uniqueName } from "../../harness/names.ts";
 import { ingestSecretOf, newSecret, verifyIngestCredential } from "../../src/adapters/ingest-credentials.ts";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { insertClient } from "../../src/stages/rule-service/clients-store.ts";
-import { uniqueName } from "../support/names.ts";
 
 const sql = connectPostgres({ idleTimeoutSeconds: 1 });
 

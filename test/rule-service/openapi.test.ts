@@ -1,7 +1,7 @@
 import { afterAll, expect, test } from "bun:test";
+import { brokers, kafkaClients, quiet } from "../../harness/kafka.ts";
 import { createRuleServiceApp } from "../../src/stages/rule-service/app.ts";
 import { consoleSettings, startConsole } from "../../src/stages/rule-service/console.ts";
-import { brokers, kafkaClients, quiet } from "../support/kafka.ts";
 import { adminToken, type Service, startService } from "./helpers.ts";
 
 const { producer } = kafkaClients();

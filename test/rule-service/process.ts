@@ -2,11 +2,12 @@
  * The rule-service as a real process (main.ts: its environment, Bun.serve's options), in a schema of
  * its own: the process runs the outbox relay, which must not drain the shared outbox.
  */
+
+import { uniqueName } from "../../harness/names.ts";
+import { type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
 import { migrate } from "../../src/adapters/migrations.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
-import { uniqueName } from "../support/names.ts";
-import { type StageProcess, startStage, stopStage } from "../support/stages.ts";
 
 export interface RuleServiceProcess {
   url: string;

@@ -4,13 +4,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import http from "node:http";
+import { uniqueName } from "../../harness/names.ts";
+import { type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
 import { migrate } from "../../src/adapters/migrations.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { insertApiKey } from "../../src/stages/rule-service/api-keys-store.ts";
 import { insertClient } from "../../src/stages/rule-service/clients-store.ts";
-import { uniqueName } from "../support/names.ts";
-import { type StageProcess, startStage, stopStage } from "../support/stages.ts";
 
 const burst = 4;
 const over = 3;

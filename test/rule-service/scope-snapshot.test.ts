@@ -5,12 +5,12 @@
  * grants is the snapshot's own business; here only the rebuild is observed (the version moves on).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { brokers, quiet } from "../../harness/kafka.ts";
+import { uniqueName } from "../../harness/names.ts";
+import { eventually, type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
 import { connectRedis } from "../../src/adapters/redis.ts";
 import { readSnapshotVersion, snapshotKeys } from "../../src/adapters/snapshot-store.ts";
 import { Admin } from "../../src/kafka/index.ts";
-import { brokers, quiet } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
-import { eventually, type StageProcess, startStage, stopStage } from "../support/stages.ts";
 import { createClient, type Service, startService } from "./helpers.ts";
 
 const run = uniqueName("test-scope-snapshot");

@@ -5,6 +5,7 @@
  */
 import { afterAll } from "bun:test";
 import postgres from "postgres";
+import { uniqueName } from "../../harness/names.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import { loadRulesSnapshot, rulesChangedChannel } from "../../src/adapters/rule-source.ts";
@@ -18,7 +19,6 @@ import type { Grant, Rule } from "../../src/core/matching/types.ts";
 import { parseSeverityPattern } from "../../src/core/severity.ts";
 import { decodeSnapshot, snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
-import { uniqueName } from "../support/names.ts";
 
 /**
  * A pool for the tests' own rule changes. synchronous_commit=off only skips waiting for the WAL flush

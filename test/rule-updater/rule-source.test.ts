@@ -3,11 +3,11 @@
  * plain SELECT returns, whatever the text holds, and a parse error leaves the connection usable.
  */
 import { expect, test } from "bun:test";
+import { prng } from "../../harness/random-rules.ts";
 import type { TransactionSql } from "../../src/adapters/postgres.ts";
 import { copyEnabledRules, loadRulesSnapshot } from "../../src/adapters/rule-source.ts";
 import { RuleCopyError } from "../../src/adapters/rules-copy.ts";
 import { snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
-import { prng } from "../support/random-rules.ts";
 import {
   describeGrants,
   describeRules,

@@ -3,6 +3,7 @@
  * in with the version by the compare-and-swap script. Each test has its own key prefix.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { uniqueName } from "../../harness/names.ts";
 import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import {
   readSnapshotBytes,
@@ -11,7 +12,6 @@ import {
   snapshotKeys,
   writeSnapshotIfNewer,
 } from "../../src/adapters/snapshot-store.ts";
-import { uniqueName } from "../support/names.ts";
 
 let redis: RedisClient;
 const prefixes: string[] = [];

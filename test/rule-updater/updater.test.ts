@@ -5,6 +5,8 @@
  */
 import { expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
+import { uniqueName } from "../../harness/names.ts";
+import { eventually, startStage, stopStage } from "../../harness/stages.ts";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import {
@@ -20,8 +22,6 @@ import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
 import { RuleUpdater } from "../../src/stages/rule-updater/updater.ts";
 import { brokers, createTopics, headerText, quiet, TopicReader, text } from "../evaluator/helpers.ts";
-import { uniqueName } from "../support/names.ts";
-import { eventually, startStage, stopStage } from "../support/stages.ts";
 import {
   describeRules,
   enabledRulesOf,

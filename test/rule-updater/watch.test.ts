@@ -4,13 +4,13 @@
  * check, and a check that never settles fails the watch instead of stalling it for good.
  */
 import { expect, test } from "bun:test";
+import { quiet } from "../../harness/kafka.ts";
+import { eventually } from "../../harness/stages.ts";
 import { connectRedis } from "../../src/adapters/redis.ts";
 import { rulesChangedChannel } from "../../src/adapters/rule-source.ts";
 import { readSnapshotVersion } from "../../src/adapters/snapshot-store.ts";
 import { DeadlineError } from "../../src/runtime/deadline.ts";
 import { RuleUpdater, startSnapshotWatch } from "../../src/stages/rule-updater/updater.ts";
-import { quiet } from "../support/kafka.ts";
-import { eventually } from "../support/stages.ts";
 import { fromScratch, insertRule, storedRulesOf, usePostgresFixture, useRedisFixture } from "./helpers.ts";
 
 const { sql, changes, ownClient } = usePostgresFixture(4);

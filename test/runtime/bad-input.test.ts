@@ -8,6 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
+import { brokers, consumeOnceAssigned, quiet, TopicReader } from "../../harness/kafka.ts";
+import { uniqueName } from "../../harness/names.ts";
+import { eventually, type StageName, startStage, stopStage } from "../../harness/stages.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import { snapshotKeys } from "../../src/adapters/snapshot-store.ts";
@@ -23,9 +26,6 @@ import { defaultRecordBytesMax } from "../../src/runtime/consume-loop.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { headerText, metric, writeRules } from "../evaluator/helpers.ts";
-import { brokers, consumeOnceAssigned, quiet, TopicReader } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
-import { eventually, type StageName, startStage, stopStage } from "../support/stages.ts";
 
 let sql: Sql;
 let redis: RedisClient;

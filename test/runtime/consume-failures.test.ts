@@ -7,6 +7,9 @@
  * assertion) fails the loop at once, uncommitted.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { brokers, consumeOnceAssigned, kafkaClients, quiet } from "../../harness/kafka.ts";
+import { uniqueName } from "../../harness/names.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { assert } from "../../src/core/assert.ts";
 import { type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
@@ -14,9 +17,6 @@ import { ConsumeLoop, type Decoded, type Processor } from "../../src/runtime/con
 import { deadLetterHeaders, InvalidRecordError } from "../../src/runtime/dead-letter.ts";
 import { createStageMetrics, type StageMetrics } from "../../src/runtime/metrics.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
-import { countDeliveries } from "../support/invariants.ts";
-import { brokers, consumeOnceAssigned, kafkaClients, quiet } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
 
 const utf8 = new TextEncoder();
 const text = (bytes: Uint8Array | null | undefined) => (bytes ? new TextDecoder().decode(bytes) : "");

@@ -3,15 +3,15 @@
  * records dead-lettered with their reason, an abandoned batch redelivered, nothing lost.
  */
 import { expect, test } from "bun:test";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { brokers, consumeOnceAssigned, kafkaClients, quiet } from "../../harness/kafka.ts";
+import { uniqueName } from "../../harness/names.ts";
 import { type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
 import { ConsumeLoop, type ConsumeLoopOptions, type Processor } from "../../src/runtime/consume-loop.ts";
 import { deadLetterHeaders, InvalidRecordError } from "../../src/runtime/dead-letter.ts";
 import { DeadlineError } from "../../src/runtime/deadline.ts";
 import { createStageMetrics } from "../../src/runtime/metrics.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
-import { countDeliveries } from "../support/invariants.ts";
-import { brokers, consumeOnceAssigned, kafkaClients, quiet } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
 
 const text = (bytes: Uint8Array | null) => (bytes ? new TextDecoder().decode(bytes) : "");
 const { admin, producer } = kafkaClients();

@@ -1,11 +1,11 @@
 /** Listing and replaying a dead-letter topic against the real broker. */
 import { expect, test } from "bun:test";
+import { brokers, kafkaClients, quiet } from "../../harness/kafka.ts";
+import { uniqueName } from "../../harness/names.ts";
 import { listDeadLetters, replayDeadLetters } from "../../src/adapters/dead-letters.ts";
 import { Consumer } from "../../src/kafka/index.ts";
 import { toDeadLetter as deadLetterRecord, InvalidRecordError } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
-import { brokers, kafkaClients, quiet } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
 
 const utf8 = new TextEncoder();
 const { admin, producer } = kafkaClients();

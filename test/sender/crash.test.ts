@@ -5,12 +5,12 @@
  * that lease expired, and always with the same Idempotency-Key.
  */
 import { afterAll, expect, test } from "bun:test";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { brokers, quiet } from "../../harness/kafka.ts";
+import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
 import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { Producer } from "../../src/kafka/index.ts";
 import { HttpSink } from "../channels/sink.ts";
-import { countDeliveries } from "../support/invariants.ts";
-import { brokers, quiet } from "../support/kafka.ts";
-import { eventually, type StageProcess, stopStage } from "../support/stages.ts";
 import { deliveriesOf, readyRecord, rowsById, senderTopic, settled, startSender, tenant } from "./support.ts";
 
 const sql = connectPostgres({ idleTimeoutSeconds: 1 });

@@ -5,10 +5,10 @@
  * retried on the next interval; a full batch goes again at once.
  */
 import { expect, test } from "bun:test";
+import { quiet } from "../../harness/kafka.ts";
 import type { ClaimedNotification } from "../../src/adapters/delivery-store.ts";
 import { DeadlineError } from "../../src/runtime/deadline.ts";
 import { startScheduler } from "../../src/stages/sender/scheduler.ts";
-import { quiet } from "../support/kafka.ts";
 
 const noCounts = { delivered: 0, retryable: 0, permanent: 0 };
 const dispatcher = { dispatch: async () => noCounts };

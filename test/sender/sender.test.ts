@@ -5,14 +5,14 @@
  * table, so senders with different settings never run at the same time).
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { brokers, quiet } from "../../harness/kafka.ts";
+import { type StageProcess, stopStage } from "../../harness/stages.ts";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { webhookSignature } from "../../src/channels/webhook.ts";
 import { Producer } from "../../src/kafka/index.ts";
 import { HttpSink, type ReceivedRequest } from "../channels/sink.ts";
 import { queuedReply, type ReceivedMail, startSmtpSink } from "../channels/smtp-sink.ts";
-import { countDeliveries } from "../support/invariants.ts";
-import { brokers, quiet } from "../support/kafka.ts";
-import { type StageProcess, stopStage } from "../support/stages.ts";
 import {
   deliveriesOf,
   groupSettled,

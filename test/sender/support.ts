@@ -4,14 +4,14 @@
  */
 
 import { create, toBinary } from "@bufbuild/protobuf";
+import { brokers, quiet } from "../../harness/kafka.ts";
+import { uniqueName } from "../../harness/names.ts";
+import { eventually, type StageProcess, startStage } from "../../harness/stages.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, type ProduceRecord } from "../../src/kafka/index.ts";
 import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { ownedPartitions } from "../aggregator/support.ts";
-import { brokers, quiet } from "../support/kafka.ts";
-import { uniqueName } from "../support/names.ts";
-import { eventually, type StageProcess, startStage } from "../support/stages.ts";
 
 export interface SenderTopic {
   topic: string;

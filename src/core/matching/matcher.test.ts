@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { normalise, pick, prng, randomRules } from "../../../test/support/random-rules.ts";
+import { normalise, pick, prng, randomRules } from "../../../harness/random-rules.ts";
 import { buildSnapshot, decodeSnapshot, encodeSnapshot, snapshotRules } from "../snapshot.ts";
 import { CompiledMatcher, type CompiledMatcherOptions } from "./compiled.ts";
 import { ReferenceMatcher } from "./reference.ts";

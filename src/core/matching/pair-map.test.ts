@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { prng } from "../../../test/support/random-rules.ts";
+import { prng } from "../../../harness/random-rules.ts";
 import { PairMap } from "./pair-map.ts";
 
 describe("PairMap", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { normalise, pick, prng, randomRules, randomUuid } from "../../../test/support/random-rules.ts";
+import { normalise, pick, prng, randomRules, randomUuid } from "../../../harness/random-rules.ts";
 import { buildSnapshot, snapshotGrants } from "../snapshot.ts";
 import { CompiledMatcher } from "./compiled.ts";
 import { ReferenceMatcher } from "./reference.ts";

@@ -2,7 +2,7 @@
  * Chaos: faults injected while a large alert stream flows through the whole pipeline, then the
  * delivery invariants checked with counted numbers.
  *
- * The pipeline is the test harness's (test/support/pipeline.ts): its own topics, groups and Redis
+ * The pipeline is the test harness's (harness/pipeline.ts): its own topics, groups and Redis
  * prefix, every stage its own process, a webhook sink in this process (so it survives stage kills).
  * Three clients have rules on two alert names (two clients share one name), so every matching alert
  * gives a known set of (client, alert) notifications; every other alert matches no rule.
@@ -37,7 +37,7 @@
  * again if that is later): every expected notification has exactly one
  * row, every row is SENT, the sink saw each at least once, and repeats carry one Idempotency-Key.
  *
- *   bun scripts/chaos.ts [--cluster] [--alerts N] [--kills N] [--seed N] [--rate N] [--match-every N]
+ *   bun harness/chaos.ts [--cluster] [--alerts N] [--kills N] [--seed N] [--rate N] [--match-every N]
  *   ./dev chaos ...      the same (--cluster: with the cluster started and KAFKA_BROKERS set)
  */
 
@@ -45,6 +45,15 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  clusterBrokers,
+  clusterNodePid,
+  clusterReplicationFactor,
+  ensureCluster,
+} from "../scripts/cluster.ts";
+import { ensureInfra } from "../scripts/infra.ts";
+import { ensureBroker, externalBrokers, isAlive, runningBrokerPid } from "../scripts/kafka.ts";
+import { capture, repoRoot, SetupError } from "../scripts/process.ts";
 import { migrate } from "../src/adapters/migrations.ts";
 import { connectPostgres } from "../src/adapters/postgres.ts";
 import { createRandom } from "../src/core/random.ts";
@@ -58,13 +67,9 @@ import {
 } from "../src/kafka/index.ts";
 import { infraUrls } from "../src/runtime/env.ts";
 import { createLogger } from "../src/runtime/log.ts";
-import { countDeliveries } from "../test/support/invariants.ts";
-import { type Pipeline, startPipeline } from "../test/support/pipeline.ts";
-import { type StageName, type StageProcess, startStage, stopStage } from "../test/support/stages.ts";
-import { clusterBrokers, clusterNodePid, clusterReplicationFactor, ensureCluster } from "./cluster.ts";
-import { ensureInfra } from "./infra.ts";
-import { ensureBroker, externalBrokers, isAlive, runningBrokerPid } from "./kafka.ts";
-import { capture, repoRoot, SetupError } from "./process.ts";
+import { countDeliveries } from "./invariants.ts";
+import { type Pipeline, startPipeline } from "./pipeline.ts";
+import { type StageName, type StageProcess, startStage, stopStage } from "./stages.ts";
 
 export type ConsumingStage = "evaluator" | "aggregator" | "sender" | "rule-updater";
 export const consumingStages: readonly ConsumingStage[] = [

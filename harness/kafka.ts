@@ -1,8 +1,8 @@
 /** The broker the tests use, a quiet logger, Kafka clients for a test file and a background topic reader. */
 import { afterAll } from "bun:test";
-import { Admin, type ConsumedRecord, Consumer, Producer } from "../../src/kafka/index.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
-import { createLogger } from "../../src/runtime/log.ts";
+import { Admin, type ConsumedRecord, Consumer, Producer } from "../src/kafka/index.ts";
+import { infraUrls } from "../src/runtime/env.ts";
+import { createLogger } from "../src/runtime/log.ts";
 import { uniqueName } from "./names.ts";
 import { eventually } from "./stages.ts";
 

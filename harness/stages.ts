@@ -14,7 +14,7 @@ export interface StageProcess<Name extends string = StageName> {
   output: string[];
 }
 
-const repoRoot = new URL("../..", import.meta.url).pathname;
+const repoRoot = new URL("..", import.meta.url).pathname;
 
 /** `command` overrides how a stage starts, e.g. a compiled binary instead of `bun main.ts`. */
 export async function startStage<Name extends string = StageName>(

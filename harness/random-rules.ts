@@ -1,8 +1,8 @@
 /** Seeded randomness and result normalisation shared by the matching, snapshot and wire tests. */
-import type { ClientMatch, Rule } from "../../src/core/matching/types.ts";
+import type { ClientMatch, Rule } from "../src/core/matching/types.ts";
 
 /** Seeded, so a failing property case can be replayed from its seed. */
-export { createRandom as prng } from "../../src/core/random.ts";
+export { createRandom as prng } from "../src/core/random.ts";
 
 export function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)] as T;

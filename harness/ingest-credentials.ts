@@ -2,11 +2,11 @@
  * Ingest credentials for tests that run ingest without the rule service: a client (or a shared scope) of
  * the test's own and a credential issued by the rule service's own store function, straight in Postgres.
  */
-import type { Sql } from "../../src/adapters/postgres.ts";
+import type { Sql } from "../src/adapters/postgres.ts";
 import {
   type CredentialOwner,
   insertIngestCredential,
-} from "../../src/stages/rule-service/ingest-credentials-store.ts";
+} from "../src/stages/rule-service/ingest-credentials-store.ts";
 import { uniqueName } from "./names.ts";
 
 export interface TestCredential {

@@ -1,5 +1,5 @@
 /** A scratch copy of `notifications`, for a test or bench that must not share the real table's rows or statistics. */
-import type { Sql } from "../../src/adapters/postgres.ts";
+import type { Sql } from "../src/adapters/postgres.ts";
 
 export async function createScratchNotifications(sql: Sql, table: string): Promise<void> {
   await sql.unsafe(`CREATE TABLE ${table} (LIKE notifications INCLUDING ALL)`);

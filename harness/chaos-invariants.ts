@@ -4,7 +4,7 @@
  * same Idempotency-Key. Shared by the single-broker and the cluster chaos tests.
  */
 import { expect } from "bun:test";
-import type { ChaosReport } from "../../scripts/chaos.ts";
+import type { ChaosReport } from "./chaos.ts";
 
 export type ChaosCounts = Pick<
   ChaosReport,

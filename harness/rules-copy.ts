@@ -1,7 +1,7 @@
 /** COPY output made in-process, for the parser's tests and bench/snapshot-codec.ts. */
-import type { Rule } from "../../src/core/matching/types.ts";
-import { severityPatternName } from "../../src/core/severity.ts";
-import { parseUuid } from "../../src/core/snapshot.ts";
+import type { Rule } from "../src/core/matching/types.ts";
+import { severityPatternName } from "../src/core/severity.ts";
+import { parseUuid } from "../src/core/snapshot.ts";
 
 /** What COPY (SELECT id, client_id, severity, source, name ...) TO STDOUT (FORMAT binary) sends. */
 export function copyBytes(

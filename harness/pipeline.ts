@@ -5,14 +5,14 @@
  * alerts (straight to Kafka, or through HTTP ingest when asked for).
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
-import { connectRedis } from "../../src/adapters/redis.ts";
-import { AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
-import { Admin, Producer, withReplication } from "../../src/kafka/index.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
-import { createLogger } from "../../src/runtime/log.ts";
-import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
-import { HttpSink } from "../channels/sink.ts";
+import { connectPostgres, type Sql } from "../src/adapters/postgres.ts";
+import { connectRedis } from "../src/adapters/redis.ts";
+import { AlertNewSchema, Severity } from "../src/gen/alerting/v1/alert_pb.ts";
+import { Admin, Producer, withReplication } from "../src/kafka/index.ts";
+import { infraUrls } from "../src/runtime/env.ts";
+import { createLogger } from "../src/runtime/log.ts";
+import { deadLetterTopicSpec } from "../src/runtime/topics.ts";
+import { HttpSink } from "../test/channels/sink.ts";
 import { uniqueName } from "./names.ts";
 import { type StageName, type StageProcess, startStage, stopStage } from "./stages.ts";
 
