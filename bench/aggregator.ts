@@ -3,17 +3,20 @@
  *
  *   ceiling  the raw Postgres rate of the aggregator's write: batches of BATCH_SIZE_MAX rows,
  *            one after the other on one connection, `INSERT ... SELECT FROM unnest(...) ON CONFLICT
- *            DO NOTHING RETURNING id, client_id, alert_id` into a scratch copy of notifications
+ *            (client_id, scope, alert_id) DO NOTHING RETURNING id, client_id, alert_id` into a scratch
+ *            copy of notifications
  *            (`CREATE TABLE ... (LIKE notifications INCLUDING ALL)`, dropped afterwards);
  *   ours     the real aggregator process (its own topics and group) consuming the same rows as
  *            preloaded AlertMatched records, inserting them into the real notifications table and
  *            producing notifications.ready; rows/s from the first output record to the last.
  *
  * Records: unique (client, alert) pairs over 1000 client ids of this run (no duplicates, so every
- * record makes a row and an output), one rule id each, two context entries. Target: ours >= 80% of
+ * record makes a row and an output), each in its client's private scope, one rule id each, two context
+ * entries. Target: ours >= 80% of
  * the ceiling. Afterwards the run deletes its rows (`client_id = ANY(this run's ids)`).
  */
 import { connectPostgres } from "../src/adapters/postgres.ts";
+import { clientScope } from "../src/core/matching/scope.ts";
 import { severityName } from "../src/core/severity.ts";
 import { encodeAlertMatched } from "../src/core/wire.ts";
 import type { ProduceRecord } from "../src/kafka/index.ts";
@@ -63,6 +66,7 @@ async function main(): Promise<void> {
     name: `alert-${i % 4000}`,
     context: { host: `host-${i % 500}.example.internal`, region: "eu-west-1" },
     eventTimeUnixMs: eventTimeUnixMs + (i % 60_000),
+    scope: clientScope(clientIds[i % clientCount] as string),
   }));
   checkAlertEncoding(alerts[0] as BenchAlert);
   const utf8 = new TextEncoder();
@@ -86,6 +90,7 @@ async function main(): Promise<void> {
       const indexes = Array.from({ length: Math.min(batchSize, recordCount - first) }, (_, k) => first + k);
       batches.push([
         indexes.map((i) => clientIds[i % clientCount]),
+        indexes.map((i) => alerts[i]?.scope),
         indexes.map((i) => alerts[i]?.alertId),
         indexes.map((i) => severityName(alerts[i]?.severity as number)),
         indexes.map((i) => alerts[i]?.source),
@@ -100,12 +105,12 @@ async function main(): Promise<void> {
     let ceilingRows = 0;
     for (const parameters of batches) {
       const returned = await sql.unsafe(
-        `INSERT INTO ${scratch} (client_id, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at)
-         SELECT client_id, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
-                now() + make_interval(secs => $9::float8 / 1000)
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])
-           AS t(client_id, alert_id, severity, source, name, context, rule_ids, event_ms)
-         ON CONFLICT (client_id, alert_id) DO NOTHING
+        `INSERT INTO ${scratch} (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at)
+         SELECT client_id, scope, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
+                now() + make_interval(secs => $10::float8 / 1000)
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[])
+           AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms)
+         ON CONFLICT (client_id, scope, alert_id) DO NOTHING
          RETURNING id, client_id, alert_id`,
         parameters as never[],
       );

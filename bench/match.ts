@@ -16,8 +16,22 @@
 import { heapStats } from "bun:jsc";
 import { CompiledMatcher, type CompiledMatcherOptions } from "../src/core/matching/compiled.ts";
 import { ReferenceMatcher } from "../src/core/matching/reference.ts";
-import { type Matcher, NO_MATCHES, type Rule } from "../src/core/matching/types.ts";
-import { buildSnapshot, decodeSnapshot, encodeSnapshot, formatUuid } from "../src/core/snapshot.ts";
+import { clientScope, ScopeFilter, sharedScope } from "../src/core/matching/scope.ts";
+import {
+  type ClientMatch,
+  type Grant,
+  type Matcher,
+  NO_MATCHES,
+  type Rule,
+} from "../src/core/matching/types.ts";
+import {
+  buildSnapshot,
+  decodeSnapshot,
+  encodeSnapshot,
+  formatUuid,
+  type Snapshot,
+  snapshotGrants,
+} from "../src/core/snapshot.ts";
 import { prng } from "../test/support/random-rules.ts";
 
 const SOURCES = 8000;
@@ -36,6 +50,11 @@ const PATTERN_MIX: [boolean, boolean, boolean, number][] = [
 ];
 /** Alert severities LOW..CRITICAL; rules pick a severity uniformly. */
 const ALERT_SEVERITY_WEIGHTS = [0.4, 0.3, 0.2, 0.1];
+/** Shared scopes, each granted to this share of the clients. */
+const SHARED_SCOPES = 100;
+const SHARED_GRANT_SHARE = 0.01;
+/** Each alert source sends under one scope: internal (""), a client's private scope, or a shared one. */
+const SCOPE_MIX = { internal: 0.2, private: 0.6, shared: 0.2 };
 
 export const WORKLOAD = `workload: N rules over min(N/10, ${MAX_CLIENTS / 1000}k) clients (uniform), ${SOURCES} sources, ${NAMES} names, each source raising ${NAMES_PER_SOURCE} of the names;
   rules 70% exact, 15% (*, src, name), 10% (sev, src, *), 3% (sev, *, name), 1.5% (*, src, *), 0.5% (*, *, name), no (sev, *, *);
@@ -43,6 +62,8 @@ export const WORKLOAD = `workload: N rules over min(N/10, ${MAX_CLIENTS / 1000}k
   of its names uniformly (a rule without source: any name uniformly); alerts come from sources Zipf(s=1.0) ranked
   independently of rules, names Zipf(s=1.0) within the source's list, severity 40/30/20/10% LOW..CRITICAL;
   hit = that alert stream (replayed: "1st pass" fills the result cache, "steady" is the next pass; "no cache" computes every alert),
+  scoped = the hit stream with the evaluator's scope filter after match(): each source sends under one scope, ${SCOPE_MIX.internal * 100}% internal,
+  ${SCOPE_MIX.private * 100}% a random client's private scope, ${SCOPE_MIX.shared * 100}% one of ${SHARED_SCOPES} shared scopes each granted to ${SHARED_GRANT_SHARE * 100}% of the clients,
   miss = sources and names no rule names, worst = one alert kind hitting all 7 patterns x 300 rules of 1000 clients.`;
 
 /** Samples 0..n-1 with P(k) proportional to 1 / (k + 1)^exponent, ranks permuted by `order`. */
@@ -148,7 +169,57 @@ export function realisticRules(count: number, seed = 1): Rule[] {
   return rules;
 }
 
-type Alert = [severity: number, source: string, name: string];
+type Alert = [severity: number, source: string, name: string, scope?: string];
+
+/** match() with the alert's scope: the matcher alone ignores it, `scoped` filters by it. */
+interface ScopedMatcher {
+  match(severity: number, source: string, name: string, scope?: string): readonly ClientMatch[];
+}
+
+/** The evaluator's hot path: match, then keep the clients granted the scope (a malformed one: none). */
+function scoped(matcher: Matcher, filter: ScopeFilter): ScopedMatcher {
+  return {
+    match: (severity, source, name, scope = "") =>
+      filter.admit(scope, matcher.match(severity, source, name)) ?? NO_MATCHES,
+  };
+}
+
+/** SHARED_SCOPES shared scopes, each granted to SHARED_GRANT_SHARE of the clients. */
+function sharedGrants(clients: readonly string[], seed: number): Grant[] {
+  const random = prng(seed);
+  const perScope = Math.max(1, Math.round(clients.length * SHARED_GRANT_SHARE));
+  return Array.from({ length: SHARED_SCOPES }, (_, s) => {
+    const granted = new Set<string>();
+    while (granted.size < perScope) granted.add(clients[Math.floor(random() * clients.length)] as string);
+    return [...granted].map((clientId) => ({ scope: `scope-${s}`, clientId }));
+  }).flat();
+}
+
+/** `alerts` with a scope each, one per source (SCOPE_MIX). */
+function withScopes(alerts: readonly Alert[], clients: readonly string[], seed: number): Alert[] {
+  const random = prng(seed);
+  const scopeOfSource = new Map<string, string>();
+  return alerts.map(([severity, source, name]) => {
+    let scope = scopeOfSource.get(source);
+    if (scope === undefined) {
+      const roll = random();
+      scope =
+        roll < SCOPE_MIX.internal
+          ? ""
+          : roll < SCOPE_MIX.internal + SCOPE_MIX.private
+            ? clientScope(clients[Math.floor(random() * clients.length)] as string)
+            : sharedScope(`scope-${Math.floor(random() * SHARED_SCOPES)}`);
+      scopeOfSource.set(source, scope);
+    }
+    return [severity, source, name, scope];
+  });
+}
+
+function clientsOf(snapshot: Snapshot): string[] {
+  return Array.from({ length: snapshot.clientIds.length / 16 }, (_, i) =>
+    formatUuid(snapshot.clientIds, i * 16),
+  );
+}
 
 function alertSeverity(random: () => number): number {
   let roll = random();
@@ -216,16 +287,17 @@ interface RunResult {
  * 1M rules' data is live, and that first read is its consumer's work (the evaluator then reads every
  * group), so it is counted in a separate untimed pass that gives the client counts.
  */
-function timed(matcher: Matcher, alerts: readonly Alert[]): Omit<RunResult, "bytesPerAlert"> {
+function timed(matcher: ScopedMatcher, alerts: readonly Alert[]): Omit<RunResult, "bytesPerAlert"> {
   let matched = 0;
   const start = performance.now();
   for (let i = 0; i < alerts.length; i++) {
     const alert = alerts[i] as Alert;
-    if (matcher.match(alert[0], alert[1], alert[2]) !== NO_MATCHES) matched++;
+    if (matcher.match(alert[0], alert[1], alert[2], alert[3]) !== NO_MATCHES) matched++;
   }
   const elapsedMs = performance.now() - start;
   let clients = 0;
-  for (const [severity, source, name] of alerts) clients += matcher.match(severity, source, name).length;
+  for (const [severity, source, name, scope] of alerts)
+    clients += matcher.match(severity, source, name, scope).length;
   return {
     alertsPerSecond: alerts.length / (elapsedMs / 1000),
     matchedShare: matched / alerts.length,
@@ -255,10 +327,11 @@ export function bytesPerCall(calls: number, makeWork: () => (i: number) => unkno
 
 /** The same alerts in new string objects (unhashed, as each decoded alert is): one copy per timed pass. */
 function copy(alerts: readonly Alert[]): Alert[] {
-  return alerts.map(([severity, source, name]) => [
+  return alerts.map(([severity, source, name, scope]) => [
     severity,
     fresh(`${source} `.slice(0, -1)),
     fresh(`${name} `.slice(0, -1)),
+    scope === undefined ? undefined : fresh(`${scope} `.slice(0, -1)),
   ]);
 }
 
@@ -267,10 +340,10 @@ function copy(alerts: readonly Alert[]): Alert[] {
  * that pass ran in: `matcher` after it, or, given `newMatcher` (a first pass), a new matcher per window.
  */
 function run(
-  matcher: Matcher,
+  matcher: ScopedMatcher,
   alerts: readonly Alert[],
   passes: number,
-  newMatcher?: () => Matcher,
+  newMatcher?: () => ScopedMatcher,
 ): RunResult {
   let result: Omit<RunResult, "bytesPerAlert"> | undefined;
   for (let pass = 0; pass < passes; pass++) {
@@ -283,7 +356,7 @@ function run(
     const windowMatcher = newMatcher?.() ?? matcher;
     return (i) => {
       const alert = window[i] as Alert;
-      return windowMatcher.match(alert[0], alert[1], alert[2]);
+      return windowMatcher.match(alert[0], alert[1], alert[2], alert[3]);
     };
   });
   return { ...(result as Omit<RunResult, "bytesPerAlert">), bytesPerAlert };
@@ -320,7 +393,10 @@ if (import.meta.main) {
   const misses = missStream(stream, 3);
   for (const count of [10_000, 100_000, 1_000_000]) {
     let rules: Rule[] | undefined = realisticRules(count);
-    const snapshot = decodeSnapshot(encodeSnapshot(buildSnapshot(rules, 1n, 0n)));
+    const unscoped = buildSnapshot(rules, 1n, 0n);
+    const clients = clientsOf(unscoped);
+    const grants = sharedGrants(clients, 4);
+    const snapshot = decodeSnapshot(encodeSnapshot(buildSnapshot(rules, 1n, 0n, grants)));
     // The evaluator's matcher (from the snapshot) is the one weighed and timed; the other is only compiled.
     const heapBefore = heapUsedBytes();
     const [matcher, snapshotMs] = time(() => CompiledMatcher.fromSnapshot(snapshot));
@@ -344,6 +420,15 @@ if (import.meta.main) {
     // Two passes: the first builds the groups of every bucket hit, which the 1st-pass row already shows.
     addRow("hit, no cache", run(CompiledMatcher.fromSnapshot(snapshot, noCache), hits, 2));
     addRow("miss", run(matcher, misses, 2));
+    // The evaluator's path with scopes: the same matcher state (its result cache warm from the rows above).
+    const scopedHits = withScopes(hits, clients, 5);
+    const filter = () => new ScopeFilter(snapshotGrants(snapshot));
+    const scopedMatcher = scoped(matcher, filter());
+    addRow(
+      "hit, scoped 1st",
+      run(scopedMatcher, scopedHits, 1, () => scoped(matcher, filter())),
+    );
+    addRow("hit, scoped steady", run(scopedMatcher, scopedHits, 2));
     const worst = worstCase(rules);
     rules = undefined;
     const worstAlerts = Array.from({ length: 200_000 }, worst.alert);

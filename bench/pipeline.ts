@@ -556,7 +556,7 @@ async function dbCountsOnce(setup: Setup, phase: string): Promise<DbCounts> {
   const { sql } = setup.pipeline;
   const prefix = `${alertId(setup.run, phase, 0).slice(0, -1)}%`;
   const [row] = await sql.unsafe<Record<string, string>[]>(
-    `SELECT count(*) AS rows, count(DISTINCT (client_id, alert_id)) AS pairs, count(DISTINCT alert_id) AS alerts,
+    `SELECT count(*) AS rows, count(DISTINCT (client_id, scope, alert_id)) AS pairs, count(DISTINCT alert_id) AS alerts,
             count(*) FILTER (WHERE client_id <> ($2::uuid[])[(substring(alert_id from '[0-9]+$')::bigint % $3) + 1]) AS wrong,
             count(*) FILTER (WHERE status = 'SENT') AS sent, count(*) FILTER (WHERE status <> 'SENT') AS not_sent
      FROM notifications WHERE client_id = ANY($2::uuid[]) AND alert_id LIKE $1`,
@@ -1178,9 +1178,6 @@ async function main(): Promise<void> {
       startTimeoutMs: 90_000,
     });
     setup.pipeline = pipeline;
-    const encoder = new AlertEncoder(pipeline.source, flags.clients);
-    checkEncoding(encoder);
-    setup.encoder = encoder;
     const pids = new Map<string, number>();
     for (const stage of pipeline.stages) pids.set(stage.name, stage.process.pid);
     pids.set("sink", sink.process.pid);
@@ -1193,6 +1190,9 @@ async function main(): Promise<void> {
     const { clientIds, ruleIds } = await createClients(pipeline, sink, flags.clients, run);
     setup.clientIds = clientIds;
     setup.ruleIds = ruleIds;
+    const encoder = new AlertEncoder(pipeline.source, clientIds);
+    checkEncoding(encoder);
+    setup.encoder = encoder;
     console.log(
       `created ${flags.clients} clients, rules and endpoints in ${((performance.now() - createStart) / 1000).toFixed(1)} s`,
     );

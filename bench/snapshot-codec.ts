@@ -52,6 +52,7 @@ for (const count of [10_000, 100_000, 1_000_000]) {
     ruleSeverity: Array.from(snapshot.ruleSeverity),
     ruleSource: Array.from(snapshot.ruleSource),
     ruleName: Array.from(snapshot.ruleName),
+    grantClient: Array.from(snapshot.grantClient),
   });
   const [, toBinaryMs] = time(() => toBinary(RulesSnapshotSchema, message));
   rows.push([

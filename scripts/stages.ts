@@ -4,7 +4,8 @@
  *   1. two local sinks standing in for the clients' systems: webhooks on :8090, SMTP on :2525;
  *   2. the stages, each logging to .run/logs/<stage>.log and awaited on /readyz;
  *   3. demo clients, rules and endpoints, created through the rule-service API (idempotent);
- *   4. a stream of demo alerts (the alert-producer's `load` command, 20 alerts/s);
+ *   4. a stream of demo alerts (the alert-producer's `load` command, 20 alerts/s, through ingest with a
+ *      fresh ingest credential of the demo's shared scope);
  *   5. a live status view, redrawn every second.
  * dev.ts stops what this returns in reverse order on Ctrl-C: the view, the stream, the stages, the sinks.
  */
@@ -42,6 +43,7 @@ export const stagePorts = {
 } as const;
 export const demoPorts = { "webhook sink": 8090, "SMTP sink": 2525 } as const;
 const ruleServiceUrl = `http://127.0.0.1:${stagePorts["rule-service"]}`;
+const ingestUrl = `http://127.0.0.1:${stagePorts["alert-producer"]}`;
 const webhookSinkUrl = `http://127.0.0.1:${demoPorts["webhook sink"]}`;
 
 interface StageSpec {
@@ -128,8 +130,11 @@ export async function startStages(): Promise<RunningStage[]> {
       `demo clients ${seeded.clients.map((c) => c.name).join(", ")}: ${seeded.total} clients, rules and endpoints, ` +
         `${seeded.created} created now, the rest reused`,
     );
+    terminal.line(
+      `ingest credential for ${ingestUrl}/api/v1/alerts (scope ${seeded.credential.scope}, this run only): ${seeded.credential.secret}`,
+    );
 
-    const alerts = startAlertStream();
+    const alerts = startAlertStream(ingestUrl, seeded.credential.secret);
     started.push(supervised(alerts, terminal));
     terminal.line(`demo alerts: ${alertStreamLabel}  pid ${alerts.pid}  log ${alerts.logFile}`);
     terminal.line(`sinks: webhooks on ${webhookSinkUrl}, mail on smtp://127.0.0.1:${demoPorts["SMTP sink"]}`);

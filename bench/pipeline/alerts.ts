@@ -1,13 +1,16 @@
 /**
  * AlertNew records for the pipeline bench, encoded by hand (with bench/support/alerts.ts's field
  * writers) so that producing 200k alerts at full speed costs the producer little: per client name the
- * fields that never change (severity, source, name, context, schema version) are encoded once; per
+ * fields that never change (severity, source, name, context, schema version, scope) are encoded once; per
  * alert only alert_id and event_time_unix_ms are written. `checkEncoding` compares the result with @bufbuild/protobuf's decoding once per run.
  *
  * Alert ids are `<run>-<phase>-<index>`; alert `index` is named `a<index % clients>`, and client i has
- * the one rule (HIGH, source, `a<i>`), so each alert matches exactly one client.
+ * the one rule (HIGH, source, `a<i>`), so each alert matches exactly one client. Each alert comes in
+ * under that client's private scope (`client:<id>`), as ingest would stamp it from the client's own
+ * credential, so the evaluator's scope filter is on the measured path.
  */
 import { fromBinary } from "@bufbuild/protobuf";
+import { clientScope } from "../../src/core/matching/scope.ts";
 import { AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { writeStringField, writeStringMapField, writeVarintField } from "../support/alerts.ts";
 
@@ -18,17 +21,21 @@ export class AlertEncoder {
   /** Per client index: fields 2, 3, 4, 5 and 7, already encoded. */
   readonly #fixed: Uint8Array[];
 
+  readonly clients: number;
+
   constructor(
     readonly source: string,
-    readonly clients: number,
+    readonly clientIds: readonly string[],
   ) {
-    this.#fixed = Array.from({ length: clients }, (_, i) => {
+    this.clients = clientIds.length;
+    this.#fixed = clientIds.map((clientId, i) => {
       const out: number[] = [];
       writeVarintField(out, 2, Severity.HIGH);
       writeStringField(out, 3, source);
       writeStringField(out, 4, alertName(i));
       writeStringMapField(out, 5, { host: "bench-1" });
       writeVarintField(out, 7, 1);
+      writeStringField(out, 10, clientScope(clientId));
       return Uint8Array.from(out);
     });
   }
@@ -58,7 +65,8 @@ export function checkEncoding(encoder: AlertEncoder): void {
     decoded.name === alertName(7 % encoder.clients) &&
     decoded.context.host === "bench-1" &&
     decoded.eventTimeUnixMs === BigInt(eventTimeMs) &&
-    decoded.schemaVersion === 1;
+    decoded.schemaVersion === 1 &&
+    decoded.scope === clientScope(encoder.clientIds[7 % encoder.clients] as string);
   if (!ok)
     throw new Error(
       `hand-encoded AlertNew decodes wrongly: ${JSON.stringify(decoded, (_, v) => (typeof v === "bigint" ? String(v) : v))}`,

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
+import { clientScope } from "../../src/core/matching/scope.ts";
 import type { Admin } from "../../src/kafka/index.ts";
 import { createScratchNotifications } from "../../test/support/scratch-notifications.ts";
 import { type CpuUse, startCpuMeter } from "../support/cpu.ts";
@@ -107,6 +108,7 @@ export async function postgresCeiling(options: {
       const i = first + k;
       return {
         clientId: clientIds[i % clientIds.length] as string,
+        scope: clientScope(clientIds[i % clientIds.length] as string),
         alertId: `pg-${i}`,
         severity: "HIGH",
         source,

@@ -48,7 +48,7 @@ export function writeStringMapField(out: number[], field: number, map: Record<st
   }
 }
 
-/** The AlertNew record value, fields in toBinary's order, schema version 1. */
+/** The AlertNew record value, fields in toBinary's order, schema version 1; the scope only when not empty. */
 export function encodeAlertNew(alert: BenchAlert): Uint8Array {
   const out: number[] = [];
   writeStringField(out, 1, alert.alertId);
@@ -58,6 +58,7 @@ export function encodeAlertNew(alert: BenchAlert): Uint8Array {
   writeStringMapField(out, 5, alert.context);
   writeVarintField(out, 6, alert.eventTimeUnixMs);
   writeVarintField(out, 7, 1);
+  if (alert.scope) writeStringField(out, 10, alert.scope);
   return Uint8Array.from(out);
 }
 

@@ -1,6 +1,7 @@
 /**
  * The demo's alert stream: the alert-producer's `load` command as a child process, sending a fixed
- * mix of alerts to alerts.new until it is stopped. The mix is what the demo rules (seed.ts) match.
+ * mix of alerts through HTTP ingest with the run's ingest credential until it is stopped. The mix is
+ * what the demo rules (seed.ts) match.
  */
 import { type ChildProcess, spawnLogged } from "./processes.ts";
 
@@ -17,7 +18,7 @@ const mix = {
  * A fixed seed repeats the same sequence of severities, sources and names on every run; the alert
  * ids still differ, because the producer prefixes them with a fresh run id.
  */
-export function startAlertStream(): ChildProcess {
+export function startAlertStream(ingestUrl: string, credential: string): ChildProcess {
   return spawnLogged(
     "demo-alerts",
     [
@@ -37,8 +38,11 @@ export function startAlertStream(): ChildProcess {
       "env=demo",
       "--seed",
       "1",
+      "--ingest",
+      ingestUrl,
     ],
-    {},
+    // In the environment, not the arguments: a secret stays out of process listings.
+    { INGEST_CREDENTIAL: credential },
   );
 }
 

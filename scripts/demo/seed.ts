@@ -1,7 +1,10 @@
 /**
  * The demo's tenants, created through the rule-service API with the admin token. Idempotent: a
- * client is found by name, a rule by its three fields, an endpoint by type and value, and only what
- * is missing is created, so every `./dev up` reuses what the previous one made.
+ * client is found by name, a rule by its three fields, an endpoint by type and value, the shared scope
+ * by name and its grants by client, and only what is missing is created, so every `./dev up` reuses
+ * what the previous one made. The demo's alerts come in through ingest under that shared scope (one
+ * monitoring system watched by all three tenants), with an ingest credential issued afresh per run:
+ * the previous runs' demo credentials are revoked first, so they never pile up.
  */
 import { SetupError } from "../process.ts";
 
@@ -38,6 +41,16 @@ export interface DemoClient {
   name: string;
 }
 
+/** The shared scope the demo's alerts come in under, granted to every demo tenant. */
+export const demoScopeName = "demo";
+const demoCredentialName = "demo alerts";
+
+/** The run's ingest credential: its secret is shown once, like the admin token. */
+export interface DemoCredential {
+  scope: string;
+  secret: string;
+}
+
 interface Page<T> {
   items: T[];
   next_cursor: string | null;
@@ -52,7 +65,7 @@ export async function seedDemo(
   ruleServiceUrl: string,
   adminToken: string,
   webhookSinkUrl: string,
-): Promise<{ clients: DemoClient[]; created: number; total: number }> {
+): Promise<{ clients: DemoClient[]; credential: DemoCredential; created: number; total: number }> {
   const api = apiClient(ruleServiceUrl, adminToken);
   let created = 0;
   let total = 0;
@@ -95,7 +108,30 @@ export async function seedDemo(
       }
     }
   }
-  return { clients, created, total };
+  const scopes = await listAll<{ id: string; name: string }>(api, "/api/v1/scopes");
+  const scope = await ensure(
+    scopes.find((s) => s.name === demoScopeName),
+    () => api<{ id: string; name: string }>("POST", "/api/v1/scopes", { name: demoScopeName }),
+  );
+  for (const client of clients) {
+    const granted = await listAll<{ id: string }>(api, `/api/v1/scopes?client_id=${client.id}`);
+    await ensure(
+      granted.find((s) => s.id === scope.id),
+      () => api("POST", `/api/v1/scopes/${scope.id}/grants`, { client_id: client.id }),
+    );
+  }
+  const credentials = await listAll<{ id: string; name: string; revoked_at: string | null }>(
+    api,
+    `/api/v1/ingest-credentials?scope_id=${scope.id}`,
+  );
+  for (const old of credentials.filter((c) => c.name === demoCredentialName && c.revoked_at === null)) {
+    await api("DELETE", `/api/v1/ingest-credentials/${old.id}`);
+  }
+  const credential = await api<DemoCredential>("POST", "/api/v1/ingest-credentials", {
+    name: demoCredentialName,
+    scope_id: scope.id,
+  });
+  return { clients, credential: { scope: credential.scope, secret: credential.secret }, created, total };
 }
 
 function apiClient(baseUrl: string, adminToken: string): Api {
@@ -111,7 +147,7 @@ function apiClient(baseUrl: string, adminToken: string): Api {
         `demo seeding: ${method} ${path} answered ${response.status} ${await response.text()}`,
       );
     }
-    return (await response.json()) as T;
+    return (response.status === 204 ? undefined : await response.json()) as T;
   };
 }
 

@@ -1,8 +1,10 @@
 import { prepared, type Sql } from "./postgres.ts";
 
-/** One (client, alert) notification as the aggregator writes it. */
+/** One (client, scope, alert) notification as the aggregator writes it. */
 export interface NotificationInput {
   clientId: string;
+  /** The scope the alert came in under: an alert id is unique only within its scope. */
+  scope: string;
   alertId: string;
   severity: string;
   source: string;
@@ -30,14 +32,14 @@ export function dedupeInsert(
   table: string,
 ): { text: string; params: never[] } {
   const text = `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])
-         AS t(client_id, alert_id, severity, source, name, context, rule_ids, event_ms)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[])
+         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms)
      ), inserted AS (
-       INSERT INTO ${table} (client_id, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at)
-       SELECT client_id, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
-              now() + make_interval(secs => $9::float8 / 1000)
+       INSERT INTO ${table} (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at)
+       SELECT client_id, scope, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
+              now() + make_interval(secs => $10::float8 / 1000)
        FROM input
-       ON CONFLICT (client_id, alert_id) DO NOTHING
+       ON CONFLICT (client_id, scope, alert_id) DO NOTHING
        RETURNING id, client_id, alert_id
      )
      SELECT id, client_id, alert_id FROM inserted
@@ -45,11 +47,12 @@ export function dedupeInsert(
      SELECT n.id, n.client_id, n.alert_id
      FROM input i CROSS JOIN LATERAL (
        SELECT id, client_id, alert_id FROM ${table}
-       WHERE client_id = i.client_id AND alert_id = i.alert_id AND status NOT IN ('SENT', 'FAILED')
+       WHERE client_id = i.client_id AND scope = i.scope AND alert_id = i.alert_id AND status NOT IN ('SENT', 'FAILED')
        LIMIT 1
      ) n`;
   const params = [
     rows.map((r) => r.clientId),
+    rows.map((r) => r.scope),
     rows.map((r) => r.alertId),
     rows.map((r) => r.severity),
     rows.map((r) => r.source),
@@ -63,7 +66,7 @@ export function dedupeInsert(
 }
 
 /**
- * Inserts a batch in one statement, deduplicated on (client_id, alert_id), and returns every row
+ * Inserts a batch in one statement, deduplicated on (client_id, scope, alert_id), and returns every row
  * of the batch that is not terminal yet: the new ones and those an earlier attempt inserted but
  * whose notifications.ready may never have been produced (a crash between insert and produce).
  * The existing-row half reads the statement's snapshot, so it never sees this statement's inserts.

@@ -1,10 +1,11 @@
-import { type Snapshot, SnapshotBuilder } from "../core/snapshot.ts";
+import { parseUuid, type Snapshot, SnapshotBuilder, UUID_BYTES } from "../core/snapshot.ts";
 import type { Sql, TransactionSql } from "./postgres.ts";
 import { RuleCopyParser, ruleCopyColumns } from "./rules-copy.ts";
 
 /**
- * NOTIFY channel raised by every committed rule change (with its outbox row). The outbox relay
- * wakes on it, and the rule-updater uses it as a backstop to rule.changed.
+ * NOTIFY channel raised by every committed rule change (with its outbox row) and every change of shared
+ * scopes and their grants. The outbox relay wakes on it, and the rule-updater rebuilds on it (a backstop to
+ * rule.changed for rules; the only prompt signal for grants, which have no event).
  */
 export const rulesChangedChannel = "rule_outbox";
 
@@ -12,15 +13,16 @@ export const rulesChangedChannel = "rule_outbox";
 const buildLockKey = 7_414_220_552;
 
 /**
- * Every enabled rule as a snapshot with a new build version. The version is drawn under an advisory lock
- * before the rules are read (each READ COMMITTED statement sees all commits before it), so a higher version
- * always carries rules read later, even with two updaters running.
+ * Every enabled rule and every shared-scope grant as a snapshot with a new build version. The version is
+ * drawn under an advisory lock before anything is read (each READ COMMITTED statement sees all commits before
+ * it), so a higher version always carries rules and grants read later, even with two updaters running.
  */
 export async function loadRulesSnapshot(sql: Sql): Promise<Snapshot> {
   return (await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${buildLockKey})`;
     const [row] = await tx<{ version: string }[]>`SELECT nextval('rules_snapshot_version') AS version`;
     const builder = await copyEnabledRules(tx);
+    await addGrants(tx, builder);
     return builder.build(BigInt(row?.version ?? 0), BigInt(Date.now()));
   })) as Snapshot;
 }
@@ -62,6 +64,21 @@ export async function copyEnabledRules(tx: TransactionSql, table = "rules"): Pro
     });
   });
   return builder;
+}
+
+/**
+ * Adds every shared-scope grant to `builder` (after the rules: a grant to a client without enabled rules is
+ * left out). Grants are one row per (shared scope, client), few next to rules: a plain SELECT.
+ */
+export async function addGrants(tx: TransactionSql, builder: SnapshotBuilder): Promise<void> {
+  const grants = await tx<{ name: string; client_id: string }[]>`
+    SELECT s.name, g.client_id FROM scope_grants g JOIN shared_scopes s ON s.id = g.scope_id
+    ORDER BY s.name, g.client_id`;
+  const id = new Uint8Array(UUID_BYTES);
+  for (const grant of grants) {
+    if (!parseUuid(grant.client_id, id, 0)) throw new Error(`scope_grants: client_id ${grant.client_id}`);
+    builder.addGrant(grant.name, id, 0);
+  }
 }
 
 /**

@@ -6,7 +6,7 @@
 import { Producer } from "../kafka/index.ts";
 import type { Logger } from "../runtime/log.ts";
 import { FlagError, parseLoadFlags } from "../stages/alert-producer/flags.ts";
-import { LoadRun, type LoadSummary } from "../stages/alert-producer/load.ts";
+import { kafkaSender, LoadRun, type LoadSummary } from "../stages/alert-producer/load.ts";
 import { type Progress, ratePerS } from "../stages/alert-producer/progress.ts";
 
 export interface LoadRequest {
@@ -113,7 +113,7 @@ export class LoadRunner {
       clientId: "rule-service-console-load",
       logger: this.options.logger.child("load-producer"),
     });
-    const run = new LoadRun(loadOptions, producer);
+    const run = new LoadRun(loadOptions, kafkaSender(producer, loadOptions.topic));
     this.#run = run;
     this.#request = request;
     this.#runId = runId;

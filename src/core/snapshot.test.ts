@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { prng, randomRules, randomUuid } from "../../test/support/random-rules.ts";
+import { pick, prng, randomRules, randomUuid } from "../../test/support/random-rules.ts";
 import { RulesSnapshotSchema } from "../gen/alerting/v1/rule_pb.ts";
-import type { Rule } from "./matching/types.ts";
+import type { Grant, Rule } from "./matching/types.ts";
 import {
   buildSnapshot,
   decodeSnapshot,
@@ -12,7 +12,9 @@ import {
   type Snapshot,
   SnapshotBuilder,
   SnapshotError,
+  sameGrants,
   sameRules,
+  snapshotGrants,
   snapshotRules,
 } from "./snapshot.ts";
 
@@ -26,13 +28,40 @@ function asMessage(snapshot: Snapshot) {
     ruleSeverity: Array.from(snapshot.ruleSeverity),
     ruleSource: Array.from(snapshot.ruleSource),
     ruleName: Array.from(snapshot.ruleName),
+    grantClient: Array.from(snapshot.grantClient),
   });
 }
 
-function sample(seed: number, count = 50): { rules: Rule[]; snapshot: Snapshot } {
+const scopeNames = ["team-a", "shared.x_1", "0", "z".repeat(63)];
+
+/**
+ * Grants of random shared scopes to the rules' clients, each (scope, client) at most once, and as many
+ * again to clients without rules (which a snapshot leaves out). Returns both and the kept ones.
+ */
+function randomGrants(random: () => number, rules: readonly Rule[]): { all: Grant[]; kept: Grant[] } {
+  const clients = [...new Set(rules.map((rule) => rule.clientId))];
+  const seen = new Set<string>();
+  const kept: Grant[] = [];
+  const all: Grant[] = [];
+  for (let i = 0; i < clients.length * 2; i++) {
+    const grant = { scope: pick(random, scopeNames), clientId: pick(random, clients) };
+    if (seen.has(`${grant.scope} ${grant.clientId}`)) continue;
+    seen.add(`${grant.scope} ${grant.clientId}`);
+    kept.push(grant);
+    all.push(grant, { scope: pick(random, scopeNames), clientId: randomUuid(random) });
+  }
+  return { all, kept };
+}
+
+function sample(seed: number, count = 50): { rules: Rule[]; grants: Grant[]; snapshot: Snapshot } {
   const random = prng(seed);
   const rules = randomRules(random, count, alphabet);
-  return { rules, snapshot: buildSnapshot(rules, BigInt(seed) * 1_000_003n, 1_700_000_000_000n) };
+  const { all, kept } = randomGrants(random, rules);
+  return {
+    rules,
+    grants: kept,
+    snapshot: buildSnapshot(rules, BigInt(seed) * 1_000_003n, 1_700_000_000_000n, all),
+  };
 }
 
 describe("snapshot codec", () => {
@@ -41,11 +70,14 @@ describe("snapshot codec", () => {
     for (let seed = 1; seed <= 200; seed++) {
       const random = prng(seed);
       const rules = randomRules(random, Math.floor(random() * 60), alphabet);
-      const snapshot = buildSnapshot(rules, versions[seed % versions.length] as bigint, BigInt(seed));
+      const grants = seed % 3 === 0 ? { all: [], kept: [] } : randomGrants(random, rules);
+      const version = versions[seed % versions.length] as bigint;
+      const snapshot = buildSnapshot(rules, version, BigInt(seed), grants.all);
       const bytes = encodeSnapshot(snapshot);
       expect(bytes).toEqual(toBinary(RulesSnapshotSchema, asMessage(snapshot)));
       expect(asMessage(decodeSnapshot(bytes))).toEqual(fromBinary(RulesSnapshotSchema, bytes));
       expect(snapshotRules(decodeSnapshot(bytes))).toEqual(rules);
+      expect(snapshotGrants(decodeSnapshot(bytes))).toEqual(grants.kept);
     }
   });
 
@@ -55,23 +87,42 @@ describe("snapshot codec", () => {
     expect(decodeSnapshot(encodeSnapshot(empty))).toEqual(empty);
     const wide = { ...empty, ruleClient: new Uint32Array([0, 127, 128, 16383, 16384, 4294967295]) };
     expect(encodeSnapshot(wide)).toEqual(toBinary(RulesSnapshotSchema, asMessage(wide)));
+    const wideGrants = {
+      ...empty,
+      grantScopes: ["a", "b", "c"],
+      grantClient: new Uint32Array([0, 300, 70000]),
+    };
+    expect(encodeSnapshot(wideGrants)).toEqual(toBinary(RulesSnapshotSchema, asMessage(wideGrants)));
+  });
+
+  test("a grant to a client without rules is left out: the snapshot interns only clients with rules", () => {
+    const { rules, grants, snapshot } = sample(12, 20);
+    expect(grants.length).toBeGreaterThan(0);
+    expect(snapshot.clientIds.length / 16).toBe(new Set(rules.map((rule) => rule.clientId)).size);
+    expect(snapshotGrants(snapshot)).toEqual(grants);
+    expect(snapshotGrants(decodeSnapshot(encodeSnapshot(snapshot)))).toEqual(grants);
   });
 
   test("columns split over several packed occurrences concatenate, unknown fields are skipped", () => {
     const { rules, snapshot } = sample(3, 10);
+    expect(snapshot.grantClient.length).toBeGreaterThan(0);
     const first = {
       ...snapshot,
       ruleIds: snapshot.ruleIds.slice(0, 16 * 4),
       ruleClient: snapshot.ruleClient.slice(0, 4),
     };
-    const rest = create(RulesSnapshotSchema, { ruleClient: Array.from(snapshot.ruleClient.slice(4)) });
+    const rest = create(RulesSnapshotSchema, {
+      ruleClient: Array.from(snapshot.ruleClient.slice(4)),
+      grantClient: Array.from(snapshot.grantClient),
+    });
     const unknown = new Uint8Array([0x98, 0x06, 0x01]); // field 99, varint 1
     const bytes = Buffer.concat([
-      encodeSnapshot({ ...first, ruleIds: snapshot.ruleIds }),
+      encodeSnapshot({ ...first, ruleIds: snapshot.ruleIds, grantClient: new Uint32Array(0) }),
       unknown,
       toBinary(RulesSnapshotSchema, rest),
     ]);
     expect(snapshotRules(decodeSnapshot(bytes))).toEqual(rules);
+    expect(decodeSnapshot(bytes).grantClient).toEqual(snapshot.grantClient);
   });
 
   test("uuid text <-> bytes", () => {
@@ -120,8 +171,14 @@ describe("SnapshotBuilder", () => {
         builder.internString(rule.name),
       );
     }
+    const granted = (rules[4321] as Rule).clientId;
+    parseUuid(granted, ids, 16);
+    expect(builder.addGrant("ops", ids, 16)).toBe(true);
+    parseUuid(randomUuid(random), ids, 16);
+    expect(builder.addGrant("ops", ids, 16)).toBe(false); // no rules: left out
     const snapshot = builder.build(3n, 4n);
-    expect(snapshot).toEqual(buildSnapshot(rules, 3n, 4n));
+    expect(snapshot).toEqual(buildSnapshot(rules, 3n, 4n, [{ scope: "ops", clientId: granted }]));
+    expect(snapshotGrants(snapshot)).toEqual([{ scope: "ops", clientId: granted }]);
     expect(snapshotRules(snapshot)).toEqual(rules);
     expect(snapshot.strings).toEqual([
       "*",
@@ -173,6 +230,31 @@ describe("sameRules", () => {
         expect(sameRules(buildSnapshot(changed, 1n, 0n), a)).toBe(false);
       }
       expect(sameRules(a, buildSnapshot(rules.slice(1), 1n, 0n))).toBe(false);
+    }
+  });
+
+  test("sameGrants holds for the same grants in any order, fails on any one change", () => {
+    for (let seed = 1; seed <= 50; seed++) {
+      const random = prng(seed);
+      const rules = randomRules(random, 1 + Math.floor(random() * 30), alphabet);
+      const { kept } = randomGrants(random, rules);
+      const a = buildSnapshot(rules, 1n, 0n, kept);
+      expect(sameGrants(a, buildSnapshot(shuffled(random, rules), 2n, 0n, shuffled(random, kept)))).toBe(
+        true,
+      );
+      if (kept.length === 0) continue;
+      const i = Math.floor(random() * kept.length);
+      const grant = kept[i] as Grant;
+      const renamed = kept.map((g, k) => (k === i ? { ...g, scope: `${g.scope.slice(0, 50)}-other` } : g));
+      const others = rules.filter((rule) => rule.clientId !== grant.clientId);
+      const moved = kept.map((g, k) => (k === i && others[0] ? { ...g, clientId: others[0].clientId } : g));
+      for (const changed of [kept.slice(1), renamed, ...(others[0] ? [moved] : [])]) {
+        if (new Set(changed.map((g) => `${g.scope} ${g.clientId}`)).size < changed.length) continue;
+        expect(sameGrants(a, buildSnapshot(rules, 1n, 0n, changed))).toBe(false);
+        expect(sameGrants(buildSnapshot(rules, 1n, 0n, changed), a)).toBe(false);
+      }
+      // Rules alone do not see grants.
+      expect(sameRules(a, buildSnapshot(rules, 1n, 0n))).toBe(true);
     }
   });
 
@@ -244,6 +326,35 @@ describe("snapshot validation", () => {
       "has no rules",
     ],
     ["unused string", (s) => ({ ...s, strings: [...s.strings, "unused"] }), "is used by no rule"],
+    [
+      "a grant column shorter",
+      (s) => ({ ...s, grantClient: s.grantClient.slice(1) }),
+      `grant_client has ${snapshot.grantClient.length - 1} entries, grant_scopes has ${snapshot.grantClient.length}`,
+    ],
+    [
+      "a grant to a client out of range",
+      (s) => ({ ...s, grantClient: s.grantClient.map(() => 99) }),
+      "grant 0: grant_client 99 out of range",
+    ],
+    [
+      "a grant of a malformed scope name",
+      (s) => ({ ...s, grantScopes: s.grantScopes.map(() => "Team A") }),
+      'grant 0: "Team A" is not a shared scope name',
+    ],
+    [
+      "a grant of a prefixed scope name",
+      (s) => ({ ...s, grantScopes: s.grantScopes.map(() => "shared:x") }),
+      "is not a shared scope name",
+    ],
+    [
+      "a repeated grant",
+      (s) => ({
+        ...s,
+        grantScopes: [...s.grantScopes, s.grantScopes[0] as string],
+        grantClient: Uint32Array.from([...s.grantClient, s.grantClient[0] as number]),
+      }),
+      `grant ${snapshot.grantScopes.length}: repeats scope`,
+    ],
   ];
   for (const [description, corrupt, reason] of corruptions) {
     test(`rejects ${description}`, () => {
@@ -258,16 +369,31 @@ describe("snapshot validation", () => {
       "rule_client: wire type 0, expected 2",
     );
     expect(() => decodeSnapshot(new Uint8Array([0x0a, 0x00]))).toThrow("field 1: wire type 2, expected 0");
+    expect(() => decodeSnapshot(new Uint8Array([0x60, 0x00]))).toThrow(
+      "grant_client: wire type 0, expected 2",
+    );
+    expect(() => decodeSnapshot(new Uint8Array([0x58, 0x00]))).toThrow("field 11: wire type 0, expected 2");
   });
 
-  // Protobuf has no length or checksum: a cut right after strings[0] reads as a valid empty rule set.
+  // Protobuf has no length or checksum: a cut right after strings[0] reads as a valid empty rule set, and
+  // one right before the grants as the rules without grants (closed: shared scopes then reach nobody).
   test("every other truncation of an encoded snapshot is rejected with a SnapshotError", () => {
     for (let seed = 20; seed < 40; seed++) {
-      const bytes = encodeSnapshot(sample(seed, 8).snapshot);
+      const { snapshot } = sample(seed, 8);
+      const bytes = encodeSnapshot(snapshot);
       const afterStar = bytes.indexOf(0x2a) + 1; // strings[0] is "*", the first 0x2a byte
+      const beforeGrants = encodeSnapshot({
+        ...snapshot,
+        grantScopes: [],
+        grantClient: new Uint32Array(0),
+      }).length;
       for (let end = 0; end < bytes.length; end++) {
         if (end === afterStar) {
           expect(decodeSnapshot(bytes.subarray(0, end)).ruleIds.length).toBe(0);
+        } else if (end === beforeGrants) {
+          const cut = decodeSnapshot(bytes.subarray(0, end));
+          expect(snapshotRules(cut)).toEqual(snapshotRules(snapshot));
+          expect(cut.grantScopes).toEqual([]);
         } else {
           expect(() => decodeSnapshot(bytes.subarray(0, end))).toThrow(SnapshotError);
         }
@@ -286,5 +412,9 @@ describe("snapshot validation", () => {
     expect(() => buildSnapshot([{ ...good, ruleId: "nope" }], 1n, 0n)).toThrow(RangeError);
     expect(() => buildSnapshot([{ ...good, clientId: "nope" }], 1n, 0n)).toThrow(RangeError);
     expect(() => buildSnapshot([{ ...good, severity: 9 }], 1n, 0n)).toThrow(RangeError);
+    expect(() => buildSnapshot([good], 1n, 0n, [{ scope: "ok", clientId: "nope" }])).toThrow(RangeError);
+    expect(() => buildSnapshot([good], 1n, 0n, [{ scope: "Not OK", clientId: good.clientId }])).toThrow(
+      RangeError,
+    );
   });
 });

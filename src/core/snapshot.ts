@@ -6,7 +6,8 @@
  * measured ~150-340 ms / ~100-175 ms on 1M rules, most of the 1 s budget, against ~20 ms here.
  * snapshot.test.ts proves the bytes equal toBinary's and decode equals fromBinary's.
  */
-import type { Rule } from "./matching/types.ts";
+import { isSharedScopeName } from "./matching/scope.ts";
+import type { Grant, Rule } from "./matching/types.ts";
 import { SEVERITY_MAX, SEVERITY_WILDCARD } from "./severity.ts";
 import {
   ProtoReader,
@@ -32,6 +33,9 @@ export interface Snapshot {
   ruleSeverity: Uint32Array;
   ruleSource: Uint32Array;
   ruleName: Uint32Array;
+  /** Shared-scope grants: grant i gives client grantClient[i] the scope `shared:<grantScopes[i]>`. */
+  grantScopes: string[];
+  grantClient: Uint32Array;
 }
 
 /** A corrupt, partial or incompatible snapshot. */
@@ -42,8 +46,16 @@ export class SnapshotError extends Error {
   }
 }
 
-/** Columnar form of `rules`. Rules must be valid (UUID ids, severity 0..4): anything else is a bug. */
-export function buildSnapshot(rules: readonly Rule[], version: bigint, builtAtUnixMs: bigint): Snapshot {
+/**
+ * Columnar form of `rules` and `grants`. Rules and grants must be valid (UUID ids, severity 0..4, shared scope
+ * names): anything else is a bug. A grant to a client without rules is left out, as it could match nothing.
+ */
+export function buildSnapshot(
+  rules: readonly Rule[],
+  version: bigint,
+  builtAtUnixMs: bigint,
+  grants: readonly Grant[] = [],
+): Snapshot {
   const builder = new SnapshotBuilder(rules.length);
   const ids = new Uint8Array(2 * UUID_BYTES); // rule id, then client id
   for (let i = 0; i < rules.length; i++) {
@@ -60,6 +72,10 @@ export function buildSnapshot(rules: readonly Rule[], version: bigint, builtAtUn
       builder.internString(rule.name),
     );
   }
+  grants.forEach((grant, i) => {
+    if (!parseUuid(grant.clientId, ids, 0)) throw new RangeError(`grant ${i}: client_id is not a UUID`);
+    builder.addGrant(grant.scope, ids, 0);
+  });
   return builder.build(version, builtAtUnixMs);
 }
 
@@ -68,7 +84,8 @@ const STAR_UTF8 = new Uint8Array([42]); // "*"
 /**
  * Builds a Snapshot one rule at a time, from ids and strings given as bytes, so that a caller streaming
  * database rows (rule-source's COPY) makes no object or string per row: clients are interned by their
- * 16 bytes, strings by their UTF-8 bytes, and a string is decoded once, when build() is called.
+ * 16 bytes, strings by their UTF-8 bytes, and a string is decoded once, when build() is called. Grants
+ * are added after the rules, so that a grant to a client without rules can be left out.
  */
 export class SnapshotBuilder {
   #count = 0;
@@ -80,6 +97,8 @@ export class SnapshotBuilder {
   readonly #clients: ByteInterner;
   readonly #strings = new ByteInterner(64, 16);
   #utf8 = new Uint8Array(256);
+  readonly #grantScopes: string[] = [];
+  readonly #grantClient: number[] = [];
 
   /** `capacityRules` only sizes the first allocation; the builder grows past it. */
   constructor(capacityRules = 1024) {
@@ -127,6 +146,19 @@ export class SnapshotBuilder {
     this.#count = i + 1;
   }
 
+  /**
+   * Grants the shared scope named `scope` to the client whose 16 id bytes are at `clientIdAt` of `ids`, if
+   * that client has rules (added before); returns whether it has. Each (scope, client) once.
+   */
+  addGrant(scope: string, ids: Uint8Array, clientIdAt: number): boolean {
+    if (!isSharedScopeName(scope)) throw new RangeError(`grant ${this.#grantScopes.length}: bad scope name`);
+    const client = this.#clients.find(ids, clientIdAt, clientIdAt + UUID_BYTES);
+    if (client < 0) return false;
+    this.#grantScopes.push(scope);
+    this.#grantClient.push(client);
+    return true;
+  }
+
   build(version: bigint, builtAtUnixMs: bigint): Snapshot {
     const count = this.#count;
     const strings = this.#strings;
@@ -141,6 +173,8 @@ export class SnapshotBuilder {
       ruleSeverity: this.#ruleSeverity.slice(0, count),
       ruleSource: this.#ruleSource.slice(0, count),
       ruleName: this.#ruleName.slice(0, count),
+      grantScopes: this.#grantScopes.slice(),
+      grantClient: Uint32Array.from(this.#grantClient),
     };
   }
 
@@ -277,6 +311,27 @@ export function snapshotRules(snapshot: Snapshot): Rule[] {
   return rules;
 }
 
+/** The grant list of a valid snapshot, in its order. */
+export function snapshotGrants(snapshot: Snapshot): Grant[] {
+  return snapshot.grantScopes.map((scope, i) => ({
+    scope,
+    clientId: formatUuid(snapshot.clientIds, (snapshot.grantClient[i] as number) * UUID_BYTES),
+  }));
+}
+
+/** Whether two valid snapshots hold the same grants, whatever their order and interning. */
+export function sameGrants(a: Snapshot, b: Snapshot): boolean {
+  if (a.grantScopes.length !== b.grantScopes.length) return false;
+  // Grants are few (one per shared scope and client): text keys are cheap enough here.
+  const keysOf = (snapshot: Snapshot) =>
+    new Set(snapshotGrants(snapshot).map((g) => `${g.scope} ${g.clientId}`));
+  const keysA = keysOf(a);
+  const keysB = keysOf(b);
+  if (keysA.size !== keysB.size) return false;
+  for (const key of keysA) if (!keysB.has(key)) return false;
+  return true;
+}
+
 /**
  * Whether two valid snapshots hold the same rules, whatever their order and interning (the rule-updater's
  * check of the stored snapshot against a fresh build). Rule ids are unique in both (the table's primary
@@ -327,8 +382,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Throws SnapshotError unless the columns line up, every index is in range, and every client and string
- * is used by some rule.
+ * Throws SnapshotError unless the columns line up, every index is in range, every client and string is used
+ * by some rule, and every grant names a shared scope and a client once.
  */
 function validateSnapshot(snapshot: Snapshot): void {
   const fail = (reason: string) => {
@@ -375,6 +430,21 @@ function validateSnapshot(snapshot: Snapshot): void {
   }
   if (clientUsed.indexOf(0) >= 0) fail(`client ${clientUsed.indexOf(0)} has no rules`);
   if (stringUsed.indexOf(0) >= 0) fail(`strings[${stringUsed.indexOf(0)}] is used by no rule`);
+  const { grantScopes, grantClient } = snapshot;
+  if (grantClient.length !== grantScopes.length) {
+    fail(`grant_client has ${grantClient.length} entries, grant_scopes has ${grantScopes.length}`);
+  }
+  const grants = new Set<string>();
+  for (let i = 0; i < grantScopes.length; i++) {
+    const scope = grantScopes[i] as string;
+    const client = grantClient[i] as number;
+    if (!isSharedScopeName(scope)) fail(`grant ${i}: ${JSON.stringify(scope)} is not a shared scope name`);
+    if (client >= clientCount)
+      fail(`grant ${i}: grant_client ${client} out of range (${clientCount} clients)`);
+    const key = `${scope} ${client}`;
+    if (grants.has(key)) fail(`grant ${i}: repeats scope ${scope} for client ${client}`);
+    grants.add(key);
+  }
 }
 
 const encoder = new TextEncoder();
@@ -383,8 +453,10 @@ const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 /** Protobuf bytes, identical to toBinary(RulesSnapshotSchema, ...) of the same snapshot. */
 export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
   const strings = snapshot.strings.map((value) => encoder.encode(value));
+  const grantScopes = snapshot.grantScopes.map((value) => encoder.encode(value));
   const columns = [snapshot.ruleClient, snapshot.ruleSeverity, snapshot.ruleSource, snapshot.ruleName];
   const columnSizes = columns.map(packedSize);
+  const grantClientSize = packedSize(snapshot.grantClient);
   // proto3 leaves out fields holding their default (0, empty), as toBinary does.
   let size = 0;
   if (snapshot.schemaVersion !== 0) size += 1 + varintSize(snapshot.schemaVersion);
@@ -394,6 +466,8 @@ export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
   if (snapshot.clientIds.length > 0) size += lengthDelimitedSize(snapshot.clientIds.length);
   if (snapshot.ruleIds.length > 0) size += lengthDelimitedSize(snapshot.ruleIds.length);
   for (const columnSize of columnSizes) if (columnSize > 0) size += lengthDelimitedSize(columnSize);
+  for (const value of grantScopes) size += lengthDelimitedSize(value.length);
+  if (grantClientSize > 0) size += lengthDelimitedSize(grantClientSize);
 
   const out = new Uint8Array(size);
   let pos = 0;
@@ -413,12 +487,10 @@ export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
   if (snapshot.clientIds.length > 0) pos = writeBytes(out, pos, 5, snapshot.clientIds);
   if (snapshot.ruleIds.length > 0) pos = writeBytes(out, pos, 6, snapshot.ruleIds);
   columns.forEach((column, i) => {
-    const columnSize = columnSizes[i] as number;
-    if (columnSize === 0) return;
-    out[pos++] = ((7 + i) << 3) | WIRE_LENGTH_DELIMITED;
-    pos = writeVarint32(out, pos, columnSize);
-    for (let j = 0; j < column.length; j++) pos = writeVarint32(out, pos, column[j] as number);
+    pos = writePacked(out, pos, 7 + i, column, columnSizes[i] as number);
   });
+  for (const value of grantScopes) pos = writeBytes(out, pos, 11, value);
+  pos = writePacked(out, pos, 12, snapshot.grantClient, grantClientSize);
   if (pos !== size) throw new Error(`encodeSnapshot: wrote ${pos} bytes, sized ${size}`);
   return out;
 }
@@ -439,7 +511,8 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   return snapshot;
 }
 
-const COLUMN_NAMES = ["rule_client", "rule_severity", "rule_source", "rule_name"];
+/** The packed columns by field number - 7; field 11 (grant_scopes) is not one. */
+const COLUMN_NAMES = ["rule_client", "rule_severity", "rule_source", "rule_name", undefined, "grant_client"];
 
 function parseSnapshot(bytes: Uint8Array): Snapshot {
   const reader = new ProtoReader(bytes);
@@ -454,16 +527,18 @@ function parseSnapshot(bytes: Uint8Array): Snapshot {
     ruleSeverity: new Uint32Array(0),
     ruleSource: new Uint32Array(0),
     ruleName: new Uint32Array(0),
+    grantScopes: [],
+    grantClient: new Uint32Array(0),
   };
   // [start, end) of each occurrence of the packed columns (repeated occurrences concatenate).
-  const columnRanges: number[][] = [[], [], [], []];
+  const columnRanges: number[][] = COLUMN_NAMES.map(() => []);
   while (!reader.done()) {
     const tag = reader.tag("RulesSnapshot");
     const fieldNumber = tag >>> 3;
     const wireType = tag & 7;
-    const expected = fieldNumber <= 3 ? WIRE_VARINT : fieldNumber <= 10 ? WIRE_LENGTH_DELIMITED : wireType;
+    const expected = fieldNumber <= 3 ? WIRE_VARINT : fieldNumber <= 12 ? WIRE_LENGTH_DELIMITED : wireType;
     if (wireType !== expected) {
-      const field = fieldNumber >= 7 ? COLUMN_NAMES[fieldNumber - 7] : `field ${fieldNumber}`;
+      const field = COLUMN_NAMES[fieldNumber - 7] ?? `field ${fieldNumber}`;
       throw new SnapshotError(`${field}: wire type ${wireType}, expected ${expected}`);
     }
     if (fieldNumber === 1) snapshot.schemaVersion = reader.varint32("schema_version");
@@ -471,9 +546,10 @@ function parseSnapshot(bytes: Uint8Array): Snapshot {
       reader.varint64(fieldNumber === 2 ? "version" : "built_at_unix_ms");
       if (fieldNumber === 2) snapshot.version = reader.int64();
       else snapshot.builtAtUnixMs = reader.int64();
-    } else if (fieldNumber <= 10) {
+    } else if (fieldNumber <= 12) {
       const end = reader.lengthDelimited(`field ${fieldNumber}`);
       if (fieldNumber === 4) snapshot.strings.push(decoder.decode(bytes.subarray(reader.pos, end)));
+      else if (fieldNumber === 11) snapshot.grantScopes.push(decoder.decode(bytes.subarray(reader.pos, end)));
       else if (fieldNumber === 5) snapshot.clientIds = bytes.slice(reader.pos, end);
       else if (fieldNumber === 6) snapshot.ruleIds = bytes.slice(reader.pos, end);
       else columnRanges[fieldNumber - 7]?.push(reader.pos, end);
@@ -484,6 +560,7 @@ function parseSnapshot(bytes: Uint8Array): Snapshot {
   snapshot.ruleSeverity = readPacked(bytes, columnRanges[1] as number[], "rule_severity");
   snapshot.ruleSource = readPacked(bytes, columnRanges[2] as number[], "rule_source");
   snapshot.ruleName = readPacked(bytes, columnRanges[3] as number[], "rule_name");
+  snapshot.grantClient = readPacked(bytes, columnRanges[5] as number[], "grant_client");
   return snapshot;
 }
 
@@ -508,6 +585,21 @@ function packedSize(column: Uint32Array): number {
   let size = 0;
   for (let i = 0; i < column.length; i++) size += varintSize(column[i] as number);
   return size;
+}
+
+/** A packed column of `size` bytes (packedSize), left out when empty as proto3 does. */
+function writePacked(
+  out: Uint8Array,
+  pos: number,
+  fieldNumber: number,
+  column: Uint32Array,
+  size: number,
+): number {
+  if (size === 0) return pos;
+  out[pos++] = (fieldNumber << 3) | WIRE_LENGTH_DELIMITED;
+  pos = writeVarint32(out, pos, size);
+  for (let j = 0; j < column.length; j++) pos = writeVarint32(out, pos, column[j] as number);
+  return pos;
 }
 
 function lengthDelimitedSize(length: number): number {

@@ -42,14 +42,15 @@ function randomAlert(random: () => number): AlertNew {
     eventTimeUnixMs:
       random() < 0.5 ? pick(random, times) : BigInt.asIntN(64, BigInt(Math.floor(random() * 2 ** 53)) << 11n),
     schemaVersion: pick(random, [0, 1, 2, 300, 4294967295]),
+    scope: pick(random, ["", "shared:ops", `client:${randomUuid(random)}`, ...texts]),
   });
 }
 
-/** Fields AlertNew does not know (numbers >= 10), of every wire type, including a nested group. */
+/** Fields AlertNew does not know (numbers >= 11), of every wire type, including a nested group. */
 function unknownFields(random: () => number): Uint8Array {
   const writer = new BinaryWriter();
   for (let i = Math.floor(random() * 4); i > 0; i--) {
-    const fieldNumber = 10 + Math.floor(random() * 2000);
+    const fieldNumber = 11 + Math.floor(random() * 2000);
     switch (Math.floor(random() * 5)) {
       case 0:
         writer.tag(fieldNumber, WireType.Varint).int64(-5n);
@@ -133,6 +134,7 @@ describe("readAlertNew", () => {
         name: want.name,
         eventTimeUnixMs: want.eventTimeUnixMs,
         schemaVersion: want.schemaVersion,
+        scope: want.scope,
       });
     }
     // Both paths are exercised.
@@ -182,6 +184,7 @@ describe("readAlertNew", () => {
     ["end group without start", [0xd4, 0x02], "AlertNew: end-group tag without a start"],
     ["field 8 in AlertNew", [0x42, 0x00], "AlertNew: field 8 is reserved for AlertMatched"],
     ["field 9 in AlertNew", [0x4a, 0x00], "AlertNew: field 9 is reserved for AlertMatched"],
+    ["scope as a varint", [0x50, 0x01], "scope: wire type 0, expected 2"],
   ];
   for (const [description, bytes, message] of malformed) {
     test(`rejects ${description}`, () => {
@@ -295,6 +298,7 @@ describe("encodeAlertMatched", () => {
         schemaVersion: alert.schemaVersion,
         clientId: group.clientId,
         ruleIds: group.ruleIds,
+        scope: alert.scope,
       });
       if (!equals(AlertMatchedSchema, got, want)) expect(got).toEqual(want);
     }

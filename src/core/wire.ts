@@ -181,6 +181,8 @@ export interface AlertHeader {
   name: string;
   eventTimeUnixMs: bigint;
   schemaVersion: number;
+  /** The stream the alert came in under (see src/core/matching/scope.ts); "" from internal producers. */
+  scope: string;
 }
 
 /**
@@ -204,6 +206,8 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
   let sourceEnd = 0;
   let nameStart = 0;
   let nameEnd = 0;
+  let scopeStart = 0;
+  let scopeEnd = 0;
   while (!reader.done()) {
     const tag = reader.tag("AlertNew");
     switch (tag >>> 3) {
@@ -248,6 +252,12 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
       case 8:
       case 9:
         throw new WireError("AlertNew", `field ${tag >>> 3} is reserved for AlertMatched`);
+      case 10:
+        expectWireType(tag, WIRE_LENGTH_DELIMITED, "scope");
+        scopeEnd = reader.lengthDelimited("scope");
+        scopeStart = reader.pos;
+        reader.pos = scopeEnd;
+        break;
       default:
         reader.skip(tag, "AlertNew");
     }
@@ -259,6 +269,7 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
     name: decodeText(bytes, nameStart, nameEnd, "name"),
     eventTimeUnixMs,
     schemaVersion,
+    scope: decodeString(bytes, scopeStart, scopeEnd),
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * The aggregator stage as a real process against the real broker and Postgres: one notifications row
- * per (client, alert) whatever the redeliveries, a notifications.ready for every non-terminal row
+ * per (client, scope, alert) whatever the redeliveries, a notifications.ready for every non-terminal row
  * (including rows an earlier, crashed attempt inserted), invalid records dead-lettered with a reason.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -155,6 +155,30 @@ test("one row per (client, alert) despite redeliveries and different records for
   expect(readyIds(ready.records).filter((id) => id === sameA.id).length).toBeGreaterThanOrEqual(2);
 }, 30_000);
 
+test("dedupe is per scope: one alert id in two scopes is two rows, a forged first copy suppresses nothing", async () => {
+  const { topics, ready } = await setUp("agg-scope");
+  const a = await newClient("agg-scope");
+  const own = `client:${a.clientId}`;
+  const send = (scope: string, name: string) => ({
+    topic: topics.input,
+    key: a.clientId,
+    value: alertMatched({ clientId: a.clientId, alertId: "shared-id", scope, name, ruleIds: [a.ruleId] }),
+  });
+  // A forged copy from a shared scope arrives first, then the real one from the client's own scope (twice).
+  await producer.send([send("shared:somebody-else", "forged"), send(own, "real"), send(own, "real")]);
+  expect(await ready.until((records) => records.length >= 2, 20_000)).toBe(true);
+  await Bun.sleep(500); // anything extra would show up now
+  const rows = await sql<{ scope: string; name: string }[]>`
+    SELECT scope, name FROM notifications WHERE client_id = ${a.clientId} ORDER BY scope`;
+  expect([...rows]).toEqual([
+    { scope: own, name: "real" },
+    { scope: "shared:somebody-else", name: "forged" },
+  ]);
+  // The second real copy re-announced the RECEIVED row rather than inserting another.
+  expect(ready.records.length).toBeGreaterThanOrEqual(2);
+  expect(new Set(readyIds(ready.records)).size).toBe(2);
+}, 30_000);
+
 test("rows that already exist are announced while not terminal (crash between insert and produce)", async () => {
   const { topics, ready } = await setUp("agg-existing");
   const { clientId, ruleId } = await newClient("agg-existing");
@@ -233,6 +257,11 @@ test("invalid records go to the dead-letter topic with their reason; valid ones 
       field: "severity",
       reason: /^severity: unknown value 9$/,
     },
+    "bad-scope": {
+      value: alertMatched({ clientId, alertId: "x5", ruleIds: [ruleId], scope: "shared:\u0000" }),
+      field: "scope",
+      reason: /^scope: not client:<uuid>, shared:<name> or empty$/,
+    },
   };
   await producer.send([
     ...Object.entries(invalid).map(([key, { value }]) => ({ topic: topics.input, key, value })),
@@ -243,10 +272,11 @@ test("invalid records go to the dead-letter topic with their reason; valid ones 
     },
   ]);
 
-  expect(await dlq.until((records) => records.length >= 4, 20_000)).toBe(true);
+  const count = Object.keys(invalid).length;
+  expect(await dlq.until((records) => records.length >= count, 20_000)).toBe(true);
   expect(await ready.until((records) => records.length >= 1, 20_000)).toBe(true);
   await Bun.sleep(500);
-  expect(dlq.records).toHaveLength(4);
+  expect(dlq.records).toHaveLength(count);
   for (const record of dlq.records) {
     const key = text(record.key);
     const expected = invalid[key];

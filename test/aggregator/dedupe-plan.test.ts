@@ -30,9 +30,12 @@ afterAll(async () => {
   await sql.end({ timeout: 5 });
 });
 
+const scopes = ["", `client:${clientIds[0]}`, "shared:plan-test"];
+
 function batch(first: number): NotificationInput[] {
   return Array.from({ length: batchRows }, (_, k) => ({
     clientId: clientIds[k % clientIds.length] as string,
+    scope: scopes[(first + k) % scopes.length] as string,
     alertId: `alert-${first + k}`,
     severity: "HIGH",
     source: "plan-test",
@@ -75,4 +78,15 @@ test("with empty-table statistics, existing rows are looked up by index, never b
   expect(returned).toHaveLength(batchRows);
   const [count] = await sql.unsafe<{ rows: string }[]>(`SELECT count(*) AS rows FROM ${table}`);
   expect(Number(count?.rows)).toBe(3 * batchRows + batchRows / 2);
+
+  // The same (client, alert id) in another scope is a row of its own; in the same scope, the row found.
+  const moved = next.map((row) => ({ ...row, scope: `${row.scope}-other` }));
+  const inserted = await insertNotifications(sql, moved.slice(0, 10), table);
+  expect(inserted).toHaveLength(10);
+  const [after] = await sql.unsafe<{ rows: string }[]>(`SELECT count(*) AS rows FROM ${table}`);
+  expect(Number(after?.rows)).toBe(3 * batchRows + batchRows / 2 + 10);
+  const again = await insertNotifications(sql, moved.slice(0, 10), table);
+  expect(again.map((r) => r.id).sort()).toEqual(inserted.map((r) => r.id).sort());
+  const [unchanged] = await sql.unsafe<{ rows: string }[]>(`SELECT count(*) AS rows FROM ${table}`);
+  expect(Number(unchanged?.rows)).toBe(Number(after?.rows));
 });

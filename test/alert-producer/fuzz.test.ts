@@ -167,7 +167,7 @@ test("random bodies never get a 5xx", async () => {
 test("invalid UTF-8 bytes are a 400", async () => {
   const response = await fetch(`${server.url}/api/v1/alerts`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", authorization: server.credential.authorization },
     body: new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]),
   });
   expect(response.status).toBe(400);

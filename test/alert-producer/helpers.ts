@@ -1,11 +1,14 @@
 /**
  * Shared by the alert-producer tests: a topic of their own, the records written to it decoded back
- * as AlertNew, and the producer process itself started as `bun main.ts <command>`.
+ * as AlertNew, and the producer process itself started as `bun main.ts <command>`, with a client and
+ * an ingest credential of its own.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Subprocess } from "bun";
+import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { type AlertNew, AlertNewSchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, Consumer } from "../../src/kafka/index.ts";
+import { clientWithCredential, deleteClients, type TestCredential } from "../support/ingest-credentials.ts";
 import { brokers, quiet } from "../support/kafka.ts";
 import { uniqueName } from "../support/names.ts";
 import { type StageProcess, startStage, stopStage } from "../support/stages.ts";
@@ -106,30 +109,54 @@ export interface Server {
   url: string;
   process: StageProcess<"alert-producer">["process"];
   output: string[];
+  /** A client made for this server, and a credential for its private scope. */
+  clientId: string;
+  credential: TestCredential;
 }
 
-/** `serve` on a free port, writing to `topic`; resolves once it logged that it started. */
+/** The credential postJson sends to each running server, by origin. */
+const credentialsByOrigin = new Map<string, TestCredential>();
+
+/**
+ * `serve` on a free port, writing to `topic`, with a client and an ingest credential of its own;
+ * resolves once it logged that it started.
+ */
 export async function startServer(topic: string, env: Record<string, string> = {}): Promise<Server> {
+  const sql = connectPostgres({ connectionsMax: 1, idleTimeoutSeconds: 1 });
+  const { clientId, credential } = await clientWithCredential(sql).finally(() => sql.end());
   const stage = await startStage("alert-producer", { OUTPUT_TOPIC: topic, ...env }, [
     process.execPath,
     mainPath,
     "serve",
   ]);
-  return { url: `http://127.0.0.1:${stage.httpPort}`, process: stage.process, output: stage.output };
+  const url = `http://127.0.0.1:${stage.httpPort}`;
+  credentialsByOrigin.set(url, credential);
+  return { url, process: stage.process, output: stage.output, clientId, credential };
 }
 
-export function stopServer(server: Server): Promise<number | null> {
-  return stopStage({ name: "alert-producer", httpPort: 0, ...server });
+/** Stops the server and deletes its client (with the credential). */
+export async function stopServer(server: Server): Promise<number | null> {
+  const exitCode = await stopStage({ name: "alert-producer", httpPort: 0, ...server });
+  credentialsByOrigin.delete(server.url);
+  const sql = connectPostgres({ connectionsMax: 1, idleTimeoutSeconds: 1 });
+  await deleteClients(sql, [server.clientId]).finally(() => sql.end());
+  return exitCode;
 }
 
+/**
+ * POSTs JSON, authorized by the credential of the server started for that URL unless `headers` has
+ * its own `authorization` (an empty one sends none).
+ */
 export function postJson(
   url: string,
   body: unknown,
   headers: Record<string, string> = {},
 ): Promise<Response> {
+  const credential = credentialsByOrigin.get(new URL(url).origin);
+  const { authorization = credential?.authorization ?? "", ...rest } = headers;
   return fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json", ...headers },
+    headers: { "content-type": "application/json", ...(authorization ? { authorization } : {}), ...rest },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
 }

@@ -261,7 +261,7 @@ describe("refused requests", () => {
   test("415 for a body that is not application/json", async () => {
     const response = await fetch(`${server.url}/api/v1/alerts`, {
       method: "POST",
-      headers: { "content-type": "text/plain" },
+      headers: { "content-type": "text/plain", authorization: server.credential.authorization },
       body: "{}",
     });
     expect(response.status).toBe(415);
@@ -280,7 +280,7 @@ describe("refused requests", () => {
     expect(((await declared.json()) as Rejected).error.code).toBe("payload_too_large");
     const streamed = await fetch(`${server.url}/api/v1/alerts`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: server.credential.authorization },
       body: new Blob([big]).stream(),
     });
     expect(streamed.status).toBe(413);
@@ -295,7 +295,7 @@ describe("refused requests", () => {
     expect(((await declared.json()) as Rejected).error.code).toBe("payload_too_large");
     const streamed = await fetch(`${server.url}/api/v1/alerts`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: server.credential.authorization },
       body: new Blob([huge]).stream(),
     });
     expect(streamed.status).toBe(413);
@@ -304,7 +304,11 @@ describe("refused requests", () => {
     const announced = await rawRequest(server.url, {
       method: "POST",
       path: "/api/v1/alerts",
-      headers: { "content-type": "application/json", "content-length": String(2 ** 30) },
+      headers: {
+        "content-type": "application/json",
+        "content-length": String(2 ** 30),
+        authorization: server.credential.authorization,
+      },
       body: '[{"severity": "LOW"',
     });
     expect(announced.status).toBe(413);

@@ -1,15 +1,21 @@
 /**
- * `main.ts serve` with a tiny request rate (INGEST_RATE_*): each remote address gets exactly the
- * burst, a batch counting as one request, then 429 with Retry-After; other addresses are unaffected.
+ * `main.ts serve` with a tiny request rate (INGEST_RATE_*): each remote address, and each credential,
+ * gets exactly the burst, a batch counting as one request, then 429 with Retry-After; other addresses
+ * and credentials are unaffected.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import http from "node:http";
+import { connectPostgres } from "../../src/adapters/postgres.ts";
+import { issueCredential, type TestCredential } from "../support/ingest-credentials.ts";
 import { newTopic, type Server, startServer, stopServer, TopicReader } from "./helpers.ts";
 
 const burst = 3;
 const over = 2;
 let server: Server;
 let reader: TopicReader;
+const sql = connectPostgres({ connectionsMax: 1, idleTimeoutSeconds: 1 });
+/** A credential of its own for each test, for the server's client. */
+const newCredential = (): Promise<TestCredential> => issueCredential(sql, { clientId: server.clientId });
 
 beforeAll(async () => {
   const topic = await newTopic();
@@ -21,6 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await reader?.close();
   if (server && server.process.exitCode === null) await stopServer(server);
+  await sql.end();
 });
 
 interface Reply {
@@ -30,13 +37,19 @@ interface Reply {
   body: any;
 }
 
-/** POSTs JSON from `localAddress`, so that each test is a caller of its own. */
-function post(localAddress: string, path: string, body: unknown): Promise<Reply> {
+/** POSTs JSON from `localAddress` with `credential` (none: no Authorization header). */
+function post(
+  localAddress: string,
+  path: string,
+  body: unknown,
+  credential: TestCredential | undefined,
+): Promise<Reply> {
   const text = JSON.stringify(body);
+  const authorization = credential ? { authorization: credential.authorization } : {};
   return new Promise((resolve, reject) => {
     const request = http.request(
       new URL(path, server.url),
-      { method: "POST", headers: { "content-type": "application/json" }, localAddress },
+      { method: "POST", headers: { "content-type": "application/json", ...authorization }, localAddress },
       (response) => {
         let answer = "";
         response.on("data", (chunk) => {
@@ -70,8 +83,11 @@ const repeat = (status: number, count: number): number[] => new Array(count).fil
 test("an address gets exactly the burst of requests, batches counting as one, then 429 with Retry-After", async () => {
   const from = "127.0.0.2";
   const run = crypto.randomUUID();
+  const credential = await newCredential();
   const replies = await Promise.all(
-    Array.from({ length: burst + over }, (_, i) => post(from, "/api/v1/alerts", alerts(`${run}-${i}`, 5))),
+    Array.from({ length: burst + over }, (_, i) =>
+      post(from, "/api/v1/alerts", alerts(`${run}-${i}`, 5), credential),
+    ),
   );
   expect(replies.map((r) => r.status).sort()).toEqual([...repeat(200, burst), ...repeat(429, over)]);
   for (const reply of replies.filter((r) => r.status === 200)) expect(reply.body.accepted).toBe(5);
@@ -81,13 +97,15 @@ test("an address gets exactly the burst of requests, batches counting as one, th
     expect(reply.body).toEqual({ error: { code: "rate_limited", message: expect.any(String) } });
   }
 
-  // Both APIs share the address's budget, and another address has its own.
-  expect((await post(from, "/api/v2/alerts", [])).status).toBe(429);
-  expect((await post("127.0.0.3", "/api/v1/alerts", alerts(`${run}-other`, 1))).status).toBe(200);
+  // Both APIs share the address's budget, and another address (with another credential) has its own.
+  expect((await post(from, "/api/v2/alerts", [], credential)).status).toBe(429);
+  expect(
+    (await post("127.0.0.3", "/api/v1/alerts", alerts(`${run}-other`, 1), await newCredential())).status,
+  ).toBe(200);
 
   const waitSeconds = Math.max(...refused.map((r) => Number(r.retryAfter)));
   await Bun.sleep(waitSeconds * 1000);
-  expect((await post(from, "/api/v1/alerts", alerts(`${run}-later`, 1))).status).toBe(200);
+  expect((await post(from, "/api/v1/alerts", alerts(`${run}-later`, 1), credential)).status).toBe(200);
 
   // What was refused was not written; by the time the later alert arrived, it would have been.
   const idsOf = (admitted: boolean) =>
@@ -101,8 +119,41 @@ test("an address gets exactly the burst of requests, batches counting as one, th
 
 test("refusing comes before parsing: over the limit, even an invalid body gets 429", async () => {
   const from = "127.0.0.4";
+  const credential = await newCredential();
   const replies = await Promise.all(
-    Array.from({ length: burst + over }, () => post(from, "/api/v1/alerts", { severity: "NOPE" })),
+    Array.from({ length: burst + over }, () =>
+      post(from, "/api/v1/alerts", { severity: "NOPE" }, credential),
+    ),
   );
   expect(replies.map((r) => r.status).sort()).toEqual([...repeat(400, burst), ...repeat(429, over)]);
+});
+
+test("a credential gets exactly the burst, whichever addresses it comes from; another credential has its own", async () => {
+  const run = crypto.randomUUID();
+  const credential = await newCredential();
+  // One address per request: each address's own budget is untouched beyond one request.
+  const addresses = Array.from({ length: burst + over }, (_, i) => `127.0.1.${i + 1}`);
+  const replies = await Promise.all(
+    addresses.map((from, i) => post(from, "/api/v1/alerts", alerts(`${run}-${i}`, 1), credential)),
+  );
+  expect(replies.map((r) => r.status).sort()).toEqual([...repeat(200, burst), ...repeat(429, over)]);
+  expect(replies.find((r) => r.status === 429)?.retryAfter).toMatch(/^[1-9][0-9]*$/);
+  const other = await post(
+    addresses[0] as string,
+    "/api/v1/alerts",
+    alerts(`${run}-other`, 1),
+    await newCredential(),
+  );
+  expect(other.status).toBe(200);
+  const refusedIds = replies.flatMap((r, i) => (r.status === 429 ? [`${run}-${i}-0`] : []));
+  expect((await reader.waitFor([`${run}-other-0`])).flat()).toHaveLength(1);
+  expect((await reader.waitFor(refusedIds, 0)).flat()).toEqual([]);
+});
+
+test("without a credential an address gets the burst of 401s, then 429: a flood costs no credential lookups", async () => {
+  const from = "127.0.0.5";
+  const replies = await Promise.all(
+    Array.from({ length: burst + over }, () => post(from, "/api/v1/alerts", alerts("none", 1), undefined)),
+  );
+  expect(replies.map((r) => r.status).sort()).toEqual([...repeat(401, burst), ...repeat(429, over)]);
 });

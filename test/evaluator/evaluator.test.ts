@@ -177,6 +177,79 @@ test("exact and wildcard rules: one record per client with all of its matched ru
   expect(first?.schemaVersion).toBe(1);
 }, 20_000);
 
+test("scopes: a client sees only alerts of its own scope, of shared scopes granted to it, and internal ones", async () => {
+  const env = await environment("scope");
+  const source = `svc-${crypto.randomUUID()}`;
+  const [a, b, c] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+  // A wildcard rule for every client: without scopes each would see every alert of the source.
+  const rules = [a, b, c].map((clientId) => rule(clientId, SEVERITY_WILDCARD, source, "*"));
+  const grants = [
+    { scope: "ops", clientId: a },
+    { scope: "ops", clientId: c },
+  ];
+  await writeRules(redis, env.keys, rules, 1n, grants);
+  const stage = await evaluator(env);
+
+  const scopes: Record<string, string> = {
+    internal: "",
+    "private-a": `client:${a}`,
+    "private-b": `client:${b}`,
+    "private-unknown": `client:${crypto.randomUUID()}`,
+    "shared-ops": "shared:ops",
+    "shared-ungranted": "shared:nobody",
+  };
+  const malformed = ["ops", `client:${a.toUpperCase()}`, "shared:Ops", `shared:ops ${a}`];
+  await produceAlerts(env.input, [
+    ...Object.entries(scopes).map(([id, scope]) => ({
+      id,
+      bytes: alertBytes({ alertId: id, source, name: "db_password", scope }),
+    })),
+    ...malformed.map((scope, i) => ({
+      id: `malformed-${i}`,
+      bytes: alertBytes({ alertId: `malformed-${i}`, source, name: "db_password", scope }),
+    })),
+  ]);
+  const only = (...clients: string[]) => [...clients].sort();
+  const expected: Record<string, string[]> = {
+    internal: only(a, b, c),
+    "private-a": only(a),
+    "private-b": only(b),
+    "private-unknown": [],
+    "shared-ops": only(a, c),
+    "shared-ungranted": [],
+  };
+  const total = Object.values(expected).flat().length;
+  expect(await env.outputs.until((r) => r.length >= total)).toBe(true);
+  expect(
+    await eventually(
+      async () => (await metric(stage.httpPort, "alerts_scope_malformed_total")) === malformed.length,
+      5000,
+    ),
+  ).toBe(true);
+  await Bun.sleep(300); // anything more would be a wrong extra record
+  const seen: Record<string, string[]> = Object.fromEntries(Object.keys(expected).map((id) => [id, []]));
+  for (const matched of env.outputs.records.map(decodeMatched)) {
+    seen[matched.alertId]?.push(matched.clientId);
+    // The scope is carried into alerts.matched, for the per-scope dedupe.
+    expect(matched.scope).toBe(scopes[matched.alertId] as string);
+  }
+  for (const clients of Object.values(seen)) clients.sort();
+  expect(seen).toEqual(expected);
+  expect(env.outputs.records.length).toBe(total);
+
+  // A grant is a snapshot change like a rule: granting b the scope lets b see the next ops alert.
+  await writeRules(redis, env.keys, rules, 2n, [...grants, { scope: "ops", clientId: b }]);
+  expect(
+    await eventually(async () => (await metric(stage.httpPort, "rules_version_applied")) === 2, 5000),
+  ).toBe(true);
+  await produceAlerts(env.input, [
+    { id: "ops-2", bytes: alertBytes({ alertId: "ops-2", source, name: "x", scope: "shared:ops" }) },
+  ]);
+  expect(await env.outputs.until((r) => r.length >= total + 3)).toBe(true);
+  const second = env.outputs.records.slice(total).map(decodeMatched);
+  expect(second.map((m) => m.clientId).sort()).toEqual(only(a, b, c));
+}, 20_000);
+
 test("without a snapshot it is not ready and consumes nothing; a snapshot makes it ready and it processes", async () => {
   const env = await environment("not-ready");
   const stage = await evaluator(env);

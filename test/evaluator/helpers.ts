@@ -5,7 +5,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { RedisClient } from "../../src/adapters/redis.ts";
 import { type SnapshotKeys, writeSnapshotIfNewer } from "../../src/adapters/snapshot-store.ts";
-import type { Rule } from "../../src/core/matching/types.ts";
+import type { Grant, Rule } from "../../src/core/matching/types.ts";
 import { buildSnapshot, encodeSnapshot } from "../../src/core/snapshot.ts";
 import { type AlertNew, AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, type ConsumedRecord } from "../../src/kafka/index.ts";
@@ -73,17 +73,18 @@ export function alertBytes(init: AlertInit): Uint8Array {
   );
 }
 
-/** Encodes `rules` as snapshot `version` and writes it if newer; returns whether it was written. */
+/** Encodes `rules` and `grants` as snapshot `version` and writes it if newer; returns whether it was written. */
 export function writeRules(
   redis: RedisClient,
   keys: SnapshotKeys,
   rules: readonly Rule[],
   version: bigint,
+  grants: readonly Grant[] = [],
 ): Promise<boolean> {
   return writeSnapshotIfNewer(
     redis,
     keys,
-    encodeSnapshot(buildSnapshot(rules, version, BigInt(Date.now()))),
+    encodeSnapshot(buildSnapshot(rules, version, BigInt(Date.now()), grants)),
     version,
   );
 }

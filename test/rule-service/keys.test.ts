@@ -398,6 +398,6 @@ describe("the admin token", () => {
       new Response(stage.stderr).text(),
     ]);
     expect(code).toBe(2);
-    expect(stdout + stderr).toContain(`ADMIN_TOKEN is ${short.length} characters`);
+    expect(stdout + stderr).toContain(`ADMIN_TOKEN: is ${short.length} characters`);
   });
 });

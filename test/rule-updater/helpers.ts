@@ -6,15 +6,15 @@
 import postgres from "postgres";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import type { RedisClient } from "../../src/adapters/redis.ts";
-import { loadRulesSnapshot } from "../../src/adapters/rule-source.ts";
+import { loadRulesSnapshot, rulesChangedChannel } from "../../src/adapters/rule-source.ts";
 import {
   readSnapshotBytes,
   readSnapshotVersion,
   type SnapshotKeys,
 } from "../../src/adapters/snapshot-store.ts";
-import type { Rule } from "../../src/core/matching/types.ts";
+import type { Grant, Rule } from "../../src/core/matching/types.ts";
 import { parseSeverityPattern } from "../../src/core/severity.ts";
-import { decodeSnapshot, snapshotRules } from "../../src/core/snapshot.ts";
+import { decodeSnapshot, snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
 import { infraUrls } from "../../src/runtime/env.ts";
 import { uniqueName } from "../support/names.ts";
 
@@ -49,6 +49,43 @@ export async function insertRule(
             ${fields.name ?? "cpu"}, ${fields.enabled ?? true})
     RETURNING id`;
   return (row as { id: string }).id;
+}
+
+/** A shared scope with a unique name, granted to `clientIds`; the rule-updater is told as the API would. */
+export async function createSharedScope(
+  sql: Sql,
+  clientIds: readonly string[],
+): Promise<{ id: string; name: string }> {
+  const [scope] = await sql<{ id: string; name: string }[]>`
+    INSERT INTO shared_scopes (name) VALUES (${uniqueName("test-scope")}) RETURNING id, name`;
+  const { id, name } = scope as { id: string; name: string };
+  for (const clientId of clientIds) {
+    await sql`INSERT INTO scope_grants (scope_id, client_id) VALUES (${id}, ${clientId})`;
+  }
+  await sql`SELECT pg_notify(${rulesChangedChannel}, '')`;
+  return { id, name };
+}
+
+/** Deletes shared scopes (their grants go with them). */
+export async function deleteSharedScopes(sql: Sql, scopeIds: readonly string[]): Promise<void> {
+  if (scopeIds.length > 0) await sql`DELETE FROM shared_scopes WHERE id IN ${sql(scopeIds)}`;
+}
+
+/** Canonical, sorted text of grants. */
+export function describeGrants(grants: readonly Grant[]): string[] {
+  return grants.map((g) => `${g.scope} ${g.clientId}`).sort();
+}
+
+/** The stored snapshot's grants to `clientIds` (empty when there is no snapshot). */
+export async function storedGrantsOf(
+  redis: RedisClient,
+  keys: SnapshotKeys,
+  clientIds: readonly string[],
+): Promise<string[]> {
+  const bytes = await readSnapshotBytes(redis, keys);
+  if (bytes === undefined) return [];
+  const owned = new Set(clientIds);
+  return describeGrants(snapshotGrants(decodeSnapshot(bytes)).filter((g) => owned.has(g.clientId)));
 }
 
 /** Deletes the test's clients (their rules go with them). */

@@ -6,12 +6,15 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { connectPostgres, type Sql, type TransactionSql } from "../../src/adapters/postgres.ts";
 import { copyEnabledRules, loadRulesSnapshot } from "../../src/adapters/rule-source.ts";
 import { RuleCopyError } from "../../src/adapters/rules-copy.ts";
-import { snapshotRules } from "../../src/core/snapshot.ts";
+import { snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
 import { prng } from "../support/random-rules.ts";
 import {
   connectForChanges,
   createClient,
+  createSharedScope,
   deleteClients,
+  deleteSharedScopes,
+  describeGrants,
   describeRules,
   enabledRulesOf,
   insertRule,
@@ -21,6 +24,7 @@ import {
 let sql: Sql;
 let changes: Sql;
 const ownedClients: string[] = [];
+const ownedScopes: string[] = [];
 
 beforeAll(() => {
   sql = connectPostgres({ connectionsMax: 2, idleTimeoutSeconds: 1 });
@@ -28,6 +32,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
+  await deleteSharedScopes(changes, ownedScopes);
   await deleteClients(changes, ownedClients);
   await sql.end();
   await changes.end();
@@ -73,6 +78,38 @@ test("the COPY path reads exactly the enabled rules a SELECT returns, whatever t
   const snapshot = await loadRulesSnapshot(sql);
   expect(describeRules(ofClients(snapshotRules(snapshot), clients))).toEqual(expected);
   for (const text of tricky) expect(snapshot.strings).toContain(text);
+});
+
+test("grants of shared scopes are read beside the rules; grants to clients without enabled rules are left out", async () => {
+  const [withRules, disabledOnly, without] = [
+    await createClient(changes),
+    await createClient(changes),
+    await createClient(changes),
+  ];
+  ownedClients.push(withRules, disabledOnly, without);
+  await insertRule(changes, withRules, { name: "granted" });
+  await insertRule(changes, disabledOnly, { name: "off", enabled: false });
+  const first = await createSharedScope(changes, [withRules, disabledOnly, without]);
+  const second = await createSharedScope(changes, [withRules]);
+  ownedScopes.push(first.id, second.id);
+  const grantsOf = async () => {
+    const owned = new Set([withRules, disabledOnly, without]);
+    return describeGrants(snapshotGrants(await loadRulesSnapshot(sql)).filter((g) => owned.has(g.clientId)));
+  };
+  expect(await grantsOf()).toEqual(
+    describeGrants([
+      { scope: first.name, clientId: withRules },
+      { scope: second.name, clientId: withRules },
+    ]),
+  );
+  await changes`DELETE FROM scope_grants WHERE scope_id = ${second.id}`;
+  await changes`UPDATE rules SET enabled = true WHERE client_id = ${disabledOnly}`;
+  expect(await grantsOf()).toEqual(
+    describeGrants([
+      { scope: first.name, clientId: withRules },
+      { scope: first.name, clientId: disabledOnly },
+    ]),
+  );
 });
 
 /** A temporary table with the rules' columns and `rows` rules, row i named by the SQL `name`. */

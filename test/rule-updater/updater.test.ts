@@ -26,12 +26,15 @@ import { eventually, startStage, stopStage } from "../support/stages.ts";
 import {
   connectForChanges,
   createClient,
+  createSharedScope,
   deleteClients,
+  deleteSharedScopes,
   describeRules,
   enabledRulesOf,
   fromScratch,
   insertRule,
   ofClients,
+  storedGrantsOf,
   storedRulesOf,
   storedSnapshot,
 } from "./helpers.ts";
@@ -41,6 +44,7 @@ let sql: Sql;
 let changes: Sql;
 let redis: RedisClient;
 const ownedClients: string[] = [];
+const ownedScopes: string[] = [];
 const ownedKeys: string[] = [];
 
 beforeAll(() => {
@@ -50,6 +54,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
+  await deleteSharedScopes(changes, ownedScopes);
   await deleteClients(changes, ownedClients);
   if (ownedKeys.length > 0) await redis.del(...ownedKeys);
   redis.disconnect();
@@ -338,6 +343,27 @@ test("reconcile repairs drift: other rules, a rule missing, a corrupt snapshot",
   }
 }, 60_000);
 
+test("reconcile repairs grants that drifted while the rules did not", async () => {
+  const keys = ownKeys("grant-drift");
+  const clientId = await ownClient();
+  await insertRule(changes, clientId, { name: "granted" });
+  const scope = await createSharedScope(changes, [clientId]);
+  ownedScopes.push(scope.id);
+  const updater = new RuleUpdater(sql, redis, keys, quiet);
+  await updater.rebuild();
+  const expected = [`${scope.name} ${clientId}`];
+  expect(await storedGrantsOf(redis, keys, [clientId])).toEqual(expected);
+  // The same rules without any grant, as a lost notification would leave them.
+  const stored = decodeSnapshot((await readSnapshotBytes(redis, keys)) as Uint8Array);
+  await redis.set(
+    keys.snapshot,
+    Buffer.from(encodeSnapshot({ ...stored, grantScopes: [], grantClient: new Uint32Array(0) })),
+  );
+  expect(await storedGrantsOf(redis, keys, [clientId])).toEqual([]);
+  expect(await updater.reconcile()).toBe("repaired");
+  expect(await storedGrantsOf(redis, keys, [clientId])).toEqual(expected);
+}, 60_000);
+
 /**
  * A drifted snapshot whose version is ahead of the build sequence (Redis kept while Postgres was
  * restored or re-created, or a hand-written snapshot with a higher version): the fresh build is refused
@@ -389,6 +415,39 @@ test("the stage process rebuilds its wiped keys within 2 s without any rule even
     const backAfterMs = performance.now() - wipedAt;
     expect(await storedRulesOf(redis, keys, [clientId])).toEqual(expected);
     console.log(`stage rebuilt wiped keys after ${Math.round(backAfterMs)} ms`);
+  } finally {
+    expect(await stopStage(stage)).toBe(0);
+  }
+}, 60_000);
+
+test("the stage process applies a grant change announced on the rules channel within 1 s", async () => {
+  const run = uniqueName("test-updater-proc-grant");
+  const topic = `${run}.rule.changed`;
+  await createTopics([{ name: topic, dlq: true }]);
+  const keys = ownKeys("proc-grant");
+  const clientId = await ownClient();
+  await insertRule(changes, clientId, { name: "granted-later" });
+  const stage = await startStage("rule-updater", {
+    INPUT_TOPIC: topic,
+    GROUP_ID: `${run}-updater`,
+    RULES_KEY_PREFIX: keys.snapshot.slice(0, -"snapshot".length),
+  });
+  try {
+    expect(await storedGrantsOf(redis, keys, [clientId])).toEqual([]);
+    const grantedAt = performance.now();
+    const scope = await createSharedScope(changes, [clientId]); // grants, then NOTIFY as the API does
+    ownedScopes.push(scope.id);
+    const expected = [`${scope.name} ${clientId}`];
+    expect(
+      await eventually(async () => (await storedGrantsOf(redis, keys, [clientId])).length > 0, 1000, 10),
+    ).toBe(true);
+    console.log(`grant applied after ${Math.round(performance.now() - grantedAt)} ms`);
+    expect(await storedGrantsOf(redis, keys, [clientId])).toEqual(expected);
+    await changes`DELETE FROM scope_grants WHERE scope_id = ${scope.id}`;
+    await changes`SELECT pg_notify('rule_outbox', '')`;
+    expect(
+      await eventually(async () => (await storedGrantsOf(redis, keys, [clientId])).length === 0, 1000, 10),
+    ).toBe(true);
   } finally {
     expect(await stopStage(stage)).toBe(0);
   }

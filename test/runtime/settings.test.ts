@@ -1,5 +1,5 @@
 /**
- * Every consuming stage reads all its settings before it starts anything: a bad one ends the process
+ * Every stage reads all its settings before it starts anything: a bad one ends the process
  * with exit code 2 and exactly one line, naming the variable and the reason. Real processes, as an
  * operator would start them; none of these gets as far as connecting to Kafka, Postgres or Redis.
  */
@@ -87,6 +87,22 @@ const badSettings: { stage: string; env: Record<string, string>; message: string
     stage: "aggregator",
     env: { LIBRDKAFKA_PATH: "/nonexistent/librdkafka.so.1" },
     message: 'LIBRDKAFKA_PATH: cannot load librdkafka from "/nonexistent/librdkafka.so.1"',
+  },
+  // The rule-service reads its settings the same way, its admin token first among them.
+  {
+    stage: "rule-service",
+    env: { ADMIN_TOKEN: "", LOG_LEVEL: "verbose" },
+    message: 'LOG_LEVEL: must be one of debug, info, warn, error, got "verbose"',
+  },
+  {
+    stage: "rule-service",
+    env: { ADMIN_TOKEN: "x".repeat(31) },
+    message: "ADMIN_TOKEN: is 31 characters: set it to a secret of at least 32 characters",
+  },
+  {
+    stage: "rule-service",
+    env: { ADMIN_TOKEN: "x".repeat(32), API_RATE_BURST: "0" },
+    message: "API_RATE_BURST: must be within 1..1000000, got 0",
   },
 ];
 

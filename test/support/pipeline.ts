@@ -1,7 +1,8 @@
 /**
  * A whole pipeline for one test file (or one bench or chaos run): its own topics, groups and Redis
  * keys, every stage its own process (from source by default, or from a compiled binary), a webhook
- * sink, and helpers to create rules through the API and produce alerts.
+ * sink, and helpers to create rules, scopes and ingest credentials through the API and to produce
+ * alerts (straight to Kafka, or through HTTP ingest when asked for).
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
@@ -41,6 +42,16 @@ export interface PipelineOptions {
   ruleServiceEnvAfter?: (stages: readonly StageProcess[], topics: PipelineTopics) => Record<string, string>;
   /** How long each stage may take to start (the rule-updater's first snapshot reads every rule). */
   startTimeoutMs?: number;
+  /** Also run HTTP ingest (`alert-producer serve`) writing to this pipeline's alerts.new. */
+  ingest?: boolean;
+}
+
+/** An ingest credential as the API issued it. */
+export interface IngestCredential {
+  id: string;
+  /** `client:<id>` or `shared:<name>`. */
+  scope: string;
+  secret: string;
 }
 
 export interface Pipeline {
@@ -61,8 +72,20 @@ export interface Pipeline {
     path: string,
     body?: unknown,
   ): Promise<{ status: number; body: Record<string, unknown> }>;
-  /** A client with one HIGH rule on (source, name) and a webhook to the sink at /hook/<client id>. */
-  createClientWithRule(name: string): Promise<{ clientId: string; ruleId: string }>;
+  /**
+   * A client with one rule on (severity, source, name), HIGH and `source` unless given, and a webhook to
+   * the sink at /hook/<client id>.
+   */
+  createClientWithRule(
+    name: string,
+    rule?: { severity?: string; source?: string },
+  ): Promise<{ clientId: string; ruleId: string }>;
+  /** A shared scope named `name`, granted to `clientIds`, through the API. */
+  createSharedScope(name: string, clientIds: readonly string[]): Promise<{ id: string; scope: string }>;
+  /** An ingest credential for a client's private scope or a shared scope, through the API. */
+  issueIngestCredential(owner: { client_id: string } | { scope_id: string }): Promise<IngestCredential>;
+  /** `http://127.0.0.1:<port>` of ingest; throws unless started with `ingest: true`. */
+  ingestUrl(): string;
   alert(alertId: string, name: string, severity?: Severity): Uint8Array;
   rulesVersionApplied(): Promise<number>;
   /** Stops every stage with SIGTERM and returns their exit codes; deletes the run's Redis keys. */
@@ -133,8 +156,11 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       options.startTimeoutMs,
     );
   const stages: StageProcess[] = [];
+  let ingest: StageProcess<"alert-producer"> | undefined;
   const stop = async () => {
     const exitCodes = await Promise.all(stages.map((stage) => stopStage(stage)));
+    // After the stages, so that its exit code does not shift theirs.
+    if (ingest) exitCodes.push(await stopStage(ingest));
     await producer.close();
     // Bounded: postgres.js can keep a query pending for good after Postgres killed its connection.
     await sql.end({ timeout: 5 });
@@ -158,6 +184,14 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     const failure = started.find((s) => s.status === "rejected");
     if (failure) throw (failure as PromiseRejectedResult).reason;
     if (ruleServiceEnvAfter) stages.push(await start("rule-service", ruleServiceEnvAfter(stages, topics)));
+    if (options.ingest) {
+      ingest = await startStage(
+        "alert-producer",
+        { OUTPUT_TOPIC: topics.alertsNew },
+        [process.execPath, "src/stages/alert-producer/main.ts", "serve"],
+        options.startTimeoutMs,
+      );
+    }
   } catch (error) {
     await stop();
     throw error;
@@ -170,7 +204,16 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    const text = await response.text();
+    return {
+      status: response.status,
+      body: (text === "" ? {} : JSON.parse(text)) as Record<string, unknown>,
+    };
+  };
+  const created = async (what: string, method: string, path: string, body: unknown) => {
+    const reply = await api(method, path, body);
+    if (reply.status !== 201) throw new Error(`${what}: ${reply.status} ${JSON.stringify(reply.body)}`);
+    return reply.body;
   };
   return {
     run,
@@ -184,26 +227,44 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     source,
     api,
     stop,
-    async createClientWithRule(name) {
-      const client = await api("POST", "/api/v1/clients", { name: uniqueName("client") });
-      if (client.status !== 201)
-        throw new Error(`create client: ${client.status} ${JSON.stringify(client.body)}`);
-      const clientId = client.body.id as string;
-      const rule = await api("POST", "/api/v1/rules", {
+    async createClientWithRule(name, rule = {}) {
+      const client = await created("create client", "POST", "/api/v1/clients", {
+        name: uniqueName("client"),
+      });
+      const clientId = client.id as string;
+      const { id: ruleId } = await created("create rule", "POST", "/api/v1/rules", {
         client_id: clientId,
-        severity: "HIGH",
-        source,
+        severity: rule.severity ?? "HIGH",
+        source: rule.source ?? source,
         name,
       });
-      if (rule.status !== 201) throw new Error(`create rule: ${rule.status} ${JSON.stringify(rule.body)}`);
-      const ruleId = rule.body.id as string;
-      const endpoint = await api("POST", `/api/v1/rules/${ruleId}/endpoints`, {
+      await created("create endpoint", "POST", `/api/v1/rules/${ruleId}/endpoints`, {
         type: "webhook",
         value: sink.url(`/hook/${clientId}`),
       });
-      if (endpoint.status !== 201)
-        throw new Error(`create endpoint: ${endpoint.status} ${JSON.stringify(endpoint.body)}`);
-      return { clientId, ruleId };
+      return { clientId, ruleId: ruleId as string };
+    },
+    async createSharedScope(name, clientIds) {
+      const scope = await created("create scope", "POST", "/api/v1/scopes", { name });
+      for (const clientId of clientIds) {
+        await created("grant scope", "POST", `/api/v1/scopes/${scope.id}/grants`, { client_id: clientId });
+      }
+      return { id: scope.id as string, scope: `shared:${name}` };
+    },
+    async issueIngestCredential(owner) {
+      const credential = await created("issue ingest credential", "POST", "/api/v1/ingest-credentials", {
+        name: uniqueName("credential"),
+        ...owner,
+      });
+      return {
+        id: credential.id as string,
+        scope: credential.scope as string,
+        secret: credential.secret as string,
+      };
+    },
+    ingestUrl() {
+      if (!ingest) throw new Error("this pipeline runs no ingest: startPipeline({ ingest: true })");
+      return `http://127.0.0.1:${ingest.httpPort}`;
     },
     alert(alertId, name, severity = Severity.HIGH) {
       return toBinary(

@@ -28,3 +28,10 @@ export const WILDCARD = "*";
 
 /** Returned for every unmatched alert, so that a miss allocates nothing. */
 export const NO_MATCHES: readonly ClientMatch[] = Object.freeze([]);
+
+/** A shared scope granted to a client: alerts of scope `shared:<scope>` may match that client's rules. */
+export interface Grant {
+  /** The shared scope's name (without `shared:`). */
+  readonly scope: string;
+  readonly clientId: string;
+}

@@ -1,10 +1,11 @@
 /**
- * The aggregator's decisions: validate alerts.matched records, keep one row per (client, alert) in
- * a batch, insert them, and announce every non-terminal row on notifications.ready.
+ * The aggregator's decisions: validate alerts.matched records, keep one row per (client, scope, alert)
+ * in a batch, insert them, and announce every non-terminal row on notifications.ready.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { insertNotifications, type NotificationInput } from "../../adapters/notification-store.ts";
 import type { Sql } from "../../adapters/postgres.ts";
+import { isScope } from "../../core/matching/scope.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
 import { textProblem } from "../../core/text.ts";
 import {
@@ -32,6 +33,8 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   }
   if (!uuidPattern.test(message.clientId)) throw new InvalidRecordError("client_id", "missing or not a UUID");
   if (message.alertId === "") throw new InvalidRecordError("alert_id", "missing");
+  if (!isScope(message.scope))
+    throw new InvalidRecordError("scope", "not client:<uuid>, shared:<name> or empty");
   if (!isSeverityNumber(message.severity))
     throw new InvalidRecordError("severity", `unknown value ${message.severity}`);
   if (message.source === "") throw new InvalidRecordError("source", "missing");
@@ -44,6 +47,7 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   }
   return {
     clientId: message.clientId,
+    scope: message.scope,
     alertId: message.alertId,
     severity: severityName(message.severity),
     source: message.source,
@@ -73,11 +77,11 @@ function refuseUnstorableText(message: AlertMatched): void {
   }
 }
 
-/** Redelivered records repeat a (client, alert) within one batch; Postgres rejects such a batch. */
-export function uniqueByClientAlert(rows: readonly NotificationInput[]): NotificationInput[] {
+/** Redelivered records repeat a (client, scope, alert) within one batch; Postgres rejects such a batch. */
+export function uniqueByClientScopeAlert(rows: readonly NotificationInput[]): NotificationInput[] {
   const seen = new Map<string, NotificationInput>();
   for (const row of rows) {
-    const key = `${row.clientId}\u0000${row.alertId}`;
+    const key = `${row.clientId}\u0000${row.scope}\u0000${row.alertId}`;
     if (!seen.has(key)) seen.set(key, row);
   }
   return [...seen.values()];
@@ -87,7 +91,7 @@ export function createAggregatorProcessor(sql: Sql, outputTopic: string): Proces
   return {
     decode: decodeAlertMatched,
     async process(batch) {
-      const pending = await insertNotifications(sql, uniqueByClientAlert(batch.map((d) => d.value)));
+      const pending = await insertNotifications(sql, uniqueByClientScopeAlert(batch.map((d) => d.value)));
       return pending.map(
         (row): ProduceRecord => ({
           topic: outputTopic,

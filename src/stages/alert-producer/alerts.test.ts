@@ -21,6 +21,7 @@ const options: StreamOptions = {
   ],
   context: { env: "load" },
   hashedIds: false,
+  scope: "shared:load",
 };
 
 const fixedClock = () => 1_700_000_000_000;
@@ -44,6 +45,7 @@ describe("createAlertStream", () => {
       expect(["cpu", "disk"]).toContain(alert.name);
       expect(alert.context).toEqual({ env: "load" });
       expect(alert.eventTimeUnixMs).toBe(1_700_000_000_000);
+      expect(alert.scope).toBe("shared:load");
     }
   });
 
@@ -84,6 +86,20 @@ describe("alertRecord", () => {
       context: { k: "v" },
       eventTimeUnixMs: 5n,
       schemaVersion: 1,
+      scope: "",
     });
+    const scoped = alertRecord(
+      {
+        alertId: "a-2",
+        severity: 1,
+        source: "s",
+        name: "n",
+        context: {},
+        eventTimeUnixMs: 5,
+        scope: "shared:ops",
+      },
+      "t",
+    );
+    expect(fromBinary(AlertNewSchema, scoped.value as Uint8Array).scope).toBe("shared:ops");
   });
 });

@@ -19,6 +19,11 @@ export interface Alert {
   name: string;
   context: Record<string, string>;
   eventTimeUnixMs: number;
+  /**
+   * The stream it comes in under (src/core/matching/scope.ts): ingest stamps its credential's scope;
+   * absent or "" only from internal producers writing straight to Kafka, matched against every rule.
+   */
+  scope?: string;
 }
 
 /** The id the pipeline will know the alert by: its own, or the one the evaluator derives. */
@@ -40,6 +45,7 @@ export function alertRecord(alert: Alert, topic: string, alertId = effectiveAler
       context: alert.context,
       eventTimeUnixMs: BigInt(alert.eventTimeUnixMs),
       schemaVersion,
+      scope: alert.scope ?? "",
     }),
   );
   return { topic, key: alertId, value };
@@ -47,13 +53,13 @@ export function alertRecord(alert: Alert, topic: string, alertId = effectiveAler
 
 export type StreamOptions = Pick<
   LoadOptions,
-  "seed" | "runId" | "severities" | "sources" | "names" | "context" | "hashedIds"
+  "seed" | "runId" | "severities" | "sources" | "names" | "context" | "hashedIds" | "scope"
 >;
 
 /**
  * The load generator's alerts: severity, source and name drawn (in that order) from the weighted
- * lists with the seeded PRNG; ids `<runId>-<seq>` counting from 0. Only the event time comes from
- * `clockMs`, so the same options always give the same stream.
+ * lists with the seeded PRNG; ids `<runId>-<seq>` counting from 0; every alert in `options.scope`. Only
+ * the event time comes from `clockMs`, so the same options always give the same stream.
  */
 export function createAlertStream(options: StreamOptions, clockMs: () => number = Date.now): () => Alert {
   const random = createRandom(options.seed);
@@ -71,6 +77,7 @@ export function createAlertStream(options: StreamOptions, clockMs: () => number 
       name: pickName(),
       context: options.context,
       eventTimeUnixMs: clockMs(),
+      scope: options.scope,
     };
   };
 }

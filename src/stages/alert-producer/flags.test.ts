@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { FlagError, parseLoadFlags } from "./flags.ts";
 
-const defaults = { brokers: "broker:9092", seed: 99, runId: "run" };
+const defaults = { brokers: "broker:9092", seed: 99, runId: "run", ingestCredential: "ik_secret" };
 const parse = (...args: string[]) => parseLoadFlags(args, defaults);
 
 /** The FlagError `args` provoke, as "flag: reason". */
@@ -39,6 +39,8 @@ describe("parseLoadFlags", () => {
       "t",
       "--brokers",
       "b:1",
+      "--scope",
+      "client:0123abcd-0000-4000-8000-00000000000f",
     );
     expect(options).toEqual({
       ratePerS: 2000,
@@ -60,9 +62,21 @@ describe("parseLoadFlags", () => {
       runId: "r1",
       context: { env: "load", query: "a=b" },
       hashedIds: true,
+      scope: "client:0123abcd-0000-4000-8000-00000000000f",
       topic: "t",
       brokers: "b:1",
+      ingest: undefined,
     });
+  });
+
+  test("--ingest sends through ingest with the credential from the environment", () => {
+    expect(parse("--count", "1", "--ingest", "http://127.0.0.1:8081").ingest).toEqual({
+      url: "http://127.0.0.1:8081",
+      credential: "ik_secret",
+    });
+    expect(() =>
+      parseLoadFlags(["--count", "1", "--ingest", "http://h"], { ...defaults, ingestCredential: undefined }),
+    ).toThrow("--ingest: needs the ingest credential in INGEST_CREDENTIAL");
   });
 
   test("defaults", () => {
@@ -74,6 +88,8 @@ describe("parseLoadFlags", () => {
     expect(options).toMatchObject({ seed: 99, runId: "run", topic: "alerts.new", brokers: "broker:9092" });
     expect(options.hashedIds).toBe(false);
     expect(options.context).toEqual({});
+    expect(options.scope).toBe("");
+    expect(options.ingest).toBeUndefined();
   });
 
   test("--duration becomes rate x seconds alerts, --forever an endless run", () => {
@@ -115,6 +131,16 @@ describe("parseLoadFlags", () => {
     [["--count", "1", "--speed", "3"], "--speed", "unknown flag"],
     [["--count", "1", "extra"], "extra", "unexpected argument"],
     [["--rate", "1", "--duration", "0.1"], "--duration", "less than one alert"],
+    [["--count", "1", "--scope", "acme"], "--scope", "expected client:<client id> or shared:<name>"],
+    [["--count", "1", "--scope", "shared:Acme"], "--scope", "expected client:"],
+    [["--count", "1", "--scope", "client:not-a-uuid"], "--scope", "expected client:"],
+    [["--count", "1", "--ingest", "ftp://h"], "--ingest", "expected an http(s) URL"],
+    [
+      ["--count", "1", "--ingest", "http://h", "--scope", "shared:a"],
+      "--scope",
+      "cannot be combined with --ingest",
+    ],
+    [["--count", "1", "--ingest", "http://h", "--topic", "t"], "--topic", "cannot be combined with --ingest"],
   ])("%p fails naming %s", (args, flag, reason) => {
     const error = failure(...args);
     expect(error.flag).toBe(flag);

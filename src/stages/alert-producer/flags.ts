@@ -2,6 +2,7 @@
  * The `load` command's flags: parsed and validated up front, so a bad flag stops the run before
  * anything is sent, with a message naming the flag.
  */
+import { isScope } from "../../core/matching/scope.ts";
 import { SEVERITY_MIN, SEVERITY_NAMES } from "../../core/severity.ts";
 import { topicNames } from "../../runtime/topics.ts";
 import type { Weighted } from "./random.ts";
@@ -29,15 +30,23 @@ export interface LoadOptions {
   runId: string;
   context: Record<string, string>;
   hashedIds: boolean;
+  /** The scope stamped on every alert sent to Kafka; "" (internal) unless --scope. */
+  scope: string;
   topic: string;
   brokers: string;
+  /** With --ingest: send through HTTP ingest with this credential instead of to Kafka. */
+  ingest: { url: string; credential: string } | undefined;
 }
 
-/** Values that are not fixed: the environment's brokers, and a fresh seed and run id per run. */
+/**
+ * Values that are not fixed: the environment's brokers and ingest credential (INGEST_CREDENTIAL: a secret
+ * stays out of process listings), and a fresh seed and run id per run.
+ */
 export interface LoadDefaults {
   brokers: string;
   seed: number;
   runId: string;
+  ingestCredential?: string;
 }
 
 export const usage = `usage: bun src/stages/alert-producer/main.ts load [flags]
@@ -55,8 +64,13 @@ export const usage = `usage: bun src/stages/alert-producer/main.ts load [flags]
   --run-id ID          prefix of the alert ids <run-id>-<seq> (default: random)
   --hashed-ids         send empty alert ids: the evaluator derives them from
                        (severity, source, name, event time), so equal alerts in one ms dedupe
+  --scope SCOPE        the scope of every alert: client:<client id> or shared:<name>; default none,
+                       an internal stream that every client's rules match
   --topic NAME         default ${topicNames.alertsNew}
   --brokers LIST       default KAFKA_BROKERS or 127.0.0.1:9092
+  --ingest URL         send through HTTP ingest at URL (e.g. http://127.0.0.1:8081) instead of to
+                       Kafka, as POST /api/v1/alerts batches authorized by the ingest credential in
+                       INGEST_CREDENTIAL, whose scope the alerts then carry (no --scope, --topic, --brokers)
 
 In LIST, a weight follows the last ':' and defaults to 1.`;
 
@@ -76,6 +90,8 @@ const valueFlags = new Set([
   "--run-id",
   "--topic",
   "--brokers",
+  "--scope",
+  "--ingest",
 ]);
 
 /** Parses `load`'s arguments (after the command); throws FlagError naming the first bad flag. */
@@ -114,9 +130,27 @@ export function parseLoadFlags(args: readonly string[], defaults: LoadDefaults):
     runId: raw.has("--run-id") ? runId(raw.get("--run-id") as string) : defaults.runId,
     context: raw.has("--context") ? contextList(raw.get("--context") as string) : {},
     hashedIds: raw.has("--hashed-ids"),
+    scope: raw.has("--scope") ? scope(raw.get("--scope") as string) : "",
     topic: raw.has("--topic") ? text(raw.get("--topic") as string, "--topic") : topicNames.alertsNew,
     brokers: raw.has("--brokers") ? text(raw.get("--brokers") as string, "--brokers") : defaults.brokers,
+    ingest: raw.has("--ingest") ? ingest(raw, defaults.ingestCredential) : undefined,
   };
+}
+
+function scope(value: string): string {
+  if (!isScope(value)) throw new FlagError("--scope", "expected client:<client id> or shared:<name>");
+  return value;
+}
+
+function ingest(raw: Map<string, string>, credential: string | undefined): LoadOptions["ingest"] {
+  const kafkaOnly = ["--scope", "--topic", "--brokers"].find((flag) => raw.has(flag));
+  if (kafkaOnly)
+    throw new FlagError(kafkaOnly, "cannot be combined with --ingest (the credential sets the scope)");
+  const url = text(raw.get("--ingest") as string, "--ingest");
+  if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol))
+    throw new FlagError("--ingest", `expected an http(s) URL, got ${JSON.stringify(url)}`);
+  if (!credential) throw new FlagError("--ingest", "needs the ingest credential in INGEST_CREDENTIAL");
+  return { url, credential };
 }
 
 /** `--flag value`, `--flag=value` and boolean `--flag`; rejects unknown, repeated and stray arguments. */

@@ -1,16 +1,22 @@
 /**
- * The HTTP ingest endpoints. "Accepted" means written to Kafka and acknowledged: the 200 is sent only
- * after the producer's send resolved, and a request is all or nothing as far as validation goes
- * (one bad alert rejects the request before anything is written).
+ * The HTTP ingest endpoints. Every request carries an ingest credential (`Authorization: Bearer ik_...`,
+ * or HTTP basic auth with the secret as password, as Prometheus's alertmanagers config sends it), looked
+ * up on every request; every alert written carries the credential's scope, which decides whose rules may
+ * match it. "Accepted" means written to Kafka and acknowledged: the 200 is sent only after the producer's
+ * send resolved, and a request is all or nothing as far as validation goes (one bad alert rejects the
+ * request before anything is written).
  *
  *   200 {accepted, alert_ids}       every alert acknowledged by the broker
  *   400 {error: {code, message, fields: {"[3].severity": reason}}}   bad JSON or bad fields
+ *   401 no credential, or an unknown, revoked or expired one (nothing is read or written)
  *   405 not POST; 413 body over the limit or more than 10,000 alerts; 415 not application/json
- *   429 too many requests from this address (a batch is one request), with Retry-After in seconds
- *   503 Kafka did not acknowledge (the client should retry: ids are stable where the input is),
- *       or the process is shutting down
+ *   429 too many requests from this address or with this credential (a batch is one request), with
+ *       Retry-After in seconds
+ *   503 Kafka did not acknowledge (the client should retry: ids are stable where the input is), the
+ *       credential could not be checked, or the process is shutting down
  */
 import { Counter } from "prom-client";
+import type { VerifiedIngestCredential } from "../../adapters/ingest-credentials.ts";
 import { RequestRateLimiter, type TokenRate } from "../../core/rate-limit.ts";
 import type { ProduceRecord } from "../../kafka/index.ts";
 import { HttpError, type Peer, rateLimited, readJsonBody } from "../../runtime/http.ts";
@@ -26,9 +32,11 @@ export const alertsPerRequestMax = 10_000;
 export interface IngestOptions {
   /** Resolves once the broker acknowledged every record (Producer.send). */
   send(records: ProduceRecord[]): Promise<void>;
+  /** The credential an Authorization header carries, or undefined (401): verifyIngestCredential. */
+  authenticate(authorization: string | null): Promise<VerifiedIngestCredential | undefined>;
   topic: string;
   bodyLimitBytes: number;
-  /** Per remote address: ingest has no authentication to tell callers apart by. */
+  /** Per remote address (before authentication), and per credential. */
   requestRate: TokenRate;
   /** Alertmanager label used as the alert's source (INGEST_SOURCE_LABEL). */
   sourceLabel: string;
@@ -58,12 +66,16 @@ export function createIngest(options: IngestOptions): Ingest {
   let draining = false;
 
   async function accept(api: Api, request: Request, peer: Peer): Promise<Response> {
-    // Charged before anything else, so refusing a flood costs no parsing.
-    const admission = limiter.tryTake(peer.requestIP(request)?.address ?? "unknown");
+    // Charged before anything else, so refusing a flood costs no credential lookup and no parsing.
+    const admission = limiter.tryTake(`address:${peer.requestIP(request)?.address ?? "unknown"}`);
     if (!admission.allowed) throw rateLimited(admission.retryAfterMs);
     if (request.method !== "POST")
       throw new HttpError(405, "method_not_allowed", "use POST", { headers: { allow: "POST" } });
     if (draining) throw new HttpError(503, "shutting_down", "the service is shutting down, retry");
+    const caller = await authenticate(request);
+    // Per credential too: one credential used from many addresses still gets one rate.
+    const callerAdmission = limiter.tryTake(`credential:${caller.credentialId}`);
+    if (!callerAdmission.allowed) throw rateLimited(callerAdmission.retryAfterMs);
     const body = await readJsonBody(request, options.bodyLimitBytes);
     if (Array.isArray(body) && body.length > alertsPerRequestMax)
       throw new HttpError(413, "too_many_alerts", `at most ${alertsPerRequestMax} alerts per request`);
@@ -72,7 +84,7 @@ export function createIngest(options: IngestOptions): Ingest {
       api === "v1"
         ? parseV1Alerts(body, nowMs)
         : mapAlertmanagerAlerts(body, { sourceLabel: options.sourceLabel, nowMs });
-    const { records, alertIds } = encode(alerts, options.topic, Array.isArray(body), errors);
+    const { records, alertIds } = encode(alerts, caller.scope, options.topic, Array.isArray(body), errors);
     if (errors.count > 0) {
       throw new HttpError(400, "invalid_alerts", `${errors.count} invalid field(s)`, {
         fields: errors.toJSON(),
@@ -86,6 +98,27 @@ export function createIngest(options: IngestOptions): Ingest {
     }
     options.metrics.produced.inc({ topic: options.topic }, records.length);
     return Response.json({ accepted: records.length, alert_ids: alertIds });
+  }
+
+  async function authenticate(request: Request): Promise<VerifiedIngestCredential> {
+    let caller: VerifiedIngestCredential | undefined;
+    try {
+      caller = await options.authenticate(request.headers.get("authorization"));
+    } catch (error) {
+      options.logger.warn("could not check an ingest credential", { error });
+      throw new HttpError(503, "credentials_unavailable", "the credential could not be checked, retry");
+    }
+    if (caller === undefined) {
+      throw new HttpError(
+        401,
+        "unauthorized",
+        "an ingest credential is required: Authorization: Bearer ik_...",
+        {
+          headers: { "www-authenticate": 'Bearer realm="ingest", Basic realm="ingest"' },
+        },
+      );
+    }
+    return caller;
   }
 
   function route(api: Api) {
@@ -114,9 +147,10 @@ export function createIngest(options: IngestOptions): Ingest {
   };
 }
 
-/** Encodes valid alerts, adding an error for any too large to be a Kafka record. */
+/** Encodes valid alerts in `scope`, adding an error for any too large to be a Kafka record. */
 function encode(
   alerts: readonly Alert[],
+  scope: string,
   topic: string,
   batch: boolean,
   errors: FieldErrors,
@@ -126,7 +160,7 @@ function encode(
   if (errors.count > 0) return { records, alertIds };
   alerts.forEach((alert, index) => {
     const alertId = effectiveAlertId(alert);
-    const record = alertRecord(alert, topic, alertId);
+    const record = alertRecord({ ...alert, scope }, topic, alertId);
     if ((record.value?.byteLength ?? 0) > limits.alertBytesMax)
       errors.add(batch ? `[${index}]` : "body", `larger than ${limits.alertBytesMax} bytes once encoded`);
     records.push(record);

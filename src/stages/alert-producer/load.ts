@@ -1,10 +1,11 @@
 /**
- * The `load` command: sends generated alerts to Kafka on an absolute schedule (schedule.ts), counts
- * what the broker acknowledged, shows progress and ends with one JSON summary line.
+ * The `load` command: sends generated alerts on an absolute schedule (schedule.ts), to Kafka or through
+ * HTTP ingest, counts what was accepted, shows progress and ends with one JSON summary line.
  */
-import { type ProduceRecord, Producer } from "../../kafka/index.ts";
+import { severityName } from "../../core/severity.ts";
+import { Producer } from "../../kafka/index.ts";
 import type { Logger } from "../../runtime/log.ts";
-import { alertRecord, createAlertStream } from "./alerts.ts";
+import { type Alert, alertRecord, createAlertStream } from "./alerts.ts";
 import type { LoadOptions } from "./flags.ts";
 import { type Output, type Progress, ratePerS, startProgress } from "./progress.ts";
 import { backlog, remainingMs, type Schedule, sleepMs, tickCount } from "./schedule.ts";
@@ -29,11 +30,62 @@ export interface LoadSummary {
   firstError: string | null;
 }
 
-type Sender = Pick<Producer, "send">;
+/** Where a run's alerts go; `send` resolves once every alert of the batch was accepted. */
+export interface AlertSender {
+  send(alerts: readonly Alert[]): Promise<void>;
+}
+
+/** Straight to Kafka as AlertNew records on `topic`: accepted = acknowledged by the broker. */
+export function kafkaSender(producer: Pick<Producer, "send">, topic: string): AlertSender {
+  return { send: (alerts) => producer.send(alerts.map((alert) => alertRecord(alert, topic))) };
+}
+
+/** Alerts per ingest request: far below ingest's 10,000 and its 1 MB body at the generator's sizes. */
+const ingestBatchMax = 1000;
+const ingestTimeoutMs = 30_000;
+
+/**
+ * Through HTTP ingest, as POST /api/v1/alerts batches with `credential` as the bearer token: accepted =
+ * ingest's 200 (it answers only once Kafka acknowledged). The alerts carry the credential's scope.
+ */
+export function ingestSender(url: string, credential: string): AlertSender {
+  const endpoint = new URL("/api/v1/alerts", url);
+  const post = async (alerts: readonly Alert[]) => {
+    const response = await fetch(endpoint, {
+      method: "POST",
+      headers: { authorization: `Bearer ${credential}`, "content-type": "application/json" },
+      body: JSON.stringify(alerts.map(v1Alert)),
+      signal: AbortSignal.timeout(ingestTimeoutMs),
+    });
+    const answer = await response.text();
+    if (response.status !== 200)
+      throw new Error(`ingest answered ${response.status}: ${answer.slice(0, 300)}`);
+  };
+  return {
+    async send(alerts) {
+      const requests: Promise<void>[] = [];
+      for (let at = 0; at < alerts.length; at += ingestBatchMax)
+        requests.push(post(alerts.slice(at, at + ingestBatchMax)));
+      await Promise.all(requests);
+    },
+  };
+}
+
+/** An alert in ingest's v1 format (ingest-v1.ts). */
+function v1Alert(alert: Alert) {
+  return {
+    ...(alert.alertId === "" ? {} : { alert_id: alert.alertId }),
+    severity: severityName(alert.severity),
+    source: alert.source,
+    name: alert.name,
+    context: alert.context,
+    event_time: alert.eventTimeUnixMs,
+  };
+}
 
 export class LoadRun {
   readonly #options: LoadOptions;
-  readonly #producer: Sender;
+  readonly #sender: AlertSender;
   readonly #nextAlert: ReturnType<typeof createAlertStream>;
   readonly #pending = new Set<Promise<void>>();
   #schedule: Schedule | undefined;
@@ -44,9 +96,9 @@ export class LoadRun {
   #firstError: string | null = null;
   #stopped = false;
 
-  constructor(options: LoadOptions, producer: Sender) {
+  constructor(options: LoadOptions, sender: AlertSender) {
     this.#options = options;
-    this.#producer = producer;
+    this.#sender = sender;
     this.#nextAlert = createAlertStream(options);
   }
 
@@ -107,10 +159,10 @@ export class LoadRun {
   }
 
   #sendBatch(size: number): void {
-    const records: ProduceRecord[] = [];
-    for (let i = 0; i < size; i++) records.push(alertRecord(this.#nextAlert(), this.#options.topic));
+    const alerts: Alert[] = [];
+    for (let i = 0; i < size; i++) alerts.push(this.#nextAlert());
     this.#sent += size;
-    const sending: Promise<void> = this.#producer.send(records).then(
+    const sending: Promise<void> = this.#sender.send(alerts).then(
       () => {
         this.#acknowledged += size;
       },
@@ -132,12 +184,18 @@ export function succeeded(summary: LoadSummary, options: LoadOptions): boolean {
 
 /** Runs the whole command and returns the process exit code: 0 on success, 1 otherwise. */
 export async function loadCommand(options: LoadOptions, output: Output, logger: Logger): Promise<number> {
-  const producer = new Producer({
-    brokers: options.brokers,
-    clientId: "alert-producer-load",
-    logger: logger.child("producer"),
-  });
-  const run = new LoadRun(options, producer);
+  let producer: Producer | undefined;
+  let sender: AlertSender;
+  if (options.ingest) sender = ingestSender(options.ingest.url, options.ingest.credential);
+  else {
+    producer = new Producer({
+      brokers: options.brokers,
+      clientId: "alert-producer-load",
+      logger: logger.child("producer"),
+    });
+    sender = kafkaSender(producer, options.topic);
+  }
+  const run = new LoadRun(options, sender);
   // Ctrl-C ends the run gracefully; a second one exits at once.
   let interrupts = 0;
   const onSignal = () => {
@@ -149,7 +207,7 @@ export async function loadCommand(options: LoadOptions, output: Output, logger: 
   output.write(
     `${JSON.stringify({
       event: "start",
-      topic: options.topic,
+      ...(options.ingest ? { ingest: options.ingest.url } : { topic: options.topic, scope: options.scope }),
       ratePerS: options.ratePerS,
       count: Number.isFinite(options.count) ? options.count : "forever",
       burstMax: options.burstMax,
@@ -162,6 +220,6 @@ export async function loadCommand(options: LoadOptions, output: Output, logger: 
   const summary = await run.run();
   stopProgress();
   output.write(`${JSON.stringify(summary)}\n`);
-  await producer.close(5000);
+  await producer?.close(5000);
   return succeeded(summary, options) ? 0 : 1;
 }

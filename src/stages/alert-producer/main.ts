@@ -1,8 +1,11 @@
 /**
  * alert-producer, two commands:
- *   load [flags]  generate alerts into Kafka at a given rate (flags.ts lists them; --help)
- *   serve         HTTP ingest: POST /api/v1/alerts (ours) and /api/v2/alerts (Alertmanager's API)
+ *   load [flags]  generate alerts into Kafka (or through ingest) at a given rate (flags.ts lists them; --help)
+ *   serve         HTTP ingest: POST /api/v1/alerts (ours) and /api/v2/alerts (Alertmanager's API), each
+ *                 request authorized by an ingest credential looked up in Postgres
  */
+import { verifyIngestCredential } from "../../adapters/ingest-credentials.ts";
+import { connectPostgres } from "../../adapters/postgres.ts";
 import { Producer } from "../../kafka/index.ts";
 import { ConfigError, envInt, envString } from "../../runtime/config.ts";
 import { infraUrls } from "../../runtime/env.ts";
@@ -28,6 +31,7 @@ if (command === "load") {
       brokers: infraUrls.kafkaBrokers,
       seed: crypto.getRandomValues(new Uint32Array(1))[0] as number,
       runId: `load-${Date.now().toString(36)}`,
+      ingestCredential: process.env.INGEST_CREDENTIAL,
     });
   } catch (error) {
     if (!(error instanceof FlagError)) throw error;
@@ -69,8 +73,11 @@ if (command === "load") {
     deliveryTimeoutMs: config.sendTimeoutMs,
   });
   const metrics = createStageMetrics("alert-producer");
+  // One indexed lookup per request; a few connections serve thousands of requests a second.
+  const sql = connectPostgres({ connectionsMax: 4 });
   const ingest = createIngest({
     send: (records) => producer.send(records),
+    authenticate: (authorization) => verifyIngestCredential(sql, authorization),
     topic: config.topic,
     bodyLimitBytes: config.bodyLimitBytes,
     requestRate: config.requestRate,
@@ -93,6 +100,7 @@ if (command === "load") {
     await ingest.drain(2500);
     await service.stop();
     await producer.close(2000);
+    await sql.end({ timeout: 2 });
   }, logger);
 } else {
   console.error(

@@ -1,6 +1,6 @@
 /** evaluator: alerts.new -> compiled rule matching -> one alerts.matched record per matching client. */
 
-import { Gauge } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import { connectRedis } from "../../adapters/redis.ts";
 import { snapshotKeys } from "../../adapters/snapshot-store.ts";
 import { envInt, envString } from "../../runtime/config.ts";
@@ -44,9 +44,14 @@ await runConsumerStage({
         rulesLoaded.set(loaded.ruleCount);
       },
     );
+    const malformedScopes = new Counter({
+      name: "alerts_scope_malformed_total",
+      help: "Alerts whose scope is neither empty, client:<uuid> nor shared:<name>: matched to no client",
+      registers: [metrics.registry],
+    });
     await rules.start(settings.rulesPollIntervalMs);
     return {
-      processor: createEvaluatorProcessor(rules, settings.outputTopic),
+      processor: createEvaluatorProcessor(rules, settings.outputTopic, malformedScopes),
       // Without a snapshot there is nothing to match against: wait (not ready) instead of exiting.
       isReady: () => rules.current !== undefined,
       async close() {

@@ -1,7 +1,8 @@
 /**
  * The evaluator's hot path: read only the AlertNew fields matching needs, look the alert up in the
- * compiled rules, and emit one alerts.matched record per matching client by appending that client's
- * precomputed fields 8 and 9 to the original bytes. No protobuf object is built per alert.
+ * compiled rules, keep the clients granted the alert's scope, and emit one alerts.matched record per
+ * remaining client by appending that client's precomputed fields 8 and 9 to the original bytes. No
+ * protobuf object is built per alert.
  */
 import { deriveAlertId } from "../../core/alert-id.ts";
 import type { ClientMatch } from "../../core/matching/types.ts";
@@ -59,17 +60,31 @@ function keyOf(group: ClientMatch): Uint8Array {
   return key;
 }
 
-export function createEvaluatorProcessor(rules: RuleBook, outputTopic: string): Processor<Alert> {
+/** Alerts whose scope has no known form (src/core/matching/scope.ts): matched to no client, counted here. */
+export interface MalformedScopeCounter {
+  inc(count: number): void;
+}
+
+export function createEvaluatorProcessor(
+  rules: RuleBook,
+  outputTopic: string,
+  malformedScopes: MalformedScopeCounter,
+): Processor<Alert> {
   return {
     decode: decodeAlertNew,
     async process(batch) {
       const loaded = rules.current;
       if (loaded === undefined) throw new Error("no rules loaded yet"); // the loop waits for readiness
-      const { matcher } = loaded;
+      const { matcher, scopes } = loaded;
       const outputs: ProduceRecord[] = [];
+      let malformed = 0;
       for (const { value: alert } of batch) {
         const { header } = alert;
-        const groups = matcher.match(header.severity, header.source, header.name);
+        const groups = scopes.admit(header.scope, matcher.match(header.severity, header.source, header.name));
+        if (groups === undefined) {
+          malformed++;
+          continue;
+        }
         if (groups.length === 0) continue;
         const derivedId =
           header.alertId === ""
@@ -83,6 +98,7 @@ export function createEvaluatorProcessor(rules: RuleBook, outputTopic: string): 
           });
         }
       }
+      if (malformed > 0) malformedScopes.inc(malformed);
       return outputs;
     },
   };

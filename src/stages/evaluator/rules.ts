@@ -1,17 +1,20 @@
 /**
- * The rules the evaluator matches with: a compiled matcher loaded from the Redis snapshot, replaced
- * as a whole when a newer version appears. A reload is noticed through pub/sub at once and through a
+ * The rules the evaluator matches with: a compiled matcher and the scope grants loaded from the Redis
+ * snapshot, replaced as a whole when a newer version appears. A reload is noticed through pub/sub at once and through a
  * version poll as a backstop; a corrupt snapshot is refused and the last good matcher stays.
  */
 import type { RedisClient } from "../../adapters/redis.ts";
 import { readSnapshotBytes, readSnapshotVersion, type SnapshotKeys } from "../../adapters/snapshot-store.ts";
 import { CompiledMatcher } from "../../core/matching/compiled.ts";
+import { ScopeFilter } from "../../core/matching/scope.ts";
 import type { Matcher } from "../../core/matching/types.ts";
-import { decodeSnapshot, SnapshotError } from "../../core/snapshot.ts";
+import { decodeSnapshot, SnapshotError, snapshotGrants } from "../../core/snapshot.ts";
 import type { Logger } from "../../runtime/log.ts";
 
 export interface LoadedRules {
   matcher: Matcher;
+  /** Which clients each alert scope reaches. */
+  scopes: ScopeFilter;
   version: bigint;
   ruleCount: number;
 }
@@ -56,6 +59,7 @@ export class RuleBook {
       if (this.#current && snapshot.version <= this.#current.version) return;
       const loaded = {
         matcher: CompiledMatcher.fromSnapshot(snapshot),
+        scopes: new ScopeFilter(snapshotGrants(snapshot)),
         version: snapshot.version,
         ruleCount: snapshot.ruleClient.length,
       };
@@ -64,6 +68,7 @@ export class RuleBook {
       this.logger.info("rules applied", {
         version: String(loaded.version),
         rules: loaded.ruleCount,
+        grants: snapshot.grantClient.length,
         compileMs: Math.round(compileMs),
       });
       this.onApplied(loaded, compileMs);

@@ -3,24 +3,45 @@ import { connectPostgres } from "../../adapters/postgres.ts";
 import { allowListFromEnv } from "../../channels/ssrf.ts";
 import { createConsole } from "../../console/server.ts";
 import { Producer } from "../../kafka/index.ts";
-import { envInt, envString } from "../../runtime/config.ts";
-import { infraUrls } from "../../runtime/env.ts";
-import { createLogger } from "../../runtime/log.ts";
+import { ConfigError, envInt, envString } from "../../runtime/config.ts";
+import { checkLibrdkafka, infraUrls } from "../../runtime/env.ts";
+import { createLogger, logLevelSetting, logRank } from "../../runtime/log.ts";
 import { createStageMetrics } from "../../runtime/metrics.ts";
-import { exitOnSignal, startService } from "../../runtime/service.ts";
+import { exitOnSignal, settingsOrExit, startService } from "../../runtime/service.ts";
 import { topicNames } from "../../runtime/topics.ts";
 import { createRuleServiceApp } from "./app.ts";
 import { adminTokenLengthMin } from "./auth.ts";
 import { startOutboxRelay } from "./outbox-relay.ts";
 
-const logger = createLogger("rule-service");
-const adminToken = envString("ADMIN_TOKEN", "");
-if (adminToken.length < adminTokenLengthMin) {
+/** Every setting is read before anything connects, so a bad one exits 2 naming it. */
+const settings = settingsOrExit("rule-service", () => {
+  checkLibrdkafka();
+  return {
+    logRank: logRank[logLevelSetting()],
+    adminToken: adminTokenSetting(),
+    topic: envString("RULE_CHANGED_TOPIC", topicNames.ruleChanged),
+    httpPort: envInt("HTTP_PORT", 8080, { min: 0, max: 65_535 }),
+    // Generous: a stop for runaway scripts, not for interactive or batch use.
+    requestRate: {
+      ratePerSecond: envInt("API_RATE_PER_SECOND", 200, { min: 1, max: 1_000_000 }),
+      burst: envInt("API_RATE_BURST", 400, { min: 1, max: 1_000_000 }),
+    },
+    ssrfAllowList: allowListFromEnv(),
+  };
+});
+
+function adminTokenSetting(): string {
+  const adminToken = envString("ADMIN_TOKEN", "");
+  if (adminToken.length >= adminTokenLengthMin) return adminToken;
   const problem = adminToken === "" ? "is required" : `is ${adminToken.length} characters`;
-  logger.error(`ADMIN_TOKEN ${problem}: set it to a secret of at least ${adminTokenLengthMin} characters`);
-  process.exit(2);
+  throw new ConfigError(
+    "ADMIN_TOKEN",
+    `${problem}: set it to a secret of at least ${adminTokenLengthMin} characters`,
+  );
 }
-const topic = envString("RULE_CHANGED_TOPIC", topicNames.ruleChanged);
+
+const logger = createLogger("rule-service", settings.logRank);
+const { adminToken, topic } = settings;
 const sql = connectPostgres();
 const producer = new Producer({
   brokers: infraUrls.kafkaBrokers,
@@ -40,18 +61,14 @@ const metrics = createStageMetrics("rule-service");
 const app = createRuleServiceApp({
   sql,
   adminToken,
-  // Generous: a stop for runaway scripts, not for interactive or batch use.
-  requestRate: {
-    ratePerSecond: envInt("API_RATE_PER_SECOND", 200, { min: 1, max: 1_000_000 }),
-    burst: envInt("API_RATE_BURST", 400, { min: 1, max: 1_000_000 }),
-  },
-  ssrfAllowList: allowListFromEnv(),
+  requestRate: settings.requestRate,
+  ssrfAllowList: settings.ssrfAllowList,
 });
 // The operator console at /console, with its own JSON routes under /api/v1/console (src/console),
 // behind the API's authentication and rate limits.
 const consoleApp = createConsole({ sql, gate: app.gate, producer, logger: logger.child("console") });
 const service = startService({
-  port: envInt("HTTP_PORT", 8080, { min: 0, max: 65_535 }),
+  port: settings.httpPort,
   registry: metrics.registry,
   isReady: () => true,
   routes: { ...app.routes, ...consoleApp.routes },

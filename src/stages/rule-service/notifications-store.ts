@@ -7,6 +7,8 @@ export interface Notification {
   /** bigint, as a string. */
   id: string;
   client_id: string;
+  /** The scope the alert came in under: `client:<id>`, `shared:<name>`, or "" from internal producers. */
+  scope: string;
   alert_id: string;
   severity: string;
   source: string;
@@ -38,6 +40,7 @@ export interface Delivery {
 const columns = [
   "id",
   "client_id",
+  "scope",
   "alert_id",
   "severity",
   "source",

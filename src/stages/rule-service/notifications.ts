@@ -22,6 +22,11 @@ const int64Id = { type: "string", pattern: "^[1-9][0-9]*$", description: "int64 
 const notificationProperties = {
   id: int64Id,
   client_id: uuidJsonSchema,
+  scope: {
+    type: "string",
+    description:
+      "the scope the alert came in under: client:<id>, shared:<name>, or empty (internal producers)",
+  },
   alert_id: { type: "string" },
   severity: { type: "string" },
   source: { type: "string" },

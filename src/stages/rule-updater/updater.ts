@@ -1,5 +1,6 @@
 /**
- * Keeps Redis `rules:snapshot` / `rules:version` equal to the enabled rules in Postgres.
+ * Keeps Redis `rules:snapshot` / `rules:version` equal to the enabled rules and the shared-scope grants in
+ * Postgres.
  * Every rebuild is full: one COPY streamed into a columnar build, one encode (see `./dev bench snapshot`
  * for the cost at 1M rules), written only if its version is newer than what Redis holds.
  * Besides the rebuild per rule.changed batch, startSnapshotWatch keeps the snapshot right when no
@@ -19,6 +20,7 @@ import {
   encodeSnapshot,
   type Snapshot,
   SnapshotError,
+  sameGrants,
   sameRules,
 } from "../../core/snapshot.ts";
 import { DeadlineError, failureLatch, settleWithin } from "../../runtime/deadline.ts";
@@ -27,6 +29,7 @@ import type { Logger } from "../../runtime/log.ts";
 export interface RebuildResult {
   version: bigint;
   ruleCount: number;
+  grantCount: number;
   bytes: number;
   written: boolean;
 }
@@ -48,14 +51,14 @@ export class RuleUpdater {
     return (await this.redis.exists(this.keys.snapshot, this.keys.version)) === 2;
   }
 
-  /** Calls `onChange` after every committed rule change (Postgres NOTIFY, see rulesChangedChannel). */
+  /** Calls `onChange` after every committed rule, scope or grant change (Postgres NOTIFY, see rulesChangedChannel). */
   listenForChanges(onChange: () => void): Promise<{ unlisten(): Promise<void> }> {
     return this.sql.listen(rulesChangedChannel, onChange);
   }
 
   /**
    * Compares Redis with Postgres and rebuilds when they differ: a snapshot missing (Redis wiped),
-   * corrupt, or with other rules than the database has (a lost event, a manual edit).
+   * corrupt, or with other rules or grants than the database has (a lost event, a manual edit).
    */
   async reconcile(): Promise<"in-sync" | "repaired" | "unrepaired"> {
     const [stored, version] = await Promise.all([
@@ -70,10 +73,18 @@ export class RuleUpdater {
       this.logger.warn("stored snapshot is corrupt", { error });
     }
     const current = await loadRulesSnapshot(this.sql);
-    if (storedSnapshot !== undefined && sameRules(storedSnapshot, current)) return "in-sync";
+    if (
+      storedSnapshot !== undefined &&
+      sameRules(storedSnapshot, current) &&
+      sameGrants(storedSnapshot, current)
+    ) {
+      return "in-sync";
+    }
     this.logger.warn("rules snapshot drifted from Postgres, repairing", {
       storedRules: storedSnapshot?.ruleClient.length ?? null,
       databaseRules: current.ruleClient.length,
+      storedGrants: storedSnapshot?.grantClient.length ?? null,
+      databaseGrants: current.grantClient.length,
     });
     if ((await this.#write(current)).written) return "repaired";
     // Refused as older: Redis holds a version the build sequence has not reached. Move the
@@ -91,7 +102,13 @@ export class RuleUpdater {
     const bytes = encodeSnapshot(snapshot);
     const { version } = snapshot;
     const written = await writeSnapshotIfNewer(this.redis, this.keys, bytes, version);
-    const result = { version, ruleCount: snapshot.ruleClient.length, bytes: bytes.byteLength, written };
+    const result = {
+      version,
+      ruleCount: snapshot.ruleClient.length,
+      grantCount: snapshot.grantClient.length,
+      bytes: bytes.byteLength,
+      written,
+    };
     this.logger.info("rules snapshot rebuilt", { ...result, version: String(version) });
     return result;
   }

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file alerting/v1/alert.proto.
  */
 export const file_alerting_v1_alert: GenFile = /*@__PURE__*/
-  fileDesc("ChdhbGVydGluZy92MS9hbGVydC5wcm90bxILYWxlcnRpbmcudjEi/AEKCEFsZXJ0TmV3EhAKCGFsZXJ0X2lkGAEgASgJEicKCHNldmVyaXR5GAIgASgOMhUuYWxlcnRpbmcudjEuU2V2ZXJpdHkSDgoGc291cmNlGAMgASgJEgwKBG5hbWUYBCABKAkSMwoHY29udGV4dBgFIAMoCzIiLmFsZXJ0aW5nLnYxLkFsZXJ0TmV3LkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0aLgoMQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiqQIKDEFsZXJ0TWF0Y2hlZBIQCghhbGVydF9pZBgBIAEoCRInCghzZXZlcml0eRgCIAEoDjIVLmFsZXJ0aW5nLnYxLlNldmVyaXR5Eg4KBnNvdXJjZRgDIAEoCRIMCgRuYW1lGAQgASgJEjcKB2NvbnRleHQYBSADKAsyJi5hbGVydGluZy52MS5BbGVydE1hdGNoZWQuQ29udGV4dEVudHJ5EhoKEmV2ZW50X3RpbWVfdW5peF9tcxgGIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgHIAEoDRIRCgljbGllbnRfaWQYCCABKAkSEAoIcnVsZV9pZHMYCSADKAkaLgoMQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiaQoRTm90aWZpY2F0aW9uUmVhZHkSFwoPbm90aWZpY2F0aW9uX2lkGAEgASgDEhEKCWNsaWVudF9pZBgCIAEoCRIQCghhbGVydF9pZBgDIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgEIAEoDSp1CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEYgZwcm90bzM");
+  fileDesc("ChdhbGVydGluZy92MS9hbGVydC5wcm90bxILYWxlcnRpbmcudjEilwIKCEFsZXJ0TmV3EhAKCGFsZXJ0X2lkGAEgASgJEicKCHNldmVyaXR5GAIgASgOMhUuYWxlcnRpbmcudjEuU2V2ZXJpdHkSDgoGc291cmNlGAMgASgJEgwKBG5hbWUYBCABKAkSMwoHY29udGV4dBgFIAMoCzIiLmFsZXJ0aW5nLnYxLkFsZXJ0TmV3LkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SDQoFc2NvcGUYCiABKAkaLgoMQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFKBAgIEAlKBAgJEAoiuAIKDEFsZXJ0TWF0Y2hlZBIQCghhbGVydF9pZBgBIAEoCRInCghzZXZlcml0eRgCIAEoDjIVLmFsZXJ0aW5nLnYxLlNldmVyaXR5Eg4KBnNvdXJjZRgDIAEoCRIMCgRuYW1lGAQgASgJEjcKB2NvbnRleHQYBSADKAsyJi5hbGVydGluZy52MS5BbGVydE1hdGNoZWQuQ29udGV4dEVudHJ5EhoKEmV2ZW50X3RpbWVfdW5peF9tcxgGIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgHIAEoDRIRCgljbGllbnRfaWQYCCABKAkSEAoIcnVsZV9pZHMYCSADKAkSDQoFc2NvcGUYCiABKAkaLgoMQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiaQoRTm90aWZpY2F0aW9uUmVhZHkSFwoPbm90aWZpY2F0aW9uX2lkGAEgASgDEhEKCWNsaWVudF9pZBgCIAEoCRIQCghhbGVydF9pZBgDIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgEIAEoDSp1CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEYgZwcm90bzM");
 
 /**
  * Topic `alerts.new`, key: alert_id. Produced by the alert-producer and HTTP ingest.
@@ -57,6 +57,16 @@ export type AlertNew = Message<"alerting.v1.AlertNew"> & {
    * @generated from field: uint32 schema_version = 7;
    */
   schemaVersion: number;
+
+  /**
+   * The stream the alert came in under: `client:<client uuid>` (a client's private scope) or
+   * `shared:<name>` (a shared scope granted to clients), stamped by ingest from its credential; empty
+   * only for internal producers writing straight to Kafka, matched against every rule. A rule matches
+   * only alerts of scopes its client is granted.
+   *
+   * @generated from field: string scope = 10;
+   */
+  scope: string;
 };
 
 /**
@@ -67,8 +77,8 @@ export const AlertNewSchema: GenMessage<AlertNew> = /*@__PURE__*/
   messageDesc(file_alerting_v1_alert, 0);
 
 /**
- * Topic `alerts.matched`, key: client_id. Fields 1-7 repeat AlertNew's, so the evaluator can forward
- * the original AlertNew bytes and append fields 8 and 9 (protobuf concatenation merges messages).
+ * Topic `alerts.matched`, key: client_id. Fields 1-7 and 10 repeat AlertNew's, so the evaluator can
+ * forward the original AlertNew bytes and append fields 8 and 9 (protobuf concatenation merges messages).
  *
  * @generated from message alerting.v1.AlertMatched
  */
@@ -119,6 +129,13 @@ export type AlertMatched = Message<"alerting.v1.AlertMatched"> & {
    * @generated from field: repeated string rule_ids = 9;
    */
   ruleIds: string[];
+
+  /**
+   * AlertNew's scope, carried through; notifications are deduplicated per (client_id, scope, alert_id).
+   *
+   * @generated from field: string scope = 10;
+   */
+  scope: string;
 };
 
 /**

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file alerting/v1/rule.proto.
  */
 export const file_alerting_v1_rule: GenFile = /*@__PURE__*/
-  fileDesc("ChZhbGVydGluZy92MS9ydWxlLnByb3RvEgthbGVydGluZy52MSKyAQoLUnVsZUNoYW5nZWQSDwoHcnVsZV9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSJwoGYWN0aW9uGAMgASgOMhcuYWxlcnRpbmcudjEuUnVsZUFjdGlvbhIPCgd2ZXJzaW9uGAQgASgDEhoKEmNoYW5nZWRfYXRfdW5peF9tcxgFIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgGIAEoDRIRCgljaGFuZ2VfaWQYByABKAMi3QEKDVJ1bGVzU25hcHNob3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKA0SDwoHdmVyc2lvbhgCIAEoAxIYChBidWlsdF9hdF91bml4X21zGAMgASgDEg8KB3N0cmluZ3MYBCADKAkSEgoKY2xpZW50X2lkcxgFIAEoDBIQCghydWxlX2lkcxgGIAEoDBITCgtydWxlX2NsaWVudBgHIAMoDRIVCg1ydWxlX3NldmVyaXR5GAggAygNEhMKC3J1bGVfc291cmNlGAkgAygNEhEKCXJ1bGVfbmFtZRgKIAMoDSp0CgpSdWxlQWN0aW9uEhsKF1JVTEVfQUNUSU9OX1VOU1BFQ0lGSUVEEAASFwoTUlVMRV9BQ1RJT05fQ1JFQVRFRBABEhcKE1JVTEVfQUNUSU9OX1VQREFURUQQAhIXChNSVUxFX0FDVElPTl9ERUxFVEVEEANiBnByb3RvMw");
+  fileDesc("ChZhbGVydGluZy92MS9ydWxlLnByb3RvEgthbGVydGluZy52MSKyAQoLUnVsZUNoYW5nZWQSDwoHcnVsZV9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSJwoGYWN0aW9uGAMgASgOMhcuYWxlcnRpbmcudjEuUnVsZUFjdGlvbhIPCgd2ZXJzaW9uGAQgASgDEhoKEmNoYW5nZWRfYXRfdW5peF9tcxgFIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgGIAEoDRIRCgljaGFuZ2VfaWQYByABKAMiiQIKDVJ1bGVzU25hcHNob3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKA0SDwoHdmVyc2lvbhgCIAEoAxIYChBidWlsdF9hdF91bml4X21zGAMgASgDEg8KB3N0cmluZ3MYBCADKAkSEgoKY2xpZW50X2lkcxgFIAEoDBIQCghydWxlX2lkcxgGIAEoDBITCgtydWxlX2NsaWVudBgHIAMoDRIVCg1ydWxlX3NldmVyaXR5GAggAygNEhMKC3J1bGVfc291cmNlGAkgAygNEhEKCXJ1bGVfbmFtZRgKIAMoDRIUCgxncmFudF9zY29wZXMYCyADKAkSFAoMZ3JhbnRfY2xpZW50GAwgAygNKnQKClJ1bGVBY3Rpb24SGwoXUlVMRV9BQ1RJT05fVU5TUEVDSUZJRUQQABIXChNSVUxFX0FDVElPTl9DUkVBVEVEEAESFwoTUlVMRV9BQ1RJT05fVVBEQVRFRBACEhcKE1JVTEVfQUNUSU9OX0RFTEVURUQQA2IGcHJvdG8z");
 
 /**
  * Topic `rule.changed`, key: rule_id. Published by the rule-service outbox relay, in outbox order.
@@ -136,6 +136,20 @@ export type RulesSnapshot = Message<"alerting.v1.RulesSnapshot"> & {
    * @generated from field: repeated uint32 rule_name = 10;
    */
   ruleName: number[];
+
+  /**
+   * Shared-scope grants, one per (scope, client), parallel columns: grant i gives the client at index
+   * grant_client[i] into client_ids the scope named grant_scopes[i] (`shared:<grant_scopes[i]>`). Only
+   * clients with rules appear; a client's private scope needs no grant.
+   *
+   * @generated from field: repeated string grant_scopes = 11;
+   */
+  grantScopes: string[];
+
+  /**
+   * @generated from field: repeated uint32 grant_client = 12;
+   */
+  grantClient: number[];
 };
 
 /**
