@@ -72,9 +72,8 @@ export interface PartitionLag extends TopicPartition {
 
 export interface ConsumeOptions {
   /**
-   * Once a first record is there, how long to keep gathering more (until `recordsMax`), counted
-   * from when that record was produced: a record that already waited upstream or in the local queue
-   * is not held again. 0 hands on what the fetched queue holds at once.
+   * Once a first record is there, how long to keep gathering more (until `recordsMax`). 0 hands on
+   * what the fetched queue holds at once.
    */
   gatherMs?: number;
   /** Ends the wait early, with what was gathered so far. */
@@ -397,7 +396,7 @@ export class Consumer {
       const wakes = this.#wakeup.wakes;
       const { records, drained } = this.#poll(recordsMax - batch.length);
       if (records.length > 0) {
-        if (batch.length === 0) until = gatherDeadline(records[0] as ConsumedRecord, gatherMs);
+        if (batch.length === 0) until = performance.now() + gatherMs;
         batch = batch.length === 0 ? (records as ConsumedRecord[]) : batch.concat(records);
         if (batch.length >= recordsMax) return batch;
       }
@@ -507,16 +506,6 @@ export class Consumer {
     await this.#wakeup.close();
     this.#epochs.clear();
   }
-}
-
-/**
- * When gathering after `first` ends: `gatherMs` after it was produced, but never later than
- * `gatherMs` from now (a producer's clock ahead of ours), and now when it is older. A record
- * without a timestamp gets the whole `gatherMs`.
- */
-function gatherDeadline(first: ConsumedRecord, gatherMs: number): number {
-  const ageMs = first.timestampMs >= 0 ? Math.max(0, Date.now() - first.timestampMs) : 0;
-  return performance.now() + Math.max(0, gatherMs - ageMs);
 }
 
 function copyBytes(address: number | Pointer | null, length: number): Uint8Array | null {

@@ -67,8 +67,8 @@ export interface ConsumeLoopOptions<T> {
   logger: Logger;
   batchSizeMax?: number;
   /**
-   * How long a batch keeps gathering records once its first record was produced (see
-   * Consumer.consume's gatherMs): longer gives fewer, fuller batches for as much more latency.
+   * How long a batch keeps gathering records once it has its first (Consumer.consume's gatherMs):
+   * longer gives fewer, fuller batches for as much more latency per stage.
    */
   batchWaitMs?: number;
   /** Offsets are committed at most this often; on revoke and on stop at once, whatever the interval. */
