@@ -693,6 +693,8 @@ interface PhaseResult {
   cpuUsPerAlert: number;
   /** The sink's CPU per alert: apart, it is the harness. */
   sinkCpuUsPerAlert: number;
+  /** The whole machine's busy CPU over the same window per alert: every process, others' included. */
+  machineCpuUsPerAlert: number;
   machineBusyPercent: number;
   peakRssMiB: Record<string, number>;
   peakRssPerPhase: boolean;
@@ -821,6 +823,7 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
     cpuPercent,
     cpuUsPerAlert: cpuUsPerAlert(workCpuPercent, workS, raw.alerts),
     sinkCpuUsPerAlert: cpuUsPerAlert(workCpuPercent, workS, raw.alerts, ["sink"]),
+    machineCpuUsPerAlert: ((workEnd.machine.busy - first.machine.busy) / raw.alerts) * 1e6,
     machineBusyPercent,
     peakRssMiB: raw.peakRssMiB,
     peakRssPerPhase: raw.peakReset,
@@ -1067,12 +1070,21 @@ function printCpuTargets(results: PhaseResult[], floor: CpuFloor | string, idle:
   const maxPhase = results.find((r) => r.phase === "m");
   console.log(
     `\n${table(
-      ["CPU per alert", "us/alert (stages, broker, postgres)", "x max", "sink us/alert (apart)"],
+      [
+        "CPU per alert",
+        "us/alert (stages, broker, postgres)",
+        "x max",
+        "sink us/alert (apart)",
+        "machine us/alert (all, others' too)",
+        "x max",
+      ],
       results.map((r) => [
         r.label,
         int(r.cpuUsPerAlert),
         maxPhase ? ratio(r.cpuUsPerAlert, maxPhase.cpuUsPerAlert) : "n/a",
         int(r.sinkCpuUsPerAlert),
+        int(r.machineCpuUsPerAlert),
+        maxPhase ? ratio(r.machineCpuUsPerAlert, maxPhase.machineCpuUsPerAlert) : "n/a",
       ]),
     )}`,
   );

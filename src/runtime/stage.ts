@@ -54,8 +54,9 @@ function readSharedSettings(processTimeoutMsDefault: number) {
   return {
     logRank: logRank[logLevelSetting()],
     httpPort: envInt("HTTP_PORT", 0, { min: 0, max: 65_535 }),
-    // Longer lingering sends fewer, fuller produce requests: less broker CPU, a little more latency.
-    producerLingerMs: envInt("PRODUCER_LINGER_MS", 5, { min: 0, max: 1000 }),
+    // A batch's outputs are sent at once, and batches already gather for BATCH_WAIT_MS: lingering
+    // longer than it takes to enqueue one batch only adds latency.
+    producerLingerMs: envInt("PRODUCER_LINGER_MS", 2, { min: 0, max: 1000 }),
     processTimeoutMs: envInt("PROCESS_TIMEOUT_MS", processTimeoutMsDefault, { min: 100, max: 3_600_000 }),
     batchSizeMax: envInt("BATCH_SIZE_MAX", 2000, { min: 1, max: 100_000 }),
     batchWaitMs: envInt("BATCH_WAIT_MS", defaultBatchWaitMs, { min: 0, max: 10_000 }),
