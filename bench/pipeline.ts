@@ -1,6 +1,6 @@
 /**
- * End-to-end pipeline benchmark: `./dev bench pipeline [--alerts N] [--rate R] [--warm-up N]
- * [--clients C] [--env [stage.]KEY=VALUE ...] [--idle-timeout S] [--phase-timeout S]`.
+ * End-to-end pipeline benchmark: `./dev bench pipeline [--alerts N] [--rate R[,R...]] [--warm-up N]
+ * [--clients C] [--env [stage.]KEY=VALUE ...] [--idle-timeout S] [--phase-timeout S] [--idle-s S]`.
  *
  * Every stage runs as its own process (harness/pipeline.ts: own topics of 6 partitions,
  * groups, Redis prefix)
@@ -11,8 +11,14 @@
  * first seconds run cold JIT tiers, and the backlog they build would read as latency long after),
  * two phases push N alerts (default 200k) each:
  *
- *   fixed  at R alerts/s (default 5k/s), event_time_unix_ms set when each batch is produced;
+ *   fixed  at R alerts/s (default 5k/s), event_time_unix_ms set when each batch is produced; one
+ *          phase per rate when several are given (`--rate 1000,2000`);
  *   max    as fast as the producer goes (batches of 5000, up to 20 unacknowledged).
+ *
+ * Then --idle-s seconds (default 20) with no alerts: CPU per stage and of the broker (also read for
+ * as long, up to 10 s, before the stages started: the broker is shared). CPU per alert per phase is
+ * summed over the stages, the broker and Postgres (bench/pipeline/cpu-report.ts); the sink's is
+ * reported apart.
  *
  * Per phase: sustained alerts/s end to end (first alert produced -> last first-delivery at the
  * sink), latency from the alert's event time to its delivery at the sink (p50/p95/p99/max), per
@@ -22,11 +28,14 @@
  * each notification row's created_at. Then the limits of this machine in the same run: kcat producing
  * and consuming N records of the alerts' size, the aggregator's dedupe insert on a scratch copy of
  * `notifications` (bench/pipeline/ceilings.ts), and from those plus the sender's statements and one
- * webhook POST each measured alone, the CPU floor per alert and the rate it allows.
+ * webhook POST (the sender's Http1Client) each measured alone, the CPU floor per alert and the rate it
+ * allows.
  *
  * Writes results/pipeline-<time>.json and .svg (throughput and p99 per second). Deletes its own
  * clients' rows (deliveries, notifications, endpoints, rules, clients) at the end.
- * Targets (2 cores, all co-located): >= 25k alerts/s end to end; p99 <= 100 ms at 5k alerts/s.
+ * Targets (2 cores, all co-located): >= 25k alerts/s end to end; p99 <= 100 ms at 5k alerts/s; at
+ * each fixed everyday rate CPU per alert <= 2 x max's; max >= 0.9 x the CPU floor's rate; idle
+ * <= 3% of a core per stage, broker <= 5%.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
@@ -50,8 +59,19 @@ import {
   netCpuUs,
   type PostgresCeiling,
   postgresCeiling,
+  type WebhookCeiling,
+  webhookCeiling,
 } from "./pipeline/ceilings.ts";
 import { chartSvg, type Panel } from "./pipeline/chart.ts";
+import {
+  cpuPercentOver,
+  cpuUsPerAlert,
+  everydayCpuRatioMax,
+  floorRateFractionMin,
+  type IdleCpu,
+  idleVerdicts,
+  pipelineProcesses,
+} from "./pipeline/cpu-report.ts";
 import {
   brokerPid,
   CpuByName,
@@ -64,8 +84,6 @@ import {
 } from "./pipeline/procs.ts";
 import { startCpuMeter } from "./support/cpu.ts";
 import {
-  type FetchCeiling,
-  fetchCeiling,
   insertClients,
   newClients,
   type SenderStatementsCeiling,
@@ -83,23 +101,27 @@ const pipelinePartitions = 6; // as `./dev topics` creates them (TOPIC_PARTITION
 
 interface Flags {
   alerts: number;
-  rate: number;
+  /** One fixed-rate phase per rate, in order. */
+  rates: number[];
   /** Alerts at the fixed rate before the measured phases, reported apart and not held to targets. */
   warmUpAlerts: number;
   clients: number;
   idleTimeoutS: number;
   phaseTimeoutS: number;
+  /** Seconds of CPU measured with no alerts after the phases; 0 skips it. */
+  idleS: number;
   env: Map<string, string>;
 }
 
 function parseFlags(argv: string[]): Flags {
   const flags: Flags = {
     alerts: 200_000,
-    rate: 5000,
+    rates: [5000],
     warmUpAlerts: 50_000,
     clients: 100,
     idleTimeoutS: 30,
     phaseTimeoutS: 300,
+    idleS: 20,
     env: new Map(),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -116,8 +138,20 @@ function parseFlags(argv: string[]): Flags {
       return v;
     };
     if (name === "--alerts") flags.alerts = Math.round(positive());
-    else if (name === "--rate") flags.rate = positive();
-    else if (name === "--warm-up") {
+    else if (name === "--rate")
+      flags.rates = value()
+        .split(",")
+        .map((part) => {
+          const rate = Number(part);
+          if (!Number.isFinite(rate) || rate <= 0)
+            throw new Error("--rate takes positive numbers, comma-separated");
+          return rate;
+        });
+    else if (name === "--idle-s") {
+      const v = Number(value());
+      if (!Number.isFinite(v) || v < 0) throw new Error("--idle-s must be a number >= 0");
+      flags.idleS = v;
+    } else if (name === "--warm-up") {
       const v = Number(value());
       if (!Number.isInteger(v) || v < 0) throw new Error("--warm-up must be a whole number >= 0");
       flags.warmUpAlerts = v;
@@ -130,8 +164,8 @@ function parseFlags(argv: string[]): Flags {
       flags.env.set(key, v);
     } else if (name === "--help" || name === "-h") {
       console.log(
-        "usage: ./dev bench pipeline [--alerts N=200000] [--rate R=5000] [--warm-up N=50000] [--clients C=100] " +
-          "[--env [stage.]KEY=VALUE]... [--idle-timeout S=30] [--phase-timeout S=300]",
+        "usage: ./dev bench pipeline [--alerts N=200000] [--rate R[,R...]=5000] [--warm-up N=50000] [--clients C=100] " +
+          "[--env [stage.]KEY=VALUE]... [--idle-timeout S=30] [--phase-timeout S=300] [--idle-s S=20]",
       );
       process.exit(0);
     } else throw new Error(`unknown flag ${arg} (--help lists them)`);
@@ -147,7 +181,7 @@ const allStages: StageName[] = ["rule-service", "rule-updater", ...consumeStages
 
 /** The knobs the bench sets, at the stages' own defaults unless --env overrides them. */
 function stageSettings(overrides: Map<string, string>): Record<StageName, Record<string, string>> {
-  const loop = { BATCH_SIZE_MAX: "2000", BATCH_WAIT_MS: "20" };
+  const loop = { BATCH_SIZE_MAX: "2000" };
   const settings: Record<StageName, Record<string, string>> = {
     "rule-service": {},
     "rule-updater": {},
@@ -200,24 +234,28 @@ async function startSink(): Promise<Sink> {
     text += new TextDecoder().decode(value);
   }
   reader.releaseLock();
-  const port = (JSON.parse(text.split("\n")[0] as string) as { port: number }).port;
+  const { port, controlPort } = JSON.parse(text.split("\n")[0] as string) as {
+    port: number;
+    controlPort: number;
+  };
   const base = `http://127.0.0.1:${port}`;
+  const control = `http://127.0.0.1:${controlPort}`;
   return {
     process: child,
     port,
     url: (path) => `${base}${path}`,
     async startPhase(phase, alerts) {
-      await fetch(`${base}/phase/${phase}?alerts=${alerts}`, { method: "POST" });
+      await fetch(`${control}/phase/${phase}?alerts=${alerts}`, { method: "POST" });
     },
     async progress(phase) {
-      return (await (await fetch(`${base}/progress/${phase}`)).json()) as {
+      return (await (await fetch(`${control}/progress/${phase}`)).json()) as {
         delivered: number;
         requests: number;
         unknown: number;
       };
     },
     async report(phase, alerts) {
-      const bytes = new Uint8Array(await (await fetch(`${base}/report/${phase}`)).arrayBuffer());
+      const bytes = new Uint8Array(await (await fetch(`${control}/report/${phase}`)).arrayBuffer());
       const copy = (offset: number, length: number) => bytes.slice(offset, offset + length).buffer;
       return {
         deliveredAtMs: new Float64Array(copy(0, alerts * 8)),
@@ -648,6 +686,15 @@ interface PhaseResult {
   duplicateRows: number;
   stages: Partial<Record<ConsumeStage, StageSummary>>;
   cpuPercent: Record<string, number>;
+  /**
+   * The stages', broker's and Postgres's CPU per alert (cpu-report.ts), from the phase's start to
+   * the first sample after its last delivery.
+   */
+  cpuUsPerAlert: number;
+  /** The sink's CPU per alert: apart, it is the harness. */
+  sinkCpuUsPerAlert: number;
+  /** The whole machine's busy CPU over the same window per alert: every process, others' included. */
+  machineCpuUsPerAlert: number;
   machineBusyPercent: number;
   peakRssMiB: Record<string, number>;
   peakRssPerPhase: boolean;
@@ -733,12 +780,20 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
       lagAtLastProduce,
     };
   }
-  const wallS = last.t - first.t;
-  const cpuPercent: Record<string, number> = {};
-  for (const name of Object.keys(last.cpu))
-    cpuPercent[name] = (((last.cpu[name] as number) - (first.cpu[name] as number)) / wallS) * 100;
-  // Another broker process than at the start: its CPU time is not comparable.
-  if (raw.restarts.some((r) => r.startsWith("Kafka"))) cpuPercent.kafka = Number.NaN;
+  const cpuPercentBetween = (a: Sample, b: Sample) => {
+    const percent: Record<string, number> = {};
+    for (const name of Object.keys(b.cpu))
+      percent[name] = (((b.cpu[name] as number) - (a.cpu[name] as number)) / (b.t - a.t)) * 100;
+    // Another broker process than at the start: its CPU time is not comparable.
+    if (raw.restarts.some((r) => r.startsWith("Kafka"))) percent.kafka = Number.NaN;
+    return percent;
+  };
+  const cpuPercent = cpuPercentBetween(first, last);
+  // Per alert: up to the first sample after the last delivery, without the wait for late duplicates.
+  const drainedT = (raw.drainedMs - raw.firstProducedMs) / 1000;
+  const workEnd = raw.samples.find((sample) => sample.t >= drainedT) ?? last;
+  const workCpuPercent = cpuPercentBetween(first, workEnd);
+  const workS = workEnd.t - first.t;
   const machineBusyPercent =
     ((last.machine.busy - first.machine.busy) / (last.machine.total - first.machine.total)) * 100;
   const db = await dbCounts(setup, raw.phase);
@@ -766,6 +821,9 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
     duplicateRows: db.rows - db.pairs,
     stages,
     cpuPercent,
+    cpuUsPerAlert: cpuUsPerAlert(workCpuPercent, workS, raw.alerts),
+    sinkCpuUsPerAlert: cpuUsPerAlert(workCpuPercent, workS, raw.alerts, ["sink"]),
+    machineCpuUsPerAlert: ((workEnd.machine.busy - first.machine.busy) / raw.alerts) * 1e6,
     machineBusyPercent,
     peakRssMiB: raw.peakRssMiB,
     peakRssPerPhase: raw.peakReset,
@@ -785,6 +843,7 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
 const int = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "n/a");
 const ms = (value: number) => (Number.isFinite(value) ? `${Math.round(value)}` : "n/a");
 const pct = (value: number) => (Number.isFinite(value) ? `${Math.round(value)}%` : "n/a");
+const pct1 = (value: number) => (Number.isFinite(value) ? `${value.toFixed(1)}%` : "n/a");
 const ratio = (ours: number, theirs: number) => {
   const value = ours / theirs;
   return Number.isFinite(value) ? value.toFixed(2) : "n/a";
@@ -796,6 +855,7 @@ function printResults(
   kcat: KcatCeiling | string,
   pg: PostgresCeiling | string,
   floor: CpuFloor | string,
+  idle: IdleCpu | undefined,
 ): void {
   console.log(
     `\n${table(
@@ -913,7 +973,7 @@ function printResults(
   }
 
   const maxPhase = results.find((r) => r.phase === "m");
-  const fixedPhase = results.find((r) => r.phase === "f");
+  const fixedPhases = results.filter((r) => isFixedPhase(r.phase));
   const rows: string[][] = [];
   /** A ceiling's row: its rate and the max phase's end-to-end rate over it. */
   const e2eRow = (label: string, ceilingPerS: number, versus: string) => [
@@ -982,20 +1042,76 @@ function printResults(
           ? ""
           : ` (the CPU floor allows at most ${int(floor.maxAlertsPerS)}/s here)`),
     );
-  if (fixedPhase)
+  for (const fixedPhase of fixedPhases)
     console.log(
       `  p99 <= ${p99TargetMs} ms at ${fixedPhase.label}: ${ms(fixedPhase.latencyMs.p99)} ms -> ${verdict(fixedPhase.latencyMs.p99 <= p99TargetMs && fixedPhase.complete)}` +
         (typeof floor === "string"
           ? ""
           : ` (at this rate the CPU floor alone keeps the machine ${pct(floorBusy(fixedPhase.producerAlertsPerS) * 100)} busy)`),
     );
+  printCpuTargets(results, floor, idle);
   for (const r of results) {
     const clean = r.lostRows === 0 && r.duplicateRows === 0 && r.lostAtSink === 0 && r.duplicatesAtSink === 0;
     console.log(`  lost = duplicates = 0 (${r.label}): ${verdict(clean)}`);
   }
   if (maxPhase) console.log(`  bottleneck (max): ${diagnose(maxPhase)}`);
-  if (fixedPhase && fixedPhase.latencyMs.p99 > p99TargetMs)
-    console.log(`  bottleneck (${fixedPhase.label}): ${diagnose(fixedPhase)}`);
+  for (const fixedPhase of fixedPhases)
+    if (fixedPhase.latencyMs.p99 > p99TargetMs)
+      console.log(`  bottleneck (${fixedPhase.label}): ${diagnose(fixedPhase)}`);
+}
+
+const isFixedPhase = (phase: string) => /^f\d*$/.test(phase);
+
+/**
+ * CPU per alert per phase (stages, broker, Postgres; the sink apart), the idle pipeline, and their
+ * targets: each fixed rate's CPU per alert against max's, max's rate against the floor's.
+ */
+function printCpuTargets(results: PhaseResult[], floor: CpuFloor | string, idle: IdleCpu | undefined): void {
+  const maxPhase = results.find((r) => r.phase === "m");
+  console.log(
+    `\n${table(
+      [
+        "CPU per alert",
+        "us/alert (stages, broker, postgres)",
+        "x max",
+        "sink us/alert (apart)",
+        "machine us/alert (all, others' too)",
+        "x max",
+      ],
+      results.map((r) => [
+        r.label,
+        int(r.cpuUsPerAlert),
+        maxPhase ? ratio(r.cpuUsPerAlert, maxPhase.cpuUsPerAlert) : "n/a",
+        int(r.sinkCpuUsPerAlert),
+        int(r.machineCpuUsPerAlert),
+        maxPhase ? ratio(r.machineCpuUsPerAlert, maxPhase.machineCpuUsPerAlert) : "n/a",
+      ]),
+    )}`,
+  );
+  if (idle) {
+    const names = [...pipelineProcesses, "sink", "bench"];
+    console.log(
+      `${table(
+        [`idle, ${idle.seconds} s without alerts`, ...names],
+        [["CPU % of a core", ...names.map((name) => pct1(idle.percent[name] ?? Number.NaN))]],
+      )}\n  the broker before the stages started: ${pct1(idle.brokerBeforePercent)} of a core (a shared broker: ` +
+        `others' share and its own idle); with the stages idle ${pct1((idle.percent.kafka ?? Number.NaN) - idle.brokerBeforePercent)} more`,
+    );
+  }
+  for (const r of results.filter((r) => isFixedPhase(r.phase)))
+    if (maxPhase)
+      console.log(
+        `  CPU per alert at ${r.label} <= ${everydayCpuRatioMax} x max's: ${ratio(r.cpuUsPerAlert, maxPhase.cpuUsPerAlert)} x -> ` +
+          verdict(r.cpuUsPerAlert <= everydayCpuRatioMax * maxPhase.cpuUsPerAlert),
+      );
+  if (maxPhase && typeof floor !== "string")
+    console.log(
+      `  max alerts/s >= ${floorRateFractionMin} x the CPU floor's rate: ${int(maxPhase.e2eAlertsPerS)} / ${int(floor.maxAlertsPerS)} = ` +
+        `${ratio(maxPhase.e2eAlertsPerS, floor.maxAlertsPerS)} -> ${verdict(maxPhase.e2eAlertsPerS >= floorRateFractionMin * floor.maxAlertsPerS)}`,
+    );
+  if (idle)
+    for (const { label, percent, targetPercent, met } of idleVerdicts(idle))
+      console.log(`  idle ${label} <= ${targetPercent}% of a core: ${pct1(percent)} -> ${verdict(met)}`);
 }
 
 /** The first stage, in pipeline order, that fell behind the most; with its CPU. */
@@ -1045,7 +1161,7 @@ function chart(results: PhaseResult[], title: string): string {
             .map((p) => [p.t, p.p50Ms] as [number, number]),
         },
       ],
-      target: r.phase === "f" ? { y: p99TargetMs, label: `target p99 ${p99TargetMs} ms` } : undefined,
+      target: isFixedPhase(r.phase) ? { y: p99TargetMs, label: `target p99 ${p99TargetMs} ms` } : undefined,
     })),
   ];
   return chartSvg(title, rows);
@@ -1057,13 +1173,13 @@ interface FloorParts {
   /** The machine over 3 s with the stages idle: subtracted from every part. */
   idle: MachineCpu;
   statements: SenderStatementsCeiling;
-  webhook: FetchCeiling;
+  webhook: WebhookCeiling;
 }
 
 /**
  * The parts of the CPU floor that the Kafka and dedupe ceilings do not cover: the sender's
  * statements over `count` fresh rows of four clients of the run's own, and `count` webhook POSTs of
- * the sender's payload to the sink at the sender's per-endpoint concurrency.
+ * the sender's payload to the sink through the sender's client at its per-endpoint concurrency.
  */
 async function measureFloorParts(
   setup: Setup,
@@ -1101,7 +1217,7 @@ async function measureFloorParts(
         eventTime: new Date(),
       }),
     );
-    const webhook = await fetchCeiling(sink.url("/hook/floor"), {
+    const webhook = await webhookCeiling(sink.url("/hook/floor"), {
       count,
       concurrency: Number(settings.sender.ENDPOINT_CONCURRENCY_MAX),
       body,
@@ -1151,7 +1267,7 @@ async function main(): Promise<void> {
   const uptime = (await Bun.$`uptime`.quiet().nothrow().text()).trim() || `load ${loadavg().join(", ")}`;
   console.log(
     `pipeline bench ${run}: ${int(flags.alerts)} alerts per phase, ${int(flags.clients)} clients (one webhook each), ` +
-      `fixed rate ${int(flags.rate)}/s then max rate; broker ${infraUrls.kafkaBrokers}`,
+      `fixed rate ${flags.rates.map((rate) => `${int(rate)}/s`).join(", ")} then max rate; broker ${infraUrls.kafkaBrokers}`,
   );
   console.log(`uptime at start: ${uptime}`);
   console.log("stage settings:");
@@ -1166,6 +1282,15 @@ async function main(): Promise<void> {
   let sink: Sink | undefined;
   let admin: Admin | undefined;
   try {
+    // The broker is shared: what it burns before our stages exist is others' share of its idle CPU.
+    const brokerBeforeS = Math.min(flags.idleS, 10);
+    const brokerBefore =
+      brokerBeforeS > 0
+        ? await cpuPercentOver(
+            () => ({ kafka: cpuSeconds(brokerPid(repoRoot) ?? 0) ?? Number.NaN }),
+            brokerBeforeS,
+          )
+        : {};
     sink = await startSink();
     setup.sink = sink;
     const pipeline = await startPipeline({
@@ -1199,20 +1324,37 @@ async function main(): Promise<void> {
     const warmS = await warmUp(setup as Setup, flags.clients);
     console.log(`warm-up: every client got its webhook after ${warmS.toFixed(1)} s`);
 
-    const fixed = `fixed ${int(flags.rate)}/s`;
+    const fixed = (rate: number) => `fixed ${int(rate)}/s`;
+    const firstRate = flags.rates[0] as number;
     const plans: PhasePlan[] = [
       // Not counted: the stages' code is still cold (JIT tiers) after the one-alert-per-client warm-up,
       // and a backlog built in those seconds would be measured as latency for many seconds after.
       ...(flags.warmUpAlerts > 0
-        ? [{ phase: "warm", label: `warm-up ${fixed}`, rate: flags.rate, n: flags.warmUpAlerts }]
+        ? [{ phase: "warm", label: `warm-up ${fixed(firstRate)}`, rate: firstRate, n: flags.warmUpAlerts }]
         : []),
-      { phase: "f", label: fixed, rate: flags.rate, n: flags.alerts },
+      ...flags.rates.map((rate, i) => ({
+        phase: i === 0 ? "f" : `f${i + 1}`,
+        label: fixed(rate),
+        rate,
+        n: flags.alerts,
+      })),
       { phase: "m", label: "max", rate: undefined, n: flags.alerts },
     ];
     const raws: PhaseRaw[] = [];
     for (const plan of plans) raws.push(await runPhase(setup as Setup, flags, plan));
     const results: PhaseResult[] = [];
     for (const raw of raws) results.push(await analyse(setup as Setup, raw));
+
+    let idle: IdleCpu | undefined;
+    if (flags.idleS > 0) {
+      console.log(`idle: ${flags.idleS} s without alerts`);
+      await Bun.sleep(3000); // the last commits and lingering sends of the max phase
+      idle = {
+        seconds: flags.idleS,
+        percent: await cpuPercentOver(() => sampleCpu(pids), flags.idleS),
+        brokerBeforePercent: brokerBefore.kafka ?? Number.NaN,
+      };
+    }
 
     // The limits of this machine, measured after the pipeline phases (the stages idle meanwhile).
     admin = new Admin(infraUrls.kafkaBrokers, {}, createLogger("kafka.admin"));
@@ -1266,13 +1408,13 @@ async function main(): Promise<void> {
                 cpuUsPerAlert: netCpuUs(machineCpu(floorParts.statements.cpu), floorParts.idle, flags.alerts),
               },
               {
-                label: `one webhook POST: Bun fetch -> the sink (${int(floorParts.webhook.requestsPerS)}/s)`,
+                label: `one webhook POST: Http1Client (the sender's) -> the sink (${int(floorParts.webhook.requestsPerS)}/s)`,
                 cpuUsPerAlert: netCpuUs(machineCpu(floorParts.webhook.cpu), floorParts.idle, flags.alerts),
               },
             ],
             availableParallelism(),
           );
-    printResults(results, kcat, pg, floor);
+    printResults(results, kcat, pg, floor, idle);
 
     const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*/, "");
     const resultsDir = join(repoRoot, "results");
@@ -1293,6 +1435,7 @@ async function main(): Promise<void> {
           phases: results,
           ceilings: { kcat, postgres: pg, floorParts },
           cpuFloor: floor,
+          idle,
         },
         null,
         2,

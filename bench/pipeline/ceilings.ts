@@ -7,7 +7,9 @@
  *   postgres  the aggregator's dedupe insert (its own insertNotifications: INSERT ... SELECT FROM
  *             unnest(...) ON CONFLICT DO NOTHING RETURNING, plus its non-terminal re-announce half) in
  *             batches of the aggregator's size, one statement at a time as the aggregator runs them,
- *             into a scratch copy of `notifications` (CREATE TABLE ... LIKE, dropped after).
+ *             into a scratch copy of `notifications` (CREATE TABLE ... LIKE, dropped after);
+ *   webhook   the sender's HTTP client (Http1Client, address pinned as the SSRF guard does) POSTing
+ *             webhook bodies to the sink, a fixed number at a time.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +17,7 @@ import { join } from "node:path";
 import { createScratchNotifications } from "../../harness/scratch-notifications.ts";
 import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
+import { Http1Client } from "../../src/channels/http1-client.ts";
 import { clientScope } from "../../src/core/matching/scope.ts";
 import type { Admin } from "../../src/kafka/index.ts";
 import { type CpuUse, startCpuMeter } from "../support/cpu.ts";
@@ -136,6 +139,46 @@ export async function postgresCeiling(options: {
     statementMsP99: at(0.99),
     machineCpu: used,
   };
+}
+
+export interface WebhookCeiling {
+  requestsPerS: number;
+  /** The machine's CPU (this process's client side and the sink) over the POSTs. */
+  cpu: CpuUse;
+}
+
+/** `count` POSTs of `body` to `url` through the sender's client, `concurrency` at a time. */
+export async function webhookCeiling(
+  url: string,
+  options: { count: number; concurrency: number; body: string },
+): Promise<WebhookCeiling> {
+  const { count, concurrency, body } = options;
+  const target = new URL(url);
+  const client = new Http1Client();
+  const cpu = startCpuMeter();
+  let started = 0;
+  let failed = 0;
+  const worker = async () => {
+    while (started < count) {
+      started++;
+      const response = await client.request({
+        url: target,
+        address: target.hostname,
+        body,
+        headers: { "content-type": "application/json" },
+        timeoutMs: 10_000,
+      });
+      if (response.status < 200 || response.status > 299) failed++;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    client.close();
+  }
+  const used = cpu();
+  if (failed > 0) throw new Error(`webhook ceiling: ${failed} of ${count} POSTs were not answered 2xx`);
+  return { requestsPerS: count / used.seconds, cpu: used };
 }
 
 /** One part of the work every alert needs, measured alone: machine CPU microseconds per alert. */

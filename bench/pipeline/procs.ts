@@ -2,8 +2,9 @@
  * What the pipeline bench samples once a second: CPU time and memory of processes from /proc, the
  * whole machine's CPU from /proc/stat, and the stages' /metrics counters.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { infraUrls } from "../../src/runtime/env.ts";
 
 /** Linux USER_HZ: /proc reports CPU times in these ticks. */
 const ticksPerSecond = 100;
@@ -81,12 +82,61 @@ export function machineCpuSeconds(): { busy: number; total: number } {
   return { busy: busy / ticksPerSecond, total: (busy + (idle ?? 0) + (iowait ?? 0)) / ticksPerSecond };
 }
 
-/** The broker that `./dev` started in this checkout, if any. */
+let listeningBroker: number | undefined;
+
+/**
+ * The broker that `./dev` started in this checkout; without one (a second worktree sharing another
+ * checkout's broker), the local process listening on KAFKA_BROKERS' first port, if any.
+ */
 export function brokerPid(repoRoot: string): number | undefined {
   const pidFile = join(repoRoot, ".run/kafka/kafka.pid");
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, "utf8").trim());
-  return existsSync(`/proc/${pid}`) ? pid : undefined;
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, "utf8").trim());
+    return existsSync(`/proc/${pid}`) ? pid : undefined;
+  }
+  if (listeningBroker === undefined || !existsSync(`/proc/${listeningBroker}`)) {
+    const port = Number(/:(\d+)$/.exec(infraUrls.kafkaBrokers.split(",")[0]?.trim() ?? "")?.[1]);
+    listeningBroker = Number.isInteger(port) ? listenerPid(port) : undefined;
+  }
+  return listeningBroker;
+}
+
+/** The process with a socket listening on TCP `port` on this machine (/proc/net/tcp{,6}, then fds). */
+function listenerPid(port: number): number | undefined {
+  const portHex = port.toString(16).toUpperCase().padStart(4, "0");
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(table, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // local_address is [1] (hex address:port), st is [3] (0A: listening), inode is [9].
+      if (fields[1]?.endsWith(`:${portHex}`) && fields[3] === "0A" && fields[9]) inodes.add(fields[9]);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${entry}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${entry}/fd/${fd}`))?.[1];
+        if (inode !== undefined && inodes.has(inode)) return Number(entry);
+      } catch {
+        // The descriptor closed meanwhile.
+      }
+    }
+  }
+  return undefined;
 }
 
 /** The counters the bench reads from a stage's /metrics (sums over labels). */

@@ -1,17 +1,22 @@
 /**
  * The pipeline bench's webhook sink, run as its own process (`bun bench/pipeline/sink.ts`) so that its
- * CPU is measured apart from the producer and its clock is not stalled by the producer's loop.
+ * CPU is measured apart from the producer and its clock is not stalled by the producer's loop. It must
+ * cost less than the pipeline it measures, so webhooks go to a raw Bun.listen HTTP/1.1 responder
+ * (support/request-framer.ts: head to the blank line, content-length body, `200 ok` with keep-alive,
+ * all answers to one read in one write), and control requests to a Bun.serve of their own.
  *
- * Webhook POSTs to /hook/<client id> answer 200 at once. The payload's alertId is `<run>-<phase>-<index>`
- * (see alerts.ts); per phase the sink keeps, per index, the number of deliveries, the first delivery's
- * time and the payload's eventTime. Control (loopback, from the bench only):
+ * Each webhook POST is answered 200 at once. The payload's alertId is `<run>-<phase>-<index>` (see
+ * alerts.ts); per phase the sink keeps, per index, the number of deliveries, the first delivery's
+ * time and the payload's eventTime, both read from the body without parsing all of it. Control
+ * (loopback, from the bench only):
  *
  *   POST /phase/<phase>?alerts=N   start recording phase <phase> with N alerts
  *   GET  /progress/<phase>         {"delivered": distinct alerts delivered, "requests": N, "unknown": N}
  *   GET  /report/<phase>           binary: Float64 deliveredAtMs[N], Float64 eventMs[N], Uint16 counts[N]
  *
- * Prints `{"port": N}` on stdout once it listens.
+ * Prints `{"port": webhook port, "controlPort": N}` on stdout once it listens.
  */
+import { okAnswer, RequestFramer } from "../support/request-framer.ts";
 
 interface PhaseRecord {
   alerts: number;
@@ -26,15 +31,31 @@ const phases = new Map<string, PhaseRecord>();
 let unknown = 0;
 let badBodies = 0;
 
-function record(body: string, nowMs: number): void {
-  let payload: { alertId?: unknown; eventTime?: unknown };
-  try {
-    payload = JSON.parse(body);
-  } catch {
+const alertIdField = Buffer.from('"alertId":"');
+const eventTimeField = Buffer.from('"eventTime":"');
+const quote = 0x22;
+
+/**
+ * The string value of `field`'s first (or last) occurrence in `body`, up to the next quote: right for
+ * values without escapes, as alert ids and ISO times are.
+ */
+function stringField(body: Buffer, field: Buffer, last = false): string | undefined {
+  const at = last ? body.lastIndexOf(field) : body.indexOf(field);
+  if (at < 0) return undefined;
+  const start = at + field.length;
+  const end = body.indexOf(quote, start);
+  return end < 0 ? undefined : body.toString("latin1", start, end);
+}
+
+function record(body: Buffer, nowMs: number): void {
+  // The payload's fields in webhookPayload's order: alertId comes before the free-form context,
+  // eventTime after it.
+  const alertId = stringField(body, alertIdField);
+  const eventTime = stringField(body, eventTimeField, true);
+  if (alertId === undefined || eventTime === undefined) {
     badBodies++;
     return;
   }
-  const alertId = typeof payload.alertId === "string" ? payload.alertId : "";
   // <run>-<phase>-<index>: the run may contain dashes, the phase and index do not.
   const lastDash = alertId.lastIndexOf("-");
   const phaseDash = alertId.lastIndexOf("-", lastDash - 1);
@@ -50,21 +71,35 @@ function record(body: string, nowMs: number): void {
   if (seen === 0) {
     phase.distinct++;
     phase.deliveredAtMs[index] = nowMs;
-    phase.eventMs[index] = typeof payload.eventTime === "string" ? Date.parse(payload.eventTime) : Number.NaN;
+    phase.eventMs[index] = Date.parse(eventTime);
   }
 }
 
-const server = Bun.serve({
+const hooks = Bun.listen<RequestFramer>({
   hostname: "127.0.0.1",
   port: 0,
-  async fetch(request) {
+  socket: {
+    open(socket) {
+      socket.data = new RequestFramer(true);
+    },
+    data(socket, chunk) {
+      const nowMs = Date.now();
+      const answers = socket.data.push(chunk, (body) => record(body, nowMs));
+      if (answers > 0) socket.write(answers === 1 ? okAnswer : okAnswer.repeat(answers));
+    },
+    error(_, error) {
+      console.error(`pipeline sink: ${error.message}`);
+      process.exit(1);
+    },
+  },
+});
+
+const control = Bun.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  fetch(request) {
     const url = new URL(request.url);
     const path = url.pathname;
-    if (request.method === "POST" && path.startsWith("/hook/")) {
-      const body = await request.text();
-      record(body, Date.now());
-      return new Response("ok");
-    }
     const [, action, name = ""] = path.split("/");
     if (request.method === "POST" && action === "phase") {
       const alerts = Number(url.searchParams.get("alerts"));
@@ -93,7 +128,8 @@ const server = Bun.serve({
   },
 });
 
-console.log(JSON.stringify({ port: server.port }));
+console.log(JSON.stringify({ port: hooks.port, controlPort: control.port }));
 process.on("SIGTERM", () => {
-  void server.stop(true).then(() => process.exit(0));
+  hooks.stop(true);
+  void control.stop(true).then(() => process.exit(0));
 });

@@ -6,7 +6,9 @@
  *
  * Threads: rebalance, error, log and statistics callbacks are JS functions, but librdkafka invokes
  * them only from inside the calls we make on the JS thread (consume, close): `log.queue` keeps log
- * lines off librdkafka's own threads, and the main queue is forwarded to the consumer queue.
+ * lines off librdkafka's own threads, and the main queue is forwarded to the consumer queue. An idle
+ * consumer polls nothing: librdkafka wakes it (wakeup.ts) when records, events or commit results
+ * arrive.
  */
 import { type FFITypeOrString, JSCallback, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
 import { check, ErrorCode, KafkaError } from "./errors.ts";
@@ -25,6 +27,7 @@ import {
   withNativeList,
 } from "./handle.ts";
 import { EventType, libc, MessageLayout, rdk, readCString } from "./native.ts";
+import { QueueWakeup } from "./wakeup.ts";
 
 export interface ConsumedRecord {
   topic: string;
@@ -67,7 +70,22 @@ export interface PartitionLag extends TopicPartition {
   lag: number;
 }
 
-const pollSleepMaxMs = 8;
+export interface ConsumeOptions {
+  /**
+   * Once a first record is there, how long to keep gathering more (until `recordsMax`). 0 hands on
+   * what the fetched queue holds at once.
+   */
+  gatherMs?: number;
+  /** Ends the wait early, with what was gathered so far. */
+  signal?: AbortSignal;
+}
+
+interface PendingCommit {
+  resolve: () => void;
+  reject: (error: KafkaError) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
 /** How long the group waits for a silent member before giving its partitions to the others. */
 export const consumerSessionTimeoutMs = 10_000;
 const commitTimeoutMs = 10_000;
@@ -83,12 +101,12 @@ export class Consumer {
   readonly #listener: RebalanceListener;
   readonly #callbacks: JSCallback[] = [];
   readonly #epochs = new Map<string, number>();
-  readonly #pendingCommits = new Map<number, { resolve: () => void; reject: (error: KafkaError) => void }>();
+  readonly #pendingCommits = new Map<number, PendingCommit>();
+  readonly #wakeup: QueueWakeup;
   #messagePointers = new BigUint64Array(1024);
   readonly #out = new BigUint64Array(3);
   #nextEpoch = 1;
   #nextCommitId = 1;
-  #commitPollTimer: ReturnType<typeof setTimeout> | undefined;
   #lag: PartitionLag[] = [];
   #closed = false;
 
@@ -119,6 +137,11 @@ export class Consumer {
     this.#queue = rdk.rd_kafka_queue_get_consumer(this.#handle) as Pointer;
     check("set log queue", rdk.rd_kafka_set_log_queue(this.#handle, null));
     this.#commitQueue = rdk.rd_kafka_queue_new(this.#handle) as Pointer;
+    this.#wakeup = new QueueWakeup(() => {
+      if (!this.#closed) this.#serveCommitResults();
+    });
+    this.#wakeup.watch(this.#queue);
+    this.#wakeup.watch(this.#commitQueue);
     const topics = options.topics.map((topic) => ({ topic, partition: -1 }));
     withNativeList(topics, (list) => check("subscribe", rdk.rd_kafka_subscribe(this.#handle, list)));
   }
@@ -248,16 +271,19 @@ export class Consumer {
     return this.#epochs.get(partitionKey(topic, partition)) === assignmentEpoch;
   }
 
-  /** Returns the records already fetched, up to `recordsMax`, without blocking. */
-  poll(recordsMax: number): readonly ConsumedRecord[] {
-    if (this.#closed) return noRecords;
+  /**
+   * Takes up to `recordsMax` of the messages already fetched, without blocking. `drained`: the queue
+   * was emptied, so librdkafka signals the wakeup at the next message.
+   */
+  #poll(recordsMax: number): { records: readonly ConsumedRecord[]; drained: boolean } {
+    if (this.#closed) return { records: noRecords, drained: true };
     if (this.#messagePointers.length < recordsMax) this.#messagePointers = new BigUint64Array(recordsMax);
     const pointers = this.#messagePointers;
     const count = Number(rdk.rd_kafka_consume_batch_queue(this.#queue, 0, ptr(pointers), recordsMax));
     if (count < 0) throw new KafkaError("consume", rdk.rd_kafka_last_error());
-    if (count === 0) return noRecords;
+    if (count === 0) return { records: noRecords, drained: true };
     try {
-      return this.#copyBatch(pointers, count);
+      return { records: this.#copyBatch(pointers, count), drained: count < recordsMax };
     } finally {
       for (let i = 0; i < count; i++) rdk.rd_kafka_message_destroy(Number(pointers[i]) as Pointer);
     }
@@ -353,26 +379,31 @@ export class Consumer {
   }
 
   /**
-   * Waits up to `waitMs` for records and returns up to `recordsMax`. Returns as soon as the fetched
-   * queue runs dry after at least one record, so latency stays low while batches grow under load.
-   * Between polls it sleeps (1 to 8 ms) instead of blocking inside librdkafka, so the event loop
-   * (health checks, metrics, database I/O) stays responsive.
+   * Waits up to `waitMs` for a first record, then gathers more for `options.gatherMs`, and returns
+   * up to `recordsMax` (fewer when the wait or the gathering ended first, none when nothing came).
+   * While it waits, the event loop runs (health checks, metrics, database I/O): librdkafka wakes it
+   * when records arrive, nothing is polled in between.
    */
-  async consume(recordsMax: number, waitMs: number): Promise<readonly ConsumedRecord[]> {
-    const deadline = performance.now() + waitMs;
+  async consume(
+    recordsMax: number,
+    waitMs: number,
+    options: ConsumeOptions = {},
+  ): Promise<readonly ConsumedRecord[]> {
+    const { gatherMs = 0, signal } = options;
+    let until = performance.now() + waitMs;
     let batch: ConsumedRecord[] = [];
-    let sleepMs = 1;
     for (;;) {
-      const records = this.poll(recordsMax - batch.length);
+      const wakes = this.#wakeup.wakes;
+      const { records, drained } = this.#poll(recordsMax - batch.length);
       if (records.length > 0) {
+        if (batch.length === 0) until = performance.now() + gatherMs;
         batch = batch.length === 0 ? (records as ConsumedRecord[]) : batch.concat(records);
-        sleepMs = 1;
         if (batch.length >= recordsMax) return batch;
-        continue;
       }
-      if (batch.length > 0 || this.#closed || performance.now() >= deadline) return batch;
-      await Bun.sleep(sleepMs);
-      sleepMs = Math.min(sleepMs * 2, pollSleepMaxMs);
+      if (!drained) continue; // only an emptied queue signals the wakeup again
+      const remainingMs = until - performance.now();
+      if (remainingMs <= 0 || this.#closed || signal?.aborted) return batch;
+      await this.#wakeup.wait(wakes, remainingMs, signal);
     }
   }
 
@@ -389,31 +420,18 @@ export class Consumer {
       try {
         const code = rdk.rd_kafka_commit_queue(this.#handle, list, this.#commitQueue, null, opaque(commitId));
         if (code !== 0) return reject(new KafkaError("commit", code));
-        this.#pendingCommits.set(commitId, { resolve, reject });
-        this.#scheduleCommitPoll(performance.now() + commitTimeoutMs);
+        // The result arrives on the commit queue, which wakes us; the timer only bounds the wait.
+        const timer = setTimeout(() => {
+          this.#pendingCommits.delete(commitId);
+          reject(
+            new KafkaError("commit", ErrorCode.timedOut, `no commit result within ${commitTimeoutMs} ms`),
+          );
+        }, commitTimeoutMs);
+        this.#pendingCommits.set(commitId, { resolve, reject, timer });
       } finally {
         rdk.rd_kafka_topic_partition_list_destroy(list);
       }
     });
-  }
-
-  #scheduleCommitPoll(deadline: number): void {
-    if (this.#commitPollTimer) return;
-    this.#commitPollTimer = setTimeout(() => {
-      this.#commitPollTimer = undefined;
-      this.#serveCommitResults();
-      if (this.#pendingCommits.size === 0) return;
-      if (performance.now() > deadline) {
-        for (const [id, pending] of this.#pendingCommits) {
-          this.#pendingCommits.delete(id);
-          pending.reject(
-            new KafkaError("commit", ErrorCode.timedOut, `no commit result within ${commitTimeoutMs} ms`),
-          );
-        }
-        return;
-      }
-      this.#scheduleCommitPoll(deadline);
-    }, 1);
   }
 
   #serveCommitResults(): void {
@@ -426,6 +444,7 @@ export class Consumer {
         const pending = this.#pendingCommits.get(commitId);
         if (!pending) continue;
         this.#pendingCommits.delete(commitId);
+        clearTimeout(pending.timer);
         const code = rdk.rd_kafka_event_error(event);
         const failed = fromNativeList(rdk.rd_kafka_event_topic_partition_list(event) as Pointer | null).find(
           (p) => p.errorCode !== 0,
@@ -467,22 +486,24 @@ export class Consumer {
     // Let outstanding async commits report before the queue goes away.
     const deadline = performance.now() + 2000;
     while (this.#pendingCommits.size > 0 && performance.now() < deadline) {
+      const wakes = this.#wakeup.wakes;
       this.#serveCommitResults();
-      await Bun.sleep(1);
+      if (this.#pendingCommits.size > 0) await this.#wakeup.wait(wakes, deadline - performance.now());
     }
     this.#closed = true;
-    clearTimeout(this.#commitPollTimer);
     const closeCode = rdk.rd_kafka_consumer_close(this.#handle);
     if (closeCode !== 0) this.#logger.warn("consumer close", { error: new KafkaError("close", closeCode) });
     for (const [id, pending] of this.#pendingCommits) {
       this.#pendingCommits.delete(id);
+      clearTimeout(pending.timer);
       pending.reject(new KafkaError("commit", ErrorCode.state, "consumer closed before the commit result"));
     }
     rdk.rd_kafka_queue_destroy(this.#commitQueue);
     rdk.rd_kafka_queue_destroy(this.#queue);
     rdk.rd_kafka_destroy(this.#handle);
-    // Only now can no native code call back into JS.
+    // Only now can no native code call back into JS, nor write to the wakeup socket.
     for (const callback of this.#callbacks) callback.close();
+    await this.#wakeup.close();
     this.#epochs.clear();
   }
 }

@@ -35,6 +35,7 @@ const symbols = {
   rd_kafka_queue_new: { args: [p], returns: p },
   rd_kafka_queue_destroy: { args: [p], returns: "void" },
   rd_kafka_queue_poll: { args: [p, i32], returns: p },
+  rd_kafka_queue_io_event_enable: { args: [p, i32, p, usize], returns: "void" },
 
   rd_kafka_event_type: { args: [p], returns: i32 },
   rd_kafka_event_destroy: { args: [p], returns: "void" },
@@ -115,9 +116,15 @@ export function loadLibrdkafka(): void {
   loaded = true;
 }
 
-/** memcpy, to copy native payloads into JS memory without a temporary ArrayBuffer per record. */
+/**
+ * memcpy, to copy native payloads into JS memory without a temporary ArrayBuffer per record;
+ * socketpair and close for the sockets librdkafka wakes us through (wakeup.ts).
+ */
 export const libc = dlopen("libc.so.6", {
   memcpy: { args: ["ptr", "ptr", "usize"], returns: "ptr" },
+  socketpair: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
+  close: { args: ["i32"], returns: "i32" },
+  __errno_location: { args: [], returns: "ptr" },
 }).symbols;
 
 export const HandleType = { producer: 0, consumer: 1 } as const;

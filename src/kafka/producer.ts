@@ -3,8 +3,9 @@
  * broker acknowledged every record of the batch, or rejects with the first KafkaError.
  *
  * Threads: librdkafka's delivery reports, errors and logs are consumed through the
- * events API from the main queue, polled on the JS thread. No JS function is ever handed to
- * librdkafka, so nothing runs on librdkafka's threads.
+ * events API from the main queue, served on the JS thread whenever librdkafka signals that queue
+ * (wakeup.ts): nothing is polled on a timer. No JS function is ever handed to librdkafka, so
+ * nothing runs on librdkafka's threads.
  */
 import { type Pointer, ptr, read } from "bun:ffi";
 import { check, ErrorCode, KafkaError } from "./errors.ts";
@@ -27,6 +28,7 @@ import {
   VType,
   vuSizeBytes,
 } from "./native.ts";
+import { QueueWakeup } from "./wakeup.ts";
 
 export type Headers = Record<string, string | Uint8Array>;
 
@@ -58,8 +60,8 @@ interface PendingBatch {
 
 const eventsPerPollMax = 1000;
 const reportsPerEventMax = 10_000;
-const idlePollIntervalMs = 200;
-const busyPollIntervalMs = 1;
+/** How long `send` waits before retrying a record refused because librdkafka's queue is full. */
+const queueFullWaitMs = 1;
 const headerCountMax = 64;
 const headerNamesCachedMax = 1024;
 
@@ -80,8 +82,8 @@ export class Producer {
   readonly #logOut = new BigUint64Array(3);
   #vus = new Uint8Array(vuSizeBytes * 8);
   #nextBatchId = 1;
-  #pollTimer: ReturnType<typeof setTimeout> | undefined;
-  #idleTimer: ReturnType<typeof setInterval>;
+  readonly #wakeup: QueueWakeup;
+  #serveAgain: ReturnType<typeof setImmediate> | undefined;
   #fatal: KafkaError | undefined;
   #closed = false;
 
@@ -106,9 +108,12 @@ export class Producer {
     this.#handle = createHandle("producer", conf);
     this.#mainQueue = rdk.rd_kafka_queue_get_main(this.#handle) as Pointer;
     check("set log queue", rdk.rd_kafka_set_log_queue(this.#handle, this.#mainQueue));
-    // Errors and logs arrive even when nothing is being sent.
-    this.#idleTimer = setInterval(() => this.#serveEvents(), idlePollIntervalMs);
-    this.#idleTimer.unref();
+    this.#wakeup = new QueueWakeup(() => {
+      if (!this.#closed) this.#serveEvents();
+    });
+    this.#wakeup.watch(this.#mainQueue);
+    // What was enqueued before the watch (a first connection error) signals nothing: serve it now.
+    this.#serveEvents();
   }
 
   /** Sends `records` and resolves when every one is acknowledged by all in-sync replicas. */
@@ -140,7 +145,7 @@ export class Producer {
         }
         // librdkafka's local queue is full: let delivery reports drain it, then retry this record.
         this.#serveEvents();
-        await Bun.sleep(busyPollIntervalMs);
+        await Bun.sleep(queueFullWaitMs);
         if (this.#fatal || this.#closed) {
           batch.error ??=
             this.#fatal ?? new KafkaError("send", ErrorCode.state, "producer closed while sending");
@@ -151,7 +156,6 @@ export class Producer {
     }
     this.#enqueuing.delete(batchId);
     this.#settleIfDone(batchId, batch);
-    this.#schedulePoll();
   }
 
   #enqueue(record: ProduceRecord, batchId: number): number {
@@ -262,16 +266,11 @@ export class Producer {
     return handle;
   }
 
-  #schedulePoll(): void {
-    if (this.#pollTimer || this.#pending.size === 0) return;
-    this.#pollTimer = setTimeout(() => {
-      this.#pollTimer = undefined;
-      this.#serveEvents();
-      this.#schedulePoll();
-    }, busyPollIntervalMs);
-  }
-
-  /** Drains the main queue without blocking: delivery reports, errors, logs. */
+  /**
+   * Drains the main queue without blocking: delivery reports, errors, logs. librdkafka signals the
+   * queue again only once it was emptied, so a drain cut short by the bound goes on in the next turn
+   * of the event loop.
+   */
   #serveEvents(): void {
     for (let served = 0; served < eventsPerPollMax; served++) {
       const event = rdk.rd_kafka_queue_poll(this.#mainQueue, 0) as Pointer | null;
@@ -282,6 +281,10 @@ export class Producer {
         rdk.rd_kafka_event_destroy(event);
       }
     }
+    this.#serveAgain ??= setImmediate(() => {
+      this.#serveAgain = undefined;
+      if (!this.#closed) this.#serveEvents();
+    });
   }
 
   #handleEvent(event: Pointer): void {
@@ -345,16 +348,19 @@ export class Producer {
   /** Waits up to `timeoutMs` for everything queued to be acknowledged. */
   async flush(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
-    while (this.#pending.size > 0 || this.queuedCount > 0) {
-      if (performance.now() >= deadline) {
+    for (;;) {
+      const wakes = this.#wakeup.wakes;
+      this.#serveEvents();
+      if (this.#pending.size === 0 && this.queuedCount === 0) return;
+      const remainingMs = deadline - performance.now();
+      if (remainingMs <= 0) {
         throw new KafkaError(
           "flush",
           ErrorCode.timedOut,
           `${this.queuedCount} records unacknowledged after ${timeoutMs} ms`,
         );
       }
-      this.#serveEvents();
-      await Bun.sleep(busyPollIntervalMs);
+      await this.#wakeup.wait(wakes, remainingMs);
     }
   }
 
@@ -368,8 +374,7 @@ export class Producer {
       flushError = error;
     }
     this.#closed = true;
-    clearInterval(this.#idleTimer);
-    clearTimeout(this.#pollTimer);
+    clearImmediate(this.#serveAgain);
     for (const [batchId, batch] of this.#pending) {
       this.#pending.delete(batchId);
       batch.reject(
@@ -380,6 +385,7 @@ export class Producer {
     this.#topics.clear();
     rdk.rd_kafka_queue_destroy(this.#mainQueue);
     rdk.rd_kafka_destroy(this.#handle);
+    await this.#wakeup.close();
     if (flushError) this.#logger.warn("producer closed with unacknowledged records", { error: flushError });
   }
 }

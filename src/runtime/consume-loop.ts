@@ -9,9 +9,13 @@
  * value) has its poison records isolated by processing the batch in halves and dead-lettered one at a
  * time while the rest proceeds; a fatal one (a programmer error) fails the loop at once.
  *
- * Processing is sequential unless a stage allows `processConcurrencyMax` > 1; waiting for
- * acknowledgements is pipelined over up to `inFlightBatchesMax` batches. Offsets are committed only up to each partition's last contiguous
- * acknowledged record (OffsetTracker), and never for a partition revoked meanwhile.
+ * Batches are gathered across time: up to `batchSizeMax` records or `batchWaitMs`, so that at
+ * everyday rates a stage pays for a produce request, a statement and an acknowledgement per batch
+ * rather than per handful of records. Processing is sequential unless a stage allows
+ * `processConcurrencyMax` > 1; waiting for acknowledgements is pipelined over up to
+ * `inFlightBatchesMax` batches. Offsets are committed at most every `commitIntervalMs` (at once on
+ * revoke and on stop), only up to each partition's last contiguous acknowledged record
+ * (OffsetTracker), and never for a partition revoked meanwhile.
  */
 import {
   type ConsumedRecord,
@@ -62,7 +66,13 @@ export interface ConsumeLoopOptions<T> {
   metrics: StageMetrics;
   logger: Logger;
   batchSizeMax?: number;
+  /**
+   * How long a batch keeps gathering records once it has its first (Consumer.consume's gatherMs):
+   * longer gives fewer, fuller batches for as much more latency per stage.
+   */
   batchWaitMs?: number;
+  /** Offsets are committed at most this often; on revoke and on stop at once, whatever the interval. */
+  commitIntervalMs?: number;
   inFlightBatchesMax?: number;
   /**
    * Batches processed at the same time. 1 keeps processing in consumption order; a stage whose
@@ -94,8 +104,17 @@ interface InFlight {
 }
 
 const retryBackoffMaxMs = 5000;
+/**
+ * An idle wait for records ends this often (the consumer is woken by new records, not by this), so
+ * that a stage which stops being ready stops consuming.
+ */
+const idleWaitMs = 1000;
 
 export const defaultProcessTimeoutMs = 60_000;
+/** A few ms per stage: at 1k alerts/s, batches of ~10 records instead of 1-2. */
+export const defaultBatchWaitMs = 10;
+/** A crash repeats at most about this much work, which the stages' idempotence absorbs. */
+export const defaultCommitIntervalMs = 1000;
 
 /** Twice what ingest accepts for one alert (256 KiB encoded), under the topics' 1 MiB default. */
 export const defaultRecordBytesMax = 512 * 1024;
@@ -114,11 +133,16 @@ export class ConsumeLoop<T> {
   #committing: Promise<void> | undefined;
   readonly #processing = new Set<Promise<void>>();
   #commitAgain = false;
+  #commitTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastCommitAt = Number.NEGATIVE_INFINITY;
+  /** Ends the wait for records: on stop, and when a batch failed. */
+  readonly #interrupt = new AbortController();
 
   constructor(options: ConsumeLoopOptions<T>) {
     this.#options = {
       batchSizeMax: 2000,
-      batchWaitMs: 50,
+      batchWaitMs: defaultBatchWaitMs,
+      commitIntervalMs: defaultCommitIntervalMs,
       inFlightBatchesMax: 4,
       processConcurrencyMax: 1,
       attemptsMax: 20,
@@ -156,8 +180,10 @@ export class ConsumeLoop<T> {
    */
   async stop(timeoutMs = 3000): Promise<void> {
     this.#running = false;
+    this.#interrupt.abort();
     await Promise.race([this.#stopped?.catch(() => {}), Bun.sleep(timeoutMs)]);
     await Promise.race([Promise.allSettled(this.#inFlight.map((f) => f.acknowledged)), Bun.sleep(timeoutMs)]);
+    clearTimeout(this.#commitTimer);
     await this.#committing;
     await this.#consumer.close(this.#tracker.pendingCommits());
   }
@@ -171,12 +197,12 @@ export class ConsumeLoop<T> {
         await Bun.sleep(50);
         continue;
       }
-      const records = await this.#consumer.consume(batchSizeMax, batchWaitMs);
-      if (records.length === 0 || !this.#running) {
-        // Not running: the batch is abandoned uncommitted and will be redelivered.
-        this.#commitSoon();
-        continue;
-      }
+      const records = await this.#consumer.consume(batchSizeMax, idleWaitMs, {
+        gatherMs: batchWaitMs,
+        signal: this.#interrupt.signal,
+      });
+      // Not running: the batch is abandoned uncommitted and will be redelivered.
+      if (records.length === 0 || !this.#running) continue;
       const startedAt = performance.now();
       const segments = this.#trackSegments(records);
       const processed = this.#decodeAndProcess(records);
@@ -194,10 +220,11 @@ export class ConsumeLoop<T> {
             if (!done) return;
             for (const segment of segments) this.#tracker.complete(segment);
             this.#options.metrics.batchSeconds.observe((performance.now() - startedAt) / 1000);
-            this.#commitSoon();
+            this.#scheduleCommit();
           },
           (error: unknown) => {
             this.#failure ??= error;
+            this.#interrupt.abort();
             logger.error("giving up on a batch: not processed or outputs not acknowledged", {
               error,
               failureClass: failureClass(error),
@@ -218,19 +245,30 @@ export class ConsumeLoop<T> {
   }
 
   /**
-   * Commits what is durable without making the next batch wait for the broker's answer. At most
-   * one commit is in flight; offsets that become durable meanwhile go out with the next one.
+   * Commits what is durable, at most every `commitIntervalMs` and without making the next batch
+   * wait for the broker's answer. At most one commit is in flight or scheduled; offsets that become
+   * durable meanwhile go out with it or the next one. Once stopping, `stop` commits what is left.
    */
-  #commitSoon(): void {
+  #scheduleCommit(): void {
+    if (!this.#running || this.#commitTimer) return;
     if (this.#committing) {
       this.#commitAgain = true;
       return;
     }
+    const dueInMs = this.#lastCommitAt + this.#options.commitIntervalMs - performance.now();
+    if (dueInMs > 0) {
+      this.#commitTimer = setTimeout(() => {
+        this.#commitTimer = undefined;
+        this.#scheduleCommit();
+      }, dueInMs);
+      return;
+    }
+    this.#lastCommitAt = performance.now();
     this.#committing = this.#commit().finally(() => {
       this.#committing = undefined;
       if (this.#commitAgain) {
         this.#commitAgain = false;
-        this.#commitSoon();
+        this.#scheduleCommit();
       }
     });
   }

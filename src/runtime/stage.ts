@@ -6,6 +6,8 @@ import { Producer } from "../kafka/index.ts";
 import { envInt } from "./config.ts";
 import {
   ConsumeLoop,
+  defaultBatchWaitMs,
+  defaultCommitIntervalMs,
   defaultProcessTimeoutMs,
   defaultRecordBytesMax,
   type Processor,
@@ -52,11 +54,13 @@ function readSharedSettings(processTimeoutMsDefault: number) {
   return {
     logRank: logRank[logLevelSetting()],
     httpPort: envInt("HTTP_PORT", 0, { min: 0, max: 65_535 }),
-    // Longer lingering sends fewer, fuller produce requests: less broker CPU, a little more latency.
-    producerLingerMs: envInt("PRODUCER_LINGER_MS", 5, { min: 0, max: 1000 }),
+    // A batch's outputs are sent at once, and batches already gather for BATCH_WAIT_MS: lingering
+    // longer than it takes to enqueue one batch only adds latency.
+    producerLingerMs: envInt("PRODUCER_LINGER_MS", 2, { min: 0, max: 1000 }),
     processTimeoutMs: envInt("PROCESS_TIMEOUT_MS", processTimeoutMsDefault, { min: 100, max: 3_600_000 }),
     batchSizeMax: envInt("BATCH_SIZE_MAX", 2000, { min: 1, max: 100_000 }),
-    batchWaitMs: envInt("BATCH_WAIT_MS", 20, { min: 0, max: 10_000 }),
+    batchWaitMs: envInt("BATCH_WAIT_MS", defaultBatchWaitMs, { min: 0, max: 10_000 }),
+    commitIntervalMs: envInt("COMMIT_INTERVAL_MS", defaultCommitIntervalMs, { min: 0, max: 60_000 }),
     inFlightBatchesMax: envInt("IN_FLIGHT_BATCHES_MAX", 4, { min: 1, max: 64 }),
     recordBytesMax: envInt("RECORD_BYTES_MAX", defaultRecordBytesMax, { min: 1024, max: 64 * 1024 * 1024 }),
   };
@@ -97,6 +101,7 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     isReady,
     batchSizeMax: settings.batchSizeMax,
     batchWaitMs: settings.batchWaitMs,
+    commitIntervalMs: settings.commitIntervalMs,
     inFlightBatchesMax: settings.inFlightBatchesMax,
     outputTopics: definition.outputTopics ?? [],
     processConcurrencyMax: definition.processConcurrencyMax ?? 1,

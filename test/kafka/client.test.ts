@@ -103,6 +103,63 @@ describe("producer and consumer", () => {
   });
 });
 
+describe("waiting for records", () => {
+  /** A consumer of a fresh one-partition topic that has its assignment and has read `warm-up`. */
+  async function assignedConsumer(): Promise<{ topic: string; consumer: Consumer }> {
+    const topic = await newTopic(1);
+    await producer.send([{ topic, value: bytesOf("warm-up") }]);
+    const consumer = newConsumer(topic, uniqueName("group"));
+    expect(await consumeUntil(consumer, 1)).toHaveLength(1);
+    return { topic, consumer };
+  }
+  /** Half of every wait below: a consume that took longer ran into its timeout. */
+  const promptMs = 15_000;
+
+  test("an idle consume is woken by a new record, not by its timeout", async () => {
+    const { topic, consumer } = await assignedConsumer();
+    const startedAt = performance.now();
+    const waiting = consumer.consume(10, 2 * promptMs);
+    await Bun.sleep(300);
+    await producer.send([{ topic, value: bytesOf("late") }]);
+    const records = await waiting;
+    const elapsedMs = performance.now() - startedAt;
+    await consumer.close();
+    expect(records.map((r) => text(r.value))).toEqual(["late"]);
+    expect(elapsedMs).toBeLessThan(promptMs);
+  });
+
+  test("records produced apart are gathered into one batch, handed on once recordsMax are in", async () => {
+    const { topic, consumer } = await assignedConsumer();
+    const startedAt = performance.now();
+    const waiting = consumer.consume(3, 2 * promptMs, { gatherMs: 2 * promptMs });
+    for (const value of ["a", "b", "c"]) {
+      await producer.send([{ topic, value: bytesOf(value) }]);
+      await Bun.sleep(200);
+    }
+    const records = await waiting;
+    const elapsedMs = performance.now() - startedAt;
+    await consumer.close();
+    expect(records.map((r) => text(r.value))).toEqual(["a", "b", "c"]);
+    expect(elapsedMs).toBeLessThan(promptMs);
+  });
+
+  test("a batch is handed on when its gathering time is over, and a wait ends when aborted", async () => {
+    const { topic, consumer } = await assignedConsumer();
+    await producer.send([{ topic, value: bytesOf("alone") }]);
+    const startedAt = performance.now();
+    const gathered = await consumer.consume(100, 2 * promptMs, { gatherMs: 300 });
+    expect(gathered.map((r) => text(r.value))).toEqual(["alone"]);
+    expect(performance.now() - startedAt).toBeLessThan(promptMs);
+
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 200);
+    const abortedAt = performance.now();
+    expect(await consumer.consume(100, 2 * promptMs, { signal: abort.signal })).toEqual([]);
+    expect(performance.now() - abortedAt).toBeLessThan(promptMs);
+    await consumer.close();
+  });
+});
+
 describe("commit semantics", () => {
   test("uncommitted records are redelivered after a restart, committed ones never", async () => {
     const topic = await newTopic(1);

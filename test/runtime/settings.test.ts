@@ -13,6 +13,7 @@ const cleared = Object.fromEntries(
     "LOG_LEVEL",
     "LIBRDKAFKA_PATH",
     "BATCH_SIZE_MAX",
+    "COMMIT_INTERVAL_MS",
     "SMTP_HOST",
     "SMTP_USER",
     "SMTP_PASSWORD",
@@ -82,6 +83,11 @@ const badSettings: { stage: string; args?: string[]; env: Record<string, string>
     stage: "evaluator",
     env: { BATCH_SIZE_MAX: "0" },
     message: "BATCH_SIZE_MAX: must be within 1..100000, got 0",
+  },
+  {
+    stage: "sender",
+    env: { COMMIT_INTERVAL_MS: "-1" },
+    message: "COMMIT_INTERVAL_MS: must be within 0..60000, got -1",
   },
   {
     stage: "aggregator",
