@@ -59,7 +59,6 @@ import {
   netCpuUs,
   type PostgresCeiling,
   postgresCeiling,
-  type WebhookCeiling,
   webhookCeiling,
 } from "./pipeline/ceilings.ts";
 import { chartSvg, type Panel } from "./pipeline/chart.ts";
@@ -86,6 +85,7 @@ import { startCpuMeter } from "./support/cpu.ts";
 import {
   insertClients,
   newClients,
+  type PostCeiling,
   type SenderStatementsCeiling,
   senderStatementsCeiling,
 } from "./support/sender-work.ts";
@@ -1173,7 +1173,7 @@ interface FloorParts {
   /** The machine over 3 s with the stages idle: subtracted from every part. */
   idle: MachineCpu;
   statements: SenderStatementsCeiling;
-  webhook: WebhookCeiling;
+  webhook: PostCeiling;
 }
 
 /**

@@ -22,6 +22,7 @@ import { clientScope } from "../../src/core/matching/scope.ts";
 import type { Admin } from "../../src/kafka/index.ts";
 import { type CpuUse, startCpuMeter } from "../support/cpu.ts";
 import { kcatConsumeCount, kcatProduceFile } from "../support/kcat.ts";
+import { type PostCeiling, postCeiling } from "../support/sender-work.ts";
 
 /** CPU seconds the whole machine used over a window of `seconds`. */
 export interface MachineCpu {
@@ -141,44 +142,27 @@ export async function postgresCeiling(options: {
   };
 }
 
-export interface WebhookCeiling {
-  requestsPerS: number;
-  /** The machine's CPU (this process's client side and the sink) over the POSTs. */
-  cpu: CpuUse;
-}
-
 /** `count` POSTs of `body` to `url` through the sender's client, `concurrency` at a time. */
 export async function webhookCeiling(
   url: string,
   options: { count: number; concurrency: number; body: string },
-): Promise<WebhookCeiling> {
-  const { count, concurrency, body } = options;
+): Promise<PostCeiling> {
   const target = new URL(url);
   const client = new Http1Client();
-  const cpu = startCpuMeter();
-  let started = 0;
-  let failed = 0;
-  const worker = async () => {
-    while (started < count) {
-      started++;
+  try {
+    return await postCeiling("webhook ceiling", options, async () => {
       const response = await client.request({
         url: target,
         address: target.hostname,
-        body,
+        body: options.body,
         headers: { "content-type": "application/json" },
         timeoutMs: 10_000,
       });
-      if (response.status < 200 || response.status > 299) failed++;
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: concurrency }, worker));
+      return response.status;
+    });
   } finally {
     client.close();
   }
-  const used = cpu();
-  if (failed > 0) throw new Error(`webhook ceiling: ${failed} of ${count} POSTs were not answered 2xx`);
-  return { requestsPerS: count / used.seconds, cpu: used };
 }
 
 /** One part of the work every alert needs, measured alone: machine CPU microseconds per alert. */

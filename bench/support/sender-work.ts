@@ -271,34 +271,50 @@ export async function senderStatementsCeiling(
   }
 }
 
-export interface FetchCeiling {
+export interface PostCeiling {
   requestsPerS: number;
+  /** The machine's CPU (this process's client side and the sink) over the POSTs. */
   cpu: CpuUse;
 }
 
-/** `count` POSTs of `body` to `url` with Bun's fetch, `concurrency` at a time, each answer read. */
-export async function fetchCeiling(
-  url: string,
-  options: { count: number; concurrency: number; body: string },
-): Promise<FetchCeiling> {
-  const { count, concurrency, body } = options;
+/**
+ * `count` calls of `post` (one POST, resolving to its HTTP status), `concurrency` at a time: the
+ * loop every webhook ceiling shares, whichever client it measures.
+ */
+export async function postCeiling(
+  label: string,
+  options: { count: number; concurrency: number },
+  post: () => Promise<number>,
+): Promise<PostCeiling> {
+  const { count, concurrency } = options;
   const cpu = startCpuMeter();
   let started = 0;
   let failed = 0;
   const worker = async () => {
     while (started < count) {
       started++;
-      const response = await fetch(url, {
-        method: "POST",
-        body,
-        headers: { "content-type": "application/json" },
-      });
-      await response.text();
-      if (!response.ok) failed++;
+      const status = await post();
+      if (status < 200 || status > 299) failed++;
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const used = cpu();
-  if (failed > 0) throw new Error(`fetch ceiling: ${failed} of ${count} POSTs were not answered 2xx`);
+  if (failed > 0) throw new Error(`${label}: ${failed} of ${count} POSTs were not answered 2xx`);
   return { requestsPerS: count / used.seconds, cpu: used };
+}
+
+/** `count` POSTs of `body` to `url` with Bun's fetch, `concurrency` at a time, each answer read. */
+export function fetchCeiling(
+  url: string,
+  options: { count: number; concurrency: number; body: string },
+): Promise<PostCeiling> {
+  return postCeiling("fetch ceiling", options, async () => {
+    const response = await fetch(url, {
+      method: "POST",
+      body: options.body,
+      headers: { "content-type": "application/json" },
+    });
+    await response.text();
+    return response.status;
+  });
 }
