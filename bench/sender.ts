@@ -30,6 +30,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { connectPostgres } from "../src/adapters/postgres.ts";
 import { NotificationReadySchema } from "../src/gen/alerting/v1/alert_pb.ts";
 import type { ProduceRecord } from "../src/kafka/index.ts";
+import { webhookCeiling } from "./pipeline/ceilings.ts";
 import {
   brokers,
   createTopics,
@@ -218,6 +219,19 @@ async function main(): Promise<void> {
     });
     console.log(`ceiling  ${fmt(ceilingPerS)} POST/s: Bun fetch -> the same sink, ${concurrency} at a time`);
     console.log(`         ${describeCpu(fetchCpu)}`);
+    // The sender's own client on the same sink and load: this process's CPU per POST (the sink runs
+    // in this process too, so both figures carry its share; the ratio understates the clients' gap).
+    const http1 = await webhookCeiling(sink.url("/hook/ceiling"), {
+      count: notificationCount,
+      concurrency,
+      body,
+    });
+    const usPerPost = (cpu: { benchCpuS: number }) => (cpu.benchCpuS / notificationCount) * 1e6;
+    console.log(
+      `ceiling  ${fmt(http1.requestsPerS)} POST/s: Http1Client (the sender's) -> the same sink; ` +
+        `bench process CPU per POST: fetch ${fmt(usPerPost(fetchCpu), 1)} us, Http1Client ` +
+        `${fmt(usPerPost(http1.cpu), 1)} us (fetch / Http1Client ${fmt(usPerPost(fetchCpu) / usPerPost(http1.cpu), 2)}, target >= 2)`,
+    );
 
     // One notification is one delivery here (one endpoint each), so both ceilings compare with deliveries/s.
     const oursToFetch = deliveriesPerS / ceilingPerS;
@@ -283,6 +297,8 @@ async function main(): Promise<void> {
       statusWindowS,
       ceilingPerS, // the fetch -> sink ceiling
       fetchCpu,
+      http1CeilingPerS: http1.requestsPerS,
+      http1Cpu: http1.cpu,
 
       postgresCeiling: postgres,
       oursToFetch,
