@@ -16,6 +16,13 @@ import { createStageMetrics } from "../../src/runtime/metrics.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 
 const text = (bytes: Uint8Array | null) => (bytes ? new TextDecoder().decode(bytes) : "");
+
+/** Lost and duplicated ids among the records forwarded to the output topic. */
+const countForwarded = (ids: readonly string[], forwarded: readonly ConsumedRecord[]) =>
+  countDeliveries(
+    ids,
+    forwarded.map((r) => text(r.value)),
+  );
 const { admin, producer } = kafkaClients();
 
 async function topics() {
@@ -104,10 +111,7 @@ test("valid records are forwarded once, invalid ones dead-lettered with the reas
   await loop.stop();
   await running;
 
-  const count = countDeliveries(
-    ids,
-    forwarded.map((r) => text(r.value)),
-  );
+  const count = countForwarded(ids, forwarded);
   expect(count.lost).toEqual([]);
   expect(count.duplicated).toEqual([]);
   expect(deadLetters.map((r) => text(r.value)).sort()).toEqual([...bad].sort());
@@ -178,10 +182,7 @@ test("batches processed concurrently all complete, never more at once than allow
   const forwarded = await drain(output, ids.length);
   await loop.stop();
   await done;
-  const count = countDeliveries(
-    ids,
-    forwarded.map((r) => text(r.value)),
-  );
+  const count = countForwarded(ids, forwarded);
   expect(count.lost).toEqual([]);
   expect(count.duplicated).toEqual([]);
   expect(runningMax).toBeGreaterThan(1);
@@ -221,12 +222,7 @@ test("a batch whose processing never settles fails the loop within the timeout, 
   const forwarded = await drain(output, ids.length);
   await restarted.stop();
   await again;
-  expect(
-    countDeliveries(
-      ids,
-      forwarded.map((r) => text(r.value)),
-    ).lost,
-  ).toEqual([]);
+  expect(countForwarded(ids, forwarded).lost).toEqual([]);
 });
 
 /** Sends `ids` as passthrough input, one send each `gapMs` apart, so that they make several batches. */
@@ -265,12 +261,7 @@ test("offsets are committed at most every commit interval, and what is left at o
   expect(await commitCount(metrics)).toBe(1);
   await loop.stop();
   await running;
-  expect(
-    countDeliveries(
-      ids,
-      forwarded.map((r) => text(r.value)),
-    ).lost,
-  ).toEqual([]);
+  expect(countForwarded(ids, forwarded).lost).toEqual([]);
 
   const again = new Consumer({ brokers, groupId, topics: [input], logger: quiet });
   const leftover = await consumeOnceAssigned(again, 3000);
@@ -317,10 +308,7 @@ test("a member joining takes over without repeating acknowledged work, before th
   await Promise.all([first.stop(), second.stop()]);
   await Promise.all([firstRunning, secondRunning]);
 
-  const count = countDeliveries(
-    [...before, ...after],
-    forwarded.map((r) => text(r.value)),
-  );
+  const count = countForwarded([...before, ...after], forwarded);
   expect(count.lost).toEqual([]);
   // Acknowledged before the rebalance, so committed on revoke: never handled again. (A record in
   // flight while its partition moved may be, as at-least-once allows.)

@@ -7,6 +7,7 @@
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { deriveAlertId } from "../../core/alert-id.ts";
+import { assert } from "../../core/assert.ts";
 import type { ClientMatch } from "../../core/matching/types.ts";
 import { isSeverityNumber } from "../../core/severity.ts";
 import { alertLabels } from "../../core/silence.ts";
@@ -103,7 +104,8 @@ export function createEvaluatorProcessor(
     decode: decodeAlertNew,
     async process(batch) {
       const loaded = rules.current;
-      if (loaded === undefined) throw new Error("no rules loaded yet"); // the loop waits for readiness
+      // The loop consumes nothing until the stage is ready, which needs a snapshot: a bug otherwise.
+      assert(loaded !== undefined, "alerts to process before any rules snapshot was loaded");
       const { matcher, scopes, silences } = loaded;
       const outputs: ProduceRecord[] = [];
       const nowMs = Date.now();
