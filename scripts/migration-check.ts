@@ -15,7 +15,9 @@ export const serviceRanges = [
   { service: "control plane", firstVersion: 8, lastVersion: 8 },
   { service: "data plane", firstVersion: 9, lastVersion: 9 },
   { service: "control plane", firstVersion: 10, lastVersion: 10 },
-  { service: "data plane", firstVersion: 11, lastVersion: undefined },
+  { service: "data plane", firstVersion: 11, lastVersion: 12 },
+  { service: "control plane", firstVersion: 13, lastVersion: 13 },
+  { service: "data plane", firstVersion: 14, lastVersion: undefined },
 ] as const;
 
 export type ServiceName = (typeof serviceRanges)[number]["service"];

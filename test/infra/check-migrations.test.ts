@@ -16,7 +16,7 @@ describe("checkMigrations", () => {
     const { problems } = checkMigrations(join(repoRoot, brokenDir));
     expect(problems).toEqual([
       "000005_f.sql: not named NNNNNN_name.up.sql or NNNNNN_name.down.sql",
-      "version 0: outside every service's range (control plane 1-5, data plane 6-7, control plane 8, data plane 9, control plane 10, data plane 11+)",
+      "version 0: outside every service's range (control plane 1-5, data plane 6-7, control plane 8, data plane 9, control plane 10, data plane 11-12, control plane 13, data plane 14+)",
       "version 2: duplicate up files 000002_b.up.sql, 000002_c.up.sql",
       "version 4: missing up file (have 000004_e.down.sql)",
       "version 3: missing (gap between 1 and 4)",

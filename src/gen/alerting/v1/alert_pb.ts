@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file alerting/v1/alert.proto.
  */
 export const file_alerting_v1_alert: GenFile = /*@__PURE__*/
-  fileDesc("ChdhbGVydGluZy92MS9hbGVydC5wcm90bxILYWxlcnRpbmcudjEi4AIKCEFsZXJ0TmV3EhAKCGFsZXJ0X2lkGAEgASgJEicKCHNldmVyaXR5GAIgASgOMhUuYWxlcnRpbmcudjEuU2V2ZXJpdHkSDgoGc291cmNlGAMgASgJEgwKBG5hbWUYBCABKAkSMwoHY29udGV4dBgFIAMoCzIiLmFsZXJ0aW5nLnYxLkFsZXJ0TmV3LkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SDQoFc2NvcGUYCiABKAkSKAoGc3RhdHVzGAsgASgOMhguYWxlcnRpbmcudjEuQWxlcnRTdGF0dXMSFwoPZW5kc19hdF91bml4X21zGAwgASgDGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQICBAJSgQICRAKSgQIDRAOIpADCgxBbGVydE1hdGNoZWQSEAoIYWxlcnRfaWQYASABKAkSJwoIc2V2ZXJpdHkYAiABKA4yFS5hbGVydGluZy52MS5TZXZlcml0eRIOCgZzb3VyY2UYAyABKAkSDAoEbmFtZRgEIAEoCRI3Cgdjb250ZXh0GAUgAygLMiYuYWxlcnRpbmcudjEuQWxlcnRNYXRjaGVkLkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SEQoJY2xpZW50X2lkGAggASgJEhAKCHJ1bGVfaWRzGAkgAygJEg0KBXNjb3BlGAogASgJEigKBnN0YXR1cxgLIAEoDjIYLmFsZXJ0aW5nLnYxLkFsZXJ0U3RhdHVzEhcKD2VuZHNfYXRfdW5peF9tcxgMIAEoAxITCgtzaWxlbmNlZF9ieRgNIAEoCRouCgxDb250ZXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJpChFOb3RpZmljYXRpb25SZWFkeRIXCg9ub3RpZmljYXRpb25faWQYASABKAMSEQoJY2xpZW50X2lkGAIgASgJEhAKCGFsZXJ0X2lkGAMgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAQgASgNKnUKCFNldmVyaXR5EhgKFFNFVkVSSVRZX1VOU1BFQ0lGSUVEEAASEAoMU0VWRVJJVFlfTE9XEAESEwoPU0VWRVJJVFlfTUVESVVNEAISEQoNU0VWRVJJVFlfSElHSBADEhUKEVNFVkVSSVRZX0NSSVRJQ0FMEAQqXwoLQWxlcnRTdGF0dXMSHAoYQUxFUlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQUxFUlRfU1RBVFVTX0ZJUklORxABEhkKFUFMRVJUX1NUQVRVU19SRVNPTFZFRBACYgZwcm90bzM");
+  fileDesc("ChdhbGVydGluZy92MS9hbGVydC5wcm90bxILYWxlcnRpbmcudjEi7AIKCEFsZXJ0TmV3EhAKCGFsZXJ0X2lkGAEgASgJEicKCHNldmVyaXR5GAIgASgOMhUuYWxlcnRpbmcudjEuU2V2ZXJpdHkSDgoGc291cmNlGAMgASgJEgwKBG5hbWUYBCABKAkSMwoHY29udGV4dBgFIAMoCzIiLmFsZXJ0aW5nLnYxLkFsZXJ0TmV3LkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SDQoFc2NvcGUYCiABKAkSKAoGc3RhdHVzGAsgASgOMhguYWxlcnRpbmcudjEuQWxlcnRTdGF0dXMSFwoPZW5kc19hdF91bml4X21zGAwgASgDGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQICBAJSgQICRAKSgQIDRAOSgQIDhAPSgQIDxAQItQDCgxBbGVydE1hdGNoZWQSEAoIYWxlcnRfaWQYASABKAkSJwoIc2V2ZXJpdHkYAiABKA4yFS5hbGVydGluZy52MS5TZXZlcml0eRIOCgZzb3VyY2UYAyABKAkSDAoEbmFtZRgEIAEoCRI3Cgdjb250ZXh0GAUgAygLMiYuYWxlcnRpbmcudjEuQWxlcnRNYXRjaGVkLkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SEQoJY2xpZW50X2lkGAggASgJEhAKCHJ1bGVfaWRzGAkgAygJEg0KBXNjb3BlGAogASgJEigKBnN0YXR1cxgLIAEoDjIYLmFsZXJ0aW5nLnYxLkFsZXJ0U3RhdHVzEhcKD2VuZHNfYXRfdW5peF9tcxgMIAEoAxITCgtzaWxlbmNlZF9ieRgNIAEoCRIrCgZwb2xpY3kYDiABKAsyGy5hbGVydGluZy52MS5EZWxpdmVyeVBvbGljeRIVCg1tdXRlZF9ieV9ydWxlGA8gASgJGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqEBCg5EZWxpdmVyeVBvbGljeRIVCg1za2lwX3Jlc29sdmVkGAEgASgIEhoKEnJlcGVhdF9pbnRlcnZhbF9tcxgCIAEoAxIQCghncm91cF9ieRgDIAMoCRIVCg1ncm91cF93YWl0X21zGAQgASgDEhkKEWdyb3VwX2ludGVydmFsX21zGAUgASgDEhgKEGdyb3VwX2FsZXJ0c19tYXgYBiABKA0iaQoRTm90aWZpY2F0aW9uUmVhZHkSFwoPbm90aWZpY2F0aW9uX2lkGAEgASgDEhEKCWNsaWVudF9pZBgCIAEoCRIQCghhbGVydF9pZBgDIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgEIAEoDSp1CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEKl8KC0FsZXJ0U3RhdHVzEhwKGEFMRVJUX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0FMRVJUX1NUQVRVU19GSVJJTkcQARIZChVBTEVSVF9TVEFUVVNfUkVTT0xWRUQQAmIGcHJvdG8z");
 
 /**
  * Topic `alerts.new`, key: alert_id. Produced by the alert-producer and HTTP ingest.
@@ -172,6 +172,22 @@ export type AlertMatched = Message<"alerting.v1.AlertMatched"> & {
    * @generated from field: string silenced_by = 13;
    */
   silencedBy: string;
+
+  /**
+   * The delivery settings of the client's rules that matched, merged (src/core/policy.ts); absent when
+   * they all keep the defaults, so the seed's one notification per alert stays the wire default.
+   *
+   * @generated from field: alerting.v1.DeliveryPolicy policy = 14;
+   */
+  policy?: DeliveryPolicy | undefined;
+
+  /**
+   * Set when every rule of the client that matched was inside one of its mute windows at the alert's
+   * event time: the id of the first such rule. The aggregator writes the notification as SILENCED.
+   *
+   * @generated from field: string muted_by_rule = 15;
+   */
+  mutedByRule: string;
 };
 
 /**
@@ -180,6 +196,61 @@ export type AlertMatched = Message<"alerting.v1.AlertMatched"> & {
  */
 export const AlertMatchedSchema: GenMessage<AlertMatched> = /*@__PURE__*/
   messageDesc(file_alerting_v1_alert, 1);
+
+/**
+ * How a client wants the notifications of one alert: what a rule sets (Alertmanager's route options).
+ *
+ * @generated from message alerting.v1.DeliveryPolicy
+ */
+export type DeliveryPolicy = Message<"alerting.v1.DeliveryPolicy"> & {
+  /**
+   * Inverted so that the wire default is Alertmanager's: resolved notifications are sent.
+   *
+   * @generated from field: bool skip_resolved = 1;
+   */
+  skipResolved: boolean;
+
+  /**
+   * Re-send while still firing every this many ms; 0: the aggregator's REPEAT_INTERVAL_MS.
+   *
+   * @generated from field: int64 repeat_interval_ms = 2;
+   */
+  repeatIntervalMs: bigint;
+
+  /**
+   * Label names (severity, source, name, or a context key): alerts with equal values of all of them
+   * go out together, one message per group and endpoint. Empty: one message per alert.
+   *
+   * @generated from field: repeated string group_by = 3;
+   */
+  groupBy: string[];
+
+  /**
+   * Delay before the first message of a new group, and between later messages of the same group.
+   *
+   * @generated from field: int64 group_wait_ms = 4;
+   */
+  groupWaitMs: bigint;
+
+  /**
+   * @generated from field: int64 group_interval_ms = 5;
+   */
+  groupIntervalMs: bigint;
+
+  /**
+   * Alerts listed in one message at most; the rest are counted ("and 312 more").
+   *
+   * @generated from field: uint32 group_alerts_max = 6;
+   */
+  groupAlertsMax: number;
+};
+
+/**
+ * Describes the message alerting.v1.DeliveryPolicy.
+ * Use `create(DeliveryPolicySchema)` to create a new message.
+ */
+export const DeliveryPolicySchema: GenMessage<DeliveryPolicy> = /*@__PURE__*/
+  messageDesc(file_alerting_v1_alert, 2);
 
 /**
  * Topic `notifications.ready`, key: client_id. The row in Postgres is the source of truth;
@@ -214,7 +285,7 @@ export type NotificationReady = Message<"alerting.v1.NotificationReady"> & {
  * Use `create(NotificationReadySchema)` to create a new message.
  */
 export const NotificationReadySchema: GenMessage<NotificationReady> = /*@__PURE__*/
-  messageDesc(file_alerting_v1_alert, 2);
+  messageDesc(file_alerting_v1_alert, 3);
 
 /**
  * Severity of an alert. The numbers are part of the wire contract with the seed system.

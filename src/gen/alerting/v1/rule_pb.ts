@@ -4,13 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { DeliveryPolicy } from "./alert_pb.js";
+import { file_alerting_v1_alert } from "./alert_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file alerting/v1/rule.proto.
  */
 export const file_alerting_v1_rule: GenFile = /*@__PURE__*/
-  fileDesc("ChZhbGVydGluZy92MS9ydWxlLnByb3RvEgthbGVydGluZy52MSKyAQoLUnVsZUNoYW5nZWQSDwoHcnVsZV9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSJwoGYWN0aW9uGAMgASgOMhcuYWxlcnRpbmcudjEuUnVsZUFjdGlvbhIPCgd2ZXJzaW9uGAQgASgDEhoKEmNoYW5nZWRfYXRfdW5peF9tcxgFIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgGIAEoDRIRCgljaGFuZ2VfaWQYByABKAMiuQIKDVJ1bGVzU25hcHNob3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKA0SDwoHdmVyc2lvbhgCIAEoAxIYChBidWlsdF9hdF91bml4X21zGAMgASgDEg8KB3N0cmluZ3MYBCADKAkSEgoKY2xpZW50X2lkcxgFIAEoDBIQCghydWxlX2lkcxgGIAEoDBITCgtydWxlX2NsaWVudBgHIAMoDRIVCg1ydWxlX3NldmVyaXR5GAggAygNEhMKC3J1bGVfc291cmNlGAkgAygNEhEKCXJ1bGVfbmFtZRgKIAMoDRIUCgxncmFudF9zY29wZXMYCyADKAkSFAoMZ3JhbnRfY2xpZW50GAwgAygNEi4KCHNpbGVuY2VzGA0gAygLMhwuYWxlcnRpbmcudjEuU25hcHNob3RTaWxlbmNlIpMBCg9TbmFwc2hvdFNpbGVuY2USCgoCaWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhkKEXN0YXJ0c19hdF91bml4X21zGAMgASgDEhcKD2VuZHNfYXRfdW5peF9tcxgEIAEoAxItCghtYXRjaGVycxgFIAMoCzIbLmFsZXJ0aW5nLnYxLlNpbGVuY2VNYXRjaGVyIlEKDlNpbGVuY2VNYXRjaGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkSEAoIaXNfcmVnZXgYAyABKAgSEAoIaXNfZXF1YWwYBCABKAgqdAoKUnVsZUFjdGlvbhIbChdSVUxFX0FDVElPTl9VTlNQRUNJRklFRBAAEhcKE1JVTEVfQUNUSU9OX0NSRUFURUQQARIXChNSVUxFX0FDVElPTl9VUERBVEVEEAISFwoTUlVMRV9BQ1RJT05fREVMRVRFRBADYgZwcm90bzM");
+  fileDesc("ChZhbGVydGluZy92MS9ydWxlLnByb3RvEgthbGVydGluZy52MSKyAQoLUnVsZUNoYW5nZWQSDwoHcnVsZV9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSJwoGYWN0aW9uGAMgASgOMhcuYWxlcnRpbmcudjEuUnVsZUFjdGlvbhIPCgd2ZXJzaW9uGAQgASgDEhoKEmNoYW5nZWRfYXRfdW5peF9tcxgFIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgGIAEoDRIRCgljaGFuZ2VfaWQYByABKAMi7AIKDVJ1bGVzU25hcHNob3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKA0SDwoHdmVyc2lvbhgCIAEoAxIYChBidWlsdF9hdF91bml4X21zGAMgASgDEg8KB3N0cmluZ3MYBCADKAkSEgoKY2xpZW50X2lkcxgFIAEoDBIQCghydWxlX2lkcxgGIAEoDBITCgtydWxlX2NsaWVudBgHIAMoDRIVCg1ydWxlX3NldmVyaXR5GAggAygNEhMKC3J1bGVfc291cmNlGAkgAygNEhEKCXJ1bGVfbmFtZRgKIAMoDRIUCgxncmFudF9zY29wZXMYCyADKAkSFAoMZ3JhbnRfY2xpZW50GAwgAygNEi4KCHNpbGVuY2VzGA0gAygLMhwuYWxlcnRpbmcudjEuU25hcHNob3RTaWxlbmNlEjEKCHBvbGljaWVzGA4gAygLMh8uYWxlcnRpbmcudjEuU25hcHNob3RSdWxlUG9saWN5ImcKElNuYXBzaG90UnVsZVBvbGljeRIMCgRydWxlGAEgASgNEi0KCGRlbGl2ZXJ5GAIgASgLMhsuYWxlcnRpbmcudjEuRGVsaXZlcnlQb2xpY3kSFAoMbXV0ZV93aW5kb3dzGAMgAygJIpMBCg9TbmFwc2hvdFNpbGVuY2USCgoCaWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhkKEXN0YXJ0c19hdF91bml4X21zGAMgASgDEhcKD2VuZHNfYXRfdW5peF9tcxgEIAEoAxItCghtYXRjaGVycxgFIAMoCzIbLmFsZXJ0aW5nLnYxLlNpbGVuY2VNYXRjaGVyIlEKDlNpbGVuY2VNYXRjaGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkSEAoIaXNfcmVnZXgYAyABKAgSEAoIaXNfZXF1YWwYBCABKAgqdAoKUnVsZUFjdGlvbhIbChdSVUxFX0FDVElPTl9VTlNQRUNJRklFRBAAEhcKE1JVTEVfQUNUSU9OX0NSRUFURUQQARIXChNSVUxFX0FDVElPTl9VUERBVEVEEAISFwoTUlVMRV9BQ1RJT05fREVMRVRFRBADYgZwcm90bzM", [file_alerting_v1_alert]);
 
 /**
  * Topic `rule.changed`, key: rule_id. Published by the rule-service outbox relay, in outbox order.
@@ -158,6 +160,14 @@ export type RulesSnapshot = Message<"alerting.v1.RulesSnapshot"> & {
    * @generated from field: repeated alerting.v1.SnapshotSilence silences = 13;
    */
   silences: SnapshotSilence[];
+
+  /**
+   * Rules whose settings differ from the defaults (most keep them, so these are few): rule index and
+   * its settings.
+   *
+   * @generated from field: repeated alerting.v1.SnapshotRulePolicy policies = 14;
+   */
+  policies: SnapshotRulePolicy[];
 };
 
 /**
@@ -166,6 +176,39 @@ export type RulesSnapshot = Message<"alerting.v1.RulesSnapshot"> & {
  */
 export const RulesSnapshotSchema: GenMessage<RulesSnapshot> = /*@__PURE__*/
   messageDesc(file_alerting_v1_rule, 1);
+
+/**
+ * One rule's delivery settings (src/core/policy.ts) and mute windows (src/core/mute-window.ts).
+ *
+ * @generated from message alerting.v1.SnapshotRulePolicy
+ */
+export type SnapshotRulePolicy = Message<"alerting.v1.SnapshotRulePolicy"> & {
+  /**
+   * Index into rule_ids.
+   *
+   * @generated from field: uint32 rule = 1;
+   */
+  rule: number;
+
+  /**
+   * @generated from field: alerting.v1.DeliveryPolicy delivery = 2;
+   */
+  delivery?: DeliveryPolicy | undefined;
+
+  /**
+   * Each in the rule API's text form, e.g. `monday:friday 22:00-06:00 Europe/Berlin`.
+   *
+   * @generated from field: repeated string mute_windows = 3;
+   */
+  muteWindows: string[];
+};
+
+/**
+ * Describes the message alerting.v1.SnapshotRulePolicy.
+ * Use `create(SnapshotRulePolicySchema)` to create a new message.
+ */
+export const SnapshotRulePolicySchema: GenMessage<SnapshotRulePolicy> = /*@__PURE__*/
+  messageDesc(file_alerting_v1_rule, 2);
 
 /**
  * An Alertmanager silence of one client (src/core/silence.ts): it matches an alert when every matcher
@@ -205,7 +248,7 @@ export type SnapshotSilence = Message<"alerting.v1.SnapshotSilence"> & {
  * Use `create(SnapshotSilenceSchema)` to create a new message.
  */
 export const SnapshotSilenceSchema: GenMessage<SnapshotSilence> = /*@__PURE__*/
-  messageDesc(file_alerting_v1_rule, 2);
+  messageDesc(file_alerting_v1_rule, 3);
 
 /**
  * `name` = `value`; is_regex makes it =~ (a Go regular expression, fully anchored); !is_equal negates.
@@ -239,7 +282,7 @@ export type SilenceMatcher = Message<"alerting.v1.SilenceMatcher"> & {
  * Use `create(SilenceMatcherSchema)` to create a new message.
  */
 export const SilenceMatcherSchema: GenMessage<SilenceMatcher> = /*@__PURE__*/
-  messageDesc(file_alerting_v1_rule, 3);
+  messageDesc(file_alerting_v1_rule, 4);
 
 /**
  * @generated from enum alerting.v1.RuleAction
