@@ -141,7 +141,7 @@ export class DeliveryStore {
 
   /**
    * Claims the given notifications that are claimable now: RECEIVED, RETRY that is due, or SENDING
-   * whose lease expired. Rows are locked in id order (no deadlock between senders) and a row another
+   * whose lease expired; never a grouped one, which only its group send delivers (group-store.ts). Rows are locked in id order (no deadlock between senders) and a row another
    * transaction holds is skipped: its holder is already handling it.
    */
   async claim(ids: readonly string[]): Promise<ClaimedNotification[]> {
@@ -151,7 +151,7 @@ export class DeliveryStore {
        SET status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
            lease_until = now() + make_interval(secs => $2::float8 / 1000), next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
        FROM (SELECT id FROM notifications
-             WHERE id = ANY($1::bigint[]) AND ${claimableNow}
+             WHERE id = ANY($1::bigint[]) AND ${claimableNow} AND group_key IS NULL
              ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) claimable
        WHERE n.id = claimable.id
        RETURNING ${claimedColumns}`,
@@ -161,7 +161,10 @@ export class DeliveryStore {
     return rows.map(toClaimed);
   }
 
-  /** Claims up to `limit` rows whose next_attempt_at has come, skipping rows locked by others. */
+  /**
+   * Claims up to `limit` rows whose next_attempt_at has come, skipping rows locked by others. Grouped
+   * rows have none: their group's schedule and group send drive them.
+   */
   async claimDue(limit: number): Promise<ClaimedNotification[]> {
     const rows = await this.sql.unsafe<ClaimedRow[]>(
       `UPDATE notifications n

@@ -1,3 +1,4 @@
+import type { GroupSettings } from "../core/grouping.ts";
 import {
   type AlertState,
   type AlertStateName,
@@ -30,6 +31,11 @@ export interface NotificationInput {
    * the alert has no lifecycle: one notification per alert id (episode 0, kind firing).
    */
   lifecycle?: { status: AlertStateName; endsAtMs: number | null };
+  /**
+   * The row's group when its rules group (src/core/grouping.ts): the sender then sends it with the
+   * group's other due rows, and no notifications.ready announces it. Absent: one message per alert.
+   */
+  group?: { key: string; labels: Record<string, string>; settings: GroupSettings };
 }
 
 /** A notification row to insert: the submission, and which episode and kind of its alert it is. */
@@ -57,10 +63,15 @@ export function dedupeInsert(
   delayMs = safetyNetDelayMs,
 ): { text: string; params: never[] } {
   const text = `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[])
-         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[], $14::text[])
+         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence, group_key)
      ), marked AS (
-       SELECT i.*, CASE
+       SELECT i.*,
+         -- A grouped row goes out with its group's next window (openGroups wrote the group first).
+         CASE WHEN i.group_key IS NOT NULL THEN (
+           SELECT greatest(g.next_due_at, now()) FROM notification_groups g WHERE g.group_key = i.group_key)
+         END AS group_due_at,
+         CASE
            WHEN i.silence <> '' THEN i.silence::uuid
            WHEN i.kind <> 'firing' THEN (
              SELECT f.silenced_by FROM ${table} f
@@ -69,21 +80,25 @@ export function dedupeInsert(
          END AS silenced_by
        FROM input i
      ), inserted AS (
-       INSERT INTO ${table} (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at, episode, kind, status, silenced_by)
+       INSERT INTO ${table} (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at, episode, kind, status, silenced_by, group_key, group_due_at)
        SELECT client_id, scope, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
-              CASE WHEN silenced_by IS NULL THEN now() + make_interval(secs => $12::float8 / 1000) END, episode, kind,
-              CASE WHEN silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, silenced_by
+              -- A group's schedule (notification_groups) drives its rows, not a safety net per row.
+              CASE WHEN silenced_by IS NULL AND group_key IS NULL THEN now() + make_interval(secs => $12::float8 / 1000) END, episode, kind,
+              CASE WHEN silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, silenced_by,
+              -- A silenced row is never sent: it joins no group.
+              CASE WHEN silenced_by IS NULL THEN group_key END, CASE WHEN silenced_by IS NULL THEN group_due_at END
        FROM marked
        ON CONFLICT (client_id, scope, alert_id, episode, kind) DO NOTHING
-       RETURNING id, client_id, alert_id, status
+       RETURNING id, client_id, alert_id, status, group_key
      )
-     SELECT id, client_id, alert_id FROM inserted WHERE status <> 'SILENCED'
+     SELECT id, client_id, alert_id FROM inserted WHERE status <> 'SILENCED' AND group_key IS NULL
      UNION ALL
      SELECT n.id, n.client_id, n.alert_id
      FROM input i CROSS JOIN LATERAL (
        SELECT id, client_id, alert_id FROM ${table}
        WHERE client_id = i.client_id AND scope = i.scope AND alert_id = i.alert_id
          AND episode = i.episode AND kind = i.kind AND status NOT IN ('SENT', 'FAILED', 'SILENCED')
+         AND group_key IS NULL
        LIMIT 1
      ) n`;
   const withKind = rows.map((r) => ({ episode: 0, kind: "firing", ...r }));
@@ -101,6 +116,7 @@ export function dedupeInsert(
     withKind.map((r) => r.kind),
     delayMs,
     rows.map((r) => r.silencedBy ?? ""),
+    rows.map((r) => r.group?.key ?? null),
   ];
   return { text, params: params as never[] };
 }
@@ -125,15 +141,51 @@ export async function insertNotifications(
   table = "notifications",
 ): Promise<PendingNotification[]> {
   if (rows.length === 0) return [];
-  if (rows.every((row) => row.lifecycle === undefined)) return insertRows(sql, rows, table);
+  if (rows.every((row) => row.lifecycle === undefined && row.group === undefined))
+    return insertRows(sql, rows, table);
   return sql.begin(async (tx) => {
     const plain = rows.filter((row) => row.lifecycle === undefined);
     const transitions = await applyLifecycle(
       tx,
       rows.filter((row) => row.lifecycle !== undefined),
     );
-    return insertRows(tx, [...plain, ...transitions], table);
+    const written = [...plain, ...transitions];
+    await openGroups(tx, written);
+    return insertRows(tx, written, table);
   });
+}
+
+/**
+ * Creates the groups of `rows` that do not exist yet (first window: now + group_wait) and marks the
+ * others as having rows waiting. Written before the rows, in their transaction: a sender that takes
+ * a group's waiting rows holds the group row locked, so either it sees these rows or the mark is set
+ * again after it (docs/design/alert-model.md, "Grouping"). Keys in sorted order: concurrent batches
+ * lock the groups they share in the same order.
+ */
+async function openGroups(tx: TransactionSql, rows: readonly NotificationInput[]): Promise<void> {
+  const groups = new Map<string, NonNullable<NotificationInput["group"]> & { clientId: string }>();
+  for (const row of rows) {
+    if (row.group !== undefined && !row.silencedBy)
+      groups.set(row.group.key, { ...row.group, clientId: row.clientId });
+  }
+  if (groups.size === 0) return;
+  const sorted = [...groups.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  await tx.unsafe(
+    `INSERT INTO notification_groups (group_key, client_id, labels, group_interval_ms, group_alerts_max, next_due_at)
+     SELECT key, client_id, labels::jsonb, interval_ms, alerts_max, now() + make_interval(secs => wait_ms / 1000)
+     FROM unnest($1::text[], $2::uuid[], $3::text[], $4::float8[], $5::int[], $6::float8[])
+       WITH ORDINALITY AS t(key, client_id, labels, interval_ms, alerts_max, wait_ms, n)
+     ORDER BY n
+     ON CONFLICT (group_key) DO UPDATE SET has_pending = true`,
+    [
+      sorted.map((g) => g.key),
+      sorted.map((g) => g.clientId),
+      sorted.map((g) => JSON.stringify(g.labels)),
+      sorted.map((g) => g.settings.groupIntervalMs),
+      sorted.map((g) => g.settings.groupAlertsMax),
+      sorted.map((g) => g.settings.groupWaitMs),
+    ] as never[],
+  );
 }
 
 async function insertRows(
@@ -297,17 +349,30 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
     }
     await storeStates(tx, changed);
     if (kinds.length === 0) return 0;
-    const inserted = await tx.unsafe(
-      `INSERT INTO notifications (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time,
-                                  next_attempt_at, episode, kind, status, silenced_by)
-       SELECT f.client_id, f.scope, f.alert_id, f.severity, f.source, f.name, f.context, f.rule_ids, f.event_time,
-              CASE WHEN f.silenced_by IS NULL THEN now() END, f.episode, t.kind,
-              CASE WHEN f.silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, f.silenced_by
-       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[]) AS t(client_id, scope, alert_id, episode, kind)
-       JOIN notifications f ON f.client_id = t.client_id AND f.scope = t.scope AND f.alert_id = t.alert_id
-                           AND f.episode = t.episode AND f.kind = 'firing'
-       ON CONFLICT (client_id, scope, alert_id, episode, kind) DO NOTHING
-       RETURNING id`,
+    // A grouped episode's rows join its group's next window, marked as waiting (in key order, the
+    // order openGroups locks groups in).
+    const [{ count } = { count: 0 }] = await tx.unsafe<{ count: number }[]>(
+      `WITH inserted AS (
+         INSERT INTO notifications (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time,
+                                    next_attempt_at, episode, kind, status, silenced_by, group_key, group_due_at)
+         SELECT f.client_id, f.scope, f.alert_id, f.severity, f.source, f.name, f.context, f.rule_ids, f.event_time,
+                CASE WHEN f.silenced_by IS NULL AND f.group_key IS NULL THEN now() END, f.episode, t.kind,
+                CASE WHEN f.silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, f.silenced_by,
+                f.group_key, CASE WHEN f.group_key IS NOT NULL THEN greatest(g.next_due_at, now()) END
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[]) AS t(client_id, scope, alert_id, episode, kind)
+         JOIN notifications f ON f.client_id = t.client_id AND f.scope = t.scope AND f.alert_id = t.alert_id
+                             AND f.episode = t.episode AND f.kind = 'firing'
+         LEFT JOIN notification_groups g ON g.group_key = f.group_key
+         ON CONFLICT (client_id, scope, alert_id, episode, kind) DO NOTHING
+         RETURNING id, group_key
+       ), waiting AS (
+         UPDATE notification_groups g SET has_pending = true
+         FROM (SELECT group_key FROM notification_groups
+               WHERE group_key IN (SELECT group_key FROM inserted WHERE group_key IS NOT NULL)
+               ORDER BY group_key FOR UPDATE) l
+         WHERE g.group_key = l.group_key
+       )
+       SELECT count(*)::int AS count FROM inserted`,
       [
         kinds.map((k) => k.clientId),
         kinds.map((k) => k.scope),
@@ -316,6 +381,6 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
         kinds.map((k) => k.kind),
       ] as never[],
     );
-    return inserted.length;
+    return count;
   });
 }

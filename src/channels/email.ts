@@ -10,6 +10,14 @@
  */
 import { readFileSync } from "node:fs";
 import { createTransport } from "nodemailer";
+import {
+  type GroupMessage,
+  groupHeadline,
+  groupMessageKey,
+  groupTableHeader,
+  groupTableRows,
+  listedAlerts,
+} from "../core/group-payload.ts";
 import { classifyNetworkError, classifySmtpReply } from "../core/retry.ts";
 import {
   assertEndpointType,
@@ -76,8 +84,22 @@ export class EmailChannel implements Channel {
     });
   }
 
-  async deliver(endpoint: Endpoint, notification: Notification): Promise<DeliveryResult> {
+  deliver(endpoint: Endpoint, notification: Notification): Promise<DeliveryResult> {
     assertEndpointType(endpoint, "email");
+    return this.#send(endpoint, `notification-${notification.id}`, renderEmail(notification));
+  }
+
+  deliverGroup(endpoint: Endpoint, message: GroupMessage): Promise<DeliveryResult> {
+    assertEndpointType(endpoint, "email");
+    return this.#send(endpoint, groupMessageKey(message), renderGroupEmail(message));
+  }
+
+  /** `messageKey` names the Message-ID: the same on every retry of one notification or group window. */
+  async #send(
+    endpoint: Endpoint,
+    messageKey: string,
+    content: { subject: string; text: string; html: string },
+  ): Promise<DeliveryResult> {
     const startedMs = performance.now();
     const elapsedMs = () => Math.round(performance.now() - startedMs);
     const recipients = endpoint.value
@@ -92,8 +114,8 @@ export class EmailChannel implements Channel {
       const info = await this.transport.sendMail({
         from: this.config.from,
         to: recipients,
-        messageId: `<notification-${notification.id}@${this.messageIdDomain}>`,
-        ...renderEmail(notification),
+        messageId: `<${messageKey}@${this.messageIdDomain}>`,
+        ...content,
         signal,
       });
       const reply = info.response;
@@ -162,6 +184,25 @@ export function renderEmail(notification: Notification): { subject: string; text
   // Line breaks in a header would let alert text forge headers; nodemailer encodes, we flatten too.
   const status = notificationStatus(notification).toUpperCase();
   const subject = `[${status}] [${severity}] ${name}`.replace(/[\r\n]+/g, " ");
+  return { subject, text, html };
+}
+
+/** Subject: status, count and group labels; body: a table of the listed alerts and the count of the rest. */
+export function renderGroupEmail(message: GroupMessage): { subject: string; text: string; html: string } {
+  const rows = groupTableRows(message);
+  const { more } = listedAlerts(message);
+  const subject = groupHeadline(message);
+  const moreLine = more > 0 ? [`and ${more} more`] : [];
+  const text = [subject, "", ...[groupTableHeader, ...rows].map((row) => row.join(" | ")), ...moreLine].join(
+    "\n",
+  );
+  const cells = (row: string[], tag: string) =>
+    `<tr>${row.map((cell) => `<${tag} align="left">${escapeHtml(cell)}</${tag}>`).join("")}</tr>`;
+  const html = [
+    `<h2>${escapeHtml(subject)}</h2>`,
+    `<table>${cells(groupTableHeader, "th")}${rows.map((row) => cells(row, "td")).join("")}</table>`,
+    ...moreLine.map((line) => `<p>${escapeHtml(line)}</p>`),
+  ].join("\n");
   return { subject, text, html };
 }
 

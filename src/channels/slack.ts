@@ -4,6 +4,13 @@
  * same guard, timeout and classification (Slack answers 400/403/404/410 for bad or dead hooks,
  * 429 with Retry-After when rate limited).
  */
+import {
+  type GroupMessage,
+  groupHeadline,
+  groupStatus,
+  groupSummaryLines,
+  slackAlertsListedMax,
+} from "../core/group-payload.ts";
 import type { HttpTransport } from "./http.ts";
 import {
   assertEndpointType,
@@ -31,11 +38,39 @@ export class SlackChannel implements Channel {
 
   deliver(endpoint: Endpoint, notification: Notification): Promise<DeliveryResult> {
     assertEndpointType(endpoint, "slack");
-    return this.http.post(endpoint.value, JSON.stringify(slackPayload(notification)), {
-      "content-type": "application/json",
-    });
+    return this.#post(endpoint, slackPayload(notification));
+  }
+
+  deliverGroup(endpoint: Endpoint, message: GroupMessage): Promise<DeliveryResult> {
+    assertEndpointType(endpoint, "slack");
+    return this.#post(endpoint, slackGroupPayload(message));
+  }
+
+  #post(endpoint: Endpoint, payload: unknown): Promise<DeliveryResult> {
+    return this.http.post(endpoint.value, JSON.stringify(payload), { "content-type": "application/json" });
   }
 }
+
+/** A compact summary: the group's headline, then its first alerts, one line each, and the count of the rest. */
+export function slackGroupPayload(message: GroupMessage) {
+  const text = escapeSlack(groupHeadline(message));
+  const worst = message.alerts.reduce<Severity | undefined>((top, alert) => {
+    const severity = alert.severity as Severity;
+    return top === undefined || severityRank[severity] > severityRank[top] ? severity : top;
+  }, undefined);
+  return {
+    text,
+    attachments: [
+      {
+        color: groupStatus(message) === "resolved" ? "good" : severityColours[worst ?? "LOW"],
+        fallback: text,
+        text: escapeSlack(groupSummaryLines(message, slackAlertsListedMax).join("\n")),
+      },
+    ],
+  };
+}
+
+const severityRank: Record<Severity, number> = { LOW: 0, MEDIUM: 1, HIGH: 2, CRITICAL: 3 };
 
 export function slackPayload(notification: Notification) {
   const { severity, source, name, alertId, context } = notification;

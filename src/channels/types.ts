@@ -3,6 +3,7 @@
  * returns, which maps one-to-one onto a deliveries row.
  */
 import { assert } from "../core/assert.ts";
+import type { GroupMessage } from "../core/group-payload.ts";
 import type { Decision, DeliveryOutcome } from "../core/retry.ts";
 
 export type EndpointType = "email" | "slack" | "webhook";
@@ -55,6 +56,8 @@ export interface Channel {
   readonly type: EndpointType;
   /** Never throws for delivery problems: every failure is a classified result. */
   deliver(endpoint: Endpoint, notification: Notification): Promise<DeliveryResult>;
+  /** One window of a group (src/core/group-payload.ts) as one message; never throws either. */
+  deliverGroup(endpoint: Endpoint, message: GroupMessage): Promise<DeliveryResult>;
 }
 
 export function toDeliveryResult(

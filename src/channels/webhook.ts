@@ -11,7 +11,12 @@
  *   X-Alerting-Timestamp: <unix seconds>    only when the endpoint has a secret
  *   X-Alerting-Signature: sha256=<hex>      HMAC-SHA256(secret, timestamp + "." + raw body)
  * Receivers verify the signature over the raw body and reject stale timestamps (replays).
+ *
+ * A group window (rules with group_by) is one POST of Alertmanager's webhook document
+ * (src/core/group-payload.ts), with `Idempotency-Key: group-<group key>-<window>`, the same on every
+ * retry, and the same signature headers.
  */
+import { type GroupMessage, groupMessageKey, webhookGroupPayload } from "../core/group-payload.ts";
 import type { HttpTransport } from "./http.ts";
 import {
   assertEndpointType,
@@ -28,14 +33,29 @@ export class WebhookChannel implements Channel {
   constructor(
     private readonly http: HttpTransport,
     private readonly nowMs: () => number = Date.now,
+    /** Alertmanager's externalURL in group payloads: where the receiver can look further. */
+    private readonly externalUrl = "",
   ) {}
 
   deliver(endpoint: Endpoint, notification: Notification): Promise<DeliveryResult> {
     assertEndpointType(endpoint, "webhook");
-    const body = JSON.stringify(webhookPayload(notification));
+    return this.#post(endpoint, JSON.stringify(webhookPayload(notification)), notification.id);
+  }
+
+  deliverGroup(endpoint: Endpoint, message: GroupMessage): Promise<DeliveryResult> {
+    assertEndpointType(endpoint, "webhook");
+    const payload = webhookGroupPayload(message, {
+      receiver: endpoint.id,
+      externalUrl: this.externalUrl,
+      now: new Date(this.nowMs()),
+    });
+    return this.#post(endpoint, JSON.stringify(payload), groupMessageKey(message));
+  }
+
+  #post(endpoint: Endpoint, body: string, idempotencyKey: string): Promise<DeliveryResult> {
     const headers: Record<string, string> = {
       "content-type": "application/json",
-      "idempotency-key": notification.id,
+      "idempotency-key": idempotencyKey,
     };
     if (endpoint.secret !== null) {
       const timestamp = String(Math.floor(this.nowMs() / 1000));

@@ -11,7 +11,7 @@ import { DeadlineError } from "../../src/runtime/deadline.ts";
 import { startScheduler } from "../../src/stages/sender/scheduler.ts";
 
 const noCounts = { delivered: 0, retryable: 0, permanent: 0 };
-const dispatcher = { dispatch: async () => noCounts };
+const dispatcher = { dispatch: async () => noCounts, dispatchGroups: async () => noCounts };
 const claimed = (count: number) =>
   Array.from({ length: count }, (_, i) => ({ id: String(i) }) as ClaimedNotification);
 

@@ -3,6 +3,7 @@
  * lifecycle sweep (resolve timeout, repeat interval) whose rows the sender's scheduler picks up.
  */
 import { connectPostgres } from "../../adapters/postgres.ts";
+import { alertmanagerGroupDefaults } from "../../core/grouping.ts";
 import { envInt, envString } from "../../runtime/config.ts";
 import { createLogger } from "../../runtime/log.ts";
 import { settingsOrExit } from "../../runtime/service.ts";
@@ -24,6 +25,18 @@ const settings = settingsOrExit("aggregator", () => ({
     intervalMs: envInt("SWEEP_INTERVAL_MS", 5000, { min: 50, max: 600_000 }),
     batchSizeMax: envInt("SWEEP_BATCH_SIZE_MAX", 1000, { min: 1, max: 10_000 }),
   },
+  // What a rule with group_by gets for the settings it leaves at 0 (src/core/grouping.ts).
+  groupDefaults: {
+    groupWaitMs: envInt("GROUP_WAIT_MS", alertmanagerGroupDefaults.groupWaitMs, { min: 0, max: 86_400_000 }),
+    groupIntervalMs: envInt("GROUP_INTERVAL_MS", alertmanagerGroupDefaults.groupIntervalMs, {
+      min: 100,
+      max: 86_400_000,
+    }),
+    groupAlertsMax: envInt("GROUP_ALERTS_MAX", alertmanagerGroupDefaults.groupAlertsMax, {
+      min: 1,
+      max: 1000,
+    }),
+  },
 }));
 
 await runConsumerStage({
@@ -36,7 +49,7 @@ await runConsumerStage({
     const sql = connectPostgres();
     const sweep = startSweep(sql, settings.sweep, createLogger("aggregator").child("sweep"));
     return {
-      processor: createAggregatorProcessor(sql, settings.outputTopic),
+      processor: createAggregatorProcessor(sql, settings.outputTopic, settings.groupDefaults),
       async close() {
         await sweep.stop();
         await sql.end({ timeout: 2 });

@@ -6,6 +6,13 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { notificationReadyRecord } from "../../adapters/notification-ready.ts";
 import { insertNotifications, type NotificationInput } from "../../adapters/notification-store.ts";
 import type { Sql } from "../../adapters/postgres.ts";
+import {
+  alertmanagerGroupDefaults,
+  type GroupDefaults,
+  groupKey,
+  groupLabels,
+  resolveGrouping,
+} from "../../core/grouping.ts";
 import { isScope } from "../../core/matching/scope.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
 import { textProblem } from "../../core/text.ts";
@@ -17,7 +24,10 @@ import { InvalidRecordError } from "../../runtime/dead-letter.ts";
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const supportedSchemaVersions = new Set([0, 1]);
 
-export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
+export function decodeAlertMatched(
+  record: ConsumedRecord,
+  groupDefaults: GroupDefaults = alertmanagerGroupDefaults,
+): NotificationInput {
   let message: AlertMatched;
   try {
     message = fromBinary(AlertMatchedSchema, record.value ?? new Uint8Array(0));
@@ -43,7 +53,7 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
     if (!uuidPattern.test(ruleId))
       throw new InvalidRecordError("rule_ids", `not a UUID: ${JSON.stringify(ruleId)}`);
   }
-  return {
+  const input: NotificationInput = {
     clientId: message.clientId,
     scope: message.scope,
     alertId: message.alertId,
@@ -56,6 +66,25 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
     silencedBy: message.silencedBy,
     ...lifecycleOf(message),
   };
+  const group = groupOf(message, input, groupDefaults);
+  if (group !== undefined) input.group = group;
+  return input;
+}
+
+function groupOf(
+  message: AlertMatched,
+  input: NotificationInput,
+  defaults: GroupDefaults,
+): NotificationInput["group"] {
+  const policy = message.policy;
+  for (const label of policy?.groupBy ?? []) {
+    const problem = label === "" ? "an empty label name" : textProblem(label);
+    if (problem !== undefined) throw new InvalidRecordError("policy.group_by", problem);
+  }
+  const settings = resolveGrouping(policy, defaults);
+  if (settings === undefined) return undefined;
+  const labels = groupLabels(input, settings.groupBy);
+  return { key: groupKey(input.clientId, settings, labels), labels, settings };
 }
 
 function lifecycleOf(message: AlertMatched): Pick<NotificationInput, "lifecycle"> {
@@ -106,9 +135,13 @@ export function uniqueByClientScopeAlert(rows: readonly NotificationInput[]): No
   return [...seen.values(), ...lifecycle];
 }
 
-export function createAggregatorProcessor(sql: Sql, outputTopic: string): Processor<NotificationInput> {
+export function createAggregatorProcessor(
+  sql: Sql,
+  outputTopic: string,
+  groupDefaults: GroupDefaults = alertmanagerGroupDefaults,
+): Processor<NotificationInput> {
   return {
-    decode: decodeAlertMatched,
+    decode: (record) => decodeAlertMatched(record, groupDefaults),
     async process(batch) {
       const pending = await insertNotifications(sql, uniqueByClientScopeAlert(batch.map((d) => d.value)));
       return pending.map((row) => notificationReadyRecord(row, outputTopic));

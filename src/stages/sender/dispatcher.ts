@@ -1,6 +1,7 @@
 /**
  * Delivers claimed notifications: every pending endpoint through its channel, paced per endpoint by
  * the rate limiter, then one statement records the attempts and the statuses decided from them.
+ * Group sends the same way, one message per send and endpoint with the send's rows routed there.
  */
 import type {
   AttemptRecord,
@@ -9,8 +10,17 @@ import type {
   EndpointWork,
   StatusUpdate,
 } from "../../adapters/delivery-store.ts";
+import type {
+  ClaimedGroupSend,
+  GroupAttemptRecord,
+  GroupStatusUpdate,
+  GroupStore,
+  SendWork,
+} from "../../adapters/group-store.ts";
 import type { Channel, DeliveryResult, Endpoint, EndpointType } from "../../channels/types.ts";
+import { assert } from "../../core/assert.ts";
 import { decideStatus } from "../../core/delivery-status.ts";
+import type { GroupMessage } from "../../core/group-payload.ts";
 import { type KeyedRateLimiter, RateLimitQueueFullError } from "../../core/rate-limit.ts";
 import type { BackoffPolicy } from "../../core/retry.ts";
 
@@ -21,6 +31,7 @@ export interface DispatchCounts {
 }
 
 const noWork: EndpointWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
+const noSendWork: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
 
 export class Dispatcher {
   constructor(
@@ -28,7 +39,60 @@ export class Dispatcher {
     private readonly channels: ReadonlyMap<EndpointType, Channel>,
     private readonly limiter: KeyedRateLimiter,
     private readonly policy: BackoffPolicy,
+    private readonly groupStore?: GroupStore,
   ) {}
+
+  async dispatchGroups(sends: readonly ClaimedGroupSend[]): Promise<DispatchCounts> {
+    const counts: DispatchCounts = { delivered: 0, retryable: 0, permanent: 0 };
+    if (sends.length === 0) return counts;
+    const store = this.groupStore;
+    assert(store !== undefined, "group sends claimed by a dispatcher without a group store");
+    const work = await store.endpointWork(sends);
+    const attempts: GroupAttemptRecord[] = [];
+    const updates: GroupStatusUpdate[] = [];
+    await Promise.all(
+      sends.map(async (send) => {
+        const { pending, deliveredEarlier, permanentEarlier } = work.get(send.id) ?? noSendWork;
+        const results = await Promise.all(
+          pending.map(({ endpoint, memberIds }) => {
+            const message: GroupMessage = {
+              groupKey: send.groupKey,
+              windowNo: send.windowNo,
+              clientId: send.clientId,
+              labels: send.labels,
+              alertsMax: send.alertsMax,
+              alerts: send.members.filter((member) => memberIds.has(member.id)),
+            };
+            return this.#deliver(endpoint, (channel) => channel.deliverGroup(endpoint, message));
+          }),
+        );
+        for (let i = 0; i < results.length; i++) {
+          const result = results[i] as DeliveryResult;
+          const { endpoint, memberIds } = pending[i] as SendWork["pending"][number];
+          attempts.push({
+            groupSendId: send.id,
+            endpointId: endpoint.id,
+            channel: endpoint.type,
+            alerts: memberIds.size,
+            outcome: result.outcome,
+            httpStatus: result.httpStatus ?? null,
+            smtpReply: result.smtpReply ?? null,
+            latencyMs: result.latencyMs,
+            error: result.error ?? null,
+          });
+          countOutcome(counts, result);
+        }
+        const decision = decideStatus(
+          { results, deliveredEarlier, permanentEarlier, attemptsMade: send.attempts },
+          Math.random,
+          this.policy,
+        );
+        updates.push({ groupSendId: send.id, attempts: send.attempts, decision });
+      }),
+    );
+    await store.recordAttempt(attempts, updates);
+    return counts;
+  }
 
   async dispatch(notifications: readonly ClaimedNotification[]): Promise<DispatchCounts> {
     const counts: DispatchCounts = { delivered: 0, retryable: 0, permanent: 0 };
@@ -39,7 +103,11 @@ export class Dispatcher {
     await Promise.all(
       notifications.map(async (notification) => {
         const { pending, deliveredEarlier, permanentEarlier } = work.get(notification.id) ?? noWork;
-        const results = await Promise.all(pending.map((endpoint) => this.#deliver(endpoint, notification)));
+        const results = await Promise.all(
+          pending.map((endpoint) =>
+            this.#deliver(endpoint, (channel) => channel.deliver(endpoint, notification)),
+          ),
+        );
         for (let i = 0; i < results.length; i++) {
           const result = results[i] as DeliveryResult;
           const endpoint = pending[i] as Endpoint;
@@ -53,9 +121,7 @@ export class Dispatcher {
             latencyMs: result.latencyMs,
             error: result.error ?? null,
           });
-          if (result.outcome === "SUCCESS") counts.delivered++;
-          else if (result.outcome === "RETRYABLE") counts.retryable++;
-          else counts.permanent++;
+          countOutcome(counts, result);
         }
         const decision = decideStatus(
           { results, deliveredEarlier, permanentEarlier, attemptsMade: notification.attempts },
@@ -69,7 +135,10 @@ export class Dispatcher {
     return counts;
   }
 
-  async #deliver(endpoint: Endpoint, notification: ClaimedNotification): Promise<DeliveryResult> {
+  async #deliver(
+    endpoint: Endpoint,
+    send: (channel: Channel) => Promise<DeliveryResult>,
+  ): Promise<DeliveryResult> {
     const channel = this.channels.get(endpoint.type);
     if (!channel) {
       return {
@@ -79,7 +148,7 @@ export class Dispatcher {
       };
     }
     try {
-      return await this.limiter.run(endpoint.id, () => channel.deliver(endpoint, notification));
+      return await this.limiter.run(endpoint.id, () => send(channel));
     } catch (error) {
       // Too many waiting for this endpoint: nothing was sent, try again later.
       if (error instanceof RateLimitQueueFullError) {
@@ -88,4 +157,10 @@ export class Dispatcher {
       throw error;
     }
   }
+}
+
+function countOutcome(counts: DispatchCounts, result: DeliveryResult): void {
+  if (result.outcome === "SUCCESS") counts.delivered++;
+  else if (result.outcome === "RETRYABLE") counts.retryable++;
+  else counts.permanent++;
 }

@@ -1,5 +1,6 @@
 /** sender: notifications.ready -> claim under a lease -> deliver on every endpoint -> SENT/RETRY/FAILED. */
 import { DeliveryStore, deliveryStoreSettings } from "../../adapters/delivery-store.ts";
+import { GroupStore } from "../../adapters/group-store.ts";
 import { connectPostgres } from "../../adapters/postgres.ts";
 import { EmailChannel, type SmtpConfig, smtpSecurityModes } from "../../channels/email.ts";
 import { HttpTransport } from "../../channels/http.ts";
@@ -68,6 +69,9 @@ const settings = settingsOrExit("sender", () => ({
   },
   schedulerIntervalMs: envInt("SCHEDULER_INTERVAL_MS", 1000, { min: 10, max: 60_000 }),
   dispatchesInFlightMax: envInt("DISPATCHES_IN_FLIGHT_MAX", 4, { min: 1, max: 64 }),
+  groupSendsPerPassMax: envInt("GROUP_SENDS_PER_PASS_MAX", 200, { min: 1, max: 10_000 }),
+  groupRowsPerSendMax: envInt("GROUP_ROWS_PER_SEND_MAX", 10_000, { min: 1, max: 100_000 }),
+  externalUrl: envString("EXTERNAL_URL", ""),
 }));
 
 function createChannels(logger: Logger): Map<EndpointType, Channel> {
@@ -78,7 +82,7 @@ function createChannels(logger: Logger): Map<EndpointType, Channel> {
     logger: logger.child("http"),
   });
   const channels = new Map<EndpointType, Channel>([
-    ["webhook", new WebhookChannel(http)],
+    ["webhook", new WebhookChannel(http, Date.now, settings.externalUrl)],
     ["slack", new SlackChannel(http)],
   ]);
   if (settings.smtp !== undefined) channels.set("email", new EmailChannel(settings.smtp));
@@ -97,11 +101,13 @@ await runConsumerStage({
     const store = new DeliveryStore(sql, settings.leaseMs);
     const limiter = new KeyedRateLimiter(settings.endpointLimits);
     const channels = createChannels(logger);
-    const dispatcher = new Dispatcher(store, channels, limiter, settings.backoffPolicy);
+    const groupStore = new GroupStore(sql, settings.leaseMs, settings.groupRowsPerSendMax);
+    const dispatcher = new Dispatcher(store, channels, limiter, settings.backoffPolicy, groupStore);
     const scheduler = startScheduler(store, dispatcher, logger.child("scheduler"), {
       intervalMs: settings.schedulerIntervalMs,
       batchSizeMax: 500,
       passTimeoutMs: processTimeoutMs,
+      groups: { store: groupStore, sendsPerPassMax: settings.groupSendsPerPassMax },
     });
     const processor = createSenderProcessor(store, dispatcher, logger, settings.dispatchesInFlightMax);
     return {

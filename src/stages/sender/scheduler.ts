@@ -1,9 +1,11 @@
 /**
  * Re-drives what no notifications.ready record will bring again: retries that came due, leases of
- * crashed senders that expired, RECEIVED rows past their safety net. Runs beside the consume loop,
- * so a slow retry never blocks a partition.
+ * crashed senders that expired, RECEIVED rows past their safety net; and drives grouped rows, which
+ * no record announces: due group windows, and group sends whose retry or expired lease came due.
+ * Runs beside the consume loop, so a slow retry never blocks a partition.
  */
 import type { DeliveryStore } from "../../adapters/delivery-store.ts";
+import type { GroupStore } from "../../adapters/group-store.ts";
 import { DeadlineError, failureLatch, settleWithin } from "../../runtime/deadline.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { Dispatcher } from "./dispatcher.ts";
@@ -20,30 +22,44 @@ export interface Scheduler {
 
 export function startScheduler(
   store: Pick<DeliveryStore, "claimDue">,
-  dispatcher: Pick<Dispatcher, "dispatch">,
+  dispatcher: Pick<Dispatcher, "dispatch" | "dispatchGroups">,
   logger: Logger,
-  options: { intervalMs: number; batchSizeMax: number; passTimeoutMs: number },
+  options: {
+    intervalMs: number;
+    batchSizeMax: number;
+    passTimeoutMs: number;
+    /** Without it no group is driven (a sender that only delivers ungrouped rows, in tests). */
+    groups?: { store: Pick<GroupStore, "claimDue">; sendsPerPassMax: number };
+  },
 ): Scheduler {
   let running = true;
   let wake: () => void = () => {};
   const { failed, fail } = failureLatch();
 
-  /** Claims and dispatches one batch of due rows; returns how many were claimed. */
-  const pass = async (): Promise<number> => {
+  const groups = options.groups;
+
+  /** Claims and dispatches one batch of due rows and group sends; true when either batch was full. */
+  const pass = async (): Promise<boolean> => {
     const due = await store.claimDue(options.batchSizeMax);
-    if (due.length > 0) {
-      const counts = await dispatcher.dispatch(due);
-      logger.info("re-drove due notifications", { claimed: due.length, ...counts });
-    }
-    return due.length;
+    const sends = groups === undefined ? [] : await groups.store.claimDue(groups.sendsPerPassMax);
+    const [counts, groupCounts] = await Promise.all([
+      dispatcher.dispatch(due),
+      dispatcher.dispatchGroups(sends),
+    ]);
+    if (due.length > 0) logger.info("re-drove due notifications", { claimed: due.length, ...counts });
+    if (sends.length > 0) logger.debug("sent group windows", { sends: sends.length, ...groupCounts });
+    // claimDue of groups takes up to sendsPerPassMax re-driven and as many new sends.
+    return (
+      due.length === options.batchSizeMax || (groups !== undefined && sends.length >= groups.sendsPerPassMax)
+    );
   };
 
   const loop = (async () => {
     while (running) {
       try {
-        const claimed = await settleWithin(pass(), options.passTimeoutMs, "a scheduler pass");
+        const full = await settleWithin(pass(), options.passTimeoutMs, "a scheduler pass");
         // A full batch means more may be due: go again at once.
-        if (claimed === options.batchSizeMax) continue;
+        if (full) continue;
       } catch (error) {
         if (error instanceof DeadlineError) {
           fail(error);

@@ -1,0 +1,11 @@
+DROP INDEX notifications_group_send;
+DROP INDEX notifications_group_waiting;
+ALTER TABLE notifications
+  DROP CONSTRAINT notifications_group_send,
+  DROP CONSTRAINT notifications_grouped,
+  DROP COLUMN group_send_id,
+  DROP COLUMN group_due_at,
+  DROP COLUMN group_key;
+DROP TABLE group_deliveries;
+DROP TABLE group_sends;
+DROP TABLE notification_groups;

@@ -1,0 +1,120 @@
+import { describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import {
+  alertmanagerGroupDefaults,
+  groupIdempotencyKey,
+  groupKey,
+  groupLabels,
+  labelValue,
+  resolveGrouping,
+} from "./grouping.ts";
+
+const client = "6f1c1f4e-2a4b-4e0e-9d8e-0c7b1f0e5a11";
+const alert = {
+  severity: "HIGH",
+  source: "billing-api",
+  name: "cpu-high",
+  context: { region: "eu-west-1", rate: 0.5 },
+};
+
+describe("resolveGrouping", () => {
+  test("no policy or an empty group_by: ungrouped, one message per alert", () => {
+    expect(resolveGrouping(undefined, alertmanagerGroupDefaults)).toBeUndefined();
+    expect(
+      resolveGrouping(
+        { groupBy: [], groupWaitMs: 5, groupIntervalMs: 5, groupAlertsMax: 5 },
+        alertmanagerGroupDefaults,
+      ),
+    ).toBeUndefined();
+  });
+
+  test("zeros take the defaults, names are sorted and deduplicated", () => {
+    expect(
+      resolveGrouping(
+        { groupBy: ["source", "region", "source"], groupWaitMs: 0n, groupIntervalMs: 0n, groupAlertsMax: 0 },
+        alertmanagerGroupDefaults,
+      ),
+    ).toEqual({
+      groupBy: ["region", "source"],
+      groupWaitMs: 30_000,
+      groupIntervalMs: 300_000,
+      groupAlertsMax: 100,
+    });
+    expect(
+      resolveGrouping(
+        { groupBy: ["source"], groupWaitMs: 10n, groupIntervalMs: 1000n, groupAlertsMax: 3 },
+        { groupWaitMs: 1, groupIntervalMs: 2, groupAlertsMax: 4 },
+      ),
+    ).toEqual({ groupBy: ["source"], groupWaitMs: 10, groupIntervalMs: 1000, groupAlertsMax: 3 });
+  });
+});
+
+describe("labels", () => {
+  test("severity, source, name (or alertname) are fields, anything else a context key", () => {
+    expect(labelValue(alert, "severity")).toBe("HIGH");
+    expect(labelValue(alert, "source")).toBe("billing-api");
+    expect(labelValue(alert, "name")).toBe("cpu-high");
+    expect(labelValue(alert, "alertname")).toBe("cpu-high");
+    expect(labelValue(alert, "region")).toBe("eu-west-1");
+    expect(labelValue(alert, "rate")).toBe("0.5");
+    expect(labelValue(alert, "missing")).toBe("");
+    expect(groupLabels(alert, ["region", "source"])).toEqual({ region: "eu-west-1", source: "billing-api" });
+  });
+});
+
+describe("groupKey", () => {
+  const settings = {
+    groupBy: ["source"],
+    groupWaitMs: 30_000,
+    groupIntervalMs: 300_000,
+    groupAlertsMax: 100,
+  };
+
+  test("matches the documented encoding (test vector)", () => {
+    const field = (text: string) => {
+      const bytes = Buffer.from(text, "utf8");
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(bytes.length);
+      return Buffer.concat([length, bytes]);
+    };
+    const count = Buffer.alloc(4);
+    count.writeUInt32BE(1);
+    const expected = createHash("sha256")
+      .update(
+        Buffer.concat([
+          field(client),
+          field("30000"),
+          field("300000"),
+          field("100"),
+          count,
+          field("source"),
+          field("billing-api"),
+        ]),
+      )
+      .digest("hex")
+      .slice(0, 32);
+    expect(groupKey(client, settings, { source: "billing-api" })).toBe(expected);
+    expect(expected).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  test("differs by client, settings and values; length prefixes keep fields apart", () => {
+    const base = groupKey(client, settings, { source: "billing-api" });
+    expect(groupKey("00000000-0000-4000-8000-000000000000", settings, { source: "billing-api" })).not.toBe(
+      base,
+    );
+    expect(groupKey(client, { ...settings, groupIntervalMs: 1000 }, { source: "billing-api" })).not.toBe(
+      base,
+    );
+    expect(groupKey(client, settings, { source: "billing-ap" })).not.toBe(base);
+    const two = { ...settings, groupBy: ["a", "b"] };
+    expect(groupKey(client, two, { a: "x", b: "yz" })).not.toBe(groupKey(client, two, { a: "xy", b: "z" }));
+  });
+
+  test("asserts group_by is set", () => {
+    expect(() => groupKey(client, { ...settings, groupBy: [] }, {})).toThrow("group_by");
+  });
+
+  test("the Idempotency-Key names the group and the window", () => {
+    expect(groupIdempotencyKey("abc", 7)).toBe("group-abc-7");
+  });
+});

@@ -1,0 +1,126 @@
+/**
+ * Grouping at delivery (docs/design/alert-model.md, "Grouping"): which group a notification belongs
+ * to, and the settings its group runs with. Pure: the aggregator stores the result with the row, the
+ * sender sends each group's due rows as one message per endpoint.
+ *
+ * group key = first 128 bits of SHA-256, as 32 lowercase hex characters, over the length-prefixed
+ * (uint32 big-endian byte length, then UTF-8) fields, in order: the client id, the resolved settings
+ * (group_wait_ms, group_interval_ms, group_alerts_max as decimal text), the number of group_by label
+ * names (uint32), then per label name in sorted order its name and its value. Equal settings and
+ * equal values make one group per client, whichever rules matched; the sender routes each alert of a
+ * group only to the endpoints of its own rules.
+ */
+import { assert } from "./assert.ts";
+
+/** What a rule asks for (AlertMatched.policy's grouping fields); zeros take the defaults. */
+export interface GroupingPolicy {
+  groupBy: readonly string[];
+  groupWaitMs: number | bigint;
+  groupIntervalMs: number | bigint;
+  groupAlertsMax: number;
+}
+
+export interface GroupSettings {
+  /** Sorted and deduplicated label names. */
+  groupBy: readonly string[];
+  groupWaitMs: number;
+  groupIntervalMs: number;
+  groupAlertsMax: number;
+}
+
+export type GroupDefaults = Omit<GroupSettings, "groupBy">;
+
+/** Alertmanager's defaults: group_wait 30 s, group_interval 5 min, max 100 alerts listed (ours). */
+export const alertmanagerGroupDefaults: GroupDefaults = {
+  groupWaitMs: 30_000,
+  groupIntervalMs: 5 * 60_000,
+  groupAlertsMax: 100,
+};
+
+/** The settings a row's group runs with; undefined without group_by (one message per alert). */
+export function resolveGrouping(
+  policy: GroupingPolicy | undefined,
+  defaults: GroupDefaults,
+): GroupSettings | undefined {
+  if (policy === undefined || policy.groupBy.length === 0) return undefined;
+  const positiveOr = (value: number | bigint, fallback: number) => {
+    const n = Number(value);
+    return n > 0 ? n : fallback;
+  };
+  return {
+    groupBy: [...new Set(policy.groupBy)].sort(),
+    // 0 is a meaningful wait (send the first window at once) only when asked for together with
+    // group_by; proto3 cannot tell 0 from absent, so 0 takes the default like the other fields.
+    groupWaitMs: positiveOr(policy.groupWaitMs, defaults.groupWaitMs),
+    groupIntervalMs: positiveOr(policy.groupIntervalMs, defaults.groupIntervalMs),
+    groupAlertsMax: positiveOr(policy.groupAlertsMax, defaults.groupAlertsMax),
+  };
+}
+
+/** The fields of an alert a label name can name. */
+export interface LabelledAlert {
+  severity: string;
+  source: string;
+  name: string;
+  context: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The value of one label: severity, source and name (or Alertmanager's alertname) are the alert's
+ * own fields, any other name a context key; a missing key is the empty value, like Alertmanager.
+ */
+export function labelValue(alert: LabelledAlert, label: string): string {
+  switch (label) {
+    case "severity":
+      return alert.severity;
+    case "source":
+      return alert.source;
+    case "name":
+    case "alertname":
+      return alert.name;
+    default: {
+      const value = alert.context[label];
+      if (value === undefined || value === null) return "";
+      return typeof value === "string" ? value : JSON.stringify(value);
+    }
+  }
+}
+
+export function groupLabels(alert: LabelledAlert, groupBy: readonly string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const label of groupBy) labels[label] = labelValue(alert, label);
+  return labels;
+}
+
+const encoder = new TextEncoder();
+
+export function groupKey(clientId: string, settings: GroupSettings, labels: Record<string, string>): string {
+  assert(settings.groupBy.length > 0, "a group key needs group_by");
+  const parts = [
+    clientId,
+    String(settings.groupWaitMs),
+    String(settings.groupIntervalMs),
+    String(settings.groupAlertsMax),
+  ];
+  const hasher = new Bun.CryptoHasher("sha256");
+  const count = new Uint8Array(4);
+  const writeField = (text: string) => {
+    const bytes = encoder.encode(text);
+    new DataView(count.buffer).setUint32(0, bytes.length);
+    hasher.update(count);
+    hasher.update(bytes);
+  };
+  for (const part of parts) writeField(part);
+  new DataView(count.buffer).setUint32(0, settings.groupBy.length);
+  hasher.update(count);
+  for (const label of settings.groupBy) {
+    writeField(label);
+    writeField(labels[label] ?? "");
+  }
+  return hasher.digest("hex").slice(0, 32);
+}
+
+/** The Idempotency-Key of one window of a group: the same on every retry and after any crash. */
+export function groupIdempotencyKey(key: string, windowNo: number): string {
+  return `group-${key}-${windowNo}`;
+}
