@@ -20,6 +20,51 @@ describe("notifications", () => {
     });
   });
 
+  test("a grouped one names its group message: window, Idempotency-Key, the message's own attempts", async () => {
+    const client = await createClient(service);
+    const other = await createClient(service);
+    const { id } = await insertNotification(service.sql, client.id, "SENT");
+    const key = crypto.randomUUID().replaceAll("-", "");
+    await service.sql`
+      INSERT INTO notification_groups (group_key, client_id, labels, group_interval_ms, group_alerts_max, next_due_at, next_window)
+      VALUES (${key}, ${client.id}, ${service.sql.json({ source: "db" })}, 1000, 100, now(), 4)`;
+    const [send] = await service.sql<{ id: string }[]>`
+      INSERT INTO group_sends (client_id, group_key, window_no, alerts, status)
+      VALUES (${client.id}, ${key}, 3, 12, 'SENT') RETURNING id::text`;
+    const sendId = (send as { id: string }).id;
+    await service.sql`
+      INSERT INTO group_deliveries (group_send_id, endpoint_id, channel, alerts, outcome, http_status, latency_ms)
+      VALUES (${sendId}, ${crypto.randomUUID()}, 'webhook', 12, 'SUCCESS', 200, 9)`;
+    await service.sql`
+      UPDATE notifications SET group_key = ${key}, group_due_at = now(), group_send_id = ${sendId} WHERE id = ${id}`;
+
+    const reply = await service.call("GET", `/api/v1/notifications/${id}`, { token: client.key });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ group_key: key, group_send_id: sendId });
+    expect(reply.body.group_send).toMatchObject({
+      id: sendId,
+      group_key: key,
+      window_no: 3,
+      idempotency_key: `group-${key}-3`,
+      labels: { source: "db" },
+      alerts: 12,
+      status: "SENT",
+    });
+    expect(reply.body.group_send.deliveries).toHaveLength(1);
+    expect(reply.body.group_send.deliveries[0]).toMatchObject({
+      alerts: 12,
+      outcome: "SUCCESS",
+      http_status: 200,
+    });
+    const listed = await service.call("GET", `/api/v1/notifications?client_id=${client.id}`);
+    expect(listed.body.items[0]).toMatchObject({ id, group_send_id: sendId });
+    // Another tenant sees neither the notification nor its group.
+    expect((await service.call("GET", `/api/v1/notifications/${id}`, { token: other.key })).status).toBe(404);
+    const ungrouped = await insertNotification(service.sql, client.id, "SENT");
+    const plain = await service.call("GET", `/api/v1/notifications/${ungrouped.id}`, { token: client.key });
+    expect(plain.body).toMatchObject({ group_key: null, group_send_id: null, group_send: null });
+  });
+
   test("list by client_id and status", async () => {
     const client = await createClient(service);
     const sent = await insertNotification(service.sql, client.id, "SENT");

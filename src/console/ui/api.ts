@@ -161,7 +161,24 @@ export interface Notification {
   last_error: string | null;
   created_at: string;
   updated_at: string;
+  group_key: string | null;
+  group_send_id: string | null;
   deliveries?: Delivery[];
+  /** Only on one notification: the group message it went out in. */
+  group_send?: GroupSend | null;
+}
+
+export interface GroupSend {
+  id: string;
+  group_key: string;
+  window_no: number;
+  idempotency_key: string;
+  labels: Record<string, string>;
+  alerts: number;
+  status: string;
+  attempts: number;
+  created_at: string;
+  deliveries: (Delivery & { alerts: number })[];
 }
 
 export interface SessionInfo {

@@ -1,5 +1,5 @@
 /** Notifications with status and client filters, and one notification with its delivery attempts. */
-import { api, type Notification, type Page, query } from "./api.ts";
+import { api, type Delivery, type GroupSend, type Notification, type Page, query } from "./api.ts";
 import type { Context } from "./context.ts";
 import { field, formatTime, h, replace } from "./dom.ts";
 import { badge, clientName, clientPicker, errorBox, pagedTable, resolveClientNames } from "./widgets.ts";
@@ -39,6 +39,13 @@ export function notificationsPage(ctx: Context, root: HTMLElement): () => void {
       { title: "name", cell: (n) => n.name },
       { title: "status", cell: (n) => badge(n.status) },
       { title: "attempts", cell: (n) => n.attempts, class: "num" },
+      {
+        title: "group",
+        cell: (n) =>
+          n.group_send_id !== null
+            ? h("code", { "data-testid": "notification-group-send" }, `send #${n.group_send_id}`)
+            : h("span", { class: "muted" }, n.group_key === null ? "" : "waiting"),
+      },
       { title: "last error", cell: (n) => h("span", { class: "muted wrap" }, n.last_error ?? "") },
     ],
   });
@@ -161,44 +168,82 @@ function renderNotification(n: Notification): HTMLElement {
         ),
       ),
     ),
+    ...(n.group_send ? [groupSendCard(n.group_send)] : []),
     h(
       "div",
       { class: "card" },
       h("h2", null, `Delivery attempts (${n.deliveries?.length ?? 0})`),
+      deliveriesTable("deliveries-table", n.deliveries ?? []),
+    ),
+  );
+}
+
+/** The group message a grouped notification went out in: its window, key, size and its own attempts. */
+function groupSendCard(send: GroupSend): HTMLElement {
+  const row = (label: string, value: HTMLElement | string) =>
+    h("tr", null, h("th", null, label), h("td", null, value));
+  const labels = Object.entries(send.labels)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(", ");
+  return h(
+    "div",
+    { class: "card", "data-testid": "group-send", "data-group-send-id": send.id },
+    h("h2", null, `Group message #${send.id}`),
+    h(
+      "table",
+      { class: "kv" },
       h(
-        "table",
-        { "data-testid": "deliveries-table" },
-        h(
-          "thead",
-          null,
-          h(
-            "tr",
-            null,
-            ["attempted", "channel", "endpoint", "outcome", "HTTP / SMTP", "latency", "error"].map((t) =>
-              h("th", null, t),
+        "tbody",
+        null,
+        row("status", badge(send.status)),
+        row("group", h("code", null, labels)),
+        row("group key", h("code", null, send.group_key)),
+        row("window", String(send.window_no)),
+        row("Idempotency-Key", h("code", null, send.idempotency_key)),
+        row("alerts", String(send.alerts)),
+        row("attempts", String(send.attempts)),
+        row("opened", formatTime(send.created_at)),
+      ),
+    ),
+    deliveriesTable("group-deliveries-table", send.deliveries),
+  );
+}
+
+function deliveriesTable(
+  testid: string,
+  deliveries: readonly (Delivery & { alerts?: number })[],
+): HTMLElement {
+  const headers = ["attempted", "channel", "endpoint", "outcome", "HTTP / SMTP", "latency", "error"];
+  return h(
+    "table",
+    { "data-testid": testid },
+    h(
+      "thead",
+      null,
+      h(
+        "tr",
+        null,
+        headers.map((t) => h("th", null, t)),
+      ),
+    ),
+    h(
+      "tbody",
+      null,
+      deliveries.length === 0
+        ? h("tr", null, h("td", { colspan: headers.length, class: "muted" }, "No attempt yet."))
+        : deliveries.map((d) =>
+            h(
+              "tr",
+              { "data-testid": "delivery-row", "data-outcome": d.outcome },
+              h("td", null, formatTime(d.attempted_at)),
+              h("td", null, d.alerts === undefined ? d.channel : `${d.channel} (${d.alerts} alerts)`),
+              h("td", null, h("code", { title: d.endpoint_id }, d.endpoint_id.slice(0, 8))),
+              h("td", null, badge(d.outcome)),
+              h("td", null, d.http_status !== null ? String(d.http_status) : (d.smtp_reply ?? "-")),
+              h("td", { class: "num" }, `${d.latency_ms} ms`),
+              h("td", { class: "muted wrap" }, d.error ?? ""),
             ),
           ),
-        ),
-        h(
-          "tbody",
-          null,
-          (n.deliveries ?? []).length === 0
-            ? h("tr", null, h("td", { colspan: 7, class: "muted" }, "No attempt yet."))
-            : (n.deliveries ?? []).map((d) =>
-                h(
-                  "tr",
-                  { "data-testid": "delivery-row", "data-outcome": d.outcome },
-                  h("td", null, formatTime(d.attempted_at)),
-                  h("td", null, d.channel),
-                  h("td", null, h("code", { title: d.endpoint_id }, d.endpoint_id.slice(0, 8))),
-                  h("td", null, badge(d.outcome)),
-                  h("td", null, d.http_status !== null ? String(d.http_status) : (d.smtp_reply ?? "-")),
-                  h("td", { class: "num" }, `${d.latency_ms} ms`),
-                  h("td", { class: "muted wrap" }, d.error ?? ""),
-                ),
-              ),
-        ),
-      ),
     ),
   );
 }

@@ -1,3 +1,4 @@
+import { groupIdempotencyKey } from "../../core/grouping.ts";
 import { afterClause, type Db, type Scope, scopeClause } from "./store.ts";
 
 export const notificationStatuses = ["RECEIVED", "SENDING", "RETRY", "SENT", "FAILED", "SILENCED"] as const;
@@ -21,8 +22,26 @@ export interface Notification {
   next_attempt_at: Date | null;
   last_error: string | null;
   silenced_by: string | null;
+  /** Grouped rows: the group (src/core/grouping.ts) and the group send that carried it, once sent. */
+  group_key: string | null;
+  group_send_id: string | null;
   created_at: Date;
   updated_at: Date;
+}
+
+/** The group message (one window of the group) a grouped notification went out in. */
+export interface GroupSend {
+  id: string;
+  group_key: string;
+  window_no: number;
+  /** What every endpoint received as Idempotency-Key for this window (src/core/grouping.ts). */
+  idempotency_key: string;
+  labels: Record<string, string>;
+  alerts: number;
+  status: string;
+  attempts: number;
+  created_at: Date;
+  deliveries: (Delivery & { alerts: number })[];
 }
 
 export interface Delivery {
@@ -54,6 +73,8 @@ const columns = [
   "next_attempt_at",
   "last_error",
   "silenced_by",
+  "group_key",
+  "group_send_id",
   "created_at",
   "updated_at",
 ];
@@ -62,14 +83,26 @@ export async function findNotification(
   db: Db,
   scope: Scope,
   id: string,
-): Promise<(Notification & { deliveries: Delivery[] }) | undefined> {
+): Promise<(Notification & { deliveries: Delivery[]; group_send: GroupSend | null }) | undefined> {
   const [notification] = await db<Notification[]>`
     SELECT ${db(columns)} FROM notifications WHERE id = ${id} ${scopeClause(db, scope)}`;
   if (!notification) return undefined;
   const deliveries = await db<Delivery[]>`
     SELECT id, endpoint_id, channel, attempted_at, outcome, http_status, smtp_reply, latency_ms, error
     FROM deliveries WHERE notification_id = ${id} ORDER BY id`;
-  return { ...notification, deliveries };
+  return { ...notification, deliveries, group_send: await findGroupSend(db, notification.group_send_id) };
+}
+
+async function findGroupSend(db: Db, sendId: string | null): Promise<GroupSend | null> {
+  if (sendId === null) return null;
+  const [send] = await db<Omit<GroupSend, "idempotency_key" | "deliveries">[]>`
+    SELECT s.id::text, s.group_key, s.window_no, g.labels, s.alerts, s.status, s.attempts, s.created_at
+    FROM group_sends s JOIN notification_groups g ON g.group_key = s.group_key WHERE s.id = ${sendId}`;
+  if (!send) return null;
+  const deliveries = await db<GroupSend["deliveries"]>`
+    SELECT id::text, endpoint_id, channel, alerts, attempted_at, outcome, http_status, smtp_reply, latency_ms, error
+    FROM group_deliveries WHERE group_send_id = ${sendId} ORDER BY id`;
+  return { ...send, idempotency_key: groupIdempotencyKey(send.group_key, send.window_no), deliveries };
 }
 
 export async function listNotifications(

@@ -43,6 +43,15 @@ const notificationProperties = {
     type: ["string", "null"],
     description: "status SILENCED: the client's silence that matched (Alertmanager API /api/v2/silences)",
   },
+  group_key: {
+    type: ["string", "null"],
+    description: "set when the matched rules group (group_by): the group the notification belongs to",
+  },
+  group_send_id: {
+    ...int64Id,
+    type: ["string", "null"],
+    description: "the group message that carried it (see group_send on GET /notifications/{id})",
+  },
   created_at: timestampJsonSchema,
   updated_at: timestampJsonSchema,
 };
@@ -65,10 +74,37 @@ const deliverySchema = {
     error: nullable("string"),
   },
 };
+const groupSendSchema = {
+  type: ["object", "null"],
+  description:
+    "the group message (one window of its group) the notification went out in; null when ungrouped",
+  properties: {
+    id: int64Id,
+    group_key: { type: "string" },
+    window_no: { type: "integer" },
+    idempotency_key: { type: "string", description: "what every endpoint received as Idempotency-Key" },
+    labels: { type: "object", description: "the group_by labels and their values" },
+    alerts: { type: "integer", description: "notifications in the message" },
+    status: { type: "string", enum: ["SENDING", "RETRY", "SENT", "FAILED"] },
+    attempts: { type: "integer" },
+    created_at: timestampJsonSchema,
+    deliveries: {
+      type: "array",
+      items: {
+        ...deliverySchema,
+        properties: { ...deliverySchema.properties, alerts: { type: "integer" } },
+      },
+    },
+  },
+};
 const notificationWithDeliveriesSchema = {
   ...notificationSchema,
-  required: [...notificationSchema.required, "deliveries"],
-  properties: { ...notificationProperties, deliveries: { type: "array", items: deliverySchema } },
+  required: [...notificationSchema.required, "deliveries", "group_send"],
+  properties: {
+    ...notificationProperties,
+    deliveries: { type: "array", items: deliverySchema },
+    group_send: groupSendSchema,
+  },
 };
 
 export function notificationRoutes(sql: Sql): Route[] {
@@ -97,7 +133,7 @@ export function notificationRoutes(sql: Sql): Route[] {
       method: "GET",
       path: "/api/v1/notifications/:id",
       operationId: "getNotification",
-      summary: "Get a notification with its delivery attempts",
+      summary: "Get a notification with its delivery attempts and, when grouped, its group message",
       access: "tenant",
       idKind: "int64",
       response: { status: 200, schema: notificationWithDeliveriesSchema },
