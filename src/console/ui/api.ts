@@ -116,6 +116,13 @@ export interface Rule {
   source: string;
   name: string;
   enabled: boolean;
+  send_resolved: boolean;
+  repeat_interval_ms: number | null;
+  group_by: string[];
+  group_wait_ms: number | null;
+  group_interval_ms: number | null;
+  group_alerts_max: number | null;
+  mute_windows: string[];
   version: number;
   created_at: string;
   updated_at: string;
