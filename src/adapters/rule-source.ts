@@ -89,8 +89,8 @@ export async function addGrants(tx: TransactionSql, builder: SnapshotBuilder): P
   }
 }
 
-interface PolicyRow {
-  id: string;
+/** The columns of a rule's delivery settings, as postgres.js returns them (src/core/policy.ts's meaning). */
+export interface RulePolicyColumns {
   send_resolved: boolean;
   repeat_interval_ms: number | null;
   group_by: string[];
@@ -102,7 +102,7 @@ interface PolicyRow {
 
 /** The settings of every enabled rule that does not keep the defaults (few: a plain SELECT). */
 export async function loadRulePolicies(tx: TransactionSql): Promise<RulePolicyEntry[]> {
-  const rows = await tx<PolicyRow[]>`
+  const rows = await tx<(RulePolicyColumns & { id: string })[]>`
     SELECT id, send_resolved, repeat_interval_ms, group_by, group_wait_ms, group_interval_ms,
       group_alerts_max, mute_windows
     FROM rules

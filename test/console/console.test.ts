@@ -146,7 +146,11 @@ test("the console drives the pipeline end to end in a real browser", async () =>
   const saved = await fetch(`${s.httpUrl("rule-service")}/api/v1/rules/${ruleId}`, {
     headers: { authorization: `Bearer ${s.adminToken}` },
   });
-  expect(await saved.json()).toMatchObject({ repeat_interval_ms: 600_000, send_resolved: true, group_by: [] });
+  expect(await saved.json()).toMatchObject({
+    repeat_interval_ms: 600_000,
+    send_resolved: true,
+    group_by: [],
+  });
 
   // A webhook endpoint on the pipeline's sink.
   await ruleRow.getByTestId("rule-endpoints").click();

@@ -2,6 +2,7 @@
  * The console's only way to the server: every call carries the credential from sessionStorage as a
  * bearer token. A 401 logs out (the credential is wrong or was revoked).
  */
+import type { RulePolicyColumns } from "../../adapters/rule-source.ts";
 
 const storageKey = "alerting.console.token";
 
@@ -109,20 +110,13 @@ export interface Client {
   updated_at: string;
 }
 
-export interface Rule {
+export interface Rule extends RulePolicyColumns {
   id: string;
   client_id: string;
   severity: string;
   source: string;
   name: string;
   enabled: boolean;
-  send_resolved: boolean;
-  repeat_interval_ms: number | null;
-  group_by: string[];
-  group_wait_ms: number | null;
-  group_interval_ms: number | null;
-  group_alerts_max: number | null;
-  mute_windows: string[];
   version: number;
   created_at: string;
   updated_at: string;

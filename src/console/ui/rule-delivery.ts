@@ -3,19 +3,8 @@
  * the create and edit forms, and a one-line summary for the rules table. Empty inputs mean "the stage's
  * default" (null in the API); the API checks every value and names the field it refuses.
  */
-import type { Rule } from "./api.ts";
+import type { RulePolicyColumns as DeliverySettings } from "../../adapters/rule-source.ts";
 import { field, h } from "./dom.ts";
-
-export type DeliverySettings = Pick<
-  Rule,
-  | "send_resolved"
-  | "repeat_interval_ms"
-  | "group_by"
-  | "group_wait_ms"
-  | "group_interval_ms"
-  | "group_alerts_max"
-  | "mute_windows"
->;
 
 export interface DeliveryForm {
   el: HTMLElement;

@@ -1,3 +1,4 @@
+import type { RulePolicyColumns } from "../../adapters/rule-source.ts";
 import { badRequest, notFound, versionConflict } from "./http.ts";
 import { writeRuleChanges } from "./outbox.ts";
 import { afterClause, type Db, type Scope, scopeClause } from "./store.ts";
@@ -5,20 +6,13 @@ import { afterClause, type Db, type Scope, scopeClause } from "./store.ts";
 export const severities = ["LOW", "MEDIUM", "HIGH", "CRITICAL", "*"] as const;
 export type RuleSeverity = (typeof severities)[number];
 
-export interface Rule {
+export interface Rule extends RulePolicyColumns {
   id: string;
   client_id: string;
   severity: RuleSeverity;
   source: string;
   name: string;
   enabled: boolean;
-  send_resolved: boolean;
-  repeat_interval_ms: number | null;
-  group_by: string[];
-  group_wait_ms: number | null;
-  group_interval_ms: number | null;
-  group_alerts_max: number | null;
-  mute_windows: string[];
   version: number;
   created_at: Date;
   updated_at: Date;
