@@ -137,8 +137,20 @@ test("the console drives the pipeline end to end in a real browser", async () =>
   await page.screenshot({ path: join(repoRoot, "results/console-rules.png"), fullPage: true });
   await page.getByTestId("rule-edit-reload").click();
   await page.getByText("editing version 2").waitFor();
+  // Delivery settings ride along with the edit; a repeat interval changes nothing this test counts.
+  await page.getByTestId("rule-edit-form").getByText("delivery: grouping").click();
+  await page.getByTestId("rule-edit-repeat").fill("600000");
   await page.getByTestId("rule-edit-save").click();
   await page.getByTestId("rules-message").getByText("Rule saved (version 3)").waitFor();
+  await ruleRow.getByText("repeat 600 s").waitFor();
+  const saved = await fetch(`${s.httpUrl("rule-service")}/api/v1/rules/${ruleId}`, {
+    headers: { authorization: `Bearer ${s.adminToken}` },
+  });
+  expect(await saved.json()).toMatchObject({
+    repeat_interval_ms: 600_000,
+    send_resolved: true,
+    group_by: [],
+  });
 
   // A webhook endpoint on the pipeline's sink.
   await ruleRow.getByTestId("rule-endpoints").click();
