@@ -28,13 +28,8 @@ describe("resolveGrouping", () => {
     ).toBeUndefined();
   });
 
-  test("zeros take the defaults, names are sorted and deduplicated", () => {
-    expect(
-      resolveGrouping(
-        { groupBy: ["source", "region", "source"], groupWaitMs: 0n, groupIntervalMs: 0n, groupAlertsMax: 0 },
-        alertmanagerGroupDefaults,
-      ),
-    ).toEqual({
+  test("absent settings take the defaults, names are sorted and deduplicated", () => {
+    expect(resolveGrouping({ groupBy: ["source", "region", "source"] }, alertmanagerGroupDefaults)).toEqual({
       groupBy: ["region", "source"],
       groupWaitMs: 30_000,
       groupIntervalMs: 300_000,
@@ -46,6 +41,15 @@ describe("resolveGrouping", () => {
         { groupWaitMs: 1, groupIntervalMs: 2, groupAlertsMax: 4 },
       ),
     ).toEqual({ groupBy: ["source"], groupWaitMs: 10, groupIntervalMs: 1000, groupAlertsMax: 3 });
+  });
+
+  test("a wait of 0 is kept (send at once); an interval or cap of 0 takes the default", () => {
+    expect(
+      resolveGrouping(
+        { groupBy: ["name"], groupWaitMs: 0n, groupIntervalMs: 0n, groupAlertsMax: 0 },
+        alertmanagerGroupDefaults,
+      ),
+    ).toEqual({ groupBy: ["name"], groupWaitMs: 0, groupIntervalMs: 300_000, groupAlertsMax: 100 });
   });
 });
 

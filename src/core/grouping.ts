@@ -12,12 +12,12 @@
  */
 import { assert } from "./assert.ts";
 
-/** What a rule asks for (AlertMatched.policy's grouping fields); zeros take the defaults. */
+/** What a rule asks for (AlertMatched.policy's grouping fields); absent settings take the defaults. */
 export interface GroupingPolicy {
   groupBy: readonly string[];
-  groupWaitMs: number | bigint;
-  groupIntervalMs: number | bigint;
-  groupAlertsMax: number;
+  groupWaitMs?: number | bigint | undefined;
+  groupIntervalMs?: number | bigint | undefined;
+  groupAlertsMax?: number | undefined;
 }
 
 export interface GroupSettings {
@@ -37,21 +37,24 @@ export const alertmanagerGroupDefaults: GroupDefaults = {
   groupAlertsMax: 100,
 };
 
-/** The settings a row's group runs with; undefined without group_by (one message per alert). */
+/**
+ * The settings a row's group runs with; undefined without group_by (one message per alert). A wait of
+ * 0 sends a new group's first window at once; an interval or cap of 0 (which the rule API refuses)
+ * takes the default like an absent one.
+ */
 export function resolveGrouping(
   policy: GroupingPolicy | undefined,
   defaults: GroupDefaults,
 ): GroupSettings | undefined {
   if (policy === undefined || policy.groupBy.length === 0) return undefined;
-  const positiveOr = (value: number | bigint, fallback: number) => {
-    const n = Number(value);
+  const positiveOr = (value: number | bigint | undefined, fallback: number) => {
+    const n = Number(value ?? 0);
     return n > 0 ? n : fallback;
   };
   return {
     groupBy: [...new Set(policy.groupBy)].sort(),
-    // 0 is a meaningful wait (send the first window at once) only when asked for together with
-    // group_by; proto3 cannot tell 0 from absent, so 0 takes the default like the other fields.
-    groupWaitMs: positiveOr(policy.groupWaitMs, defaults.groupWaitMs),
+    groupWaitMs:
+      policy.groupWaitMs === undefined ? defaults.groupWaitMs : Math.max(0, Number(policy.groupWaitMs)),
     groupIntervalMs: positiveOr(policy.groupIntervalMs, defaults.groupIntervalMs),
     groupAlertsMax: positiveOr(policy.groupAlertsMax, defaults.groupAlertsMax),
   };

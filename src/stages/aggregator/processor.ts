@@ -14,6 +14,7 @@ import {
   resolveGrouping,
 } from "../../core/grouping.ts";
 import { isScope } from "../../core/matching/scope.ts";
+import { groupByProblem } from "../../core/policy.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
 import { textProblem } from "../../core/text.ts";
 import { type AlertMatched, AlertMatchedSchema, AlertStatus } from "../../gen/alerting/v1/alert_pb.ts";
@@ -77,10 +78,9 @@ function groupOf(
   defaults: GroupDefaults,
 ): NotificationInput["group"] {
   const policy = message.policy;
-  for (const label of policy?.groupBy ?? []) {
-    const problem = label === "" ? "an empty label name" : textProblem(label);
-    if (problem !== undefined) throw new InvalidRecordError("policy.group_by", problem);
-  }
+  // The rule API refuses such lists; a record written straight to Kafka may still carry one.
+  const problem = groupByProblem(policy?.groupBy ?? []);
+  if (problem !== undefined) throw new InvalidRecordError("policy.group_by", problem);
   const settings = resolveGrouping(policy, defaults);
   if (settings === undefined) return undefined;
   const labels = groupLabels(input, settings.groupBy);
