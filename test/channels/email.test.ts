@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EmailChannel, type SmtpConfig, SmtpConfigError } from "../../src/channels/email.ts";
-import { endpoint, notification } from "./fixtures.ts";
+import { endpoint, groupMessage, notification } from "./fixtures.ts";
 import { queuedReply, type SmtpSink, startSmtpSink } from "./smtp-sink.ts";
 
 const smtpError = (responseCode: number, message: string) =>
@@ -110,6 +110,25 @@ describe("email delivery", () => {
     expect(html).toContain("note: &lt;b&gt;bold&lt;/b&gt; &#39;quoted&#39;");
     expect(html).not.toContain("<script>");
     expect(html).not.toContain("<b>");
+  });
+
+  test("a group window: the count in the subject, a table of the listed alerts, the rest counted", async () => {
+    const result = await emailChannel().deliverGroup(
+      endpoint("email", "ops@example.com"),
+      groupMessage(5, 3),
+    );
+    expect(result).toMatchObject({ outcome: "SUCCESS" });
+    const [mail] = smtp.received;
+    if (mail === undefined) throw new Error("no mail");
+    expect(subjectOf(mail.raw)).toBe("[FIRING:5] source=billing-api");
+    expect(mail.raw).toContain("Message-ID: <group-0f1e2d3c4b5a69788796a5b4c3d2e1f0-2@alerting.example>");
+    const html = mimePart(mail.raw, "text/html");
+    expect(html.match(/<tr>/g)).toHaveLength(4); // header and 3 listed alerts
+    expect(html).toContain("disk &lt;full&gt;");
+    expect(html).toContain("and 2 more");
+    expect(mimePart(mail.raw, "text/plain")).toContain(
+      "firing | CRITICAL | billing-api | cpu-high | alert-1",
+    );
   });
 
   test("550 for every recipient is permanent, with the reply recorded", async () => {

@@ -1,4 +1,5 @@
 import type { Endpoint, Notification } from "../../src/channels/types.ts";
+import type { GroupMessage } from "../../src/core/group-payload.ts";
 
 export function notification(overrides: Partial<Notification> = {}): Notification {
   return {
@@ -22,5 +23,23 @@ export function endpoint(type: Endpoint["type"], value: string, secret: string |
     type,
     value,
     secret,
+  };
+}
+
+/** A group window of `count` notifications of one source, listing at most `alertsMax`. */
+export function groupMessage(count: number, alertsMax = 100): GroupMessage {
+  return {
+    groupKey: "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    windowNo: 2,
+    clientId: notification().clientId,
+    labels: { source: "billing-api" },
+    alertsMax,
+    alerts: Array.from({ length: count }, (_, i) =>
+      notification({
+        id: String(5000 + i),
+        alertId: `alert-${i}`,
+        name: i === 0 ? "disk <full>" : "cpu-high",
+      }),
+    ),
   };
 }

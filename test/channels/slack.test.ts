@@ -2,7 +2,7 @@ import { afterAll, expect, test } from "bun:test";
 import { HttpTransport } from "../../src/channels/http.ts";
 import { SlackChannel } from "../../src/channels/slack.ts";
 import { SsrfGuard } from "../../src/channels/ssrf.ts";
-import { endpoint, notification } from "./fixtures.ts";
+import { endpoint, groupMessage, notification } from "./fixtures.ts";
 import { HttpSink } from "./sink.ts";
 
 const sink = new HttpSink();
@@ -70,4 +70,17 @@ test("Slack's error answers are classified like any HTTP answer, without echoing
   const result = await slack.deliver(endpoint("slack", sink.url()), notification());
   expect(result).toMatchObject({ outcome: "PERMANENT", httpStatus: 403, error: "HTTP 403" });
   expect(JSON.stringify(result)).not.toContain("invalid_token");
+});
+
+test("a group window: one compact summary with the first 10 alerts and the count of the rest", async () => {
+  sink.answer(() => new Response("ok"));
+  const result = await slack.deliverGroup(endpoint("slack", sink.url("/group")), groupMessage(14));
+  expect(result).toMatchObject({ outcome: "SUCCESS" });
+  const body = JSON.parse(sink.received.at(-1)?.body ?? "");
+  expect(body.text).toBe("[FIRING:14] source=billing-api");
+  const lines: string[] = body.attachments[0].text.split("\n");
+  expect(lines).toHaveLength(11);
+  expect(lines[0]).toBe("[FIRING] [CRITICAL] disk &lt;full&gt; from billing-api (alert-0)");
+  expect(lines[10]).toBe("and 4 more");
+  expect(body.attachments[0].color).toBe("danger");
 });

@@ -6,7 +6,7 @@ import { HttpTransport } from "../../src/channels/http.ts";
 import { type LookupAll, SsrfGuard } from "../../src/channels/ssrf.ts";
 import { WebhookChannel } from "../../src/channels/webhook.ts";
 import type { LogFields, Logger } from "../../src/runtime/log.ts";
-import { endpoint, notification } from "./fixtures.ts";
+import { endpoint, groupMessage, notification } from "./fixtures.ts";
 import { HttpSink } from "./sink.ts";
 
 const sink = new HttpSink();
@@ -49,6 +49,29 @@ describe("webhook delivery", () => {
     });
     const timestamp = request.headers.get("x-alerting-timestamp") ?? "";
     expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(60);
+    const expected = createHmac("sha256", "s3cret").update(`${timestamp}.${request.body}`).digest("hex");
+    expect(request.headers.get("x-alerting-signature")).toBe(`sha256=${expected}`);
+  });
+
+  test("a group window: one signed POST of Alertmanager's document, keyed by group and window", async () => {
+    const message = groupMessage(3, 2);
+    const result = await webhook.deliverGroup(endpoint("webhook", sink.url(), "s3cret"), message);
+    expect(result).toMatchObject({ outcome: "SUCCESS", httpStatus: 200 });
+    const request = sink.received.at(-1);
+    if (request === undefined) throw new Error("nothing received");
+    expect(request.headers.get("idempotency-key")).toBe(`group-${message.groupKey}-2`);
+    const body = JSON.parse(request.body);
+    expect(body).toMatchObject({
+      version: "4",
+      groupKey: message.groupKey,
+      status: "firing",
+      receiver: endpoint("webhook", "").id,
+      groupLabels: { source: "billing-api" },
+      truncatedAlerts: 1,
+      notificationIds: ["5000", "5001", "5002"],
+    });
+    expect(body.alerts.map((a: { fingerprint: string }) => a.fingerprint)).toEqual(["alert-0", "alert-1"]);
+    const timestamp = request.headers.get("x-alerting-timestamp") ?? "";
     const expected = createHmac("sha256", "s3cret").update(`${timestamp}.${request.body}`).digest("hex");
     expect(request.headers.get("x-alerting-signature")).toBe(`sha256=${expected}`);
   });

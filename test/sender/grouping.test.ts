@@ -249,7 +249,9 @@ test("kill -9 of the sender mid-group: nothing lost, each window under one key w
       ),
     ).toBe(true);
     await Bun.sleep(2500); // a stray repeat would show up now
-    expect(await stopStage(stages.at(-1) as StageProcess)).toBe(0);
+    // The aggregator, the killed sender and its successor: the last two must not outlive the test.
+    const [aggregator, , second] = stages.splice(0) as [StageProcess, StageProcess, StageProcess];
+    expect([await stopStage(second), await stopStage(aggregator)]).toEqual([0, 0]);
 
     // Every alert in exactly one window (one distinct Idempotency-Key), whatever was repeated.
     const contentByKey = new Map<string, string>();
@@ -279,6 +281,62 @@ test("kill -9 of the sender mid-group: nothing lost, each window under one key w
       SELECT status, attempts FROM group_sends WHERE client_id = ${t.clientId}`;
     expect(sends.every((s) => s.status === "SENT")).toBe(true);
     expect(sends.length).toBe(contentByKey.size);
+  } finally {
+    await sink.stop();
+  }
+}, 60_000);
+
+test("a group window failing on one endpoint is retried there only, same key and alerts; A's stays one POST", async () => {
+  const posts: GroupPost[] = [];
+  let failuresLeft = 2;
+  const sink = new HttpSink((request) => {
+    const post = parse(request);
+    posts.push(post);
+    if (post.path === "/flaky" && failuresLeft-- > 0) return new Response("busy", { status: 503 });
+    return new Response("ok");
+  });
+  try {
+    const t = await tenant(sql, "grp-retry");
+    const ruleId = await t.rule();
+    await t.endpoint(ruleId, "webhook", sink.url("/steady"));
+    await t.endpoint(ruleId, "webhook", sink.url("/flaky"));
+    const { topics } = await pipeline("grp-retry");
+    const grouping = policy({ groupWaitMs: 200, groupIntervalMs: 1000, groupAlertsMax: 100 });
+    await producer.send(
+      Array.from({ length: 8 }, (_, i) => ({
+        topic: topics.input,
+        key: t.clientId,
+        value: alertMatched({
+          clientId: t.clientId,
+          ruleIds: [ruleId],
+          alertId: `r-${i}`,
+          source: "svc",
+          policy: grouping,
+        }),
+      })),
+    );
+    expect(await eventually(async () => (await notificationIds(t.clientId)).length === 8, 20_000)).toBe(true);
+    const ids = (await notificationIds(t.clientId)).map((r) => r.id);
+    expect(await settled(sql, ids, ["SENT"], 20_000)).toBe(true);
+    await Bun.sleep(300);
+
+    const steady = posts.filter((p) => p.path === "/steady");
+    const flaky = posts.filter((p) => p.path === "/flaky");
+    expect(steady).toHaveLength(1);
+    expect(flaky).toHaveLength(3);
+    expect(new Set(posts.map((p) => p.key)).size).toBe(1);
+    expect(new Set(posts.map((p) => JSON.stringify(p.body.notificationIds))).size).toBe(1);
+    expect([...(steady[0]?.body.notificationIds ?? [])].sort()).toEqual([...ids].sort());
+    const [send] = await sql<{ status: string; attempts: number }[]>`
+      SELECT status, attempts FROM group_sends WHERE client_id = ${t.clientId}`;
+    expect(send).toEqual({ status: "SENT", attempts: 3 });
+    const outcomes = await sql<{ outcome: string; alerts: number }[]>`
+      SELECT d.outcome, d.alerts FROM group_deliveries d JOIN group_sends s ON s.id = d.group_send_id
+      WHERE s.client_id = ${t.clientId} ORDER BY d.id`;
+    expect(outcomes.filter((o) => o.outcome === "SUCCESS")).toHaveLength(2);
+    expect(outcomes.filter((o) => o.outcome === "RETRYABLE")).toHaveLength(2);
+    expect(outcomes.every((o) => o.alerts === 8)).toBe(true);
+    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0, 0]);
   } finally {
     await sink.stop();
   }
