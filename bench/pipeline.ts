@@ -1,6 +1,7 @@
 /**
  * End-to-end pipeline benchmark: `./dev bench pipeline [--alerts N] [--rate R[,R...]] [--warm-up N]
- * [--clients C] [--env [stage.]KEY=VALUE ...] [--idle-timeout S] [--phase-timeout S] [--idle-s S]`.
+ * [--clients C] [--env [stage.]KEY=VALUE ...] [--idle-timeout S] [--phase-timeout S] [--idle-s S]
+ * [--group-by LABEL [--group-interval-ms MS]]`.
  *
  * Every stage runs as its own process (harness/pipeline.ts: own topics of 6 partitions,
  * groups, Redis prefix)
@@ -14,6 +15,14 @@
  *   fixed  at R alerts/s (default 5k/s), event_time_unix_ms set when each batch is produced; one
  *          phase per rate when several are given (`--rate 1000,2000`);
  *   max    as fast as the producer goes (batches of 5000, up to 20 unacknowledged).
+ *
+ * With --group-by LABEL (severity, source, name or a context key; issue 17), a third phase follows:
+ * every rule is changed through the rule API to group by LABEL (group_wait and group_interval
+ * --group-interval-ms, default 1000; 1000 alerts listed per message) and to its own source
+ * `<source>-<i>`, so C clients get alerts from C sources: C groups. After a warm-up round it pushes
+ * N alerts as fast as the producer goes ("max grouped"), and the bench reports, next to alerts/s, the
+ * webhook requests/s at the sink of both max phases and the grouped/ungrouped ratio of alerts/s
+ * (target >= 3x: grouping makes the outbound requests a matter of groups, not alerts).
  *
  * Then --idle-s seconds (default 20) with no alerts: CPU per stage and of the broker (also read for
  * as long, up to 10 s, before the stages started: the broker is shared). CPU per alert per phase is
@@ -111,6 +120,9 @@ interface Flags {
   /** Seconds of CPU measured with no alerts after the phases; 0 skips it. */
   idleS: number;
   env: Map<string, string>;
+  /** The label the grouped phase groups by; undefined: no grouped phase. */
+  groupBy: string | undefined;
+  groupIntervalMs: number;
 }
 
 function parseFlags(argv: string[]): Flags {
@@ -123,6 +135,8 @@ function parseFlags(argv: string[]): Flags {
     phaseTimeoutS: 300,
     idleS: 20,
     env: new Map(),
+    groupBy: undefined,
+    groupIntervalMs: 1000,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -157,6 +171,8 @@ function parseFlags(argv: string[]): Flags {
       flags.warmUpAlerts = v;
     } else if (name === "--clients") flags.clients = Math.round(positive());
     else if (name === "--idle-timeout") flags.idleTimeoutS = positive();
+    else if (name === "--group-by") flags.groupBy = value();
+    else if (name === "--group-interval-ms") flags.groupIntervalMs = Math.round(positive());
     else if (name === "--phase-timeout") flags.phaseTimeoutS = positive();
     else if (name === "--env") {
       const [key, v] = value().split(/=(.*)/s, 2);
@@ -165,7 +181,8 @@ function parseFlags(argv: string[]): Flags {
     } else if (name === "--help" || name === "-h") {
       console.log(
         "usage: ./dev bench pipeline [--alerts N=200000] [--rate R[,R...]=5000] [--warm-up N=50000] [--clients C=100] " +
-          "[--env [stage.]KEY=VALUE]... [--idle-timeout S=30] [--phase-timeout S=300] [--idle-s S=20]",
+          "[--env [stage.]KEY=VALUE]... [--idle-timeout S=30] [--phase-timeout S=300] [--idle-s S=20] " +
+          "[--group-by LABEL [--group-interval-ms MS=1000]]",
       );
       process.exit(0);
     } else throw new Error(`unknown flag ${arg} (--help lists them)`);
@@ -323,12 +340,44 @@ async function createClients(pipeline: Pipeline, sink: Sink, count: number, run:
   return { clientIds, ruleIds };
 }
 
+/**
+ * The grouped phase's rules: each rule groups by `label` and matches its own source `<source>-<i>`
+ * (C sources, so C groups), changed through the rule API as a client would. Returns the encoder of
+ * alerts from those sources.
+ */
+async function groupRules(setup: Setup, label: string, intervalMs: number): Promise<AlertEncoder> {
+  const { pipeline, clientIds, ruleIds } = setup;
+  const sources = clientIds.map((_, i) => `${pipeline.source}-${i}`);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < ruleIds.length; i = next++) {
+      const path = `/api/v1/rules/${ruleIds[i]}`;
+      const current = await pipeline.api("GET", path);
+      const reply = await pipeline.api("PATCH", path, {
+        version: current.body.version,
+        source: sources[i],
+        group_by: [label],
+        group_wait_ms: intervalMs,
+        group_interval_ms: intervalMs,
+        // The most a message lists: the sink counts every alert from its alertIds either way.
+        group_alerts_max: 1000,
+      });
+      if (reply.status !== 200) throw new Error(`group rule: ${reply.status} ${JSON.stringify(reply.body)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  const encoder = new AlertEncoder(sources, clientIds);
+  checkEncoding(encoder);
+  return encoder;
+}
+
 /** One alert per client until every client got one delivered: all rules are in the evaluator's snapshot. */
-async function warmUp(setup: Setup, clients: number): Promise<number> {
+async function warmUp(setup: Setup, clients: number, prefix = "w"): Promise<number> {
   const { pipeline, sink, encoder, run } = setup;
   const start = performance.now();
   for (let round = 0; ; round++) {
-    const phase = `w${round}`;
+    // Each round's alert ids are new: a repeated id would be deduplicated, never delivered.
+    const phase = `${prefix}${round}`;
     await sink.startPhase(phase, clients);
     const eventMs = Date.now();
     await pipeline.producer.send(
@@ -421,6 +470,8 @@ interface PhaseRaw {
   samples: Sample[];
   producedEventMs: Float64Array;
   report: { deliveredAtMs: Float64Array; eventMs: Float64Array; counts: Uint16Array };
+  /** Webhook requests the sink received for the phase: one per alert, or one per group message. */
+  requests: number;
   peakRssMiB: Record<string, number>;
   peakReset: boolean;
   /** Broker or Postgres restarted during the phase (a chaos run elsewhere): what changed. */
@@ -528,6 +579,7 @@ async function runPhase(setup: Setup, flags: Flags, { phase, label, rate, n }: P
   const peakRssMiB: Record<string, number> = {};
   for (const [name, pid] of pids) peakRssMiB[name] = memoryMiB(pid)?.peak ?? Number.NaN;
   const report = await sink.report(phase, n);
+  const { requests } = await sink.progress(phase);
   const infraAfter = await infraIdentity(setup);
   const restarts: string[] = [];
   if (infraBefore.broker !== infraAfter.broker) restarts.push("Kafka broker restarted");
@@ -548,6 +600,7 @@ async function runPhase(setup: Setup, flags: Flags, { phase, label, rate, n }: P
     samples,
     producedEventMs,
     report,
+    requests,
     peakRssMiB,
     peakReset,
     restarts,
@@ -563,8 +616,11 @@ interface DbCounts {
   wrongClient: number;
   sent: number;
   notSent: number;
+  /** SUCCESS delivery rows, and for grouped rows: those whose group message has a SUCCESS. */
   successDeliveries: number;
   deliveries: number;
+  /** Group messages that carried the phase's rows (0 when ungrouped). */
+  groupSends: number;
 }
 
 /**
@@ -606,6 +662,13 @@ async function dbCountsOnce(setup: Setup, phase: string): Promise<DbCounts> {
      WHERE n.client_id = ANY($2::uuid[]) AND n.alert_id LIKE $1`,
     [prefix, setup.clientIds] as never[],
   );
+  const [grouped] = await sql.unsafe<Record<string, string>[]>(
+    `SELECT count(DISTINCT n.group_send_id) AS sends,
+            count(*) FILTER (WHERE EXISTS (SELECT 1 FROM group_deliveries d
+                                           WHERE d.group_send_id = n.group_send_id AND d.outcome = 'SUCCESS')) AS success
+     FROM notifications n WHERE n.client_id = ANY($2::uuid[]) AND n.alert_id LIKE $1 AND n.group_send_id IS NOT NULL`,
+    [prefix, setup.clientIds] as never[],
+  );
   return {
     rows: Number(row?.rows),
     pairs: Number(row?.pairs),
@@ -613,8 +676,9 @@ async function dbCountsOnce(setup: Setup, phase: string): Promise<DbCounts> {
     wrongClient: Number(row?.wrong),
     sent: Number(row?.sent),
     notSent: Number(row?.not_sent),
-    successDeliveries: Number(deliveries?.success),
+    successDeliveries: Number(deliveries?.success) + Number(grouped?.success),
     deliveries: Number(deliveries?.all),
+    groupSends: Number(grouped?.sends),
   };
 }
 
@@ -641,7 +705,7 @@ async function latencySplit(setup: Setup, raw: PhaseRaw): Promise<LatencySplit> 
   const rowToSink: number[] = [];
   for (const { i, created_ms: createdMs } of rows) {
     if (i < 0 || i >= raw.alerts || counts[i] === 0) continue;
-    toRow.push(createdMs - (eventMs[i] as number));
+    toRow.push(createdMs - eventTimeOf(raw, eventMs, i));
     rowToSink.push((deliveredAtMs[i] as number) - createdMs);
   }
   toRow.sort((a, b) => a - b);
@@ -649,6 +713,10 @@ async function latencySplit(setup: Setup, raw: PhaseRaw): Promise<LatencySplit> 
   const pair = (sorted: number[]) => ({ p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) });
   return { toRowMs: pair(toRow), rowToSinkMs: pair(rowToSink) };
 }
+
+/** The payload's event time, or the produced one when the sink read none (-1: from a group message's alertIds). */
+const eventTimeOf = (raw: PhaseRaw, sinkEventMs: Float64Array, i: number) =>
+  sinkEventMs[i] === -1 ? (raw.producedEventMs[i] as number) : (sinkEventMs[i] as number);
 
 const quantile = (sorted: Float64Array | number[], q: number) =>
   sorted.length === 0
@@ -675,6 +743,9 @@ interface PhaseResult {
   complete: boolean;
   producerAlertsPerS: number;
   e2eAlertsPerS: number;
+  /** Webhook requests at the sink per second over the same span as e2eAlertsPerS. */
+  requestsPerS: number;
+  requests: number;
   durationS: number;
   latencyMs: { p50: number; p95: number; p99: number; max: number };
   latencySplit: LatencySplit;
@@ -719,8 +790,9 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
     }
     duplicates += count - 1;
     const at = deliveredAtMs[i] as number;
-    const latency = at - (eventMs[i] as number);
-    if (Math.abs((eventMs[i] as number) - (raw.producedEventMs[i] as number)) > 1) mismatches++;
+    const latency = at - eventTimeOf(raw, eventMs, i);
+    if (eventMs[i] !== -1 && Math.abs((eventMs[i] as number) - (raw.producedEventMs[i] as number)) > 1)
+      mismatches++;
     latencies.push(latency);
     lastDeliveryMs = Math.max(lastDeliveryMs, at);
     const second = Math.floor((at - raw.firstProducedMs) / 1000);
@@ -805,6 +877,8 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
     complete: raw.complete,
     producerAlertsPerS: raw.alerts / Math.max(0.001, (raw.lastProducedMs - raw.firstProducedMs) / 1000),
     e2eAlertsPerS: latencies.length / durationS,
+    requestsPerS: raw.requests / durationS,
+    requests: raw.requests,
     durationS,
     latencyMs: {
       p50: quantile(latencies, 0.5),
@@ -864,6 +938,7 @@ function printResults(
         "alerts",
         "produced/s",
         "e2e alerts/s",
+        "requests/s",
         "p50 ms",
         "p95 ms",
         "p99 ms",
@@ -878,6 +953,7 @@ function printResults(
         int(r.alerts),
         int(r.producerAlertsPerS),
         int(r.e2eAlertsPerS),
+        int(r.requestsPerS),
         ms(r.latencyMs.p50),
         ms(r.latencyMs.p95),
         ms(r.latencyMs.p99),
@@ -899,6 +975,7 @@ function printResults(
       extra.push(`${r.eventTimeMismatches} payload eventTimes differ from the produced ones`);
     console.log(
       `  ${r.label}: db ${int(r.db.rows)} rows, ${int(r.db.sent)} SENT, ${int(r.db.deliveries)} delivery rows (${int(r.db.successDeliveries)} SUCCESS)` +
+        `${r.db.groupSends > 0 ? `, ${int(r.db.groupSends)} group messages` : ""}` +
         `${extra.length > 0 ? `; ${extra.join("; ")}` : ""}`,
     );
   }
@@ -1066,6 +1143,38 @@ const isFixedPhase = (phase: string) => /^f\d*$/.test(phase);
  * CPU per alert per phase (stages, broker, Postgres; the sink apart), the idle pipeline, and their
  * targets: each fixed rate's CPU per alert against max's, max's rate against the floor's.
  */
+/** Target of issue 17: grouped max alerts/s at least this many times the ungrouped max of the same run. */
+const groupedSpeedupMin = 3;
+
+function groupingSummary(results: PhaseResult[], flags: Flags) {
+  const ungrouped = results.find((r) => r.phase === "m");
+  const grouped = results.find((r) => r.phase === "g");
+  if (flags.groupBy === undefined || ungrouped === undefined || grouped === undefined) return undefined;
+  const speedup = grouped.e2eAlertsPerS / ungrouped.e2eAlertsPerS;
+  const summary = {
+    groupBy: flags.groupBy,
+    groupIntervalMs: flags.groupIntervalMs,
+    groups: flags.clients,
+    ungrouped: { alertsPerS: ungrouped.e2eAlertsPerS, requestsPerS: ungrouped.requestsPerS },
+    grouped: {
+      alertsPerS: grouped.e2eAlertsPerS,
+      requestsPerS: grouped.requestsPerS,
+      groupMessages: grouped.db.groupSends,
+    },
+    speedup,
+    speedupMin: groupedSpeedupMin,
+    met: speedup >= groupedSpeedupMin && grouped.complete && grouped.lostAtSink === 0,
+  };
+  console.log(
+    `\ngrouping by ${flags.groupBy} (${int(flags.clients)} groups, group_interval ${int(flags.groupIntervalMs)} ms): ` +
+      `ungrouped max ${int(ungrouped.e2eAlertsPerS)} alerts/s with ${int(ungrouped.requestsPerS)} requests/s; ` +
+      `grouped max ${int(grouped.e2eAlertsPerS)} alerts/s with ${int(grouped.requestsPerS)} requests/s ` +
+      `(${int(grouped.db.groupSends)} group messages); ${speedup.toFixed(2)}x the ungrouped rate ` +
+      `(target >= ${groupedSpeedupMin}x: ${verdict(summary.met)})`,
+  );
+  return summary;
+}
+
 function printCpuTargets(results: PhaseResult[], floor: CpuFloor | string, idle: IdleCpu | undefined): void {
   const maxPhase = results.find((r) => r.phase === "m");
   console.log(
@@ -1250,6 +1359,9 @@ async function cleanUp(setup: Partial<Setup>, scratchTable: string): Promise<voi
         [ids] as never[],
       );
       await sql.unsafe("DELETE FROM notifications WHERE client_id = ANY($1::uuid[])", [ids] as never[]);
+      // Group messages go with their deliveries (ON DELETE CASCADE), then the groups.
+      await sql.unsafe("DELETE FROM group_sends WHERE client_id = ANY($1::uuid[])", [ids] as never[]);
+      await sql.unsafe("DELETE FROM notification_groups WHERE client_id = ANY($1::uuid[])", [ids] as never[]);
       await sql.unsafe("DELETE FROM endpoints WHERE client_id = ANY($1::uuid[])", [ids] as never[]);
       await sql.unsafe("DELETE FROM rules WHERE client_id = ANY($1::uuid[])", [ids] as never[]);
       await sql.unsafe("DELETE FROM clients WHERE id = ANY($1::uuid[])", [ids] as never[]);
@@ -1342,6 +1454,21 @@ async function main(): Promise<void> {
     ];
     const raws: PhaseRaw[] = [];
     for (const plan of plans) raws.push(await runPhase(setup as Setup, flags, plan));
+    if (flags.groupBy !== undefined) {
+      setup.encoder = await groupRules(setup as Setup, flags.groupBy, flags.groupIntervalMs);
+      const groupWarmS = await warmUp(setup as Setup, flags.clients, "gw");
+      console.log(
+        `grouped by ${flags.groupBy}: every client got a group message after ${groupWarmS.toFixed(1)} s`,
+      );
+      raws.push(
+        await runPhase(setup as Setup, flags, {
+          phase: "g",
+          label: `max grouped by ${flags.groupBy}`,
+          rate: undefined,
+          n: flags.alerts,
+        }),
+      );
+    }
     const results: PhaseResult[] = [];
     for (const raw of raws) results.push(await analyse(setup as Setup, raw));
 
@@ -1415,6 +1542,7 @@ async function main(): Promise<void> {
             availableParallelism(),
           );
     printResults(results, kcat, pg, floor, idle);
+    const grouping = groupingSummary(results, flags);
 
     const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*/, "");
     const resultsDir = join(repoRoot, "results");
@@ -1436,6 +1564,7 @@ async function main(): Promise<void> {
           ceilings: { kcat, postgres: pg, floorParts },
           cpuFloor: floor,
           idle,
+          grouping,
         },
         null,
         2,

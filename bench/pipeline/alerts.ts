@@ -23,21 +23,26 @@ export class AlertEncoder {
 
   readonly clients: number;
 
+  /** `source`: one for every client, or one per client (the grouped phase: one group per source). */
   constructor(
-    readonly source: string,
+    readonly source: string | readonly string[],
     readonly clientIds: readonly string[],
   ) {
     this.clients = clientIds.length;
     this.#fixed = clientIds.map((clientId, i) => {
       const out: number[] = [];
       writeVarintField(out, 2, Severity.HIGH);
-      writeStringField(out, 3, source);
+      writeStringField(out, 3, this.sourceOf(i));
       writeStringField(out, 4, alertName(i));
       writeStringMapField(out, 5, { host: "bench-1" });
       writeVarintField(out, 7, 1);
       writeStringField(out, 10, clientScope(clientId));
       return Uint8Array.from(out);
     });
+  }
+
+  sourceOf(clientIndex: number): string {
+    return typeof this.source === "string" ? this.source : (this.source[clientIndex] as string);
   }
 
   encode(id: string, index: number, eventTimeMs: number): Uint8Array {
@@ -61,7 +66,7 @@ export function checkEncoding(encoder: AlertEncoder): void {
   const ok =
     decoded.alertId === "check-x-7" &&
     decoded.severity === Severity.HIGH &&
-    decoded.source === encoder.source &&
+    decoded.source === encoder.sourceOf(7 % encoder.clients) &&
     decoded.name === alertName(7 % encoder.clients) &&
     decoded.context.host === "bench-1" &&
     decoded.eventTimeUnixMs === BigInt(eventTimeMs) &&

@@ -7,7 +7,9 @@
  *
  * Each webhook POST is answered 200 at once. The payload's alertId is `<run>-<phase>-<index>` (see
  * alerts.ts); per phase the sink keeps, per index, the number of deliveries, the first delivery's
- * time and the payload's eventTime, both read from the body without parsing all of it. Control
+ * time and the payload's eventTime, both read from the body without parsing all of it. A group
+ * message (rules with group_by: Alertmanager's document, src/core/group-payload.ts) counts every id of
+ * its `alertIds`, with eventTime -1 (the bench takes the produced one), and is one request. Control
  * (loopback, from the bench only):
  *
  *   POST /phase/<phase>?alerts=N   start recording phase <phase> with N alerts
@@ -47,7 +49,14 @@ function stringField(body: Buffer, field: Buffer, last = false): string | undefi
   return end < 0 ? undefined : body.toString("latin1", start, end);
 }
 
+const groupPrefix = Buffer.from('{"version":"4"');
+const alertIdsField = Buffer.from('"alertIds":[');
+
 function record(body: Buffer, nowMs: number): void {
+  if (body.subarray(0, groupPrefix.length).equals(groupPrefix)) {
+    recordGroup(body, nowMs);
+    return;
+  }
   // The payload's fields in webhookPayload's order: alertId comes before the free-form context,
   // eventTime after it.
   const alertId = stringField(body, alertIdField);
@@ -56,6 +65,26 @@ function record(body: Buffer, nowMs: number): void {
     badBodies++;
     return;
   }
+  const phase = recordAlert(alertId, nowMs, Date.parse(eventTime));
+  if (phase !== undefined) phase.requests++;
+}
+
+/** alertIds is the document's last field: ids without escapes, up to its closing bracket. */
+function recordGroup(body: Buffer, nowMs: number): void {
+  const at = body.lastIndexOf(alertIdsField);
+  const end = at < 0 ? -1 : body.indexOf(0x5d, at);
+  if (end < 0) {
+    badBodies++;
+    return;
+  }
+  const list = body.toString("latin1", at + alertIdsField.length, end);
+  let phase: PhaseRecord | undefined;
+  for (const quoted of list.split(",")) phase = recordAlert(quoted.slice(1, -1), nowMs, -1) ?? phase;
+  if (phase !== undefined) phase.requests++;
+}
+
+/** Counts one delivery of `alertId`; returns its phase, or undefined for an id of no phase. */
+function recordAlert(alertId: string, nowMs: number, eventMs: number): PhaseRecord | undefined {
   // <run>-<phase>-<index>: the run may contain dashes, the phase and index do not.
   const lastDash = alertId.lastIndexOf("-");
   const phaseDash = alertId.lastIndexOf("-", lastDash - 1);
@@ -63,16 +92,16 @@ function record(body: Buffer, nowMs: number): void {
   const index = Number(alertId.slice(lastDash + 1));
   if (phase === undefined || !Number.isInteger(index) || index < 0 || index >= phase.alerts) {
     unknown++;
-    return;
+    return undefined;
   }
-  phase.requests++;
   const seen = phase.counts[index] as number;
   phase.counts[index] = seen + 1;
   if (seen === 0) {
     phase.distinct++;
     phase.deliveredAtMs[index] = nowMs;
-    phase.eventMs[index] = Date.parse(eventTime);
+    phase.eventMs[index] = eventMs;
   }
+  return phase;
 }
 
 const hooks = Bun.listen<RequestFramer>({

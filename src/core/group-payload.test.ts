@@ -58,7 +58,7 @@ describe("listing", () => {
 });
 
 describe("webhook document", () => {
-  test("Alertmanager's version 4 shape, every notification id, the truncated count", () => {
+  test("Alertmanager's version 4 shape, every notification and alert id, the truncated count", () => {
     const now = new Date(Date.UTC(2025, 2, 1, 13));
     const payload = webhookGroupPayload(message([alert(1), alert(2, { kind: "resolved" }), alert(3)], 2), {
       receiver: "ep-1",
@@ -116,6 +116,7 @@ describe("webhook document", () => {
       clientId: "c1",
       windowNo: 3,
       notificationIds: ["101", "102", "103"],
+      alertIds: ["alert-1", "alert-2", "alert-3"],
     });
   });
 

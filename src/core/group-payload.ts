@@ -3,8 +3,9 @@
  * channels send these documents, the sender decides which alerts a message carries.
  *
  * Webhook: Alertmanager's webhook document (version 4), so a receiver written for Alertmanager works
- * unchanged, plus our own fields: `clientId`, `windowNo`, `notificationIds` (every notification of the
- * message, also those past the listing cap) and, on each alert, `notificationId`, `alertId`, `kind`.
+ * unchanged, plus our own fields: `clientId`, `windowNo`, `notificationIds` and `alertIds` (every
+ * notification of the message and its alert id, also those past the listing cap, in the same order)
+ * and, on each listed alert, `notificationId`, `alertId`, `kind`.
  */
 import { groupIdempotencyKey } from "./grouping.ts";
 
@@ -118,6 +119,7 @@ export function webhookGroupPayload(message: GroupMessage, context: WebhookConte
     clientId: message.clientId,
     windowNo: message.windowNo,
     notificationIds: message.alerts.map((alert) => alert.id),
+    alertIds: message.alerts.map((alert) => alert.alertId),
   };
 }
 
