@@ -107,10 +107,14 @@ export class GroupStore {
   }
 
   /**
-   * Opens the next window of up to `limit` due groups with waiting rows, skipping groups another
-   * sender holds. The group rows are locked by a statement of their own, so the next statement's
-   * snapshot sees every row committed before the lock (openGroups in notification-store.ts writes
-   * the group first): a row is either taken now or its group is marked waiting again.
+   * Opens the next window of up to `limit` due groups with waiting rows. The group rows are locked by
+   * a statement of their own, so the next statement's snapshot sees every row committed before the
+   * lock (openGroups in notification-store.ts marks the group after writing the rows, in their
+   * transaction): a row is either taken now or its group is marked waiting again after this window.
+   * The lock waits (briefly: an aggregator holds a group from its mark to its commit) rather than
+   * skipping, since under a steady stream a group would nearly always be held; in key order, as the
+   * aggregator and the sweep take them, and re-checked once held, so a group another sender just
+   * opened is left alone.
    */
   async openDue(limit: number): Promise<ClaimedGroupSend[]> {
     return this.sql.begin(async (tx) => {
@@ -124,8 +128,10 @@ export class GroupStore {
         }[]
       >(
         `SELECT group_key, client_id, labels, group_alerts_max, next_window FROM notification_groups
-         WHERE has_pending AND next_due_at <= now()
-         ORDER BY next_due_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
+         WHERE group_key IN (SELECT group_key FROM notification_groups
+                             WHERE has_pending AND next_due_at <= now() ORDER BY next_due_at LIMIT $1)
+           AND has_pending AND next_due_at <= now()
+         ORDER BY group_key FOR UPDATE`,
         [limit] as never[],
         prepared,
       );

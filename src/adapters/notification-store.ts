@@ -63,13 +63,15 @@ export function dedupeInsert(
   delayMs = safetyNetDelayMs,
 ): { text: string; params: never[] } {
   const text = `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[], $14::text[])
-         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence, group_key)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[], $14::text[], $15::float8[])
+         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence, group_key, group_wait_ms)
      ), marked AS (
        SELECT i.*,
-         -- A grouped row goes out with its group's next window (openGroups wrote the group first).
-         CASE WHEN i.group_key IS NOT NULL THEN (
-           SELECT greatest(g.next_due_at, now()) FROM notification_groups g WHERE g.group_key = i.group_key)
+         -- A grouped row goes out with its group's next window; a new group's first is group_wait away
+         -- (openGroups creates it after this statement, in the same transaction).
+         CASE WHEN i.group_key IS NOT NULL THEN coalesce(
+           (SELECT greatest(g.next_due_at, now()) FROM notification_groups g WHERE g.group_key = i.group_key),
+           now() + make_interval(secs => i.group_wait_ms / 1000))
          END AS group_due_at,
          CASE
            WHEN i.silence <> '' THEN i.silence::uuid
@@ -117,6 +119,7 @@ export function dedupeInsert(
     delayMs,
     rows.map((r) => r.silencedBy ?? ""),
     rows.map((r) => r.group?.key ?? null),
+    rows.map((r) => r.group?.settings.groupWaitMs ?? null),
   ];
   return { text, params: params as never[] };
 }
@@ -150,17 +153,18 @@ export async function insertNotifications(
       rows.filter((row) => row.lifecycle !== undefined),
     );
     const written = [...plain, ...transitions];
+    const pending = await insertRows(tx, written, table);
     await openGroups(tx, written);
-    return insertRows(tx, written, table);
+    return pending;
   });
 }
 
 /**
  * Creates the groups of `rows` that do not exist yet (first window: now + group_wait) and marks the
- * others as having rows waiting. Written before the rows, in their transaction: a sender that takes
- * a group's waiting rows holds the group row locked, so either it sees these rows or the mark is set
- * again after it (docs/design/alert-model.md, "Grouping"). Keys in sorted order: concurrent batches
- * lock the groups they share in the same order.
+ * others as having rows waiting. Written after the rows, in their transaction, so the group rows stay
+ * locked only until the commit: a sender that takes a group's waiting rows holds the group row
+ * locked, so either it sees these rows or the mark is set again after it (docs/design/alert-model.md,
+ * "Grouping"). Keys in sorted order, as the sender and the sweep lock them: no deadlock.
  */
 async function openGroups(tx: TransactionSql, rows: readonly NotificationInput[]): Promise<void> {
   const groups = new Map<string, NonNullable<NotificationInput["group"]> & { clientId: string }>();

@@ -23,7 +23,7 @@ export interface RulePolicy {
   readonly repeatIntervalMs: number | null;
   /** Label names; empty: one message per alert. */
   readonly groupBy: readonly string[];
-  /** null: the sender's defaults. */
+  /** null: the aggregator's defaults (GROUP_WAIT_MS, GROUP_INTERVAL_MS, GROUP_ALERTS_MAX). */
   readonly groupWaitMs: number | null;
   readonly groupIntervalMs: number | null;
   readonly groupAlertsMax: number | null;

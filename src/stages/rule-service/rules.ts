@@ -33,19 +33,19 @@ const ruleFields = {
     type: "integer",
     nullable: true,
     ...POLICY_LIMITS.groupWaitMs,
-    description: "delay before a new group's first message; null: the sender's default",
+    description: "delay before a new group's first message; null: the aggregator's GROUP_WAIT_MS",
   },
   group_interval_ms: {
     type: "integer",
     nullable: true,
     ...POLICY_LIMITS.groupIntervalMs,
-    description: "delay between messages of one group; null: the sender's default",
+    description: "delay between messages of one group; null: the aggregator's GROUP_INTERVAL_MS",
   },
   group_alerts_max: {
     type: "integer",
     nullable: true,
     ...POLICY_LIMITS.groupAlertsMax,
-    description: "alerts listed per message, the rest counted; null: the sender's default",
+    description: "alerts listed per message, the rest counted; null: the aggregator's GROUP_ALERTS_MAX",
   },
   mute_windows: {
     type: "array",
