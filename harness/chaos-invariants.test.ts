@@ -12,6 +12,7 @@ const passed: ChaosCounts = {
   unexpectedAtSink: 0,
   sinkDistinct: 100,
   repeatsWithOtherKey: 0,
+  groupKeysWithOtherContent: 0,
   settledAfterLastFaultS: 3,
   violations: [],
 };
@@ -32,6 +33,7 @@ describe("expectChaosInvariants", () => {
     ["unexpected at the sink", { unexpectedAtSink: 1 }],
     ["sink short of expected", { sinkDistinct: 99 }],
     ["a repeat with another key", { repeatsWithOtherKey: 1 }],
+    ["a group key with two sets of alerts", { groupKeysWithOtherContent: 1 }],
     ["never settled", { settledAfterLastFaultS: undefined }],
     ["a violation", { violations: ["x"] }],
   ];

@@ -1,7 +1,7 @@
 /**
  * The invariants every chaos run must keep, asserted over its report with counted numbers: each
  * expected notification has exactly one row, SENT, and reached the sink, any repeat there with the
- * same Idempotency-Key. Shared by the single-broker and the cluster chaos tests.
+ * same Idempotency-Key, and (grouped) every group Idempotency-Key with one set of alerts. Shared by the single-broker and the cluster chaos tests.
  */
 import { expect } from "bun:test";
 import type { ChaosReport } from "./chaos.ts";
@@ -18,6 +18,7 @@ export type ChaosCounts = Pick<
   | "unexpectedAtSink"
   | "sinkDistinct"
   | "repeatsWithOtherKey"
+  | "groupKeysWithOtherContent"
   | "settledAfterLastFaultS"
   | "violations"
 >;
@@ -34,6 +35,7 @@ export function expectChaosInvariants(report: ChaosCounts, expectedMin: number):
   expect(report.unexpectedAtSink).toBe(0);
   expect(report.sinkDistinct).toBe(report.expected);
   expect(report.repeatsWithOtherKey).toBe(0);
+  expect(report.groupKeysWithOtherContent).toBe(0);
   expect(report.settledAfterLastFaultS).toBeDefined();
   expect(report.violations).toEqual([]);
 }

@@ -33,11 +33,17 @@
  * topics, left down until every partition has a leader elsewhere and the stream flows again, then
  * restarted. Postgres and Redis are not disturbed.
  *
+ * With `--group-by LABEL` the three clients' rules group by LABEL (issue 17; group_wait and
+ * group_interval 1 s): each webhook is a group message carrying many alerts (its `alertIds`), and on
+ * top of the invariants below every Idempotency-Key must always carry the same alerts (a repeated
+ * group message is the same message), so every alert is in exactly one delivered group.
+ *
  * Afterwards (at most `settleMs` after the last fault, or after a restarted cluster node answers
  * again if that is later): every expected notification has exactly one
  * row, every row is SENT, the sink saw each at least once, and repeats carry one Idempotency-Key.
  *
  *   bun harness/chaos.ts [--cluster] [--alerts N] [--kills N] [--seed N] [--rate N] [--match-every N]
+ *                        [--group-by LABEL]
  *   ./dev chaos ...      the same (--cluster: with the cluster started and KAFKA_BROKERS set)
  */
 
@@ -117,6 +123,8 @@ export interface ChaosOptions {
   instancesPerStage: number;
   /** Partitions per event topic of the run. */
   partitions: number;
+  /** Rules group by this label (severity, source, name or a context key); undefined: ungrouped. */
+  groupBy: string | undefined;
   /** Progress lines; console.log by default. */
   log: (line: string) => void;
   signal?: AbortSignal;
@@ -139,8 +147,12 @@ export const defaultChaosOptions: ChaosOptions = {
   cluster: false,
   instancesPerStage: 1,
   partitions: 3,
+  groupBy: undefined,
   log: (line) => console.log(line),
 };
+
+/** The chaos rules' grouping with --group-by: windows short enough for the run to settle. */
+const chaosGroupWindowMs = 1000;
 
 /**
  * What --cluster changes unless flags say otherwise: one kill per consuming stage (each waits out a
@@ -239,6 +251,10 @@ export interface ChaosReport {
   repeatsAtSink: number;
   /** (client, alert) pairs whose sink deliveries carried more than one Idempotency-Key. */
   repeatsWithOtherKey: number;
+  /** --group-by: group messages (distinct Idempotency-Keys) at the sink. */
+  groupMessages: number;
+  /** --group-by: Idempotency-Keys seen with more than one set of alerts. */
+  groupKeysWithOtherContent: number;
   unexpectedAtSink: number;
   /** SUCCESS delivery rows beyond one per notification (the sender's own record of repeats). */
   extraSuccessRows: number;
@@ -883,9 +899,17 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await Promise.all(consumingStages.map((name) => stages.addCopies(name)));
     // Clients A and B have a rule on "chaos-cpu", client C on "chaos-disk"; a probe client gets
     // rules on names no alert has, to see rule changes travel to the evaluator.
-    const a = await pipeline.createClientWithRule("chaos-cpu");
-    const b = await pipeline.createClientWithRule("chaos-cpu");
-    const c = await pipeline.createClientWithRule("chaos-disk");
+    const grouping =
+      options.groupBy === undefined
+        ? {}
+        : {
+            group_by: [options.groupBy],
+            group_wait_ms: chaosGroupWindowMs,
+            group_interval_ms: chaosGroupWindowMs,
+          };
+    const a = await pipeline.createClientWithRule("chaos-cpu", grouping);
+    const b = await pipeline.createClientWithRule("chaos-cpu", grouping);
+    const c = await pipeline.createClientWithRule("chaos-disk", grouping);
     const probe = await pipeline.createClientWithRule("chaos-probe-0");
     const clientIds = [a.clientId, b.clientId, c.clientId];
 
@@ -912,6 +936,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     // What the sink saw, folded in incrementally.
     const sinkKeys = new Map<string, Set<string>>();
     const sinkSeen: string[] = [];
+    /** Group messages: per Idempotency-Key (and endpoint), the alerts of every POST that carried it. */
+    const groupContents = new Map<string, Set<string>>();
     let sinkIndex = 0;
     const ourHooks = new Set(clientIds.map((id) => `/hook/${id}`));
     const foldSink = () => {
@@ -920,13 +946,25 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         const request = received[sinkIndex];
         if (!request || !ourHooks.has(request.path)) continue;
         const clientId = request.path.slice("/hook/".length);
-        const { alertId } = JSON.parse(request.body) as { alertId: string };
-        if (alertId.startsWith("canary-")) continue;
-        const key = `${clientId}|${alertId}`;
-        sinkSeen.push(key);
-        const keys = sinkKeys.get(key) ?? new Set<string>();
-        keys.add(request.headers.get("idempotency-key") ?? "");
-        sinkKeys.set(key, keys);
+        const idempotencyKey = request.headers.get("idempotency-key") ?? "";
+        const body = JSON.parse(request.body) as { alertId?: string; version?: string; alertIds?: string[] };
+        // A group message (src/core/group-payload.ts) carries all its alerts in alertIds.
+        const alertIds = body.version === "4" ? (body.alertIds ?? []) : [body.alertId ?? ""];
+        if (body.version === "4") {
+          const content = JSON.stringify([...alertIds].sort());
+          const messageKey = `${request.path}|${idempotencyKey}`;
+          const contents = groupContents.get(messageKey) ?? new Set<string>();
+          contents.add(content);
+          groupContents.set(messageKey, contents);
+        }
+        for (const alertId of alertIds) {
+          if (alertId.startsWith("canary-")) continue;
+          const key = `${clientId}|${alertId}`;
+          sinkSeen.push(key);
+          const keys = sinkKeys.get(key) ?? new Set<string>();
+          keys.add(idempotencyKey);
+          sinkKeys.set(key, keys);
+        }
       }
     };
 
@@ -1437,6 +1475,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const atSink = countDeliveries(expected, sinkSeen);
     const repeatsAtSink = sinkSeen.filter((key) => expected.has(key)).length - atSink.delivered;
     const repeatsWithOtherKey = [...sinkKeys.values()].filter((keys) => keys.size > 1).length;
+    const groupKeysWithOtherContent = [...groupContents.values()].filter((c) => c.size > 1).length;
     const notSent = rows.filter((r) => r.status !== "SENT").length;
 
     await monitor.stop();
@@ -1458,6 +1497,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       violations.push(`${atSink.unexpected.length} unexpected deliveries at the sink`);
     if (repeatsWithOtherKey > 0)
       violations.push(`${repeatsWithOtherKey} repeats at the sink with another Idempotency-Key`);
+    if (groupKeysWithOtherContent > 0)
+      violations.push(`${groupKeysWithOtherContent} group Idempotency-Keys carried different alerts`);
     if (!settled)
       violations.push(
         `not everything was SENT and at the sink within ${options.settleMs / 1000} s of the last fault`,
@@ -1513,6 +1554,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       lostAtSink: atSink.lost.length,
       repeatsAtSink,
       repeatsWithOtherKey,
+      groupMessages: groupContents.size,
+      groupKeysWithOtherContent,
       unexpectedAtSink: atSink.unexpected.length,
       extraSuccessRows: success?.extra ?? 0,
       faults,
@@ -1570,6 +1613,13 @@ export function formatReport(report: ChaosReport): string {
   lines.push(pad("sink deliveries / distinct", `${report.sinkDeliveries} / ${report.sinkDistinct}`));
   lines.push(pad("lost at the sink", report.lostAtSink));
   lines.push(pad("repeats at the sink", report.repeatsAtSink));
+  if (report.groupMessages > 0)
+    lines.push(
+      pad(
+        "group messages / other content",
+        `${report.groupMessages} / ${report.groupKeysWithOtherContent} (one key, one set of alerts)`,
+      ),
+    );
   lines.push(pad("repeats with another key", report.repeatsWithOtherKey));
   lines.push(pad("unexpected at the sink", report.unexpectedAtSink));
   lines.push(pad("extra SUCCESS delivery rows", report.extraSuccessRows));
@@ -1615,7 +1665,7 @@ export function formatReport(report: ChaosReport): string {
 // ---------------------------------------------------------------------------------------------
 // the command line (also ./dev chaos)
 
-export const usage = `usage: ./dev chaos [--cluster] [--alerts N] [--kills N] [--seed N] [--rate N] [--match-every N]
+export const usage = `usage: ./dev chaos [--cluster] [--alerts N] [--kills N] [--seed N] [--rate N] [--match-every N] [--group-by LABEL]
   --alerts N       alerts in the stream (default ${defaultChaosOptions.alerts})
   --kills N        kill -9 faults over the consuming stages (default ${defaultChaosOptions.kills}, at least 4)
   --seed N         seed of the fault plan (default ${defaultChaosOptions.seed})
@@ -1625,6 +1675,8 @@ export const usage = `usage: ./dev chaos [--cluster] [--alerts N] [--kills N] [-
   --no-infra       stage kills only: no broker or Postgres restart, no Redis pause
   --report-json F  also write the report to file F as JSON
   --rolling        a rolling restart instead: SIGTERM each stage once, each must exit 0 within 5 s
+  --group-by LABEL the rules group by LABEL (group_wait and group_interval ${chaosGroupWindowMs / 1000} s): every
+                   Idempotency-Key must carry one set of alerts, every alert be in one delivered group
   --cluster        on ./dev cluster (started if needed): 3 replicas, ${clusterChaosOptions.instancesPerStage} copies of each consuming stage,
                    kill -9 of one copy of each (the other must take over within ${takeoverBoundMs / 1000} s) and of one
                    broker; defaults --alerts ${clusterChaosOptions.alerts} --rate ${clusterChaosOptions.ratePerS} --kills ${clusterChaosOptions.kills}
@@ -1654,7 +1706,11 @@ export function parseChaosFlags(args: readonly string[]): Partial<ChaosOptions> 
     } else if (flag === "--no-infra") options.infraFaults = false;
     else if (flag === "--rolling") options.rolling = true;
     else if (flag === "--cluster") options.cluster = true;
-    else throw new SetupError(`unknown flag ${flag}\n${usage}`);
+    else if (flag === "--group-by") {
+      const label = value();
+      if (!label) throw new SetupError(`--group-by: give a label\n${usage}`);
+      options.groupBy = label;
+    } else throw new SetupError(`unknown flag ${flag}\n${usage}`);
   }
   if (options.cluster && options.rolling) throw new SetupError(`--cluster or --rolling, not both\n${usage}`);
   return options.cluster ? { ...clusterChaosOptions, ...options } : options;

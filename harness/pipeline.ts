@@ -73,12 +73,13 @@ export interface Pipeline {
     body?: unknown,
   ): Promise<{ status: number; body: Record<string, unknown> }>;
   /**
-   * A client with one rule on (severity, source, name), HIGH and `source` unless given, and a webhook to
+   * A client with one rule on (severity, source, name), HIGH and `source` unless given (any other rule
+   * field, such as group_by, passes through), and a webhook to
    * the sink at /hook/<client id>.
    */
   createClientWithRule(
     name: string,
-    rule?: { severity?: string; source?: string },
+    rule?: { severity?: string; source?: string } & Record<string, unknown>,
   ): Promise<{ clientId: string; ruleId: string }>;
   /** A shared scope named `name`, granted to `clientIds`, through the API. */
   createSharedScope(name: string, clientIds: readonly string[]): Promise<{ id: string; scope: string }>;
@@ -233,6 +234,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       });
       const clientId = client.id as string;
       const { id: ruleId } = await created("create rule", "POST", "/api/v1/rules", {
+        ...rule,
         client_id: clientId,
         severity: rule.severity ?? "HIGH",
         source: rule.source ?? source,
