@@ -86,6 +86,15 @@ function toMember(row: MemberRow, clientId: string): Notification {
   };
 }
 
+interface EndpointRow {
+  id: string;
+  client_id: string;
+  rule_id: string;
+  type: Endpoint["type"];
+  value: string;
+  secret: string | null;
+}
+
 const byId = (a: Notification, b: Notification) => Number(a.id) - Number(b.id);
 
 /** See deliveryStoreSettings: every statement here reaches rows through an index. */
@@ -259,29 +268,25 @@ export class GroupStore {
   /**
    * Per send, the enabled endpoints its rows' rules name, deduplicated by (type, value) (the lowest
    * endpoint id stands for them), each with the rows routed to it; minus endpoints already delivered
-   * or refused for good in an earlier attempt of the send.
+   * or refused for good in an earlier attempt of the send. The rows' rule ids are in hand, so one
+   * lookup of the rules' endpoints serves every row (a send of thousands has a few rule sets).
    */
   async endpointWork(sends: readonly ClaimedGroupSend[]): Promise<Map<string, SendWork>> {
     const work = new Map<string, SendWork>();
     if (sends.length === 0) return work;
-    const rows = await this.sql.unsafe<
-      {
-        send_id: string;
-        notification_id: string;
-        id: string;
-        type: Endpoint["type"];
-        value: string;
-        secret: string | null;
-      }[]
-    >(
-      `SELECT n.group_send_id AS send_id, n.id AS notification_id, e.id, e.type, e.value, e.secret
-       FROM notifications n
-       JOIN endpoints e ON e.client_id = n.client_id AND e.rule_id = ANY(n.rule_ids) AND e.enabled
-       WHERE n.id = ANY($1::bigint[])
-       ORDER BY e.id`,
-      [`{${sends.flatMap((s) => s.members.map((m) => m.id)).join(",")}}`] as never[],
+    const ruleIds = new Set(sends.flatMap((s) => s.members.flatMap((m) => m.ruleIds)));
+    const endpoints = await this.sql.unsafe<EndpointRow[]>(
+      `SELECT id, client_id, rule_id, type, value, secret FROM endpoints
+       WHERE rule_id = ANY($1::uuid[]) AND enabled ORDER BY id`,
+      [`{${[...ruleIds].join(",")}}`] as never[],
       prepared,
     );
+    const byRule = new Map<string, EndpointRow[]>();
+    for (const endpoint of endpoints) {
+      const list = byRule.get(endpoint.rule_id) ?? [];
+      list.push(endpoint);
+      byRule.set(endpoint.rule_id, list);
+    }
     const retried = sends.filter((s) => s.attempts > 1).map((s) => s.id);
     const finals =
       retried.length === 0
@@ -293,36 +298,40 @@ export class GroupStore {
             prepared,
           );
     const finalOutcome = new Map(finals.map((f) => [`${f.send_id}/${f.endpoint_id}`, f.outcome]));
-    const byEndpoint = new Map<string, GroupEndpointWork & { sendId: string }>();
-    const clientOf = new Map(sends.map((s) => [s.id, s.clientId]));
-    for (const row of rows) {
-      const sendId = String(row.send_id);
-      // Rows come in endpoint id order: the first endpoint of a (type, value) stands for the others.
-      const key = `${sendId}\u0000${row.type}\u0000${row.value}`;
-      let entry = byEndpoint.get(key);
-      if (entry === undefined) {
-        entry = {
-          sendId,
-          endpoint: {
-            id: row.id,
-            clientId: clientOf.get(sendId) as string,
-            type: row.type,
-            value: row.value,
-            secret: row.secret,
-          },
-          memberIds: new Set(),
-        };
-        byEndpoint.set(key, entry);
+    for (const send of sends) {
+      // Endpoints in id order per rule, so the first of a (type, value) is the lowest id.
+      const byAddress = new Map<string, GroupEndpointWork>();
+      for (const member of send.members) {
+        for (const ruleId of member.ruleIds) {
+          for (const row of byRule.get(ruleId) ?? []) {
+            if (row.client_id !== send.clientId) continue;
+            const address = `${row.type}\u0000${row.value}`;
+            let entry = byAddress.get(address);
+            if (entry === undefined || row.id < entry.endpoint.id) {
+              entry = {
+                endpoint: {
+                  id: row.id,
+                  clientId: send.clientId,
+                  type: row.type,
+                  value: row.value,
+                  secret: row.secret,
+                },
+                memberIds: entry?.memberIds ?? new Set(),
+              };
+              byAddress.set(address, entry);
+            }
+            entry.memberIds.add(member.id);
+          }
+        }
       }
-      entry.memberIds.add(String(row.notification_id));
-    }
-    for (const send of sends) work.set(send.id, { pending: [], deliveredEarlier: 0, permanentEarlier: 0 });
-    for (const { sendId, endpoint, memberIds } of byEndpoint.values()) {
-      const entry = work.get(sendId) as SendWork;
-      const outcome = finalOutcome.get(`${sendId}/${endpoint.id}`);
-      if (outcome === "SUCCESS") entry.deliveredEarlier++;
-      else if (outcome === "PERMANENT") entry.permanentEarlier++;
-      else entry.pending.push({ endpoint, memberIds });
+      const entry: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
+      for (const endpointWork of byAddress.values()) {
+        const outcome = finalOutcome.get(`${send.id}/${endpointWork.endpoint.id}`);
+        if (outcome === "SUCCESS") entry.deliveredEarlier++;
+        else if (outcome === "PERMANENT") entry.permanentEarlier++;
+        else entry.pending.push(endpointWork);
+      }
+      work.set(send.id, entry);
     }
     return work;
   }

@@ -341,3 +341,50 @@ test("a group window failing on one endpoint is retried there only, same key and
     await sink.stop();
   }
 }, 60_000);
+
+test("one group over two rules: each endpoint gets only its rules' alerts; a shared URL one message", async () => {
+  const posts: GroupPost[] = [];
+  const sink = new HttpSink((request) => {
+    posts.push(parse(request));
+    return new Response("ok");
+  });
+  try {
+    const t = await tenant(sql, "grp-route");
+    const [r1, r2] = [await t.rule(), await t.rule()];
+    await t.endpoint(r1, "webhook", sink.url("/r1"));
+    await t.endpoint(r2, "webhook", sink.url("/r2"));
+    await t.endpoint(r1, "webhook", sink.url("/shared"));
+    await t.endpoint(r2, "webhook", sink.url("/shared"));
+    const { topics } = await pipeline("grp-route");
+    const grouping = policy({ groupWaitMs: 300, groupIntervalMs: 1000, groupAlertsMax: 100 });
+    const matched = { a: [r1], b: [r2], c: [r1, r2] } as Record<string, string[]>;
+    await producer.send(
+      Object.entries(matched).map(([alertId, ruleIds]) => ({
+        topic: topics.input,
+        key: t.clientId,
+        value: alertMatched({ clientId: t.clientId, ruleIds, alertId, source: "svc", policy: grouping }),
+      })),
+    );
+    expect(await eventually(async () => (await notificationIds(t.clientId)).length === 3, 20_000)).toBe(true);
+    const rows = await notificationIds(t.clientId);
+    expect(
+      await settled(
+        sql,
+        rows.map((r) => r.id),
+        ["SENT"],
+        20_000,
+      ),
+    ).toBe(true);
+    await Bun.sleep(300);
+    const idOf = (alertId: string) => rows.find((r) => r.alert_id === alertId)?.id as string;
+    const carried = (path: string) =>
+      posts.filter((p) => p.path === path).map((p) => [...p.body.notificationIds].sort());
+    expect(carried("/r1")).toEqual([[idOf("a"), idOf("c")].sort()]);
+    expect(carried("/r2")).toEqual([[idOf("b"), idOf("c")].sort()]);
+    expect(carried("/shared")).toEqual([[idOf("a"), idOf("b"), idOf("c")].sort()]);
+    expect(new Set(posts.map((p) => p.key)).size).toBe(1);
+    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0, 0]);
+  } finally {
+    await sink.stop();
+  }
+}, 60_000);
