@@ -125,3 +125,47 @@ test("a rule created through the API while alerts flow starts matching within 1 
     ),
   ).toBe(true);
 }, 60_000);
+
+test("a rule with group_by (rule API -> evaluator policy -> group): one Alertmanager document for the window", async () => {
+  const versionBefore = await pipeline.rulesVersionApplied();
+  const { clientId } = await pipeline.createClientWithRule("grouped-cpu", {
+    group_by: ["name"],
+    group_wait_ms: 1500,
+    group_interval_ms: 1000,
+    group_alerts_max: 5,
+  });
+  expect(await eventually(async () => (await pipeline.rulesVersionApplied()) > versionBefore, 15_000)).toBe(
+    true,
+  );
+  const ids = Array.from({ length: 20 }, (_, i) => `grp-${pipeline.run}-${i}`);
+  await pipeline.producer.send(
+    ids.map((id) => ({
+      topic: pipeline.topics.alertsNew,
+      key: id,
+      value: pipeline.alert(id, "grouped-cpu"),
+    })),
+  );
+  const sentRows = async () =>
+    (
+      await pipeline.sql`SELECT count(*)::int AS n FROM notifications WHERE client_id = ${clientId} AND status = 'SENT'`
+    )[0]?.n;
+  expect(await eventually(async () => (await sentRows()) === ids.length, 30_000, 200)).toBe(true);
+  await Bun.sleep(500);
+
+  const posts = pipeline.sink.received.filter((r) => r.path === `/hook/${clientId}`);
+  expect(posts).toHaveLength(1);
+  const body = JSON.parse(posts[0]?.body ?? "{}");
+  expect(body).toMatchObject({
+    version: "4",
+    status: "firing",
+    groupLabels: { name: "grouped-cpu" },
+    commonLabels: { alertname: "grouped-cpu", severity: "HIGH" },
+    truncatedAlerts: 15,
+  });
+  expect(body.alerts).toHaveLength(5);
+  expect([...body.alertIds].sort()).toEqual([...ids].sort());
+  expect(posts[0]?.headers.get("idempotency-key")).toBe(`group-${body.groupKey}-0`);
+  const sends = await pipeline.sql<{ n: number }[]>`
+    SELECT count(DISTINCT group_send_id)::int AS n FROM notifications WHERE client_id = ${clientId}`;
+  expect(sends[0]?.n).toBe(1);
+}, 60_000);
