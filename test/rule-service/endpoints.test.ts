@@ -217,7 +217,10 @@ describe("SSRF: endpoint URLs naming an internal address are refused when saved"
 describe("SSRF: the rule-service process honours the sender's allow-list (SSRF_ALLOW_CIDRS, SSRF_ALLOW_HOSTS)", () => {
   let rs: RuleServiceProcess;
   beforeAll(async () => {
-    rs = await startRuleServiceProcess(db, { SSRF_ALLOW_CIDRS: "127.0.0.1/32", SSRF_ALLOW_HOSTS: "localhost" });
+    rs = await startRuleServiceProcess(db, {
+      SSRF_ALLOW_CIDRS: "127.0.0.1/32",
+      SSRF_ALLOW_HOSTS: "localhost",
+    });
   });
   afterAll(() => rs?.stop());
 
