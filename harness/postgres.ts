@@ -31,7 +31,7 @@ export interface TestSchema {
 const migrationsDir = join(new URL("..", import.meta.url).pathname, "migrations");
 
 /** The URL of the schema `name` in the database POSTGRES_URL names. */
-export function schemaUrl(name: string): string {
+function schemaUrl(name: string): string {
   const url = new URL(infraUrls.postgresUrl);
   url.searchParams.set("search_path", name);
   return url.toString();
@@ -59,7 +59,8 @@ export function useTestSchema(prefix: string, options: { migrated?: boolean } = 
     if (options.migrated !== false) await migrate(sql, migrationsDir);
   });
   // afterAll hooks run in the order they were registered; this one is registered once the file's
-  // top level has run (and with it the file's own hooks), so it runs last.
+  // top level has run (and with it the file's own hooks), so it runs last. A top-level await before
+  // the file's own afterAll would let it in earlier: call this before any.
   queueMicrotask(() =>
     afterAll(async () => {
       // Bounded: postgres.js's end() can wait for good on a connection the server terminated.
