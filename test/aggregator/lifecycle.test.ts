@@ -4,6 +4,7 @@
  * never seen firing, and the sweep's resolve timeout and repeat reminders.
  */
 import { expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { AlertStatus } from "../../src/gen/alerting/v1/alert_pb.ts";
 import {
   aggregatorTopics,
@@ -13,11 +14,12 @@ import {
   useAggregatorFixture,
 } from "./support.ts";
 
-const { sql, producer, stages, clientIds } = useAggregatorFixture("lifecycle test row");
+const db = useTestSchema("aggregator_lifecycle");
+const { sql, producer, stages, clientIds } = useAggregatorFixture(db);
 
 async function setUp(prefix: string, env: Record<string, string> = {}) {
   const topics = await aggregatorTopics(prefix);
-  stages.push(await startAggregator(topics, env));
+  stages.push(await startAggregator(db, topics, env));
   const client = await insertClientWithRule(sql, prefix);
   clientIds.push(client.clientId);
   const submit = (alertId: string, status: AlertStatus, eventMs: number, endsAtMs = 0) =>

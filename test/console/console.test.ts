@@ -15,9 +15,11 @@ import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { uniqueName } from "../../harness/names.ts";
 import { type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually } from "../../harness/stages.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
 
+const db = useTestSchema("console");
 const chromiumPath = "/usr/bin/chromium";
 const repoRoot = new URL("../..", import.meta.url).pathname;
 const screenshotPath = join(repoRoot, "results/console-dashboard.png");
@@ -29,6 +31,7 @@ let profileDir: string | undefined;
 /** The whole pipeline; the rule-service starts last, since its console scrapes the others' /metrics. */
 function startStack(): Promise<Pipeline> {
   return startPipeline({
+    postgresUrl: db.url,
     run: uniqueName("console"),
     ruleServiceEnvAfter: (stages, topics) => ({
       CONSOLE_STAGE_METRICS: stages.map((s) => `${s.name}=http://127.0.0.1:${s.httpPort}/metrics`).join(","),

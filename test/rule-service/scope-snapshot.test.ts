@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { brokers, quiet } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
 import { connectRedis } from "../../src/adapters/redis.ts";
 import { readSnapshotBytes, readSnapshotVersion, snapshotKeys } from "../../src/adapters/snapshot-store.ts";
@@ -17,7 +18,8 @@ import { createClient, type Service, startService } from "./helpers.ts";
 const run = uniqueName("test-scope-snapshot");
 const keys = snapshotKeys(`${run}:rules:`);
 const redis = connectRedis();
-const service: Service = startService();
+const db = useTestSchema("rule_service_scope_snapshot");
+const service: Service = startService(db);
 let updater: StageProcess;
 
 beforeAll(async () => {
@@ -28,6 +30,7 @@ beforeAll(async () => {
     admin.close();
   }
   updater = await startStage("rule-updater", {
+    POSTGRES_URL: db.url,
     INPUT_TOPIC: `${run}.rule.changed`,
     GROUP_ID: `${run}-updater`,
     RULES_KEY_PREFIX: `${run}:rules:`,
