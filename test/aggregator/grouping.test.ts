@@ -8,6 +8,7 @@
 import { expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { TopicReader } from "../../harness/kafka.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually } from "../../harness/stages.ts";
 import { alertmanagerGroupDefaults, groupKey, resolveGrouping } from "../../src/core/grouping.ts";
 import { AlertStatus, DeliveryPolicySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
@@ -23,7 +24,8 @@ import {
   useAggregatorFixture,
 } from "./support.ts";
 
-const { sql, producer, stages, readers, clientIds } = useAggregatorFixture("grouping test row");
+const db = useTestSchema("aggregator_grouping");
+const { sql, producer, stages, readers, clientIds } = useAggregatorFixture(db);
 
 interface GroupedRow {
   id: string;
@@ -43,7 +45,7 @@ const rowsOf = (clientId: string) =>
 test("grouped rows name their group, wait for its window, and are not announced", async () => {
   const topics = await aggregatorTopics("agg-grp");
   // Defaults from the stage's settings for what the policy leaves at 0.
-  stages.push(await startAggregator(topics, { GROUP_WAIT_MS: "45000", GROUP_ALERTS_MAX: "7" }));
+  stages.push(await startAggregator(db, topics, { GROUP_WAIT_MS: "45000", GROUP_ALERTS_MAX: "7" }));
   const ready = new TopicReader(topics.output);
   readers.push(ready);
   const client = await insertClientWithRule(sql, "agg-grp");
@@ -121,7 +123,7 @@ test("grouped rows name their group, wait for its window, and are not announced"
 
 test("a grouped alert's resolved notification joins its group; a bad group_by is dead-lettered", async () => {
   const topics = await aggregatorTopics("agg-grp-life");
-  stages.push(await startAggregator(topics));
+  stages.push(await startAggregator(db, topics));
   const dlq = new TopicReader(deadLetterTopic(topics.input));
   readers.push(dlq);
   const client = await insertClientWithRule(sql, "agg-grp-life");
@@ -170,4 +172,39 @@ test("a grouped alert's resolved notification joins its group; a bad group_by is
   const record = dlq.records[0];
   expect(text(record?.headers.get(deadLetterHeaders.field))).toBe("policy.group_by");
   expect(text(record?.headers.get(deadLetterHeaders.reason))).toContain("label names must be");
+}, 40_000);
+
+test("the sweep's reminders of a grouped alert join its group and mark it waiting", async () => {
+  const topics = await aggregatorTopics("agg-grp-sweep");
+  stages.push(await startAggregator(db, topics, { REPEAT_INTERVAL_MS: "1000", SWEEP_INTERVAL_MS: "200" }));
+  const client = await insertClientWithRule(sql, "agg-grp-sweep");
+  clientIds.push(client.clientId);
+  await producer.send([
+    {
+      topic: topics.input,
+      key: client.clientId,
+      value: alertMatched({
+        clientId: client.clientId,
+        scope: `client:${client.clientId}`,
+        ruleIds: [client.ruleId],
+        alertId: "am-sweep",
+        status: AlertStatus.FIRING,
+        eventTimeUnixMs: BigInt(Date.now()),
+        endsAtUnixMs: BigInt(Date.now() + 600_000),
+        policy: create(DeliveryPolicySchema, { groupBy: ["source"], groupWaitMs: 60_000n }),
+      }),
+    },
+  ]);
+  expect(await eventually(async () => (await rowsOf(client.clientId)).length === 1, 20_000)).toBe(true);
+  const [firing] = [...(await rowsOf(client.clientId))] as [GroupedRow];
+  // As if a sender had just taken the group's rows: only the sweep's reminder can mark it again.
+  await sql`UPDATE notification_groups SET has_pending = false WHERE group_key = ${firing.group_key}`;
+  expect(await eventually(async () => (await rowsOf(client.clientId)).length >= 2, 20_000)).toBe(true);
+  const reminder = (await rowsOf(client.clientId))[1] as GroupedRow;
+  expect(reminder.kind).toBe("repeat:1");
+  expect(reminder.group_key).toBe(firing.group_key);
+  expect(reminder.next_attempt_at).toBeNull();
+  const [group] = await sql<{ has_pending: boolean }[]>`
+    SELECT has_pending FROM notification_groups WHERE group_key = ${firing.group_key}`;
+  expect(group?.has_pending).toBe(true);
 }, 40_000);

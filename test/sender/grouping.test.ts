@@ -10,22 +10,22 @@ import { create } from "@bufbuild/protobuf";
 import { countDeliveries } from "../../harness/invariants.ts";
 import { brokers, quiet } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
-import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { DeliveryPolicySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Producer } from "../../src/kafka/index.ts";
 import { aggregatorTopics, alertMatched, startAggregator } from "../aggregator/support.ts";
 import { HttpSink, type ReceivedRequest } from "../channels/sink.ts";
 import { settled, startSender, tenant } from "./support.ts";
 
-const sql = connectPostgres({ idleTimeoutSeconds: 1 });
+const db = useTestSchema("sender_grouping");
+const { sql } = db;
 const producer = new Producer({ brokers, logger: quiet });
 const stages: StageProcess[] = [];
 
 afterAll(async () => {
   for (const stage of stages) if (stage.process.exitCode === null) stage.process.kill("SIGKILL");
   await producer.close();
-  await sql.end();
 });
 
 interface GroupPost {
@@ -57,9 +57,9 @@ function parse(request: ReceivedRequest): GroupPost {
 /** An aggregator and a sender on this test's topics; the sender reads what the aggregator announces. */
 async function pipeline(prefix: string, senderEnv: Record<string, string> = {}) {
   const topics = await aggregatorTopics(prefix);
-  stages.push(await startAggregator(topics));
+  stages.push(await startAggregator(db, topics));
   const senderTopic = { topic: topics.output, group: `${uniqueName(prefix)}-sender` };
-  const sender = await startSender(senderTopic, senderEnv);
+  const sender = await startSender(db, senderTopic, senderEnv);
   stages.push(sender);
   return { topics, senderTopic, sender };
 }
@@ -232,7 +232,7 @@ test("kill -9 of the sender mid-group: nothing lost, each window under one key w
     await sender.process.exited;
     const inFlightAtKill = new Set(posts.map((p) => p.key));
 
-    stages.push(await startSender(senderTopic, env));
+    stages.push(await startSender(db, senderTopic, env));
     expect(
       await eventually(
         async () => (await notificationIds(t.clientId)).length === groupsCount * perGroup,
