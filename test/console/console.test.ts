@@ -303,3 +303,48 @@ test("the keys page lists, creates and revokes API keys and ingest credentials",
   await page.close();
   expect(consoleErrors).toEqual([]);
 }, 120_000);
+
+test("a grouped notification shows the group message it went out in", async () => {
+  const s = stack as Pipeline;
+  const versionBefore = await s.rulesVersionApplied();
+  const { clientId } = await s.createClientWithRule("console-grouped", {
+    group_by: ["name"],
+    group_wait_ms: 500,
+    group_interval_ms: 1000,
+  });
+  expect(await eventually(async () => (await s.rulesVersionApplied()) > versionBefore, 15_000)).toBe(true);
+  const ids = [0, 1, 2].map((i) => `console-grp-${s.run}-${i}`);
+  await s.producer.send(
+    ids.map((id) => ({ topic: s.topics.alertsNew, key: id, value: s.alert(id, "console-grouped") })),
+  );
+  const rows = async () =>
+    db.sql<{ id: string; status: string; group_key: string }[]>`
+      SELECT id::text, status, group_key FROM notifications WHERE client_id = ${clientId} ORDER BY id`;
+  expect(
+    await eventually(async () => (await rows()).filter((r) => r.status === "SENT").length === 3, 30_000, 200),
+  ).toBe(true);
+  const [first] = await rows();
+  if (first === undefined) throw new Error("no notification");
+
+  const page = await (browser as BrowserContext).newPage();
+  const consoleErrors: string[] = [];
+  page.on("pageerror", (error) => consoleErrors.push(error.message));
+  page.setDefaultTimeout(30_000);
+  await page.goto(`${s.httpUrl("rule-service")}/console#notification/${first.id}`);
+  if ((await page.getByTestId("login-token").count()) > 0) {
+    await page.getByTestId("login-token").fill(s.adminToken);
+    await page.getByTestId("login-submit").click();
+  }
+  const card = page.getByTestId("group-send");
+  await card.waitFor();
+  await card.getByText(`group-${first.group_key}-0`).waitFor();
+  await card.getByText("name=console-grouped").waitFor();
+  await card
+    .locator("[data-testid=delivery-row][data-outcome=SUCCESS]")
+    .getByText("webhook (3 alerts)")
+    .waitFor();
+  expect(await page.getByTestId("deliveries-table").count()).toBe(0);
+  await page.screenshot({ path: join(repoRoot, "results/console-group-send.png"), fullPage: true });
+  expect(consoleErrors).toEqual([]);
+  await page.close();
+}, 60_000);

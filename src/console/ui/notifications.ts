@@ -169,12 +169,17 @@ function renderNotification(n: Notification): HTMLElement {
       ),
     ),
     ...(n.group_send ? [groupSendCard(n.group_send)] : []),
-    h(
-      "div",
-      { class: "card" },
-      h("h2", null, `Delivery attempts (${n.deliveries?.length ?? 0})`),
-      deliveriesTable("deliveries-table", n.deliveries ?? []),
-    ),
+    // A grouped notification's attempts are its group message's.
+    ...(n.group_key !== null && (n.deliveries ?? []).length === 0
+      ? []
+      : [
+          h(
+            "div",
+            { class: "card" },
+            h("h2", null, `Delivery attempts (${n.deliveries?.length ?? 0})`),
+            deliveriesTable("deliveries-table", n.deliveries ?? []),
+          ),
+        ]),
   );
 }
 
