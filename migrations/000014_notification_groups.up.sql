@@ -21,13 +21,16 @@ CREATE TABLE notification_groups (
 CREATE INDEX notification_groups_due ON notification_groups (next_due_at) WHERE has_pending;
 
 -- One message per group window, delivered to every endpoint its rows route to. It carries the lease,
--- attempts and retry schedule of its rows, which follow its status.
+-- attempts and retry schedule of its rows, which follow its status. A window is opened first (a short
+-- statement holding its group) and its rows are fixed next (members_fixed_at); a window whose sender
+-- died in between gets its rows when it is re-driven.
 CREATE TABLE group_sends (
   id               bigserial PRIMARY KEY,
   client_id        uuid NOT NULL,
   group_key        text NOT NULL REFERENCES notification_groups (group_key),
   window_no        integer NOT NULL,
-  alerts           integer NOT NULL,
+  alerts           integer NOT NULL DEFAULT 0,
+  members_fixed_at timestamptz,
   status           text NOT NULL DEFAULT 'SENDING' CHECK (status IN ('SENDING', 'RETRY', 'SENT', 'FAILED')),
   attempts         integer NOT NULL DEFAULT 1,
   lease_until      timestamptz,

@@ -141,8 +141,9 @@ export class DeliveryStore {
 
   /**
    * Claims the given notifications that are claimable now: RECEIVED, RETRY that is due, or SENDING
-   * whose lease expired; never a grouped one, which only its group send delivers (group-store.ts). Rows are locked in id order (no deadlock between senders) and a row another
-   * transaction holds is skipped: its holder is already handling it.
+   * whose lease expired; never a grouped one, which only its group send delivers (group-store.ts).
+   * Rows are locked in id order (no deadlock between senders) and a row another transaction holds is
+   * skipped: its holder is already handling it.
    */
   async claim(ids: readonly string[]): Promise<ClaimedNotification[]> {
     if (ids.length === 0) return [];

@@ -54,10 +54,33 @@ export interface GroupStatusUpdate {
   decision: StatusDecision;
 }
 
-interface MemberRow {
+/** A window opened by openWindows (or re-driven): the send without its rows. */
+export type OpenedWindow = Omit<ClaimedGroupSend, "members">;
+
+interface OpenedWindowRow {
   send_id: string;
-  id: string | null;
+  group_key: string;
   client_id: string;
+  labels: Record<string, string>;
+  group_alerts_max: number;
+  window_no: number;
+  attempts: number;
+}
+
+function toOpenedWindow(row: OpenedWindowRow): OpenedWindow {
+  return {
+    id: String(row.send_id),
+    clientId: row.client_id,
+    groupKey: row.group_key,
+    windowNo: row.window_no,
+    labels: row.labels,
+    alertsMax: row.group_alerts_max,
+    attempts: row.attempts,
+  };
+}
+
+interface MemberRow {
+  id: string;
   alert_id: string;
   severity: Notification["severity"];
   source: string;
@@ -111,113 +134,108 @@ export class GroupStore {
   /** Re-driven sends first (they are older), then new windows of due groups; at most `limit` of each. */
   async claimDue(limit: number): Promise<ClaimedGroupSend[]> {
     const redriven = await this.redriveDue(limit);
-    const opened = await this.openDue(limit);
+    const opened = await this.fixMembers(await this.openWindows(limit));
     return [...redriven, ...opened];
   }
 
   /**
-   * Opens the next window of up to `limit` due groups with waiting rows. The group rows are locked by
-   * a statement of their own, so the next statement's snapshot sees every row committed before the
-   * lock (openGroups in notification-store.ts marks the group after writing the rows, in their
-   * transaction): a row is either taken now or its group is marked waiting again after this window.
-   * The lock waits (briefly: an aggregator holds a group from its mark to its commit) rather than
-   * skipping, since under a steady stream a group would nearly always be held; in key order, as the
-   * aggregator and the sweep take them, and re-checked once held, so a group another sender just
-   * opened is left alone.
+   * Opens the next window of up to `limit` due groups with waiting rows, in one short statement: a
+   * group send per group (its window number and lease), the group moved to its next window
+   * (group_interval later) and its waiting mark cleared. Its rows are fixed by fixMembers in a later
+   * transaction, so the group rows stay locked only for this statement: an aggregator marking a group
+   * (openGroups in notification-store.ts, the last statement of its transaction) waits at most this
+   * long. Every row committed before the mark was cleared is visible to fixMembers; a later one set
+   * the mark again: none is stranded. The lock waits rather than skipping (a steady stream would keep
+   * a group nearly always held), in key order as the aggregator and the sweep take groups, and is
+   * re-checked once held, so a group another sender just opened is left alone.
    */
-  async openDue(limit: number): Promise<ClaimedGroupSend[]> {
-    return this.sql.begin(async (tx) => {
-      const groups = await tx.unsafe<
-        {
-          group_key: string;
-          client_id: string;
-          labels: Record<string, string>;
-          group_alerts_max: number;
-          next_window: number;
-        }[]
-      >(
-        `SELECT group_key, client_id, labels, group_alerts_max, next_window FROM notification_groups
+  async openWindows(limit: number): Promise<OpenedWindow[]> {
+    const rows = await this.sql.unsafe<OpenedWindowRow[]>(
+      `WITH due AS (
+         SELECT group_key FROM notification_groups
          WHERE group_key IN (SELECT group_key FROM notification_groups
                              WHERE has_pending AND next_due_at <= now() ORDER BY next_due_at LIMIT $1)
            AND has_pending AND next_due_at <= now()
-         ORDER BY group_key FOR UPDATE`,
-        [limit] as never[],
-        prepared,
-      );
-      if (groups.length === 0) return [];
-      const rows = await tx.unsafe<(MemberRow & { group_key: string })[]>(
-        `WITH picked AS (
-           SELECT g.key, w.id, w.rn FROM unnest($1::text[]) AS g(key) CROSS JOIN LATERAL (
-             SELECT id, row_number() OVER (ORDER BY id) AS rn FROM notifications
-             WHERE group_key = g.key AND group_send_id IS NULL AND status = 'RECEIVED'
-             ORDER BY id LIMIT $3::int + 1) w
-         ), counts AS (
-           SELECT key, count(*) FILTER (WHERE rn <= $3) AS taking, bool_or(rn > $3) AS more FROM picked GROUP BY key
-         ), sends AS (
-           INSERT INTO group_sends (client_id, group_key, window_no, alerts, lease_until, next_attempt_at)
-           SELECT g.client_id, g.group_key, g.next_window, c.taking, now() + ${leaseInterval}, now() + ${leaseInterval}
-           FROM counts c JOIN notification_groups g ON g.group_key = c.key
-           RETURNING id, group_key
-         ), members AS (
-           UPDATE notifications n
-           SET group_send_id = s.id, status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
-               lease_until = now() + ${leaseInterval}, next_attempt_at = NULL
-           FROM picked p JOIN sends s ON s.group_key = p.key
-           WHERE n.id = p.id AND p.rn <= $3
-           RETURNING s.id AS send_id, n.group_key, ${memberColumns}
-         ), scheduled AS (
-           UPDATE notification_groups g
-           SET next_window = g.next_window + CASE WHEN c.key IS NULL THEN 0 ELSE 1 END,
-               next_due_at = CASE WHEN c.key IS NULL THEN g.next_due_at
-                                  ELSE now() + make_interval(secs => g.group_interval_ms / 1000.0) END,
-               has_pending = coalesce(c.more, false)
-           FROM unnest($1::text[]) AS l(key) LEFT JOIN counts c ON c.key = l.key
-           WHERE g.group_key = l.key
-         )
-         SELECT * FROM members`,
-        [groups.map((g) => g.group_key), this.leaseMs, this.rowsPerSendMax] as never[],
-      );
-      const sends = new Map<string, ClaimedGroupSend>();
-      const groupByKey = new Map(groups.map((g) => [g.group_key, g]));
-      for (const row of rows) {
-        const sendId = String(row.send_id);
-        let send = sends.get(sendId);
-        if (send === undefined) {
-          const group = groupByKey.get(row.group_key) as (typeof groups)[number];
-          send = {
-            id: sendId,
-            clientId: group.client_id,
-            groupKey: group.group_key,
-            windowNo: group.next_window,
-            labels: group.labels,
-            alertsMax: group.group_alerts_max,
-            attempts: 1,
-            members: [],
-          };
-          sends.set(sendId, send);
-        }
-        send.members.push(toMember(row, send.clientId));
-      }
-      for (const send of sends.values()) send.members.sort(byId);
-      return [...sends.values()];
-    });
+         ORDER BY group_key FOR UPDATE
+       ), opened AS (
+         UPDATE notification_groups g
+         SET has_pending = false, next_window = g.next_window + 1,
+             next_due_at = now() + make_interval(secs => g.group_interval_ms / 1000.0)
+         FROM due WHERE g.group_key = due.group_key
+         RETURNING g.group_key, g.client_id, g.labels, g.group_alerts_max, g.next_window - 1 AS window_no
+       ), sends AS (
+         INSERT INTO group_sends (client_id, group_key, window_no, alerts, lease_until, next_attempt_at)
+         SELECT client_id, group_key, window_no, 0, now() + ${leaseInterval}, now() + ${leaseInterval} FROM opened
+         RETURNING id, group_key
+       )
+       SELECT s.id AS send_id, o.group_key, o.client_id, o.labels, o.group_alerts_max, o.window_no, 1 AS attempts
+       FROM sends s JOIN opened o ON o.group_key = s.group_key`,
+      [limit, this.leaseMs] as never[],
+      prepared,
+    );
+    return rows.map(toOpenedWindow);
+  }
+
+  /**
+   * Fixes the rows of opened windows whose rows are not fixed yet: each takes its group's waiting
+   * rows (at most rowsPerSendMax; a group with more is marked waiting again for its next window),
+   * under the send's lease, and is marked fixed; a window that found none is deleted. From here on a
+   * window's rows never change: a retry or a repeat after a crash sends them again under its key.
+   * Windows fixed meanwhile (by the sender that re-drove them) are left alone.
+   */
+  async fixMembers(windows: readonly OpenedWindow[]): Promise<ClaimedGroupSend[]> {
+    if (windows.length === 0) return [];
+    const rows = await this.sql.unsafe<(MemberRow & { send_id: string })[]>(
+      `WITH sends AS (
+         SELECT id, group_key FROM group_sends
+         WHERE id = ANY($1::bigint[]) AND members_fixed_at IS NULL
+         ORDER BY id FOR UPDATE
+       ), picked AS (
+         SELECT s.id AS send_id, s.group_key, w.id, w.rn FROM sends s CROSS JOIN LATERAL (
+           SELECT id, row_number() OVER (ORDER BY id) AS rn FROM notifications
+           WHERE group_key = s.group_key AND group_send_id IS NULL AND status = 'RECEIVED'
+           ORDER BY id LIMIT $3::int + 1) w
+       ), members AS (
+         UPDATE notifications n
+         SET group_send_id = p.send_id, status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
+             lease_until = now() + ${leaseInterval}, next_attempt_at = NULL
+         FROM picked p
+         WHERE n.id = p.id AND p.rn <= $3 AND n.group_send_id IS NULL AND n.status = 'RECEIVED'
+         RETURNING p.send_id, ${memberColumns}
+       ), fixed AS (
+         UPDATE group_sends s SET members_fixed_at = now(), updated_at = now(),
+                alerts = (SELECT count(*) FROM members m WHERE m.send_id = s.id)
+         WHERE s.id IN (SELECT send_id FROM members)
+       ), emptied AS (
+         DELETE FROM group_sends WHERE id IN (SELECT id FROM sends) AND id NOT IN (SELECT send_id FROM members)
+       ), more AS (
+         UPDATE notification_groups g SET has_pending = true
+         FROM (SELECT group_key FROM notification_groups
+               WHERE group_key IN (SELECT group_key FROM picked WHERE rn > $3)
+               ORDER BY group_key FOR UPDATE) l
+         WHERE g.group_key = l.group_key
+       )
+       SELECT * FROM members`,
+      [`{${windows.map((w) => w.id).join(",")}}`, this.leaseMs, this.rowsPerSendMax] as never[],
+      prepared,
+    );
+    const sends = new Map(windows.map((w) => [w.id, { ...w, members: [] as Notification[] }]));
+    for (const row of rows) {
+      const send = sends.get(String(row.send_id));
+      if (send !== undefined) send.members.push(toMember(row, send.clientId));
+    }
+    const fixed = [...sends.values()].filter((send) => send.members.length > 0);
+    for (const send of fixed) send.members.sort(byId);
+    return fixed;
   }
 
   /**
    * Claims up to `limit` sends whose retry came due or whose lease expired (a crashed sender), with
-   * their rows, skipping sends another sender holds.
+   * their rows, skipping sends another sender holds. A window opened but never fixed (its sender
+   * died in between) gets its rows now.
    */
   async redriveDue(limit: number): Promise<ClaimedGroupSend[]> {
-    const rows = await this.sql.unsafe<
-      (MemberRow & {
-        client_id: string;
-        group_key: string;
-        window_no: number;
-        send_attempts: number;
-        labels: Record<string, string>;
-        group_alerts_max: number;
-      })[]
-    >(
+    const claimed = await this.sql.unsafe<(OpenedWindowRow & { fixed: boolean })[]>(
       `WITH due AS (
          SELECT id FROM group_sends WHERE status IN ('SENDING', 'RETRY') AND next_attempt_at <= now()
          ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
@@ -226,43 +244,37 @@ export class GroupStore {
          SET status = 'SENDING', attempts = s.attempts + 1, updated_at = now(),
              lease_until = now() + ${leaseInterval}, next_attempt_at = now() + ${leaseInterval}
          FROM due WHERE s.id = due.id
-         RETURNING s.id, s.client_id, s.group_key, s.window_no, s.attempts
-       ), members AS (
-         UPDATE notifications n
-         SET status = 'SENDING', attempts = n.attempts + 1, updated_at = now(), lease_until = now() + ${leaseInterval}
-         FROM sends s
-         WHERE n.group_send_id = s.id AND CASE n.status WHEN 'SENDING' THEN true WHEN 'RETRY' THEN true ELSE false END
-         RETURNING n.group_send_id, ${memberColumns}
+         RETURNING s.id, s.client_id, s.group_key, s.window_no, s.attempts, s.members_fixed_at IS NOT NULL AS fixed
        )
-       SELECT s.id AS send_id, s.client_id, s.group_key, s.window_no, s.attempts AS send_attempts,
-              g.labels, g.group_alerts_max, m.id, m.alert_id, m.severity, m.source, m.name, m.context,
-              m.rule_ids, m.event_time, m.kind
-       FROM sends s JOIN notification_groups g ON g.group_key = s.group_key
-       LEFT JOIN members m ON m.group_send_id = s.id`,
+       SELECT s.id AS send_id, s.group_key, s.client_id, g.labels, g.group_alerts_max, s.window_no, s.attempts, s.fixed
+       FROM sends s JOIN notification_groups g ON g.group_key = s.group_key`,
       [limit, this.leaseMs] as never[],
       prepared,
     );
-    const sends = new Map<string, ClaimedGroupSend>();
-    for (const row of rows) {
-      const sendId = String(row.send_id);
-      let send = sends.get(sendId);
-      if (send === undefined) {
-        send = {
-          id: sendId,
-          clientId: row.client_id,
-          groupKey: row.group_key,
-          windowNo: row.window_no,
-          labels: row.labels,
-          alertsMax: row.group_alerts_max,
-          attempts: row.send_attempts,
-          members: [],
-        };
-        sends.set(sendId, send);
+    if (claimed.length === 0) return [];
+    const unfixed = claimed.filter((row) => !row.fixed).map(toOpenedWindow);
+    const fixed = new Map(
+      claimed
+        .filter((row) => row.fixed)
+        .map((row) => [String(row.send_id), { ...toOpenedWindow(row), members: [] as Notification[] }]),
+    );
+    if (fixed.size > 0) {
+      const members = await this.sql.unsafe<(MemberRow & { send_id: string })[]>(
+        `UPDATE notifications n
+         SET status = 'SENDING', attempts = n.attempts + 1, updated_at = now(), lease_until = now() + ${leaseInterval}
+         WHERE n.group_send_id = ANY($1::bigint[])
+           AND CASE n.status WHEN 'SENDING' THEN true WHEN 'RETRY' THEN true ELSE false END
+         RETURNING n.group_send_id AS send_id, ${memberColumns}`,
+        [`{${[...fixed.keys()].join(",")}}`, this.leaseMs] as never[],
+        prepared,
+      );
+      for (const row of members) {
+        const send = fixed.get(String(row.send_id));
+        if (send !== undefined) send.members.push(toMember(row, send.clientId));
       }
-      if (row.id !== null) send.members.push(toMember(row, send.clientId));
+      for (const send of fixed.values()) send.members.sort(byId);
     }
-    for (const send of sends.values()) send.members.sort(byId);
-    return [...sends.values()];
+    return [...fixed.values(), ...(await this.fixMembers(unfixed))];
   }
 
   /**

@@ -1,0 +1,97 @@
+/**
+ * GroupStore against the real database, step by step, where the stage tests cannot stop: a window
+ * opened by a sender that died before fixing its rows gets them when re-driven (same window number),
+ * the rows cap leaves the rest for the next window, a fixed window's rows never change, a window that
+ * found no rows is deleted, and a claimed row is never taken by a second window.
+ */
+import { expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
+import { GroupStore, type OpenedWindow } from "../../src/adapters/group-store.ts";
+import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
+import { groupKey } from "../../src/core/grouping.ts";
+import { tenant } from "./support.ts";
+
+const { sql } = useTestSchema("group_store");
+const leaseMs = 1000;
+const settings = { groupBy: ["source"], groupWaitMs: 0, groupIntervalMs: 60_000, groupAlertsMax: 100 };
+
+async function grouped(prefix: string) {
+  const t = await tenant(sql, prefix);
+  const ruleId = await t.rule();
+  const labels = { source: `${prefix}-src` };
+  const key = groupKey(t.clientId, settings, labels);
+  const row = (alertId: string): NotificationInput => ({
+    clientId: t.clientId,
+    scope: "",
+    alertId,
+    severity: "HIGH",
+    source: labels.source,
+    name: "cpu-high",
+    context: {},
+    ruleIds: [ruleId],
+    eventTimeMs: Date.now(),
+    group: { key, labels, settings },
+  });
+  const ids = async () =>
+    (
+      await sql<{ id: string; send: string | null }[]>`
+        SELECT id::text, group_send_id::text AS send FROM notifications WHERE client_id = ${t.clientId} ORDER BY id`
+    ).map((r) => r);
+  return { t, key, row, ids };
+}
+
+test("a window opened but never fixed gets its rows when re-driven, capped, under its window number", async () => {
+  const store = new GroupStore(sql, leaseMs, 2);
+  const g = await grouped("gs-crash");
+  // group_wait 0: due at once. None is announced: a group's schedule drives its rows.
+  expect(await insertNotifications(sql, [g.row("a"), g.row("b"), g.row("c")])).toEqual([]);
+
+  const windows = (await store.openWindows(100)).filter((w) => w.groupKey === g.key);
+  expect(windows).toHaveLength(1);
+  const opened = windows[0] as OpenedWindow;
+  expect(opened).toMatchObject({ windowNo: 0, attempts: 1 });
+  // The sender dies here. A row arrives meanwhile; the group is not due again for a minute.
+  await insertNotifications(sql, [g.row("d")]);
+  expect((await store.openWindows(100)).filter((w) => w.groupKey === g.key)).toEqual([]);
+  expect(await store.redriveDue(100)).toEqual([]); // its lease has not expired
+
+  await Bun.sleep(leaseMs + 100);
+  const [redriven] = (await store.redriveDue(100)).filter((s) => s.groupKey === g.key);
+  const rows = await g.ids();
+  // The cap: the two oldest waiting rows, the rest for the next window.
+  expect(redriven).toMatchObject({ id: opened.id, windowNo: 0, attempts: 2 });
+  expect(redriven?.members.map((m) => m.id)).toEqual(rows.slice(0, 2).map((r) => r.id));
+  expect(rows.map((r) => r.send)).toEqual([opened.id, opened.id, null, null]);
+  const [group] = await sql<{ has_pending: boolean; next_window: number }[]>`
+    SELECT has_pending, next_window FROM notification_groups WHERE group_key = ${g.key}`;
+  expect(group).toEqual({ has_pending: true, next_window: 1 });
+
+  // Fixed once: fixing again (a slow first sender) takes nothing and changes nothing.
+  expect(await store.fixMembers([opened])).toEqual([]);
+  expect((await g.ids()).map((r) => r.send)).toEqual([opened.id, opened.id, null, null]);
+  const [send] = await sql<{ alerts: number; fixed: boolean }[]>`
+    SELECT alerts, members_fixed_at IS NOT NULL AS fixed FROM group_sends WHERE id = ${opened.id}`;
+  expect(send).toEqual({ alerts: 2, fixed: true });
+});
+
+test("a window that finds no waiting rows is deleted; its number is not reused", async () => {
+  const store = new GroupStore(sql, 30_000, 100);
+  const g = await grouped("gs-empty");
+  await insertNotifications(sql, [g.row("a")]);
+  const first = (await store.claimDue(100)).filter((s) => s.groupKey === g.key);
+  expect(first.map((s) => [s.windowNo, s.members.length])).toEqual([[0, 1]]);
+
+  // Marked waiting with nothing waiting (a redelivered record re-marks its group).
+  await sql`UPDATE notification_groups SET has_pending = true, next_due_at = now() WHERE group_key = ${g.key}`;
+  const windows = (await store.openWindows(100)).filter((w) => w.groupKey === g.key);
+  expect(windows.map((w) => w.windowNo)).toEqual([1]);
+  expect(await store.fixMembers(windows)).toEqual([]);
+  const sends = await sql<{ window_no: number }[]>`
+    SELECT window_no FROM group_sends WHERE group_key = ${g.key} ORDER BY window_no`;
+  expect(sends.map((s) => s.window_no)).toEqual([0]);
+
+  await insertNotifications(sql, [g.row("b")]);
+  await sql`UPDATE notification_groups SET next_due_at = now() WHERE group_key = ${g.key}`;
+  const next = (await store.claimDue(100)).filter((s) => s.groupKey === g.key);
+  expect(next.map((s) => [s.windowNo, s.members.length])).toEqual([[2, 1]]);
+});
