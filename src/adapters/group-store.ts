@@ -123,6 +123,49 @@ const byId = (a: Notification, b: Notification) => Number(a.id) - Number(b.id);
 /** See deliveryStoreSettings: every statement here reaches rows through an index. */
 const leaseInterval = "make_interval(secs => $2::float8 / 1000)";
 
+/**
+ * fixMembers' statement: $1 the windows' send ids (an array literal), $2 the lease in ms, $3 the rows
+ * one window takes at most. Exported for the plan test (test/sender/group-store.test.ts).
+ */
+export const fixMembersStatement = `WITH sends AS (
+         SELECT id, group_key FROM group_sends
+         WHERE id = ANY($1::bigint[]) AND members_fixed_at IS NULL
+         ORDER BY id FOR UPDATE
+       ), picked AS (
+         -- Per window the last row it takes (the cap) and whether more wait.
+         SELECT s.id AS send_id, s.group_key, w.last_id, w.waiting > $3 AS more
+         FROM sends s CROSS JOIN LATERAL (
+           SELECT max(id) FILTER (WHERE rn <= $3) AS last_id, count(*) AS waiting FROM (
+             SELECT id, row_number() OVER (ORDER BY id) AS rn FROM notifications
+             WHERE group_key = s.group_key AND group_send_id IS NULL AND status = 'RECEIVED'
+             ORDER BY id LIMIT $3::int + 1) x) w
+       ), members AS (
+         -- Joined per window (a few hundred), never per row: with stale statistics the planner had
+         -- joined each picked row to a scan of notifications_due (28 s for 10,000 rows). The same
+         -- snapshot as above; a row another window took meanwhile is left alone.
+         UPDATE notifications n
+         SET group_send_id = p.send_id, status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
+             lease_until = now() + ${leaseInterval}, next_attempt_at = NULL
+         FROM picked p
+         WHERE n.group_key = p.group_key AND n.id <= p.last_id AND n.group_send_id IS NULL AND n.status = 'RECEIVED'
+         RETURNING p.send_id, ${memberColumns}
+       ), counts AS (
+         SELECT send_id, count(*) AS alerts FROM members GROUP BY send_id
+       ), fixed AS (
+         UPDATE group_sends s SET members_fixed_at = now(), updated_at = now(), alerts = c.alerts
+         FROM counts c WHERE s.id = c.send_id
+       ), emptied AS (
+         DELETE FROM group_sends g USING sends s
+         WHERE g.id = s.id AND NOT EXISTS (SELECT 1 FROM counts c WHERE c.send_id = s.id)
+       ), more AS (
+         UPDATE notification_groups g SET has_pending = true
+         FROM (SELECT group_key FROM notification_groups
+               WHERE group_key IN (SELECT group_key FROM picked WHERE more)
+               ORDER BY group_key FOR UPDATE) l
+         WHERE g.group_key = l.group_key
+       )
+       SELECT * FROM members`;
+
 export class GroupStore {
   constructor(
     private readonly sql: Sql,
@@ -186,36 +229,7 @@ export class GroupStore {
   async fixMembers(windows: readonly OpenedWindow[]): Promise<ClaimedGroupSend[]> {
     if (windows.length === 0) return [];
     const rows = await this.sql.unsafe<(MemberRow & { send_id: string })[]>(
-      `WITH sends AS (
-         SELECT id, group_key FROM group_sends
-         WHERE id = ANY($1::bigint[]) AND members_fixed_at IS NULL
-         ORDER BY id FOR UPDATE
-       ), picked AS (
-         SELECT s.id AS send_id, s.group_key, w.id, w.rn FROM sends s CROSS JOIN LATERAL (
-           SELECT id, row_number() OVER (ORDER BY id) AS rn FROM notifications
-           WHERE group_key = s.group_key AND group_send_id IS NULL AND status = 'RECEIVED'
-           ORDER BY id LIMIT $3::int + 1) w
-       ), members AS (
-         UPDATE notifications n
-         SET group_send_id = p.send_id, status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
-             lease_until = now() + ${leaseInterval}, next_attempt_at = NULL
-         FROM picked p
-         WHERE n.id = p.id AND p.rn <= $3 AND n.group_send_id IS NULL AND n.status = 'RECEIVED'
-         RETURNING p.send_id, ${memberColumns}
-       ), fixed AS (
-         UPDATE group_sends s SET members_fixed_at = now(), updated_at = now(),
-                alerts = (SELECT count(*) FROM members m WHERE m.send_id = s.id)
-         WHERE s.id IN (SELECT send_id FROM members)
-       ), emptied AS (
-         DELETE FROM group_sends WHERE id IN (SELECT id FROM sends) AND id NOT IN (SELECT send_id FROM members)
-       ), more AS (
-         UPDATE notification_groups g SET has_pending = true
-         FROM (SELECT group_key FROM notification_groups
-               WHERE group_key IN (SELECT group_key FROM picked WHERE rn > $3)
-               ORDER BY group_key FOR UPDATE) l
-         WHERE g.group_key = l.group_key
-       )
-       SELECT * FROM members`,
+      fixMembersStatement,
       [`{${windows.map((w) => w.id).join(",")}}`, this.leaseMs, this.rowsPerSendMax] as never[],
       prepared,
     );
@@ -371,7 +385,8 @@ export class GroupStore {
        UPDATE notifications n
        SET status = s.status, updated_at = now(), lease_until = NULL, last_error = s.last_error
        FROM sends s
-       WHERE n.group_send_id = s.id AND CASE n.status WHEN 'SENDING' THEN true ELSE false END`,
+       WHERE n.group_send_id = ANY($10::bigint[]) AND n.group_send_id = s.id
+         AND CASE n.status WHEN 'SENDING' THEN true ELSE false END`,
       [
         attempts.map((a) => a.groupSendId),
         attempts.map((a) => a.endpointId),

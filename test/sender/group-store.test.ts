@@ -6,12 +6,16 @@
  */
 import { expect, test } from "bun:test";
 import { useTestSchema } from "../../harness/postgres.ts";
-import { GroupStore, type OpenedWindow } from "../../src/adapters/group-store.ts";
+import { deliveryStoreSettings } from "../../src/adapters/delivery-store.ts";
+import { fixMembersStatement, GroupStore, type OpenedWindow } from "../../src/adapters/group-store.ts";
 import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
 import { groupKey } from "../../src/core/grouping.ts";
 import { tenant } from "./support.ts";
 
-const { sql } = useTestSchema("group_store");
+const db = useTestSchema("group_store");
+const { sql } = db;
+/** A pool with the sender's settings (sequential scans off), as the stage runs its statements. */
+const useTestSchemaPool = () => db.connect({ settings: deliveryStoreSettings });
 const leaseMs = 1000;
 const settings = { groupBy: ["source"], groupWaitMs: 0, groupIntervalMs: 60_000, groupAlertsMax: 100 };
 
@@ -94,4 +98,49 @@ test("a window that finds no waiting rows is deleted; its number is not reused",
   await sql`UPDATE notification_groups SET next_due_at = now() WHERE group_key = ${g.key}`;
   const next = (await store.claimDue(100)).filter((s) => s.groupKey === g.key);
   expect(next.map((s) => [s.windowNo, s.members.length])).toEqual([[2, 1]]);
+});
+
+interface PlanNode {
+  "Rows Removed by Join Filter"?: number;
+  Plans?: PlanNode[];
+}
+
+const joinFiltered = (node: PlanNode): number =>
+  (node["Rows Removed by Join Filter"] ?? 0) +
+  (node.Plans ?? []).reduce((sum, p) => sum + joinFiltered(p), 0);
+
+test("fixing windows stays linear in their rows whatever the statistics say", async () => {
+  // The sender's pool settings, and statistics from when the table was small (autovacuum behind).
+  const senderSql = useTestSchemaPool();
+  const old = await tenant(sql, "gs-plan-old");
+  const sentRows = (from: number, count: number) => sql`
+    INSERT INTO notifications (client_id, alert_id, severity, source, name, rule_ids, event_time, status)
+    SELECT ${old.clientId}, 'old-' || g, 'HIGH', 's', 'n', '{}'::uuid[], now(), 'SENT'
+    FROM generate_series(${from}::int, ${from + count - 1}::int) g`;
+  await sentRows(0, 2000);
+  await sql`ANALYZE notifications`;
+  await sentRows(2000, 50_000);
+  const windowsCount = 10;
+  const perWindow = 300;
+  const gs = await Promise.all(Array.from({ length: windowsCount }, (_, i) => grouped(`gs-plan-${i}`)));
+  for (const g of gs)
+    await insertNotifications(
+      sql,
+      Array.from({ length: perWindow }, (_, k) => g.row(`p-${k}`)),
+    );
+  const store = new GroupStore(senderSql, 30_000, 10_000);
+  const windows = (await store.openWindows(1000)).filter((w) => gs.some((g) => g.key === w.groupKey));
+  expect(windows).toHaveLength(windowsCount);
+  const [explained] = await senderSql.unsafe<{ "QUERY PLAN": { Plan: PlanNode }[] }[]>(
+    `EXPLAIN (ANALYZE, FORMAT JSON) ${fixMembersStatement}`,
+    [`{${windows.map((w) => w.id).join(",")}}`, 30_000, 10_000] as never[],
+  );
+  const plan = explained?.["QUERY PLAN"][0]?.Plan as PlanNode;
+  const rows = windowsCount * perWindow;
+  // Per window at most (rows x windows); joining per row (rows x rows, 9,000,000 here) was the trap.
+  expect(joinFiltered(plan)).toBeLessThanOrEqual(rows * windowsCount);
+  const fixed = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM notifications n JOIN group_sends s ON s.id = n.group_send_id
+    WHERE s.id = ANY(${windows.map((w) => w.id)}::bigint[])`;
+  expect(fixed[0]?.n).toBe(rows);
 });
