@@ -174,6 +174,17 @@ export class GroupStore {
     private readonly rowsPerSendMax: number,
   ) {}
 
+  /** Milliseconds until the earliest window of a group with waiting rows is due (<= 0: due); null: none. */
+  async nextDueInMs(): Promise<number | null> {
+    const [row] = await this.sql.unsafe<{ ms: number | null }[]>(
+      `SELECT (extract(epoch FROM min(next_due_at) - now()) * 1000)::float8 AS ms
+       FROM notification_groups WHERE has_pending`,
+      [],
+      prepared,
+    );
+    return row?.ms ?? null;
+  }
+
   /** Re-driven sends first (they are older), then new windows of due groups; at most `limit` of each. */
   async claimDue(limit: number): Promise<ClaimedGroupSend[]> {
     const redriven = await this.redriveDue(limit);

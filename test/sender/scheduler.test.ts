@@ -81,3 +81,31 @@ test("a full batch is followed at once by the next pass, a partial one waits for
   expect(third - second).toBeLessThan(100);
   expect(fourth - third).toBeGreaterThanOrEqual(250);
 });
+
+test("a group window due sooner than the interval brings the next pass forward", async () => {
+  const passedAt: number[] = [];
+  const store = {
+    claimDue: async () => {
+      passedAt.push(performance.now());
+      return [];
+    },
+  };
+  // Due in 100 ms after the first pass, then nothing waiting.
+  const dueIn = [100, null];
+  const groups = {
+    store: { claimDue: async () => [], nextDueInMs: async () => dueIn[passedAt.length - 1] ?? null },
+    sendsPerPassMax: 10,
+  };
+  const scheduler = startScheduler(store, dispatcher, quiet, {
+    intervalMs: 600,
+    batchSizeMax: 5,
+    passTimeoutMs: 1000,
+    groups,
+  });
+  while (passedAt.length < 3) await Bun.sleep(10);
+  await scheduler.stop();
+  const [first, second, third] = passedAt as [number, number, number];
+  expect(second - first).toBeGreaterThanOrEqual(90);
+  expect(second - first).toBeLessThan(400);
+  expect(third - second).toBeGreaterThanOrEqual(550);
+});

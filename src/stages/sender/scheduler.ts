@@ -20,6 +20,8 @@ export interface Scheduler {
   stop(timeoutMs?: number): Promise<void>;
 }
 
+const groupWakeMinMs = 20;
+
 export function startScheduler(
   store: Pick<DeliveryStore, "claimDue">,
   dispatcher: Pick<Dispatcher, "dispatch" | "dispatchGroups">,
@@ -29,7 +31,7 @@ export function startScheduler(
     batchSizeMax: number;
     passTimeoutMs: number;
     /** Without it no group is driven (a sender that only delivers ungrouped rows, in tests). */
-    groups?: { store: Pick<GroupStore, "claimDue">; sendsPerPassMax: number };
+    groups?: { store: Pick<GroupStore, "claimDue" | "nextDueInMs">; sendsPerPassMax: number };
   },
 ): Scheduler {
   let running = true;
@@ -37,6 +39,19 @@ export function startScheduler(
   const { failed, fail } = failureLatch();
 
   const groups = options.groups;
+
+  /**
+   * Until the next pass: at once after a full batch (more may be due), else the interval, or sooner
+   * when a group's next window is due sooner (a group_interval shorter than the interval would
+   * otherwise slip by up to a whole interval). At least groupWakeMinMs: a window that failed to open
+   * is not retried in a tight loop.
+   */
+  const untilNextPassMs = async (full: boolean): Promise<number> => {
+    if (full) return 0;
+    const dueInMs = groups === undefined ? null : await groups.store.nextDueInMs();
+    if (dueInMs === null) return options.intervalMs;
+    return Math.min(options.intervalMs, Math.max(groupWakeMinMs, dueInMs));
+  };
 
   /** Claims and dispatches one batch of due rows and group sends; true when either batch was full. */
   const pass = async (): Promise<boolean> => {
@@ -56,10 +71,10 @@ export function startScheduler(
 
   const loop = (async () => {
     while (running) {
+      let waitMs = options.intervalMs;
       try {
-        const full = await settleWithin(pass(), options.passTimeoutMs, "a scheduler pass");
-        // A full batch means more may be due: go again at once.
-        if (full) continue;
+        waitMs = await settleWithin(pass().then(untilNextPassMs), options.passTimeoutMs, "a scheduler pass");
+        if (waitMs === 0) continue;
       } catch (error) {
         if (error instanceof DeadlineError) {
           fail(error);
@@ -69,7 +84,7 @@ export function startScheduler(
       }
       await new Promise<void>((resolve) => {
         wake = resolve;
-        setTimeout(resolve, options.intervalMs);
+        setTimeout(resolve, waitMs);
       });
     }
   })();
