@@ -6,6 +6,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { notificationReadyRecord } from "../../adapters/notification-ready.ts";
 import { insertNotifications, type NotificationInput } from "../../adapters/notification-store.ts";
 import type { Sql } from "../../adapters/postgres.ts";
+import { defaultPolicy, type LifecyclePolicy } from "../../core/lifecycle.ts";
 import { isScope } from "../../core/matching/scope.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
 import { textProblem } from "../../core/text.ts";
@@ -16,6 +17,8 @@ import { InvalidRecordError } from "../../runtime/dead-letter.ts";
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const supportedSchemaVersions = new Set([0, 1]);
+/** 30 days, the rules' own bound (migration 000013). */
+const repeatIntervalMsMax = 2_592_000_000;
 
 export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   let message: AlertMatched;
@@ -39,6 +42,8 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
   if (message.ruleIds.length === 0) throw new InvalidRecordError("rule_ids", "empty");
   if (message.silencedBy !== "" && !uuidPattern.test(message.silencedBy))
     throw new InvalidRecordError("silenced_by", "not a UUID");
+  if (message.mutedByRule !== "" && !uuidPattern.test(message.mutedByRule))
+    throw new InvalidRecordError("muted_by_rule", "not a UUID");
   for (const ruleId of message.ruleIds) {
     if (!uuidPattern.test(ruleId))
       throw new InvalidRecordError("rule_ids", `not a UUID: ${JSON.stringify(ruleId)}`);
@@ -54,6 +59,7 @@ export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
     ruleIds: message.ruleIds,
     eventTimeMs: Number(message.eventTimeUnixMs),
     silencedBy: message.silencedBy,
+    mutedByRule: message.mutedByRule,
     ...lifecycleOf(message),
   };
 }
@@ -64,12 +70,24 @@ function lifecycleOf(message: AlertMatched): Pick<NotificationInput, "lifecycle"
     case AlertStatus.UNSPECIFIED:
       return {};
     case AlertStatus.FIRING:
-      return { lifecycle: { status: "firing", endsAtMs } };
+      return { lifecycle: { status: "firing", endsAtMs, policy: policyOf(message) } };
     case AlertStatus.RESOLVED:
-      return { lifecycle: { status: "resolved", endsAtMs } };
+      return { lifecycle: { status: "resolved", endsAtMs, policy: policyOf(message) } };
     default:
       throw new InvalidRecordError("status", `unknown value ${message.status}`);
   }
+}
+
+/** AlertMatched.policy as the lifecycle follows it; absent: the defaults. */
+function policyOf(message: AlertMatched): LifecyclePolicy {
+  const policy = message.policy;
+  if (policy === undefined) return defaultPolicy;
+  if (policy.repeatIntervalMs < 0n || policy.repeatIntervalMs > BigInt(repeatIntervalMsMax))
+    throw new InvalidRecordError("policy.repeat_interval_ms", `not within 0..${repeatIntervalMsMax}`);
+  return {
+    sendResolved: !policy.skipResolved,
+    repeatIntervalMs: policy.repeatIntervalMs === 0n ? null : Number(policy.repeatIntervalMs),
+  };
 }
 
 /** Text the insert would fail on for good (NUL: SQLSTATE 22021 in text, 22P05 in jsonb), named by field. */
