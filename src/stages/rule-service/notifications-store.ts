@@ -21,6 +21,10 @@ export interface Notification {
   next_attempt_at: Date | null;
   last_error: string | null;
   silenced_by: string | null;
+  muted_by_rule: string | null;
+  /** Alertmanager alerts: the firing period, and firing, resolved or repeat:<n>; v1 alerts: 0, firing. */
+  episode: number;
+  kind: string;
   created_at: Date;
   updated_at: Date;
 }
@@ -54,6 +58,9 @@ const columns = [
   "next_attempt_at",
   "last_error",
   "silenced_by",
+  "muted_by_rule",
+  "episode",
+  "kind",
   "created_at",
   "updated_at",
 ];
