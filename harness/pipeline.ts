@@ -88,6 +88,8 @@ export interface Pipeline {
   ingestUrl(): string;
   alert(alertId: string, name: string, severity?: Severity): Uint8Array;
   rulesVersionApplied(): Promise<number>;
+  /** kill -9 of a stage's current process, then a new one with the same environment in its place. */
+  killAndRestart(name: StageName): Promise<StageProcess>;
   /** Stops every stage with SIGTERM and returns their exit codes; deletes the run's Redis keys. */
   stop(): Promise<(number | null)[]>;
 }
@@ -279,6 +281,16 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
           schemaVersion: 1,
         }),
       );
+    },
+    async killAndRestart(name) {
+      const index = stages.findIndex((stage) => stage.name === name);
+      const killed = stages[index];
+      if (!killed) throw new Error(`this pipeline runs no ${name}`);
+      killed.process.kill("SIGKILL");
+      await killed.process.exited;
+      const next = await start(name);
+      stages[index] = next;
+      return next;
     },
     async rulesVersionApplied() {
       const metrics = await (await fetch(`http://127.0.0.1:${current("evaluator").httpPort}/metrics`)).text();

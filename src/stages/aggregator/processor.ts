@@ -124,12 +124,30 @@ export function uniqueByClientScopeAlert(rows: readonly NotificationInput[]): No
   return [...seen.values(), ...lifecycle];
 }
 
+/**
+ * Batches are processed concurrently (PROCESS_CONCURRENCY_MAX), but the submissions of alerts with a
+ * lifecycle are applied one batch after the other, in the order consumed: a later batch's resolution
+ * stored before an earlier batch's firing submission would leave the alert resolved, as it should be,
+ * but its client would never hear of that episode (src/core/lifecycle.ts). A retried batch may still
+ * come after a later one; the lifecycle's decisions do not depend on the order, only what is told.
+ */
 export function createAggregatorProcessor(sql: Sql, outputTopic: string): Processor<NotificationInput> {
+  let lifecycleTurn: Promise<unknown> = Promise.resolve();
   return {
     decode: decodeAlertMatched,
     async process(batch) {
-      const pending = await insertNotifications(sql, uniqueByClientScopeAlert(batch.map((d) => d.value)));
-      return pending.map((row) => notificationReadyRecord(row, outputTopic));
+      const rows = uniqueByClientScopeAlert(batch.map((d) => d.value));
+      const withLifecycle = rows.filter((row) => row.lifecycle !== undefined);
+      const lifecycle = lifecycleTurn.then(() => insertNotifications(sql, withLifecycle));
+      lifecycleTurn = lifecycle.catch(() => undefined);
+      const [plain, states] = await Promise.all([
+        insertNotifications(
+          sql,
+          rows.filter((row) => row.lifecycle === undefined),
+        ),
+        lifecycle,
+      ]);
+      return [...plain, ...states].map((row) => notificationReadyRecord(row, outputTopic));
     },
   };
 }
