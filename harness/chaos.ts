@@ -120,6 +120,8 @@ export interface ChaosOptions {
   /** Progress lines; console.log by default. */
   log: (line: string) => void;
   signal?: AbortSignal;
+  /** The run's database: a test file's schema (`db.url`); POSTGRES_URL by default. */
+  postgresUrl?: string;
 }
 
 export const defaultChaosOptions: ChaosOptions = {
@@ -868,6 +870,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
 
   const { leaseMs, schedulerIntervalMs } = options;
   const pipeline = await startPipeline({
+    postgresUrl: options.postgresUrl,
     partitions: options.partitions,
     replicationFactor: options.cluster ? clusterReplicationFactor : undefined,
     stageEnv: { sender: { LEASE_MS: String(leaseMs), SCHEDULER_INTERVAL_MS: String(schedulerIntervalMs) } },

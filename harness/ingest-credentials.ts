@@ -39,8 +39,3 @@ export async function clientWithCredential(
   const clientId = (client as { id: string }).id;
   return { clientId, credential: await issueCredential(sql, { clientId }) };
 }
-
-/** Deletes test clients; their credentials go with them. */
-export async function deleteClients(sql: Sql, clientIds: readonly string[]): Promise<void> {
-  if (clientIds.length > 0) await sql`DELETE FROM clients WHERE id IN ${sql(clientIds)}`;
-}

@@ -44,6 +44,8 @@ export interface PipelineOptions {
   startTimeoutMs?: number;
   /** Also run HTTP ingest (`alert-producer serve`) writing to this pipeline's alerts.new. */
   ingest?: boolean;
+  /** The database of every stage and of `sql`: a test file's schema (`db.url`); POSTGRES_URL by default. */
+  postgresUrl?: string;
 }
 
 /** An ingest credential as the API issued it. */
@@ -119,9 +121,10 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const source = `svc-${crypto.randomUUID()}`;
   const keyPrefix = `${run}:rules:`;
   const sink = new HttpSink();
-  const sql = connectPostgres({ idleTimeoutSeconds: 1 });
+  const postgresUrl = options.postgresUrl ?? infraUrls.postgresUrl;
+  const sql = connectPostgres({ url: postgresUrl, idleTimeoutSeconds: 1 });
   const producer = new Producer({ brokers: infraUrls.kafkaBrokers, logger: quiet });
-  const shared = { RULES_KEY_PREFIX: keyPrefix };
+  const shared = { RULES_KEY_PREFIX: keyPrefix, POSTGRES_URL: postgresUrl };
   const environments: Record<StageName, Record<string, string>> = {
     "rule-service": {
       ...shared,
@@ -189,7 +192,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     if (options.ingest) {
       ingest = await startStage(
         "alert-producer",
-        { OUTPUT_TOPIC: topics.alertsNew },
+        { OUTPUT_TOPIC: topics.alertsNew, POSTGRES_URL: postgresUrl },
         [process.execPath, "src/stages/alert-producer/main.ts", "serve"],
         options.startTimeoutMs,
       );

@@ -1,4 +1,10 @@
-import { parseUuid, type Snapshot, SnapshotBuilder, UUID_BYTES } from "../core/snapshot.ts";
+import {
+  parseUuid,
+  type RulePolicyEntry,
+  type Snapshot,
+  SnapshotBuilder,
+  UUID_BYTES,
+} from "../core/snapshot.ts";
 import type { Sql, TransactionSql } from "./postgres.ts";
 import { RuleCopyParser, ruleCopyColumns } from "./rules-copy.ts";
 import { loadOpenSilences } from "./silence-store.ts";
@@ -24,7 +30,8 @@ export async function loadRulesSnapshot(sql: Sql): Promise<Snapshot> {
     const [row] = await tx<{ version: string }[]>`SELECT nextval('rules_snapshot_version') AS version`;
     const builder = await copyEnabledRules(tx);
     await addGrants(tx, builder);
-    return builder.build(BigInt(row?.version ?? 0), BigInt(Date.now()), await loadOpenSilences(tx));
+    const silences = await loadOpenSilences(tx);
+    return builder.build(BigInt(row?.version ?? 0), BigInt(Date.now()), silences, await loadRulePolicies(tx));
   })) as Snapshot;
 }
 
@@ -80,6 +87,41 @@ export async function addGrants(tx: TransactionSql, builder: SnapshotBuilder): P
     if (!parseUuid(grant.client_id, id, 0)) throw new Error(`scope_grants: client_id ${grant.client_id}`);
     builder.addGrant(grant.name, id, 0);
   }
+}
+
+/** The columns of a rule's delivery settings, as postgres.js returns them (src/core/policy.ts's meaning). */
+export interface RulePolicyColumns {
+  send_resolved: boolean;
+  repeat_interval_ms: number | null;
+  group_by: string[];
+  group_wait_ms: number | null;
+  group_interval_ms: number | null;
+  group_alerts_max: number | null;
+  mute_windows: string[];
+}
+
+/** The settings of every enabled rule that does not keep the defaults (few: a plain SELECT). */
+export async function loadRulePolicies(tx: TransactionSql): Promise<RulePolicyEntry[]> {
+  const rows = await tx<(RulePolicyColumns & { id: string })[]>`
+    SELECT id, send_resolved, repeat_interval_ms, group_by, group_wait_ms, group_interval_ms,
+      group_alerts_max, mute_windows
+    FROM rules
+    WHERE enabled AND (NOT send_resolved OR repeat_interval_ms IS NOT NULL OR cardinality(group_by) > 0
+      OR group_wait_ms IS NOT NULL OR group_interval_ms IS NOT NULL OR group_alerts_max IS NOT NULL
+      OR cardinality(mute_windows) > 0)
+    ORDER BY id`;
+  return rows.map((row) => ({
+    ruleId: row.id,
+    policy: {
+      sendResolved: row.send_resolved,
+      repeatIntervalMs: row.repeat_interval_ms,
+      groupBy: row.group_by,
+      groupWaitMs: row.group_wait_ms,
+      groupIntervalMs: row.group_interval_ms,
+      groupAlertsMax: row.group_alerts_max,
+      muteWindows: row.mute_windows,
+    },
+  }));
 }
 
 /**

@@ -3,6 +3,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { pick, prng, randomRules, randomUuid } from "../../harness/random-rules.ts";
 import { RulesSnapshotSchema } from "../gen/alerting/v1/rule_pb.ts";
 import type { Grant, Rule } from "./matching/types.ts";
+import { DEFAULT_RULE_POLICY, isDefaultRulePolicy } from "./policy.ts";
 import type { OpenSilence } from "./silence.ts";
 import {
   buildSnapshot,
@@ -10,10 +11,13 @@ import {
   encodeSnapshot,
   formatUuid,
   parseUuid,
+  policyMessage,
+  type RulePolicyEntry,
   type Snapshot,
   SnapshotBuilder,
   SnapshotError,
   sameGrants,
+  samePolicies,
   sameRules,
   sameSilences,
   silenceMessage,
@@ -33,7 +37,39 @@ function asMessage(snapshot: Snapshot) {
     ruleName: Array.from(snapshot.ruleName),
     grantClient: Array.from(snapshot.grantClient),
     silences: snapshot.silences.map(silenceMessage),
+    policies: snapshot.policies.map(policyMessage),
   });
+}
+
+/**
+ * Settings for some of the rules, in rule id order, of every kind: zero and large intervals, empty and
+ * full lists; plus one for a rule the snapshot does not hold (left out by the build).
+ */
+function randomPolicies(
+  random: () => number,
+  rules: readonly Rule[],
+): { all: RulePolicyEntry[]; kept: RulePolicyEntry[] } {
+  const kept = rules
+    .filter(() => random() < 0.3)
+    .map((rule) => {
+      const policy = {
+        sendResolved: random() < 0.5,
+        repeatIntervalMs: random() < 0.5 ? null : 2_073_600_000,
+        groupBy: random() < 0.5 ? [] : ["source", "Zürich ☃"],
+        groupWaitMs: random() < 0.5 ? null : 0,
+        groupIntervalMs: random() < 0.5 ? null : 1_000,
+        groupAlertsMax: random() < 0.5 ? null : 1,
+        muteWindows: random() < 0.5 ? [] : ["monday:friday 22:00-06:00 Europe/Berlin", "* 00:00-24:00"],
+      };
+      // Only rules with settings other than the defaults are listed.
+      return {
+        ruleId: rule.ruleId,
+        policy: isDefaultRulePolicy(policy) ? { ...policy, sendResolved: false } : policy,
+      };
+    })
+    .sort((a, b) => (a.ruleId < b.ruleId ? -1 : 1));
+  const stray = { ruleId: randomUuid(random), policy: { ...DEFAULT_RULE_POLICY, sendResolved: false } };
+  return { all: [stray, ...kept.toReversed()], kept };
 }
 
 const scopeNames = ["team-a", "shared.x_1", "0", "z".repeat(63)];
@@ -96,13 +132,18 @@ describe("snapshot codec", () => {
       const grants = seed % 3 === 0 ? { all: [], kept: [] } : randomGrants(random, rules);
       const version = versions[seed % versions.length] as bigint;
       const silences = randomSilences(random, rules);
-      const snapshot = buildSnapshot(rules, version, BigInt(seed), grants.all, silences);
+      const policies = randomPolicies(random, rules);
+      const snapshot = buildSnapshot(rules, version, BigInt(seed), grants.all, silences, policies.all);
       const bytes = encodeSnapshot(snapshot);
       expect(bytes).toEqual(toBinary(RulesSnapshotSchema, asMessage(snapshot)));
       expect(asMessage(decodeSnapshot(bytes))).toEqual(fromBinary(RulesSnapshotSchema, bytes));
       expect(snapshotRules(decodeSnapshot(bytes))).toEqual(rules);
       expect(snapshotGrants(decodeSnapshot(bytes))).toEqual(grants.kept);
       expect(decodeSnapshot(bytes).silences).toEqual(silences);
+      expect(decodeSnapshot(bytes).policies).toEqual(policies.kept);
+      expect(samePolicies(decodeSnapshot(bytes), { ...snapshot, policies: policies.kept.toReversed() })).toBe(
+        true,
+      );
     }
   });
 

@@ -7,13 +7,23 @@
  * snapshot.test.ts proves the bytes equal toBinary's and decode equals fromBinary's.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { DeliveryPolicySchema } from "../gen/alerting/v1/alert_pb.ts";
 import {
   SilenceMatcherSchema,
+  type SnapshotRulePolicy,
+  SnapshotRulePolicySchema,
   type SnapshotSilence,
   SnapshotSilenceSchema,
 } from "../gen/alerting/v1/rule_pb.ts";
 import { isSharedScopeName } from "./matching/scope.ts";
 import type { Grant, Rule } from "./matching/types.ts";
+import {
+  groupByProblem,
+  isDefaultRulePolicy,
+  muteWindowsProblem,
+  POLICY_LIMITS,
+  type RulePolicy,
+} from "./policy.ts";
 import { SEVERITY_MAX, SEVERITY_WILDCARD } from "./severity.ts";
 import { type OpenSilence, parseMatchers } from "./silence.ts";
 import {
@@ -45,6 +55,13 @@ export interface Snapshot {
   grantClient: Uint32Array;
   /** Silences not yet ended, in id order (field 13, one SnapshotSilence message each). */
   silences: OpenSilence[];
+  /** The rules whose settings are not the defaults, in rule id order (field 14, one SnapshotRulePolicy each). */
+  policies: RulePolicyEntry[];
+}
+
+export interface RulePolicyEntry {
+  ruleId: string;
+  policy: RulePolicy;
 }
 
 /** A corrupt, partial or incompatible snapshot. */
@@ -65,6 +82,7 @@ export function buildSnapshot(
   builtAtUnixMs: bigint,
   grants: readonly Grant[] = [],
   silences: readonly OpenSilence[] = [],
+  policies: readonly RulePolicyEntry[] = [],
 ): Snapshot {
   const builder = new SnapshotBuilder(rules.length);
   const ids = new Uint8Array(2 * UUID_BYTES); // rule id, then client id
@@ -86,7 +104,7 @@ export function buildSnapshot(
     if (!parseUuid(grant.clientId, ids, 0)) throw new RangeError(`grant ${i}: client_id is not a UUID`);
     builder.addGrant(grant.scope, ids, 0);
   });
-  return builder.build(version, builtAtUnixMs, silences);
+  return builder.build(version, builtAtUnixMs, silences, policies);
 }
 
 const STAR_UTF8 = new Uint8Array([42]); // "*"
@@ -169,7 +187,12 @@ export class SnapshotBuilder {
     return true;
   }
 
-  build(version: bigint, builtAtUnixMs: bigint, silences: readonly OpenSilence[] = []): Snapshot {
+  build(
+    version: bigint,
+    builtAtUnixMs: bigint,
+    silences: readonly OpenSilence[] = [],
+    policies: readonly RulePolicyEntry[] = [],
+  ): Snapshot {
     const count = this.#count;
     const strings = this.#strings;
     return {
@@ -186,6 +209,7 @@ export class SnapshotBuilder {
       grantScopes: this.#grantScopes.slice(),
       grantClient: Uint32Array.from(this.#grantClient),
       silences: [...silences],
+      policies: policiesOfRules(this.#ruleIds.subarray(0, count * UUID_BYTES), policies),
     };
   }
 
@@ -197,6 +221,28 @@ export class SnapshotBuilder {
     this.#ruleSource = resized(this.#ruleSource, capacity);
     this.#ruleName = resized(this.#ruleName, capacity);
   }
+}
+
+/**
+ * The policies whose rule is among `ruleIds` (a rule added or disabled between the reads of rules and of
+ * policies is in one but not the other: the next build has both). One pass over the ids with a cheap
+ * hash, so a million rules with few policies cost little.
+ */
+function policiesOfRules(ruleIds: Uint8Array, policies: readonly RulePolicyEntry[]): RulePolicyEntry[] {
+  if (policies.length === 0) return [];
+  const wanted = new Map(policies.map((entry) => [entry.ruleId, entry]));
+  const hashes = new Set<number>();
+  const id = new Uint8Array(UUID_BYTES);
+  for (const ruleId of wanted.keys()) {
+    if (parseUuid(ruleId, id, 0)) hashes.add(fnv1a(id, 0, UUID_BYTES));
+  }
+  const kept: RulePolicyEntry[] = [];
+  for (let at = 0; at < ruleIds.length; at += UUID_BYTES) {
+    if (!hashes.has(fnv1a(ruleIds, at, at + UUID_BYTES))) continue;
+    const entry = wanted.get(formatUuid(ruleIds, at));
+    if (entry !== undefined) kept.push(entry);
+  }
+  return kept.sort((x, y) => (x.ruleId < y.ruleId ? -1 : x.ruleId > y.ruleId ? 1 : 0));
 }
 
 function resized<T extends Uint8Array | Uint32Array | Int32Array>(array: T, length: number): T {
@@ -397,7 +443,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * by some rule, and every grant names a shared scope and a client once.
  */
 function validateSnapshot(snapshot: Snapshot): void {
-  const fail = (reason: string) => {
+  const fail = (reason: string): never => {
     throw new SnapshotError(reason);
   };
   const { strings, clientIds, ruleIds, ruleClient, ruleSeverity, ruleSource, ruleName } = snapshot;
@@ -463,6 +509,34 @@ function validateSnapshot(snapshot: Snapshot): void {
     const [problem] = parseMatchers(silence.matchers).problems;
     if (problem) fail(`silence ${i}: ${problem[0]}: ${problem[1]}`);
   });
+  validatePolicies(snapshot, fail);
+}
+
+function validatePolicies(snapshot: Snapshot, fail: (reason: string) => never): void {
+  const ruleIds = new Set(
+    Array.from({ length: snapshot.ruleClient.length }, (_, i) =>
+      formatUuid(snapshot.ruleIds, i * UUID_BYTES),
+    ),
+  );
+  const seen = new Set<string>();
+  snapshot.policies.forEach(({ ruleId, policy }, i) => {
+    if (!ruleIds.has(ruleId)) fail(`policy ${i}: rule ${JSON.stringify(ruleId)} is not in rule_ids`);
+    if (seen.has(ruleId)) fail(`policy ${i}: repeats rule ${ruleId}`);
+    seen.add(ruleId);
+    if (isDefaultRulePolicy(policy)) fail(`policy ${i}: holds only defaults`);
+    const inRange = (value: number | null, range: { minimum: number; maximum: number }) =>
+      value === null || (Number.isInteger(value) && value >= range.minimum && value <= range.maximum);
+    const problem =
+      groupByProblem(policy.groupBy) ??
+      muteWindowsProblem(policy.muteWindows) ??
+      (inRange(policy.repeatIntervalMs, POLICY_LIMITS.repeatIntervalMs) &&
+      inRange(policy.groupWaitMs, POLICY_LIMITS.groupWaitMs) &&
+      inRange(policy.groupIntervalMs, POLICY_LIMITS.groupIntervalMs) &&
+      inRange(policy.groupAlertsMax, POLICY_LIMITS.groupAlertsMax)
+        ? undefined
+        : "an interval or group_alerts_max out of range");
+    if (problem !== undefined) fail(`policy ${i}: ${problem}`);
+  });
 }
 
 const encoder = new TextEncoder();
@@ -479,6 +553,7 @@ export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
   const silences = snapshot.silences.map((silence) =>
     toBinary(SnapshotSilenceSchema, silenceMessage(silence)),
   );
+  const policies = snapshot.policies.map((entry) => toBinary(SnapshotRulePolicySchema, policyMessage(entry)));
   // proto3 leaves out fields holding their default (0, empty), as toBinary does.
   let size = 0;
   if (snapshot.schemaVersion !== 0) size += 1 + varintSize(snapshot.schemaVersion);
@@ -491,6 +566,7 @@ export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
   for (const value of grantScopes) size += lengthDelimitedSize(value.length);
   if (grantClientSize > 0) size += lengthDelimitedSize(grantClientSize);
   for (const value of silences) size += lengthDelimitedSize(value.length);
+  for (const value of policies) size += lengthDelimitedSize(value.length);
 
   const out = new Uint8Array(size);
   let pos = 0;
@@ -515,6 +591,7 @@ export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
   for (const value of grantScopes) pos = writeBytes(out, pos, 11, value);
   pos = writePacked(out, pos, 12, snapshot.grantClient, grantClientSize);
   for (const value of silences) pos = writeBytes(out, pos, 13, value);
+  for (const value of policies) pos = writeBytes(out, pos, 14, value);
   if (pos !== size) throw new Error(`encodeSnapshot: wrote ${pos} bytes, sized ${size}`);
   return out;
 }
@@ -554,6 +631,7 @@ function parseSnapshot(bytes: Uint8Array): Snapshot {
     grantScopes: [],
     grantClient: new Uint32Array(0),
     silences: [],
+    policies: [],
   };
   // [start, end) of each occurrence of the packed columns (repeated occurrences concatenate).
   const columnRanges: number[][] = COLUMN_NAMES.map(() => []);
@@ -561,7 +639,7 @@ function parseSnapshot(bytes: Uint8Array): Snapshot {
     const tag = reader.tag("RulesSnapshot");
     const fieldNumber = tag >>> 3;
     const wireType = tag & 7;
-    const expected = fieldNumber <= 3 ? WIRE_VARINT : fieldNumber <= 13 ? WIRE_LENGTH_DELIMITED : wireType;
+    const expected = fieldNumber <= 3 ? WIRE_VARINT : fieldNumber <= 14 ? WIRE_LENGTH_DELIMITED : wireType;
     if (wireType !== expected) {
       const field = COLUMN_NAMES[fieldNumber - 7] ?? `field ${fieldNumber}`;
       throw new SnapshotError(`${field}: wire type ${wireType}, expected ${expected}`);
@@ -571,9 +649,10 @@ function parseSnapshot(bytes: Uint8Array): Snapshot {
       reader.varint64(fieldNumber === 2 ? "version" : "built_at_unix_ms");
       if (fieldNumber === 2) snapshot.version = reader.int64();
       else snapshot.builtAtUnixMs = reader.int64();
-    } else if (fieldNumber <= 13) {
+    } else if (fieldNumber <= 14) {
       const end = reader.lengthDelimited(`field ${fieldNumber}`);
       if (fieldNumber === 13) snapshot.silences.push(parseSilence(bytes.subarray(reader.pos, end)));
+      else if (fieldNumber === 14) snapshot.policies.push(parsePolicy(bytes.subarray(reader.pos, end)));
       else if (fieldNumber === 4) snapshot.strings.push(decoder.decode(bytes.subarray(reader.pos, end)));
       else if (fieldNumber === 11) snapshot.grantScopes.push(decoder.decode(bytes.subarray(reader.pos, end)));
       else if (fieldNumber === 5) snapshot.clientIds = bytes.slice(reader.pos, end);
@@ -758,6 +837,55 @@ export function sameSilences(a: Snapshot, b: Snapshot, openAtMs = Number.NEGATIV
       snapshot.silences
         .filter((silence) => silence.endsAtMs >= openAtMs)
         .toSorted((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)),
+    );
+  return key(a) === key(b);
+}
+
+/** A rule's settings as their generated message (what field 14 holds). */
+export function policyMessage({ ruleId, policy }: RulePolicyEntry): SnapshotRulePolicy {
+  const optional = (value: number | null) => (value === null ? undefined : BigInt(value));
+  return create(SnapshotRulePolicySchema, {
+    ruleId,
+    delivery: create(DeliveryPolicySchema, {
+      skipResolved: !policy.sendResolved,
+      repeatIntervalMs: optional(policy.repeatIntervalMs),
+      groupBy: [...policy.groupBy],
+      groupWaitMs: optional(policy.groupWaitMs),
+      groupIntervalMs: optional(policy.groupIntervalMs),
+      groupAlertsMax: policy.groupAlertsMax ?? undefined,
+    }),
+    muteWindows: [...policy.muteWindows],
+  });
+}
+
+function parsePolicy(bytes: Uint8Array): RulePolicyEntry {
+  let message: SnapshotRulePolicy;
+  try {
+    message = fromBinary(SnapshotRulePolicySchema, bytes);
+  } catch (error) {
+    throw new SnapshotError(`policies: ${(error as Error).message}`);
+  }
+  const delivery = message.delivery ?? create(DeliveryPolicySchema);
+  const optional = (value: bigint | undefined) => (value === undefined ? null : Number(value));
+  return {
+    ruleId: message.ruleId,
+    policy: {
+      sendResolved: !delivery.skipResolved,
+      repeatIntervalMs: optional(delivery.repeatIntervalMs),
+      groupBy: delivery.groupBy,
+      groupWaitMs: optional(delivery.groupWaitMs),
+      groupIntervalMs: optional(delivery.groupIntervalMs),
+      groupAlertsMax: delivery.groupAlertsMax ?? null,
+      muteWindows: message.muteWindows,
+    },
+  };
+}
+
+/** Whether two valid snapshots hold the same rule settings, whatever their order. */
+export function samePolicies(a: Snapshot, b: Snapshot): boolean {
+  const key = (snapshot: Snapshot) =>
+    JSON.stringify(
+      snapshot.policies.toSorted((x, y) => (x.ruleId < y.ruleId ? -1 : x.ruleId > y.ruleId ? 1 : 0)),
     );
   return key(a) === key(b);
 }

@@ -2,10 +2,24 @@ import { describe, expect, test } from "bun:test";
 import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { pick, prng, randomUuid } from "../../harness/random-rules.ts";
-import { AlertMatchedSchema, type AlertNew, AlertNewSchema } from "../gen/alerting/v1/alert_pb.ts";
+import {
+  AlertMatchedSchema,
+  type AlertNew,
+  AlertNewSchema,
+  DeliveryPolicySchema,
+} from "../gen/alerting/v1/alert_pb.ts";
 import { deriveAlertId } from "./alert-id.ts";
 import { textProblem } from "./text.ts";
-import { appendSilencedBy, clientSuffix, encodeAlertMatched, readAlertNew, WireError } from "./wire.ts";
+import {
+  appendField,
+  clientSuffix,
+  encodeAlertMatched,
+  MATCHED_MUTED_BY_RULE,
+  MATCHED_POLICY,
+  MATCHED_SILENCED_BY,
+  readAlertNew,
+  WireError,
+} from "./wire.ts";
 
 const texts = [
   "",
@@ -50,7 +64,7 @@ function randomAlert(random: () => number): AlertNew {
 function unknownFields(random: () => number): Uint8Array {
   const writer = new BinaryWriter();
   for (let i = Math.floor(random() * 4); i > 0; i--) {
-    const fieldNumber = 14 + Math.floor(random() * 2000);
+    const fieldNumber = 16 + Math.floor(random() * 2000);
     switch (Math.floor(random() * 5)) {
       case 0:
         writer.tag(fieldNumber, WireType.Varint).int64(-5n);
@@ -186,6 +200,8 @@ describe("readAlertNew", () => {
     ["field 9 in AlertNew", [0x4a, 0x00], "AlertNew: field 9 is reserved for AlertMatched"],
     // A producer's own silenced_by would reach the aggregator as if the evaluator had set it.
     ["field 13 in AlertNew", [0x6a, 0x00], "AlertNew: field 13 is reserved for AlertMatched"],
+    ["field 14 in AlertNew", [0x72, 0x00], "AlertNew: field 14 is reserved for AlertMatched"],
+    ["field 15 in AlertNew", [0x7a, 0x00], "AlertNew: field 15 is reserved for AlertMatched"],
     ["scope as a varint", [0x50, 0x01], "scope: wire type 0, expected 2"],
   ];
   for (const [description, bytes, message] of malformed) {
@@ -306,18 +322,41 @@ describe("encodeAlertMatched", () => {
     }
   });
 
-  test("appendSilencedBy adds silenced_by and changes nothing else", () => {
+  test("appendField adds silenced_by and changes nothing else", () => {
     const random = prng(7);
     for (let i = 0; i < 300; i++) {
       const bytes = randomAlertBytes(random);
       const group = { clientId: randomUuid(random), ruleIds: [randomUuid(random)] };
       const matched = encodeAlertMatched(bytes, undefined, group);
       const silenceId = randomUuid(random);
-      const silenced = fromBinary(AlertMatchedSchema, appendSilencedBy(matched, silenceId));
+      const silenced = fromBinary(AlertMatchedSchema, appendField(matched, MATCHED_SILENCED_BY, silenceId));
       expect(silenced.silencedBy).toBe(silenceId);
       const plain = fromBinary(AlertMatchedSchema, matched);
       expect(plain.silencedBy).toBe("");
       expect(equals(AlertMatchedSchema, { ...silenced, silencedBy: "" }, plain)).toBe(true);
+    }
+  });
+
+  test("appendField adds policy and muted_by_rule after silenced_by, each decoded as given", () => {
+    const random = prng(8);
+    const policy = create(DeliveryPolicySchema, {
+      skipResolved: true,
+      repeatIntervalMs: 60_000n,
+      groupBy: ["source", "team"],
+      groupWaitMs: 0n,
+      groupAlertsMax: 5,
+    });
+    for (let i = 0; i < 100; i++) {
+      const group = { clientId: randomUuid(random), ruleIds: [randomUuid(random)] };
+      const matched = encodeAlertMatched(randomAlertBytes(random), undefined, group);
+      const ruleId = randomUuid(random);
+      const withPolicy = appendField(matched, MATCHED_POLICY, toBinary(DeliveryPolicySchema, policy));
+      const got = fromBinary(AlertMatchedSchema, appendField(withPolicy, MATCHED_MUTED_BY_RULE, ruleId));
+      expect(got.mutedByRule).toBe(ruleId);
+      expect(got.policy && equals(DeliveryPolicySchema, got.policy, policy)).toBe(true);
+      expect(got.policy?.groupIntervalMs).toBeUndefined();
+      const plain = fromBinary(AlertMatchedSchema, matched);
+      expect(equals(AlertMatchedSchema, { ...got, policy: undefined, mutedByRule: "" }, plain)).toBe(true);
     }
   });
 

@@ -252,6 +252,8 @@ export function readAlertNew(bytes: Uint8Array): AlertHeader {
       case 8:
       case 9:
       case 13:
+      case 14:
+      case 15:
         throw new WireError("AlertNew", `field ${tag >>> 3} is reserved for AlertMatched`);
       case 10:
         expectWireType(tag, WIRE_LENGTH_DELIMITED, "scope");
@@ -394,15 +396,24 @@ export function encodeAlertMatched(
   return out;
 }
 
+/** AlertMatched fields the evaluator may append after a client's suffix. */
+export const MATCHED_SILENCED_BY = 13;
+export const MATCHED_POLICY = 14;
+export const MATCHED_MUTED_BY_RULE = 15;
+
 /**
- * `alertMatched` with field 13 (silenced_by) appended: the client's silence `silenceId` matched the
- * alert, so the aggregator records the notification as SILENCED instead of sending it.
+ * `alertMatched` with one more length-delimited field: silenced_by or muted_by_rule (the aggregator
+ * then records the notification as SILENCED instead of sending it), or policy (encoded DeliveryPolicy).
  */
-export function appendSilencedBy(alertMatched: Uint8Array, silenceId: string): Uint8Array {
-  const id = encoder.encode(silenceId);
-  const out = new Uint8Array(alertMatched.length + 1 + varintSize(id.length) + id.length);
+export function appendField(
+  alertMatched: Uint8Array,
+  fieldNumber: typeof MATCHED_SILENCED_BY | typeof MATCHED_POLICY | typeof MATCHED_MUTED_BY_RULE,
+  value: string | Uint8Array,
+): Uint8Array {
+  const bytes = typeof value === "string" ? encoder.encode(value) : value;
+  const out = new Uint8Array(alertMatched.length + 1 + varintSize(bytes.length) + bytes.length);
   out.set(alertMatched);
-  writeStringField(out, alertMatched.length, 13, id);
+  writeStringField(out, alertMatched.length, fieldNumber, bytes);
   return out;
 }
 

@@ -5,8 +5,9 @@
 
 import { listDeadLetters, replayDeadLetters } from "../adapters/dead-letters.ts";
 import { Admin, Producer } from "../kafka/index.ts";
-import { infraUrls } from "../runtime/env.ts";
+import { checkLibrdkafka, infraUrls } from "../runtime/env.ts";
 import { createLogger } from "../runtime/log.ts";
+import { settingsOrExit } from "../runtime/service.ts";
 
 const [action, topic, limitText = "1000", targetTopic] = process.argv.slice(2);
 const limit = Number(limitText);
@@ -21,6 +22,7 @@ if (
   );
   process.exit(2);
 }
+settingsOrExit("dlq", checkLibrdkafka);
 const logger = createLogger("dlq", 30);
 const admin = new Admin(infraUrls.kafkaBrokers, {}, logger);
 try {

@@ -5,16 +5,25 @@
  */
 import { Admin, KafkaError, withReplication } from "../kafka/index.ts";
 import { envInt } from "../runtime/config.ts";
-import { infraUrls } from "../runtime/env.ts";
-import { createLogger } from "../runtime/log.ts";
+import { checkLibrdkafka, infraUrls } from "../runtime/env.ts";
+import { createLogger, logLevelSetting, logRank } from "../runtime/log.ts";
+import { settingsOrExit } from "../runtime/service.ts";
 import { pipelineTopicSpecs } from "../runtime/topics.ts";
 
 // Kafka's own error for more replicas than registered brokers.
 const invalidReplicationFactor = 38;
 
-const partitions = envInt("TOPIC_PARTITIONS", 6, { min: 1, max: 1000 });
-const replicationFactor = envInt("TOPIC_REPLICATION_FACTOR", 1, { min: 1, max: 16 });
-const admin = new Admin(infraUrls.kafkaBrokers, {}, createLogger("kafka.admin"));
+/** Every setting is read before anything connects, so a bad one exits 2 naming it. */
+const settings = settingsOrExit("topics", () => {
+  checkLibrdkafka();
+  return {
+    logRank: logRank[logLevelSetting()],
+    partitions: envInt("TOPIC_PARTITIONS", 6, { min: 1, max: 1000 }),
+    replicationFactor: envInt("TOPIC_REPLICATION_FACTOR", 1, { min: 1, max: 16 }),
+  };
+});
+const { partitions, replicationFactor } = settings;
+const admin = new Admin(infraUrls.kafkaBrokers, {}, createLogger("kafka.admin", settings.logRank));
 try {
   const specs = withReplication(pipelineTopicSpecs(partitions), replicationFactor);
   const { created, existing } = await admin.createTopics(specs);

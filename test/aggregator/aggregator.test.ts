@@ -6,6 +6,7 @@
 import { expect, test } from "bun:test";
 import { countDeliveries } from "../../harness/invariants.ts";
 import { TopicReader } from "../../harness/kafka.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
 import type { ConsumedRecord } from "../../src/kafka/index.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
@@ -20,11 +21,12 @@ import {
   useAggregatorFixture,
 } from "./support.ts";
 
-const { sql, producer, stages, readers, clientIds } = useAggregatorFixture("aggregator test row");
+const db = useTestSchema("aggregator");
+const { sql, producer, stages, readers, clientIds } = useAggregatorFixture(db);
 
 async function setUp(prefix: string) {
   const topics = await aggregatorTopics(prefix);
-  const stage = await startAggregator(topics);
+  const stage = await startAggregator(db, topics);
   stages.push(stage);
   const ready = new TopicReader(topics.output);
   readers.push(ready);

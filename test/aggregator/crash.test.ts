@@ -11,8 +11,8 @@
 import { afterAll, expect, test } from "bun:test";
 import { countDeliveries } from "../../harness/invariants.ts";
 import { brokers, quiet, TopicReader } from "../../harness/kafka.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
-import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { type ProduceRecord, Producer } from "../../src/kafka/index.ts";
 import {
   aggregatorTopics,
@@ -31,19 +31,15 @@ const upFront = 600; // a backlog, so the first batches are large
 const streamMs = 12_000;
 const clientsCount = 4;
 
-const sql = connectPostgres({ idleTimeoutSeconds: 1 });
+const db = useTestSchema("aggregator_crash");
+const { sql } = db;
 const producer = new Producer({ brokers, logger: quiet });
 const everyStage: StageProcess[] = [];
 const clientIds: string[] = [];
 
 afterAll(async () => {
   for (const stage of everyStage) if (stage.process.exitCode === null) stage.process.kill("SIGKILL");
-  // No sender runs here: park this test's rows so no sender's safety net has to pick them up later.
-  await sql`
-    UPDATE notifications SET status = 'FAILED', last_error = 'aggregator test row', next_attempt_at = NULL
-    WHERE client_id = ANY(${clientIds}::uuid[]) AND status = 'RECEIVED'`;
   await producer.close();
-  await sql.end();
 });
 
 /** One aggregator process; `since` is a database id: rows above it were inserted after it started. */
@@ -98,7 +94,7 @@ test("kill -9 between insert and produce: no duplicate rows, nothing lost, every
   const announced = () => new Set(ready.records.map((r) => String(decodeReady(r).notificationId)));
 
   const members = (
-    await Promise.all(Array.from({ length: processes }, () => startAggregator(topics, env)))
+    await Promise.all(Array.from({ length: processes }, () => startAggregator(db, topics, env)))
   ).map((stage) => new Member(stage, "0"));
   // Every process owns partitions before the kills start, so one session timeout covers several kills.
   expect(await eventually(() => members.every((m) => m.owned().size > 0), 20_000)).toBe(true);
@@ -142,7 +138,7 @@ test("kill -9 between insert and produce: no duplicate rows, nothing lost, every
     killLog.push(kill);
     const since = lastId;
     replacements.push(
-      startAggregator(topics, env).then((stage) => {
+      startAggregator(db, topics, env).then((stage) => {
         members.push(new Member(stage, since));
       }),
     );

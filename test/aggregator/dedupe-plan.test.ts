@@ -5,17 +5,17 @@
  * input row times every row of the table, 1.1 s for a 2000-row batch at 6,000 rows and growing.
  * Runs on a scratch copy of `notifications`, so no other test's rows or statistics matter.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { uniqueName } from "../../harness/names.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { createScratchNotifications } from "../../harness/scratch-notifications.ts";
 import {
   dedupeInsert,
   insertNotifications,
   type NotificationInput,
 } from "../../src/adapters/notification-store.ts";
-import { connectPostgres } from "../../src/adapters/postgres.ts";
 
-const sql = connectPostgres({ connectionsMax: 2, idleTimeoutSeconds: 1 });
+const sql = useTestSchema("dedupe_plan").connect({ connectionsMax: 2 });
 const table = uniqueName("dedupe_plan").replace(/[^a-z0-9_]/g, "_");
 const clientIds = [crypto.randomUUID(), crypto.randomUUID()];
 const batchRows = 2000;
@@ -23,11 +23,6 @@ const batchRows = 2000;
 beforeAll(async () => {
   await createScratchNotifications(sql, table);
   await sql.unsafe(`ANALYZE ${table}`); // statistics of an empty table: the trap
-});
-
-afterAll(async () => {
-  await sql.unsafe(`DROP TABLE IF EXISTS ${table}`);
-  await sql.end({ timeout: 5 });
 });
 
 const scopes = ["", `client:${clientIds[0]}`, "shared:plan-test"];

@@ -5,6 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { stopStage } from "../../harness/stages.ts";
 import {
   type AlertMatched,
@@ -20,13 +21,14 @@ import {
   useAggregatorFixture,
 } from "./support.ts";
 
-const { sql, producer, stages, clientIds } = useAggregatorFixture("lifecycle test row");
+const db = useTestSchema("aggregator_lifecycle");
+const { sql, producer, stages, clientIds } = useAggregatorFixture(db);
 
 async function setUp(prefix: string, env: Record<string, string> = {}) {
   const topics = await aggregatorTopics(prefix);
   // The sweep covers every alert state: an earlier test's aggregator would remind at its own interval.
   for (const stage of stages.splice(0)) expect(await stopStage(stage)).toBe(0);
-  stages.push(await startAggregator(topics, env));
+  stages.push(await startAggregator(db, topics, env));
   const client = await insertClientWithRule(sql, prefix);
   clientIds.push(client.clientId);
   const submit = (

@@ -10,29 +10,21 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { countDeliveries } from "../../harness/invariants.ts";
 import { brokers, consumeOnceAssigned, quiet, TopicReader } from "../../harness/kafka.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
-import { migrate } from "../../src/adapters/migrations.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { Admin, Consumer, Producer } from "../../src/kafka/index.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
 import { metric } from "../evaluator/helpers.ts";
 import { aggregatorTopics, alertMatched, decodeReady, startAggregator, text } from "./support.ts";
 
-// Its own schema: the rows it counts are this file's only.
-const schema = `aggregator_poison_test_${crypto.randomUUID().replaceAll("-", "")}`;
-const schemaUrl = new URL(infraUrls.postgresUrl);
-schemaUrl.searchParams.set("search_path", schema);
-const admin = connectPostgres({ idleTimeoutSeconds: 1 });
-const sql: Sql = connectPostgres({ url: schemaUrl.toString(), idleTimeoutSeconds: 1 });
+const db = useTestSchema("aggregator_poison");
+const { sql } = db;
 let producer: Producer;
 let stage: StageProcess | undefined;
 const readers: TopicReader[] = [];
 
 beforeAll(async () => {
-  await admin.unsafe(`CREATE SCHEMA ${schema}`);
-  await migrate(sql, "migrations");
   producer = new Producer({ brokers, logger: quiet });
 });
 
@@ -40,9 +32,6 @@ afterAll(async () => {
   if (stage) await stopStage(stage);
   await Promise.all(readers.map((r) => r.close()));
   await producer.close();
-  await sql.end();
-  await admin.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await admin.end();
 });
 
 /** Random base64: incompressible, so Postgres cannot squeeze it under the index row limit. */
@@ -53,7 +42,7 @@ function incompressible(chars: number): string {
 
 test("records refused for good are dead-lettered one at a time; valid ones are stored and announced once", async () => {
   const topics = await aggregatorTopics("agg-poison");
-  stage = await startAggregator(topics, { POSTGRES_URL: schemaUrl.toString() });
+  stage = await startAggregator(db, topics);
   const ready = new TopicReader(topics.output);
   const dlq = new TopicReader(deadLetterTopic(topics.input));
   readers.push(ready, dlq);

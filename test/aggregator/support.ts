@@ -6,8 +6,9 @@ import { afterAll, expect } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { brokers, quiet, type TopicReader } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
+import type { TestSchema } from "../../harness/postgres.ts";
 import { type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import type { Sql } from "../../src/adapters/postgres.ts";
 import {
   type AlertMatched,
   AlertMatchedSchema,
@@ -19,19 +20,16 @@ import { Admin, type ConsumedRecord, Producer } from "../../src/kafka/index.ts";
 import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 
 /**
- * A test file's Postgres pool and producer, and the stage processes, readers and clients it records.
- * After the file's tests the stages are stopped (each must exit 0) and the readers closed; no sender
- * runs here, so the clients' RECEIVED rows are parked as FAILED for no sender to pick up later, and
- * their alert states deleted.
+ * A test file's producer, and the stage processes, readers and clients it records, in the file's
+ * schema. After the file's tests the stages are stopped (each must exit 0) and the readers closed.
  */
-export function useAggregatorFixture(rowLabel: string): {
+export function useAggregatorFixture(db: TestSchema): {
   sql: Sql;
   producer: Producer;
   stages: StageProcess[];
   readers: TopicReader[];
   clientIds: string[];
 } {
-  const sql = connectPostgres({ idleTimeoutSeconds: 1 });
   const producer = new Producer({ brokers, logger: quiet });
   const stages: StageProcess[] = [];
   const readers: TopicReader[] = [];
@@ -39,15 +37,10 @@ export function useAggregatorFixture(rowLabel: string): {
   afterAll(async () => {
     const exitCodes = await Promise.all(stages.map((stage) => stopStage(stage)));
     await Promise.all(readers.map((reader) => reader.close()));
-    await sql`
-      UPDATE notifications SET status = 'FAILED', last_error = ${rowLabel}, next_attempt_at = NULL
-      WHERE client_id = ANY(${clientIds}::uuid[]) AND status = 'RECEIVED'`;
-    await sql`DELETE FROM alert_states WHERE client_id = ANY(${clientIds}::uuid[])`;
     await producer.close();
-    await sql.end();
     expect(exitCodes).toEqual(stages.map(() => 0));
   });
-  return { sql, producer, stages, readers, clientIds };
+  return { sql: db.sql, producer, stages, readers, clientIds };
 }
 
 export interface AggregatorTopics {
@@ -87,11 +80,14 @@ export function ownedPartitions(stage: StageProcess): Set<number> {
   return owned;
 }
 
+/** An aggregator process in the test file's schema. */
 export function startAggregator(
+  db: TestSchema,
   topics: AggregatorTopics,
   env: Record<string, string> = {},
 ): Promise<StageProcess> {
   return startStage("aggregator", {
+    POSTGRES_URL: db.url,
     INPUT_TOPIC: topics.input,
     OUTPUT_TOPIC: topics.output,
     GROUP_ID: topics.group,

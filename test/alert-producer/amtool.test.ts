@@ -6,8 +6,10 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { newTopic, type Server, startServer, stopServer, TopicReader } from "./helpers.ts";
 
+const db = useTestSchema("producer_amtool");
 let server: Server;
 let reader: TopicReader;
 let configDir: string;
@@ -15,7 +17,7 @@ let httpConfigPath: string;
 
 beforeAll(async () => {
   const topic = await newTopic();
-  server = await startServer(topic);
+  server = await startServer(db, topic);
   reader = new TopicReader(topic);
   configDir = await mkdtemp(join(tmpdir(), "amtool-"));
   httpConfigPath = join(configDir, "http.yml");

@@ -5,17 +5,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { issueCredential, type TestCredential } from "../../harness/ingest-credentials.ts";
 import { uniqueName } from "../../harness/names.ts";
-import { connectPostgres } from "../../src/adapters/postgres.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { newTopic, postJson, type Server, startServer, stopServer, TopicReader } from "./helpers.ts";
 
 let server: Server;
 let reader: TopicReader;
-const sql = connectPostgres({ connectionsMax: 2, idleTimeoutSeconds: 1 });
+const db = useTestSchema("producer_credentials");
+const { sql } = db;
 let sharedScopeId = "";
 
 beforeAll(async () => {
   const topic = await newTopic();
-  server = await startServer(topic);
+  server = await startServer(db, topic);
   reader = new TopicReader(topic);
   const [scope] = await sql<{ id: string }[]>`
     INSERT INTO shared_scopes (name) VALUES (${uniqueName("test-ingest")}) RETURNING id`;
@@ -25,8 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await reader.close();
   await stopServer(server);
-  await sql`DELETE FROM shared_scopes WHERE id = ${sharedScopeId}`;
-  await sql.end();
 });
 
 const v1 = (id: string) => ({ alert_id: id, severity: "HIGH", source: "credentials-test", name: "n" });

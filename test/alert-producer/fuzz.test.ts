@@ -5,13 +5,15 @@
  * be replayed.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { createRandom } from "../../src/stages/alert-producer/random.ts";
 import { newTopic, postJson, readAlerts, type Server, startServer, stopServer } from "./helpers.ts";
 
+const db = useTestSchema("producer_fuzz");
 let server: Server;
 
 beforeAll(async () => {
-  server = await startServer(await newTopic(1));
+  server = await startServer(db, await newTopic(1));
 });
 
 afterAll(async () => {
@@ -230,7 +232,7 @@ function poisoned(unique: string): { text: string; reason: string } {
 
 test("poisoned text in a valid stream: each such alert is a 400 naming its field, each valid one is written once", async () => {
   const topic = await newTopic(1);
-  const own = await startServer(topic);
+  const own = await startServer(db, topic);
   try {
     const run = `poison-${Date.now().toString(36)}`;
     const writtenIds: string[] = [];

@@ -5,15 +5,11 @@
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Subprocess } from "bun";
-import {
-  clientWithCredential,
-  deleteClients,
-  type TestCredential,
-} from "../../harness/ingest-credentials.ts";
+import { clientWithCredential, type TestCredential } from "../../harness/ingest-credentials.ts";
 import { brokers, quiet } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
+import type { TestSchema } from "../../harness/postgres.ts";
 import { type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
-import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { type AlertNew, AlertNewSchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, Consumer } from "../../src/kafka/index.ts";
 
@@ -136,13 +132,16 @@ export interface Server {
 const credentialsByOrigin = new Map<string, TestCredential>();
 
 /**
- * `serve` on a free port, writing to `topic`, with a client and an ingest credential of its own;
- * resolves once it logged that it started.
+ * `serve` on a free port in the test file's schema, writing to `topic`, with a client and an ingest
+ * credential of its own; resolves once it logged that it started.
  */
-export async function startServer(topic: string, env: Record<string, string> = {}): Promise<Server> {
-  const sql = connectPostgres({ connectionsMax: 1, idleTimeoutSeconds: 1 });
-  const { clientId, credential } = await clientWithCredential(sql).finally(() => sql.end());
-  const stage = await startStage("alert-producer", { OUTPUT_TOPIC: topic, ...env }, [
+export async function startServer(
+  db: TestSchema,
+  topic: string,
+  env: Record<string, string> = {},
+): Promise<Server> {
+  const { clientId, credential } = await clientWithCredential(db.sql);
+  const stage = await startStage("alert-producer", { POSTGRES_URL: db.url, OUTPUT_TOPIC: topic, ...env }, [
     process.execPath,
     mainPath,
     "serve",
@@ -152,12 +151,10 @@ export async function startServer(topic: string, env: Record<string, string> = {
   return { url, process: stage.process, output: stage.output, clientId, credential };
 }
 
-/** Stops the server and deletes its client (with the credential). */
+/** Stops the server; its exit code. */
 export async function stopServer(server: Server): Promise<number | null> {
   const exitCode = await stopStage({ name: "alert-producer", httpPort: 0, ...server });
   credentialsByOrigin.delete(server.url);
-  const sql = connectPostgres({ connectionsMax: 1, idleTimeoutSeconds: 1 });
-  await deleteClients(sql, [server.clientId]).finally(() => sql.end());
   return exitCode;
 }
 

@@ -1,15 +1,17 @@
 /** `main.ts serve` as a real process: both ingest APIs, read back from its own topic. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { rawRequest } from "../../harness/raw-http.ts";
 import { deriveAlertId } from "../../src/core/alert-id.ts";
 import { newTopic, postJson, type Server, startServer, stopServer, TopicReader } from "./helpers.ts";
 
+const db = useTestSchema("producer_ingest");
 let server: Server;
 let reader: TopicReader;
 
 beforeAll(async () => {
   const topic = await newTopic();
-  server = await startServer(topic);
+  server = await startServer(db, topic);
   reader = new TopicReader(topic);
 });
 
@@ -393,7 +395,7 @@ describe("service", () => {
   });
 
   test("503 when Kafka does not acknowledge", async () => {
-    const unreachable = await startServer("nowhere", {
+    const unreachable = await startServer(db, "nowhere", {
       KAFKA_BROKERS: "127.0.0.1:1",
       INGEST_SEND_TIMEOUT_MS: "300",
     });

@@ -6,28 +6,28 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import http from "node:http";
 import { issueCredential, type TestCredential } from "../../harness/ingest-credentials.ts";
-import { connectPostgres } from "../../src/adapters/postgres.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { newTopic, type Server, startServer, stopServer, TopicReader } from "./helpers.ts";
 
 const burst = 3;
 const over = 2;
 let server: Server;
 let reader: TopicReader;
-const sql = connectPostgres({ connectionsMax: 1, idleTimeoutSeconds: 1 });
+const db = useTestSchema("producer_rate");
+const { sql } = db;
 /** A credential of its own for each test, for the server's client. */
 const newCredential = (): Promise<TestCredential> => issueCredential(sql, { clientId: server.clientId });
 
 beforeAll(async () => {
   const topic = await newTopic();
   // One token a second is the least the variable allows; the bursts below take milliseconds.
-  server = await startServer(topic, { INGEST_RATE_PER_SECOND: "1", INGEST_RATE_BURST: String(burst) });
+  server = await startServer(db, topic, { INGEST_RATE_PER_SECOND: "1", INGEST_RATE_BURST: String(burst) });
   reader = new TopicReader(topic);
 });
 
 afterAll(async () => {
   await reader?.close();
   if (server && server.process.exitCode === null) await stopServer(server);
-  await sql.end();
 });
 
 interface Reply {

@@ -3,13 +3,16 @@
  * does what it does against an Alertmanager, with an ingest credential in --http.config.file.
  */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { type AmtoolResult, amtool, insertNotification, serverWithTwoClients, sql } from "./helpers.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
+import { type AmtoolResult, amtool, insertNotification, useServerWithTwoClients } from "./helpers.ts";
 
 // Each amtool run is a process start and a few requests; on a busy machine a test of several runs
 // can take seconds.
 setDefaultTimeout(30_000);
 
-const { server, clientA, clientB } = await serverWithTwoClients();
+const db = useTestSchema("am_amtool");
+const { sql } = db;
+const { server, clientA, clientB } = useServerWithTwoClients(db);
 
 const asA = (...args: string[]) => amtool(server.url, clientA.secret, args);
 const asB = (...args: string[]) => amtool(server.url, clientB.secret, args);
@@ -138,14 +141,14 @@ describe("alerts", () => {
 
   test("alert query lists the client's alerts; a silenced one only with --silenced", async () => {
     const name = `HighLoad${Date.now()}`;
-    await insertNotification(clientA.id, {
+    await insertNotification(sql, clientA.id, {
       alertId: "am-0123456789abcdef",
       severity: "CRITICAL",
       source: "db-1",
       name,
       context: { env: "prod", "annotation.summary": "load is high" },
     });
-    await insertNotification(clientB.id, {
+    await insertNotification(sql, clientB.id, {
       alertId: "b-1",
       severity: "LOW",
       source: "web-1",

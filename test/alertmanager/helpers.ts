@@ -3,21 +3,16 @@
  * service's store functions), the alert-producer's `serve` process on a free port, and Debian's real
  * amtool pointed at it.
  */
-import { afterAll } from "bun:test";
+import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clientWithCredential, issueCredential } from "../../harness/ingest-credentials.ts";
 import { uniqueName } from "../../harness/names.ts";
+import type { TestSchema } from "../../harness/postgres.ts";
 import { startStage, stopStage } from "../../harness/stages.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import type { Sql } from "../../src/adapters/postgres.ts";
 import { mainPath, newTopic } from "../alert-producer/helpers.ts";
-
-/**
- * Shared by every test file of the run (bun runs them in one process), so no file ends it; idle
- * connections close after a second.
- */
-export const sql: Sql = connectPostgres({ connectionsMax: 4, idleTimeoutSeconds: 1 });
 
 export interface TestClient {
   id: string;
@@ -26,13 +21,13 @@ export interface TestClient {
   credentialId: string;
 }
 
-export async function newClient(): Promise<TestClient> {
+export async function newClient(sql: Sql): Promise<TestClient> {
   const { clientId, credential } = await clientWithCredential(sql);
   return { id: clientId, secret: credential.secret, credentialId: credential.id };
 }
 
 /** A credential of a new shared scope. */
-export async function newSharedCredential(): Promise<string> {
+export async function newSharedCredential(sql: Sql): Promise<string> {
   const name = uniqueName("am-shared").toLowerCase();
   const [scope] = await sql<{ id: string }[]>`INSERT INTO shared_scopes (name) VALUES (${name}) RETURNING id`;
   return (await issueCredential(sql, { scopeId: (scope as { id: string }).id })).secret;
@@ -44,12 +39,9 @@ export interface ApiServer {
 }
 
 /** `alert-producer serve` as a real process: ingest and the Alertmanager API on one port. */
-export async function startApiServer(): Promise<ApiServer> {
-  const stage = await startStage("alert-producer", { OUTPUT_TOPIC: await newTopic(1) }, [
-    process.execPath,
-    mainPath,
-    "serve",
-  ]);
+export async function startApiServer(db: TestSchema): Promise<ApiServer> {
+  const env = { OUTPUT_TOPIC: await newTopic(1), POSTGRES_URL: db.url };
+  const stage = await startStage("alert-producer", env, [process.execPath, mainPath, "serve"]);
   return {
     url: `http://127.0.0.1:${stage.httpPort}`,
     async stop() {
@@ -59,23 +51,24 @@ export async function startApiServer(): Promise<ApiServer> {
 }
 
 /**
- * A test file's API server and two clients of its own, A and B. Call it at the top of the file: it
- * registers the afterAll that stops the server and deletes the clients with their rows.
+ * A test file's API server and two clients of its own, A and B, in the file's schema. Call it at the
+ * top of the file: the objects it returns are filled in before the file's tests run, and the server
+ * is stopped after them.
  */
-export async function serverWithTwoClients(): Promise<{
+export function useServerWithTwoClients(db: TestSchema): {
   server: ApiServer;
   clientA: TestClient;
   clientB: TestClient;
-}> {
-  const server = await startApiServer();
-  const [clientA, clientB] = await Promise.all([newClient(), newClient()]);
-  afterAll(async () => {
-    await server.stop();
-    const ids = [clientA.id, clientB.id];
-    await sql`DELETE FROM notifications WHERE client_id IN ${sql(ids)}`;
-    await sql`DELETE FROM alert_states WHERE client_id IN ${sql(ids)}`;
-    await sql`DELETE FROM clients WHERE id IN ${sql(ids)}`;
+} {
+  const server: ApiServer = { url: "", stop: async () => {} };
+  const clientA: TestClient = { id: "", secret: "", credentialId: "" };
+  const clientB: TestClient = { id: "", secret: "", credentialId: "" };
+  beforeAll(async () => {
+    Object.assign(server, await startApiServer(db));
+    Object.assign(clientA, await newClient(db.sql));
+    Object.assign(clientB, await newClient(db.sql));
   });
+  afterAll(() => server.stop());
   return { server, clientA, clientB };
 }
 
@@ -117,6 +110,7 @@ export async function amtool(url: string, secret: string | undefined, args: stri
 
 /** A notification row for `clientId`, as the aggregator writes one. */
 export async function insertNotification(
+  sql: Sql,
   clientId: string,
   alert: {
     alertId: string;
@@ -146,6 +140,7 @@ export async function insertNotification(
 
 /** A rule of `clientId` with one webhook endpoint; returns both ids. */
 export async function insertRuleWithEndpoint(
+  sql: Sql,
   clientId: string,
 ): Promise<{ ruleId: string; endpointId: string }> {
   const [rule] = await sql<{ id: string }[]>`

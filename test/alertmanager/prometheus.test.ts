@@ -10,11 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually } from "../../harness/stages.ts";
 
 /** How long the second rule fires before its expression turns empty. */
 const stopsAfterMs = 15_000;
 
+const db = useTestSchema("alertmanager_prometheus");
 let pipeline: Pipeline;
 let clientId = "";
 let prometheus: Subprocess | undefined;
@@ -22,7 +24,7 @@ const dir = mkdtempSync(join(tmpdir(), "prometheus-"));
 let prometheusLog = "";
 
 beforeAll(async () => {
-  pipeline = await startPipeline({ ingest: true });
+  pipeline = await startPipeline({ ingest: true, postgresUrl: db.url });
   clientId = (await pipeline.createClientWithRule("*")).clientId;
   const credential = await pipeline.issueIngestCredential({ client_id: clientId });
   const [{ version }] =
@@ -69,8 +71,6 @@ afterAll(async () => {
   prometheus?.kill("SIGTERM");
   await prometheus?.exited;
   rmSync(dir, { recursive: true, force: true });
-  await pipeline.sql`DELETE FROM alert_states WHERE client_id = ${clientId}`;
-  await pipeline.sql`DELETE FROM notifications WHERE client_id = ${clientId}`;
   const exitCodes = await pipeline.stop();
   expect(exitCodes.every((code) => code === 0)).toBe(true);
 });

@@ -1,21 +1,24 @@
 /** The read side over HTTP: probes, status, receivers, alerts and alert groups, per client. */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import {
   bearer,
   insertNotification,
   insertRuleWithEndpoint,
-  serverWithTwoClients,
   type TestClient,
+  useServerWithTwoClients,
 } from "./helpers.ts";
 
-const { server, clientA, clientB } = await serverWithTwoClients();
+const db = useTestSchema("am_read");
+const { sql } = db;
+const { server, clientA, clientB } = useServerWithTwoClients(db);
 let receiverA: string;
 const alertName = `ReadSide${Date.now()}`;
 
 beforeAll(async () => {
-  const { ruleId, endpointId } = await insertRuleWithEndpoint(clientA.id);
+  const { ruleId, endpointId } = await insertRuleWithEndpoint(sql, clientA.id);
   receiverA = `webhook/${endpointId}`;
-  await insertNotification(clientA.id, {
+  await insertNotification(sql, clientA.id, {
     alertId: "am-00000000000000aa",
     severity: "HIGH",
     source: "db-1",
@@ -23,7 +26,7 @@ beforeAll(async () => {
     context: { env: "prod", "annotation.summary": "slow", generatorURL: "http://prometheus/graph" },
     ruleIds: [ruleId],
   });
-  await insertNotification(clientA.id, {
+  await insertNotification(sql, clientA.id, {
     alertId: "ended",
     severity: "LOW",
     source: "db-1",
@@ -33,7 +36,7 @@ beforeAll(async () => {
   });
   // Lifecycle: one still firing although notified two hours ago (re-sends make no rows), one resolved.
   const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
-  await insertNotification(clientA.id, {
+  await insertNotification(sql, clientA.id, {
     alertId: "am-00000000000000bb",
     severity: "LOW",
     source: "db-2",
@@ -43,7 +46,7 @@ beforeAll(async () => {
     createdAt: twoHoursAgo,
     state: "firing",
   });
-  await insertNotification(clientA.id, {
+  await insertNotification(sql, clientA.id, {
     alertId: "am-00000000000000cc",
     severity: "LOW",
     source: "db-3",

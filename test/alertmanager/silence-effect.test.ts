@@ -8,10 +8,12 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type IngestCredential, type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually } from "../../harness/stages.ts";
 import { AlertNewSchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { amtool } from "./helpers.ts";
 
+const db = useTestSchema("silence_effect");
 let pipeline: Pipeline;
 let clientA = "";
 let clientB = "";
@@ -21,7 +23,7 @@ const alertName = "DiskFull";
 const effectMs = 1000;
 
 beforeAll(async () => {
-  pipeline = await startPipeline({ ingest: true });
+  pipeline = await startPipeline({ ingest: true, postgresUrl: db.url });
   clientA = (await pipeline.createClientWithRule(alertName)).clientId;
   clientB = (await pipeline.createClientWithRule(alertName)).clientId;
   credentialA = await pipeline.issueIngestCredential({ client_id: clientA });
@@ -33,8 +35,6 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  await pipeline.sql`DELETE FROM notifications WHERE client_id IN (${clientA}, ${clientB})`;
-  await pipeline.sql`DELETE FROM clients WHERE id IN (${clientA}, ${clientB})`;
   const exitCodes = await pipeline.stop();
   expect(exitCodes.every((code) => code === 0)).toBe(true);
 });

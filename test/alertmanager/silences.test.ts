@@ -3,16 +3,18 @@
  * tenant scoping, and what a hostile caller sends.
  */
 import { describe, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import {
   bearer,
   newClient,
   newSharedCredential,
-  serverWithTwoClients,
-  sql,
   type TestClient,
+  useServerWithTwoClients,
 } from "./helpers.ts";
 
-const { server, clientA, clientB } = await serverWithTwoClients();
+const db = useTestSchema("am_silences");
+const { sql } = db;
+const { server, clientA, clientB } = useServerWithTwoClients(db);
 
 interface GettableSilence {
   id: string;
@@ -178,11 +180,11 @@ describe("tenant scoping", () => {
   test("no, a forged, or a revoked credential: 401; a shared-scope credential: 403", async () => {
     expect((await call("GET", "/api/v2/silences", undefined)).status).toBe(401);
     expect((await call("GET", "/api/v2/silences", `ik_${"A".repeat(43)}`)).status).toBe(401);
-    const shared = await newSharedCredential();
+    const shared = await newSharedCredential(sql);
     const forbidden = await call("POST", "/api/v2/silences", shared, silenceBody());
     expect(forbidden.status).toBe(403);
     expect(await forbidden.json()).toBe("a shared-scope credential may only submit alerts");
-    const revoked = await newClient();
+    const revoked = await newClient(sql);
     await sql`UPDATE ingest_credentials SET revoked_at = now() WHERE id = ${revoked.credentialId}`;
     const response = await call("GET", "/api/v2/silences", revoked);
     expect(response.status).toBe(401);

@@ -17,7 +17,9 @@
 import { afterAll, expect, test } from "bun:test";
 import { type ChaosReport, formatReport, restoreServices, runChaos } from "../../harness/chaos.ts";
 import { expectChaosInvariants } from "../../harness/chaos-invariants.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 
+const db = useTestSchema("chaos");
 const kills = 10;
 let report: ChaosReport | undefined;
 
@@ -30,6 +32,7 @@ afterAll(async () => {
 test("200k alerts through kills and infrastructure restarts: no loss, no duplicate rows", async () => {
   try {
     report = await runChaos({
+      postgresUrl: db.url,
       alerts: 200_000,
       kills,
       seed: Number(process.env.CHAOS_SEED ?? 7),

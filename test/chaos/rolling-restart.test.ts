@@ -6,9 +6,12 @@
  */
 import { expect, test } from "bun:test";
 import { formatReport, runChaos } from "../../harness/chaos.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 
+const db = useTestSchema("rolling_restart");
 test("rolling SIGTERM restart of every stage under load: each exits 0 within 5 s, nothing lost or duplicated", async () => {
   const report = await runChaos({
+    postgresUrl: db.url,
     rolling: true,
     alerts: 40_000,
     seed: 11,

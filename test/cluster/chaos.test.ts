@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ChaosReport, takeoverBoundMs } from "../../harness/chaos.ts";
 import { expectChaosInvariants } from "../../harness/chaos-invariants.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import {
   clusterBrokers,
   clusterReplicationFactor,
@@ -28,6 +29,7 @@ import {
 } from "../../scripts/cluster.ts";
 
 const repoRoot = new URL("../..", import.meta.url).pathname;
+const db = useTestSchema("cluster_chaos");
 const scratch = mkdtempSync(join(tmpdir(), "cluster-chaos-"));
 let stopAfterwards = false;
 
@@ -46,6 +48,7 @@ test("two copies of every stage on three brokers: kill -9 of a copy of each and 
       cwd: repoRoot,
       env: {
         ...process.env,
+        POSTGRES_URL: db.url,
         KAFKA_BROKERS: clusterBrokers,
         TOPIC_REPLICATION_FACTOR: String(clusterReplicationFactor),
       },

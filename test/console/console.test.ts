@@ -15,9 +15,11 @@ import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { uniqueName } from "../../harness/names.ts";
 import { type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually } from "../../harness/stages.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
 
+const db = useTestSchema("console");
 const chromiumPath = "/usr/bin/chromium";
 const repoRoot = new URL("../..", import.meta.url).pathname;
 const screenshotPath = join(repoRoot, "results/console-dashboard.png");
@@ -29,6 +31,7 @@ let profileDir: string | undefined;
 /** The whole pipeline; the rule-service starts last, since its console scrapes the others' /metrics. */
 function startStack(): Promise<Pipeline> {
   return startPipeline({
+    postgresUrl: db.url,
     run: uniqueName("console"),
     ruleServiceEnvAfter: (stages, topics) => ({
       CONSOLE_STAGE_METRICS: stages.map((s) => `${s.name}=http://127.0.0.1:${s.httpPort}/metrics`).join(","),
@@ -137,8 +140,20 @@ test("the console drives the pipeline end to end in a real browser", async () =>
   await page.screenshot({ path: join(repoRoot, "results/console-rules.png"), fullPage: true });
   await page.getByTestId("rule-edit-reload").click();
   await page.getByText("editing version 2").waitFor();
+  // Delivery settings ride along with the edit; a repeat interval changes nothing this test counts.
+  await page.getByTestId("rule-edit-form").getByText("delivery: grouping").click();
+  await page.getByTestId("rule-edit-repeat").fill("600000");
   await page.getByTestId("rule-edit-save").click();
   await page.getByTestId("rules-message").getByText("Rule saved (version 3)").waitFor();
+  await ruleRow.getByText("repeat 600 s").waitFor();
+  const saved = await fetch(`${s.httpUrl("rule-service")}/api/v1/rules/${ruleId}`, {
+    headers: { authorization: `Bearer ${s.adminToken}` },
+  });
+  expect(await saved.json()).toMatchObject({
+    repeat_interval_ms: 600_000,
+    send_resolved: true,
+    group_by: [],
+  });
 
   // A webhook endpoint on the pipeline's sink.
   await ruleRow.getByTestId("rule-endpoints").click();

@@ -5,14 +5,16 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { countDeliveries } from "../../harness/invariants.ts";
 import { type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually } from "../../harness/stages.ts";
 import { binaryPath, buildBinary } from "../../scripts/build.ts";
 
+const db = useTestSchema("e2e_compiled");
 let pipeline: Pipeline;
 
 beforeAll(async () => {
   expect(await buildBinary()).toBe(0);
-  pipeline = await startPipeline({ command: (stage) => [binaryPath, stage] });
+  pipeline = await startPipeline({ command: (stage) => [binaryPath, stage], postgresUrl: db.url });
 }, 120_000);
 
 afterAll(async () => {

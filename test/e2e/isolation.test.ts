@@ -9,21 +9,22 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { TopicReader } from "../../harness/kafka.ts";
 import { type IngestCredential, type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually } from "../../harness/stages.ts";
 import { connectRedis } from "../../src/adapters/redis.ts";
 import { readSnapshotBytes, snapshotKeys } from "../../src/adapters/snapshot-store.ts";
 import { decodeSnapshot, snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
 
+const db = useTestSchema("e2e_isolation");
 let pipeline: Pipeline;
 let topic: TopicReader;
 const tenants = { A: "", B: "", C: "" };
 type Tenant = keyof typeof tenants;
 let credentials: Record<"A" | "B" | "shared", IngestCredential>;
 let sharedScope = "";
-let sharedScopeId = "";
 
 beforeAll(async () => {
-  pipeline = await startPipeline({ ingest: true });
+  pipeline = await startPipeline({ ingest: true, postgresUrl: db.url });
   topic = new TopicReader(pipeline.topics.alertsNew);
   for (const tenant of Object.keys(tenants) as Tenant[]) {
     // (*, source, *): every alert of the source, whoever sent it, were it not for scopes.
@@ -34,7 +35,6 @@ beforeAll(async () => {
     tenants.C,
   ]);
   sharedScope = shared.scope;
-  sharedScopeId = shared.id;
   credentials = {
     A: await pipeline.issueIngestCredential({ client_id: tenants.A }),
     B: await pipeline.issueIngestCredential({ client_id: tenants.B }),
@@ -70,8 +70,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await topic.close();
-  await pipeline.sql`DELETE FROM clients WHERE id IN ${pipeline.sql(Object.values(tenants))}`;
-  await pipeline.api("DELETE", `/api/v1/scopes/${sharedScopeId}`);
   const exitCodes = await pipeline.stop();
   expect(exitCodes.every((code) => code === 0)).toBe(true);
 });

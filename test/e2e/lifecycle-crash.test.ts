@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { TopicReader } from "../../harness/kafka.ts";
 import { type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageName } from "../../harness/stages.ts";
 import { AlertNewSchema, AlertStatus, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
 import type { ProduceRecord } from "../../src/kafka/index.ts";
@@ -18,11 +19,13 @@ const alertsCount = 150;
 const roundPauseMs = 1500;
 const alertName = "LifecycleCrash";
 
+const db = useTestSchema("e2e_lifecycle_crash");
 let pipeline: Pipeline;
 let clientId = "";
 
 beforeAll(async () => {
   pipeline = await startPipeline({
+    postgresUrl: db.url,
     partitions: 3,
     // Small batches, several in flight, and offsets committed only every few rounds, so that each
     // kill leaves rounds already applied to be redelivered: older submissions after newer ones.
@@ -40,10 +43,6 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  await pipeline.sql`DELETE FROM alert_states WHERE client_id = ${clientId}`;
-  await pipeline.sql`
-    UPDATE notifications SET status = 'FAILED', last_error = 'lifecycle crash test row', next_attempt_at = NULL
-    WHERE client_id = ${clientId} AND status = 'RECEIVED'`;
   const exitCodes = await pipeline.stop();
   expect(exitCodes.every((code) => code === 0)).toBe(true);
 });

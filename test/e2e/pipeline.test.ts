@@ -5,13 +5,15 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { countDeliveries } from "../../harness/invariants.ts";
 import { type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually } from "../../harness/stages.ts";
 import { Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
 
+const db = useTestSchema("e2e_pipeline");
 let pipeline: Pipeline;
 
 beforeAll(async () => {
-  pipeline = await startPipeline();
+  pipeline = await startPipeline({ postgresUrl: db.url });
 }, 60_000);
 
 afterAll(async () => {

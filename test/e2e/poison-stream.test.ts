@@ -8,17 +8,19 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { TopicReader } from "../../harness/kafka.ts";
 import { type IngestCredential, type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually } from "../../harness/stages.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
 
+const db = useTestSchema("e2e_poison");
 let pipeline: Pipeline;
 let clientId = "";
 let credential: IngestCredential;
 let deadLetters: TopicReader;
 
 beforeAll(async () => {
-  pipeline = await startPipeline({ ingest: true });
+  pipeline = await startPipeline({ ingest: true, postgresUrl: db.url });
   deadLetters = new TopicReader(deadLetterTopic(pipeline.topics.alertsNew));
   clientId = (await pipeline.createClientWithRule("*", { severity: "*" })).clientId;
   credential = await pipeline.issueIngestCredential({ client_id: clientId });
@@ -37,7 +39,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await deadLetters.close();
-  await pipeline.sql`DELETE FROM clients WHERE id = ${clientId}`;
   const exitCodes = await pipeline.stop();
   expect(exitCodes.every((code) => code === 0)).toBe(true);
 });

@@ -12,6 +12,7 @@ import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import { type SnapshotKeys, snapshotKeys, writeSnapshotIfNewer } from "../../src/adapters/snapshot-store.ts";
 import { deriveAlertId } from "../../src/core/alert-id.ts";
 import type { Rule } from "../../src/core/matching/types.ts";
+import { DEFAULT_RULE_POLICY, type RulePolicy } from "../../src/core/policy.ts";
 import { SEVERITY_WILDCARD } from "../../src/core/severity.ts";
 import { buildSnapshot, encodeSnapshot } from "../../src/core/snapshot.ts";
 import { type AlertMatched, AlertMatchedSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
@@ -175,6 +176,72 @@ test("exact and wildcard rules: one record per client with all of its matched ru
   expect(first?.name).toBe("cpu");
   expect(first?.context).toEqual({ host: "db-1" });
   expect(first?.schemaVersion).toBe(1);
+}, 20_000);
+
+test("rule settings: the merged policy rides on each client's record; a mute window of every matched rule mutes", async () => {
+  const env = await environment("policy");
+  const source = `svc-${crypto.randomUUID()}`;
+  const [a, b, c] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+  const rules = {
+    aGrouped: rule(a, Severity.HIGH, source, "*"),
+    aQuiet: rule(a, SEVERITY_WILDCARD, source, "cpu"),
+    bNightly: rule(b, SEVERITY_WILDCARD, source, "*"),
+    cPlain: rule(c, Severity.HIGH, source, "*"),
+    cNightly: rule(c, SEVERITY_WILDCARD, source, "cpu"),
+  };
+  const night = "* 22:00-06:00";
+  const settings = (fields: Partial<RulePolicy>): RulePolicy => ({ ...DEFAULT_RULE_POLICY, ...fields });
+  await writeRules(
+    redis,
+    env.keys,
+    Object.values(rules),
+    1n,
+    [],
+    [
+      { ruleId: rules.aGrouped.ruleId, policy: settings({ groupBy: ["source"], groupWaitMs: 0 }) },
+      { ruleId: rules.aQuiet.ruleId, policy: settings({ sendResolved: false, repeatIntervalMs: 60_000 }) },
+      { ruleId: rules.bNightly.ruleId, policy: settings({ muteWindows: [night] }) },
+      { ruleId: rules.cNightly.ruleId, policy: settings({ muteWindows: [night] }) },
+    ],
+  );
+  const stage = await evaluator(env);
+
+  const at = (iso: string) => BigInt(Date.parse(iso));
+  await produceAlerts(env.input, [
+    {
+      id: "day",
+      bytes: alertBytes({ alertId: "day", source, name: "cpu", eventTimeUnixMs: at("2026-12-07T12:00:00Z") }),
+    },
+    {
+      id: "night",
+      bytes: alertBytes({
+        alertId: "night",
+        source,
+        name: "cpu",
+        eventTimeUnixMs: at("2026-12-07T23:00:00Z"),
+      }),
+    },
+  ]);
+  expect(await env.outputs.until((r) => r.length >= 6)).toBe(true);
+  await Bun.sleep(300); // anything more would be a wrong extra record
+  const got = new Map(env.outputs.records.map(decodeMatched).map((m) => [`${m.alertId}/${m.clientId}`, m]));
+  expect(got.size).toBe(6);
+  for (const alert of ["day", "night"]) {
+    // a: both rules matched; skipResolved needs every rule to skip, the grouping rule groups.
+    const policy = got.get(`${alert}/${a}`)?.policy;
+    expect(policy?.skipResolved).toBe(false);
+    expect(policy?.repeatIntervalMs).toBe(60_000n);
+    expect(policy?.groupBy).toEqual(["source"]);
+    expect(policy?.groupWaitMs).toBe(0n);
+    expect(got.get(`${alert}/${a}`)?.mutedByRule).toBe("");
+    // Mute windows alone put no policy on the wire.
+    expect(got.get(`${alert}/${b}`)?.policy).toBeUndefined();
+  }
+  expect(got.get(`day/${b}`)?.mutedByRule).toBe("");
+  expect(got.get(`night/${b}`)?.mutedByRule).toBe(rules.bNightly.ruleId);
+  // c's plain rule has no window: c is never muted.
+  expect(got.get(`night/${c}`)?.mutedByRule).toBe("");
+  expect(await metric(stage.httpPort, "alerts_muted_total")).toBe(1);
 }, 20_000);
 
 test("scopes: a client sees only alerts of its own scope, of shared scopes granted to it, and internal ones", async () => {

@@ -8,7 +8,7 @@ import type { StageProcess } from "../../harness/stages.ts";
 import type { RedisClient } from "../../src/adapters/redis.ts";
 import { type SnapshotKeys, writeSnapshotIfNewer } from "../../src/adapters/snapshot-store.ts";
 import type { Grant, Rule } from "../../src/core/matching/types.ts";
-import { buildSnapshot, encodeSnapshot } from "../../src/core/snapshot.ts";
+import { buildSnapshot, encodeSnapshot, type RulePolicyEntry } from "../../src/core/snapshot.ts";
 import { type AlertNew, AlertNewSchema, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, type ConsumedRecord } from "../../src/kafka/index.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
@@ -73,18 +73,22 @@ export function alertBytes(init: AlertInit): Uint8Array {
   );
 }
 
-/** Encodes `rules` and `grants` as snapshot `version` and writes it if newer; returns whether it was written. */
+/**
+ * Encodes `rules`, `grants` and the rules' `policies` as snapshot `version` and writes it if newer;
+ * returns whether it was written.
+ */
 export function writeRules(
   redis: RedisClient,
   keys: SnapshotKeys,
   rules: readonly Rule[],
   version: bigint,
   grants: readonly Grant[] = [],
+  policies: readonly RulePolicyEntry[] = [],
 ): Promise<boolean> {
   return writeSnapshotIfNewer(
     redis,
     keys,
-    encodeSnapshot(buildSnapshot(rules, version, BigInt(Date.now()), grants)),
+    encodeSnapshot(buildSnapshot(rules, version, BigInt(Date.now()), grants, [], policies)),
     version,
   );
 }

@@ -1,8 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { createClient, createRule, type Service, startService } from "./helpers.ts";
 
-const service: Service = startService();
+const db = useTestSchema("rule_service_clients");
+const service: Service = startService(db);
 afterAll(() => service.stop());
 const name = () => `test-${crypto.randomUUID()}`;
 

@@ -3,6 +3,7 @@ import { afterAll, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import { brokers, kafkaClients, quiet, TopicReader } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { readAlertNew } from "../../src/core/wire.ts";
 import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { consoleSettings, startConsole } from "../../src/stages/rule-service/console.ts";
@@ -20,7 +21,8 @@ const consoleParts = startConsole(consoleSettingsUsed, {
   producer,
   logger: quiet,
 });
-const service: Service = startService({ console: consoleParts });
+const db = useTestSchema("rule_service_console_routes");
+const service: Service = startService(db, { console: consoleParts });
 afterAll(async () => {
   await service.stop();
   await consoleParts.stop();

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { createClient, createRule, type Service, startService } from "./helpers.ts";
 import { type RuleServiceProcess, startRuleServiceProcess } from "./process.ts";
 
-const service: Service = startService();
+const db = useTestSchema("rule_service_endpoints");
+const service: Service = startService(db);
 afterAll(() => service.stop());
 
 async function setup() {
@@ -215,7 +217,10 @@ describe("SSRF: endpoint URLs naming an internal address are refused when saved"
 describe("SSRF: the rule-service process honours the sender's allow-list (SSRF_ALLOW_CIDRS, SSRF_ALLOW_HOSTS)", () => {
   let rs: RuleServiceProcess;
   beforeAll(async () => {
-    rs = await startRuleServiceProcess({ SSRF_ALLOW_CIDRS: "127.0.0.1/32", SSRF_ALLOW_HOSTS: "localhost" });
+    rs = await startRuleServiceProcess(db, {
+      SSRF_ALLOW_CIDRS: "127.0.0.1/32",
+      SSRF_ALLOW_HOSTS: "localhost",
+    });
   });
   afterAll(() => rs?.stop());
 

@@ -1,4 +1,5 @@
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import type { TestSchema } from "../../harness/postgres.ts";
+import type { Sql } from "../../src/adapters/postgres.ts";
 import { createRuleServiceApp, type RuleServiceOptions } from "../../src/stages/rule-service/app.ts";
 
 export const adminToken = `admin-${crypto.randomUUID()}`;
@@ -27,11 +28,11 @@ export interface Service {
 }
 
 /**
- * An in-process rule service on an ephemeral port, against the shared test database; `more` adds
+ * An in-process rule service on an ephemeral port, against the test file's schema; `more` adds
  * options such as the console's parts.
  */
-export function startService(more: Partial<RuleServiceOptions> = {}): Service {
-  const sql = connectPostgres({ idleTimeoutSeconds: 1 });
+export function startService(db: TestSchema, more: Partial<RuleServiceOptions> = {}): Service {
+  const { sql } = db;
   const server = Bun.serve({ port: 0, ...createRuleServiceApp({ sql, adminToken, ...more }) });
   return {
     sql,
@@ -51,7 +52,6 @@ export function startService(more: Partial<RuleServiceOptions> = {}): Service {
     },
     async stop() {
       await server.stop(true);
-      await sql.end();
     },
   };
 }

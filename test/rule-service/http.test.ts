@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { rawRequest } from "../../harness/raw-http.ts";
 import { adminToken, createClient, createRule, type Service, startService } from "./helpers.ts";
 import { type RuleServiceProcess, startRuleServiceProcess } from "./process.ts";
 
-const service: Service = startService();
+const db = useTestSchema("rule_service_http");
+const service: Service = startService(db);
 afterAll(() => service.stop());
 
 const limitBytes = 64 * 1024;
@@ -187,7 +189,7 @@ describe("__proto__, constructor and prototype are unknown fields like any other
 describe("the rule-service process: oversized bodies get the JSON 413, never Bun's bare one", () => {
   let rs: RuleServiceProcess;
   beforeAll(async () => {
-    rs = await startRuleServiceProcess();
+    rs = await startRuleServiceProcess(db);
   });
   afterAll(() => rs?.stop());
 

@@ -1,15 +1,11 @@
 /** verifyIngestCredential against real rows: the header forms ingest accepts and every way to be refused. */
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { uniqueName } from "../../harness/names.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { ingestSecretOf, newSecret, verifyIngestCredential } from "../../src/adapters/ingest-credentials.ts";
-import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { insertClient } from "../../src/stages/rule-service/clients-store.ts";
 
-const sql = connectPostgres({ idleTimeoutSeconds: 1 });
-
-afterAll(async () => {
-  await sql.end();
-});
+const { sql } = useTestSchema("ingest_credentials");
 
 interface Issued {
   id: string;

@@ -1,7 +1,9 @@
 import { afterAll, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { createClient, createRule, insertNotification, type Service, startService } from "./helpers.ts";
 
-const service: Service = startService();
+const db = useTestSchema("rule_service_isolation");
+const service: Service = startService(db);
 afterAll(() => service.stop());
 const scopeName = () => `iso-${crypto.randomUUID()}`;
 

@@ -5,6 +5,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { verifyIngestCredential } from "../../src/adapters/ingest-credentials.ts";
 import { activeApiKeysMax } from "../../src/stages/rule-service/api-keys-store.ts";
 import { createRuleServiceApp } from "../../src/stages/rule-service/app.ts";
@@ -12,7 +13,8 @@ import { adminTokenLengthMin } from "../../src/stages/rule-service/auth.ts";
 import { activeIngestCredentialsMax } from "../../src/stages/rule-service/ingest-credentials-store.ts";
 import { createClient, type Service, startService, type TestClient } from "./helpers.ts";
 
-const service: Service = startService();
+const db = useTestSchema("rule_service_keys");
+const service: Service = startService(db);
 afterAll(() => service.stop());
 
 const sha256 = (text: string): Buffer => createHash("sha256").update(text).digest();

@@ -1,7 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { createClient, insertNotification, type Service, startService } from "./helpers.ts";
 
-const service: Service = startService();
+const db = useTestSchema("rule_service_notifications");
+const service: Service = startService(db);
 afterAll(() => service.stop());
 
 describe("notifications", () => {

@@ -1,12 +1,14 @@
 import { afterAll, expect, test } from "bun:test";
 import { brokers, kafkaClients, quiet } from "../../harness/kafka.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { createRuleServiceApp } from "../../src/stages/rule-service/app.ts";
 import { consoleSettings, startConsole } from "../../src/stages/rule-service/console.ts";
 import { adminToken, type Service, startService } from "./helpers.ts";
 
 const { producer } = kafkaClients();
 const consoleParts = startConsole(consoleSettings({}), { brokers, producer, logger: quiet });
-const service: Service = startService({ console: consoleParts });
+const db = useTestSchema("rule_service_openapi");
+const service: Service = startService(db, { console: consoleParts });
 afterAll(async () => {
   await service.stop();
   await consoleParts.stop();

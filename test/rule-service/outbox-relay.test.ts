@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
-import { migrate } from "../../src/adapters/migrations.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { type RuleChanged, RuleChangedSchema } from "../../src/gen/alerting/v1/rule_pb.ts";
 import { DeadlineError } from "../../src/runtime/deadline.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
 import { createRuleServiceApp } from "../../src/stages/rule-service/app.ts";
 import {
   type OutboxRelay,
@@ -13,27 +11,17 @@ import {
 } from "../../src/stages/rule-service/outbox-relay.ts";
 import { insertRule } from "../../src/stages/rule-service/rules-store.ts";
 
-// The relay drains the whole outbox, so these tests run in a schema of their own instead of
-// consuming (and marking sent) rows that other tests or services write to the shared one.
-const schema = `rule_relay_test_${crypto.randomUUID().replaceAll("-", "")}`;
-const admin = connectPostgres({ idleTimeoutSeconds: 1 });
-const url = new URL(infraUrls.postgresUrl);
-url.searchParams.set("search_path", schema);
-const sql: Sql = connectPostgres({ url: url.toString(), idleTimeoutSeconds: 1 });
+// The relay drains the whole outbox: the file's own schema holds only the rows its tests write.
+const { sql } = useTestSchema("rule_relay");
 const adminToken = `admin-${crypto.randomUUID()}`;
 let server: ReturnType<typeof Bun.serve>;
 
 beforeAll(async () => {
-  await admin.unsafe(`CREATE SCHEMA ${schema}`);
-  await migrate(sql, "migrations");
   server = Bun.serve({ port: 0, ...createRuleServiceApp({ sql, adminToken }) });
 });
 
 afterAll(async () => {
   await server.stop(true);
-  await sql.end();
-  await admin.unsafe(`DROP SCHEMA ${schema} CASCADE`);
-  await admin.end();
 });
 
 /** An in-process broker: records what it acknowledged, and can be taken down. */

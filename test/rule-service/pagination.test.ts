@@ -1,7 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { createClient, createRule, insertNotification, type Service, startService } from "./helpers.ts";
 
-const service: Service = startService();
+const db = useTestSchema("rule_service_pagination");
+const service: Service = startService(db);
 afterAll(() => service.stop());
 
 /** Follows next_cursor to the end; returns every item id in the order served. */

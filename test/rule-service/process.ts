@@ -1,13 +1,11 @@
 /**
- * The rule-service as a real process (main.ts: its environment, Bun.serve's options), in a schema of
- * its own: the process runs the outbox relay, which must not drain the shared outbox.
+ * The rule-service as a real process (main.ts: its environment, Bun.serve's options), in the test
+ * file's schema.
  */
 
 import { uniqueName } from "../../harness/names.ts";
-import { type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
-import { migrate } from "../../src/adapters/migrations.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
+import type { TestSchema } from "../../harness/postgres.ts";
+import { startStage, stopStage } from "../../harness/stages.ts";
 
 export interface RuleServiceProcess {
   url: string;
@@ -23,33 +21,17 @@ export interface RuleServiceProcess {
   stop(): Promise<void>;
 }
 
-export async function startRuleServiceProcess(env: Record<string, string> = {}): Promise<RuleServiceProcess> {
-  const schema = uniqueName("rule_process").replaceAll("-", "_");
-  const schemaUrl = new URL(infraUrls.postgresUrl);
-  schemaUrl.searchParams.set("search_path", schema);
-  const admin = connectPostgres({ idleTimeoutSeconds: 1 });
-  const sql: Sql = connectPostgres({ url: schemaUrl.toString(), idleTimeoutSeconds: 1 });
+export async function startRuleServiceProcess(
+  db: TestSchema,
+  env: Record<string, string> = {},
+): Promise<RuleServiceProcess> {
   const adminToken = `admin-${crypto.randomUUID()}`;
-  let stage: StageProcess | undefined;
-  const stop = async () => {
-    if (stage) await stopStage(stage);
-    await sql.end();
-    await admin.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
-  };
-  try {
-    await admin.unsafe(`CREATE SCHEMA ${schema}`);
-    await migrate(sql, "migrations");
-    stage = await startStage("rule-service", {
-      POSTGRES_URL: schemaUrl.toString(),
-      ADMIN_TOKEN: adminToken,
-      RULE_CHANGED_TOPIC: uniqueName("test-rule-process.rule.changed"),
-      ...env,
-    });
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  const stage = await startStage("rule-service", {
+    POSTGRES_URL: db.url,
+    ADMIN_TOKEN: adminToken,
+    RULE_CHANGED_TOPIC: uniqueName("test-rule-process.rule.changed"),
+    ...env,
+  });
   const url = `http://127.0.0.1:${stage.httpPort}`;
   return {
     url,
@@ -63,6 +45,8 @@ export async function startRuleServiceProcess(env: Record<string, string> = {}):
       const text = await response.text();
       return { status: response.status, body: text ? JSON.parse(text) : null };
     },
-    stop,
+    async stop() {
+      await stopStage(stage);
+    },
   };
 }

@@ -5,21 +5,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import http from "node:http";
 import { uniqueName } from "../../harness/names.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
-import { migrate } from "../../src/adapters/migrations.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
 import { insertApiKey } from "../../src/stages/rule-service/api-keys-store.ts";
 import { insertClient } from "../../src/stages/rule-service/clients-store.ts";
 
 const burst = 4;
 const over = 3;
-// Its own schema: the process runs the outbox relay, which must not drain the shared outbox.
-const schema = `rule_rate_test_${crypto.randomUUID().replaceAll("-", "")}`;
-const schemaUrl = new URL(infraUrls.postgresUrl);
-schemaUrl.searchParams.set("search_path", schema);
-const admin = connectPostgres({ idleTimeoutSeconds: 1 });
-const sql: Sql = connectPostgres({ url: schemaUrl.toString(), idleTimeoutSeconds: 1 });
+const db = useTestSchema("rule_rate");
+const { sql } = db;
 const adminToken = `admin-${crypto.randomUUID()}`;
 let stage: StageProcess;
 let baseUrl: string;
@@ -38,14 +32,12 @@ async function newClient(prefix: string, keyCount = 1): Promise<{ id: string; ke
 }
 
 beforeAll(async () => {
-  await admin.unsafe(`CREATE SCHEMA ${schema}`);
-  await migrate(sql, "migrations");
   [keyA = ""] = (await newClient("rate-a")).keys;
   [keyB = ""] = (await newClient("rate-b")).keys;
   clientC = await newClient("rate-c", 2);
   [keyD = ""] = (await newClient("rate-d")).keys;
   stage = await startStage("rule-service", {
-    POSTGRES_URL: schemaUrl.toString(),
+    POSTGRES_URL: db.url,
     ADMIN_TOKEN: adminToken,
     RULE_CHANGED_TOPIC: uniqueName("test-rate.rule.changed"),
     // One token a second is the least the variable allows; the bursts below take milliseconds.
@@ -57,9 +49,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (stage) await stopStage(stage);
-  await sql.end();
-  await admin.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await admin.end();
 });
 
 interface Reply {

@@ -1,7 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { createClient, createRule, type Service, startService } from "./helpers.ts";
 
-const service: Service = startService();
+const db = useTestSchema("rule_service_rules");
+const service: Service = startService(db);
 afterAll(() => service.stop());
 
 async function outboxOf(ruleId: string) {
@@ -146,5 +148,90 @@ describe("rules", () => {
       expect(reply.status).toBe(400);
       expect(Object.keys(reply.body.error.fields)).toHaveLength(1);
     }
+  });
+});
+
+describe("rule delivery settings", () => {
+  const settings = {
+    send_resolved: false,
+    repeat_interval_ms: 3_600_000,
+    group_by: ["source", "team"],
+    group_wait_ms: 0,
+    group_interval_ms: 60_000,
+    group_alerts_max: 20,
+    mute_windows: ["monday:friday 22:00-06:00 Europe/Berlin", "saturday,sunday 00:00-24:00"],
+  };
+  const defaults = {
+    send_resolved: true,
+    repeat_interval_ms: null,
+    group_by: [],
+    group_wait_ms: null,
+    group_interval_ms: null,
+    group_alerts_max: null,
+    mute_windows: [],
+  };
+
+  test("a new rule has the defaults; create, patch and get carry every setting", async () => {
+    const client = await createClient(service);
+    const as = { token: client.key };
+    const plain = await createRule(service, client);
+    expect(plain).toMatchObject(defaults);
+    const created = await service.call("POST", "/api/v1/rules", {
+      ...as,
+      body: { severity: "HIGH", source: "db", name: "*", ...settings },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject(settings);
+    const patched = await service.call("PATCH", `/api/v1/rules/${plain.id}`, {
+      ...as,
+      body: { group_by: ["name"], mute_windows: ["* 01:00-02:00"], version: 1 },
+    });
+    expect(patched.body).toMatchObject({ ...defaults, group_by: ["name"], mute_windows: ["* 01:00-02:00"] });
+    expect((await service.call("GET", `/api/v1/rules/${created.body.id}`, as)).body).toMatchObject(settings);
+  });
+
+  test("PUT replaces: settings it leaves out go back to the defaults", async () => {
+    const client = await createClient(service);
+    const created = await service.call("POST", "/api/v1/rules", {
+      token: client.key,
+      body: { severity: "HIGH", source: "db", name: "*", ...settings },
+    });
+    const put = await service.call("PUT", `/api/v1/rules/${created.body.id}`, {
+      token: client.key,
+      body: { severity: "HIGH", source: "db", name: "*", enabled: true, group_by: ["name"], version: 1 },
+    });
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ ...defaults, group_by: ["name"], version: 2 });
+  });
+
+  test("bad settings are a 400 naming the field and the reason, and nothing is stored", async () => {
+    const client = await createClient(service);
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ send_resolved: "no" }, "send_resolved", "must be a boolean"],
+      [{ repeat_interval_ms: 10 }, "repeat_interval_ms", "must be between 1000 and 2073600000"],
+      [{ repeat_interval_ms: 1.5 }, "repeat_interval_ms", "must be an integer or null"],
+      [{ group_by: "source" }, "group_by", "must be a list of strings"],
+      [{ group_by: ["source", "source"] }, "group_by", 'label "source" is listed twice'],
+      [{ group_by: ["ok", 7] }, "group_by", "item 1 must be a string"],
+      [{ group_by: ["a\u0000"] }, "group_by", "item 0 contains a NUL character"],
+      [{ group_by: Array.from({ length: 17 }, (_, i) => `l${i}`) }, "group_by", "at most 16 items"],
+      [{ group_wait_ms: -1 }, "group_wait_ms", "must be between 0 and 86400000"],
+      [{ group_interval_ms: 999 }, "group_interval_ms", "must be between 1000"],
+      [{ group_alerts_max: 0 }, "group_alerts_max", "must be between 1 and 1000"],
+      [{ mute_windows: ["funday 09:00-17:00"] }, "mute_windows", 'window 0: weekdays "funday"'],
+      [{ mute_windows: ["monday 09:00-17:00 Mars/Base"] }, "mute_windows", "unknown time zone"],
+      [{ mute_windows: ["monday 25:00-26:00"] }, "mute_windows", "must be HH:MM-HH:MM"],
+      [{ mute_windows: ["x".repeat(129)] }, "mute_windows", "item 0 must be at most 128 characters"],
+    ];
+    for (const [fields, field, reason] of cases) {
+      const reply = await service.call("POST", "/api/v1/rules", {
+        token: client.key,
+        body: { severity: "LOW", source: "bad-settings", name: field, ...fields },
+      });
+      expect([reply.status, Object.keys(reply.body.error.fields)]).toEqual([400, [field]]);
+      expect(reply.body.error.fields[field]).toContain(reason);
+    }
+    const [stored] = await service.sql`SELECT count(*)::int AS n FROM rules WHERE client_id = ${client.id}`;
+    expect(stored?.n).toBe(0);
   });
 });

@@ -7,16 +7,19 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { brokers, quiet } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, startStage, stopStage } from "../../harness/stages.ts";
 import { connectRedis } from "../../src/adapters/redis.ts";
-import { readSnapshotVersion, snapshotKeys } from "../../src/adapters/snapshot-store.ts";
+import { readSnapshotBytes, readSnapshotVersion, snapshotKeys } from "../../src/adapters/snapshot-store.ts";
+import { decodeSnapshot } from "../../src/core/snapshot.ts";
 import { Admin } from "../../src/kafka/index.ts";
 import { createClient, type Service, startService } from "./helpers.ts";
 
 const run = uniqueName("test-scope-snapshot");
 const keys = snapshotKeys(`${run}:rules:`);
 const redis = connectRedis();
-const service: Service = startService();
+const db = useTestSchema("rule_service_scope_snapshot");
+const service: Service = startService(db);
 let updater: StageProcess;
 
 beforeAll(async () => {
@@ -27,6 +30,7 @@ beforeAll(async () => {
     admin.close();
   }
   updater = await startStage("rule-updater", {
+    POSTGRES_URL: db.url,
     INPUT_TOPIC: `${run}.rule.changed`,
     GROUP_ID: `${run}-updater`,
     RULES_KEY_PREFIX: `${run}:rules:`,
@@ -96,4 +100,33 @@ test("a refused change rebuilds nothing: its transaction, and its notification, 
   await expectStatus("POST", grants, 404, { client_id: crypto.randomUUID() });
   await Bun.sleep(1000);
   expect(await version()).toBe(before);
+});
+
+test("a rule's delivery settings reach the snapshot, and leave it when set back to the defaults", async () => {
+  const client = await createClient(service);
+  const created = await service.call("POST", "/api/v1/rules", {
+    token: client.key,
+    body: {
+      severity: "HIGH",
+      source: uniqueName("svc"),
+      name: "*",
+      group_by: ["source"],
+      mute_windows: ["* 01:00-02:00"],
+    },
+  });
+  expect(created.status).toBe(201);
+  const policyOf = async (ruleId: string) => {
+    const bytes = await readSnapshotBytes(redis, keys);
+    return bytes && decodeSnapshot(bytes).policies.find((entry) => entry.ruleId === ruleId)?.policy;
+  };
+  expect(
+    await eventually(async () => (await policyOf(created.body.id))?.groupBy.join() === "source", 5_000),
+  ).toBe(true);
+  expect((await policyOf(created.body.id))?.muteWindows).toEqual(["* 01:00-02:00"]);
+  const reset = await service.call("PATCH", `/api/v1/rules/${created.body.id}`, {
+    token: client.key,
+    body: { group_by: [], mute_windows: [], version: 1 },
+  });
+  expect(reset.status).toBe(200);
+  expect(await eventually(async () => (await policyOf(created.body.id)) === undefined, 5_000)).toBe(true);
 });

@@ -3,9 +3,11 @@
  * own; another client's silence is 404 wherever it is named, and bad input a 400 naming the field.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { createClient, type Service, startService } from "./helpers.ts";
 
-const service: Service = startService();
+const db = useTestSchema("rule_service_silences");
+const service: Service = startService(db);
 afterAll(() => service.stop());
 
 const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();

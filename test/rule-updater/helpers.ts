@@ -1,12 +1,12 @@
 /**
  * Rows and snapshots for the rule-updater tests. Every test makes its own uniquely named clients and
- * only ever reads, changes or deletes rules of those clients: the rules table is shared with every
- * other test, so snapshots are compared with the database restricted to a test's own clients.
+ * only ever reads, changes or deletes rules of those clients: the rules table is shared with the
+ * file's other tests, so snapshots are compared with the database restricted to a test's own clients.
  */
 import { afterAll } from "bun:test";
-import postgres from "postgres";
 import { uniqueName } from "../../harness/names.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import type { TestSchema } from "../../harness/postgres.ts";
+import type { Sql } from "../../src/adapters/postgres.ts";
 import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import { loadRulesSnapshot, rulesChangedChannel } from "../../src/adapters/rule-source.ts";
 import {
@@ -18,57 +18,29 @@ import {
 import type { Grant, Rule } from "../../src/core/matching/types.ts";
 import { parseSeverityPattern } from "../../src/core/severity.ts";
 import { decodeSnapshot, snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
-import { infraUrls } from "../../src/runtime/env.ts";
 
 /**
- * A pool for the tests' own rule changes. synchronous_commit=off only skips waiting for the WAL flush
- * (commits are visible to every other session at once), so thousands of changes stay fast on a busy disk.
+ * A test file's Postgres pools, in the file's schema: `sql` for reads, as the stage's own pool does,
+ * and `changes` for the file's own rows. synchronous_commit=off only skips waiting for the WAL flush
+ * (commits are visible to every other session at once), so thousands of changes stay fast on a busy
+ * disk.
  */
-export function connectForChanges(): Sql {
-  return postgres(infraUrls.postgresUrl, {
-    max: 4,
-    idle_timeout: 1,
-    connect_timeout: 10,
-    onnotice: () => {},
-    connection: { synchronous_commit: "off" },
-  });
-}
-
-/**
- * A test file's Postgres pools and the rows it owns: the clients and shared scopes made through it are
- * deleted after the file's tests, then the pools are closed.
- */
-export function usePostgresFixture(connectionsMax: number): {
-  /** Reads, as the stage's own pool does. */
+export function usePostgresFixture(
+  db: TestSchema,
+  connectionsMax: number,
+): {
   sql: Sql;
-  /** For the file's own rows: inserts, updates, deletes. */
   changes: Sql;
   ownClient(): Promise<string>;
   ownSharedScope(clientIds: readonly string[]): Promise<{ id: string; name: string }>;
 } {
-  const sql = connectPostgres({ connectionsMax, idleTimeoutSeconds: 1 });
-  const changes = connectForChanges();
-  const ownedClients: string[] = [];
-  const ownedScopes: string[] = [];
-  afterAll(async () => {
-    await deleteSharedScopes(changes, ownedScopes);
-    await deleteClients(changes, ownedClients);
-    await sql.end();
-    await changes.end();
-  });
+  const sql = db.connect({ connectionsMax });
+  const changes = db.connect({ connectionsMax: 4, settings: { synchronous_commit: "off" } });
   return {
     sql,
     changes,
-    async ownClient() {
-      const id = await createClient(changes);
-      ownedClients.push(id);
-      return id;
-    },
-    async ownSharedScope(clientIds) {
-      const scope = await createSharedScope(changes, clientIds);
-      ownedScopes.push(scope.id);
-      return scope;
-    },
+    ownClient: () => createClient(changes),
+    ownSharedScope: (clientIds) => createSharedScope(changes, clientIds),
   };
 }
 
@@ -130,11 +102,6 @@ export async function createSharedScope(
   return { id, name };
 }
 
-/** Deletes shared scopes (their grants go with them). */
-export async function deleteSharedScopes(sql: Sql, scopeIds: readonly string[]): Promise<void> {
-  if (scopeIds.length > 0) await sql`DELETE FROM shared_scopes WHERE id IN ${sql(scopeIds)}`;
-}
-
 /** Canonical, sorted text of grants. */
 export function describeGrants(grants: readonly Grant[]): string[] {
   return grants.map((g) => `${g.scope} ${g.clientId}`).sort();
@@ -150,11 +117,6 @@ export async function storedGrantsOf(
   if (bytes === undefined) return [];
   const owned = new Set(clientIds);
   return describeGrants(snapshotGrants(decodeSnapshot(bytes)).filter((g) => owned.has(g.clientId)));
-}
-
-/** Deletes the test's clients (their rules go with them). */
-export async function deleteClients(sql: Sql, clientIds: readonly string[]): Promise<void> {
-  if (clientIds.length > 0) await sql`DELETE FROM clients WHERE id IN ${sql(clientIds)}`;
 }
 
 /** Canonical, sorted text of rules, for equality checks with readable diffs. */

@@ -3,6 +3,7 @@
  * plain SELECT returns, whatever the text holds, and a parse error leaves the connection usable.
  */
 import { expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { prng } from "../../harness/random-rules.ts";
 import type { TransactionSql } from "../../src/adapters/postgres.ts";
 import { copyEnabledRules, loadRulesSnapshot } from "../../src/adapters/rule-source.ts";
@@ -17,7 +18,8 @@ import {
   usePostgresFixture,
 } from "./helpers.ts";
 
-const { sql, changes, ownClient, ownSharedScope } = usePostgresFixture(2);
+const db = useTestSchema("rule_source");
+const { sql, changes, ownClient, ownSharedScope } = usePostgresFixture(db, 2);
 
 // What COPY's text format would escape, multi-byte UTF-8, and text that looks like COPY syntax.
 const tricky = [

@@ -6,8 +6,8 @@
 import { expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { uniqueName } from "../../harness/names.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, startStage, stopStage } from "../../harness/stages.ts";
-import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import {
   readSnapshotBytes,
@@ -35,7 +35,8 @@ import {
   useRedisFixture,
 } from "./helpers.ts";
 
-const { sql, changes, ownClient, ownSharedScope } = usePostgresFixture(6);
+const db = useTestSchema("rule_updater");
+const { sql, changes, ownClient, ownSharedScope } = usePostgresFixture(db, 6);
 const { redis, ownKeys } = useRedisFixture("test-updater");
 
 /**
@@ -74,7 +75,7 @@ test("two updaters rebuilding concurrently and out of order: version only grows,
     await insertRule(changes, clientId),
     await insertRule(changes, clientId, { name: "disk" }),
   ];
-  const sqlB = connectPostgres({ connectionsMax: 4, idleTimeoutSeconds: 1 });
+  const sqlB = db.connect({ connectionsMax: 4 });
   const redisA = connectRedis();
   const redisB = connectRedis();
   const updaters = [
@@ -362,6 +363,7 @@ test("the stage process rebuilds its wiped keys within 2 s without any rule even
   const clientId = await ownClient();
   await insertRule(changes, clientId, { name: "survives-wipe" });
   const stage = await startStage("rule-updater", {
+    POSTGRES_URL: db.url,
     INPUT_TOPIC: topic,
     GROUP_ID: `${run}-updater`,
     RULES_KEY_PREFIX: keys.snapshot.slice(0, -"snapshot".length),
@@ -391,6 +393,7 @@ test("the stage process applies a grant change announced on the rules channel wi
   const clientId = await ownClient();
   await insertRule(changes, clientId, { name: "granted-later" });
   const stage = await startStage("rule-updater", {
+    POSTGRES_URL: db.url,
     INPUT_TOPIC: topic,
     GROUP_ID: `${run}-updater`,
     RULES_KEY_PREFIX: keys.snapshot.slice(0, -"snapshot".length),
@@ -433,6 +436,7 @@ test("the stage commits a rule.changed offset only once Redis has the snapshot",
   const keys = ownKeys("proc-commit");
   const clientId = await ownClient();
   const env = {
+    POSTGRES_URL: db.url,
     INPUT_TOPIC: topic,
     GROUP_ID: group,
     RULES_KEY_PREFIX: keys.snapshot.slice(0, -"snapshot".length),

@@ -5,6 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { quiet } from "../../harness/kafka.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually } from "../../harness/stages.ts";
 import { connectRedis } from "../../src/adapters/redis.ts";
 import { rulesChangedChannel } from "../../src/adapters/rule-source.ts";
@@ -13,7 +14,8 @@ import { DeadlineError } from "../../src/runtime/deadline.ts";
 import { RuleUpdater, startSnapshotWatch } from "../../src/stages/rule-updater/updater.ts";
 import { fromScratch, insertRule, storedRulesOf, usePostgresFixture, useRedisFixture } from "./helpers.ts";
 
-const { sql, changes, ownClient } = usePostgresFixture(4);
+const db = useTestSchema("rule_watch");
+const { sql, changes, ownClient } = usePostgresFixture(db, 4);
 const { redis, ownKeys } = useRedisFixture("test-watch");
 
 test("a committed rule change reaches Redis through LISTEN, with no rule.changed record and no check", async () => {

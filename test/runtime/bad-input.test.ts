@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { brokers, consumeOnceAssigned, quiet, TopicReader } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageName, startStage, stopStage } from "../../harness/stages.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { connectRedis, type RedisClient } from "../../src/adapters/redis.ts";
 import { snapshotKeys } from "../../src/adapters/snapshot-store.ts";
 import {
@@ -27,16 +27,14 @@ import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic, deadLetterTopicSpec } from "../../src/runtime/topics.ts";
 import { headerText, metric, writeRules } from "../evaluator/helpers.ts";
 
-let sql: Sql;
+const db = useTestSchema("bad_input");
 let redis: RedisClient;
 let admin: Admin;
 let producer: Producer;
 const readers: TopicReader[] = [];
 const redisKeys: string[] = [];
-const alertIds: string[] = [];
 
 beforeAll(() => {
-  sql = connectPostgres({ idleTimeoutSeconds: 1 });
   redis = connectRedis();
   admin = new Admin(brokers, {}, quiet);
   producer = new Producer({ brokers, logger: quiet });
@@ -44,12 +42,10 @@ beforeAll(() => {
 
 afterAll(async () => {
   await Promise.all(readers.map((r) => r.close()));
-  if (alertIds.length > 0) await sql`DELETE FROM notifications WHERE alert_id = ANY(${alertIds})`;
   if (redisKeys.length > 0) await redis.del(...redisKeys);
   await producer.close();
   admin.close();
   redis.disconnect();
-  await sql.end();
 });
 
 interface BadRecord {
@@ -140,7 +136,6 @@ const cases: StageCase[] = [
   {
     stage: "aggregator",
     message: (run, { filler = "", schemaVersion = 1 }) => {
-      alertIds.push(`${run}-alert`);
       return toBinary(
         AlertMatchedSchema,
         create(AlertMatchedSchema, {
@@ -152,7 +147,6 @@ const cases: StageCase[] = [
     },
     outputs: (run) => [`${run}.notifications.ready`],
     stageSpecific: (run) => {
-      alertIds.push(`${run}-alert`);
       const matched = {
         ...alertFields(run, "", 1),
         clientId: crypto.randomUUID(),
@@ -223,7 +217,7 @@ describe.each(cases)("bad records on the input of $stage", (stageCase) => {
     const dlq = new TopicReader(deadLetterTopic(input));
     readers.push(dlq);
     const env = await stageCase.env(run, input);
-    const stage = await startStage(stageCase.stage, env);
+    const stage = await startStage(stageCase.stage, { POSTGRES_URL: db.url, ...env });
 
     const valid = stageCase.message(run, {});
     const huge = stageCase.message(run, { filler: "x".repeat(900_000) });

@@ -6,11 +6,11 @@
  * connection killed, a serialization failure) is retried; a fatal one (a missing table, a failed
  * assertion) fails the loop at once, uncommitted.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { countDeliveries } from "../../harness/invariants.ts";
 import { brokers, consumeOnceAssigned, kafkaClients, quiet } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { assert } from "../../src/core/assert.ts";
 import { type ConsumedRecord, Consumer } from "../../src/kafka/index.ts";
 import { ConsumeLoop, type Decoded, type Processor } from "../../src/runtime/consume-loop.ts";
@@ -22,25 +22,17 @@ const utf8 = new TextEncoder();
 const text = (bytes: Uint8Array | null | undefined) => (bytes ? new TextDecoder().decode(bytes) : "");
 const { admin, producer } = kafkaClients();
 
-// This file's own schema: its table and rows are seen by no other test.
-const schema = `poison_test_${crypto.randomUUID().replaceAll("-", "")}`;
-let sql: Sql;
+// This file's own schema, unmigrated: its one table and rows are seen by no other test.
+const db = useTestSchema("consume_failures", { migrated: false });
+const { sql } = db;
 
 beforeAll(async () => {
-  sql = connectPostgres({ idleTimeoutSeconds: 1, settings: { search_path: schema } });
-  await sql.unsafe(`CREATE SCHEMA ${schema}`);
   // `label <> 'forbidden'` and smallint: two ways for Postgres to refuse a record for good.
-  await sql.unsafe(`CREATE TABLE ${schema}.processed (
+  await sql.unsafe(`CREATE TABLE ${db.name}.processed (
     id text PRIMARY KEY,
     label text NOT NULL CHECK (label <> 'forbidden'),
     amount smallint NOT NULL
   )`);
-});
-
-afterAll(async () => {
-  await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  // Bounded: postgres.js's end() can wait for good on the connection the server terminated below.
-  await sql.end({ timeout: 2 });
 });
 
 interface Item {

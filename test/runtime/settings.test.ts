@@ -19,6 +19,8 @@ const cleared = Object.fromEntries(
     "SMTP_PASSWORD",
     "SMTP_SECURITY",
     "SSRF_ALLOW_CIDRS",
+    "TOPIC_PARTITIONS",
+    "TOPIC_REPLICATION_FACTOR",
   ].map((name) => [name, ""]),
 );
 
@@ -42,7 +44,14 @@ async function run(
   return { exitCode, lines: stdout.split("\n").filter((line) => line !== ""), stderr };
 }
 
-const badSettings: { stage: string; args?: string[]; env: Record<string, string>; message: string }[] = [
+/** `setup`: a one-shot command of src/setup rather than a stage of src/stages. */
+const badSettings: {
+  stage: string;
+  setup?: boolean;
+  args?: string[];
+  env: Record<string, string>;
+  message: string;
+}[] = [
   {
     stage: "evaluator",
     env: { RULES_POLL_INTERVAL_MS: "fast" },
@@ -122,15 +131,33 @@ const badSettings: { stage: string; args?: string[]; env: Record<string, string>
     env: { ADMIN_TOKEN: "x".repeat(32), API_RATE_BURST: "0" },
     message: "API_RATE_BURST: must be within 1..1000000, got 0",
   },
+  // The one-shot setup commands, too.
+  {
+    stage: "topics",
+    setup: true,
+    env: { TOPIC_PARTITIONS: "many" },
+    message: 'TOPIC_PARTITIONS: must be an integer, got "many"',
+  },
+  {
+    stage: "topics",
+    setup: true,
+    env: { TOPIC_REPLICATION_FACTOR: "0" },
+    message: "TOPIC_REPLICATION_FACTOR: must be within 1..16, got 0",
+  },
+  {
+    stage: "dlq",
+    setup: true,
+    args: ["list", "alerts.new.dlq"],
+    env: { LIBRDKAFKA_PATH: "/nonexistent/librdkafka.so.1" },
+    message: 'LIBRDKAFKA_PATH: cannot load librdkafka from "/nonexistent/librdkafka.so.1"',
+  },
 ];
 
 test.each(badSettings)(
   "$stage with $env exits 2 with one line naming the variable",
-  async ({ stage, args = [], env, message }) => {
-    const { exitCode, lines, stderr } = await run(
-      [process.execPath, `src/stages/${stage}/main.ts`, ...args],
-      env,
-    );
+  async ({ stage, setup = false, args = [], env, message }) => {
+    const path = setup ? `src/setup/${stage}.ts` : `src/stages/${stage}/main.ts`;
+    const { exitCode, lines, stderr } = await run([process.execPath, path, ...args], env);
     expect({ exitCode, stderr, lineCount: lines.length }).toEqual({ exitCode: 2, stderr: "", lineCount: 1 });
     const line = JSON.parse(lines[0] as string) as { level: string; component: string; message: string };
     expect({ level: line.level, component: line.component }).toEqual({ level: "error", component: stage });

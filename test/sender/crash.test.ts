@@ -7,13 +7,14 @@
 import { afterAll, expect, test } from "bun:test";
 import { countDeliveries } from "../../harness/invariants.ts";
 import { brokers, quiet } from "../../harness/kafka.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
-import { connectPostgres } from "../../src/adapters/postgres.ts";
 import { Producer } from "../../src/kafka/index.ts";
 import { HttpSink } from "../channels/sink.ts";
 import { deliveriesOf, readyRecord, rowsById, senderTopic, settled, startSender, tenant } from "./support.ts";
 
-const sql = connectPostgres({ idleTimeoutSeconds: 1 });
+const db = useTestSchema("sender_crash");
+const { sql } = db;
 const producer = new Producer({ brokers, logger: quiet });
 const responseDelayMs = 2000;
 const leaseMs = 3000;
@@ -23,7 +24,6 @@ const stages: StageProcess[] = [];
 afterAll(async () => {
   for (const stage of stages) if (stage.process.exitCode === null) stage.process.kill("SIGKILL");
   await producer.close();
-  await sql.end();
 });
 
 test("kill -9 mid-delivery: all SENT, one SUCCESS each, repeats only after an expired lease", async () => {
@@ -48,7 +48,7 @@ test("kill -9 mid-delivery: all SENT, one SUCCESS each, repeats only after an ex
     const topic = await senderTopic("snd-crash");
     const env = { LEASE_MS: String(leaseMs) };
 
-    const first = await startSender(topic, env);
+    const first = await startSender(db, topic, env);
     stages.push(first);
     const [firstWave, secondWave] = [ids.slice(0, notifications / 2), ids.slice(notifications / 2)];
     await producer.send(firstWave.map((id) => readyRecord(topic.topic, id, t.clientId, id)));
@@ -68,7 +68,7 @@ test("kill -9 mid-delivery: all SENT, one SUCCESS each, repeats only after an ex
       [...atKill.values()].filter((r) => r.status === "SENDING").map((r) => [r.id, r.lease_until as Date]),
     );
 
-    const second = await startSender(topic, env);
+    const second = await startSender(db, topic, env);
     stages.push(second);
     expect(await settled(sql, ids, ["SENT", "FAILED"], 30_000)).toBe(true);
     await Bun.sleep(responseDelayMs + 500); // a stray extra delivery would show up now

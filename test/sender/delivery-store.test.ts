@@ -2,29 +2,17 @@
  * DeliveryStore against the real database: what a claim returns, and that recordAttempt's array
  * parameters carry any text (quotes, backslashes, commas, braces, the word NULL) and NULLs intact.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { DeliveryStore } from "../../src/adapters/delivery-store.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { deliveriesOf, rowOf, tenant } from "./support.ts";
 
-let sql: Sql;
-/** Rows left SENDING or RETRY would be picked up by other tests' schedulers: deleted at the end. */
-const clientIds: string[] = [];
-
-beforeAll(() => {
-  sql = connectPostgres({ idleTimeoutSeconds: 1 });
-});
-
-afterAll(async () => {
-  await sql`DELETE FROM notifications WHERE client_id = ANY(${clientIds}::uuid[])`;
-  await sql`DELETE FROM clients WHERE id = ANY(${clientIds}::uuid[])`;
-  await sql.end();
-});
+// Rows it leaves SENDING or RETRY are seen by no other test's scheduler: the schema is the file's.
+const { sql } = useTestSchema("delivery_store");
 
 test("claim returns every field as stored; endpointWork lists the pending endpoints", async () => {
   const store = new DeliveryStore(sql, 30_000);
   const client = await tenant(sql, "store-claim");
-  clientIds.push(client.clientId);
   const ruleA = await client.rule();
   const ruleB = await client.rule();
   const endpointId = await client.endpoint(ruleA, "webhook", "https://example.com/a", { secret: "s" });
@@ -66,7 +54,6 @@ test("claim returns every field as stored; endpointWork lists the pending endpoi
 test("recordAttempt stores any text and NULLs, and fences the status on attempts", async () => {
   const store = new DeliveryStore(sql, 30_000);
   const client = await tenant(sql, "store-record");
-  clientIds.push(client.clientId);
   const rule = await client.rule();
   const endpointId = await client.endpoint(rule, "webhook", "https://example.com/b");
   const first = await client.notification([rule]);

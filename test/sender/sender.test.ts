@@ -7,8 +7,8 @@
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { countDeliveries } from "../../harness/invariants.ts";
 import { brokers, quiet } from "../../harness/kafka.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
 import { type StageProcess, stopStage } from "../../harness/stages.ts";
-import { connectPostgres, type Sql } from "../../src/adapters/postgres.ts";
 import { webhookSignature } from "../../src/channels/webhook.ts";
 import { Producer } from "../../src/kafka/index.ts";
 import { HttpSink, type ReceivedRequest } from "../channels/sink.ts";
@@ -25,13 +25,13 @@ import {
   tenant,
 } from "./support.ts";
 
-let sql: Sql;
+const db = useTestSchema("sender");
+const { sql } = db;
 let producer: Producer;
 let sink: HttpSink;
 let running: StageProcess[] = [];
 
 beforeAll(() => {
-  sql = connectPostgres({ idleTimeoutSeconds: 1 });
   producer = new Producer({ brokers, logger: quiet });
   sink = new HttpSink();
 });
@@ -47,13 +47,12 @@ afterEach(async () => {
 
 afterAll(async () => {
   await producer.close();
-  await sql.end();
   await sink.stop();
 });
 
 async function sender(prefix: string, env: Record<string, string> = {}) {
   const topic = await senderTopic(prefix);
-  const stage = await startSender(topic, env);
+  const stage = await startSender(db, topic, env);
   running.push(stage);
   return { topic: topic.topic, stage };
 }
@@ -380,7 +379,7 @@ test("two senders in one group and redelivered records: each notification delive
     return new Response("ok");
   });
   const topic = await senderTopic("snd-two");
-  const senders = await Promise.all([startSender(topic), startSender(topic)]);
+  const senders = await Promise.all([startSender(db, topic), startSender(db, topic)]);
   running.push(...senders);
   // Both members own partitions, so copies of one record on different partitions race in two processes.
   expect(await groupSettled(senders, 3)).toBe(true);

@@ -6,6 +6,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { brokers, quiet } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
+import type { TestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, startStage } from "../../harness/stages.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
 import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
@@ -30,9 +31,17 @@ export async function senderTopic(prefix: string, partitions = 3): Promise<Sende
   return { topic, group: `${run}-sender` };
 }
 
-/** Loopback allowed (the sink lives there), quick scheduler and retries; `env` overrides. */
-export function startSender(topic: SenderTopic, env: Record<string, string> = {}): Promise<StageProcess> {
+/**
+ * A sender process in the test file's schema: loopback allowed (the sink lives there), quick scheduler
+ * and retries; `env` overrides.
+ */
+export function startSender(
+  db: TestSchema,
+  topic: SenderTopic,
+  env: Record<string, string> = {},
+): Promise<StageProcess> {
   return startStage("sender", {
+    POSTGRES_URL: db.url,
     INPUT_TOPIC: topic.topic,
     GROUP_ID: topic.group,
     SSRF_ALLOW_CIDRS: "127.0.0.1/32",

@@ -2,6 +2,7 @@
  * The console's only way to the server: every call carries the credential from sessionStorage as a
  * bearer token. A 401 logs out (the credential is wrong or was revoked).
  */
+import type { RulePolicyColumns } from "../../adapters/rule-source.ts";
 
 const storageKey = "alerting.console.token";
 
@@ -109,7 +110,7 @@ export interface Client {
   updated_at: string;
 }
 
-export interface Rule {
+export interface Rule extends RulePolicyColumns {
   id: string;
   client_id: string;
   severity: string;

@@ -2,6 +2,7 @@
 import { ApiError, api, type Endpoint, type Page, query, type Rule } from "./api.ts";
 import type { Context } from "./context.ts";
 import { field, formatTime, h, replace } from "./dom.ts";
+import { deliveryForm, deliverySummary } from "./rule-delivery.ts";
 import {
   actionForm,
   badge,
@@ -90,6 +91,7 @@ export function rulesPage(ctx: Context, root: HTMLElement): undefined {
             r.enabled ? "enabled" : "disabled",
           ),
       },
+      { title: "delivery", cell: (r) => h("span", { class: "muted small" }, deliverySummary(r)) },
       { title: "version", cell: (r) => r.version, class: "num" },
       { title: "updated", cell: (r) => formatTime(r.updated_at) },
       {
@@ -159,6 +161,8 @@ export function rulesPage(ctx: Context, root: HTMLElement): undefined {
       checked: rule.enabled,
       "data-testid": "rule-edit-enabled",
     });
+    const delivery = deliveryForm("rule-edit");
+    delivery.fill(rule);
     const versionLabel = h("span", { class: "muted" }, `editing version ${version}`);
     const out = h("div", { "data-testid": "rule-edit-message" });
     const save = h("button", { type: "submit", "data-testid": "rule-edit-save" }, "Save");
@@ -168,6 +172,7 @@ export function rulesPage(ctx: Context, root: HTMLElement): undefined {
       source.value = r.source;
       name.value = r.name;
       enabled.checked = r.enabled;
+      delivery.fill(r);
       versionLabel.textContent = `editing version ${version}`;
     };
     const put = async (atVersion: number) => {
@@ -176,6 +181,7 @@ export function rulesPage(ctx: Context, root: HTMLElement): undefined {
         source: source.value,
         name: name.value,
         enabled: enabled.checked,
+        ...delivery.values(),
         version: atVersion,
       };
       const updated = await api<Rule>("PUT", `/api/v1/rules/${rule.id}`, body);
@@ -253,6 +259,7 @@ export function rulesPage(ctx: Context, root: HTMLElement): undefined {
         save,
         h("button", { type: "button", class: "secondary", onclick: () => replace(editor) }, "Cancel"),
       ),
+      delivery.el,
       out,
     );
     replace(editor, form);
@@ -273,6 +280,7 @@ export function rulesPage(ctx: Context, root: HTMLElement): undefined {
     required: true,
   });
   const createEnabled = h("input", { type: "checkbox", checked: true });
+  const createDelivery = deliveryForm("rule-create");
   const createOut = h("div", { "data-testid": "rule-create-message" });
   const createButton = h("button", { type: "submit", "data-testid": "rule-create-submit" }, "Create rule");
   const createForm = actionForm(
@@ -286,6 +294,7 @@ export function rulesPage(ctx: Context, root: HTMLElement): undefined {
           source: createSource.value,
           name: createName.value,
           enabled: createEnabled.checked,
+          ...createDelivery.values(),
         });
         await table.reset();
         return [
@@ -308,6 +317,7 @@ export function rulesPage(ctx: Context, root: HTMLElement): undefined {
       h("label", { class: "check" }, createEnabled, " enabled"),
       createButton,
     ),
+    createDelivery.el,
   );
 
   const filter = admin

@@ -17,7 +17,7 @@ import { InvalidRecordError } from "../../runtime/dead-letter.ts";
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const supportedSchemaVersions = new Set([0, 1]);
-/** 30 days, the rules' own bound (migration 000013). */
+/** 30 days: beyond the rules' own bound (migration 000013), and the aggregator's REPEAT_INTERVAL_MS's. */
 const repeatIntervalMsMax = 2_592_000_000;
 
 export function decodeAlertMatched(record: ConsumedRecord): NotificationInput {
@@ -82,11 +82,15 @@ function lifecycleOf(message: AlertMatched): Pick<NotificationInput, "lifecycle"
 function policyOf(message: AlertMatched): LifecyclePolicy {
   const policy = message.policy;
   if (policy === undefined) return defaultPolicy;
-  if (policy.repeatIntervalMs < 0n || policy.repeatIntervalMs > BigInt(repeatIntervalMsMax))
-    throw new InvalidRecordError("policy.repeat_interval_ms", `not within 0..${repeatIntervalMsMax}`);
+  const repeatIntervalMs = policy.repeatIntervalMs;
+  if (
+    repeatIntervalMs !== undefined &&
+    (repeatIntervalMs <= 0n || repeatIntervalMs > BigInt(repeatIntervalMsMax))
+  )
+    throw new InvalidRecordError("policy.repeat_interval_ms", `not within 1..${repeatIntervalMsMax}`);
   return {
     sendResolved: !policy.skipResolved,
-    repeatIntervalMs: policy.repeatIntervalMs === 0n ? null : Number(policy.repeatIntervalMs),
+    repeatIntervalMs: repeatIntervalMs === undefined ? null : Number(repeatIntervalMs),
   };
 }
 

@@ -54,9 +54,18 @@ await runConsumerStage({
       help: "Client matches an active silence of the client matched: recorded as SILENCED, not sent",
       registers: [metrics.registry],
     });
+    const mutedMatches = new Counter({
+      name: "alerts_muted_total",
+      help: "Client matches inside a mute window of every matched rule: recorded as SILENCED, not sent",
+      registers: [metrics.registry],
+    });
     await rules.start(settings.rulesPollIntervalMs);
     return {
-      processor: createEvaluatorProcessor(rules, settings.outputTopic, { malformedScopes, silencedMatches }),
+      processor: createEvaluatorProcessor(rules, settings.outputTopic, {
+        malformedScopes,
+        silencedMatches,
+        mutedMatches,
+      }),
       // Without a snapshot there is nothing to match against: wait (not ready) instead of exiting.
       isReady: () => rules.current !== undefined,
       async close() {

@@ -4,17 +4,23 @@
  * remaining client by appending that client's precomputed fields 8 and 9 to the original bytes. No
  * protobuf object is built per alert, except for a client with open silences: then the alert's labels
  * are decoded once, and field 13 (silenced_by) is appended when one of its active silences matches.
+ * A client whose matched rules have settings gets them as field 14 (policy), and field 15
+ * (muted_by_rule) when all of them are inside a mute window at the alert's event time.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { deriveAlertId } from "../../core/alert-id.ts";
 import { assert } from "../../core/assert.ts";
 import type { ClientMatch } from "../../core/matching/types.ts";
+import { mutedBy } from "../../core/policy.ts";
 import { isSeverityNumber } from "../../core/severity.ts";
 import { alertLabels } from "../../core/silence.ts";
 import {
   type AlertHeader,
-  appendSilencedBy,
+  appendField,
   encodeAlertMatched,
+  MATCHED_MUTED_BY_RULE,
+  MATCHED_POLICY,
+  MATCHED_SILENCED_BY,
   readAlertNew,
   WireError,
 } from "../../core/wire.ts";
@@ -80,6 +86,8 @@ export interface EvaluatorCounters {
   malformedScopes: Counter;
   /** Client matches one of the client's active silences matched: flagged, never sent. */
   silencedMatches: Counter;
+  /** Client matches inside a mute window of every matched rule: flagged, never sent. */
+  mutedMatches: Counter;
 }
 
 /** The labels silences see (src/core/silence.ts); the context is decoded only when a client has silences. */
@@ -106,11 +114,12 @@ export function createEvaluatorProcessor(
       const loaded = rules.current;
       // The loop consumes nothing until the stage is ready, which needs a snapshot: a bug otherwise.
       assert(loaded !== undefined, "alerts to process before any rules snapshot was loaded");
-      const { matcher, scopes, silences } = loaded;
+      const { matcher, scopes, silences, policies } = loaded;
       const outputs: ProduceRecord[] = [];
       const nowMs = Date.now();
       let malformed = 0;
       let silenced = 0;
+      let muted = 0;
       for (const { value: alert } of batch) {
         const { header } = alert;
         const groups = scopes.admit(header.scope, matcher.match(header.severity, header.source, header.name));
@@ -126,11 +135,22 @@ export function createEvaluatorProcessor(
         let labels: Map<string, string> | undefined;
         for (const group of groups) {
           let value = encodeAlertMatched(alert.bytes, derivedId, group);
+          if (policies.size > 0) {
+            const policy = policies.forClient(group);
+            if (policy.delivery !== undefined) value = appendField(value, MATCHED_POLICY, policy.delivery);
+            // An alert without an event time was stamped by no one: judged at the time it is seen.
+            const eventMs = header.eventTimeUnixMs > 0n ? Number(header.eventTimeUnixMs) : nowMs;
+            const ruleId = mutedBy(policy, eventMs);
+            if (ruleId !== undefined) {
+              value = appendField(value, MATCHED_MUTED_BY_RULE, ruleId);
+              muted++;
+            }
+          }
           if (silences.has(group.clientId)) {
             labels ??= labelsOf(alert);
             const silenceId = silences.silencedBy(group.clientId, labels, nowMs);
             if (silenceId !== undefined) {
-              value = appendSilencedBy(value, silenceId);
+              value = appendField(value, MATCHED_SILENCED_BY, silenceId);
               silenced++;
             }
           }
@@ -139,6 +159,7 @@ export function createEvaluatorProcessor(
       }
       if (malformed > 0) counters.malformedScopes.inc(malformed);
       if (silenced > 0) counters.silencedMatches.inc(silenced);
+      if (muted > 0) counters.mutedMatches.inc(muted);
       return outputs;
     },
   };

@@ -8,6 +8,7 @@ import { readSnapshotBytes, readSnapshotVersion, type SnapshotKeys } from "../..
 import { CompiledMatcher } from "../../core/matching/compiled.ts";
 import { ScopeFilter } from "../../core/matching/scope.ts";
 import type { Matcher } from "../../core/matching/types.ts";
+import { PolicyBook } from "../../core/policy.ts";
 import { SilenceBook } from "../../core/silence.ts";
 import { decodeSnapshot, SnapshotError, snapshotGrants } from "../../core/snapshot.ts";
 import type { Logger } from "../../runtime/log.ts";
@@ -18,6 +19,8 @@ export interface LoadedRules {
   scopes: ScopeFilter;
   /** The open silences per client. */
   silences: SilenceBook;
+  /** The rules' delivery settings and mute windows. */
+  policies: PolicyBook;
   version: bigint;
   ruleCount: number;
 }
@@ -64,6 +67,7 @@ export class RuleBook {
         matcher: CompiledMatcher.fromSnapshot(snapshot),
         scopes: new ScopeFilter(snapshotGrants(snapshot)),
         silences: new SilenceBook(snapshot.silences),
+        policies: new PolicyBook(new Map(snapshot.policies.map((entry) => [entry.ruleId, entry.policy]))),
         version: snapshot.version,
         ruleCount: snapshot.ruleClient.length,
       };
@@ -74,6 +78,7 @@ export class RuleBook {
         rules: loaded.ruleCount,
         grants: snapshot.grantClient.length,
         silences: snapshot.silences.length,
+        policies: snapshot.policies.length,
         compileMs: Math.round(compileMs),
       });
       this.onApplied(loaded, compileMs);

@@ -86,6 +86,8 @@ export function updateRoutes<P extends ObjectSchema, Q extends ObjectSchema>(spe
   /** Capitalized, as in the operation ids: "Rule" gives replaceRule and updateRule. */
   resource: string;
   put: P;
+  /** What a PUT leaves out is reset to these: a replacement, not a merge. */
+  putDefaults?: Partial<Parsed<P>>;
   patch: Q;
   schema: JsonSchema;
   update(scope: string | null, id: string, body: Parsed<P> | Parsed<Q>): Promise<unknown>;
@@ -104,7 +106,8 @@ export function updateRoutes<P extends ObjectSchema, Q extends ObjectSchema>(spe
       operationId: `replace${spec.resource}`,
       summary: `Replace a ${noun}`,
       body: spec.put,
-      handle: ({ principal, id, body }) => spec.update(scopeOf(principal), id, body),
+      handle: ({ principal, id, body }) =>
+        spec.update(scopeOf(principal), id, { ...spec.putDefaults, ...body } as Parsed<P>),
     }),
     defineRoute<Q>({
       ...common,

@@ -1,3 +1,4 @@
+import type { RulePolicyColumns } from "../../adapters/rule-source.ts";
 import { badRequest, notFound, versionConflict } from "./http.ts";
 import { writeRuleChanges } from "./outbox.ts";
 import { afterClause, type Db, type Scope, scopeClause } from "./store.ts";
@@ -5,7 +6,7 @@ import { afterClause, type Db, type Scope, scopeClause } from "./store.ts";
 export const severities = ["LOW", "MEDIUM", "HIGH", "CRITICAL", "*"] as const;
 export type RuleSeverity = (typeof severities)[number];
 
-export interface Rule {
+export interface Rule extends RulePolicyColumns {
   id: string;
   client_id: string;
   severity: RuleSeverity;
@@ -17,7 +18,25 @@ export interface Rule {
   updated_at: Date;
 }
 
-export type RuleFields = Pick<Rule, "severity" | "source" | "name" | "enabled">;
+/** The columns a caller sets; the delivery settings left out keep their column defaults on insert. */
+const ruleFieldNames = [
+  "severity",
+  "source",
+  "name",
+  "enabled",
+  "send_resolved",
+  "repeat_interval_ms",
+  "group_by",
+  "group_wait_ms",
+  "group_interval_ms",
+  "group_alerts_max",
+  "mute_windows",
+] as const;
+type DeliveryFieldName = (typeof ruleFieldNames)[number] &
+  `${"send" | "repeat" | "group" | "mute"}_${string}`;
+
+export type RuleFields = Pick<Rule, Exclude<(typeof ruleFieldNames)[number], DeliveryFieldName>> &
+  Partial<Pick<Rule, DeliveryFieldName>>;
 
 export interface RuleFilter {
   clientId?: string;
@@ -36,8 +55,7 @@ function assertNotAllWildcards(rule: Pick<Rule, "severity" | "source" | "name">)
 export async function insertRule(tx: Db, clientId: string, fields: RuleFields): Promise<Rule> {
   assertNotAllWildcards(fields);
   const [rule] = await tx<Rule[]>`
-    INSERT INTO rules (client_id, severity, source, name, enabled)
-    VALUES (${clientId}, ${fields.severity}, ${fields.source}, ${fields.name}, ${fields.enabled})
+    INSERT INTO rules ${tx({ client_id: clientId, ...fields }, "client_id", ...ruleFieldNames.filter((name) => fields[name] !== undefined))}
     RETURNING *`;
   if (!rule) throw new Error("INSERT ... RETURNING returned no row");
   await writeRuleChanges(tx, [{ rule_id: rule.id, client_id: clientId, action: "CREATED", version: 1 }]);
@@ -84,8 +102,7 @@ export async function updateRule(
   const merged = { ...(await lockRule(tx, scope, id, expectedVersion)), ...changes };
   assertNotAllWildcards(merged);
   const [rule] = await tx<Rule[]>`
-    UPDATE rules SET severity = ${merged.severity}, source = ${merged.source}, name = ${merged.name},
-      enabled = ${merged.enabled}, version = version + 1, updated_at = now()
+    UPDATE rules SET ${tx(merged, ...ruleFieldNames)}, version = version + 1, updated_at = now()
     WHERE id = ${id} RETURNING *`;
   if (!rule) throw new Error("UPDATE of a locked row returned no row");
   await writeRuleChanges(tx, [

@@ -1,4 +1,6 @@
 import type { Sql } from "../../adapters/postgres.ts";
+import { MUTE_WINDOW_LENGTH_MAX } from "../../core/mute-window.ts";
+import { groupByProblem, muteWindowsProblem, POLICY_LIMITS } from "../../core/policy.ts";
 import { scopeOf } from "./auth.ts";
 import { deleteQuery, timestampJsonSchema, uuidJsonSchema, versionField } from "./fields.ts";
 import { badRequest, notFound } from "./http.ts";
@@ -12,7 +14,57 @@ const ruleFields = {
   source: { type: "string", minLength: 1, maxLength: 200, description: "'*' matches any" },
   name: { type: "string", minLength: 1, maxLength: 200, description: "'*' matches any" },
   enabled: { type: "boolean" },
+  send_resolved: { type: "boolean", description: "notify when a matched alert resolves (default true)" },
+  repeat_interval_ms: {
+    type: "integer",
+    nullable: true,
+    ...POLICY_LIMITS.repeatIntervalMs,
+    description: "re-notify while an alert keeps firing; null: the aggregator's REPEAT_INTERVAL_MS",
+  },
+  group_by: {
+    type: "array",
+    items: { type: "string", minLength: 1, maxLength: POLICY_LIMITS.labelLengthMax },
+    maxItems: POLICY_LIMITS.labelsMax,
+    itemsProblem: groupByProblem,
+    description:
+      "labels (severity, source, name or a context key) whose values group alerts into one message",
+  },
+  group_wait_ms: {
+    type: "integer",
+    nullable: true,
+    ...POLICY_LIMITS.groupWaitMs,
+    description: "delay before a new group's first message; null: the sender's default",
+  },
+  group_interval_ms: {
+    type: "integer",
+    nullable: true,
+    ...POLICY_LIMITS.groupIntervalMs,
+    description: "delay between messages of one group; null: the sender's default",
+  },
+  group_alerts_max: {
+    type: "integer",
+    nullable: true,
+    ...POLICY_LIMITS.groupAlertsMax,
+    description: "alerts listed per message, the rest counted; null: the sender's default",
+  },
+  mute_windows: {
+    type: "array",
+    items: { type: "string", minLength: 1, maxLength: MUTE_WINDOW_LENGTH_MAX },
+    maxItems: POLICY_LIMITS.muteWindowsMax,
+    itemsProblem: muteWindowsProblem,
+    description: "'<weekdays> <HH:MM>-<HH:MM> [<time zone>]', e.g. 'monday:friday 22:00-06:00 Europe/Berlin'",
+  },
 } as const;
+/** A PUT that leaves the delivery settings out resets them. */
+const policyDefaults = {
+  send_resolved: true,
+  repeat_interval_ms: null,
+  group_by: [],
+  group_wait_ms: null,
+  group_interval_ms: null,
+  group_alerts_max: null,
+  mute_windows: [],
+};
 const clientIdField = {
   type: "string",
   format: "uuid",
@@ -48,6 +100,7 @@ const ruleSchema = {
     "source",
     "name",
     "enabled",
+    ...Object.keys(policyDefaults),
     "version",
     "created_at",
     "updated_at",
@@ -59,6 +112,13 @@ const ruleSchema = {
     source: { type: "string" },
     name: { type: "string" },
     enabled: { type: "boolean" },
+    send_resolved: { type: "boolean" },
+    repeat_interval_ms: { type: ["integer", "null"] },
+    group_by: { type: "array", items: { type: "string" } },
+    group_wait_ms: { type: ["integer", "null"] },
+    group_interval_ms: { type: ["integer", "null"] },
+    group_alerts_max: { type: ["integer", "null"] },
+    mute_windows: { type: "array", items: { type: "string" } },
     version: { type: "integer" },
     created_at: timestampJsonSchema,
     updated_at: timestampJsonSchema,
@@ -77,13 +137,13 @@ export function ruleRoutes(sql: Sql): Route[] {
       body: createBody,
       response: { status: 201, schema: ruleSchema },
       handle: ({ principal, body }) => {
-        const { client_id, enabled = true, ...fields } = body;
+        const { client_id, ...fields } = body;
         const scope = scopeOf(principal);
         const clientId = client_id ?? scope;
         if (clientId === null) throw badRequest("invalid fields", { client_id: "is required" });
         // Another client's id answers like an unknown one, so existence is not leaked.
         if (scope !== null && clientId !== scope) throw notFound("client", { client_id: "no such client" });
-        return sql.begin((tx) => insertRule(tx, clientId, { ...fields, enabled }));
+        return sql.begin((tx) => insertRule(tx, clientId, { enabled: true, ...fields }));
       },
     }),
     defineRoute({
@@ -124,6 +184,7 @@ export function ruleRoutes(sql: Sql): Route[] {
       base,
       resource: "Rule",
       put: putBody,
+      putDefaults: policyDefaults,
       patch: patchBody,
       schema: ruleSchema,
       update: (scope, id, { version, ...changes }) =>

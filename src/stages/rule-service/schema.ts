@@ -2,22 +2,33 @@ import { textProblem } from "../../core/text.ts";
 import { badRequest } from "./http.ts";
 
 /**
- * A deliberately tiny schema language: flat JSON objects of strings, booleans and integers are all
- * this API accepts, and one definition yields both the validator and the OpenAPI JSON Schema.
+ * A deliberately tiny schema language: flat JSON objects of strings, booleans, integers and lists of
+ * strings are all this API accepts, and one definition yields both the validator and the OpenAPI JSON
+ * Schema.
  */
+export interface StringField {
+  type: "string";
+  minLength?: number;
+  /** In code points, as Postgres `length()` counts them. */
+  maxLength: number;
+  enum?: readonly string[];
+  format?: "uuid";
+  nullable?: boolean;
+  description?: string;
+}
+
 export type Field =
-  | {
-      type: "string";
-      minLength?: number;
-      /** In code points, as Postgres `length()` counts them. */
-      maxLength: number;
-      enum?: readonly string[];
-      format?: "uuid";
-      nullable?: boolean;
-      description?: string;
-    }
+  | StringField
   | { type: "boolean"; description?: string }
-  | { type: "integer"; minimum: number; maximum: number; description?: string };
+  | { type: "integer"; minimum: number; maximum: number; nullable?: boolean; description?: string }
+  | {
+      type: "array";
+      items: StringField;
+      maxItems: number;
+      /** What the items mean together, beyond each one's own checks (e.g. a list with repeats). */
+      itemsProblem?: (items: readonly string[]) => string | undefined;
+      description?: string;
+    };
 
 export interface ObjectSchema {
   fields: Record<string, Field>;
@@ -26,9 +37,13 @@ export interface ObjectSchema {
 
 type FieldValue<F> = F extends { type: "boolean" }
   ? boolean
-  : F extends { type: "integer" }
-    ? number
-    : (F extends { enum: readonly (infer E)[] } ? E : string) | (F extends { nullable: true } ? null : never);
+  : F extends { type: "array" }
+    ? string[]
+    : F extends { type: "integer" }
+      ? number | (F extends { nullable: true } ? null : never)
+      :
+          | (F extends { enum: readonly (infer E)[] } ? E : string)
+          | (F extends { nullable: true } ? null : never);
 
 export type Infer<S extends ObjectSchema> = {
   [K in keyof S["fields"] & S["required"][number]]: FieldValue<S["fields"][K]>;
@@ -47,11 +62,22 @@ function fieldError(field: Field, value: unknown): string | undefined {
     case "boolean":
       return typeof value === "boolean" ? undefined : "must be a boolean";
     case "integer":
-      if (typeof value !== "number" || !Number.isInteger(value)) return "must be an integer";
+      if (value === null && field.nullable) return undefined;
+      if (typeof value !== "number" || !Number.isInteger(value))
+        return field.nullable ? "must be an integer or null" : "must be an integer";
       if (value < field.minimum || value > field.maximum) {
         return `must be between ${field.minimum} and ${field.maximum}`;
       }
       return undefined;
+    case "array": {
+      if (!Array.isArray(value)) return "must be a list of strings";
+      if (value.length > field.maxItems) return `must have at most ${field.maxItems} items`;
+      for (const [i, item] of value.entries()) {
+        const problem = fieldError(field.items, item);
+        if (problem !== undefined) return `item ${i} ${problem}`;
+      }
+      return field.itemsProblem?.(value as string[]);
+    }
     case "string": {
       if (value === null && field.nullable) return undefined;
       if (typeof value !== "string") return field.nullable ? "must be a string or null" : "must be a string";
@@ -118,6 +144,7 @@ function schemaField(schema: ObjectSchema, key: string): Field | undefined {
 }
 
 function coerce(field: Field, text: string): unknown {
+  if (field.type === "array") return text === "" ? [] : text.split(",");
   if (field.type === "boolean") return text === "true" ? true : text === "false" ? false : text;
   if (field.type === "integer") return /^-?\d{1,16}$/.test(text) ? Number(text) : text;
   return text;
@@ -131,7 +158,14 @@ export function fieldJsonSchema(field: Field): JsonSchema {
     case "boolean":
       return { type: "boolean", description };
     case "integer":
-      return { type: "integer", minimum: field.minimum, maximum: field.maximum, description };
+      return {
+        type: field.nullable ? ["integer", "null"] : "integer",
+        minimum: field.minimum,
+        maximum: field.maximum,
+        description,
+      };
+    case "array":
+      return { type: "array", items: fieldJsonSchema(field.items), maxItems: field.maxItems, description };
     case "string":
       return {
         type: field.nullable ? ["string", "null"] : "string",

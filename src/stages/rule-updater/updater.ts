@@ -21,6 +21,7 @@ import {
   type Snapshot,
   SnapshotError,
   sameGrants,
+  samePolicies,
   sameRules,
   sameSilences,
 } from "../../core/snapshot.ts";
@@ -59,7 +60,7 @@ export class RuleUpdater {
 
   /**
    * Compares Redis with Postgres and rebuilds when they differ: a snapshot missing (Redis wiped),
-   * corrupt, or with other rules, grants or open silences than the database has (a lost event, a manual
+   * corrupt, or with other rules, grants, rule settings or open silences than the database has (a lost event, a manual
    * edit).
    */
   async reconcile(): Promise<"in-sync" | "repaired" | "unrepaired"> {
@@ -79,6 +80,7 @@ export class RuleUpdater {
       storedSnapshot !== undefined &&
       sameRules(storedSnapshot, current) &&
       sameGrants(storedSnapshot, current) &&
+      samePolicies(storedSnapshot, current) &&
       sameSilences(storedSnapshot, current, Number(current.builtAtUnixMs))
     ) {
       return "in-sync";

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file alerting/v1/alert.proto.
  */
 export const file_alerting_v1_alert: GenFile = /*@__PURE__*/
-  fileDesc("ChdhbGVydGluZy92MS9hbGVydC5wcm90bxILYWxlcnRpbmcudjEi7AIKCEFsZXJ0TmV3EhAKCGFsZXJ0X2lkGAEgASgJEicKCHNldmVyaXR5GAIgASgOMhUuYWxlcnRpbmcudjEuU2V2ZXJpdHkSDgoGc291cmNlGAMgASgJEgwKBG5hbWUYBCABKAkSMwoHY29udGV4dBgFIAMoCzIiLmFsZXJ0aW5nLnYxLkFsZXJ0TmV3LkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SDQoFc2NvcGUYCiABKAkSKAoGc3RhdHVzGAsgASgOMhguYWxlcnRpbmcudjEuQWxlcnRTdGF0dXMSFwoPZW5kc19hdF91bml4X21zGAwgASgDGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQICBAJSgQICRAKSgQIDRAOSgQIDhAPSgQIDxAQItQDCgxBbGVydE1hdGNoZWQSEAoIYWxlcnRfaWQYASABKAkSJwoIc2V2ZXJpdHkYAiABKA4yFS5hbGVydGluZy52MS5TZXZlcml0eRIOCgZzb3VyY2UYAyABKAkSDAoEbmFtZRgEIAEoCRI3Cgdjb250ZXh0GAUgAygLMiYuYWxlcnRpbmcudjEuQWxlcnRNYXRjaGVkLkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SEQoJY2xpZW50X2lkGAggASgJEhAKCHJ1bGVfaWRzGAkgAygJEg0KBXNjb3BlGAogASgJEigKBnN0YXR1cxgLIAEoDjIYLmFsZXJ0aW5nLnYxLkFsZXJ0U3RhdHVzEhcKD2VuZHNfYXRfdW5peF9tcxgMIAEoAxITCgtzaWxlbmNlZF9ieRgNIAEoCRIrCgZwb2xpY3kYDiABKAsyGy5hbGVydGluZy52MS5EZWxpdmVyeVBvbGljeRIVCg1tdXRlZF9ieV9ydWxlGA8gASgJGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqEBCg5EZWxpdmVyeVBvbGljeRIVCg1za2lwX3Jlc29sdmVkGAEgASgIEhoKEnJlcGVhdF9pbnRlcnZhbF9tcxgCIAEoAxIQCghncm91cF9ieRgDIAMoCRIVCg1ncm91cF93YWl0X21zGAQgASgDEhkKEWdyb3VwX2ludGVydmFsX21zGAUgASgDEhgKEGdyb3VwX2FsZXJ0c19tYXgYBiABKA0iaQoRTm90aWZpY2F0aW9uUmVhZHkSFwoPbm90aWZpY2F0aW9uX2lkGAEgASgDEhEKCWNsaWVudF9pZBgCIAEoCRIQCghhbGVydF9pZBgDIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgEIAEoDSp1CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEKl8KC0FsZXJ0U3RhdHVzEhwKGEFMRVJUX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0FMRVJUX1NUQVRVU19GSVJJTkcQARIZChVBTEVSVF9TVEFUVVNfUkVTT0xWRUQQAmIGcHJvdG8z");
+  fileDesc("ChdhbGVydGluZy92MS9hbGVydC5wcm90bxILYWxlcnRpbmcudjEi7AIKCEFsZXJ0TmV3EhAKCGFsZXJ0X2lkGAEgASgJEicKCHNldmVyaXR5GAIgASgOMhUuYWxlcnRpbmcudjEuU2V2ZXJpdHkSDgoGc291cmNlGAMgASgJEgwKBG5hbWUYBCABKAkSMwoHY29udGV4dBgFIAMoCzIiLmFsZXJ0aW5nLnYxLkFsZXJ0TmV3LkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SDQoFc2NvcGUYCiABKAkSKAoGc3RhdHVzGAsgASgOMhguYWxlcnRpbmcudjEuQWxlcnRTdGF0dXMSFwoPZW5kc19hdF91bml4X21zGAwgASgDGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQICBAJSgQICRAKSgQIDRAOSgQIDhAPSgQIDxAQItQDCgxBbGVydE1hdGNoZWQSEAoIYWxlcnRfaWQYASABKAkSJwoIc2V2ZXJpdHkYAiABKA4yFS5hbGVydGluZy52MS5TZXZlcml0eRIOCgZzb3VyY2UYAyABKAkSDAoEbmFtZRgEIAEoCRI3Cgdjb250ZXh0GAUgAygLMiYuYWxlcnRpbmcudjEuQWxlcnRNYXRjaGVkLkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SEQoJY2xpZW50X2lkGAggASgJEhAKCHJ1bGVfaWRzGAkgAygJEg0KBXNjb3BlGAogASgJEigKBnN0YXR1cxgLIAEoDjIYLmFsZXJ0aW5nLnYxLkFsZXJ0U3RhdHVzEhcKD2VuZHNfYXRfdW5peF9tcxgMIAEoAxITCgtzaWxlbmNlZF9ieRgNIAEoCRIrCgZwb2xpY3kYDiABKAsyGy5hbGVydGluZy52MS5EZWxpdmVyeVBvbGljeRIVCg1tdXRlZF9ieV9ydWxlGA8gASgJGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIokCCg5EZWxpdmVyeVBvbGljeRIVCg1za2lwX3Jlc29sdmVkGAEgASgIEh8KEnJlcGVhdF9pbnRlcnZhbF9tcxgCIAEoA0gAiAEBEhAKCGdyb3VwX2J5GAMgAygJEhoKDWdyb3VwX3dhaXRfbXMYBCABKANIAYgBARIeChFncm91cF9pbnRlcnZhbF9tcxgFIAEoA0gCiAEBEh0KEGdyb3VwX2FsZXJ0c19tYXgYBiABKA1IA4gBAUIVChNfcmVwZWF0X2ludGVydmFsX21zQhAKDl9ncm91cF93YWl0X21zQhQKEl9ncm91cF9pbnRlcnZhbF9tc0ITChFfZ3JvdXBfYWxlcnRzX21heCJpChFOb3RpZmljYXRpb25SZWFkeRIXCg9ub3RpZmljYXRpb25faWQYASABKAMSEQoJY2xpZW50X2lkGAIgASgJEhAKCGFsZXJ0X2lkGAMgASgJEhYKDnNjaGVtYV92ZXJzaW9uGAQgASgNKnUKCFNldmVyaXR5EhgKFFNFVkVSSVRZX1VOU1BFQ0lGSUVEEAASEAoMU0VWRVJJVFlfTE9XEAESEwoPU0VWRVJJVFlfTUVESVVNEAISEQoNU0VWRVJJVFlfSElHSBADEhUKEVNFVkVSSVRZX0NSSVRJQ0FMEAQqXwoLQWxlcnRTdGF0dXMSHAoYQUxFUlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQUxFUlRfU1RBVFVTX0ZJUklORxABEhkKFUFMRVJUX1NUQVRVU19SRVNPTFZFRBACYgZwcm90bzM");
 
 /**
  * Topic `alerts.new`, key: alert_id. Produced by the alert-producer and HTTP ingest.
@@ -211,11 +211,11 @@ export type DeliveryPolicy = Message<"alerting.v1.DeliveryPolicy"> & {
   skipResolved: boolean;
 
   /**
-   * Re-send while still firing every this many ms; 0: the aggregator's REPEAT_INTERVAL_MS.
+   * Re-send while still firing every this many ms; absent: the aggregator's REPEAT_INTERVAL_MS.
    *
-   * @generated from field: int64 repeat_interval_ms = 2;
+   * @generated from field: optional int64 repeat_interval_ms = 2;
    */
-  repeatIntervalMs: bigint;
+  repeatIntervalMs?: bigint | undefined;
 
   /**
    * Label names (severity, source, name, or a context key): alerts with equal values of all of them
@@ -226,23 +226,24 @@ export type DeliveryPolicy = Message<"alerting.v1.DeliveryPolicy"> & {
   groupBy: string[];
 
   /**
-   * Delay before the first message of a new group, and between later messages of the same group.
+   * Delay before the first message of a new group, and between later messages of the same group;
+   * absent: the sender's defaults.
    *
-   * @generated from field: int64 group_wait_ms = 4;
+   * @generated from field: optional int64 group_wait_ms = 4;
    */
-  groupWaitMs: bigint;
+  groupWaitMs?: bigint | undefined;
 
   /**
-   * @generated from field: int64 group_interval_ms = 5;
+   * @generated from field: optional int64 group_interval_ms = 5;
    */
-  groupIntervalMs: bigint;
+  groupIntervalMs?: bigint | undefined;
 
   /**
-   * Alerts listed in one message at most; the rest are counted ("and 312 more").
+   * Alerts listed in one message at most; the rest are counted ("and 312 more"). Absent: the default.
    *
-   * @generated from field: uint32 group_alerts_max = 6;
+   * @generated from field: optional uint32 group_alerts_max = 6;
    */
-  groupAlertsMax: number;
+  groupAlertsMax?: number | undefined;
 };
 
 /**

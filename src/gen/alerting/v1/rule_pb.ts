@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file alerting/v1/rule.proto.
  */
 export const file_alerting_v1_rule: GenFile = /*@__PURE__*/
-  fileDesc("ChZhbGVydGluZy92MS9ydWxlLnByb3RvEgthbGVydGluZy52MSKyAQoLUnVsZUNoYW5nZWQSDwoHcnVsZV9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSJwoGYWN0aW9uGAMgASgOMhcuYWxlcnRpbmcudjEuUnVsZUFjdGlvbhIPCgd2ZXJzaW9uGAQgASgDEhoKEmNoYW5nZWRfYXRfdW5peF9tcxgFIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgGIAEoDRIRCgljaGFuZ2VfaWQYByABKAMi7AIKDVJ1bGVzU25hcHNob3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKA0SDwoHdmVyc2lvbhgCIAEoAxIYChBidWlsdF9hdF91bml4X21zGAMgASgDEg8KB3N0cmluZ3MYBCADKAkSEgoKY2xpZW50X2lkcxgFIAEoDBIQCghydWxlX2lkcxgGIAEoDBITCgtydWxlX2NsaWVudBgHIAMoDRIVCg1ydWxlX3NldmVyaXR5GAggAygNEhMKC3J1bGVfc291cmNlGAkgAygNEhEKCXJ1bGVfbmFtZRgKIAMoDRIUCgxncmFudF9zY29wZXMYCyADKAkSFAoMZ3JhbnRfY2xpZW50GAwgAygNEi4KCHNpbGVuY2VzGA0gAygLMhwuYWxlcnRpbmcudjEuU25hcHNob3RTaWxlbmNlEjEKCHBvbGljaWVzGA4gAygLMh8uYWxlcnRpbmcudjEuU25hcHNob3RSdWxlUG9saWN5ImcKElNuYXBzaG90UnVsZVBvbGljeRIMCgRydWxlGAEgASgNEi0KCGRlbGl2ZXJ5GAIgASgLMhsuYWxlcnRpbmcudjEuRGVsaXZlcnlQb2xpY3kSFAoMbXV0ZV93aW5kb3dzGAMgAygJIpMBCg9TbmFwc2hvdFNpbGVuY2USCgoCaWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhkKEXN0YXJ0c19hdF91bml4X21zGAMgASgDEhcKD2VuZHNfYXRfdW5peF9tcxgEIAEoAxItCghtYXRjaGVycxgFIAMoCzIbLmFsZXJ0aW5nLnYxLlNpbGVuY2VNYXRjaGVyIlEKDlNpbGVuY2VNYXRjaGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkSEAoIaXNfcmVnZXgYAyABKAgSEAoIaXNfZXF1YWwYBCABKAgqdAoKUnVsZUFjdGlvbhIbChdSVUxFX0FDVElPTl9VTlNQRUNJRklFRBAAEhcKE1JVTEVfQUNUSU9OX0NSRUFURUQQARIXChNSVUxFX0FDVElPTl9VUERBVEVEEAISFwoTUlVMRV9BQ1RJT05fREVMRVRFRBADYgZwcm90bzM", [file_alerting_v1_alert]);
+  fileDesc("ChZhbGVydGluZy92MS9ydWxlLnByb3RvEgthbGVydGluZy52MSKyAQoLUnVsZUNoYW5nZWQSDwoHcnVsZV9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSJwoGYWN0aW9uGAMgASgOMhcuYWxlcnRpbmcudjEuUnVsZUFjdGlvbhIPCgd2ZXJzaW9uGAQgASgDEhoKEmNoYW5nZWRfYXRfdW5peF9tcxgFIAEoAxIWCg5zY2hlbWFfdmVyc2lvbhgGIAEoDRIRCgljaGFuZ2VfaWQYByABKAMi7AIKDVJ1bGVzU25hcHNob3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKA0SDwoHdmVyc2lvbhgCIAEoAxIYChBidWlsdF9hdF91bml4X21zGAMgASgDEg8KB3N0cmluZ3MYBCADKAkSEgoKY2xpZW50X2lkcxgFIAEoDBIQCghydWxlX2lkcxgGIAEoDBITCgtydWxlX2NsaWVudBgHIAMoDRIVCg1ydWxlX3NldmVyaXR5GAggAygNEhMKC3J1bGVfc291cmNlGAkgAygNEhEKCXJ1bGVfbmFtZRgKIAMoDRIUCgxncmFudF9zY29wZXMYCyADKAkSFAoMZ3JhbnRfY2xpZW50GAwgAygNEi4KCHNpbGVuY2VzGA0gAygLMhwuYWxlcnRpbmcudjEuU25hcHNob3RTaWxlbmNlEjEKCHBvbGljaWVzGA4gAygLMh8uYWxlcnRpbmcudjEuU25hcHNob3RSdWxlUG9saWN5ImoKElNuYXBzaG90UnVsZVBvbGljeRIPCgdydWxlX2lkGAEgASgJEi0KCGRlbGl2ZXJ5GAIgASgLMhsuYWxlcnRpbmcudjEuRGVsaXZlcnlQb2xpY3kSFAoMbXV0ZV93aW5kb3dzGAMgAygJIpMBCg9TbmFwc2hvdFNpbGVuY2USCgoCaWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhkKEXN0YXJ0c19hdF91bml4X21zGAMgASgDEhcKD2VuZHNfYXRfdW5peF9tcxgEIAEoAxItCghtYXRjaGVycxgFIAMoCzIbLmFsZXJ0aW5nLnYxLlNpbGVuY2VNYXRjaGVyIlEKDlNpbGVuY2VNYXRjaGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkSEAoIaXNfcmVnZXgYAyABKAgSEAoIaXNfZXF1YWwYBCABKAgqdAoKUnVsZUFjdGlvbhIbChdSVUxFX0FDVElPTl9VTlNQRUNJRklFRBAAEhcKE1JVTEVfQUNUSU9OX0NSRUFURUQQARIXChNSVUxFX0FDVElPTl9VUERBVEVEEAISFwoTUlVMRV9BQ1RJT05fREVMRVRFRBADYgZwcm90bzM", [file_alerting_v1_alert]);
 
 /**
  * Topic `rule.changed`, key: rule_id. Published by the rule-service outbox relay, in outbox order.
@@ -162,8 +162,7 @@ export type RulesSnapshot = Message<"alerting.v1.RulesSnapshot"> & {
   silences: SnapshotSilence[];
 
   /**
-   * Rules whose settings differ from the defaults (most keep them, so these are few): rule index and
-   * its settings.
+   * Rules whose settings differ from the defaults (most keep them, so these are few).
    *
    * @generated from field: repeated alerting.v1.SnapshotRulePolicy policies = 14;
    */
@@ -184,11 +183,9 @@ export const RulesSnapshotSchema: GenMessage<RulesSnapshot> = /*@__PURE__*/
  */
 export type SnapshotRulePolicy = Message<"alerting.v1.SnapshotRulePolicy"> & {
   /**
-   * Index into rule_ids.
-   *
-   * @generated from field: uint32 rule = 1;
+   * @generated from field: string rule_id = 1;
    */
-  rule: number;
+  ruleId: string;
 
   /**
    * @generated from field: alerting.v1.DeliveryPolicy delivery = 2;

@@ -1,0 +1,221 @@
+/**
+ * A rule's delivery settings (Alertmanager's route options: send_resolved, repeat_interval, group_by,
+ * group_wait, group_interval, a cap on alerts per message, mute windows) and how the settings of the
+ * several rules of one client that matched one alert merge into what that client gets:
+ *
+ *   send resolved     if any matched rule sends them
+ *   repeat interval   the shortest set by a matched rule (none set: the aggregator's default)
+ *   grouping          the settings of the matched rule with the lowest id among those that group
+ *   muted             only when every matched rule is inside one of its mute windows at the event time
+ *
+ * Merges depend only on the set of rules, never on their order, so every evaluator instance and every
+ * redelivery decides the same.
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import { DeliveryPolicySchema } from "../gen/alerting/v1/alert_pb.ts";
+import type { ClientMatch } from "./matching/types.ts";
+import { isInMuteWindow, type MuteWindow, parseMuteWindow } from "./mute-window.ts";
+import { textProblem } from "./text.ts";
+
+export interface RulePolicy {
+  readonly sendResolved: boolean;
+  /** null: the aggregator's REPEAT_INTERVAL_MS. */
+  readonly repeatIntervalMs: number | null;
+  /** Label names; empty: one message per alert. */
+  readonly groupBy: readonly string[];
+  /** null: the sender's defaults. */
+  readonly groupWaitMs: number | null;
+  readonly groupIntervalMs: number | null;
+  readonly groupAlertsMax: number | null;
+  /** In src/core/mute-window.ts's text form. */
+  readonly muteWindows: readonly string[];
+}
+
+export const DEFAULT_RULE_POLICY: RulePolicy = Object.freeze({
+  sendResolved: true,
+  repeatIntervalMs: null,
+  groupBy: Object.freeze([]),
+  groupWaitMs: null,
+  groupIntervalMs: null,
+  groupAlertsMax: null,
+  muteWindows: Object.freeze([]),
+});
+
+/** Bounds the API and the migration's CHECKs share. */
+export const POLICY_LIMITS = Object.freeze({
+  labelsMax: 16,
+  labelLengthMax: 128,
+  muteWindowsMax: 16,
+  repeatIntervalMs: { minimum: 1_000, maximum: 24 * 86_400_000 },
+  groupWaitMs: { minimum: 0, maximum: 86_400_000 },
+  groupIntervalMs: { minimum: 1_000, maximum: 86_400_000 },
+  groupAlertsMax: { minimum: 1, maximum: 1_000 },
+});
+
+export function isDefaultRulePolicy(policy: RulePolicy): boolean {
+  return (
+    policy.sendResolved &&
+    policy.repeatIntervalMs === null &&
+    policy.groupBy.length === 0 &&
+    policy.groupWaitMs === null &&
+    policy.groupIntervalMs === null &&
+    policy.groupAlertsMax === null &&
+    policy.muteWindows.length === 0
+  );
+}
+
+/** Why a group_by list is refused, or undefined: label names, each once, text Postgres can store. */
+export function groupByProblem(labels: readonly string[]): string | undefined {
+  if (labels.length > POLICY_LIMITS.labelsMax) return `at most ${POLICY_LIMITS.labelsMax} labels`;
+  const seen = new Set<string>();
+  for (const label of labels) {
+    if (label === "" || label.length > POLICY_LIMITS.labelLengthMax)
+      return `label names must be 1 to ${POLICY_LIMITS.labelLengthMax} characters`;
+    const problem = textProblem(label);
+    if (problem !== undefined) return `label ${JSON.stringify(label)} ${problem}`;
+    if (seen.has(label)) return `label ${JSON.stringify(label)} is listed twice`;
+    seen.add(label);
+  }
+  return undefined;
+}
+
+/** Why a mute window list is refused (naming the window), or undefined. */
+export function muteWindowsProblem(windows: readonly string[]): string | undefined {
+  if (windows.length > POLICY_LIMITS.muteWindowsMax) return `at most ${POLICY_LIMITS.muteWindowsMax} windows`;
+  for (const [i, text] of windows.entries()) {
+    const parsed = parseMuteWindow(text);
+    if ("problem" in parsed) return `window ${i}: ${parsed.problem}`;
+  }
+  return undefined;
+}
+
+/** What one client gets for one set of matched rules; computed once per set and kept. */
+export interface ClientPolicy {
+  /** An encoded DeliveryPolicy for AlertMatched.policy; undefined when every setting is the default. */
+  readonly delivery: Uint8Array | undefined;
+  /**
+   * Per matched rule, in rule id order, its mute windows; undefined when some matched rule has none,
+   * so the client is never muted.
+   */
+  readonly muting: readonly { ruleId: string; windows: readonly MuteWindow[] }[] | undefined;
+}
+
+const unmuted: ClientPolicy = Object.freeze({ delivery: undefined, muting: undefined });
+
+/** The rules with settings other than the defaults, by id; every other rule has the defaults. */
+export class PolicyBook {
+  readonly #byRule: ReadonlyMap<string, RulePolicy>;
+  readonly #windows = new Map<string, readonly MuteWindow[]>();
+  /** The matcher shares its client groups across alerts, so each group's merge is made once. */
+  readonly #byGroup = new WeakMap<ClientMatch, ClientPolicy>();
+
+  /** Policies must be valid (the API checks them): a window that does not parse is a bug. */
+  constructor(byRule: ReadonlyMap<string, RulePolicy>) {
+    this.#byRule = byRule;
+    for (const [ruleId, policy] of byRule) {
+      if (policy.muteWindows.length === 0) continue;
+      this.#windows.set(
+        ruleId,
+        policy.muteWindows.map((text) => {
+          const parsed = parseMuteWindow(text);
+          if ("problem" in parsed)
+            throw new RangeError(`rule ${ruleId}: mute window ${text}: ${parsed.problem}`);
+          return parsed.window;
+        }),
+      );
+    }
+  }
+
+  get size(): number {
+    return this.#byRule.size;
+  }
+
+  /** forRules of a matcher's client group, made once per group. */
+  forClient(group: ClientMatch): ClientPolicy {
+    let policy = this.#byGroup.get(group);
+    if (policy === undefined) {
+      policy = this.forRules(group.ruleIds);
+      this.#byGroup.set(group, policy);
+    }
+    return policy;
+  }
+
+  /** The merged settings of one client's matched rules. */
+  forRules(ruleIds: readonly string[]): ClientPolicy {
+    const policies = ruleIds.flatMap((id) => {
+      const policy = this.#byRule.get(id);
+      return policy === undefined ? [] : [{ id, policy }];
+    });
+    if (policies.length === 0) return unmuted;
+    return {
+      delivery: encodeDelivery(mergeDelivery(ruleIds, policies)),
+      muting: this.#mutingOf(ruleIds),
+    };
+  }
+
+  #mutingOf(ruleIds: readonly string[]): ClientPolicy["muting"] {
+    const muting = [];
+    for (const ruleId of [...ruleIds].sort()) {
+      const windows = this.#windows.get(ruleId);
+      if (windows === undefined) return undefined;
+      muting.push({ ruleId, windows });
+    }
+    return muting;
+  }
+}
+
+/** The rule whose mute window covers `eventMs`, when every matched rule is muted then; else undefined. */
+export function mutedBy(policy: ClientPolicy, eventMs: number): string | undefined {
+  const { muting } = policy;
+  if (muting === undefined) return undefined;
+  for (const { windows } of muting) {
+    if (!windows.some((window) => isInMuteWindow(window, eventMs))) return undefined;
+  }
+  return muting[0]?.ruleId;
+}
+
+interface MergedDelivery {
+  sendResolved: boolean;
+  repeatIntervalMs: number | null;
+  grouping: RulePolicy | undefined;
+}
+
+function mergeDelivery(
+  ruleIds: readonly string[],
+  policies: readonly { id: string; policy: RulePolicy }[],
+): MergedDelivery {
+  // A matched rule without an entry keeps the defaults: it sends resolved notifications.
+  let sendResolved = policies.length < ruleIds.length;
+  let repeatIntervalMs: number | null = null;
+  let grouping: { id: string; policy: RulePolicy } | undefined;
+  for (const entry of policies) {
+    const { policy } = entry;
+    sendResolved ||= policy.sendResolved;
+    if (policy.repeatIntervalMs !== null)
+      repeatIntervalMs = Math.min(repeatIntervalMs ?? Number.POSITIVE_INFINITY, policy.repeatIntervalMs);
+    if (policy.groupBy.length > 0 && (grouping === undefined || entry.id < grouping.id)) grouping = entry;
+  }
+  return { sendResolved, repeatIntervalMs, grouping: grouping?.policy };
+}
+
+function encodeDelivery({
+  sendResolved,
+  repeatIntervalMs,
+  grouping,
+}: MergedDelivery): Uint8Array | undefined {
+  if (sendResolved && repeatIntervalMs === null && grouping === undefined) return undefined;
+  return toBinary(
+    DeliveryPolicySchema,
+    create(DeliveryPolicySchema, {
+      skipResolved: !sendResolved,
+      repeatIntervalMs: optionalBigInt(repeatIntervalMs),
+      groupBy: [...(grouping?.groupBy ?? [])],
+      groupWaitMs: optionalBigInt(grouping?.groupWaitMs ?? null),
+      groupIntervalMs: optionalBigInt(grouping?.groupIntervalMs ?? null),
+      groupAlertsMax: grouping?.groupAlertsMax ?? undefined,
+    }),
+  );
+}
+
+const optionalBigInt = (value: number | null): bigint | undefined =>
+  value === null ? undefined : BigInt(value);
