@@ -213,6 +213,17 @@ async function applyLifecycle(
   rows: readonly NotificationInput[],
 ): Promise<NotificationRow[]> {
   if (rows.length === 0) return [];
+  // FOR UPDATE locks only states that exist: two transactions both finding none would each decide on
+  // its own and the later upsert overwrite the earlier's episode. A transaction lock per key (in one
+  // order, so no deadlock; a hash collision only makes one wait) serialises them, existing or not.
+  await tx.unsafe(
+    `SELECT pg_advisory_xact_lock(k) FROM (
+       SELECT DISTINCT hashtextextended(client_id::text || ' ' || scope || ' ' || alert_key, 0) AS k
+       FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(client_id, scope, alert_key)
+       ORDER BY k
+     ) keys`,
+    [rows.map((r) => r.clientId), rows.map((r) => r.scope), rows.map((r) => r.alertId)] as never[],
+  );
   const locked = await tx.unsafe<(StateRow & { now_ms: number })[]>(
     `SELECT ${stateColumns} FROM alert_states
      WHERE (client_id, scope, alert_key) IN (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))

@@ -54,7 +54,7 @@ async function setUp(prefix: string, env: Record<string, string> = {}) {
         }),
       },
     ]);
-  return { client, submit };
+  return { client, submit, topics };
 }
 
 interface KindRow {
@@ -231,4 +231,42 @@ test("muted by a rule's window: SILENCED with the rule, and so is the episode's 
     ["am-muted", "resolved", "SILENCED", client.ruleId, null],
     ["v1-muted", "firing", "SILENCED", client.ruleId, null],
   ]);
+}, 60_000);
+
+test("concurrent batches: each alert's firing and resolution, in adjacent batches, are both notified", async () => {
+  // Tiny batches, several processed at once: a firing submission and its resolution mostly fall into
+  // consecutive batches that run concurrently; the lifecycle part is still applied in consumed order.
+  const { client, topics } = await setUp("lifecycle-concurrent", {
+    BATCH_SIZE_MAX: "3",
+    BATCH_WAIT_MS: "0",
+    PROCESS_CONCURRENCY_MAX: "4",
+  });
+  const alertsCount = 200;
+  const t0 = Date.now() - 60_000;
+  const record = (index: number, status: AlertStatus) => ({
+    topic: topics.input,
+    key: client.clientId,
+    value: alertMatched({
+      clientId: client.clientId,
+      scope: `client:${client.clientId}`,
+      alertId: `am-c-${index}`,
+      ruleIds: [client.ruleId],
+      status,
+      eventTimeUnixMs: BigInt(t0 + index),
+      endsAtUnixMs: status === AlertStatus.RESOLVED ? BigInt(t0 + index + 500) : 0n,
+    }),
+  });
+  await producer.send(
+    Array.from({ length: alertsCount }, (_, index) => [
+      record(index, AlertStatus.FIRING),
+      record(index, AlertStatus.RESOLVED),
+    ]).flat(),
+  );
+  const rows = await settledRows(client.clientId, 2 * alertsCount, 40_000);
+  const kinds = (kind: string) => new Set(rows.filter((r) => r.kind === kind).map((r) => r.alert_id)).size;
+  expect({ rows: rows.length, firing: kinds("firing"), resolved: kinds("resolved") }).toEqual({
+    rows: 2 * alertsCount,
+    firing: alertsCount,
+    resolved: alertsCount,
+  });
 }, 60_000);
