@@ -27,11 +27,7 @@ beforeAll(async () => {
   pipeline = await startPipeline({ ingest: true, postgresUrl: db.url });
   clientId = (await pipeline.createClientWithRule("*")).clientId;
   const credential = await pipeline.issueIngestCredential({ client_id: clientId });
-  const [{ version }] =
-    (await pipeline.sql`SELECT last_value::int AS version FROM rules_snapshot_version`) as [
-      { version: number },
-    ];
-  expect(await eventually(async () => (await pipeline.rulesVersionApplied()) >= version, 15_000)).toBe(true);
+  expect(await pipeline.awaitRulesApplied()).toBe(true);
 
   const ingest = new URL(pipeline.ingestUrl());
   const stopAtS = Math.floor((Date.now() + stopsAfterMs) / 1000);

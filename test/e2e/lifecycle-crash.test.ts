@@ -35,11 +35,7 @@ beforeAll(async () => {
     },
   });
   clientId = (await pipeline.createClientWithRule(alertName)).clientId;
-  const [{ version }] =
-    (await pipeline.sql`SELECT last_value::int AS version FROM rules_snapshot_version`) as [
-      { version: number },
-    ];
-  expect(await eventually(async () => (await pipeline.rulesVersionApplied()) >= version, 15_000)).toBe(true);
+  expect(await pipeline.awaitRulesApplied()).toBe(true);
 }, 90_000);
 
 afterAll(async () => {

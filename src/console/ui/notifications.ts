@@ -2,7 +2,15 @@
 import { api, matchersText, type Notification, type Page, query, type Silence } from "./api.ts";
 import type { Context } from "./context.ts";
 import { field, formatTime, h, replace } from "./dom.ts";
-import { badge, clientName, clientPicker, errorBox, pagedTable, resolveClientNames } from "./widgets.ts";
+import {
+  badge,
+  clientName,
+  clientPicker,
+  errorBox,
+  filterSelect,
+  pagedTable,
+  resolveClientNames,
+} from "./widgets.ts";
 
 const statuses = ["RECEIVED", "SENDING", "RETRY", "SENT", "FAILED", "SILENCED"];
 
@@ -64,18 +72,16 @@ export function notificationsPage(ctx: Context, root: HTMLElement): () => void {
     ],
   });
 
-  const statusSelect = h(
-    "select",
-    {
-      "data-testid": "notifications-filter-status",
-      onchange: () => {
-        status = statusSelect.value;
-        void table.reset();
-      },
+  const statusSelect = filterSelect({
+    testid: "notifications-filter-status",
+    any: "any status",
+    values: statuses,
+    selected: status,
+    onChange: (value) => {
+      status = value;
+      void table.reset();
     },
-    h("option", { value: "" }, "any status"),
-    statuses.map((s) => h("option", { value: s, selected: s === status }, s)),
-  );
+  });
   const clientFilter = h("span");
   const refresh = h("button", { class: "secondary", onclick: () => void table.reload() }, "Refresh");
   replace(

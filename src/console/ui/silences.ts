@@ -12,6 +12,7 @@ import {
   clientName,
   clientPicker,
   errorBox,
+  filterSelect,
   pagedTable,
   resolveClientNames,
   shortId,
@@ -82,18 +83,15 @@ export function silencesPage(ctx: Context, root: HTMLElement): undefined {
     ],
   });
 
-  const stateSelect = h(
-    "select",
-    {
-      "data-testid": "silences-filter-state",
-      onchange: () => {
-        state = stateSelect.value;
-        void table.reset();
-      },
+  const stateSelect = filterSelect({
+    testid: "silences-filter-state",
+    any: "any state",
+    values: states,
+    onChange: (value) => {
+      state = value;
+      void table.reset();
     },
-    h("option", { value: "" }, "any state"),
-    states.map((s) => h("option", { value: s }, s)),
-  );
+  });
   const filterPicker = admin
     ? clientPicker({
         testid: "silences-filter-client",
