@@ -14,7 +14,7 @@ import { createLogger } from "../src/runtime/log.ts";
 import { deadLetterTopicSpec } from "../src/runtime/topics.ts";
 import { HttpSink } from "../test/channels/sink.ts";
 import { uniqueName } from "./names.ts";
-import { type StageName, type StageProcess, startStage, stopStage } from "./stages.ts";
+import { eventually, type StageName, type StageProcess, startStage, stopStage } from "./stages.ts";
 
 export interface PipelineTopics {
   alertsNew: string;
@@ -91,6 +91,10 @@ export interface Pipeline {
   ingestUrl(): string;
   alert(alertId: string, name: string, severity?: Severity): Uint8Array;
   rulesVersionApplied(): Promise<number>;
+  /** Waits until the evaluator applies a snapshot built after every rule change made so far. */
+  awaitRulesApplied(timeoutMs?: number): Promise<boolean>;
+  /** kill -9 of a stage's current process, then a new one with the same environment in its place. */
+  killAndRestart(name: StageName): Promise<StageProcess>;
   /** Stops every stage with SIGTERM and returns their exit codes; deletes the run's Redis keys. */
   stop(): Promise<(number | null)[]>;
 }
@@ -219,6 +223,10 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     if (reply.status !== 201) throw new Error(`${what}: ${reply.status} ${JSON.stringify(reply.body)}`);
     return reply.body;
   };
+  const rulesVersionApplied = async (): Promise<number> => {
+    const metrics = await (await fetch(`http://127.0.0.1:${current("evaluator").httpPort}/metrics`)).text();
+    return Number(/^rules_version_applied\{[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? -1);
+  };
   return {
     run,
     topics,
@@ -285,9 +293,22 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         }),
       );
     },
-    async rulesVersionApplied() {
-      const metrics = await (await fetch(`http://127.0.0.1:${current("evaluator").httpPort}/metrics`)).text();
-      return Number(/^rules_version_applied\{[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? -1);
+    async killAndRestart(name) {
+      const index = stages.findIndex((stage) => stage.name === name);
+      const killed = stages[index];
+      if (!killed) throw new Error(`this pipeline runs no ${name}`);
+      killed.process.kill("SIGKILL");
+      await killed.process.exited;
+      const next = await start(name);
+      stages[index] = next;
+      return next;
+    },
+    rulesVersionApplied,
+    async awaitRulesApplied(timeoutMs = 15_000) {
+      const [row] = await sql<{ version: number }[]>`
+        SELECT last_value::int AS version FROM rules_snapshot_version`;
+      const built = row?.version ?? 0;
+      return eventually(async () => (await rulesVersionApplied()) >= built, timeoutMs);
     },
   };
 }

@@ -3,6 +3,8 @@ import {
   type AlertState,
   type AlertStateName,
   applySubmission,
+  defaultPolicy,
+  type LifecyclePolicy,
   type NotificationKind,
   type SweepSettings,
   sweepState,
@@ -26,11 +28,14 @@ export interface NotificationInput {
    * never sent. An episode's later rows (resolved, reminders) stay silent with its firing.
    */
   silencedBy?: string;
+  /** The client's rule whose mute window held at the event time: SILENCED like a silence. */
+  mutedByRule?: string;
   /**
-   * Alertmanager alerts only (src/core/lifecycle.ts): firing or resolved, and their endsAt. Without it
-   * the alert has no lifecycle: one notification per alert id (episode 0, kind firing).
+   * Alertmanager alerts only (src/core/lifecycle.ts): firing or resolved, their endsAt and the
+   * rules' policy. Without it the alert has no lifecycle: one notification per alert id (episode 0,
+   * kind firing).
    */
-  lifecycle?: { status: AlertStateName; endsAtMs: number | null };
+  lifecycle?: { status: AlertStateName; endsAtMs: number | null; policy?: LifecyclePolicy };
   /**
    * The row's group when its rules group (src/core/grouping.ts): the sender then sends it with the
    * group's other due rows, and no notifications.ready announces it. Absent: one message per alert.
@@ -62,33 +67,35 @@ export function dedupeInsert(
   table: string,
   delayMs = safetyNetDelayMs,
 ): { text: string; params: never[] } {
-  const text = `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[], $14::text[], $15::float8[])
-         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence, group_key, group_wait_ms)
-     ), marked AS (
-       SELECT i.*,
-         -- A grouped row goes out with its group's next window; a new group's first is group_wait away
-         -- (openGroups creates it after this statement, in the same transaction).
-         CASE WHEN i.group_key IS NOT NULL THEN coalesce(
-           (SELECT greatest(g.next_due_at, now()) FROM notification_groups g WHERE g.group_key = i.group_key),
-           now() + make_interval(secs => i.group_wait_ms / 1000))
-         END AS group_due_at,
-         CASE
-           WHEN i.silence <> '' THEN i.silence::uuid
-           WHEN i.kind <> 'firing' THEN (
-             SELECT f.silenced_by FROM ${table} f
+  const own = "(i.kind = 'firing' OR i.silence <> '' OR i.muted <> '')";
+  const inherited = (column: string) => `(
+             SELECT f.${column} FROM ${table} f
              WHERE f.client_id = i.client_id AND f.scope = i.scope AND f.alert_id = i.alert_id
-               AND f.episode = i.episode AND f.kind = 'firing')
-         END AS silenced_by
+               AND f.episode = i.episode AND f.kind = 'firing')`;
+  const text = `WITH input AS (
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[], $14::text[], $15::text[], $16::float8[])
+         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence, muted, group_key, group_wait_ms)
+     ), marked AS (
+       -- Later rows of an episode (resolved, reminders) stay silent with its firing row. A grouped row
+       -- goes out with its group's next window; a new group's first is group_wait away (openGroups
+       -- creates it after this statement, in the same transaction).
+       SELECT i.*,
+              CASE WHEN ${own} THEN nullif(i.silence, '')::uuid ELSE ${inherited("silenced_by")} END AS silenced_by,
+              CASE WHEN ${own} THEN nullif(i.muted, '')::uuid ELSE ${inherited("muted_by_rule")} END AS muted_by_rule,
+              CASE WHEN i.group_key IS NOT NULL THEN coalesce(
+                (SELECT greatest(g.next_due_at, now()) FROM notification_groups g WHERE g.group_key = i.group_key),
+                now() + make_interval(secs => i.group_wait_ms / 1000))
+              END AS group_due_at
        FROM input i
      ), inserted AS (
-       INSERT INTO ${table} (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at, episode, kind, status, silenced_by, group_key, group_due_at)
+       INSERT INTO ${table} (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at, episode, kind, status, silenced_by, muted_by_rule, group_key, group_due_at)
        SELECT client_id, scope, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
               -- A group's schedule (notification_groups) drives its rows, not a safety net per row.
-              CASE WHEN silenced_by IS NULL AND group_key IS NULL THEN now() + make_interval(secs => $12::float8 / 1000) END, episode, kind,
-              CASE WHEN silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, silenced_by,
+              CASE WHEN silenced_by IS NULL AND muted_by_rule IS NULL AND group_key IS NULL THEN now() + make_interval(secs => $12::float8 / 1000) END, episode, kind,
+              CASE WHEN silenced_by IS NULL AND muted_by_rule IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, silenced_by, muted_by_rule,
               -- A silenced row is never sent: it joins no group.
-              CASE WHEN silenced_by IS NULL THEN group_key END, CASE WHEN silenced_by IS NULL THEN group_due_at END
+              CASE WHEN silenced_by IS NULL AND muted_by_rule IS NULL THEN group_key END,
+              CASE WHEN silenced_by IS NULL AND muted_by_rule IS NULL THEN group_due_at END
        FROM marked
        ON CONFLICT (client_id, scope, alert_id, episode, kind) DO NOTHING
        RETURNING id, client_id, alert_id, status, group_key
@@ -118,6 +125,7 @@ export function dedupeInsert(
     withKind.map((r) => r.kind),
     delayMs,
     rows.map((r) => r.silencedBy ?? ""),
+    rows.map((r) => r.mutedByRule ?? ""),
     rows.map((r) => r.group?.key ?? null),
     rows.map((r) => r.group?.settings.groupWaitMs ?? null),
   ];
@@ -169,7 +177,7 @@ export async function insertNotifications(
 async function openGroups(tx: TransactionSql, rows: readonly NotificationInput[]): Promise<void> {
   const groups = new Map<string, NonNullable<NotificationInput["group"]> & { clientId: string }>();
   for (const row of rows) {
-    if (row.group !== undefined && !row.silencedBy)
+    if (row.group !== undefined && !row.silencedBy && !row.mutedByRule)
       groups.set(row.group.key, { ...row.group, clientId: row.clientId });
   }
   if (groups.size === 0) return;
@@ -220,6 +228,8 @@ interface StateRow {
   ends_at_ms: number | null;
   last_notified_ms: number;
   repeat_count: number;
+  send_resolved: boolean;
+  repeat_interval_ms: string | null;
 }
 
 const stateColumns = `client_id, scope, alert_key, episode, state,
@@ -228,7 +238,7 @@ const stateColumns = `client_id, scope, alert_key, episode, state,
   extract(epoch FROM last_seen_at) * 1000 AS last_seen_ms,
   extract(epoch FROM ends_at) * 1000 AS ends_at_ms,
   extract(epoch FROM last_notified_at) * 1000 AS last_notified_ms,
-  repeat_count, (extract(epoch FROM now()) * 1000)::float8 AS now_ms`;
+  repeat_count, send_resolved, repeat_interval_ms, (extract(epoch FROM now()) * 1000)::float8 AS now_ms`;
 
 function stateOf(row: StateRow): AlertState {
   return {
@@ -240,6 +250,10 @@ function stateOf(row: StateRow): AlertState {
     endsAtMs: row.ends_at_ms === null ? null : Number(row.ends_at_ms),
     lastNotifiedMs: Number(row.last_notified_ms),
     repeatCount: row.repeat_count,
+    policy: {
+      sendResolved: row.send_resolved,
+      repeatIntervalMs: row.repeat_interval_ms === null ? null : Number(row.repeat_interval_ms),
+    },
   };
 }
 
@@ -255,6 +269,17 @@ async function applyLifecycle(
   rows: readonly NotificationInput[],
 ): Promise<NotificationRow[]> {
   if (rows.length === 0) return [];
+  // FOR UPDATE locks only states that exist: two transactions both finding none would each decide on
+  // its own and the later upsert overwrite the earlier's episode. A transaction lock per key (in one
+  // order, so no deadlock; a hash collision only makes one wait) serialises them, existing or not.
+  await tx.unsafe(
+    `SELECT pg_advisory_xact_lock(k) FROM (
+       SELECT DISTINCT hashtextextended(client_id::text || ' ' || scope || ' ' || alert_key, 0) AS k
+       FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(client_id, scope, alert_key)
+       ORDER BY k
+     ) keys`,
+    [rows.map((r) => r.clientId), rows.map((r) => r.scope), rows.map((r) => r.alertId)] as never[],
+  );
   const locked = await tx.unsafe<(StateRow & { now_ms: number })[]>(
     `SELECT ${stateColumns} FROM alert_states
      WHERE (client_id, scope, alert_key) IN (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))
@@ -270,6 +295,7 @@ async function applyLifecycle(
   );
   const changed = new Map<string, { row: NotificationInput; state: AlertState }>();
   const notifications: NotificationRow[] = [];
+  const firings = new Map<string, NotificationRow>();
   for (const row of rows) {
     const key = stateKey(row.clientId, row.scope, row.alertId);
     const lifecycle = row.lifecycle as NonNullable<NotificationInput["lifecycle"]>;
@@ -278,11 +304,21 @@ async function applyLifecycle(
       eventMs: row.eventTimeMs,
       endsAtMs: lifecycle.endsAtMs,
       nowMs: Number(nowMs),
+      policy: lifecycle.policy ?? defaultPolicy,
     });
     if (state === undefined || state === states.get(key)) continue;
     states.set(key, state);
     changed.set(key, { row, state });
-    if (notify) notifications.push({ ...row, ...notify });
+    if (!notify) continue;
+    const notification = { ...row, ...notify };
+    if (notify.kind === "firing") firings.set(key, notification);
+    else if (!row.silencedBy && !row.mutedByRule) {
+      // The insert copies a firing row's suppression from the table, which cannot see its own batch.
+      const firing = firings.get(key);
+      if (firing?.episode === notify.episode)
+        Object.assign(notification, { silencedBy: firing.silencedBy, mutedByRule: firing.mutedByRule });
+    }
+    notifications.push(notification);
   }
   await storeStates(
     tx,
@@ -298,16 +334,19 @@ async function storeStates(
   if (rows.length === 0) return;
   await tx.unsafe(
     `INSERT INTO alert_states (client_id, scope, alert_key, episode, state, episode_started_at, last_event_at,
-                               last_seen_at, ends_at, last_notified_at, repeat_count)
+                               last_seen_at, ends_at, last_notified_at, repeat_count, send_resolved, repeat_interval_ms)
      SELECT client_id, scope, alert_key, episode, state, to_timestamp(started / 1000.0), to_timestamp(last_event / 1000.0),
-            to_timestamp(last_seen / 1000.0), to_timestamp(ends_at / 1000.0), to_timestamp(last_notified / 1000.0), repeat_count
+            to_timestamp(last_seen / 1000.0), to_timestamp(ends_at / 1000.0), to_timestamp(last_notified / 1000.0), repeat_count,
+            send_resolved::boolean, repeat_interval_ms::bigint
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
-                 $9::float8[], $10::float8[], $11::int[])
-       AS t(client_id, scope, alert_key, episode, state, started, last_event, last_seen, ends_at, last_notified, repeat_count)
+                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[])
+       AS t(client_id, scope, alert_key, episode, state, started, last_event, last_seen, ends_at, last_notified, repeat_count,
+            send_resolved, repeat_interval_ms)
      ON CONFLICT (client_id, scope, alert_key) DO UPDATE SET
        episode = excluded.episode, state = excluded.state, episode_started_at = excluded.episode_started_at,
        last_event_at = excluded.last_event_at, last_seen_at = excluded.last_seen_at, ends_at = excluded.ends_at,
-       last_notified_at = excluded.last_notified_at, repeat_count = excluded.repeat_count`,
+       last_notified_at = excluded.last_notified_at, repeat_count = excluded.repeat_count,
+       send_resolved = excluded.send_resolved, repeat_interval_ms = excluded.repeat_interval_ms`,
     [
       rows.map((r) => r.clientId),
       rows.map((r) => r.scope),
@@ -320,6 +359,8 @@ async function storeStates(
       rows.map((r) => r.state.endsAtMs),
       rows.map((r) => r.state.lastNotifiedMs),
       rows.map((r) => r.state.repeatCount),
+      rows.map((r) => String(r.state.policy.sendResolved)),
+      rows.map((r) => r.state.policy.repeatIntervalMs),
     ] as never[],
   );
 }
@@ -336,7 +377,7 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
       `SELECT ${stateColumns} FROM alert_states
        WHERE state = 'firing'
          AND (ends_at <= now() OR last_seen_at <= now() - make_interval(secs => $1::float8 / 1000)
-              OR last_notified_at <= now() - make_interval(secs => $2::float8 / 1000))
+              OR last_notified_at <= now() - make_interval(secs => coalesce(repeat_interval_ms, $2::float8) / 1000))
        ORDER BY last_seen_at
        LIMIT $3
        FOR UPDATE SKIP LOCKED`,
@@ -345,11 +386,13 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
     const changed: { clientId: string; scope: string; alertId: string; state: AlertState }[] = [];
     const kinds: { clientId: string; scope: string; alertId: string; episode: number; kind: string }[] = [];
     for (const row of due) {
-      const { state, notify } = sweepState(stateOf(row), Number(row.now_ms), settings);
-      if (state === undefined || !notify) continue;
+      const current = stateOf(row);
+      const { state, notify } = sweepState(current, Number(row.now_ms), settings);
+      // A resolution without a notification (the policy skips them) is still stored.
+      if (state === undefined || state === current) continue;
       const key = { clientId: row.client_id, scope: row.scope, alertId: row.alert_key };
       changed.push({ ...key, state });
-      kinds.push({ ...key, ...notify });
+      if (notify) kinds.push({ ...key, ...notify });
     }
     await storeStates(tx, changed);
     if (kinds.length === 0) return 0;
@@ -358,10 +401,10 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
     const [{ count } = { count: 0 }] = await tx.unsafe<{ count: number }[]>(
       `WITH inserted AS (
          INSERT INTO notifications (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time,
-                                    next_attempt_at, episode, kind, status, silenced_by, group_key, group_due_at)
+                                    next_attempt_at, episode, kind, status, silenced_by, muted_by_rule, group_key, group_due_at)
          SELECT f.client_id, f.scope, f.alert_id, f.severity, f.source, f.name, f.context, f.rule_ids, f.event_time,
-                CASE WHEN f.silenced_by IS NULL AND f.group_key IS NULL THEN now() END, f.episode, t.kind,
-                CASE WHEN f.silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, f.silenced_by,
+                CASE WHEN f.status <> 'SILENCED' AND f.group_key IS NULL THEN now() END, f.episode, t.kind,
+                CASE WHEN f.status <> 'SILENCED' THEN 'RECEIVED' ELSE 'SILENCED' END, f.silenced_by, f.muted_by_rule,
                 f.group_key, CASE WHEN f.group_key IS NOT NULL THEN greatest(g.next_due_at, now()) END
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[]) AS t(client_id, scope, alert_id, episode, kind)
          JOIN notifications f ON f.client_id = t.client_id AND f.scope = t.scope AND f.alert_id = t.alert_id

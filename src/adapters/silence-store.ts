@@ -3,7 +3,7 @@
  * in its transaction, so the evaluator's snapshot carries it within a second, like a rule change.
  * Times come from the caller's clock (`nowMs`), the same one that decides a silence's state.
  */
-import { type Matcher, type OpenSilence, silenceState } from "../core/silence.ts";
+import { type Matcher, type OpenSilence, type SilenceState, silenceState } from "../core/silence.ts";
 import type { Sql, TransactionSql } from "./postgres.ts";
 import { rulesChangedChannel } from "./rule-source.ts";
 
@@ -67,10 +67,47 @@ const fromRow = (row: SilenceRow): Silence => ({
   updatedAtMs: row.updated_at.getTime(),
 });
 
-export async function findSilence(sql: Sql, clientId: string, id: string): Promise<Silence | undefined> {
+/**
+ * The client a caller acts for: a client id, or null for the admin, who reaches every client's
+ * silences. Another client's silence is then answered like none.
+ */
+export type SilenceScope = string | null;
+
+const scopeClause = (sql: Sql | TransactionSql, scope: SilenceScope) =>
+  scope === null ? sql`` : sql`AND client_id = ${scope}`;
+
+export async function findSilence(sql: Sql, scope: SilenceScope, id: string): Promise<Silence | undefined> {
   const [row] = await sql<SilenceRow[]>`
-    SELECT ${sql(columns)} FROM silences WHERE id = ${id} AND client_id = ${clientId}`;
+    SELECT ${sql(columns)} FROM silences WHERE id = ${id} ${scopeClause(sql, scope)}`;
   return row && fromRow(row);
+}
+
+/**
+ * One page of silences by id (the rule service's API), within the retention window: those of `scope`,
+ * optionally of one client and in one state at `nowMs`.
+ */
+export async function listSilencePage(
+  sql: Sql,
+  scope: SilenceScope,
+  filter: { clientId?: string; state?: SilenceState },
+  afterId: string | null,
+  limit: number,
+  nowMs: number,
+): Promise<Silence[]> {
+  const now = new Date(nowMs);
+  const state = {
+    active: sql`AND starts_at <= ${now} AND ends_at >= ${now}`,
+    pending: sql`AND starts_at > ${now}`,
+    expired: sql`AND ends_at < ${now}`,
+  };
+  const rows = await sql<SilenceRow[]>`
+    SELECT ${sql(columns)} FROM silences
+    WHERE ends_at >= ${new Date(nowMs - silenceRetentionMs)} ${scopeClause(sql, scope)}
+      ${filter.clientId === undefined ? sql`` : sql`AND client_id = ${filter.clientId}`}
+      ${filter.state === undefined ? sql`` : state[filter.state]}
+      ${afterId === null ? sql`` : sql`AND id > ${afterId}`}
+    ORDER BY id LIMIT ${limit}`;
+  return rows.map(fromRow);
 }
 
 /** The client's silences that have not ended before the retention window, open ones first. */
@@ -137,13 +174,13 @@ export async function setSilence(
  */
 export async function expireSilence(
   sql: Sql,
-  clientId: string,
+  scope: SilenceScope,
   id: string,
   nowMs: number,
 ): Promise<"expired" | "already-expired" | "not-found"> {
   return (await sql.begin(async (tx) => {
     const [row] = await tx<SilenceRow[]>`
-      SELECT ${tx(columns)} FROM silences WHERE id = ${id} AND client_id = ${clientId} FOR UPDATE`;
+      SELECT ${tx(columns)} FROM silences WHERE id = ${id} ${scopeClause(tx, scope)} FOR UPDATE`;
     if (!row) return "not-found";
     const silence = fromRow(row);
     if (silenceState(silence.startsAtMs, silence.endsAtMs, nowMs) === "expired") return "already-expired";

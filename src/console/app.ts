@@ -1,7 +1,7 @@
 /**
  * The console's single page: a login form (admin token or client API key, kept in sessionStorage),
  * then a sidebar and hash-routed pages. The admin sees every page; a client key sees the dashboard,
- * its rules with their endpoints, its notifications, and its keys.
+ * its rules with their endpoints, its notifications, its silences, and its keys.
  */
 import { ApiError, api, type SessionInfo, session } from "./ui/api.ts";
 import { clientsPage } from "./ui/clients.ts";
@@ -12,6 +12,7 @@ import { keysPage } from "./ui/keys.ts";
 import { notificationPage, notificationsPage } from "./ui/notifications.ts";
 import { deadLettersPage, loadPage } from "./ui/operations.ts";
 import { endpointsPage, rulesPage } from "./ui/rules.ts";
+import { silencesPage } from "./ui/silences.ts";
 import { errorBox } from "./ui/widgets.ts";
 
 interface PageDef {
@@ -29,6 +30,7 @@ const pages: Record<string, PageDef> = {
   endpoints: { render: endpointsPage, nav: "rules" },
   notifications: { render: notificationsPage, title: "Notifications", nav: "notifications" },
   notification: { render: notificationPage, nav: "notifications" },
+  silences: { render: silencesPage, title: "Silences", nav: "silences" },
   keys: { render: keysPage, title: "Keys", nav: "keys" },
   "dead-letters": { render: deadLettersPage, title: "Dead letters", adminOnly: true, nav: "dead-letters" },
   load: { render: loadPage, title: "Load generator", adminOnly: true, nav: "load" },

@@ -5,27 +5,48 @@
  *
  *   firing, state absent or resolved  -> a new episode and a `firing` notification; after a
  *                                        resolution only when newer than anything seen, so a
- *                                        redelivered old submission never reopens an episode
- *   firing, state firing              -> last seen and ends-at updated, nothing sent
- *   resolved, state firing            -> resolved and a `resolved` notification, unless it belongs to
- *                                        an older episode (redelivered)
- *   resolved, state absent or resolved -> nothing: the client never heard of it firing
+ *                                        redelivered or overtaken old submission never reopens one
+ *   firing, state firing              -> last seen, ends-at and policy updated, nothing sent
+ *   resolved, state firing            -> resolved and a `resolved` notification (unless the policy
+ *                                        skips them), unless it is older than the episode or than
+ *                                        the newest firing submission
+ *   resolved, state absent or resolved -> resolved, nothing sent (the client never heard of it
+ *                                        firing), but its times are kept
  *   the sweep                         -> resolves firing states whose ends-at or resolve timeout
  *                                        passed, and sends `repeat:<n>` every repeat interval
+ *
+ * The aggregator processes several batches at once, so the resolution of an alert can be stored
+ * before the firing submission that preceded it. A resolution therefore always records the newest
+ * time it covers (its startsAt and endsAt), also for an alert never seen firing (episode 0), and a
+ * firing submission opens an episode only when newer: whichever order the two are stored in, the
+ * alert ends resolved. Stored in order the client hears of the firing and of its resolution; stored
+ * the other way round it hears of neither, as the episode was over before it was known.
  */
 export type AlertStateName = "firing" | "resolved";
 
+/** What the client's rules ask of the alert's notifications (AlertMatched.policy). */
+export interface LifecyclePolicy {
+  sendResolved: boolean;
+  /** null: the aggregator's default. */
+  repeatIntervalMs: number | null;
+}
+
+export const defaultPolicy: LifecyclePolicy = { sendResolved: true, repeatIntervalMs: null };
+
 export interface AlertState {
+  /** 0 for an alert only ever seen resolved. */
   episode: number;
   state: AlertStateName;
   /** The event time that opened the episode. */
   episodeStartedMs: number;
-  /** The newest event time seen for the alert. */
+  /** The newest event time seen for the alert; for a resolution also its end time. */
   lastEventMs: number;
   lastSeenMs: number;
   endsAtMs: number | null;
   lastNotifiedMs: number;
   repeatCount: number;
+  /** The policy of the latest submission: the sweep follows it. */
+  policy: LifecyclePolicy;
 }
 
 export interface Submission {
@@ -34,19 +55,20 @@ export interface Submission {
   eventMs: number;
   endsAtMs: number | null;
   nowMs: number;
+  policy: LifecyclePolicy;
 }
 
 export type NotificationKind = "firing" | "resolved" | `repeat:${number}`;
 
 export interface Transition {
-  /** The state to store; undefined: nothing to store (a resolution of an alert never seen firing). */
+  /** The state to store; the current one (same object) or undefined: nothing to store. */
   state: AlertState | undefined;
   /** The notification to write for it, if any. */
   notify?: { episode: number; kind: NotificationKind };
 }
 
 export function applySubmission(current: AlertState | undefined, submission: Submission): Transition {
-  const { status, eventMs, endsAtMs, nowMs } = submission;
+  const { status, eventMs, endsAtMs, nowMs, policy } = submission;
   if (status === "firing") {
     if (current === undefined || (current.state === "resolved" && eventMs > current.lastEventMs)) {
       const episode = (current?.episode ?? 0) + 1;
@@ -60,25 +82,56 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
           endsAtMs,
           lastNotifiedMs: nowMs,
           repeatCount: 0,
+          policy,
         },
         notify: { episode, kind: "firing" },
       };
     }
     if (current.state === "resolved") return { state: current };
     return {
-      state: { ...current, lastEventMs: Math.max(current.lastEventMs, eventMs), lastSeenMs: nowMs, endsAtMs },
+      state: {
+        ...current,
+        lastEventMs: Math.max(current.lastEventMs, eventMs),
+        lastSeenMs: nowMs,
+        // An overtaken re-send carries an older end time: it must not end the alert early.
+        endsAtMs:
+          endsAtMs === null || current.endsAtMs === null ? endsAtMs : Math.max(current.endsAtMs, endsAtMs),
+        policy,
+      },
     };
   }
-  if (current === undefined || current.state === "resolved" || eventMs < current.episodeStartedMs)
-    return { state: current };
+  const coveredMs = Math.max(eventMs, endsAtMs ?? eventMs);
+  if (current === undefined) {
+    return {
+      state: {
+        episode: 0,
+        state: "resolved",
+        episodeStartedMs: eventMs,
+        lastEventMs: coveredMs,
+        lastSeenMs: nowMs,
+        endsAtMs: endsAtMs ?? nowMs,
+        lastNotifiedMs: nowMs,
+        repeatCount: 0,
+        policy,
+      },
+    };
+  }
+  if (current.state === "resolved") {
+    if (coveredMs <= current.lastEventMs) return { state: current };
+    return { state: { ...current, lastEventMs: coveredMs, lastSeenMs: nowMs } };
+  }
+  // Older than the episode, or than a firing submission that started after this resolution ended:
+  // the alert fired again since, so the resolution is of the past.
+  if (eventMs < current.episodeStartedMs || coveredMs < current.lastEventMs) return { state: current };
   return {
-    state: resolvedState(current, Math.max(current.lastEventMs, eventMs), nowMs, endsAtMs ?? nowMs),
-    notify: { episode: current.episode, kind: "resolved" },
+    state: resolvedState(current, Math.max(current.lastEventMs, coveredMs), nowMs, endsAtMs ?? nowMs),
+    ...(policy.sendResolved ? { notify: { episode: current.episode, kind: "resolved" as const } } : {}),
   };
 }
 
 export interface SweepSettings {
   resolveTimeoutMs: number;
+  /** For states whose policy has none. */
   repeatIntervalMs: number;
 }
 
@@ -89,10 +142,13 @@ export function sweepState(current: AlertState, nowMs: number, settings: SweepSe
   if (endsAtPassed || current.lastSeenMs + settings.resolveTimeoutMs <= nowMs) {
     return {
       state: resolvedState(current, current.lastEventMs, nowMs, endsAtPassed ? current.endsAtMs : nowMs),
-      notify: { episode: current.episode, kind: "resolved" },
+      ...(current.policy.sendResolved
+        ? { notify: { episode: current.episode, kind: "resolved" as const } }
+        : {}),
     };
   }
-  if (current.lastNotifiedMs + settings.repeatIntervalMs <= nowMs) {
+  const repeatIntervalMs = current.policy.repeatIntervalMs ?? settings.repeatIntervalMs;
+  if (current.lastNotifiedMs + repeatIntervalMs <= nowMs) {
     const repeatCount = current.repeatCount + 1;
     return {
       state: { ...current, repeatCount, lastNotifiedMs: nowMs },

@@ -3,6 +3,7 @@ import {
   alertLabels,
   compileMatcher,
   type Matcher,
+  parseMatcherList,
   parseMatchers,
   parseMatcherText,
   SilenceBook,
@@ -79,6 +80,25 @@ describe("silenceMatches: every matcher must match, a missing label is empty", (
   test.each(cases)("%p -> %p", (texts, expected) => {
     const compiled = texts.map((text) => compileMatcher(parseMatcherText(text)));
     expect(silenceMatches(compiled, labels)).toBe(expected);
+  });
+});
+
+describe("parseMatcherList: a list in the text form", () => {
+  test("braces optional, commas inside quoted values kept, escaped quotes kept", () => {
+    const expected = [
+      { name: "severity", value: "HIGH", isRegex: false, isEqual: true },
+      { name: "source", value: 'db-1,"x"', isRegex: true, isEqual: false },
+    ];
+    expect(parseMatcherList('{severity="HIGH", source!~"db-1,\\"x\\""}')).toEqual(expected);
+    expect(parseMatcherList('severity=HIGH,source!~"db-1,\\"x\\"",')).toEqual(expected);
+  });
+
+  test("refused: empty, too many, a bad matcher, an unterminated quote", () => {
+    expect(() => parseMatcherList("{}")).toThrow("at least one matcher");
+    const many = Array.from({ length: silenceLimits.matchersMax + 1 }, (_, i) => `a${i}=b`).join(",");
+    expect(() => parseMatcherList(many)).toThrow("at most");
+    expect(() => parseMatcherList("a=b,nope")).toThrow("bad matcher format");
+    expect(() => parseMatcherList('a="b,c=d')).toThrow("unescaped double quote");
   });
 });
 

@@ -129,6 +129,36 @@ const matcherTextPattern = /^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|=|!=|!~)\s*([\s
  * the `filter` query parameter; the same rules as Alertmanager's labels.ParseMatcher. Throws an Error
  * whose message says what is wrong.
  */
+/**
+ * A list of matchers in Alertmanager's text form, `{severity="HIGH", source=~"db-.*"}` (braces
+ * optional), as the rule service's API takes them: split on the commas outside quoted values.
+ */
+export function parseMatcherList(text: string): Matcher[] {
+  if (text.length > silenceLimits.matchersMax * matcherTextLengthMax)
+    throw new Error("bad matchers: too long");
+  const inner = text.trim().replace(/^\{(.*)\}$/s, "$1");
+  const parts: string[] = [];
+  let current = "";
+  let quoted = false;
+  for (let i = 0; i < inner.length; i++) {
+    const char = inner[i] as string;
+    if (char === "," && !quoted) {
+      parts.push(current);
+      current = "";
+      continue;
+    }
+    current += char;
+    if (char === "\\" && quoted && i < inner.length - 1) current += inner[++i];
+    else if (char === '"') quoted = !quoted;
+  }
+  parts.push(current);
+  const texts = parts.map((part) => part.trim()).filter((part) => part !== "");
+  if (texts.length === 0) throw new Error("at least one matcher required");
+  if (texts.length > silenceLimits.matchersMax)
+    throw new Error(`at most ${silenceLimits.matchersMax} matchers`);
+  return texts.map(parseMatcherText);
+}
+
 export function parseMatcherText(text: string): Matcher {
   if (text.length > matcherTextLengthMax)
     throw new Error(`bad matcher: longer than ${matcherTextLengthMax} characters`);

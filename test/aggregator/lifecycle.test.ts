@@ -4,8 +4,15 @@
  * never seen firing, and the sweep's resolve timeout and repeat reminders.
  */
 import { expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
 import { useTestSchema } from "../../harness/postgres.ts";
-import { AlertStatus } from "../../src/gen/alerting/v1/alert_pb.ts";
+import { stopStage } from "../../harness/stages.ts";
+import {
+  type AlertMatched,
+  AlertStatus,
+  type DeliveryPolicy,
+  DeliveryPolicySchema,
+} from "../../src/gen/alerting/v1/alert_pb.ts";
 import {
   aggregatorTopics,
   alertMatched,
@@ -19,10 +26,18 @@ const { sql, producer, stages, clientIds } = useAggregatorFixture(db);
 
 async function setUp(prefix: string, env: Record<string, string> = {}) {
   const topics = await aggregatorTopics(prefix);
+  // The sweep covers every alert state: an earlier test's aggregator would remind at its own interval.
+  for (const stage of stages.splice(0)) expect(await stopStage(stage)).toBe(0);
   stages.push(await startAggregator(db, topics, env));
   const client = await insertClientWithRule(sql, prefix);
   clientIds.push(client.clientId);
-  const submit = (alertId: string, status: AlertStatus, eventMs: number, endsAtMs = 0) =>
+  const submit = (
+    alertId: string,
+    status: AlertStatus,
+    eventMs: number,
+    endsAtMs = 0,
+    extra: Partial<Pick<AlertMatched, "policy" | "mutedByRule">> = {},
+  ) =>
     producer.send([
       {
         topic: topics.input,
@@ -35,22 +50,29 @@ async function setUp(prefix: string, env: Record<string, string> = {}) {
           status,
           eventTimeUnixMs: BigInt(eventMs),
           endsAtUnixMs: BigInt(endsAtMs),
+          ...extra,
         }),
       },
     ]);
-  return { client, submit };
+  return { client, submit, topics };
 }
 
 interface KindRow {
   alert_id: string;
   episode: number;
   kind: string;
-  next_attempt_at: Date;
+  next_attempt_at: Date | null;
+  status: string;
+  muted_by_rule: string | null;
 }
 
 const kindsOf = (clientId: string) =>
-  sql<KindRow[]>`SELECT alert_id, episode, kind, next_attempt_at FROM notifications
+  sql<
+    KindRow[]
+  >`SELECT alert_id, episode, kind, next_attempt_at, status, muted_by_rule::text FROM notifications
                  WHERE client_id = ${clientId} ORDER BY id`;
+
+const policy = (fields: Partial<Omit<DeliveryPolicy, "$typeName">>) => create(DeliveryPolicySchema, fields);
 
 /** The rows once there are `count` of them, and half a second more for any extra one. */
 async function settledRows(clientId: string, count: number, timeoutMs = 20_000): Promise<KindRow[]> {
@@ -87,9 +109,10 @@ test("fire, re-send, resolve, redeliver, fire again: one notification per episod
   const [state] = await sql<{ state: string; episode: number }[]>`
     SELECT state, episode FROM alert_states WHERE client_id = ${client.clientId} AND alert_key = 'am-a'`;
   expect(state).toEqual({ state: "firing", episode: 2 });
-  const never =
-    await sql`SELECT 1 FROM alert_states WHERE client_id = ${client.clientId} AND alert_key = 'am-never'`;
-  expect(never.length).toBe(0);
+  // Kept resolved (episode 0), so its older firing submission, stored later, opens nothing.
+  const [never] = await sql<{ state: string; episode: number }[]>`
+    SELECT state, episode FROM alert_states WHERE client_id = ${client.clientId} AND alert_key = 'am-never'`;
+  expect(never).toEqual({ state: "resolved", episode: 0 });
 }, 60_000);
 
 test("v1 alerts keep one notification per alert id, episode 0, no state", async () => {
@@ -131,5 +154,119 @@ test("the sweep: repeat reminders while firing, resolved after resolve_timeout, 
   expect(kinds("am-ends").length).toBeLessThan(sweep.length);
   // The sweep's rows are due at once: the sender's scheduler delivers them without a ready event.
   for (const row of rows.filter((r) => r.kind !== "firing"))
-    expect(row.next_attempt_at.getTime()).toBeLessThan(Date.now());
+    expect(row.next_attempt_at?.getTime()).toBeLessThan(Date.now());
+}, 60_000);
+
+test("a resolution stored before its firing submission: the alert ends resolved, nothing to tell", async () => {
+  const { client, submit } = await setUp("lifecycle-overtake", {
+    RESOLVE_TIMEOUT_MS: "1500",
+    SWEEP_INTERVAL_MS: "100",
+  });
+  const t0 = Date.now() - 60_000;
+  const future = Date.now() + 600_000;
+  // As when the aggregator's concurrent batches store a resolution before the firing one it follows.
+  await submit("am-late", AlertStatus.RESOLVED, t0, Date.now() - 1000);
+  await submit("am-late", AlertStatus.FIRING, t0, future);
+  await submit("am-late", AlertStatus.FIRING, t0 + 500, future); // a re-send before the end, overtaken too
+  // In order, for comparison: notified of both.
+  await submit("am-order", AlertStatus.FIRING, t0, future);
+  await submit("am-order", AlertStatus.RESOLVED, t0, Date.now() - 1000);
+  expect(summary(await settledRows(client.clientId, 2))).toEqual([
+    "am-order 1 firing",
+    "am-order 1 resolved",
+  ]);
+  const states = await sql<{ alert_key: string; state: string; episode: number }[]>`
+    SELECT alert_key, state, episode FROM alert_states WHERE client_id = ${client.clientId} ORDER BY alert_key`;
+  expect([...states]).toEqual([
+    { alert_key: "am-late", state: "resolved", episode: 0 },
+    { alert_key: "am-order", state: "resolved", episode: 1 },
+  ]);
+  // It fires again, after its end: a new episode, notified.
+  await submit("am-late", AlertStatus.FIRING, Date.now(), future);
+  expect(summary(await settledRows(client.clientId, 3))).toEqual([
+    "am-order 1 firing",
+    "am-order 1 resolved",
+    "am-late 1 firing",
+  ]);
+}, 60_000);
+
+test("per-rule policy: skip resolved, and reminders at the alert's own repeat interval", async () => {
+  const { client, submit } = await setUp("lifecycle-policy", {
+    REPEAT_INTERVAL_MS: "3600000",
+    SWEEP_INTERVAL_MS: "100",
+  });
+  const future = Date.now() + 600_000;
+  const skip = policy({ skipResolved: true });
+  await submit("am-skip", AlertStatus.FIRING, Date.now() - 5000, future, { policy: skip });
+  await submit("am-fast", AlertStatus.FIRING, Date.now(), future, {
+    policy: policy({ repeatIntervalMs: 1000n }),
+  });
+  await submit("am-default", AlertStatus.FIRING, Date.now(), future);
+  await submit("am-skip", AlertStatus.RESOLVED, Date.now() - 5000, Date.now() - 1000, { policy: skip });
+  const deadlineMs = performance.now() + 20_000;
+  let rows: KindRow[] = [];
+  while (performance.now() < deadlineMs) {
+    rows = await kindsOf(client.clientId);
+    if (rows.some((r) => r.kind === "repeat:2")) break;
+    await Bun.sleep(100);
+  }
+  const kinds = (alertId: string) => rows.filter((r) => r.alert_id === alertId).map((r) => r.kind);
+  expect(kinds("am-skip")).toEqual(["firing"]);
+  expect(kinds("am-fast")).toEqual(["firing", "repeat:1", "repeat:2"]);
+  expect(kinds("am-default")).toEqual(["firing"]);
+  const [skipState] = await sql<{ state: string; send_resolved: boolean }[]>`
+    SELECT state, send_resolved FROM alert_states WHERE client_id = ${client.clientId} AND alert_key = 'am-skip'`;
+  expect(skipState).toEqual({ state: "resolved", send_resolved: false });
+}, 60_000);
+
+test("muted by a rule's window: SILENCED with the rule, and so is the episode's resolution", async () => {
+  const { client, submit } = await setUp("lifecycle-muted");
+  const t0 = Date.now() - 60_000;
+  await submit("am-muted", AlertStatus.FIRING, t0, Date.now() + 600_000, { mutedByRule: client.ruleId });
+  await submit("am-muted", AlertStatus.RESOLVED, t0, Date.now() - 1000);
+  await submit("v1-muted", AlertStatus.UNSPECIFIED, t0, 0, { mutedByRule: client.ruleId });
+  const rows = (await settledRows(client.clientId, 3)).sort((a, b) => a.alert_id.localeCompare(b.alert_id));
+  expect(rows.map((r) => [r.alert_id, r.kind, r.status, r.muted_by_rule, r.next_attempt_at])).toEqual([
+    ["am-muted", "firing", "SILENCED", client.ruleId, null],
+    ["am-muted", "resolved", "SILENCED", client.ruleId, null],
+    ["v1-muted", "firing", "SILENCED", client.ruleId, null],
+  ]);
+}, 60_000);
+
+test("concurrent batches: each alert's firing and resolution, in adjacent batches, are both notified", async () => {
+  // Tiny batches, several processed at once: a firing submission and its resolution mostly fall into
+  // consecutive batches that run concurrently; the lifecycle part is still applied in consumed order.
+  const { client, topics } = await setUp("lifecycle-concurrent", {
+    BATCH_SIZE_MAX: "3",
+    BATCH_WAIT_MS: "0",
+    PROCESS_CONCURRENCY_MAX: "4",
+  });
+  const alertsCount = 200;
+  const t0 = Date.now() - 60_000;
+  const record = (index: number, status: AlertStatus) => ({
+    topic: topics.input,
+    key: client.clientId,
+    value: alertMatched({
+      clientId: client.clientId,
+      scope: `client:${client.clientId}`,
+      alertId: `am-c-${index}`,
+      ruleIds: [client.ruleId],
+      status,
+      eventTimeUnixMs: BigInt(t0 + index),
+      endsAtUnixMs: status === AlertStatus.RESOLVED ? BigInt(t0 + index + 500) : 0n,
+    }),
+  });
+  await producer.send(
+    Array.from({ length: alertsCount }, (_, index) => [
+      record(index, AlertStatus.FIRING),
+      record(index, AlertStatus.RESOLVED),
+    ]).flat(),
+  );
+  const rows = await settledRows(client.clientId, 2 * alertsCount, 40_000);
+  const kinds = (kind: string) => new Set(rows.filter((r) => r.kind === kind).map((r) => r.alert_id)).size;
+  expect({ rows: rows.length, firing: kinds("firing"), resolved: kinds("resolved") }).toEqual({
+    rows: 2 * alertsCount,
+    firing: alertsCount,
+    resolved: alertsCount,
+  });
 }, 60_000);

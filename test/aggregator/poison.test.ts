@@ -8,10 +8,12 @@
  * counts the dead letters by reason class and commits past all of them.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
 import { countDeliveries } from "../../harness/invariants.ts";
 import { brokers, consumeOnceAssigned, quiet, TopicReader } from "../../harness/kafka.ts";
 import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
+import { AlertStatus, DeliveryPolicySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, Consumer, Producer } from "../../src/kafka/index.ts";
 import { deadLetterHeaders } from "../../src/runtime/dead-letter.ts";
 import { deadLetterTopic } from "../../src/runtime/topics.ts";
@@ -83,6 +85,26 @@ test("records refused for good are dead-lettered one at a time; valid ones are s
       value: alertMatched({ clientId, ruleIds, alertId: "nul-name", name: "cpu\u0000" }),
       field: "name",
       reason: /^name: contains a NUL character at position 3$/,
+      kind: "invalid",
+    },
+    {
+      alertId: "muted-not-uuid",
+      value: alertMatched({ clientId, ruleIds, alertId: "muted-not-uuid", mutedByRule: "rule-7" }),
+      field: "muted_by_rule",
+      reason: /^muted_by_rule: not a UUID$/,
+      kind: "invalid",
+    },
+    {
+      alertId: "repeat-zero",
+      value: alertMatched({
+        clientId,
+        ruleIds,
+        alertId: "repeat-zero",
+        status: AlertStatus.FIRING,
+        policy: create(DeliveryPolicySchema, { repeatIntervalMs: 0n }),
+      }),
+      field: "policy.repeat_interval_ms",
+      reason: /^policy\.repeat_interval_ms: not within 1\.\.2592000000$/,
       kind: "invalid",
     },
     {

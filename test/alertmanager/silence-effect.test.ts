@@ -27,11 +27,7 @@ beforeAll(async () => {
   clientA = (await pipeline.createClientWithRule(alertName)).clientId;
   clientB = (await pipeline.createClientWithRule(alertName)).clientId;
   credentialA = await pipeline.issueIngestCredential({ client_id: clientA });
-  const [{ version }] =
-    (await pipeline.sql`SELECT last_value::int AS version FROM rules_snapshot_version`) as [
-      { version: number },
-    ];
-  expect(await eventually(async () => (await pipeline.rulesVersionApplied()) >= version, 15_000)).toBe(true);
+  expect(await pipeline.awaitRulesApplied()).toBe(true);
 }, 90_000);
 
 afterAll(async () => {

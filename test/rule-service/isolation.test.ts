@@ -25,6 +25,13 @@ test("a client key cannot see or change another client's resources", async () =>
   const credentialOfB = (
     await service.call("POST", "/api/v1/ingest-credentials", { token: b.key, body: { name: "b" } })
   ).body;
+  const silence = {
+    matchers: '{source="db"}',
+    ends_at: new Date(Date.now() + 3_600_000).toISOString(),
+    created_by: "b",
+    comment: "maintenance",
+  };
+  const silenceOfB = (await service.call("POST", "/api/v1/silences", { token: b.key, body: silence })).body;
   const scope = (await service.call("POST", "/api/v1/scopes", { body: { name: scopeName() } })).body;
   const grant = `/api/v1/scopes/${scope.id}/grants`;
   expect((await service.call("POST", grant, { body: { client_id: b.id } })).status).toBe(201);
@@ -88,6 +95,10 @@ test("a client key cannot see or change another client's resources", async () =>
     ],
     ["DELETE", "/api/v1/endpoints/{id}", `/api/v1/endpoints/${endpoint.id}`, undefined, 404],
     ["GET", "/api/v1/notifications/{id}", `/api/v1/notifications/${notification.id}`, undefined, 404],
+    ["POST", "/api/v1/silences", "/api/v1/silences", { ...silence, client_id: b.id }, 404],
+    ["GET", "/api/v1/silences/{id}", `/api/v1/silences/${silenceOfB.id}`, undefined, 404],
+    ["DELETE", "/api/v1/silences/{id}", `/api/v1/silences/${silenceOfB.id}`, undefined, 404],
+    ["GET", "/api/v1/silences", `/api/v1/silences?client_id=${b.id}`, undefined, 200],
     // Lists filtered to another client answer empty rather than revealing whether it exists.
     ["GET", "/api/v1/rules", `/api/v1/rules?client_id=${b.id}`, undefined, 200],
     ["GET", "/api/v1/notifications", `/api/v1/notifications?client_id=${b.id}`, undefined, 200],
@@ -102,7 +113,12 @@ test("a client key cannot see or change another client's resources", async () =>
   }
 
   // Unfiltered lists show only A's own data; A is granted no shared scope.
-  for (const path of ["/api/v1/rules", "/api/v1/notifications", "/api/v1/ingest-credentials"]) {
+  for (const path of [
+    "/api/v1/rules",
+    "/api/v1/notifications",
+    "/api/v1/ingest-credentials",
+    "/api/v1/silences",
+  ]) {
     const items = (await service.call("GET", path, { token: a.key })).body.items;
     expect(items.every((item: { client_id: string }) => item.client_id === a.id)).toBe(true);
   }
@@ -119,6 +135,9 @@ test("a client key cannot see or change another client's resources", async () =>
   const credentialsOfB = (await service.call("GET", "/api/v1/ingest-credentials", { token: b.key })).body;
   expect(credentialsOfB.items).toEqual([{ ...credentialOfB, secret: undefined, revoked_at: null }]);
   expect((await service.call("GET", "/api/v1/scopes", { token: b.key })).body.items).toEqual([scope]);
+  expect((await service.call("GET", `/api/v1/silences/${silenceOfB.id}`, { token: b.key })).body).toEqual(
+    silenceOfB,
+  );
   expect(
     (await service.call("GET", `/api/v1/notifications/${notification.id}`, { token: b.key })).status,
   ).toBe(200);

@@ -83,6 +83,30 @@ describe("notifications", () => {
     expect(bad.body.error.fields).toHaveProperty("status");
   });
 
+  test("a row muted by a rule's window shows the rule, its episode and kind; another tenant sees nothing", async () => {
+    const client = await createClient(service);
+    const other = await createClient(service);
+    const ruleId = crypto.randomUUID();
+    const [row] = await service.sql<{ id: string }[]>`
+      INSERT INTO notifications (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time,
+                                 status, muted_by_rule, episode, kind)
+      VALUES (${client.id}, ${`client:${client.id}`}, 'am-muted', 'HIGH', 'src', 'cpu', '{}', ${[ruleId]}::uuid[], now(),
+              'SILENCED', ${ruleId}, 2, 'resolved')
+      RETURNING id::text`;
+    const id = (row as { id: string }).id;
+    const reply = await service.call("GET", `/api/v1/notifications/${id}`, { token: client.key });
+    expect(reply.body).toMatchObject({
+      status: "SILENCED",
+      silenced_by: null,
+      muted_by_rule: ruleId,
+      episode: 2,
+      kind: "resolved",
+    });
+    const listed = await service.call("GET", "/api/v1/notifications?status=SILENCED", { token: client.key });
+    expect(listed.body.items.map((n: { id: string }) => n.id)).toEqual([id]);
+    expect((await service.call("GET", `/api/v1/notifications/${id}`, { token: other.key })).status).toBe(404);
+  });
+
   test("unknown ids are 404; malformed ids 400", async () => {
     expect((await service.call("GET", "/api/v1/notifications/9223372036854775807")).status).toBe(404);
     for (const id of ["0", "-1", "abc", "9223372036854775808", "1.5", crypto.randomUUID()]) {

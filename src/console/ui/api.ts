@@ -160,6 +160,11 @@ export interface Notification {
   attempts: number;
   next_attempt_at: string | null;
   last_error: string | null;
+  /** Status SILENCED: the client's silence that matched, or the rule whose mute window held. */
+  silenced_by: string | null;
+  muted_by_rule: string | null;
+  episode: number;
+  kind: string;
   created_at: string;
   updated_at: string;
   group_key: string | null;
@@ -180,6 +185,25 @@ export interface GroupSend {
   attempts: number;
   created_at: string;
   deliveries: (Delivery & { alerts: number })[];
+}
+
+export interface Silence {
+  id: string;
+  client_id: string;
+  matchers: { name: string; value: string; isRegex: boolean; isEqual: boolean }[];
+  state: "active" | "pending" | "expired";
+  starts_at: string;
+  ends_at: string;
+  created_by: string;
+  comment: string;
+  updated_at: string;
+}
+
+/** A silence's matchers in Alertmanager's text form, as the API takes them. */
+export function matchersText(matchers: Silence["matchers"]): string {
+  const operator = (m: Silence["matchers"][number]) =>
+    m.isRegex ? (m.isEqual ? "=~" : "!~") : m.isEqual ? "=" : "!=";
+  return `{${matchers.map((m) => `${m.name}${operator(m)}${JSON.stringify(m.value)}`).join(", ")}}`;
 }
 
 export interface SessionInfo {

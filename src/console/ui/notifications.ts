@@ -1,10 +1,44 @@
 /** Notifications with status and client filters, and one notification with its delivery attempts. */
-import { api, type Delivery, type GroupSend, type Notification, type Page, query } from "./api.ts";
+import {
+  api,
+  type Delivery,
+  type GroupSend,
+  matchersText,
+  type Notification,
+  type Page,
+  query,
+  type Silence,
+} from "./api.ts";
 import type { Context } from "./context.ts";
 import { field, formatTime, h, replace } from "./dom.ts";
-import { badge, clientName, clientPicker, errorBox, pagedTable, resolveClientNames } from "./widgets.ts";
+import {
+  badge,
+  clientName,
+  clientPicker,
+  errorBox,
+  filterSelect,
+  pagedTable,
+  resolveClientNames,
+} from "./widgets.ts";
 
-const statuses = ["RECEIVED", "SENDING", "RETRY", "SENT", "FAILED"];
+const statuses = ["RECEIVED", "SENDING", "RETRY", "SENT", "FAILED", "SILENCED"];
+
+/** Why a SILENCED notification was not sent: the silence, or the rule's mute window, as a link. */
+function suppression(n: Notification): HTMLElement | null {
+  if (n.silenced_by !== null)
+    return h(
+      "a",
+      { href: `#silences?id=${n.silenced_by}`, "data-testid": "silenced-by" },
+      `silence ${n.silenced_by.slice(0, 8)}`,
+    );
+  if (n.muted_by_rule !== null)
+    return h(
+      "a",
+      { href: `#endpoints/${n.muted_by_rule}`, "data-testid": "muted-by-rule" },
+      `mute window of rule ${n.muted_by_rule.slice(0, 8)}`,
+    );
+  return null;
+}
 
 export function notificationsPage(ctx: Context, root: HTMLElement): () => void {
   const admin = ctx.session.kind === "admin";
@@ -37,6 +71,7 @@ export function notificationsPage(ctx: Context, root: HTMLElement): () => void {
       { title: "severity", cell: (n) => badge(n.severity) },
       { title: "source", cell: (n) => h("code", null, n.source) },
       { title: "name", cell: (n) => n.name },
+      { title: "kind", cell: (n) => (n.episode === 0 ? n.kind : `${n.kind} (episode ${n.episode})`) },
       { title: "status", cell: (n) => badge(n.status) },
       { title: "attempts", cell: (n) => n.attempts, class: "num" },
       {
@@ -46,22 +81,23 @@ export function notificationsPage(ctx: Context, root: HTMLElement): () => void {
             ? h("code", { "data-testid": "notification-group-send" }, `send #${n.group_send_id}`)
             : h("span", { class: "muted" }, n.group_key === null ? "" : "waiting"),
       },
-      { title: "last error", cell: (n) => h("span", { class: "muted wrap" }, n.last_error ?? "") },
+      {
+        title: "last error / why silenced",
+        cell: (n) => suppression(n) ?? h("span", { class: "muted wrap" }, n.last_error ?? ""),
+      },
     ],
   });
 
-  const statusSelect = h(
-    "select",
-    {
-      "data-testid": "notifications-filter-status",
-      onchange: () => {
-        status = statusSelect.value;
-        void table.reset();
-      },
+  const statusSelect = filterSelect({
+    testid: "notifications-filter-status",
+    any: "any status",
+    values: statuses,
+    selected: status,
+    onChange: (value) => {
+      status = value;
+      void table.reset();
     },
-    h("option", { value: "" }, "any status"),
-    statuses.map((s) => h("option", { value: s, selected: s === status }, s)),
-  );
+  });
   const clientFilter = h("span");
   const refresh = h("button", { class: "secondary", onclick: () => void table.reload() }, "Refresh");
   replace(
@@ -113,8 +149,12 @@ export function notificationPage(_ctx: Context, root: HTMLElement, params: strin
   const load = async () => {
     try {
       const n = await api<Notification>("GET", `/api/v1/notifications/${id}`);
-      replace(body, renderNotification(n));
-      return n.status === "SENT" || n.status === "FAILED";
+      const silence =
+        n.silenced_by === null
+          ? undefined
+          : await api<Silence>("GET", `/api/v1/silences/${n.silenced_by}`).catch(() => undefined);
+      replace(body, renderNotification(n, silence));
+      return n.status === "SENT" || n.status === "FAILED" || n.status === "SILENCED";
     } catch (error) {
       replace(body, errorBox(error));
       return true;
@@ -131,7 +171,7 @@ export function notificationPage(_ctx: Context, root: HTMLElement, params: strin
   return () => clearInterval(timer);
 }
 
-function renderNotification(n: Notification): HTMLElement {
+function renderNotification(n: Notification, silence: Silence | undefined): HTMLElement {
   const row = (label: string, value: unknown) =>
     h("tr", null, h("th", null, label), h("td", null, value as HTMLElement | string));
   return h(
@@ -147,6 +187,18 @@ function renderNotification(n: Notification): HTMLElement {
           "tbody",
           null,
           row("status", badge(n.status)),
+          row("kind", n.episode === 0 ? n.kind : `${n.kind}, episode ${n.episode}`),
+          n.status === "SILENCED" &&
+            row(
+              "why silenced",
+              h(
+                "span",
+                { "data-testid": "notification-suppression" },
+                suppression(n),
+                silence ? h("code", null, ` ${matchersText(silence.matchers)} `) : null,
+                silence ? h("span", { class: "muted" }, `${silence.comment} (${silence.created_by})`) : null,
+              ),
+            ),
           row("client", h("code", null, n.client_id)),
           row("alert id", h("code", null, n.alert_id)),
           row("severity", badge(n.severity)),

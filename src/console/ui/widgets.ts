@@ -237,6 +237,23 @@ export function clientPicker(options: {
 
 export const shortId = (id: string) => h("code", { title: id }, id.slice(0, 8));
 
+/** A filter drop-down: "" (labelled `any`) or one of `values`; `onChange` gets the choice. */
+export function filterSelect(options: {
+  testid: string;
+  any: string;
+  values: readonly string[];
+  selected?: string;
+  onChange(value: string): void;
+}): HTMLSelectElement {
+  const select: HTMLSelectElement = h(
+    "select",
+    { "data-testid": options.testid, onchange: () => options.onChange(select.value) },
+    h("option", { value: "" }, options.any),
+    options.values.map((v) => h("option", { value: v, selected: v === options.selected }, v)),
+  );
+  return select;
+}
+
 export function badge(text: string, kind = text.toLowerCase()): HTMLElement {
   return h("span", { class: `badge badge-${kind}` }, text);
 }

@@ -16,7 +16,8 @@ const settings = settingsOrExit("aggregator", () => ({
   inputTopic: envString("INPUT_TOPIC", topicNames.alertsMatched),
   outputTopic: envString("OUTPUT_TOPIC", topicNames.notificationsReady),
   groupId: envString("GROUP_ID", "aggregator"),
-  // Batches insert independently (ON CONFLICT settles overlaps), so several can wait on Postgres.
+  // Batches insert independently (ON CONFLICT settles overlaps), so several can wait on Postgres;
+  // the lifecycle part of each is applied in the order consumed (processor.ts).
   processConcurrencyMax: envInt("PROCESS_CONCURRENCY_MAX", 3, { min: 1, max: 16 }),
   sweep: {
     // Alertmanager's defaults: resolve_timeout 5 m, repeat_interval 4 h.

@@ -13,6 +13,7 @@ import {
   groupLabels,
   resolveGrouping,
 } from "../../core/grouping.ts";
+import { defaultPolicy, type LifecyclePolicy } from "../../core/lifecycle.ts";
 import { isScope } from "../../core/matching/scope.ts";
 import { groupByProblem } from "../../core/policy.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
@@ -24,6 +25,8 @@ import { InvalidRecordError } from "../../runtime/dead-letter.ts";
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const supportedSchemaVersions = new Set([0, 1]);
+/** 30 days: beyond the rules' own bound (migration 000013), and the aggregator's REPEAT_INTERVAL_MS's. */
+const repeatIntervalMsMax = 2_592_000_000;
 
 export function decodeAlertMatched(
   record: ConsumedRecord,
@@ -50,6 +53,8 @@ export function decodeAlertMatched(
   if (message.ruleIds.length === 0) throw new InvalidRecordError("rule_ids", "empty");
   if (message.silencedBy !== "" && !uuidPattern.test(message.silencedBy))
     throw new InvalidRecordError("silenced_by", "not a UUID");
+  if (message.mutedByRule !== "" && !uuidPattern.test(message.mutedByRule))
+    throw new InvalidRecordError("muted_by_rule", "not a UUID");
   for (const ruleId of message.ruleIds) {
     if (!uuidPattern.test(ruleId))
       throw new InvalidRecordError("rule_ids", `not a UUID: ${JSON.stringify(ruleId)}`);
@@ -65,6 +70,7 @@ export function decodeAlertMatched(
     ruleIds: message.ruleIds,
     eventTimeMs: Number(message.eventTimeUnixMs),
     silencedBy: message.silencedBy,
+    mutedByRule: message.mutedByRule,
     ...lifecycleOf(message),
   };
   const group = groupOf(message, input, groupDefaults);
@@ -93,12 +99,28 @@ function lifecycleOf(message: AlertMatched): Pick<NotificationInput, "lifecycle"
     case AlertStatus.UNSPECIFIED:
       return {};
     case AlertStatus.FIRING:
-      return { lifecycle: { status: "firing", endsAtMs } };
+      return { lifecycle: { status: "firing", endsAtMs, policy: policyOf(message) } };
     case AlertStatus.RESOLVED:
-      return { lifecycle: { status: "resolved", endsAtMs } };
+      return { lifecycle: { status: "resolved", endsAtMs, policy: policyOf(message) } };
     default:
       throw new InvalidRecordError("status", `unknown value ${message.status}`);
   }
+}
+
+/** AlertMatched.policy as the lifecycle follows it; absent: the defaults. */
+function policyOf(message: AlertMatched): LifecyclePolicy {
+  const policy = message.policy;
+  if (policy === undefined) return defaultPolicy;
+  const repeatIntervalMs = policy.repeatIntervalMs;
+  if (
+    repeatIntervalMs !== undefined &&
+    (repeatIntervalMs <= 0n || repeatIntervalMs > BigInt(repeatIntervalMsMax))
+  )
+    throw new InvalidRecordError("policy.repeat_interval_ms", `not within 1..${repeatIntervalMsMax}`);
+  return {
+    sendResolved: !policy.skipResolved,
+    repeatIntervalMs: repeatIntervalMs === undefined ? null : Number(repeatIntervalMs),
+  };
 }
 
 /** Text the insert would fail on for good (NUL: SQLSTATE 22021 in text, 22P05 in jsonb), named by field. */
@@ -135,16 +157,34 @@ export function uniqueByClientScopeAlert(rows: readonly NotificationInput[]): No
   return [...seen.values(), ...lifecycle];
 }
 
+/**
+ * Batches are processed concurrently (PROCESS_CONCURRENCY_MAX), but the submissions of alerts with a
+ * lifecycle are applied one batch after the other, in the order consumed: a later batch's resolution
+ * stored before an earlier batch's firing submission would leave the alert resolved, as it should be,
+ * but its client would never hear of that episode (src/core/lifecycle.ts). A retried batch may still
+ * come after a later one; the lifecycle's decisions do not depend on the order, only what is told.
+ */
 export function createAggregatorProcessor(
   sql: Sql,
   outputTopic: string,
   groupDefaults: GroupDefaults = alertmanagerGroupDefaults,
 ): Processor<NotificationInput> {
+  let lifecycleTurn: Promise<unknown> = Promise.resolve();
   return {
     decode: (record) => decodeAlertMatched(record, groupDefaults),
     async process(batch) {
-      const pending = await insertNotifications(sql, uniqueByClientScopeAlert(batch.map((d) => d.value)));
-      return pending.map((row) => notificationReadyRecord(row, outputTopic));
+      const rows = uniqueByClientScopeAlert(batch.map((d) => d.value));
+      const withLifecycle = rows.filter((row) => row.lifecycle !== undefined);
+      const lifecycle = lifecycleTurn.then(() => insertNotifications(sql, withLifecycle));
+      lifecycleTurn = lifecycle.catch(() => undefined);
+      const [plain, states] = await Promise.all([
+        insertNotifications(
+          sql,
+          rows.filter((row) => row.lifecycle === undefined),
+        ),
+        lifecycle,
+      ]);
+      return [...plain, ...states].map((row) => notificationReadyRecord(row, outputTopic));
     },
   };
 }

@@ -16,6 +16,7 @@ import { pathParamKinds, type Route } from "./route.ts";
 import { ruleRoutes } from "./rules.ts";
 import { parseObject, parseQuery } from "./schema.ts";
 import { scopeRoutes } from "./scopes.ts";
+import { silenceRoutes } from "./silences.ts";
 
 export interface RuleServiceOptions {
   sql: Sql;
@@ -60,6 +61,7 @@ export function createRuleServiceApp(options: RuleServiceOptions): RuleServiceAp
     ...ruleRoutes(sql),
     ...endpointRoutes(sql, new SsrfGuard(options.ssrfAllowList)),
     ...notificationRoutes(sql),
+    ...silenceRoutes(sql),
     ...(options.console ? consoleRoutes(sql, options.console) : []),
   ];
   for (const route of table) {

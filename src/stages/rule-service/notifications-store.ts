@@ -22,6 +22,10 @@ export interface Notification {
   next_attempt_at: Date | null;
   last_error: string | null;
   silenced_by: string | null;
+  muted_by_rule: string | null;
+  /** Alertmanager alerts: the firing period, and firing, resolved or repeat:<n>; v1 alerts: 0, firing. */
+  episode: number;
+  kind: string;
   /** Grouped rows: the group (src/core/grouping.ts) and the group send that carried it, once sent. */
   group_key: string | null;
   group_send_id: string | null;
@@ -73,6 +77,9 @@ const columns = [
   "next_attempt_at",
   "last_error",
   "silenced_by",
+  "muted_by_rule",
+  "episode",
+  "kind",
   "group_key",
   "group_send_id",
   "created_at",

@@ -43,6 +43,20 @@ const notificationProperties = {
     type: ["string", "null"],
     description: "status SILENCED: the client's silence that matched (Alertmanager API /api/v2/silences)",
   },
+  muted_by_rule: {
+    ...uuidJsonSchema,
+    type: ["string", "null"],
+    description: "status SILENCED: the client's rule whose mute window held at the alert's event time",
+  },
+  episode: {
+    type: "integer",
+    description: "Alertmanager alerts: the alert's firing period (1, 2, ...); other alerts: 0",
+  },
+  kind: {
+    type: "string",
+    pattern: "^(firing|resolved|repeat:[1-9][0-9]*)$",
+    description: "firing, resolved (the episode ended) or repeat:<n> (a reminder while firing)",
+  },
   group_key: {
     type: ["string", "null"],
     description: "set when the matched rules group (group_by): the group the notification belongs to",

@@ -1,0 +1,169 @@
+import { describe, expect, test } from "bun:test";
+import {
+  type AlertState,
+  applySubmission,
+  defaultPolicy,
+  type LifecyclePolicy,
+  type NotificationKind,
+  type Submission,
+  sweepState,
+} from "./lifecycle.ts";
+
+const nowMs = 1_000_000;
+const firing = (eventMs: number, endsAtMs: number | null = null, policy = defaultPolicy): Submission => ({
+  status: "firing",
+  eventMs,
+  endsAtMs,
+  nowMs,
+  policy,
+});
+const resolved = (eventMs: number, endsAtMs: number, policy = defaultPolicy): Submission => ({
+  status: "resolved",
+  eventMs,
+  endsAtMs,
+  nowMs,
+  policy,
+});
+
+/** Applies the submissions in order: the final state and the notifications written, "<episode> <kind>". */
+function run(submissions: readonly Submission[], start?: AlertState) {
+  let state = start;
+  const notified: string[] = [];
+  for (const submission of submissions) {
+    const transition = applySubmission(state, submission);
+    state = transition.state;
+    if (transition.notify) notified.push(`${transition.notify.episode} ${transition.notify.kind}`);
+  }
+  return { state, notified };
+}
+
+function permutations<T>(items: readonly T[]): T[][] {
+  if (items.length <= 1) return [[...items]];
+  return items.flatMap((item, i) =>
+    permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]),
+  );
+}
+
+/** Every notified episode has exactly one firing and one resolved notification, and no other kind. */
+function expectClosedEpisodes(notified: readonly string[]) {
+  const byEpisode = new Map<string, string[]>();
+  for (const line of notified) {
+    const [episode, kind] = line.split(" ") as [string, NotificationKind];
+    byEpisode.set(episode, [...(byEpisode.get(episode) ?? []), kind]);
+  }
+  for (const kinds of byEpisode.values()) expect(kinds).toEqual(["firing", "resolved"]);
+}
+
+describe("applySubmission in order", () => {
+  test("fire, re-send with a new startsAt, resolve, fire again", () => {
+    const { state, notified } = run([
+      firing(100, 5000),
+      firing(100, 6000),
+      firing(200, 7000),
+      resolved(200, 900),
+      firing(1000),
+    ]);
+    expect(notified).toEqual(["1 firing", "1 resolved", "2 firing"]);
+    expect(state).toMatchObject({ episode: 2, state: "firing", episodeStartedMs: 1000 });
+  });
+
+  test("a redelivered old firing submission never reopens a resolved episode", () => {
+    const { state, notified } = run([firing(100), resolved(100, 500), firing(100), firing(400)]);
+    expect(notified).toEqual(["1 firing", "1 resolved"]);
+    expect(state?.state).toBe("resolved");
+  });
+
+  test("a resolution of an alert never seen firing stores episode 0, resolved, and notifies nothing", () => {
+    const { state, notified } = run([resolved(100, 500)]);
+    expect(notified).toEqual([]);
+    expect(state).toMatchObject({ episode: 0, state: "resolved", lastEventMs: 500 });
+    expect(run([resolved(100, 500), firing(600)]).notified).toEqual(["1 firing"]);
+  });
+
+  test("re-sends keep the latest ends-at: an overtaken one cannot end the alert early", () => {
+    expect(run([firing(100, 9000), firing(100, 5000)]).state?.endsAtMs).toBe(9000);
+    expect(run([firing(100, 9000), firing(100, null)]).state?.endsAtMs).toBeNull();
+  });
+
+  test("redelivering every submission changes nothing", () => {
+    const stream = [firing(100), firing(200), resolved(200, 300), firing(400), resolved(400, 500)];
+    const once = run(stream);
+    const twice = run(stream.flatMap((s) => [s, s]));
+    expect(twice.notified).toEqual(once.notified);
+    expect(twice.state).toEqual(once.state);
+  });
+});
+
+describe("applySubmission in every order", () => {
+  test("one episode: fire and resolve", () => {
+    expect(run([firing(100), resolved(100, 500)]).notified).toEqual(["1 firing", "1 resolved"]);
+    // The resolution overtook the firing submission: the episode was over before it was known.
+    const reversed = run([resolved(100, 500), firing(100)]);
+    expect(reversed.notified).toEqual([]);
+    expect(reversed.state?.state).toBe("resolved");
+  });
+
+  const episodes = [
+    firing(100, 5000),
+    firing(150, 5000), // a re-send with a new startsAt, same episode
+    resolved(150, 300),
+    firing(400, 5000),
+    resolved(400, 600),
+  ];
+  const orders = permutations(episodes);
+
+  test(`two episodes with a re-send, all ${orders.length} orders: resolved at the end, every notified episode closed`, () => {
+    const seen = new Set<string>();
+    for (const order of orders) {
+      const { state, notified } = run(order);
+      expect(state?.state).toBe("resolved");
+      expect(state?.lastEventMs).toBe(600);
+      expectClosedEpisodes(notified);
+      seen.add(notified.join(","));
+      // And with every submission delivered twice, as after a crash: the same outcome.
+      expect(run(order.flatMap((s) => [s, s])).notified).toEqual(notified);
+    }
+    expect(seen).toContain("1 firing,1 resolved,2 firing,2 resolved");
+  });
+
+  test("firing last in time ends firing in every order, with each earlier notified episode closed", () => {
+    const stream = [firing(100), resolved(100, 300), firing(400)];
+    for (const order of permutations(stream)) {
+      const { state, notified } = run(order);
+      expect(state?.state).toBe("firing");
+      const open = notified.filter((line) => line.startsWith(`${state?.episode} `));
+      expect(open).toEqual([`${state?.episode} firing`]);
+      expectClosedEpisodes(notified.filter((line) => !open.includes(line)));
+    }
+  });
+});
+
+describe("policy", () => {
+  const skip: LifecyclePolicy = { sendResolved: false, repeatIntervalMs: 60_000 };
+
+  test("skip resolved: the alert resolves, no resolved notification, by submission or by the sweep", () => {
+    const bySubmission = run([firing(100, null, skip), resolved(100, 500, skip)]);
+    expect(bySubmission.notified).toEqual(["1 firing"]);
+    expect(bySubmission.state?.state).toBe("resolved");
+    const state = run([firing(100, 2000, skip)]).state as AlertState;
+    const swept = sweepState(state, 2000, { resolveTimeoutMs: 300_000, repeatIntervalMs: 10 });
+    expect(swept.notify).toBeUndefined();
+    expect(swept.state?.state).toBe("resolved");
+  });
+
+  test("a firing re-send brings the rule's latest policy", () => {
+    const state = run([firing(100), firing(100, null, skip)]).state as AlertState;
+    expect(state.policy).toEqual(skip);
+  });
+
+  test("the sweep reminds at the alert's own repeat interval, else the default", () => {
+    const settings = { resolveTimeoutMs: 10_000_000, repeatIntervalMs: 1000 };
+    const own = run([firing(100, null, skip)]).state as AlertState;
+    expect(sweepState(own, nowMs + 59_999, settings).notify).toBeUndefined();
+    expect(sweepState(own, nowMs + 60_000, settings).notify).toEqual({ episode: 1, kind: "repeat:1" });
+    const plain = run([firing(100)]).state as AlertState;
+    const reminded = sweepState(plain, nowMs + 1000, settings);
+    expect(reminded.notify).toEqual({ episode: 1, kind: "repeat:1" });
+    expect(sweepState(reminded.state as AlertState, nowMs + 2000, settings).notify?.kind).toBe("repeat:2");
+  });
+});

@@ -1,0 +1,109 @@
+/**
+ * A rule's delivery settings through the whole pipeline (every stage its own process): set through the
+ * rules API, carried by the snapshot, merged by the evaluator into AlertMatched, and honoured by the
+ * aggregator. `send_resolved: false`: the alert resolves without a resolved notification;
+ * `repeat_interval_ms`: reminders at the rule's interval, not the stage default (1 h here); a mute
+ * window that always holds: firing and resolved rows SILENCED with the rule, nothing sent.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { type Pipeline, startPipeline } from "../../harness/pipeline.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
+import { eventually } from "../../harness/stages.ts";
+import { AlertNewSchema, AlertStatus, Severity } from "../../src/gen/alerting/v1/alert_pb.ts";
+
+const db = useTestSchema("e2e_rule_policy");
+let pipeline: Pipeline;
+const clients: Record<"skip" | "repeat" | "muted", { clientId: string; ruleId: string }> = {
+  skip: { clientId: "", ruleId: "" },
+  repeat: { clientId: "", ruleId: "" },
+  muted: { clientId: "", ruleId: "" },
+};
+const settings = {
+  skip: { send_resolved: false },
+  repeat: { repeat_interval_ms: 1000 },
+  muted: { mute_windows: ["* 00:00-24:00"] },
+};
+
+beforeAll(async () => {
+  pipeline = await startPipeline({
+    postgresUrl: db.url,
+    stageEnv: { aggregator: { SWEEP_INTERVAL_MS: "200", REPEAT_INTERVAL_MS: "3600000" } },
+  });
+  for (const kind of ["skip", "repeat", "muted"] as const) {
+    clients[kind] = await pipeline.createClientWithRule(`Policy-${kind}`);
+    const rule = await pipeline.api("GET", `/api/v1/rules/${clients[kind].ruleId}`);
+    const patched = await pipeline.api("PATCH", `/api/v1/rules/${clients[kind].ruleId}`, {
+      version: rule.body.version,
+      ...settings[kind],
+    });
+    expect(patched.status).toBe(200);
+  }
+  expect(await pipeline.awaitRulesApplied()).toBe(true);
+}, 90_000);
+
+afterAll(async () => {
+  const exitCodes = await pipeline.stop();
+  expect(exitCodes.every((code) => code === 0)).toBe(true);
+});
+
+async function submit(kind: keyof typeof clients, status: AlertStatus, startsAtMs: number, endsAtMs = 0) {
+  const alertId = `am-${pipeline.run}-${kind}`;
+  const alert = create(AlertNewSchema, {
+    alertId,
+    severity: Severity.HIGH,
+    source: pipeline.source,
+    name: `Policy-${kind}`,
+    eventTimeUnixMs: BigInt(startsAtMs),
+    schemaVersion: 1,
+    status,
+    endsAtUnixMs: BigInt(endsAtMs),
+  });
+  await pipeline.producer.send([
+    { topic: pipeline.topics.alertsNew, key: alertId, value: toBinary(AlertNewSchema, alert) },
+  ]);
+}
+
+interface Row {
+  kind: string;
+  status: string;
+  muted_by_rule: string | null;
+}
+
+const rowsOf = (clientId: string) =>
+  pipeline.sql<Row[]>`SELECT kind, status, muted_by_rule::text FROM notifications
+                      WHERE client_id = ${clientId} ORDER BY id`;
+const hooksOf = (clientId: string) => pipeline.sink.received.filter((r) => r.path === `/hook/${clientId}`);
+
+test("send_resolved false, the rule's repeat interval, and a mute window, end to end", async () => {
+  const startsAtMs = Date.now() - 60_000;
+  for (const kind of ["skip", "repeat", "muted"] as const) await submit(kind, AlertStatus.FIRING, startsAtMs);
+  const repeated = await eventually(
+    async () => (await rowsOf(clients.repeat.clientId)).some((r) => r.kind === "repeat:2"),
+    20_000,
+  );
+  expect(repeated).toBe(true);
+  await submit("skip", AlertStatus.RESOLVED, startsAtMs, Date.now() - 1000);
+  await submit("muted", AlertStatus.RESOLVED, startsAtMs, Date.now() - 1000);
+  expect(await eventually(async () => (await rowsOf(clients.muted.clientId)).length === 2, 20_000)).toBe(
+    true,
+  );
+  expect(
+    await eventually(async () => {
+      const [state] = await pipeline.sql<{ state: string }[]>`
+        SELECT state FROM alert_states WHERE client_id = ${clients.skip.clientId}`;
+      return state?.state === "resolved";
+    }, 20_000),
+  ).toBe(true);
+  await Bun.sleep(1500); // a resolved row, were one written, would be sent by now
+
+  expect((await rowsOf(clients.skip.clientId)).map((r) => r.kind)).toEqual(["firing"]);
+  expect(hooksOf(clients.skip.clientId).map((r) => JSON.parse(r.body).kind)).toEqual(["firing"]);
+  const repeatKinds = (await rowsOf(clients.repeat.clientId)).map((r) => r.kind);
+  expect(repeatKinds.slice(0, 3)).toEqual(["firing", "repeat:1", "repeat:2"]);
+  expect([...(await rowsOf(clients.muted.clientId))]).toEqual([
+    { kind: "firing", status: "SILENCED", muted_by_rule: clients.muted.ruleId },
+    { kind: "resolved", status: "SILENCED", muted_by_rule: clients.muted.ruleId },
+  ]);
+  expect(hooksOf(clients.muted.clientId)).toEqual([]);
+}, 120_000);
