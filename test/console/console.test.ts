@@ -400,12 +400,14 @@ test("a client sees why its notifications were SILENCED, and manages its silence
 
 test("a grouped notification shows the group message it went out in", async () => {
   const s = stack as Pipeline;
+  const versionBefore = await s.rulesVersionApplied();
   const { clientId } = await s.createClientWithRule("console-grouped", {
     group_by: ["name"],
     group_wait_ms: 500,
     group_interval_ms: 1000,
   });
-  expect(await s.awaitRulesApplied()).toBe(true);
+  // The rule service built a snapshot with the rule, and the evaluator applied it.
+  expect(await eventually(async () => (await s.rulesVersionApplied()) > versionBefore, 15_000)).toBe(true);
   const ids = [0, 1, 2].map((i) => `console-grp-${s.run}-${i}`);
   await s.producer.send(
     ids.map((id) => ({ topic: s.topics.alertsNew, key: id, value: s.alert(id, "console-grouped") })),
