@@ -4,8 +4,9 @@
  * lease expired, find each send's endpoints, and record an attempt. A group send carries the lease,
  * attempts and retry schedule of its rows; their statuses follow its status in the same statement.
  *
- * A send's rows are fixed when it is opened (notifications.group_send_id), and its window number with
- * them, so a repeat after a crash or a retry sends the same alerts under the same Idempotency-Key.
+ * A window is opened in one short statement (its send and window number) and its rows are fixed right
+ * after (notifications.group_send_id), before its first message: a repeat after a crash or a retry
+ * sends the same alerts under the same Idempotency-Key.
  */
 import type { Endpoint, Notification } from "../channels/types.ts";
 import type { StatusDecision } from "../core/delivery-status.ts";
