@@ -7,6 +7,9 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { connectPostgres, type Sql } from "../src/adapters/postgres.ts";
 import { connectRedis } from "../src/adapters/redis.ts";
+import { loadRulesSnapshot } from "../src/adapters/rule-source.ts";
+import { readSnapshotBytes, snapshotKeys } from "../src/adapters/snapshot-store.ts";
+import { decodeSnapshot, sameGrants, samePolicies, sameRules } from "../src/core/snapshot.ts";
 import { AlertNewSchema, Severity } from "../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, Producer, withReplication } from "../src/kafka/index.ts";
 import { infraUrls } from "../src/runtime/env.ts";
@@ -91,7 +94,7 @@ export interface Pipeline {
   ingestUrl(): string;
   alert(alertId: string, name: string, severity?: Severity): Uint8Array;
   rulesVersionApplied(): Promise<number>;
-  /** Waits until the evaluator applies a snapshot built after every rule change made so far. */
+  /** Waits until the evaluator applies a snapshot holding every rule, grant and rule setting made so far. */
   awaitRulesApplied(timeoutMs?: number): Promise<boolean>;
   /** kill -9 of a stage's current process, then a new one with the same environment in its place. */
   killAndRestart(name: StageName): Promise<StageProcess>;
@@ -305,10 +308,22 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     },
     rulesVersionApplied,
     async awaitRulesApplied(timeoutMs = 15_000) {
-      const [row] = await sql<{ version: number }[]>`
-        SELECT last_value::int AS version FROM rules_snapshot_version`;
-      const built = row?.version ?? 0;
-      return eventually(async () => (await rulesVersionApplied()) >= built, timeoutMs);
+      // A change committed a moment ago may not be built yet: wait for a stored snapshot that holds
+      // what Postgres holds now, then for the evaluator to apply it.
+      const redis = connectRedis();
+      try {
+        return await eventually(async () => {
+          const bytes = await readSnapshotBytes(redis, snapshotKeys(keyPrefix));
+          if (bytes === undefined) return false;
+          const stored = decodeSnapshot(bytes);
+          const current = await loadRulesSnapshot(sql);
+          const same =
+            sameRules(stored, current) && sameGrants(stored, current) && samePolicies(stored, current);
+          return same && (await rulesVersionApplied()) >= Number(stored.version);
+        }, timeoutMs);
+      } finally {
+        redis.disconnect();
+      }
     },
   };
 }
