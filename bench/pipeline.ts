@@ -75,6 +75,7 @@ import {
   brokerPid,
   CpuByName,
   cpuSeconds,
+  type KafkaRequests,
   machineCpuSeconds,
   memoryMiB,
   resetPeak,
@@ -369,6 +370,8 @@ interface Sample {
   stages: Partial<Record<ConsumeStage, StageCounters>>;
   cpu: Record<string, number>;
   machine: { busy: number; total: number };
+  /** Transactions committed or rolled back in the run's database so far (pg_stat_database). */
+  pgTransactions: number;
 }
 
 const postgresCpu = new CpuByName("postgres");
@@ -381,6 +384,13 @@ function sampleCpu(pids: Map<string, number>): Record<string, number> {
   for (const [name, pid] of pids) cpu[name] = cpuSeconds(pid) ?? Number.NaN;
   cpu.postgres = postgresCpu.sample();
   return cpu;
+}
+
+/** The stages' statements are autocommitted one by one (or a few in one transaction): these count them. */
+async function pgTransactions(setup: Setup): Promise<number> {
+  const [row] = await setup.pipeline.sql<{ n: string }[]>`
+    SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()`;
+  return Number(row?.n ?? Number.NaN);
 }
 
 async function takeSample(
@@ -407,6 +417,7 @@ async function takeSample(
     stages,
     cpu: sampleCpu(setup.pids),
     machine: machineCpuSeconds(),
+    pgTransactions: await pgTransactions(setup),
   };
 }
 
@@ -666,6 +677,8 @@ interface StageSummary {
   batches: number;
   maxLag: number;
   lagAtLastProduce: number;
+  /** Kafka requests the stage's clients sent per 1000 alerts of the phase, to its last delivery. */
+  kafkaRequestsPerKiloAlert: KafkaRequests;
 }
 
 interface PhaseResult {
@@ -691,6 +704,13 @@ interface PhaseResult {
    * the first sample after its last delivery.
    */
   cpuUsPerAlert: number;
+  /** The same per process: where it went. */
+  cpuUsPerAlertByProcess: Record<string, number>;
+  /**
+   * Transactions in the run's database per 1000 alerts (the stages' statements; the bench's one
+   * sample query a second is taken out).
+   */
+  pgTransactionsPerKiloAlert: number;
   /** The sink's CPU per alert: apart, it is the harness. */
   sinkCpuUsPerAlert: number;
   /** The whole machine's busy CPU over the same window per alert: every process, others' included. */
@@ -740,6 +760,9 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
   const last = raw.samples.at(-1) as Sample;
   const stages: Partial<Record<ConsumeStage, StageSummary>> = {};
   const lastProducedT = (raw.lastProducedMs - raw.firstProducedMs) / 1000;
+  // Per alert: up to the first sample after the last delivery, without the wait for late duplicates.
+  const drainedT = (raw.drainedMs - raw.firstProducedMs) / 1000;
+  const workEnd = raw.samples.find((sample) => sample.t >= drainedT) ?? last;
   for (const stage of consumeStages) {
     const a = first.stages[stage];
     const b = last.stages[stage];
@@ -768,7 +791,15 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
       startIndex >= 0 && endIndex > startIndex
         ? (raw.samples[endIndex] as Sample).t - (raw.samples[startIndex] as Sample).t
         : Number.NaN;
+    const requestsAtEnd = workEnd.stages[stage]?.kafkaRequests ?? b.kafkaRequests;
+    const perKiloAlert = (field: keyof KafkaRequests) =>
+      ((requestsAtEnd[field] - a.kafkaRequests[field]) / raw.alerts) * 1000;
     stages[stage] = {
+      kafkaRequestsPerKiloAlert: {
+        produce: perKiloAlert("produce"),
+        fetch: perKiloAlert("fetch"),
+        other: perKiloAlert("other"),
+      },
       consumedPerS: (b.consumed - a.consumed) / durationS,
       activePerS: (b.consumed - a.consumed) / activeS,
       activeS,
@@ -789,9 +820,6 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
     return percent;
   };
   const cpuPercent = cpuPercentBetween(first, last);
-  // Per alert: up to the first sample after the last delivery, without the wait for late duplicates.
-  const drainedT = (raw.drainedMs - raw.firstProducedMs) / 1000;
-  const workEnd = raw.samples.find((sample) => sample.t >= drainedT) ?? last;
   const workCpuPercent = cpuPercentBetween(first, workEnd);
   const workS = workEnd.t - first.t;
   const machineBusyPercent =
@@ -822,6 +850,11 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
     stages,
     cpuPercent,
     cpuUsPerAlert: cpuUsPerAlert(workCpuPercent, workS, raw.alerts),
+    cpuUsPerAlertByProcess: Object.fromEntries(
+      pipelineProcesses.map((name) => [name, cpuUsPerAlert(workCpuPercent, workS, raw.alerts, [name])]),
+    ),
+    pgTransactionsPerKiloAlert:
+      ((workEnd.pgTransactions - first.pgTransactions - raw.samples.indexOf(workEnd)) / raw.alerts) * 1000,
     sinkCpuUsPerAlert: cpuUsPerAlert(workCpuPercent, workS, raw.alerts, ["sink"]),
     machineCpuUsPerAlert: ((workEnd.machine.busy - first.machine.busy) / raw.alerts) * 1e6,
     machineBusyPercent,
@@ -1085,6 +1118,25 @@ function printCpuTargets(results: PhaseResult[], floor: CpuFloor | string, idle:
         int(r.sinkCpuUsPerAlert),
         int(r.machineCpuUsPerAlert),
         maxPhase ? ratio(r.machineCpuUsPerAlert, maxPhase.machineCpuUsPerAlert) : "n/a",
+      ]),
+    )}`,
+  );
+  console.log(
+    `\n${table(
+      [
+        "where it went, per alert",
+        ...pipelineProcesses.map((name) => `${name} us`),
+        ...consumeStages.map((stage) => `${stage} Kafka requests per 1000 (produce/fetch/other)`),
+        "postgres transactions per 1000",
+      ],
+      results.map((r) => [
+        r.label,
+        ...pipelineProcesses.map((name) => int(r.cpuUsPerAlertByProcess[name] ?? Number.NaN)),
+        ...consumeStages.map((stage) => {
+          const requests = r.stages[stage]?.kafkaRequestsPerKiloAlert;
+          return requests ? `${int(requests.produce)}/${int(requests.fetch)}/${int(requests.other)}` : "n/a";
+        }),
+        int(r.pgTransactionsPerKiloAlert),
       ]),
     )}`,
   );
@@ -1404,7 +1456,7 @@ async function main(): Promise<void> {
                 cpuUsPerAlert: netCpuUs(pg.machineCpu, floorParts.idle, flags.alerts),
               },
               {
-                label: `the sender's statements alone (claim, endpoints, attempt + status; ${int(floorParts.statements.notificationsPerS)}/s)`,
+                label: `the sender's statements alone (claim with endpoints, attempt + status; ${int(floorParts.statements.notificationsPerS)}/s)`,
                 cpuUsPerAlert: netCpuUs(machineCpu(floorParts.statements.cpu), floorParts.idle, flags.alerts),
               },
               {

@@ -146,6 +146,24 @@ export interface StageCounters {
   lag: number;
   batchSeconds: number;
   batches: number;
+  /** Requests the stage's consumer and producer sent so far (kafka_requests_sent). */
+  kafkaRequests: KafkaRequests;
+}
+
+export interface KafkaRequests {
+  produce: number;
+  fetch: number;
+  /** Commits, heartbeats, metadata and the rest. */
+  other: number;
+}
+
+function kafkaRequests(text: string): KafkaRequests {
+  const requests = { produce: 0, fetch: 0, other: 0 };
+  for (const match of text.matchAll(/^kafka_requests_sent\{[^}]*request="(\w+)"[^}]*\} ([-+0-9.eE]+)$/gm)) {
+    const kind = match[1] === "Produce" ? "produce" : match[1] === "Fetch" ? "fetch" : "other";
+    requests[kind] += Number(match[2]);
+  }
+  return requests;
 }
 
 const metricSum = (text: string, name: string) => {
@@ -166,6 +184,7 @@ export async function stageCounters(port: number): Promise<StageCounters | undef
       lag: metricSum(text, "consumer_lag"),
       batchSeconds: metricSum(text, "batch_duration_seconds_sum"),
       batches: metricSum(text, "batch_duration_seconds_count"),
+      kafkaRequests: kafkaRequests(text),
     };
   } catch {
     return undefined;

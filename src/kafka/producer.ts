@@ -17,6 +17,8 @@ import {
   type KafkaSettings,
   logEvent,
   opaque,
+  type RequestCounts,
+  requestCountsFromStatistics,
 } from "./handle.ts";
 import {
   cString,
@@ -49,6 +51,8 @@ export interface ProducerOptions {
   settings?: KafkaSettings;
   /** How long a record may wait for acknowledgement before its batch fails (message.timeout.ms). */
   deliveryTimeoutMs?: number;
+  /** How often librdkafka's statistics (requestCounts) are refreshed; 0 never. */
+  statisticsIntervalMs?: number;
 }
 
 interface PendingBatch {
@@ -86,6 +90,7 @@ export class Producer {
   #serveAgain: ReturnType<typeof setImmediate> | undefined;
   #fatal: KafkaError | undefined;
   #closed = false;
+  #requests: RequestCounts = {};
 
   constructor(options: ProducerOptions) {
     this.#logger = options.logger;
@@ -101,10 +106,16 @@ export class Producer {
       "message.max.bytes": 4 * 1024 * 1024,
       "message.timeout.ms": options.deliveryTimeoutMs ?? 30_000,
       partitioner: "murmur2_random",
+      "statistics.interval.ms": options.statisticsIntervalMs ?? 0,
+      // Requests are small and latency-bound: Nagle would hold one back while another is unacknowledged.
+      "socket.nagle.disable": true,
       "log.queue": true,
       ...options.settings,
     });
-    rdk.rd_kafka_conf_set_events(conf, EventType.deliveryReport | EventType.error | EventType.log);
+    rdk.rd_kafka_conf_set_events(
+      conf,
+      EventType.deliveryReport | EventType.error | EventType.log | EventType.stats,
+    );
     this.#handle = createHandle("producer", conf);
     this.#mainQueue = rdk.rd_kafka_queue_get_main(this.#handle) as Pointer;
     check("set log queue", rdk.rd_kafka_set_log_queue(this.#handle, this.#mainQueue));
@@ -314,6 +325,9 @@ export class Producer {
         logEvent(this.#logger, event, this.#logOut);
         break;
       }
+      case EventType.stats:
+        this.#requests = requestCountsFromStatistics(JSON.parse(String(rdk.rd_kafka_event_stats(event))));
+        break;
     }
   }
 
@@ -338,6 +352,11 @@ export class Producer {
     this.#pending.delete(batchId);
     if (batch.error) batch.reject(batch.error);
     else batch.resolve();
+  }
+
+  /** Requests this producer sent to the brokers, from librdkafka's latest statistics. */
+  requestCounts(): RequestCounts {
+    return this.#requests;
   }
 
   /** Records handed to librdkafka and not yet acknowledged. */

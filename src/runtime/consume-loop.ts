@@ -110,6 +110,9 @@ const retryBackoffMaxMs = 5000;
  */
 const idleWaitMs = 1000;
 
+/** librdkafka's statistics (lag, requests sent) are refreshed this often; /metrics publishes them. */
+export const statisticsIntervalMs = 1000;
+
 export const defaultProcessTimeoutMs = 60_000;
 /** A few ms per stage: at 1k alerts/s, batches of ~10 records instead of 1-2. */
 export const defaultBatchWaitMs = 10;
@@ -159,6 +162,7 @@ export class ConsumeLoop<T> {
       clientId: options.stage,
       logger: options.logger.child("consumer"),
       settings: options.consumerSettings,
+      statisticsIntervalMs: statisticsIntervalMs,
       rebalance: { onRevoked: (partitions) => this.#tracker.revoke(partitions) },
     });
   }
@@ -423,8 +427,15 @@ export class ConsumeLoop<T> {
   }
 
   #publishLag(): void {
+    const { metrics, producer } = this.#options;
     for (const { topic, partition, lag } of this.#consumer.lag()) {
-      this.#options.metrics.lag.set({ topic, partition: String(partition) }, lag);
+      metrics.lag.set({ topic, partition: String(partition) }, lag);
     }
+    for (const [client, counts] of [
+      ["consumer", this.#consumer.requestCounts()],
+      ["producer", producer.requestCounts()],
+    ] as const)
+      for (const [request, count] of Object.entries(counts))
+        metrics.kafkaRequests.set({ client, request }, count);
   }
 }

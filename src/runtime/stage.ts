@@ -11,6 +11,7 @@ import {
   defaultProcessTimeoutMs,
   defaultRecordBytesMax,
   type Processor,
+  statisticsIntervalMs,
 } from "./consume-loop.ts";
 import { checkLibrdkafka, infraUrls } from "./env.ts";
 import { createLogger, type Logger, logLevelSetting, logRank } from "./log.ts";
@@ -82,6 +83,7 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     clientId: definition.name,
     logger: logger.child("producer"),
     settings: { "linger.ms": settings.producerLingerMs },
+    statisticsIntervalMs,
   });
   const {
     processor,
