@@ -81,6 +81,7 @@ import {
   resetPeak,
   type StageCounters,
   stageCounters,
+  threadWaits,
 } from "./pipeline/procs.ts";
 import { startCpuMeter } from "./support/cpu.ts";
 import {
@@ -372,6 +373,8 @@ interface Sample {
   machine: { busy: number; total: number };
   /** Transactions committed or rolled back in the run's database so far (pg_stat_database). */
   pgTransactions: number;
+  /** Each stage's threadWaits so far. */
+  waits: Partial<Record<ConsumeStage, number>>;
 }
 
 const postgresCpu = new CpuByName("postgres");
@@ -418,6 +421,9 @@ async function takeSample(
     cpu: sampleCpu(setup.pids),
     machine: machineCpuSeconds(),
     pgTransactions: await pgTransactions(setup),
+    waits: Object.fromEntries(
+      consumeStages.map((stage) => [stage, threadWaits(setup.pids.get(stage) ?? Number.NaN)]),
+    ),
   };
 }
 
@@ -679,6 +685,8 @@ interface StageSummary {
   lagAtLastProduce: number;
   /** Kafka requests the stage's clients sent per 1000 alerts of the phase, to its last delivery. */
   kafkaRequestsPerKiloAlert: KafkaRequests;
+  /** Its threads' waits (threadWaits) per 1000 alerts, as long. */
+  waitsPerKiloAlert: number;
 }
 
 interface PhaseResult {
@@ -795,6 +803,8 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
     const perKiloAlert = (field: keyof KafkaRequests) =>
       ((requestsAtEnd[field] - a.kafkaRequests[field]) / raw.alerts) * 1000;
     stages[stage] = {
+      waitsPerKiloAlert:
+        (((workEnd.waits[stage] ?? Number.NaN) - (first.waits[stage] ?? Number.NaN)) / raw.alerts) * 1000,
       kafkaRequestsPerKiloAlert: {
         produce: perKiloAlert("produce"),
         fetch: perKiloAlert("fetch"),
@@ -1123,21 +1133,39 @@ function printCpuTargets(results: PhaseResult[], floor: CpuFloor | string, idle:
   );
   console.log(
     `\n${table(
-      [
-        "where it went, per alert",
-        ...pipelineProcesses.map((name) => `${name} us`),
-        ...consumeStages.map((stage) => `${stage} Kafka requests per 1000 (produce/fetch/other)`),
-        "postgres transactions per 1000",
-      ],
+      ["CPU us per alert, by process", ...pipelineProcesses],
       results.map((r) => [
         r.label,
         ...pipelineProcesses.map((name) => int(r.cpuUsPerAlertByProcess[name] ?? Number.NaN)),
-        ...consumeStages.map((stage) => {
-          const requests = r.stages[stage]?.kafkaRequestsPerKiloAlert;
-          return requests ? `${int(requests.produce)}/${int(requests.fetch)}/${int(requests.other)}` : "n/a";
-        }),
-        int(r.pgTransactionsPerKiloAlert),
       ]),
+    )}`,
+  );
+  console.log(
+    `\n${table(
+      [
+        "fixed costs per 1000 alerts",
+        "batches",
+        "Kafka produce requests",
+        "Kafka fetch requests",
+        "other Kafka requests",
+        "thread waits",
+        "postgres transactions (all stages)",
+      ],
+      results.flatMap((r) =>
+        consumeStages.map((stage) => {
+          const s = r.stages[stage];
+          const requests = s?.kafkaRequestsPerKiloAlert;
+          return [
+            `${r.label}: ${stage}`,
+            int(((s?.batches ?? Number.NaN) / r.alerts) * 1000),
+            int(requests?.produce ?? Number.NaN),
+            int(requests?.fetch ?? Number.NaN),
+            int(requests?.other ?? Number.NaN),
+            int(s?.waitsPerKiloAlert ?? Number.NaN),
+            stage === "evaluator" ? int(r.pgTransactionsPerKiloAlert) : "",
+          ];
+        }),
+      ),
     )}`,
   );
   if (idle) {

@@ -21,6 +21,28 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/**
+ * Times any thread of the process went to sleep waiting (voluntary context switches, summed over its
+ * threads; threads that ended are not counted): each is a wake-up later, the fixed cost that
+ * batching saves, and counts it whatever else the machine runs.
+ */
+export function threadWaits(pid: number): number {
+  let waits = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+        waits += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+    return waits;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** VmRSS and VmHWM (the peak since start or the last reset) in MiB. */
 export function memoryMiB(pid: number): { rss: number; peak: number } | undefined {
   try {

@@ -94,10 +94,11 @@ const commitTimeoutMs = 10_000;
 const emptyHeaders: ReadonlyMap<string, Uint8Array> = new Map();
 const emptyBytes = new Uint8Array(0);
 const noRecords: readonly ConsumedRecord[] = Object.freeze([]);
-/** While gathering, the queue's length is looked at about this many times per gathering... */
-const gatherLooks = 4;
-/** ...and at least this often, so that a long gathering still ends once `recordsMax` are in. */
-const gatherLookMaxMs = 50;
+/**
+ * While gathering, the queue's length is looked at this often (and at the end), so that a long
+ * gathering still ends soon once `recordsMax` are in; a short one sleeps through.
+ */
+const gatherLookIntervalMs = 50;
 
 export class Consumer {
   readonly #handle: Pointer;
@@ -393,10 +394,10 @@ export class Consumer {
    * Waits up to `waitMs` for a first record, then gathers more for `options.gatherMs`, and returns
    * up to `recordsMax` (fewer when the wait or the gathering ended first, none when nothing came).
    * While it waits, the event loop runs (health checks, metrics, database I/O): librdkafka wakes it
-   * when the first records arrive, nothing is polled in between. While it gathers it only looks at
-   * the queue's length now and then and polls once there are `recordsMax` or the time is up:
-   * librdkafka signals a queue again only once it was polled, so a batch costs one wake instead of
-   * one per fetch response.
+   * when the first records arrive, nothing is polled in between. While it gathers it sleeps, looking
+   * at the queue's length every gatherLookIntervalMs, and polls once there are `recordsMax` or the
+   * time is up: librdkafka signals a queue again only once it was polled, so a batch costs one wake
+   * instead of one per fetch response.
    */
   async consume(
     recordsMax: number,
@@ -416,15 +417,15 @@ export class Consumer {
       }
       if (!drained) continue; // only an emptied queue signals the wakeup again
       const remainingMs = until - performance.now();
-      if (remainingMs <= 0 || this.#closed || signal?.aborted) return batch;
+      // Timers have whole milliseconds: less than one left is no reason to sleep (and wake) again.
+      if (remainingMs < 1 || this.#closed || signal?.aborted) return batch;
       if (batch.length === 0) {
         await this.#wakeup.wait(wakes, remainingMs, signal);
         continue;
       }
       const wanted = recordsMax - batch.length;
-      const lookEveryMs = Math.min(gatherLookMaxMs, Math.max(1, gatherMs / gatherLooks));
-      for (let leftMs = remainingMs; leftMs > 0; leftMs = until - performance.now()) {
-        await sleep(Math.min(leftMs, lookEveryMs), signal);
+      for (let leftMs = remainingMs; leftMs >= 1; leftMs = until - performance.now()) {
+        await sleep(Math.min(leftMs, gatherLookIntervalMs), signal);
         if (signal?.aborted || this.#closed || this.#queuedCount() >= wanted) break;
       }
     }

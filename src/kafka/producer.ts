@@ -63,6 +63,13 @@ interface PendingBatch {
 }
 
 const eventsPerPollMax = 1000;
+/**
+ * How long after librdkafka signals its queue the events are served. A batch goes out as one produce
+ * request per partition, acknowledged within about this long of one another: served together, their
+ * delivery reports cost one wake of this thread instead of one each (librdkafka signals the queue
+ * again only once it was served). It delays acknowledgements, not records.
+ */
+const reportGatherMs = 2;
 const reportsPerEventMax = 10_000;
 /** How long `send` waits before retrying a record refused because librdkafka's queue is full. */
 const queueFullWaitMs = 1;
@@ -88,6 +95,7 @@ export class Producer {
   #nextBatchId = 1;
   readonly #wakeup: QueueWakeup;
   #serveAgain: ReturnType<typeof setImmediate> | undefined;
+  #serveSoon: ReturnType<typeof setTimeout> | undefined;
   #fatal: KafkaError | undefined;
   #closed = false;
   #requests: RequestCounts = {};
@@ -120,7 +128,10 @@ export class Producer {
     this.#mainQueue = rdk.rd_kafka_queue_get_main(this.#handle) as Pointer;
     check("set log queue", rdk.rd_kafka_set_log_queue(this.#handle, this.#mainQueue));
     this.#wakeup = new QueueWakeup(() => {
-      if (!this.#closed) this.#serveEvents();
+      this.#serveSoon ??= setTimeout(() => {
+        this.#serveSoon = undefined;
+        if (!this.#closed) this.#serveEvents();
+      }, reportGatherMs);
     });
     this.#wakeup.watch(this.#mainQueue);
     // What was enqueued before the watch (a first connection error) signals nothing: serve it now.
@@ -394,6 +405,7 @@ export class Producer {
     }
     this.#closed = true;
     clearImmediate(this.#serveAgain);
+    clearTimeout(this.#serveSoon);
     for (const [batchId, batch] of this.#pending) {
       this.#pending.delete(batchId);
       batch.reject(

@@ -15,7 +15,8 @@ const settings = settingsOrExit("evaluator", () => ({
   outputTopic: envString("OUTPUT_TOPIC", topicNames.alertsMatched),
   groupId: envString("GROUP_ID", "evaluator"),
   rulesKeyPrefix: envString("RULES_KEY_PREFIX", "rules:"),
-  rulesPollIntervalMs: envInt("RULES_POLL_INTERVAL_MS", 100, { min: 10, max: 60_000 }),
+  // The backstop to pub/sub: polled often, it was most of an idle evaluator's CPU.
+  rulesPollIntervalMs: envInt("RULES_POLL_INTERVAL_MS", 1000, { min: 10, max: 60_000 }),
 }));
 
 await runConsumerStage({
