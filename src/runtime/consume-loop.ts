@@ -114,8 +114,18 @@ const idleWaitMs = 1000;
 export const statisticsIntervalMs = 1000;
 
 export const defaultProcessTimeoutMs = 60_000;
-/** A few ms per stage: at 1k alerts/s, batches of ~10 records instead of 1-2. */
-export const defaultBatchWaitMs = 10;
+/**
+ * A stage fed by another stage's batches gets each of them as one burst (a produce request per
+ * partition, sent together, fetched within a few ms of one another): waiting out the burst is enough,
+ * longer only adds latency. The first stage, reading a steady stream, gathers longer (firstStageBatchWaitMs),
+ * and the fewer, fuller batches it makes go down the whole pipeline.
+ */
+export const defaultBatchWaitMs = 5;
+/**
+ * What the first stage (the evaluator, reading what ingest writes as it comes) gathers: at 1k alerts/s,
+ * batches of ~25 instead of ~12 for every stage, for the same latency end to end as 10 ms everywhere.
+ */
+export const firstStageBatchWaitMs = 25;
 /** A crash repeats at most about this much work, which the stages' idempotence absorbs. */
 export const defaultCommitIntervalMs = 1000;
 

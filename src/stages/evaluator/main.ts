@@ -4,6 +4,7 @@ import { Counter, Gauge } from "prom-client";
 import { connectRedis } from "../../adapters/redis.ts";
 import { snapshotKeys } from "../../adapters/snapshot-store.ts";
 import { envInt, envString } from "../../runtime/config.ts";
+import { firstStageBatchWaitMs } from "../../runtime/consume-loop.ts";
 import { settingsOrExit } from "../../runtime/service.ts";
 import { runConsumerStage } from "../../runtime/stage.ts";
 import { topicNames } from "../../runtime/topics.ts";
@@ -21,6 +22,7 @@ const settings = settingsOrExit("evaluator", () => ({
 
 await runConsumerStage({
   name: "evaluator",
+  batchWaitMs: firstStageBatchWaitMs,
   outputTopics: [settings.outputTopic],
   topic: settings.inputTopic,
   groupId: settings.groupId,
