@@ -73,11 +73,11 @@ import {
 } from "./pipeline/cpu-report.ts";
 import {
   brokerPid,
-  CpuByName,
   cpuSeconds,
   type KafkaRequests,
   machineCpuSeconds,
   memoryMiB,
+  postgresCpuOf,
   resetPeak,
   type StageCounters,
   stageCounters,
@@ -377,7 +377,7 @@ interface Sample {
   waits: Partial<Record<ConsumeStage, number>>;
 }
 
-const postgresCpu = new CpuByName("postgres");
+const postgresCpu = postgresCpuOf(new URL(infraUrls.postgresUrl).pathname.slice(1));
 
 function sampleCpu(pids: Map<string, number>): Record<string, number> {
   // The broker may have been restarted (by a chaos run elsewhere): follow its pid file.

@@ -73,7 +73,11 @@ export class CpuByName {
   #last = new Map<number, number>();
   #total = 0;
 
-  constructor(readonly comm: string) {
+  /** `only`, when given, keeps the processes whose command line (NULs as spaces) it accepts. */
+  constructor(
+    readonly comm: string,
+    readonly only?: (commandLine: string) => boolean,
+  ) {
     this.sample();
   }
 
@@ -83,6 +87,8 @@ export class CpuByName {
       if (!/^\d+$/.test(entry)) continue;
       try {
         if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== this.comm) continue;
+        if (this.only && !this.only(readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ")))
+          continue;
       } catch {
         continue;
       }
@@ -94,6 +100,15 @@ export class CpuByName {
     this.#last = now;
     return this.#total;
   }
+}
+
+/**
+ * The CPU of the Postgres backends serving `database` (`postgres: 15/main: user database host(port)
+ * state`): the pipeline's statements, without other databases' work on a shared server, nor the
+ * server's own background processes.
+ */
+export function postgresCpuOf(database: string): CpuByName {
+  return new CpuByName("postgres", (commandLine) => commandLine.includes(` ${database} `));
 }
 
 /** Busy and total CPU seconds of the whole machine (all cores). */
