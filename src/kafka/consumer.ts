@@ -95,8 +95,9 @@ const emptyHeaders: ReadonlyMap<string, Uint8Array> = new Map();
 const emptyBytes = new Uint8Array(0);
 const noRecords: readonly ConsumedRecord[] = Object.freeze([]);
 /**
- * While gathering, the queue's length is looked at this often (and at the end), so that a long
- * gathering still ends soon once `recordsMax` are in; a short one sleeps through.
+ * While gathering, the queue is looked at this often (and at the end) and polled if anything came: a
+ * long gathering still ends soon once `recordsMax` are in, and serves a rebalance without delay; a
+ * short one sleeps through.
  */
 const gatherLookIntervalMs = 50;
 
@@ -394,10 +395,9 @@ export class Consumer {
    * Waits up to `waitMs` for a first record, then gathers more for `options.gatherMs`, and returns
    * up to `recordsMax` (fewer when the wait or the gathering ended first, none when nothing came).
    * While it waits, the event loop runs (health checks, metrics, database I/O): librdkafka wakes it
-   * when the first records arrive, nothing is polled in between. While it gathers it sleeps, looking
-   * at the queue's length every gatherLookIntervalMs, and polls once there are `recordsMax` or the
-   * time is up: librdkafka signals a queue again only once it was polled, so a batch costs one wake
-   * instead of one per fetch response.
+   * when the first records arrive, nothing is polled in between. While it gathers it sleeps, polling
+   * every gatherLookIntervalMs if anything came, and at the end: librdkafka signals a queue again
+   * only once it was polled, so a batch costs one wake instead of one per fetch response.
    */
   async consume(
     recordsMax: number,
@@ -423,10 +423,9 @@ export class Consumer {
         await this.#wakeup.wait(wakes, remainingMs, signal);
         continue;
       }
-      const wanted = recordsMax - batch.length;
       for (let leftMs = remainingMs; leftMs >= 1; leftMs = until - performance.now()) {
         await sleep(Math.min(leftMs, gatherLookIntervalMs), signal);
-        if (signal?.aborted || this.#closed || this.#queuedCount() >= wanted) break;
+        if (signal?.aborted || this.#closed || this.#queuedCount() > 0) break;
       }
     }
   }
