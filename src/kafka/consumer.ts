@@ -13,6 +13,7 @@
 import { type FFITypeOrString, JSCallback, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
 import { check, ErrorCode, KafkaError } from "./errors.ts";
 import {
+  type BrokerStatisticsJson,
   buildConf,
   createHandle,
   fromNativeList,
@@ -564,8 +565,7 @@ function describe(partitions: readonly TopicPartition[]): string {
   return partitions.map((p) => `${p.topic}[${p.partition}]`).join(",");
 }
 
-interface StatisticsJson {
-  brokers?: Record<string, { req?: Record<string, number> }>;
+interface StatisticsJson extends BrokerStatisticsJson {
   topics?: Record<string, { partitions?: Record<string, { consumer_lag?: number; partition?: number }> }>;
 }
 

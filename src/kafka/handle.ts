@@ -139,7 +139,8 @@ export function logEvent(logger: KafkaLogger, event: Pointer, scratch: BigUint64
 /** Requests sent so far, by request type (Produce, Fetch, OffsetCommit, ...), over every broker. */
 export type RequestCounts = Readonly<Record<string, number>>;
 
-interface BrokerStatisticsJson {
+/** The part of librdkafka's statistics JSON that requestCountsFromStatistics reads. */
+export interface BrokerStatisticsJson {
   brokers?: Record<string, { req?: Record<string, number> }>;
 }
 

@@ -142,7 +142,7 @@ export class ConsumeLoop<T> {
   #running = false;
   #stopped: Promise<void> | undefined;
   #failure: unknown;
-  #lagTimer: ReturnType<typeof setInterval> | undefined;
+  #statisticsTimer: ReturnType<typeof setInterval> | undefined;
   #committing: Promise<void> | undefined;
   readonly #processing = new Set<Promise<void>>();
   #commitAgain = false;
@@ -172,7 +172,7 @@ export class ConsumeLoop<T> {
       clientId: options.stage,
       logger: options.logger.child("consumer"),
       settings: options.consumerSettings,
-      statisticsIntervalMs: statisticsIntervalMs,
+      statisticsIntervalMs,
       rebalance: { onRevoked: (partitions) => this.#tracker.revoke(partitions) },
     });
   }
@@ -183,8 +183,8 @@ export class ConsumeLoop<T> {
     // A topic's first produce waits for its metadata: fetch it now, not in the first batch that needs it.
     const { producer, topic, outputTopics } = this.#options;
     producer.prepareTopics([deadLetterTopic(topic), ...outputTopics]);
-    this.#lagTimer = setInterval(() => this.#publishLag(), 1000);
-    this.#stopped = this.#run().finally(() => clearInterval(this.#lagTimer));
+    this.#statisticsTimer = setInterval(() => this.#publishStatistics(), 1000);
+    this.#stopped = this.#run().finally(() => clearInterval(this.#statisticsTimer));
     return this.#stopped;
   }
 
@@ -436,7 +436,7 @@ export class ConsumeLoop<T> {
     }
   }
 
-  #publishLag(): void {
+  #publishStatistics(): void {
     const { metrics, producer } = this.#options;
     for (const { topic, partition, lag } of this.#consumer.lag()) {
       metrics.lag.set({ topic, partition: String(partition) }, lag);
