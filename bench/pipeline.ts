@@ -82,13 +82,15 @@ import {
 } from "./pipeline/cpu-report.ts";
 import {
   brokerPid,
-  CpuByName,
   cpuSeconds,
+  type KafkaRequests,
   machineCpuSeconds,
   memoryMiB,
+  postgresCpuOf,
   resetPeak,
   type StageCounters,
   stageCounters,
+  threadWaits,
 } from "./pipeline/procs.ts";
 import { startCpuMeter } from "./support/cpu.ts";
 import {
@@ -418,9 +420,13 @@ interface Sample {
   stages: Partial<Record<ConsumeStage, StageCounters>>;
   cpu: Record<string, number>;
   machine: { busy: number; total: number };
+  /** Transactions committed or rolled back in the run's database so far (pg_stat_database). */
+  pgTransactions: number;
+  /** Each stage's threadWaits so far. */
+  waits: Partial<Record<ConsumeStage, number>>;
 }
 
-const postgresCpu = new CpuByName("postgres");
+const postgresCpu = postgresCpuOf(new URL(infraUrls.postgresUrl).pathname.slice(1));
 
 function sampleCpu(pids: Map<string, number>): Record<string, number> {
   // The broker may have been restarted (by a chaos run elsewhere): follow its pid file.
@@ -430,6 +436,13 @@ function sampleCpu(pids: Map<string, number>): Record<string, number> {
   for (const [name, pid] of pids) cpu[name] = cpuSeconds(pid) ?? Number.NaN;
   cpu.postgres = postgresCpu.sample();
   return cpu;
+}
+
+/** The stages' statements are autocommitted one by one (or a few in one transaction): these count them. */
+async function pgTransactions(setup: Setup): Promise<number> {
+  const [row] = await setup.pipeline.sql<{ n: string }[]>`
+    SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()`;
+  return Number(row?.n ?? Number.NaN);
 }
 
 async function takeSample(
@@ -456,6 +469,10 @@ async function takeSample(
     stages,
     cpu: sampleCpu(setup.pids),
     machine: machineCpuSeconds(),
+    pgTransactions: await pgTransactions(setup),
+    waits: Object.fromEntries(
+      consumeStages.map((stage) => [stage, threadWaits(setup.pids.get(stage) ?? Number.NaN)]),
+    ),
   };
 }
 
@@ -734,6 +751,10 @@ interface StageSummary {
   batches: number;
   maxLag: number;
   lagAtLastProduce: number;
+  /** Kafka requests the stage's clients sent per 1000 alerts of the phase, to its last delivery. */
+  kafkaRequestsPerKiloAlert: KafkaRequests;
+  /** Its threads' waits (threadWaits) per 1000 alerts, as long. */
+  waitsPerKiloAlert: number;
 }
 
 interface PhaseResult {
@@ -762,6 +783,13 @@ interface PhaseResult {
    * the first sample after its last delivery.
    */
   cpuUsPerAlert: number;
+  /** The same per process: where it went. */
+  cpuUsPerAlertByProcess: Record<string, number>;
+  /**
+   * Transactions in the run's database per 1000 alerts (the stages' statements; the bench's one
+   * sample query a second is taken out).
+   */
+  pgTransactionsPerKiloAlert: number;
   /** The sink's CPU per alert: apart, it is the harness. */
   sinkCpuUsPerAlert: number;
   /** The whole machine's busy CPU over the same window per alert: every process, others' included. */
@@ -812,6 +840,9 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
   const last = raw.samples.at(-1) as Sample;
   const stages: Partial<Record<ConsumeStage, StageSummary>> = {};
   const lastProducedT = (raw.lastProducedMs - raw.firstProducedMs) / 1000;
+  // Per alert: up to the first sample after the last delivery, without the wait for late duplicates.
+  const drainedT = (raw.drainedMs - raw.firstProducedMs) / 1000;
+  const workEnd = raw.samples.find((sample) => sample.t >= drainedT) ?? last;
   for (const stage of consumeStages) {
     const a = first.stages[stage];
     const b = last.stages[stage];
@@ -840,7 +871,17 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
       startIndex >= 0 && endIndex > startIndex
         ? (raw.samples[endIndex] as Sample).t - (raw.samples[startIndex] as Sample).t
         : Number.NaN;
+    const requestsAtEnd = workEnd.stages[stage]?.kafkaRequests ?? b.kafkaRequests;
+    const perKiloAlert = (field: keyof KafkaRequests) =>
+      ((requestsAtEnd[field] - a.kafkaRequests[field]) / raw.alerts) * 1000;
     stages[stage] = {
+      waitsPerKiloAlert:
+        (((workEnd.waits[stage] ?? Number.NaN) - (first.waits[stage] ?? Number.NaN)) / raw.alerts) * 1000,
+      kafkaRequestsPerKiloAlert: {
+        produce: perKiloAlert("produce"),
+        fetch: perKiloAlert("fetch"),
+        other: perKiloAlert("other"),
+      },
       consumedPerS: (b.consumed - a.consumed) / durationS,
       activePerS: (b.consumed - a.consumed) / activeS,
       activeS,
@@ -861,9 +902,6 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
     return percent;
   };
   const cpuPercent = cpuPercentBetween(first, last);
-  // Per alert: up to the first sample after the last delivery, without the wait for late duplicates.
-  const drainedT = (raw.drainedMs - raw.firstProducedMs) / 1000;
-  const workEnd = raw.samples.find((sample) => sample.t >= drainedT) ?? last;
   const workCpuPercent = cpuPercentBetween(first, workEnd);
   const workS = workEnd.t - first.t;
   const machineBusyPercent =
@@ -896,6 +934,11 @@ async function analyse(setup: Setup, raw: PhaseRaw): Promise<PhaseResult> {
     stages,
     cpuPercent,
     cpuUsPerAlert: cpuUsPerAlert(workCpuPercent, workS, raw.alerts),
+    cpuUsPerAlertByProcess: Object.fromEntries(
+      pipelineProcesses.map((name) => [name, cpuUsPerAlert(workCpuPercent, workS, raw.alerts, [name])]),
+    ),
+    pgTransactionsPerKiloAlert:
+      ((workEnd.pgTransactions - first.pgTransactions - raw.samples.indexOf(workEnd)) / raw.alerts) * 1000,
     sinkCpuUsPerAlert: cpuUsPerAlert(workCpuPercent, workS, raw.alerts, ["sink"]),
     machineCpuUsPerAlert: ((workEnd.machine.busy - first.machine.busy) / raw.alerts) * 1e6,
     machineBusyPercent,
@@ -1195,6 +1238,43 @@ function printCpuTargets(results: PhaseResult[], floor: CpuFloor | string, idle:
         int(r.machineCpuUsPerAlert),
         maxPhase ? ratio(r.machineCpuUsPerAlert, maxPhase.machineCpuUsPerAlert) : "n/a",
       ]),
+    )}`,
+  );
+  console.log(
+    `\n${table(
+      ["CPU us per alert, by process", ...pipelineProcesses],
+      results.map((r) => [
+        r.label,
+        ...pipelineProcesses.map((name) => int(r.cpuUsPerAlertByProcess[name] ?? Number.NaN)),
+      ]),
+    )}`,
+  );
+  console.log(
+    `\n${table(
+      [
+        "fixed costs per 1000 alerts",
+        "batches",
+        "Kafka produce requests",
+        "Kafka fetch requests",
+        "other Kafka requests",
+        "thread waits",
+        "postgres transactions (all stages)",
+      ],
+      results.flatMap((r) =>
+        consumeStages.map((stage) => {
+          const s = r.stages[stage];
+          const requests = s?.kafkaRequestsPerKiloAlert;
+          return [
+            `${r.label}: ${stage}`,
+            int(((s?.batches ?? Number.NaN) / r.alerts) * 1000),
+            int(requests?.produce ?? Number.NaN),
+            int(requests?.fetch ?? Number.NaN),
+            int(requests?.other ?? Number.NaN),
+            int(s?.waitsPerKiloAlert ?? Number.NaN),
+            stage === "evaluator" ? int(r.pgTransactionsPerKiloAlert) : "",
+          ];
+        }),
+      ),
     )}`,
   );
   if (idle) {
@@ -1531,7 +1611,7 @@ async function main(): Promise<void> {
                 cpuUsPerAlert: netCpuUs(pg.machineCpu, floorParts.idle, flags.alerts),
               },
               {
-                label: `the sender's statements alone (claim, endpoints, attempt + status; ${int(floorParts.statements.notificationsPerS)}/s)`,
+                label: `the sender's statements alone (claim with endpoints, attempt + status; ${int(floorParts.statements.notificationsPerS)}/s)`,
                 cpuUsPerAlert: netCpuUs(machineCpu(floorParts.statements.cpu), floorParts.idle, flags.alerts),
               },
               {

@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     console.log(
       `postgres ${fmt(postgres.notificationsPerS)} notifications/s over ${fmt(postgres.seconds, 2)} s: DeliveryStore ` +
         `in this process, no HTTP, batches of ${fmt(postgres.batchSize)}, ${postgres.dispatchesInFlight} dispatches in flight; ` +
-        `mean ms per statement: claim ${fmt(statementMs.claim)}, endpointWork ${fmt(statementMs.endpointWork)}, ` +
+        `mean ms per statement: claim with endpoints ${fmt(statementMs.claim)}, ` +
         `recordAttempt ${fmt(statementMs.recordAttempt)} (${fmt(postgres.calls.claim)} batches)`,
     );
     console.log(`         ${describeCpu(postgres.cpu)}`);

@@ -21,6 +21,28 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/**
+ * Times any thread of the process went to sleep waiting (voluntary context switches, summed over its
+ * threads; threads that ended are not counted): each is a wake-up later, the fixed cost that
+ * batching saves, and counts it whatever else the machine runs.
+ */
+export function threadWaits(pid: number): number {
+  let waits = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+        waits += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+    return waits;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** VmRSS and VmHWM (the peak since start or the last reset) in MiB. */
 export function memoryMiB(pid: number): { rss: number; peak: number } | undefined {
   try {
@@ -51,7 +73,11 @@ export class CpuByName {
   #last = new Map<number, number>();
   #total = 0;
 
-  constructor(readonly comm: string) {
+  /** `only`, when given, keeps the processes whose command line (NULs as spaces) it accepts. */
+  constructor(
+    readonly comm: string,
+    readonly only?: (commandLine: string) => boolean,
+  ) {
     this.sample();
   }
 
@@ -61,6 +87,8 @@ export class CpuByName {
       if (!/^\d+$/.test(entry)) continue;
       try {
         if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== this.comm) continue;
+        if (this.only && !this.only(readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ")))
+          continue;
       } catch {
         continue;
       }
@@ -72,6 +100,15 @@ export class CpuByName {
     this.#last = now;
     return this.#total;
   }
+}
+
+/**
+ * The CPU of the Postgres backends serving `database` (`postgres: 15/main: user database host(port)
+ * state`): the pipeline's statements, without other databases' work on a shared server, nor the
+ * server's own background processes.
+ */
+export function postgresCpuOf(database: string): CpuByName {
+  return new CpuByName("postgres", (commandLine) => commandLine.includes(` ${database} `));
 }
 
 /** Busy and total CPU seconds of the whole machine (all cores). */
@@ -146,6 +183,24 @@ export interface StageCounters {
   lag: number;
   batchSeconds: number;
   batches: number;
+  /** Requests the stage's consumer and producer sent so far (kafka_requests_sent). */
+  kafkaRequests: KafkaRequests;
+}
+
+export interface KafkaRequests {
+  produce: number;
+  fetch: number;
+  /** Commits, heartbeats, metadata and the rest. */
+  other: number;
+}
+
+function kafkaRequests(text: string): KafkaRequests {
+  const requests = { produce: 0, fetch: 0, other: 0 };
+  for (const match of text.matchAll(/^kafka_requests_sent\{[^}]*request="(\w+)"[^}]*\} ([-+0-9.eE]+)$/gm)) {
+    const kind = match[1] === "Produce" ? "produce" : match[1] === "Fetch" ? "fetch" : "other";
+    requests[kind] += Number(match[2]);
+  }
+  return requests;
 }
 
 const metricSum = (text: string, name: string) => {
@@ -166,6 +221,7 @@ export async function stageCounters(port: number): Promise<StageCounters | undef
       lag: metricSum(text, "consumer_lag"),
       batchSeconds: metricSum(text, "batch_duration_seconds_sum"),
       batches: metricSum(text, "batch_duration_seconds_count"),
+      kafkaRequests: kafkaRequests(text),
     };
   } catch {
     return undefined;

@@ -3,8 +3,8 @@
  *
  *   senderStatementsCeiling  the sender's Postgres work with no HTTP and no Kafka: fresh RECEIVED
  *       rows driven in this process through the real DeliveryStore as the sender drives it (claim
- *       batches one at a time, each followed by a dispatch: endpointWork, a SUCCESS attempt per
- *       pending endpoint, the status from decideStatus, recordAttempt), with a bounded number of
+ *       batches with their endpoints one at a time, each followed by a dispatch: a SUCCESS attempt
+ *       per pending endpoint, the status from decideStatus, recordAttempt), with a bounded number of
  *       dispatches in flight on a pool of the sender's size. Deletes its rows afterwards.
  *   fetchCeiling  Bun's fetch POSTing webhook bodies to a sink, a fixed number at a time.
  *
@@ -12,7 +12,7 @@
  */
 import {
   type AttemptRecord,
-  type ClaimedNotification,
+  type ClaimWithWork,
   DeliveryStore,
   deliveryStoreSettings,
   type StatusUpdate,
@@ -139,13 +139,14 @@ export async function rowWrites(sql: Sql, clientIds: readonly string[]) {
   return { rows, perNotification, total };
 }
 
-const statementKinds = ["claim", "endpointWork", "recordAttempt"] as const;
+/** claim: DeliveryStore.claimWithWork, the claim and the endpoints in one statement. */
+const statementKinds = ["claim", "recordAttempt"] as const;
 type StatementKind = (typeof statementKinds)[number];
 
 /** Wall time of DeliveryStore calls by kind; calls overlapping one another are each counted in full. */
 class StatementClock {
-  readonly calls: Record<StatementKind, number> = { claim: 0, endpointWork: 0, recordAttempt: 0 };
-  readonly totalMs: Record<StatementKind, number> = { claim: 0, endpointWork: 0, recordAttempt: 0 };
+  readonly calls: Record<StatementKind, number> = { claim: 0, recordAttempt: 0 };
+  readonly totalMs: Record<StatementKind, number> = { claim: 0, recordAttempt: 0 };
 
   async time<T>(kind: StatementKind, work: () => Promise<T>): Promise<T> {
     const startMs = performance.now();
@@ -174,10 +175,9 @@ const delivered = toDeliveryResult(classifyHttpStatus(200, new Headers()), 1, { 
 async function dispatchDelivered(
   store: DeliveryStore,
   clock: StatementClock,
-  claimed: readonly ClaimedNotification[],
+  { claimed, work }: ClaimWithWork,
 ): Promise<void> {
   if (claimed.length === 0) return;
-  const work = await clock.time("endpointWork", () => store.endpointWork(claimed));
   const attempts: AttemptRecord[] = [];
   const updates: StatusUpdate[] = [];
   for (const notification of claimed) {
@@ -240,7 +240,9 @@ export async function senderStatementsCeiling(
     const cpu = startCpuMeter();
     const running = new Set<Promise<void>>();
     for (let first = 0; first < ids.length; first += batchSize) {
-      const claimed = await clock.time("claim", () => store.claim(ids.slice(first, first + batchSize)));
+      const claimed = await clock.time("claim", () =>
+        store.claimWithWork(ids.slice(first, first + batchSize)),
+      );
       const dispatch: Promise<void> = dispatchDelivered(store, clock, claimed).finally(() =>
         running.delete(dispatch),
       );

@@ -37,6 +37,21 @@ export interface StatusUpdate {
   decision: StatusDecision;
 }
 
+/** Claimed notifications with the endpoint work of each, from one statement. */
+export interface ClaimWithWork {
+  claimed: ClaimedNotification[];
+  work: Map<string, EndpointWork>;
+}
+
+interface EndpointRow {
+  notification_id: string;
+  id: string;
+  type: Endpoint["type"];
+  value: string;
+  secret: string | null;
+  final_outcome: string | null;
+}
+
 interface ClaimedRow {
   id: string;
   client_id: string;
@@ -123,6 +138,31 @@ const claimableNow = `CASE status WHEN 'RECEIVED' THEN true
 /** Still SENDING under the claim we made (the attempts count fences a later claimer). */
 const stillOurs = "CASE n.status WHEN 'SENDING' THEN n.attempts = v.attempts ELSE false END";
 
+/** Claims the notifications of $1 that are claimable now under a lease of $2 ms; RETURNING follows. */
+const claimByIds = `UPDATE notifications n
+       SET status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
+           lease_until = now() + make_interval(secs => $2::float8 / 1000), next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
+       FROM (SELECT id FROM notifications
+             WHERE id = ANY($1::bigint[]) AND ${claimableNow} AND group_key IS NULL
+             ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) claimable
+       WHERE n.id = claimable.id`;
+
+/**
+ * Whether endpoint `e` already delivered notification `n` (alias given) or refused it for good. A
+ * first attempt has no earlier deliveries: the lookup is skipped.
+ */
+const finalOutcome = (n: string) => `CASE WHEN ${n}.attempts > 1 THEN
+                (SELECT d.outcome FROM deliveries d
+                 WHERE d.notification_id = ${n}.id AND d.endpoint_id = e.id AND d.outcome IN ('SUCCESS', 'PERMANENT')
+                 LIMIT 1)
+              END`;
+
+function addEndpoint(work: EndpointWork, row: EndpointRow, clientId: string): void {
+  if (row.final_outcome === "SUCCESS") work.deliveredEarlier++;
+  else if (row.final_outcome === "PERMANENT") work.permanentEarlier++;
+  else work.pending.push({ id: row.id, clientId, type: row.type, value: row.value, secret: row.secret });
+}
+
 /**
  * Settings for the pool a DeliveryStore runs on. Every statement here reaches notifications by id
  * (or the due index), so a sequential scan is never the right plan; yet with statistics from when
@@ -148,18 +188,53 @@ export class DeliveryStore {
   async claim(ids: readonly string[]): Promise<ClaimedNotification[]> {
     if (ids.length === 0) return [];
     const rows = await this.sql.unsafe<ClaimedRow[]>(
-      `UPDATE notifications n
-       SET status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
-           lease_until = now() + make_interval(secs => $2::float8 / 1000), next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
-       FROM (SELECT id FROM notifications
-             WHERE id = ANY($1::bigint[]) AND ${claimableNow} AND group_key IS NULL
-             ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) claimable
-       WHERE n.id = claimable.id
-       RETURNING ${claimedColumns}`,
+      `${claimByIds} RETURNING ${claimedColumns}`,
       [plainArray(ids), this.leaseMs] as never[],
       prepared,
     );
     return rows.map(toClaimed);
+  }
+
+  /**
+   * `claim` and `endpointWork` of what it claimed in one statement: one round trip per batch
+   * instead of two. A claimed notification without endpoints comes back with no pending work.
+   */
+  async claimWithWork(ids: readonly string[]): Promise<ClaimWithWork> {
+    const result: ClaimWithWork = { claimed: [], work: new Map() };
+    if (ids.length === 0) return result;
+    const rows = await this.sql.unsafe<
+      (ClaimedRow & Partial<EndpointRow> & { endpoint_id: string | null })[]
+    >(
+      `WITH claimed AS (${claimByIds} RETURNING ${claimedColumns}, n.rule_ids AS rule_uuids)
+       SELECT c.id, c.client_id, c.alert_id, c.severity, c.source, c.name, c.context, c.rule_ids, c.event_time,
+              c.kind, c.attempts, w.endpoint_id, w.type, w.value, w.secret, w.final_outcome
+       FROM claimed c
+       LEFT JOIN LATERAL (
+         SELECT DISTINCT ON (e.type, e.value) e.id AS endpoint_id, e.type, e.value, e.secret,
+                ${finalOutcome("c")} AS final_outcome
+         FROM endpoints e
+         WHERE e.client_id = c.client_id AND e.rule_id = ANY(c.rule_uuids) AND e.enabled
+         ORDER BY e.type, e.value, e.id
+       ) w ON true
+       ORDER BY c.id`,
+      [plainArray(ids), this.leaseMs] as never[],
+      prepared,
+    );
+    let last: ClaimedNotification | undefined;
+    for (const row of rows) {
+      if (last?.id !== String(row.id)) {
+        last = toClaimed(row);
+        result.claimed.push(last);
+        result.work.set(last.id, { pending: [], deliveredEarlier: 0, permanentEarlier: 0 });
+      }
+      if (row.endpoint_id !== null)
+        addEndpoint(
+          result.work.get(last.id) as EndpointWork,
+          { ...(row as EndpointRow), id: row.endpoint_id },
+          last.clientId,
+        );
+    }
+    return result;
   }
 
   /**
@@ -194,24 +269,10 @@ export class DeliveryStore {
       clientIds.set(n.id, n.clientId);
     }
     if (notifications.length === 0) return work;
-    const rows = await this.sql.unsafe<
-      {
-        notification_id: string;
-        id: string;
-        type: Endpoint["type"];
-        value: string;
-        secret: string | null;
-        final_outcome: string | null;
-      }[]
-    >(
+    const rows = await this.sql.unsafe<EndpointRow[]>(
       // e.client_id is the notification's (the join says so): not fetched again per row.
       `SELECT DISTINCT ON (n.id, e.type, e.value) n.id AS notification_id, e.id, e.type, e.value, e.secret,
-              -- A first attempt has no earlier deliveries: skip the lookup.
-              CASE WHEN n.attempts > 1 THEN
-                (SELECT d.outcome FROM deliveries d
-                 WHERE d.notification_id = n.id AND d.endpoint_id = e.id AND d.outcome IN ('SUCCESS', 'PERMANENT')
-                 LIMIT 1)
-              END AS final_outcome
+              ${finalOutcome("n")} AS final_outcome
        FROM notifications n
        JOIN endpoints e ON e.client_id = n.client_id AND e.rule_id = ANY(n.rule_ids) AND e.enabled
        WHERE n.id = ANY($1::bigint[])
@@ -222,17 +283,7 @@ export class DeliveryStore {
     for (const row of rows) {
       const notificationId = String(row.notification_id);
       const entry = work.get(notificationId);
-      if (!entry) continue;
-      if (row.final_outcome === "SUCCESS") entry.deliveredEarlier++;
-      else if (row.final_outcome === "PERMANENT") entry.permanentEarlier++;
-      else
-        entry.pending.push({
-          id: row.id,
-          clientId: clientIds.get(notificationId) as string,
-          type: row.type,
-          value: row.value,
-          secret: row.secret,
-        });
+      if (entry) addEndpoint(entry, row, clientIds.get(notificationId) as string);
     }
     return work;
   }

@@ -13,6 +13,7 @@
 import { type FFITypeOrString, JSCallback, type Pointer, ptr, read, toArrayBuffer } from "bun:ffi";
 import { check, ErrorCode, KafkaError } from "./errors.ts";
 import {
+  type BrokerStatisticsJson,
   buildConf,
   createHandle,
   fromNativeList,
@@ -21,6 +22,8 @@ import {
   logAtSyslogLevel,
   opaque,
   partitionKey,
+  type RequestCounts,
+  requestCountsFromStatistics,
   type TopicPartition,
   type TopicPartitionOffset,
   toNativeList,
@@ -92,6 +95,12 @@ const commitTimeoutMs = 10_000;
 const emptyHeaders: ReadonlyMap<string, Uint8Array> = new Map();
 const emptyBytes = new Uint8Array(0);
 const noRecords: readonly ConsumedRecord[] = Object.freeze([]);
+/**
+ * While gathering, the queue is looked at this often (and at the end) and polled if anything came: a
+ * long gathering still ends soon once `recordsMax` are in, and serves a rebalance without delay; a
+ * short one sleeps through.
+ */
+const gatherLookIntervalMs = 50;
 
 export class Consumer {
   readonly #handle: Pointer;
@@ -108,6 +117,7 @@ export class Consumer {
   #nextEpoch = 1;
   #nextCommitId = 1;
   #lag: PartitionLag[] = [];
+  #requests: RequestCounts = {};
   #closed = false;
 
   constructor(options: ConsumerOptions) {
@@ -128,6 +138,8 @@ export class Consumer {
       "queued.min.messages": 1_000_000,
       "queued.max.messages.kbytes": 65_536,
       "statistics.interval.ms": options.statisticsIntervalMs ?? 5000,
+      // Requests are small and latency-bound: Nagle would hold one back while another is unacknowledged.
+      "socket.nagle.disable": true,
       "log.queue": true,
       ...options.settings,
     });
@@ -202,7 +214,9 @@ export class Consumer {
         "statistics",
         (_rk: Pointer, json: Pointer, length: number | bigint) => {
           const bytes = new Uint8Array(toArrayBuffer(json, 0, Number(length)));
-          this.#lag = lagFromStatistics(new TextDecoder().decode(bytes));
+          const statistics = JSON.parse(new TextDecoder().decode(bytes)) as StatisticsJson;
+          this.#lag = lagFromStatistics(statistics);
+          this.#requests = requestCountsFromStatistics(statistics);
         },
         ["ptr", "ptr", "usize", "ptr"],
         "i32",
@@ -382,7 +396,9 @@ export class Consumer {
    * Waits up to `waitMs` for a first record, then gathers more for `options.gatherMs`, and returns
    * up to `recordsMax` (fewer when the wait or the gathering ended first, none when nothing came).
    * While it waits, the event loop runs (health checks, metrics, database I/O): librdkafka wakes it
-   * when records arrive, nothing is polled in between.
+   * when the first records arrive, nothing is polled in between. While it gathers it sleeps, polling
+   * every gatherLookIntervalMs if anything came, and at the end: librdkafka signals a queue again
+   * only once it was polled, so a batch costs one wake instead of one per fetch response.
    */
   async consume(
     recordsMax: number,
@@ -402,9 +418,22 @@ export class Consumer {
       }
       if (!drained) continue; // only an emptied queue signals the wakeup again
       const remainingMs = until - performance.now();
-      if (remainingMs <= 0 || this.#closed || signal?.aborted) return batch;
-      await this.#wakeup.wait(wakes, remainingMs, signal);
+      // Timers have whole milliseconds: less than one left is no reason to sleep (and wake) again.
+      if (remainingMs < 1 || this.#closed || signal?.aborted) return batch;
+      if (batch.length === 0) {
+        await this.#wakeup.wait(wakes, remainingMs, signal);
+        continue;
+      }
+      for (let leftMs = remainingMs; leftMs >= 1; leftMs = until - performance.now()) {
+        await sleep(Math.min(leftMs, gatherLookIntervalMs), signal);
+        if (signal?.aborted || this.#closed || this.#queuedCount() > 0) break;
+      }
     }
+  }
+
+  /** Records (and events) waiting in the consumer queue, read without serving it. */
+  #queuedCount(): number {
+    return Number(rdk.rd_kafka_queue_length(this.#queue));
   }
 
   /**
@@ -464,6 +493,11 @@ export class Consumer {
     return this.#lag;
   }
 
+  /** Requests this consumer sent to the brokers, from librdkafka's latest statistics. */
+  requestCounts(): RequestCounts {
+    return this.#requests;
+  }
+
   /** The committed offsets of `partitions` for this group (blocking up to `timeoutMs`). */
   committed(partitions: readonly TopicPartition[], timeoutMs = 5000): TopicPartitionOffset[] {
     return withNativeList(partitions, (list) => {
@@ -508,6 +542,19 @@ export class Consumer {
   }
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done);
+  });
+}
+
 function copyBytes(address: number | Pointer | null, length: number): Uint8Array | null {
   if (!address) return null;
   if (length === 0) return new Uint8Array(0);
@@ -518,12 +565,11 @@ function describe(partitions: readonly TopicPartition[]): string {
   return partitions.map((p) => `${p.topic}[${p.partition}]`).join(",");
 }
 
-interface StatisticsJson {
+interface StatisticsJson extends BrokerStatisticsJson {
   topics?: Record<string, { partitions?: Record<string, { consumer_lag?: number; partition?: number }> }>;
 }
 
-function lagFromStatistics(json: string): PartitionLag[] {
-  const statistics = JSON.parse(json) as StatisticsJson;
+function lagFromStatistics(statistics: StatisticsJson): PartitionLag[] {
   const lag: PartitionLag[] = [];
   for (const [topic, info] of Object.entries(statistics.topics ?? {})) {
     for (const [id, partition] of Object.entries(info.partitions ?? {})) {

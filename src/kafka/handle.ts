@@ -136,6 +136,23 @@ export function logEvent(logger: KafkaLogger, event: Pointer, scratch: BigUint64
   );
 }
 
+/** Requests sent so far, by request type (Produce, Fetch, OffsetCommit, ...), over every broker. */
+export type RequestCounts = Readonly<Record<string, number>>;
+
+/** The part of librdkafka's statistics JSON that requestCountsFromStatistics reads. */
+export interface BrokerStatisticsJson {
+  brokers?: Record<string, { req?: Record<string, number> }>;
+}
+
+/** The request counts in a librdkafka statistics JSON (cumulative since the client started). */
+export function requestCountsFromStatistics(statistics: BrokerStatisticsJson): RequestCounts {
+  const counts: Record<string, number> = {};
+  for (const broker of Object.values(statistics.brokers ?? {}))
+    for (const [request, count] of Object.entries(broker.req ?? {}))
+      if (count > 0) counts[request] = (counts[request] ?? 0) + count;
+  return counts;
+}
+
 /** librdkafka logs with syslog levels 0 (emerg) .. 7 (debug). */
 export function logAtSyslogLevel(
   logger: KafkaLogger,

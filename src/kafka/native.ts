@@ -46,6 +46,7 @@ const symbols = {
   rd_kafka_event_log: { args: [p, p, p, p], returns: i32 },
   rd_kafka_event_topic_partition_list: { args: [p], returns: p },
   rd_kafka_event_opaque: { args: [p], returns: p },
+  rd_kafka_event_stats: { args: [p], returns: "cstring" },
   rd_kafka_event_CreateTopics_result: { args: [p], returns: p },
   rd_kafka_CreateTopics_result_topics: { args: [p, p], returns: p },
   rd_kafka_topic_result_error: { args: [p], returns: i32 },
@@ -64,6 +65,7 @@ const symbols = {
   rd_kafka_poll_set_consumer: { args: [p], returns: i32 },
   rd_kafka_subscribe: { args: [p, p], returns: i32 },
   rd_kafka_consume_batch_queue: { args: [p, i32, p, usize], returns: "i64" },
+  rd_kafka_queue_length: { args: [p], returns: "usize" },
   rd_kafka_message_destroy: { args: [p], returns: "void" },
   rd_kafka_message_headers: { args: [p, p], returns: i32 },
   rd_kafka_header_get_all: { args: [p, usize, p, p, p], returns: i32 },
@@ -135,6 +137,7 @@ export const EventType = {
   log: 0x4,
   error: 0x8,
   offsetCommit: 0x20,
+  stats: 0x40,
   createTopicsResult: 100,
 } as const;
 

@@ -17,6 +17,8 @@ import {
   type KafkaSettings,
   logEvent,
   opaque,
+  type RequestCounts,
+  requestCountsFromStatistics,
 } from "./handle.ts";
 import {
   cString,
@@ -49,6 +51,8 @@ export interface ProducerOptions {
   settings?: KafkaSettings;
   /** How long a record may wait for acknowledgement before its batch fails (message.timeout.ms). */
   deliveryTimeoutMs?: number;
+  /** How often librdkafka's statistics (requestCounts) are refreshed; 0 never. */
+  statisticsIntervalMs?: number;
 }
 
 interface PendingBatch {
@@ -59,6 +63,13 @@ interface PendingBatch {
 }
 
 const eventsPerPollMax = 1000;
+/**
+ * How long after librdkafka signals its queue the events are served. A batch goes out as one produce
+ * request per partition, acknowledged within about this long of one another: served together, their
+ * delivery reports cost one wake of this thread instead of one each (librdkafka signals the queue
+ * again only once it was served). It delays acknowledgements, not records.
+ */
+const reportGatherMs = 2;
 const reportsPerEventMax = 10_000;
 /** How long `send` waits before retrying a record refused because librdkafka's queue is full. */
 const queueFullWaitMs = 1;
@@ -84,8 +95,10 @@ export class Producer {
   #nextBatchId = 1;
   readonly #wakeup: QueueWakeup;
   #serveAgain: ReturnType<typeof setImmediate> | undefined;
+  #serveSoon: ReturnType<typeof setTimeout> | undefined;
   #fatal: KafkaError | undefined;
   #closed = false;
+  #requests: RequestCounts = {};
 
   constructor(options: ProducerOptions) {
     this.#logger = options.logger;
@@ -101,15 +114,24 @@ export class Producer {
       "message.max.bytes": 4 * 1024 * 1024,
       "message.timeout.ms": options.deliveryTimeoutMs ?? 30_000,
       partitioner: "murmur2_random",
+      "statistics.interval.ms": options.statisticsIntervalMs ?? 0,
+      // Requests are small and latency-bound: Nagle would hold one back while another is unacknowledged.
+      "socket.nagle.disable": true,
       "log.queue": true,
       ...options.settings,
     });
-    rdk.rd_kafka_conf_set_events(conf, EventType.deliveryReport | EventType.error | EventType.log);
+    rdk.rd_kafka_conf_set_events(
+      conf,
+      EventType.deliveryReport | EventType.error | EventType.log | EventType.stats,
+    );
     this.#handle = createHandle("producer", conf);
     this.#mainQueue = rdk.rd_kafka_queue_get_main(this.#handle) as Pointer;
     check("set log queue", rdk.rd_kafka_set_log_queue(this.#handle, this.#mainQueue));
     this.#wakeup = new QueueWakeup(() => {
-      if (!this.#closed) this.#serveEvents();
+      this.#serveSoon ??= setTimeout(() => {
+        this.#serveSoon = undefined;
+        if (!this.#closed) this.#serveEvents();
+      }, reportGatherMs);
     });
     this.#wakeup.watch(this.#mainQueue);
     // What was enqueued before the watch (a first connection error) signals nothing: serve it now.
@@ -314,6 +336,9 @@ export class Producer {
         logEvent(this.#logger, event, this.#logOut);
         break;
       }
+      case EventType.stats:
+        this.#requests = requestCountsFromStatistics(JSON.parse(String(rdk.rd_kafka_event_stats(event))));
+        break;
     }
   }
 
@@ -338,6 +363,11 @@ export class Producer {
     this.#pending.delete(batchId);
     if (batch.error) batch.reject(batch.error);
     else batch.resolve();
+  }
+
+  /** Requests this producer sent to the brokers, from librdkafka's latest statistics. */
+  requestCounts(): RequestCounts {
+    return this.#requests;
   }
 
   /** Records handed to librdkafka and not yet acknowledged. */
@@ -375,6 +405,7 @@ export class Producer {
     }
     this.#closed = true;
     clearImmediate(this.#serveAgain);
+    clearTimeout(this.#serveSoon);
     for (const [batchId, batch] of this.#pending) {
       this.#pending.delete(batchId);
       batch.reject(

@@ -110,9 +110,22 @@ const retryBackoffMaxMs = 5000;
  */
 const idleWaitMs = 1000;
 
+/** librdkafka's statistics (lag, requests sent) are refreshed this often; /metrics publishes them. */
+export const statisticsIntervalMs = 1000;
+
 export const defaultProcessTimeoutMs = 60_000;
-/** A few ms per stage: at 1k alerts/s, batches of ~10 records instead of 1-2. */
-export const defaultBatchWaitMs = 10;
+/**
+ * A stage fed by another stage's batches gets each of them as one burst (a produce request per
+ * partition, sent together, fetched within a few ms of one another): waiting out the burst is enough,
+ * longer only adds latency. The first stage, reading a steady stream, gathers longer (firstStageBatchWaitMs),
+ * and the fewer, fuller batches it makes go down the whole pipeline.
+ */
+export const defaultBatchWaitMs = 5;
+/**
+ * What the first stage (the evaluator, reading what ingest writes as it comes) gathers: at 1k alerts/s,
+ * batches of ~25 instead of ~12 for every stage, for the same latency end to end as 10 ms everywhere.
+ */
+export const firstStageBatchWaitMs = 25;
 /** A crash repeats at most about this much work, which the stages' idempotence absorbs. */
 export const defaultCommitIntervalMs = 1000;
 
@@ -129,7 +142,7 @@ export class ConsumeLoop<T> {
   #running = false;
   #stopped: Promise<void> | undefined;
   #failure: unknown;
-  #lagTimer: ReturnType<typeof setInterval> | undefined;
+  #statisticsTimer: ReturnType<typeof setInterval> | undefined;
   #committing: Promise<void> | undefined;
   readonly #processing = new Set<Promise<void>>();
   #commitAgain = false;
@@ -159,6 +172,7 @@ export class ConsumeLoop<T> {
       clientId: options.stage,
       logger: options.logger.child("consumer"),
       settings: options.consumerSettings,
+      statisticsIntervalMs,
       rebalance: { onRevoked: (partitions) => this.#tracker.revoke(partitions) },
     });
   }
@@ -169,8 +183,8 @@ export class ConsumeLoop<T> {
     // A topic's first produce waits for its metadata: fetch it now, not in the first batch that needs it.
     const { producer, topic, outputTopics } = this.#options;
     producer.prepareTopics([deadLetterTopic(topic), ...outputTopics]);
-    this.#lagTimer = setInterval(() => this.#publishLag(), 1000);
-    this.#stopped = this.#run().finally(() => clearInterval(this.#lagTimer));
+    this.#statisticsTimer = setInterval(() => this.#publishStatistics(), 1000);
+    this.#stopped = this.#run().finally(() => clearInterval(this.#statisticsTimer));
     return this.#stopped;
   }
 
@@ -422,9 +436,16 @@ export class ConsumeLoop<T> {
     }
   }
 
-  #publishLag(): void {
+  #publishStatistics(): void {
+    const { metrics, producer } = this.#options;
     for (const { topic, partition, lag } of this.#consumer.lag()) {
-      this.#options.metrics.lag.set({ topic, partition: String(partition) }, lag);
+      metrics.lag.set({ topic, partition: String(partition) }, lag);
     }
+    for (const [client, counts] of [
+      ["consumer", this.#consumer.requestCounts()],
+      ["producer", producer.requestCounts()],
+    ] as const)
+      for (const [request, count] of Object.entries(counts))
+        metrics.kafkaRequests.set({ client, request }, count);
   }
 }

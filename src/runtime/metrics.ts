@@ -47,6 +47,12 @@ export function createStageMetrics(stage: string) {
       labelNames: ["topic", "partition"],
       registers: [registry],
     }),
+    kafkaRequests: new Gauge({
+      name: "kafka_requests_sent",
+      help: "Requests the stage's Kafka clients sent since they started, by client and request type (librdkafka statistics)",
+      labelNames: ["client", "request"],
+      registers: [registry],
+    }),
     ready: new Gauge({
       name: "stage_ready",
       help: "1 when the stage is ready to process",

@@ -11,6 +11,7 @@ import {
   defaultProcessTimeoutMs,
   defaultRecordBytesMax,
   type Processor,
+  statisticsIntervalMs,
 } from "./consume-loop.ts";
 import { checkLibrdkafka, infraUrls } from "./env.ts";
 import { createLogger, type Logger, logLevelSetting, logRank } from "./log.ts";
@@ -25,6 +26,8 @@ export interface ConsumerStageDefinition<T> {
   outputTopics?: readonly string[];
   /** Default of PROCESS_TIMEOUT_MS for this stage; see ConsumeLoopOptions.processTimeoutMs. */
   processTimeoutMs?: number;
+  /** Default of BATCH_WAIT_MS for this stage; see defaultBatchWaitMs. */
+  batchWaitMs?: number;
   /** See ConsumeLoopOptions.processConcurrencyMax; 1 unless the stage's processing is order-free. */
   processConcurrencyMax?: number;
   /**
@@ -49,7 +52,7 @@ export interface StageContext {
 }
 
 /** The settings every consuming stage has besides its own (KAFKA_BROKERS and HTTP_HOST aside). */
-function readSharedSettings(processTimeoutMsDefault: number) {
+function readSharedSettings(processTimeoutMsDefault: number, batchWaitMsDefault: number) {
   checkLibrdkafka();
   return {
     logRank: logRank[logLevelSetting()],
@@ -59,7 +62,7 @@ function readSharedSettings(processTimeoutMsDefault: number) {
     producerLingerMs: envInt("PRODUCER_LINGER_MS", 2, { min: 0, max: 1000 }),
     processTimeoutMs: envInt("PROCESS_TIMEOUT_MS", processTimeoutMsDefault, { min: 100, max: 3_600_000 }),
     batchSizeMax: envInt("BATCH_SIZE_MAX", 2000, { min: 1, max: 100_000 }),
-    batchWaitMs: envInt("BATCH_WAIT_MS", defaultBatchWaitMs, { min: 0, max: 10_000 }),
+    batchWaitMs: envInt("BATCH_WAIT_MS", batchWaitMsDefault, { min: 0, max: 10_000 }),
     commitIntervalMs: envInt("COMMIT_INTERVAL_MS", defaultCommitIntervalMs, { min: 0, max: 60_000 }),
     inFlightBatchesMax: envInt("IN_FLIGHT_BATCHES_MAX", 4, { min: 1, max: 64 }),
     recordBytesMax: envInt("RECORD_BYTES_MAX", defaultRecordBytesMax, { min: 1024, max: 64 * 1024 * 1024 }),
@@ -72,7 +75,10 @@ function readSharedSettings(processTimeoutMsDefault: number) {
  */
 export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>): Promise<void> {
   const settings = settingsOrExit(definition.name, () =>
-    readSharedSettings(definition.processTimeoutMs ?? defaultProcessTimeoutMs),
+    readSharedSettings(
+      definition.processTimeoutMs ?? defaultProcessTimeoutMs,
+      definition.batchWaitMs ?? defaultBatchWaitMs,
+    ),
   );
   const { processTimeoutMs } = settings;
   const logger = createLogger(definition.name, settings.logRank);
@@ -82,6 +88,7 @@ export async function runConsumerStage<T>(definition: ConsumerStageDefinition<T>
     clientId: definition.name,
     logger: logger.child("producer"),
     settings: { "linger.ms": settings.producerLingerMs },
+    statisticsIntervalMs,
   });
   const {
     processor,

@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { countDeliveries, offsetGaps } from "../../harness/invariants.ts";
 import { brokers, kafkaClients, quiet } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
+import { eventually } from "../../harness/stages.ts";
 import { type ConsumedRecord, Consumer, KafkaError, Producer } from "../../src/kafka/index.ts";
 
 const { admin, producer } = kafkaClients();
@@ -101,6 +102,36 @@ describe("producer and consumer", () => {
     expect(record?.value?.byteLength).toBe(big.byteLength);
     expect(Buffer.compare(Buffer.from(record?.value as Uint8Array), Buffer.from(big))).toBe(0);
   });
+});
+
+test("each client counts the requests it sent, by type, from librdkafka's statistics", async () => {
+  const topic = await newTopic(1);
+  const counting = new Producer({ brokers, logger: quiet, statisticsIntervalMs: 100 });
+  // One batch after another: each goes out in a produce request of its own.
+  for (const value of ["a", "b", "c"]) await counting.send([{ topic, value: bytesOf(value) }]);
+  const consumer = new Consumer({
+    brokers,
+    groupId: uniqueName("group"),
+    topics: [topic],
+    logger: quiet,
+    statisticsIntervalMs: 100,
+  });
+  expect(await consumeUntil(consumer, 3)).toHaveLength(3);
+  // The consumer's statistics arrive while it is being polled, as the consume loop always does.
+  const counted = await eventually(async () => {
+    await consumer.consume(1, 50);
+    return (counting.requestCounts().Produce ?? 0) >= 3 && (consumer.requestCounts().Fetch ?? 0) >= 1;
+  }, 5000);
+  const produced = counting.requestCounts();
+  const fetched = consumer.requestCounts();
+  await consumer.close();
+  await counting.close();
+  expect(counted).toBe(true);
+  expect(produced.Produce).toBeGreaterThanOrEqual(3);
+  expect(fetched.Fetch).toBeGreaterThanOrEqual(1);
+  // A producer fetches nothing, a consumer produces nothing: a count of zero is left out.
+  expect(produced.Fetch).toBeUndefined();
+  expect(fetched.Produce).toBeUndefined();
 });
 
 describe("waiting for records", () => {

@@ -126,6 +126,26 @@ test("valid records are forwarded once, invalid ones dead-lettered with the reas
   expect(leftover).toEqual([]);
 });
 
+test("the loop publishes the requests its consumer sent, by type, on the stage's metrics", async () => {
+  const { input, output } = await topics();
+  await producer.send([
+    { topic: input, key: "k", value: new TextEncoder().encode(JSON.stringify({ id: "x" })) },
+  ]);
+  const metrics = createStageMetrics("test");
+  const loop = loopFor(input, uniqueName("group"), passthrough(output), { metrics });
+  const running = loop.start();
+  const fetches = async () =>
+    Number(
+      /^kafka_requests_sent\{[^}]*client="consumer",request="Fetch"[^}]*\} (\d+)$/m.exec(
+        await metrics.registry.metrics(),
+      )?.[1] ?? 0,
+    );
+  const published = await eventually(async () => (await fetches()) > 0, 10_000);
+  await loop.stop();
+  await running;
+  expect(published).toBe(true);
+});
+
 test("a batch abandoned at shutdown is not committed and is processed again after restart", async () => {
   const { input, output } = await topics();
   const ids = Array.from({ length: 30 }, (_, i) => `held-${i}`);

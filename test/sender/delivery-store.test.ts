@@ -5,6 +5,7 @@
 import { expect, test } from "bun:test";
 import { useTestSchema } from "../../harness/postgres.ts";
 import { DeliveryStore } from "../../src/adapters/delivery-store.ts";
+import type { Endpoint } from "../../src/channels/types.ts";
 import { deliveriesOf, rowOf, tenant } from "./support.ts";
 
 // Rows it leaves SENDING or RETRY are seen by no other test's scheduler: the schema is the file's.
@@ -49,6 +50,68 @@ test("claim returns every field as stored; endpointWork lists the pending endpoi
     deliveredEarlier: 0,
     permanentEarlier: 0,
   });
+});
+
+test("claimWithWork claims and lists each one's pending endpoints in one statement", async () => {
+  const store = new DeliveryStore(sql, 30_000);
+  const client = await tenant(sql, "store-claim-work");
+  const [ruleA, ruleB, bare] = [await client.rule(), await client.rule(), await client.rule()];
+  await client.endpoint(ruleA, "webhook", "https://example.com/a");
+  await client.endpoint(ruleB, "webhook", "https://example.com/a"); // same URL: delivered once
+  await client.endpoint(ruleB, "webhook", "https://example.com/b");
+  await client.endpoint(ruleB, "webhook", "https://example.com/off", { enabled: false });
+  const context = { host: "db-1", quote: 'a"b' };
+  const both = await client.notification([ruleA, ruleB], { alertId: "alert-both", context });
+  const none = await client.notification([bare]);
+
+  const first = await store.claimWithWork([both, none, both]);
+  expect(first.claimed.find((n) => n.id === both)).toEqual({
+    id: both,
+    clientId: client.clientId,
+    alertId: "alert-both",
+    severity: "HIGH",
+    source: "billing-api",
+    name: "cpu-high",
+    kind: "firing",
+    context,
+    ruleIds: [ruleA, ruleB],
+    eventTime: new Date("2025-03-01T12:00:00Z"),
+    attempts: 1,
+  });
+  expect(first.claimed.map((n) => n.id).sort()).toEqual([both, none].sort());
+  const pending = first.work.get(both)?.pending ?? [];
+  expect(pending.map((e) => [e.value, e.clientId])).toEqual([
+    ["https://example.com/a", client.clientId],
+    ["https://example.com/b", client.clientId],
+  ]);
+  expect(first.work.get(none)).toEqual({ pending: [], deliveredEarlier: 0, permanentEarlier: 0 });
+  expect(await store.claimWithWork([both, none])).toEqual({ claimed: [], work: new Map() }); // leased
+
+  // /a delivered, /b to retry at once: the next claim lists /b alone and counts /a as delivered.
+  const [atA, atB] = pending as [Endpoint, Endpoint];
+  const attempt = (endpoint: Endpoint, outcome: string) => ({
+    notificationId: both,
+    endpointId: endpoint.id,
+    channel: "webhook",
+    outcome,
+    httpStatus: null,
+    smtpReply: null,
+    latencyMs: 1,
+    error: null,
+  });
+  await store.recordAttempt(
+    [attempt(atA, "SUCCESS"), attempt(atB, "RETRYABLE")],
+    [
+      { notificationId: both, attempts: 1, decision: { status: "RETRY", nextAttemptDelayMs: 0 } },
+      { notificationId: none, attempts: 1, decision: { status: "SENT" } },
+    ],
+  );
+  const second = await store.claimWithWork([both, none]);
+  expect(second.claimed.map((n) => [n.id, n.attempts])).toEqual([[both, 2]]);
+  expect(second.work).toEqual(
+    new Map([[both, { pending: [atB], deliveredEarlier: 1, permanentEarlier: 0 }]]),
+  );
+  expect(await store.endpointWork(second.claimed)).toEqual(second.work);
 });
 
 test("recordAttempt stores any text and NULLs, and fences the status on attempts", async () => {

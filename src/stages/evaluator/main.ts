@@ -4,6 +4,7 @@ import { Counter, Gauge } from "prom-client";
 import { connectRedis } from "../../adapters/redis.ts";
 import { snapshotKeys } from "../../adapters/snapshot-store.ts";
 import { envInt, envString } from "../../runtime/config.ts";
+import { firstStageBatchWaitMs } from "../../runtime/consume-loop.ts";
 import { settingsOrExit } from "../../runtime/service.ts";
 import { runConsumerStage } from "../../runtime/stage.ts";
 import { topicNames } from "../../runtime/topics.ts";
@@ -15,11 +16,13 @@ const settings = settingsOrExit("evaluator", () => ({
   outputTopic: envString("OUTPUT_TOPIC", topicNames.alertsMatched),
   groupId: envString("GROUP_ID", "evaluator"),
   rulesKeyPrefix: envString("RULES_KEY_PREFIX", "rules:"),
-  rulesPollIntervalMs: envInt("RULES_POLL_INTERVAL_MS", 100, { min: 10, max: 60_000 }),
+  // The backstop to pub/sub: polled often, it was most of an idle evaluator's CPU.
+  rulesPollIntervalMs: envInt("RULES_POLL_INTERVAL_MS", 1000, { min: 10, max: 60_000 }),
 }));
 
 await runConsumerStage({
   name: "evaluator",
+  batchWaitMs: firstStageBatchWaitMs,
   outputTopics: [settings.outputTopic],
   topic: settings.inputTopic,
   groupId: settings.groupId,

@@ -94,10 +94,14 @@ export class Dispatcher {
     return counts;
   }
 
-  async dispatch(notifications: readonly ClaimedNotification[]): Promise<DispatchCounts> {
+  /** `known`: the notifications' endpoint work when the claim fetched it already. */
+  async dispatch(
+    notifications: readonly ClaimedNotification[],
+    known?: ReadonlyMap<string, EndpointWork>,
+  ): Promise<DispatchCounts> {
     const counts: DispatchCounts = { delivered: 0, retryable: 0, permanent: 0 };
     if (notifications.length === 0) return counts;
-    const work = await this.store.endpointWork(notifications);
+    const work = known ?? (await this.store.endpointWork(notifications));
     const attempts: AttemptRecord[] = [];
     const updates: StatusUpdate[] = [];
     await Promise.all(

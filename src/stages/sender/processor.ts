@@ -43,9 +43,9 @@ export function createSenderProcessor(
     decode: decodeNotificationReady,
     async process(batch) {
       // Rows already claimed elsewhere or already terminal are skipped by the claim itself.
-      const claimed = await store.claim([...new Set(batch.map((d) => d.value))]);
+      const { claimed, work } = await store.claimWithWork([...new Set(batch.map((d) => d.value))]);
       const dispatch = dispatcher
-        .dispatch(claimed)
+        .dispatch(claimed, work)
         .then(() => undefined)
         .catch((error: unknown) =>
           logger.warn("dispatch failed; the rows are re-driven after their lease", { error }),
