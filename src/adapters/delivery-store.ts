@@ -183,21 +183,8 @@ export class DeliveryStore {
    * Claims the given notifications that are claimable now: RECEIVED, RETRY that is due, or SENDING
    * whose lease expired; never a grouped one, which only its group send delivers (group-store.ts).
    * Rows are locked in id order (no deadlock between senders) and a row another transaction holds is
-   * skipped: its holder is already handling it.
-   */
-  async claim(ids: readonly string[]): Promise<ClaimedNotification[]> {
-    if (ids.length === 0) return [];
-    const rows = await this.sql.unsafe<ClaimedRow[]>(
-      `${claimByIds} RETURNING ${claimedColumns}`,
-      [plainArray(ids), this.leaseMs] as never[],
-      prepared,
-    );
-    return rows.map(toClaimed);
-  }
-
-  /**
-   * `claim` and `endpointWork` of what it claimed in one statement: one round trip per batch
-   * instead of two. A claimed notification without endpoints comes back with no pending work.
+   * skipped: its holder is already handling it. Returns them with their endpointWork, in one
+   * statement: one round trip per batch instead of two. One without endpoints has no pending work.
    */
   async claimWithWork(ids: readonly string[]): Promise<ClaimWithWork> {
     const result: ClaimWithWork = { claimed: [], work: new Map() };

@@ -20,7 +20,7 @@ test("claim returns every field as stored; endpointWork lists the pending endpoi
   const context = { host: "db-1", n: 1.5, nested: { list: [1, "two", null] }, quote: 'a"b\\c' };
   const id = await client.notification([ruleA, ruleB], { alertId: "alert-1", context });
 
-  const [claimed] = await store.claim([id]);
+  const [claimed] = (await store.claimWithWork([id])).claimed;
   expect(claimed).toEqual({
     id,
     clientId: client.clientId,
@@ -34,7 +34,7 @@ test("claim returns every field as stored; endpointWork lists the pending endpoi
     eventTime: new Date("2025-03-01T12:00:00Z"),
     attempts: 1,
   });
-  expect(await store.claim([id])).toEqual([]); // already SENDING under a lease
+  expect((await store.claimWithWork([id])).claimed).toEqual([]); // already SENDING under a lease
 
   const work = await store.endpointWork([claimed as never]);
   expect(work.get(id)).toEqual({
@@ -121,7 +121,7 @@ test("recordAttempt stores any text and NULLs, and fences the status on attempts
   const endpointId = await client.endpoint(rule, "webhook", "https://example.com/b");
   const first = await client.notification([rule]);
   const second = await client.notification([rule]);
-  await store.claim([first, second]);
+  await store.claimWithWork([first, second]);
 
   const awkward = 'HTTP 500: {"a": "b,c"} \\ back\\slash "quoted" NULL, {braces} ünïcødé\ttab';
   await store.recordAttempt(
