@@ -235,6 +235,7 @@ export class DeliveryStore {
            lease_until = now() + make_interval(secs => $2::float8 / 1000), next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
        FROM (SELECT id FROM notifications
              WHERE status IN ('RECEIVED', 'RETRY', 'SENDING') AND next_attempt_at <= now()
+               AND group_key IS NULL
              ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
        WHERE n.id = due.id
        RETURNING ${claimedColumns}`,

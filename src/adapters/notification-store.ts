@@ -188,7 +188,11 @@ async function openGroups(tx: TransactionSql, rows: readonly NotificationInput[]
      FROM unnest($1::text[], $2::uuid[], $3::text[], $4::float8[], $5::int[], $6::float8[])
        WITH ORDINALITY AS t(key, client_id, labels, interval_ms, alerts_max, wait_ms, n)
      ORDER BY n
-     ON CONFLICT (group_key) DO UPDATE SET has_pending = true`,
+     ON CONFLICT (group_key) DO UPDATE SET has_pending = true,
+       -- An idle group whose interval has passed starts over: its new alerts wait group_wait, like a
+       -- new group's, instead of the first going out alone and the rest a whole interval later.
+       next_due_at = CASE WHEN NOT notification_groups.has_pending AND notification_groups.next_due_at < now()
+         THEN EXCLUDED.next_due_at ELSE notification_groups.next_due_at END`,
     [
       sorted.map((g) => g.key),
       sorted.map((g) => g.clientId),
@@ -257,6 +261,10 @@ function stateOf(row: StateRow): AlertState {
   };
 }
 
+/** The two-key advisory lock space of the lifecycle's buckets (apart from the one-key locks). */
+const lifecycleLockSpace = 7_414;
+const lifecycleLockBuckets = 1024;
+
 const stateKey = (clientId: string, scope: string, alertKey: string) =>
   `${clientId}\u0000${scope}\u0000${alertKey}`;
 
@@ -270,11 +278,13 @@ async function applyLifecycle(
 ): Promise<NotificationRow[]> {
   if (rows.length === 0) return [];
   // FOR UPDATE locks only states that exist: two transactions both finding none would each decide on
-  // its own and the later upsert overwrite the earlier's episode. A transaction lock per key (in one
-  // order, so no deadlock; a hash collision only makes one wait) serialises them, existing or not.
+  // its own and the later upsert overwrite the earlier's episode. A transaction lock per bucket of
+  // keys (in one order, so no deadlock; keys sharing a bucket only wait for each other) serialises
+  // them, existing or not. Buckets bound the locks one transaction holds: one per key would fill
+  // Postgres's lock table (64 x max_connections slots) with a batch of a few thousand alerts.
   await tx.unsafe(
-    `SELECT pg_advisory_xact_lock(k) FROM (
-       SELECT DISTINCT hashtextextended(client_id::text || ' ' || scope || ' ' || alert_key, 0) AS k
+    `SELECT pg_advisory_xact_lock(${lifecycleLockSpace}, k) FROM (
+       SELECT DISTINCT (hashtextextended(client_id::text || ' ' || scope || ' ' || alert_key, 0) & ${lifecycleLockBuckets - 1})::int AS k
        FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(client_id, scope, alert_key)
        ORDER BY k
      ) keys`,

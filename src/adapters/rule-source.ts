@@ -1,3 +1,4 @@
+import { rulePolicyProblem } from "../core/policy.ts";
 import {
   parseUuid,
   type RulePolicyEntry,
@@ -24,14 +25,22 @@ const buildLockKey = 7_414_220_552;
  * drawn under an advisory lock before anything is read (each READ COMMITTED statement sees all commits before
  * it), so a higher version always carries rules and grants read later, even with two updaters running.
  */
-export async function loadRulesSnapshot(sql: Sql): Promise<Snapshot> {
+export async function loadRulesSnapshot(
+  sql: Sql,
+  onInvalidPolicy: InvalidPolicyHandler = () => {},
+): Promise<Snapshot> {
   return (await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${buildLockKey})`;
     const [row] = await tx<{ version: string }[]>`SELECT nextval('rules_snapshot_version') AS version`;
     const builder = await copyEnabledRules(tx);
     await addGrants(tx, builder);
     const silences = await loadOpenSilences(tx);
-    return builder.build(BigInt(row?.version ?? 0), BigInt(Date.now()), silences, await loadRulePolicies(tx));
+    return builder.build(
+      BigInt(row?.version ?? 0),
+      BigInt(Date.now()),
+      silences,
+      await loadRulePolicies(tx, onInvalidPolicy),
+    );
   })) as Snapshot;
 }
 
@@ -100,8 +109,18 @@ export interface RulePolicyColumns {
   mute_windows: string[];
 }
 
-/** The settings of every enabled rule that does not keep the defaults (few: a plain SELECT). */
-export async function loadRulePolicies(tx: TransactionSql): Promise<RulePolicyEntry[]> {
+/** Told of a rule whose stored settings are refused (written around the API): it gets the defaults. */
+export type InvalidPolicyHandler = (ruleId: string, problem: string) => void;
+
+/**
+ * The settings of every enabled rule that does not keep the defaults (few: a plain SELECT). A rule
+ * whose settings are invalid keeps the defaults and is reported: one bad row must not make every
+ * snapshot refused, which would stop rule changes for all clients.
+ */
+export async function loadRulePolicies(
+  tx: TransactionSql,
+  onInvalid: InvalidPolicyHandler,
+): Promise<RulePolicyEntry[]> {
   const rows = await tx<(RulePolicyColumns & { id: string })[]>`
     SELECT id, send_resolved, repeat_interval_ms, group_by, group_wait_ms, group_interval_ms,
       group_alerts_max, mute_windows
@@ -110,7 +129,7 @@ export async function loadRulePolicies(tx: TransactionSql): Promise<RulePolicyEn
       OR group_wait_ms IS NOT NULL OR group_interval_ms IS NOT NULL OR group_alerts_max IS NOT NULL
       OR cardinality(mute_windows) > 0)
     ORDER BY id`;
-  return rows.map((row) => ({
+  const entries = rows.map((row) => ({
     ruleId: row.id,
     policy: {
       sendResolved: row.send_resolved,
@@ -122,6 +141,11 @@ export async function loadRulePolicies(tx: TransactionSql): Promise<RulePolicyEn
       muteWindows: row.mute_windows,
     },
   }));
+  return entries.filter(({ ruleId, policy }) => {
+    const problem = rulePolicyProblem(policy);
+    if (problem !== undefined) onInvalid(ruleId, problem);
+    return problem === undefined;
+  });
 }
 
 /**

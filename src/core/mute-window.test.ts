@@ -61,3 +61,8 @@ describe("isInMuteWindow", () => {
     expect(isInMuteWindow(window(text), at(iso))).toBe(muted);
   });
 });
+
+test("a zone is kept by its canonical name, however it is spelled", () => {
+  expect(window("monday 09:00-17:00 europe/BERLIN").timeZone).toBe("Europe/Berlin");
+  expect(window("monday 09:00-17:00 utc").timeZone).toBe("UTC");
+});

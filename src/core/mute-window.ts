@@ -45,8 +45,9 @@ export function parseMuteWindow(text: string): MuteWindowParse {
   const endMinute = Number(time[3]) * 60 + Number(time[4]);
   if (endMinute > minutesPerDay) return { problem: "the end time is after 24:00" };
   if (startMinute === endMinute) return { problem: "the window is empty (start equals end)" };
-  if (!isTimeZone(zone)) return { problem: `unknown time zone ${JSON.stringify(zone)}` };
-  return { window: { text, weekdays, startMinute, endMinute, timeZone: zone } };
+  const timeZone = canonicalTimeZone(zone);
+  if (timeZone === undefined) return { problem: `unknown time zone ${JSON.stringify(zone)}` };
+  return { window: { text, weekdays, startMinute, endMinute, timeZone } };
 }
 
 function parseWeekdays(text: string): number | string {
@@ -84,12 +85,15 @@ function formatterOf(timeZone: string): Intl.DateTimeFormat {
   return formatter;
 }
 
-function isTimeZone(zone: string): boolean {
+/**
+ * The zone's canonical name (names are case-insensitive), or undefined for an unknown one. Only
+ * canonical names reach the formatter cache, so a caller spelling one zone in many ways cannot grow it.
+ */
+function canonicalTimeZone(zone: string): string | undefined {
   try {
-    formatterOf(zone);
-    return true;
+    return new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return undefined;
   }
 }
 

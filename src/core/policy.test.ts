@@ -79,10 +79,14 @@ describe("PolicyBook.forRules merges the settings of one client's matched rules"
     expect(book.forClient(group)).toBe(book.forClient(group));
   });
 
-  test("a window that does not parse is a programmer error (the API checks them)", () => {
-    expect(() => new PolicyBook(new Map([[ruleA, policy({ muteWindows: ["someday"] })]]))).toThrow(
-      RangeError,
+  test("a window this process cannot parse is skipped and reported, the rule's others kept", () => {
+    const book = new PolicyBook(
+      new Map([[ruleA, policy({ muteWindows: ["someday 01:00-02:00", "* 00:00-24:00"] })]]),
     );
+    expect(book.invalidWindows).toEqual([
+      `rule ${ruleA}: "someday 01:00-02:00": weekdays "someday" must be a day name (monday...) or a range first:last`,
+    ]);
+    expect(mutedBy(book.forRules([ruleA]), Date.now())).toBe(ruleA);
   });
 });
 

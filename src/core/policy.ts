@@ -12,7 +12,7 @@
  * redelivery decides the same.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { DeliveryPolicySchema } from "../gen/alerting/v1/alert_pb.ts";
+import { type DeliveryPolicy, DeliveryPolicySchema } from "../gen/alerting/v1/alert_pb.ts";
 import type { ClientMatch } from "./matching/types.ts";
 import { isInMuteWindow, type MuteWindow, parseMuteWindow } from "./mute-window.ts";
 import { textProblem } from "./text.ts";
@@ -79,6 +79,48 @@ export function groupByProblem(labels: readonly string[]): string | undefined {
   return undefined;
 }
 
+/**
+ * What is wrong with a rule's settings, or undefined; mute windows are checked only with
+ * `checkWindows` (the evaluator parses them again and skips one its time zone data does not know).
+ */
+export function rulePolicyProblem(policy: RulePolicy, checkWindows = true): string | undefined {
+  const inRange = (value: number | null, range: { minimum: number; maximum: number }) =>
+    value === null || (Number.isInteger(value) && value >= range.minimum && value <= range.maximum);
+  const ranges: [string, number | null, { minimum: number; maximum: number }][] = [
+    ["repeat_interval_ms", policy.repeatIntervalMs, POLICY_LIMITS.repeatIntervalMs],
+    ["group_wait_ms", policy.groupWaitMs, POLICY_LIMITS.groupWaitMs],
+    ["group_interval_ms", policy.groupIntervalMs, POLICY_LIMITS.groupIntervalMs],
+    ["group_alerts_max", policy.groupAlertsMax, POLICY_LIMITS.groupAlertsMax],
+  ];
+  const outOfRange = ranges.find(([, value, range]) => !inRange(value, range));
+  if (outOfRange !== undefined) return `${outOfRange[0]} out of range`;
+  const groupBy = groupByProblem(policy.groupBy);
+  if (groupBy !== undefined) return `group_by: ${groupBy}`;
+  const windows = checkWindows ? muteWindowsProblem(policy.muteWindows) : undefined;
+  return windows === undefined ? undefined : `mute_windows: ${windows}`;
+}
+
+/**
+ * What is wrong with an AlertMatched.policy, as [field, reason]: the evaluator only writes valid ones,
+ * but a record written straight to Kafka may carry anything, and an out-of-range interval would fail
+ * the aggregator's statements for good.
+ */
+export function deliveryPolicyProblem(policy: DeliveryPolicy): [string, string] | undefined {
+  const groupBy = groupByProblem(policy.groupBy);
+  if (groupBy !== undefined) return ["policy.group_by", groupBy];
+  const ranges: [string, bigint | number | undefined, { minimum: number; maximum: number }][] = [
+    ["policy.repeat_interval_ms", policy.repeatIntervalMs, POLICY_LIMITS.repeatIntervalMs],
+    ["policy.group_wait_ms", policy.groupWaitMs, POLICY_LIMITS.groupWaitMs],
+    ["policy.group_interval_ms", policy.groupIntervalMs, POLICY_LIMITS.groupIntervalMs],
+    ["policy.group_alerts_max", policy.groupAlertsMax, POLICY_LIMITS.groupAlertsMax],
+  ];
+  for (const [field, value, { minimum, maximum }] of ranges) {
+    if (value !== undefined && (value < minimum || value > maximum))
+      return [field, `not within ${minimum}..${maximum}`];
+  }
+  return undefined;
+}
+
 /** Why a mute window list is refused (naming the window), or undefined. */
 export function muteWindowsProblem(windows: readonly string[]): string | undefined {
   if (windows.length > POLICY_LIMITS.muteWindowsMax) return `at most ${POLICY_LIMITS.muteWindowsMax} windows`;
@@ -106,23 +148,21 @@ const unmuted: ClientPolicy = Object.freeze({ delivery: undefined, muting: undef
 export class PolicyBook {
   readonly #byRule: ReadonlyMap<string, RulePolicy>;
   readonly #windows = new Map<string, readonly MuteWindow[]>();
+  /** Mute windows that did not parse here (time zone data older than the rule service's): skipped. */
+  readonly invalidWindows: string[] = [];
   /** The matcher shares its client groups across alerts, so each group's merge is made once. */
   readonly #byGroup = new WeakMap<ClientMatch, ClientPolicy>();
 
-  /** Policies must be valid (the API checks them): a window that does not parse is a bug. */
   constructor(byRule: ReadonlyMap<string, RulePolicy>) {
     this.#byRule = byRule;
     for (const [ruleId, policy] of byRule) {
-      if (policy.muteWindows.length === 0) continue;
-      this.#windows.set(
-        ruleId,
-        policy.muteWindows.map((text) => {
-          const parsed = parseMuteWindow(text);
-          if ("problem" in parsed)
-            throw new RangeError(`rule ${ruleId}: mute window ${text}: ${parsed.problem}`);
-          return parsed.window;
-        }),
-      );
+      const windows: MuteWindow[] = [];
+      for (const text of policy.muteWindows) {
+        const parsed = parseMuteWindow(text);
+        if ("window" in parsed) windows.push(parsed.window);
+        else this.invalidWindows.push(`rule ${ruleId}: ${JSON.stringify(text)}: ${parsed.problem}`);
+      }
+      if (windows.length > 0) this.#windows.set(ruleId, windows);
     }
   }
 

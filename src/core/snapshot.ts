@@ -17,13 +17,7 @@ import {
 } from "../gen/alerting/v1/rule_pb.ts";
 import { isSharedScopeName } from "./matching/scope.ts";
 import type { Grant, Rule } from "./matching/types.ts";
-import {
-  groupByProblem,
-  isDefaultRulePolicy,
-  muteWindowsProblem,
-  POLICY_LIMITS,
-  type RulePolicy,
-} from "./policy.ts";
+import { isDefaultRulePolicy, type RulePolicy, rulePolicyProblem } from "./policy.ts";
 import { SEVERITY_MAX, SEVERITY_WILDCARD } from "./severity.ts";
 import { type OpenSilence, parseMatchers } from "./silence.ts";
 import {
@@ -524,17 +518,7 @@ function validatePolicies(snapshot: Snapshot, fail: (reason: string) => never): 
     if (seen.has(ruleId)) fail(`policy ${i}: repeats rule ${ruleId}`);
     seen.add(ruleId);
     if (isDefaultRulePolicy(policy)) fail(`policy ${i}: holds only defaults`);
-    const inRange = (value: number | null, range: { minimum: number; maximum: number }) =>
-      value === null || (Number.isInteger(value) && value >= range.minimum && value <= range.maximum);
-    const problem =
-      groupByProblem(policy.groupBy) ??
-      muteWindowsProblem(policy.muteWindows) ??
-      (inRange(policy.repeatIntervalMs, POLICY_LIMITS.repeatIntervalMs) &&
-      inRange(policy.groupWaitMs, POLICY_LIMITS.groupWaitMs) &&
-      inRange(policy.groupIntervalMs, POLICY_LIMITS.groupIntervalMs) &&
-      inRange(policy.groupAlertsMax, POLICY_LIMITS.groupAlertsMax)
-        ? undefined
-        : "an interval or group_alerts_max out of range");
+    const problem = rulePolicyProblem(policy, false);
     if (problem !== undefined) fail(`policy ${i}: ${problem}`);
   });
 }

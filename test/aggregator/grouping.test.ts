@@ -208,3 +208,45 @@ test("the sweep's reminders of a grouped alert join its group and mark it waitin
     SELECT has_pending FROM notification_groups WHERE group_key = ${firing.group_key}`;
   expect(group?.has_pending).toBe(true);
 }, 40_000);
+
+test("an idle group whose interval has passed waits group_wait again; a waiting one keeps its window", async () => {
+  const topics = await aggregatorTopics("agg-grp-idle");
+  stages.push(await startAggregator(db, topics, { GROUP_WAIT_MS: "45000" }));
+  const client = await insertClientWithRule(sql, "agg-grp-idle");
+  clientIds.push(client.clientId);
+  const send = (alertId: string) =>
+    producer.send([
+      {
+        topic: topics.input,
+        key: client.clientId,
+        value: alertMatched({
+          clientId: client.clientId,
+          ruleIds: [client.ruleId],
+          alertId,
+          policy: create(DeliveryPolicySchema, { groupBy: ["source"], groupIntervalMs: 2000n }),
+        }),
+      },
+    ]);
+  const dueInMs = async () => {
+    const [group] = await sql<{ due_in_ms: number }[]>`
+      SELECT (extract(epoch FROM next_due_at - now()) * 1000)::float8 AS due_in_ms
+      FROM notification_groups WHERE client_id = ${client.clientId}`;
+    return group?.due_in_ms;
+  };
+  await send("first");
+  expect(await eventually(async () => (await rowsOf(client.clientId)).length === 1, 20_000)).toBe(true);
+
+  // As a sender leaves it after a window went out long ago: nothing waiting, the next window past.
+  await sql`UPDATE notification_groups SET has_pending = false, next_due_at = now() - interval '1 minute'
+            WHERE client_id = ${client.clientId}`;
+  await send("after-quiet");
+  expect(await eventually(async () => (await rowsOf(client.clientId)).length === 2, 20_000)).toBe(true);
+  expect(await dueInMs()).toBeGreaterThan(40_000);
+
+  // Rows already waiting for a past-due window: a new one joins that window, due now.
+  await sql`UPDATE notification_groups SET has_pending = true, next_due_at = now() - interval '1 minute'
+            WHERE client_id = ${client.clientId}`;
+  await send("joins-waiting");
+  expect(await eventually(async () => (await rowsOf(client.clientId)).length === 3, 20_000)).toBe(true);
+  expect(await dueInMs()).toBeLessThan(0);
+}, 40_000);

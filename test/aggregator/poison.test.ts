@@ -104,7 +104,35 @@ test("records refused for good are dead-lettered one at a time; valid ones are s
         policy: create(DeliveryPolicySchema, { repeatIntervalMs: 0n }),
       }),
       field: "policy.repeat_interval_ms",
-      reason: /^policy\.repeat_interval_ms: not within 1\.\.2592000000$/,
+      reason: /^policy\.repeat_interval_ms: not within 1000\.\.2073600000$/,
+      kind: "invalid",
+    },
+    {
+      // Stored, it would fail every later window's date arithmetic, for every client's groups.
+      alertId: "group-interval-huge",
+      value: alertMatched({
+        clientId,
+        ruleIds,
+        alertId: "group-interval-huge",
+        policy: create(DeliveryPolicySchema, {
+          groupBy: ["source"],
+          groupIntervalMs: 100_000_000_000_000_000n,
+        }),
+      }),
+      field: "policy.group_interval_ms",
+      reason: /^policy\.group_interval_ms: not within 1000\.\.86400000$/,
+      kind: "invalid",
+    },
+    {
+      alertId: "group-max-huge",
+      value: alertMatched({
+        clientId,
+        ruleIds,
+        alertId: "group-max-huge",
+        policy: create(DeliveryPolicySchema, { groupBy: ["source"], groupAlertsMax: 4_000_000_000 }),
+      }),
+      field: "policy.group_alerts_max",
+      reason: /^policy\.group_alerts_max: not within 1\.\.1000$/,
       kind: "invalid",
     },
     {

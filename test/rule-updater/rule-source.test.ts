@@ -8,7 +8,7 @@ import { prng } from "../../harness/random-rules.ts";
 import type { TransactionSql } from "../../src/adapters/postgres.ts";
 import { copyEnabledRules, loadRulesSnapshot } from "../../src/adapters/rule-source.ts";
 import { RuleCopyError } from "../../src/adapters/rules-copy.ts";
-import { snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
+import { decodeSnapshot, encodeSnapshot, snapshotGrants, snapshotRules } from "../../src/core/snapshot.ts";
 import {
   describeGrants,
   describeRules,
@@ -122,4 +122,22 @@ test("a parse error drains the stream and leaves the connection usable", async (
   expect(result.error).toBeInstanceOf(RuleCopyError);
   expect(String(result.error)).toContain("row 499: field 5 is NULL");
   expect(result.one).toBe(1);
+});
+
+test("a rule whose stored settings are invalid keeps the defaults and is reported; the others keep theirs", async () => {
+  const client = await ownClient();
+  const good = await insertRule(changes, client, { name: "good-settings" });
+  const bad = await insertRule(changes, client, { name: "bad-settings" });
+  // Written around the API, which would refuse both values.
+  await sql`UPDATE rules SET group_by = '{source}', send_resolved = false WHERE id = ${good}`;
+  await sql`UPDATE rules SET mute_windows = '{"someday 25:00-26:00"}', group_by = '{source,source}' WHERE id = ${bad}`;
+  const reported: [string, string][] = [];
+  const snapshot = decodeSnapshot(
+    encodeSnapshot(await loadRulesSnapshot(sql, (ruleId, problem) => reported.push([ruleId, problem]))),
+  );
+  expect(reported).toEqual([[bad, 'group_by: label "source" is listed twice']]);
+  const policies = new Map(snapshot.policies.map((entry) => [entry.ruleId, entry.policy]));
+  expect(policies.get(good)).toMatchObject({ groupBy: ["source"], sendResolved: false });
+  expect(policies.has(bad)).toBe(false);
+  expect(snapshotRules(snapshot).some((rule) => rule.ruleId === bad)).toBe(true);
 });

@@ -15,7 +15,7 @@ import {
 } from "../../core/grouping.ts";
 import { defaultPolicy, type LifecyclePolicy } from "../../core/lifecycle.ts";
 import { isScope } from "../../core/matching/scope.ts";
-import { groupByProblem } from "../../core/policy.ts";
+import { deliveryPolicyProblem } from "../../core/policy.ts";
 import { isSeverityNumber, severityName } from "../../core/severity.ts";
 import { textProblem } from "../../core/text.ts";
 import { type AlertMatched, AlertMatchedSchema, AlertStatus } from "../../gen/alerting/v1/alert_pb.ts";
@@ -25,8 +25,6 @@ import { InvalidRecordError } from "../../runtime/dead-letter.ts";
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const supportedSchemaVersions = new Set([0, 1]);
-/** 30 days: beyond the rules' own bound (migration 000013), and the aggregator's REPEAT_INTERVAL_MS's. */
-const repeatIntervalMsMax = 2_592_000_000;
 
 export function decodeAlertMatched(
   record: ConsumedRecord,
@@ -50,6 +48,8 @@ export function decodeAlertMatched(
   if (message.source === "") throw new InvalidRecordError("source", "missing");
   if (message.name === "") throw new InvalidRecordError("name", "missing");
   refuseUnstorableText(message);
+  const policyProblem = message.policy && deliveryPolicyProblem(message.policy);
+  if (policyProblem !== undefined) throw new InvalidRecordError(...policyProblem);
   if (message.ruleIds.length === 0) throw new InvalidRecordError("rule_ids", "empty");
   if (message.silencedBy !== "" && !uuidPattern.test(message.silencedBy))
     throw new InvalidRecordError("silenced_by", "not a UUID");
@@ -83,11 +83,7 @@ function groupOf(
   input: NotificationInput,
   defaults: GroupDefaults,
 ): NotificationInput["group"] {
-  const policy = message.policy;
-  // The rule API refuses such lists; a record written straight to Kafka may still carry one.
-  const problem = groupByProblem(policy?.groupBy ?? []);
-  if (problem !== undefined) throw new InvalidRecordError("policy.group_by", problem);
-  const settings = resolveGrouping(policy, defaults);
+  const settings = resolveGrouping(message.policy, defaults);
   if (settings === undefined) return undefined;
   const labels = groupLabels(input, settings.groupBy);
   return { key: groupKey(input.clientId, settings, labels), labels, settings };
@@ -112,11 +108,6 @@ function policyOf(message: AlertMatched): LifecyclePolicy {
   const policy = message.policy;
   if (policy === undefined) return defaultPolicy;
   const repeatIntervalMs = policy.repeatIntervalMs;
-  if (
-    repeatIntervalMs !== undefined &&
-    (repeatIntervalMs <= 0n || repeatIntervalMs > BigInt(repeatIntervalMsMax))
-  )
-    throw new InvalidRecordError("policy.repeat_interval_ms", `not within 1..${repeatIntervalMsMax}`);
   return {
     sendResolved: !policy.skipResolved,
     repeatIntervalMs: repeatIntervalMs === undefined ? null : Number(repeatIntervalMs),

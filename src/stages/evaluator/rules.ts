@@ -71,6 +71,10 @@ export class RuleBook {
         version: snapshot.version,
         ruleCount: snapshot.ruleClient.length,
       };
+      if (loaded.policies.invalidWindows.length > 0)
+        this.logger.warn("mute windows skipped: they do not parse here", {
+          windows: loaded.policies.invalidWindows,
+        });
       this.#current = loaded;
       const compileMs = performance.now() - startedAt;
       this.logger.info("rules applied", {

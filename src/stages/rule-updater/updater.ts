@@ -45,7 +45,7 @@ export class RuleUpdater {
   ) {}
 
   async rebuild(): Promise<RebuildResult> {
-    return this.#write(await loadRulesSnapshot(this.sql));
+    return this.#write(await loadRulesSnapshot(this.sql, this.#invalidPolicy));
   }
 
   /** Whether Redis holds both keys; one that lost its data (restarted empty, flushed) has neither. */
@@ -75,7 +75,7 @@ export class RuleUpdater {
       if (!(error instanceof SnapshotError)) throw error;
       this.logger.warn("stored snapshot is corrupt", { error });
     }
-    const current = await loadRulesSnapshot(this.sql);
+    const current = await loadRulesSnapshot(this.sql, this.#invalidPolicy);
     if (
       storedSnapshot !== undefined &&
       sameRules(storedSnapshot, current) &&
@@ -104,6 +104,9 @@ export class RuleUpdater {
     });
     return "unrepaired";
   }
+
+  readonly #invalidPolicy = (ruleId: string, problem: string) =>
+    this.logger.warn("a rule's stored settings are invalid; it keeps the defaults", { ruleId, problem });
 
   async #write(snapshot: Snapshot): Promise<RebuildResult> {
     const bytes = encodeSnapshot(snapshot);
