@@ -28,7 +28,11 @@ export interface NotificationInput {
    * never sent. An episode's later rows (resolved, reminders) stay silent with its firing.
    */
   silencedBy?: string;
-  /** The client's rule whose mute window held at the event time: SILENCED like a silence. */
+  /**
+   * The client's rule whose mute window held when the evaluator processed the submission: this row is
+   * SILENCED like a silenced one, but an episode's later rows are not (src/core/lifecycle.ts decides
+   * what they notify).
+   */
   mutedByRule?: string;
   /**
    * Alertmanager alerts only (src/core/lifecycle.ts): firing or resolved, their endsAt and the
@@ -67,7 +71,7 @@ export function dedupeInsert(
   table: string,
   delayMs = safetyNetDelayMs,
 ): { text: string; params: never[] } {
-  const own = "(i.kind = 'firing' OR i.silence <> '' OR i.muted <> '')";
+  const own = "(i.kind = 'firing' OR i.silence <> '')";
   const inherited = (column: string) => `(
              SELECT f.${column} FROM ${table} f
              WHERE f.client_id = i.client_id AND f.scope = i.scope AND f.alert_id = i.alert_id
@@ -76,12 +80,13 @@ export function dedupeInsert(
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[], $14::text[], $15::text[], $16::float8[])
          AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence, muted, group_key, group_wait_ms)
      ), marked AS (
-       -- Later rows of an episode (resolved, reminders) stay silent with its firing row. A grouped row
+       -- Later rows of an episode (resolved, reminders) stay silent with its firing row's silence; a
+       -- mute holds only for its own row, as the lifecycle judges each submission's. A grouped row
        -- goes out with its group's next window; a new group's first is group_wait away (openGroups
        -- creates it after this statement, in the same transaction).
        SELECT i.*,
               CASE WHEN ${own} THEN nullif(i.silence, '')::uuid ELSE ${inherited("silenced_by")} END AS silenced_by,
-              CASE WHEN ${own} THEN nullif(i.muted, '')::uuid ELSE ${inherited("muted_by_rule")} END AS muted_by_rule,
+              nullif(i.muted, '')::uuid AS muted_by_rule,
               CASE WHEN i.group_key IS NOT NULL THEN coalesce(
                 (SELECT greatest(g.next_due_at, now()) FROM notification_groups g WHERE g.group_key = i.group_key),
                 now() + make_interval(secs => i.group_wait_ms / 1000))
@@ -234,6 +239,7 @@ interface StateRow {
   repeat_count: number;
   send_resolved: boolean;
   repeat_interval_ms: string | null;
+  notified: boolean;
 }
 
 const stateColumns = `client_id, scope, alert_key, episode, state,
@@ -242,7 +248,7 @@ const stateColumns = `client_id, scope, alert_key, episode, state,
   extract(epoch FROM last_seen_at) * 1000 AS last_seen_ms,
   extract(epoch FROM ends_at) * 1000 AS ends_at_ms,
   extract(epoch FROM last_notified_at) * 1000 AS last_notified_ms,
-  repeat_count, send_resolved, repeat_interval_ms, (extract(epoch FROM now()) * 1000)::float8 AS now_ms`;
+  repeat_count, send_resolved, repeat_interval_ms, notified, (extract(epoch FROM now()) * 1000)::float8 AS now_ms`;
 
 function stateOf(row: StateRow): AlertState {
   return {
@@ -258,6 +264,7 @@ function stateOf(row: StateRow): AlertState {
       sendResolved: row.send_resolved,
       repeatIntervalMs: row.repeat_interval_ms === null ? null : Number(row.repeat_interval_ms),
     },
+    notified: row.notified,
   };
 }
 
@@ -315,6 +322,7 @@ async function applyLifecycle(
       endsAtMs: lifecycle.endsAtMs,
       nowMs: Number(nowMs),
       policy: lifecycle.policy ?? defaultPolicy,
+      muted: Boolean(row.mutedByRule),
     });
     if (state === undefined || state === states.get(key)) continue;
     states.set(key, state);
@@ -322,11 +330,10 @@ async function applyLifecycle(
     if (!notify) continue;
     const notification = { ...row, ...notify };
     if (notify.kind === "firing") firings.set(key, notification);
-    else if (!row.silencedBy && !row.mutedByRule) {
-      // The insert copies a firing row's suppression from the table, which cannot see its own batch.
+    else if (!row.silencedBy) {
+      // The insert copies a firing row's silence from the table, which cannot see its own batch.
       const firing = firings.get(key);
-      if (firing?.episode === notify.episode)
-        Object.assign(notification, { silencedBy: firing.silencedBy, mutedByRule: firing.mutedByRule });
+      if (firing?.episode === notify.episode) notification.silencedBy = firing.silencedBy;
     }
     notifications.push(notification);
   }
@@ -344,19 +351,21 @@ async function storeStates(
   if (rows.length === 0) return;
   await tx.unsafe(
     `INSERT INTO alert_states (client_id, scope, alert_key, episode, state, episode_started_at, last_event_at,
-                               last_seen_at, ends_at, last_notified_at, repeat_count, send_resolved, repeat_interval_ms)
+                               last_seen_at, ends_at, last_notified_at, repeat_count, send_resolved, repeat_interval_ms,
+                               notified)
      SELECT client_id, scope, alert_key, episode, state, to_timestamp(started / 1000.0), to_timestamp(last_event / 1000.0),
             to_timestamp(last_seen / 1000.0), to_timestamp(ends_at / 1000.0), to_timestamp(last_notified / 1000.0), repeat_count,
-            send_resolved::boolean, repeat_interval_ms::bigint
+            send_resolved::boolean, repeat_interval_ms::bigint, notified::boolean
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
-                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[])
+                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[], $14::text[])
        AS t(client_id, scope, alert_key, episode, state, started, last_event, last_seen, ends_at, last_notified, repeat_count,
-            send_resolved, repeat_interval_ms)
+            send_resolved, repeat_interval_ms, notified)
      ON CONFLICT (client_id, scope, alert_key) DO UPDATE SET
        episode = excluded.episode, state = excluded.state, episode_started_at = excluded.episode_started_at,
        last_event_at = excluded.last_event_at, last_seen_at = excluded.last_seen_at, ends_at = excluded.ends_at,
        last_notified_at = excluded.last_notified_at, repeat_count = excluded.repeat_count,
-       send_resolved = excluded.send_resolved, repeat_interval_ms = excluded.repeat_interval_ms`,
+       send_resolved = excluded.send_resolved, repeat_interval_ms = excluded.repeat_interval_ms,
+       notified = excluded.notified`,
     [
       rows.map((r) => r.clientId),
       rows.map((r) => r.scope),
@@ -371,6 +380,7 @@ async function storeStates(
       rows.map((r) => r.state.repeatCount),
       rows.map((r) => String(r.state.policy.sendResolved)),
       rows.map((r) => r.state.policy.repeatIntervalMs),
+      rows.map((r) => String(r.state.notified)),
     ] as never[],
   );
 }
@@ -378,8 +388,10 @@ async function storeStates(
 /**
  * One sweep step: resolves firing states whose ends-at or resolve timeout passed and reminds of those
  * whose repeat interval passed, at most `limit` states, skipping those another transaction holds. The
- * rows are copies of the episode's firing notification, due at once for the sender's scheduler (no
- * notifications.ready is produced for them), or SILENCED like it: a silenced episode stays silent. Returns how many notifications it wrote.
+ * rows are copies of the episode's first unmuted notification (its firing row, or the reminder that
+ * notified an episode which opened muted), due at once for the sender's scheduler (no
+ * notifications.ready is produced for them), or SILENCED like it: a silenced episode stays silent.
+ * Returns how many notifications it wrote.
  */
 export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit: number): Promise<number> {
   return sql.begin(async (tx) => {
@@ -387,7 +399,8 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
       `SELECT ${stateColumns} FROM alert_states
        WHERE state = 'firing'
          AND (ends_at <= now() OR last_seen_at <= now() - make_interval(secs => $1::float8 / 1000)
-              OR last_notified_at <= now() - make_interval(secs => coalesce(repeat_interval_ms, $2::float8) / 1000))
+              -- An episode not notified gets no reminder: left out, it cannot fill the limit.
+              OR (notified AND last_notified_at <= now() - make_interval(secs => coalesce(repeat_interval_ms, $2::float8) / 1000)))
        ORDER BY last_seen_at
        LIMIT $3
        FOR UPDATE SKIP LOCKED`,
@@ -413,12 +426,17 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
          INSERT INTO notifications (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time,
                                     next_attempt_at, episode, kind, status, silenced_by, muted_by_rule, group_key, group_due_at)
          SELECT f.client_id, f.scope, f.alert_id, f.severity, f.source, f.name, f.context, f.rule_ids, f.event_time,
-                CASE WHEN f.status <> 'SILENCED' AND f.group_key IS NULL THEN now() END, f.episode, t.kind,
-                CASE WHEN f.status <> 'SILENCED' THEN 'RECEIVED' ELSE 'SILENCED' END, f.silenced_by, f.muted_by_rule,
+                CASE WHEN f.silenced_by IS NULL AND f.group_key IS NULL THEN now() END, f.episode, t.kind,
+                CASE WHEN f.silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, f.silenced_by, NULL::uuid,
                 f.group_key, CASE WHEN f.group_key IS NOT NULL THEN greatest(g.next_due_at, now()) END
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[]) AS t(client_id, scope, alert_id, episode, kind)
-         JOIN notifications f ON f.client_id = t.client_id AND f.scope = t.scope AND f.alert_id = t.alert_id
-                             AND f.episode = t.episode AND f.kind = 'firing'
+         CROSS JOIN LATERAL (
+           SELECT * FROM notifications f
+           WHERE f.client_id = t.client_id AND f.scope = t.scope AND f.alert_id = t.alert_id
+             AND f.episode = t.episode AND f.muted_by_rule IS NULL
+           ORDER BY f.id
+           LIMIT 1
+         ) f
          LEFT JOIN notification_groups g ON g.group_key = f.group_key
          ON CONFLICT (client_id, scope, alert_id, episode, kind) DO NOTHING
          RETURNING id, group_key

@@ -16,6 +16,7 @@ const firing = (eventMs: number, endsAtMs: number | null = null, policy = defaul
   endsAtMs,
   nowMs,
   policy,
+  muted: false,
 });
 const resolved = (eventMs: number, endsAtMs: number, policy = defaultPolicy): Submission => ({
   status: "resolved",
@@ -23,7 +24,10 @@ const resolved = (eventMs: number, endsAtMs: number, policy = defaultPolicy): Su
   endsAtMs,
   nowMs,
   policy,
+  muted: false,
 });
+/** The submission as the evaluator flags it inside a mute window of the client's rules. */
+const muted = (submission: Submission): Submission => ({ ...submission, muted: true });
 
 /** Applies the submissions in order: the final state and the notifications written, "<episode> <kind>". */
 function run(submissions: readonly Submission[], start?: AlertState) {
@@ -165,5 +169,55 @@ describe("policy", () => {
     const reminded = sweepState(plain, nowMs + 1000, settings);
     expect(reminded.notify).toEqual({ episode: 1, kind: "repeat:1" });
     expect(sweepState(reminded.state as AlertState, nowMs + 2000, settings).notify?.kind).toBe("repeat:2");
+  });
+});
+
+describe("mute windows: judged per submission", () => {
+  const settings = { resolveTimeoutMs: 10_000_000, repeatIntervalMs: 1000 };
+
+  test("opened muted: the firing row is written (SILENCED by the store), the episode is not notified", () => {
+    const { state, notified } = run([muted(firing(100))]);
+    expect(notified).toEqual(["1 firing"]);
+    expect(state).toMatchObject({ episode: 1, state: "firing", notified: false });
+    expect(run([firing(100)]).state?.notified).toBe(true);
+  });
+
+  test("the first submission after the window closed notifies once, as the next reminder", () => {
+    const { state, notified } = run([muted(firing(100)), muted(firing(100)), firing(100), firing(100)]);
+    expect(notified).toEqual(["1 firing", "1 repeat:1"]);
+    expect(state).toMatchObject({ notified: true, repeatCount: 1, lastNotifiedMs: nowMs });
+    // From then on the sweep reminds at the interval, counting on.
+    expect(sweepState(state as AlertState, nowMs + 1000, settings).notify?.kind).toBe("repeat:2");
+  });
+
+  test("muted again after being notified: nothing more, and the resolution is still sent", () => {
+    const { notified } = run([firing(100), muted(firing(100)), muted(resolved(100, 500))]);
+    expect(notified).toEqual(["1 firing", "1 resolved"]);
+  });
+
+  test("never notified: no resolved notification, by submission or by the sweep, and no reminder", () => {
+    const bySubmission = run([muted(firing(100)), resolved(100, 500)]);
+    expect(bySubmission.notified).toEqual(["1 firing"]);
+    expect(bySubmission.state?.state).toBe("resolved");
+    const state = run([muted(firing(100, nowMs + 5000))]).state as AlertState;
+    expect(sweepState(state, nowMs + 4000, settings)).toEqual({ state });
+    const swept = sweepState(state, nowMs + 5000, settings);
+    expect(swept.notify).toBeUndefined();
+    expect(swept.state?.state).toBe("resolved");
+  });
+
+  test("a muted episode does not carry over: the next episode is judged by its own submissions", () => {
+    const { notified, state } = run([muted(firing(100)), resolved(100, 500), firing(600)]);
+    expect(notified).toEqual(["1 firing", "2 firing"]);
+    expect(state).toMatchObject({ episode: 2, notified: true });
+  });
+
+  test("redelivering every submission, muted or not, notifies nothing more", () => {
+    const stream = [muted(firing(100)), firing(150), muted(firing(200)), resolved(200, 300)];
+    const once = run(stream);
+    expect(once.notified).toEqual(["1 firing", "1 repeat:1", "1 resolved"]);
+    const twice = run(stream.flatMap((s) => [s, s]));
+    expect(twice.notified).toEqual(once.notified);
+    expect(twice.state).toEqual(once.state);
   });
 });

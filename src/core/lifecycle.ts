@@ -6,14 +6,26 @@
  *   firing, state absent or resolved  -> a new episode and a `firing` notification; after a
  *                                        resolution only when newer than anything seen, so a
  *                                        redelivered or overtaken old submission never reopens one
- *   firing, state firing              -> last seen, ends-at and policy updated, nothing sent
+ *                                        (muted: the row is written SILENCED and the episode is not
+ *                                        notified)
+ *   firing, state firing              -> last seen, ends-at and policy updated, nothing sent; when the
+ *                                        episode is not notified and this submission is not muted (its
+ *                                        rules' mute windows closed), `repeat:<n>` and it is notified
  *   resolved, state firing            -> resolved and a `resolved` notification (unless the policy
- *                                        skips them), unless it is older than the episode or than
- *                                        the newest firing submission
+ *                                        skips them or the episode was never notified), unless it is
+ *                                        older than the episode or than the newest firing submission
  *   resolved, state absent or resolved -> resolved, nothing sent (the client never heard of it
  *                                        firing), but its times are kept
  *   the sweep                         -> resolves firing states whose ends-at or resolve timeout
- *                                        passed, and sends `repeat:<n>` every repeat interval
+ *                                        passed (a `resolved` notification as above), and sends
+ *                                        `repeat:<n>` every repeat interval to notified episodes only
+ *
+ * Muting is judged per submission (the evaluator tests the windows at processing time), like
+ * Alertmanager's mute_time_intervals: the row a muted submission calls for is written SILENCED, and
+ * only that row. An episode that opened muted is notified by the first submission that arrives after
+ * the window closed; until then it gets no reminder and no resolution, as the client never heard of it.
+ * Silences (silenced_by) are not part of these decisions: an episode's later rows stay silent with
+ * its firing row (src/adapters/notification-store.ts).
  *
  * The aggregator processes several batches at once, so the resolution of an alert can be stored
  * before the firing submission that preceded it. A resolution therefore always records the newest
@@ -47,6 +59,8 @@ export interface AlertState {
   repeatCount: number;
   /** The policy of the latest submission: the sweep follows it. */
   policy: LifecyclePolicy;
+  /** Whether a notification of the episode was written unmuted: false while only muted ones were. */
+  notified: boolean;
 }
 
 export interface Submission {
@@ -56,6 +70,8 @@ export interface Submission {
   endsAtMs: number | null;
   nowMs: number;
   policy: LifecyclePolicy;
+  /** A mute window of the client's rules held when the evaluator processed it (muted_by_rule). */
+  muted: boolean;
 }
 
 export type NotificationKind = "firing" | "resolved" | `repeat:${number}`;
@@ -68,7 +84,7 @@ export interface Transition {
 }
 
 export function applySubmission(current: AlertState | undefined, submission: Submission): Transition {
-  const { status, eventMs, endsAtMs, nowMs, policy } = submission;
+  const { status, eventMs, endsAtMs, nowMs, policy, muted } = submission;
   if (status === "firing") {
     if (current === undefined || (current.state === "resolved" && eventMs > current.lastEventMs)) {
       const episode = (current?.episode ?? 0) + 1;
@@ -83,21 +99,28 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
           lastNotifiedMs: nowMs,
           repeatCount: 0,
           policy,
+          notified: !muted,
         },
         notify: { episode, kind: "firing" },
       };
     }
     if (current.state === "resolved") return { state: current };
+    const seen: AlertState = {
+      ...current,
+      lastEventMs: Math.max(current.lastEventMs, eventMs),
+      lastSeenMs: nowMs,
+      // An overtaken re-send carries an older end time: it must not end the alert early.
+      endsAtMs:
+        endsAtMs === null || current.endsAtMs === null ? endsAtMs : Math.max(current.endsAtMs, endsAtMs),
+      policy,
+    };
+    if (current.notified || muted) return { state: seen };
+    // The mute window closed while the episode fires: the client hears of it now, as a reminder (its
+    // firing row stays the record of the muted start), and the repeat interval counts from here.
+    const repeatCount = current.repeatCount + 1;
     return {
-      state: {
-        ...current,
-        lastEventMs: Math.max(current.lastEventMs, eventMs),
-        lastSeenMs: nowMs,
-        // An overtaken re-send carries an older end time: it must not end the alert early.
-        endsAtMs:
-          endsAtMs === null || current.endsAtMs === null ? endsAtMs : Math.max(current.endsAtMs, endsAtMs),
-        policy,
-      },
+      state: { ...seen, notified: true, repeatCount, lastNotifiedMs: nowMs },
+      notify: { episode: current.episode, kind: `repeat:${repeatCount}` },
     };
   }
   const coveredMs = Math.max(eventMs, endsAtMs ?? eventMs);
@@ -113,6 +136,7 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
         lastNotifiedMs: nowMs,
         repeatCount: 0,
         policy,
+        notified: false,
       },
     };
   }
@@ -125,7 +149,9 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
   if (eventMs < current.episodeStartedMs || coveredMs < current.lastEventMs) return { state: current };
   return {
     state: resolvedState(current, Math.max(current.lastEventMs, coveredMs), nowMs, endsAtMs ?? nowMs),
-    ...(policy.sendResolved ? { notify: { episode: current.episode, kind: "resolved" as const } } : {}),
+    ...(policy.sendResolved && current.notified
+      ? { notify: { episode: current.episode, kind: "resolved" as const } }
+      : {}),
   };
 }
 
@@ -142,13 +168,13 @@ export function sweepState(current: AlertState, nowMs: number, settings: SweepSe
   if (endsAtPassed || current.lastSeenMs + settings.resolveTimeoutMs <= nowMs) {
     return {
       state: resolvedState(current, current.lastEventMs, nowMs, endsAtPassed ? current.endsAtMs : nowMs),
-      ...(current.policy.sendResolved
+      ...(current.policy.sendResolved && current.notified
         ? { notify: { episode: current.episode, kind: "resolved" as const } }
         : {}),
     };
   }
   const repeatIntervalMs = current.policy.repeatIntervalMs ?? settings.repeatIntervalMs;
-  if (current.lastNotifiedMs + repeatIntervalMs <= nowMs) {
+  if (current.notified && current.lastNotifiedMs + repeatIntervalMs <= nowMs) {
     const repeatCount = current.repeatCount + 1;
     return {
       state: { ...current, repeatCount, lastNotifiedMs: nowMs },

@@ -6,8 +6,14 @@
  * Weekdays are Alertmanager's syntax: names or `first:last` ranges, comma-separated, or `*` for every
  * day. The window opens at the start time on each listed day; an end at or before the start means the
  * next day's (so `friday 22:00-06:00` ends on Saturday morning). Times are wall-clock in the zone,
- * UTC when none is given. The evaluator tests them against the alert's event time, so a redelivered
- * alert gets the same decision.
+ * UTC when none is given.
+ *
+ * The evaluator tests them at the time it processes a submission, not at the alert's event time
+ * (startsAt), as Alertmanager does: startsAt stays the same across an alert's re-sends, so an alert
+ * that started inside a window would stay muted long after it closed. A redelivered submission may
+ * therefore be judged differently; the aggregator's lifecycle (src/core/lifecycle.ts) keeps that
+ * harmless: a muted submission silences only its own row, and the first unmuted one of an episode
+ * that opened muted notifies it once.
  */
 
 const weekdayNames = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] as const;

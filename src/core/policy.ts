@@ -6,10 +6,11 @@
  *   send resolved     if any matched rule sends them
  *   repeat interval   the shortest set by a matched rule (none set: the aggregator's default)
  *   grouping          the settings of the matched rule with the lowest id among those that group
- *   muted             only when every matched rule is inside one of its mute windows at the event time
+ *   muted             only when every matched rule is inside one of its mute windows at the time the
+ *                     evaluator processes the alert (src/core/mute-window.ts says why not its event time)
  *
- * Merges depend only on the set of rules, never on their order, so every evaluator instance and every
- * redelivery decides the same.
+ * Merges depend only on the set of rules, never on their order, so every evaluator instance decides
+ * the same settings for the same rules.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type DeliveryPolicy, DeliveryPolicySchema } from "../gen/alerting/v1/alert_pb.ts";
@@ -204,12 +205,12 @@ export class PolicyBook {
   }
 }
 
-/** The rule whose mute window covers `eventMs`, when every matched rule is muted then; else undefined. */
-export function mutedBy(policy: ClientPolicy, eventMs: number): string | undefined {
+/** The rule whose mute window covers `timeMs`, when every matched rule is muted then; else undefined. */
+export function mutedBy(policy: ClientPolicy, timeMs: number): string | undefined {
   const { muting } = policy;
   if (muting === undefined) return undefined;
   for (const { windows } of muting) {
-    if (!windows.some((window) => isInMuteWindow(window, eventMs))) return undefined;
+    if (!windows.some((window) => isInMuteWindow(window, timeMs))) return undefined;
   }
   return muting[0]?.ruleId;
 }

@@ -219,17 +219,91 @@ test("per-rule policy: skip resolved, and reminders at the alert's own repeat in
   expect(skipState).toEqual({ state: "resolved", send_resolved: false });
 }, 60_000);
 
-test("muted by a rule's window: SILENCED with the rule, and so is the episode's resolution", async () => {
+test("muted by a rule's window: that row SILENCED; the first unmuted re-send notifies once", async () => {
   const { client, submit } = await setUp("lifecycle-muted");
   const t0 = Date.now() - 60_000;
-  await submit("am-muted", AlertStatus.FIRING, t0, Date.now() + 600_000, { mutedByRule: client.ruleId });
+  const future = Date.now() + 600_000;
+  const mute = { mutedByRule: client.ruleId };
+  const counts = (rows: readonly KindRow[]) => {
+    const byKey: Record<string, number> = {};
+    for (const r of rows) {
+      const key = `${r.alert_id} ${r.kind} ${r.status}${r.muted_by_rule ? " muted" : ""}`;
+      byKey[key] = (byKey[key] ?? 0) + 1;
+    }
+    return byKey;
+  };
+  // Inside the window: recorded, nothing to send; a muted re-send adds nothing.
+  await submit("am-muted", AlertStatus.FIRING, t0, future, mute);
+  await submit("am-muted", AlertStatus.FIRING, t0, future, mute);
+  // Never notified: its resolution sends nothing either, muted or not.
+  await submit("am-never", AlertStatus.FIRING, t0, future, mute);
+  await submit("am-never", AlertStatus.RESOLVED, t0, Date.now() - 1000);
+  await submit("v1-muted", AlertStatus.UNSPECIFIED, t0, 0, mute);
+  expect(counts(await settledRows(client.clientId, 3))).toEqual({
+    "am-muted firing SILENCED muted": 1,
+    "am-never firing SILENCED muted": 1,
+    "v1-muted firing SILENCED muted": 1,
+  });
+
+  // The window closed while it still fires (same startsAt): the client hears of it now, once.
+  await submit("am-muted", AlertStatus.FIRING, t0, future);
+  await submit("am-muted", AlertStatus.FIRING, t0, future);
+  const unmuted = await settledRows(client.clientId, 4);
+  expect(counts(unmuted)).toEqual({
+    "am-muted firing SILENCED muted": 1,
+    "am-muted repeat:1 RECEIVED": 1,
+    "am-never firing SILENCED muted": 1,
+    "v1-muted firing SILENCED muted": 1,
+  });
+  const reminder = unmuted.find((r) => r.kind === "repeat:1");
+  expect(reminder?.next_attempt_at).not.toBeNull();
+
+  // Every record redelivered, muted or not: nothing duplicated, and the window no longer hides it.
+  await submit("am-muted", AlertStatus.FIRING, t0, future, mute);
+  await submit("am-muted", AlertStatus.FIRING, t0, future);
+  await submit("am-never", AlertStatus.FIRING, t0, future, mute);
+  await submit("am-never", AlertStatus.RESOLVED, t0, Date.now() - 1000);
+  await submit("v1-muted", AlertStatus.UNSPECIFIED, t0, 0, mute);
+  // Notified now, so its resolution is sent.
   await submit("am-muted", AlertStatus.RESOLVED, t0, Date.now() - 1000);
-  await submit("v1-muted", AlertStatus.UNSPECIFIED, t0, 0, { mutedByRule: client.ruleId });
-  const rows = (await settledRows(client.clientId, 3)).sort((a, b) => a.alert_id.localeCompare(b.alert_id));
-  expect(rows.map((r) => [r.alert_id, r.kind, r.status, r.muted_by_rule, r.next_attempt_at])).toEqual([
-    ["am-muted", "firing", "SILENCED", client.ruleId, null],
-    ["am-muted", "resolved", "SILENCED", client.ruleId, null],
-    ["v1-muted", "firing", "SILENCED", client.ruleId, null],
+  expect(counts(await settledRows(client.clientId, 5))).toEqual({
+    "am-muted firing SILENCED muted": 1,
+    "am-muted repeat:1 RECEIVED": 1,
+    "am-muted resolved RECEIVED": 1,
+    "am-never firing SILENCED muted": 1,
+    "v1-muted firing SILENCED muted": 1,
+  });
+  const states = await sql<{ alert_key: string; state: string; notified: boolean; repeat_count: number }[]>`
+    SELECT alert_key, state, notified, repeat_count FROM alert_states
+    WHERE client_id = ${client.clientId} ORDER BY alert_key`;
+  expect([...states]).toEqual([
+    { alert_key: "am-muted", state: "resolved", notified: true, repeat_count: 1 },
+    { alert_key: "am-never", state: "resolved", notified: false, repeat_count: 0 },
+  ]);
+}, 60_000);
+
+test("the sweep reminds an episode only once it was notified, copying its unmuted row", async () => {
+  const { client, submit } = await setUp("lifecycle-muted-sweep", {
+    REPEAT_INTERVAL_MS: "500",
+    SWEEP_INTERVAL_MS: "100",
+  });
+  const future = Date.now() + 600_000;
+  await submit("am-quiet", AlertStatus.FIRING, Date.now(), future, { mutedByRule: client.ruleId });
+  await Bun.sleep(1500); // three intervals: no reminder for an episode never notified
+  expect(summary(await kindsOf(client.clientId))).toEqual(["am-quiet 1 firing"]);
+  await submit("am-quiet", AlertStatus.FIRING, Date.now(), future);
+  const deadlineMs = performance.now() + 20_000;
+  let rows: KindRow[] = [];
+  while (performance.now() < deadlineMs) {
+    rows = await kindsOf(client.clientId);
+    if (rows.some((r) => r.kind === "repeat:3")) break;
+    await Bun.sleep(100);
+  }
+  expect(rows.slice(0, 4).map((r) => [r.kind, r.status, r.muted_by_rule])).toEqual([
+    ["firing", "SILENCED", client.ruleId],
+    ["repeat:1", "RECEIVED", null],
+    ["repeat:2", "RECEIVED", null],
+    ["repeat:3", "RECEIVED", null],
   ]);
 }, 60_000);
 

@@ -3,7 +3,8 @@
  * rules API, carried by the snapshot, merged by the evaluator into AlertMatched, and honoured by the
  * aggregator. `send_resolved: false`: the alert resolves without a resolved notification;
  * `repeat_interval_ms`: reminders at the rule's interval, not the stage default (1 h here); a mute
- * window that always holds: firing and resolved rows SILENCED with the rule, nothing sent.
+ * window that always holds: the firing row SILENCED with the rule, nothing sent, not even the
+ * resolution; once the window is removed, a re-send of an alert that opened muted is sent once.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -47,8 +48,13 @@ afterAll(async () => {
   expect(exitCodes.every((code) => code === 0)).toBe(true);
 });
 
-async function submit(kind: keyof typeof clients, status: AlertStatus, startsAtMs: number, endsAtMs = 0) {
-  const alertId = `am-${pipeline.run}-${kind}`;
+async function submit(
+  kind: keyof typeof clients,
+  status: AlertStatus,
+  startsAtMs: number,
+  endsAtMs = 0,
+  alertId = `am-${pipeline.run}-${kind}`,
+) {
   const alert = create(AlertNewSchema, {
     alertId,
     severity: Severity.HIGH,
@@ -85,25 +91,47 @@ test("send_resolved false, the rule's repeat interval, and a mute window, end to
   expect(repeated).toBe(true);
   await submit("skip", AlertStatus.RESOLVED, startsAtMs, Date.now() - 1000);
   await submit("muted", AlertStatus.RESOLVED, startsAtMs, Date.now() - 1000);
-  expect(await eventually(async () => (await rowsOf(clients.muted.clientId)).length === 2, 20_000)).toBe(
-    true,
-  );
-  expect(
-    await eventually(async () => {
+  const resolvedOf = (clientId: string) =>
+    eventually(async () => {
       const [state] = await pipeline.sql<{ state: string }[]>`
-        SELECT state FROM alert_states WHERE client_id = ${clients.skip.clientId}`;
+        SELECT state FROM alert_states WHERE client_id = ${clientId}`;
       return state?.state === "resolved";
-    }, 20_000),
-  ).toBe(true);
+    }, 20_000);
+  expect(await resolvedOf(clients.skip.clientId)).toBe(true);
+  expect(await resolvedOf(clients.muted.clientId)).toBe(true);
   await Bun.sleep(1500); // a resolved row, were one written, would be sent by now
 
   expect((await rowsOf(clients.skip.clientId)).map((r) => r.kind)).toEqual(["firing"]);
   expect(hooksOf(clients.skip.clientId).map((r) => JSON.parse(r.body).kind)).toEqual(["firing"]);
   const repeatKinds = (await rowsOf(clients.repeat.clientId)).map((r) => r.kind);
   expect(repeatKinds.slice(0, 3)).toEqual(["firing", "repeat:1", "repeat:2"]);
+  // Never notified, so its resolution is not sent either.
   expect([...(await rowsOf(clients.muted.clientId))]).toEqual([
     { kind: "firing", status: "SILENCED", muted_by_rule: clients.muted.ruleId },
-    { kind: "resolved", status: "SILENCED", muted_by_rule: clients.muted.ruleId },
   ]);
   expect(hooksOf(clients.muted.clientId)).toEqual([]);
+
+  // Another alert opens muted; the window is removed while it fires; its next re-send (same startsAt)
+  // is judged now: sent once.
+  const lateId = `am-${pipeline.run}-muted-late`;
+  await submit("muted", AlertStatus.FIRING, startsAtMs, 0, lateId);
+  expect(await eventually(async () => (await rowsOf(clients.muted.clientId)).length === 2, 20_000)).toBe(
+    true,
+  );
+  const rule = await pipeline.api("GET", `/api/v1/rules/${clients.muted.ruleId}`);
+  const patched = await pipeline.api("PATCH", `/api/v1/rules/${clients.muted.ruleId}`, {
+    version: rule.body.version,
+    mute_windows: [],
+  });
+  expect(patched.status).toBe(200);
+  expect(await pipeline.awaitRulesApplied()).toBe(true);
+  await submit("muted", AlertStatus.FIRING, startsAtMs, 0, lateId);
+  expect(await eventually(async () => hooksOf(clients.muted.clientId).length === 1, 20_000)).toBe(true);
+  await Bun.sleep(1000); // a second message, were one sent, would be here by now
+  expect(hooksOf(clients.muted.clientId).map((r) => JSON.parse(r.body).kind)).toEqual(["repeat:1"]);
+  expect([...(await rowsOf(clients.muted.clientId))]).toEqual([
+    { kind: "firing", status: "SILENCED", muted_by_rule: clients.muted.ruleId },
+    { kind: "firing", status: "SILENCED", muted_by_rule: clients.muted.ruleId },
+    { kind: "repeat:1", status: "SENT", muted_by_rule: null },
+  ]);
 }, 120_000);

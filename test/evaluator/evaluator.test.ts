@@ -178,18 +178,26 @@ test("exact and wildcard rules: one record per client with all of its matched ru
   expect(first?.schemaVersion).toBe(1);
 }, 20_000);
 
-test("rule settings: the merged policy rides on each client's record; a mute window of every matched rule mutes", async () => {
+test("rule settings: the merged policy rides on each client's record; a mute window of every matched rule mutes now", async () => {
   const env = await environment("policy");
   const source = `svc-${crypto.randomUUID()}`;
-  const [a, b, c] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+  const [a, b, c, d] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
   const rules = {
     aGrouped: rule(a, Severity.HIGH, source, "*"),
     aQuiet: rule(a, SEVERITY_WILDCARD, source, "cpu"),
-    bNightly: rule(b, SEVERITY_WILDCARD, source, "*"),
+    bNow: rule(b, SEVERITY_WILDCARD, source, "*"),
     cPlain: rule(c, Severity.HIGH, source, "*"),
-    cNightly: rule(c, SEVERITY_WILDCARD, source, "cpu"),
+    cNow: rule(c, SEVERITY_WILDCARD, source, "cpu"),
+    dEarlier: rule(d, SEVERITY_WILDCARD, source, "*"),
   };
-  const night = "* 22:00-06:00";
+  // Windows on today's clock (UTC, every day): one holding now, one that held 12 hours ago and is
+  // closed now. Hours of margin either side, so a slow test cannot cross an edge.
+  const hourMs = 3_600_000;
+  const nowMs = Date.now();
+  const clock = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+  const window = (fromMs: number, toMs: number) => `* ${clock(fromMs)}-${clock(toMs)}`;
+  const holdingNow = window(nowMs - 2 * hourMs, nowMs + 2 * hourMs);
+  const heldEarlier = window(nowMs - 14 * hourMs, nowMs - 10 * hourMs);
   const settings = (fields: Partial<RulePolicy>): RulePolicy => ({ ...DEFAULT_RULE_POLICY, ...fields });
   await writeRules(
     redis,
@@ -200,33 +208,32 @@ test("rule settings: the merged policy rides on each client's record; a mute win
     [
       { ruleId: rules.aGrouped.ruleId, policy: settings({ groupBy: ["source"], groupWaitMs: 0 }) },
       { ruleId: rules.aQuiet.ruleId, policy: settings({ sendResolved: false, repeatIntervalMs: 60_000 }) },
-      { ruleId: rules.bNightly.ruleId, policy: settings({ muteWindows: [night] }) },
-      { ruleId: rules.cNightly.ruleId, policy: settings({ muteWindows: [night] }) },
+      { ruleId: rules.bNow.ruleId, policy: settings({ muteWindows: [holdingNow] }) },
+      { ruleId: rules.cNow.ruleId, policy: settings({ muteWindows: [holdingNow] }) },
+      { ruleId: rules.dEarlier.ruleId, policy: settings({ muteWindows: [heldEarlier] }) },
     ],
   );
   const stage = await evaluator(env);
 
-  const at = (iso: string) => BigInt(Date.parse(iso));
+  // The windows are judged when the evaluator processes an alert, whatever its event time: an alert
+  // that started 12 hours ago inside d's window is not muted by it now, and b's window mutes it.
   await produceAlerts(env.input, [
+    { id: "now", bytes: alertBytes({ alertId: "now", source, name: "cpu", eventTimeUnixMs: BigInt(nowMs) }) },
     {
-      id: "day",
-      bytes: alertBytes({ alertId: "day", source, name: "cpu", eventTimeUnixMs: at("2026-12-07T12:00:00Z") }),
-    },
-    {
-      id: "night",
+      id: "earlier",
       bytes: alertBytes({
-        alertId: "night",
+        alertId: "earlier",
         source,
         name: "cpu",
-        eventTimeUnixMs: at("2026-12-07T23:00:00Z"),
+        eventTimeUnixMs: BigInt(nowMs - 12 * hourMs),
       }),
     },
   ]);
-  expect(await env.outputs.until((r) => r.length >= 6)).toBe(true);
+  expect(await env.outputs.until((r) => r.length >= 8)).toBe(true);
   await Bun.sleep(300); // anything more would be a wrong extra record
   const got = new Map(env.outputs.records.map(decodeMatched).map((m) => [`${m.alertId}/${m.clientId}`, m]));
-  expect(got.size).toBe(6);
-  for (const alert of ["day", "night"]) {
+  expect(got.size).toBe(8);
+  for (const alert of ["now", "earlier"]) {
     // a: both rules matched; skipResolved needs every rule to skip, the grouping rule groups.
     const policy = got.get(`${alert}/${a}`)?.policy;
     expect(policy?.skipResolved).toBe(false);
@@ -236,12 +243,12 @@ test("rule settings: the merged policy rides on each client's record; a mute win
     expect(got.get(`${alert}/${a}`)?.mutedByRule).toBe("");
     // Mute windows alone put no policy on the wire.
     expect(got.get(`${alert}/${b}`)?.policy).toBeUndefined();
+    expect(got.get(`${alert}/${b}`)?.mutedByRule).toBe(rules.bNow.ruleId);
+    // c's plain rule has no window: c is never muted.
+    expect(got.get(`${alert}/${c}`)?.mutedByRule).toBe("");
+    expect(got.get(`${alert}/${d}`)?.mutedByRule).toBe("");
   }
-  expect(got.get(`day/${b}`)?.mutedByRule).toBe("");
-  expect(got.get(`night/${b}`)?.mutedByRule).toBe(rules.bNightly.ruleId);
-  // c's plain rule has no window: c is never muted.
-  expect(got.get(`night/${c}`)?.mutedByRule).toBe("");
-  expect(await metric(stage.httpPort, "alerts_muted_total")).toBe(1);
+  expect(await metric(stage.httpPort, "alerts_muted_total")).toBe(2);
 }, 20_000);
 
 test("scopes: a client sees only alerts of its own scope, of shared scopes granted to it, and internal ones", async () => {

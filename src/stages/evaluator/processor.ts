@@ -5,7 +5,8 @@
  * protobuf object is built per alert, except for a client with open silences: then the alert's labels
  * are decoded once, and field 13 (silenced_by) is appended when one of its active silences matches.
  * A client whose matched rules have settings gets them as field 14 (policy), and field 15
- * (muted_by_rule) when all of them are inside a mute window at the alert's event time.
+ * (muted_by_rule) when all of them are inside a mute window now, when the alert is processed (not at
+ * its event time: see src/core/mute-window.ts).
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { deriveAlertId } from "../../core/alert-id.ts";
@@ -138,9 +139,7 @@ export function createEvaluatorProcessor(
           if (policies.size > 0) {
             const policy = policies.forClient(group);
             if (policy.delivery !== undefined) value = appendField(value, MATCHED_POLICY, policy.delivery);
-            // An alert without an event time was stamped by no one: judged at the time it is seen.
-            const eventMs = header.eventTimeUnixMs > 0n ? Number(header.eventTimeUnixMs) : nowMs;
-            const ruleId = mutedBy(policy, eventMs);
+            const ruleId = mutedBy(policy, nowMs);
             if (ruleId !== undefined) {
               value = appendField(value, MATCHED_MUTED_BY_RULE, ruleId);
               muted++;
