@@ -52,7 +52,8 @@ interface EndpointRow {
   final_outcome: string | null;
 }
 
-interface ClaimedRow {
+/** A claimed notification as Postgres returns it (group-store.ts reads its group's rows alike). */
+export interface ClaimedRow {
   id: string;
   client_id: string;
   alert_id: string;
@@ -70,10 +71,14 @@ interface ClaimedRow {
 const claimedColumns =
   "n.id, n.client_id, n.alert_id, n.severity, n.source, n.name, n.context, array_to_json(n.rule_ids) AS rule_ids, n.event_time, n.kind, n.attempts";
 
-function toClaimed(row: ClaimedRow): ClaimedNotification {
+/** A notification row as the channels see it; the client is given apart (group rows leave it out). */
+export function toNotification(
+  row: Omit<ClaimedRow, "client_id" | "attempts">,
+  clientId: string,
+): Notification {
   return {
     id: String(row.id),
-    clientId: row.client_id,
+    clientId,
     alertId: row.alert_id,
     severity: row.severity,
     source: row.source,
@@ -82,8 +87,11 @@ function toClaimed(row: ClaimedRow): ClaimedNotification {
     ruleIds: row.rule_ids,
     eventTime: row.event_time,
     kind: row.kind,
-    attempts: row.attempts,
   };
+}
+
+function toClaimed(row: ClaimedRow): ClaimedNotification {
+  return { ...toNotification(row, row.client_id), attempts: row.attempts };
 }
 
 /*

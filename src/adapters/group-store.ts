@@ -10,6 +10,7 @@
  */
 import type { Endpoint, Notification } from "../channels/types.ts";
 import type { StatusDecision } from "../core/delivery-status.ts";
+import { type ClaimedRow, toNotification } from "./delivery-store.ts";
 import { prepared, type Sql } from "./postgres.ts";
 
 export interface ClaimedGroupSend {
@@ -80,35 +81,10 @@ function toOpenedWindow(row: OpenedWindowRow): OpenedWindow {
   };
 }
 
-interface MemberRow {
-  id: string;
-  alert_id: string;
-  severity: Notification["severity"];
-  source: string;
-  name: string;
-  context: Record<string, unknown>;
-  rule_ids: string[];
-  event_time: Date;
-  kind: string;
-}
+type MemberRow = Omit<ClaimedRow, "client_id" | "attempts">;
 
 const memberColumns =
   "n.id, n.alert_id, n.severity, n.source, n.name, n.context, array_to_json(n.rule_ids) AS rule_ids, n.event_time, n.kind";
-
-function toMember(row: MemberRow, clientId: string): Notification {
-  return {
-    id: String(row.id),
-    clientId,
-    alertId: row.alert_id,
-    severity: row.severity,
-    source: row.source,
-    name: row.name,
-    context: row.context,
-    ruleIds: row.rule_ids,
-    eventTime: row.event_time,
-    kind: row.kind,
-  };
-}
 
 interface EndpointRow {
   id: string;
@@ -248,7 +224,7 @@ export class GroupStore {
     const sends = new Map(windows.map((w) => [w.id, { ...w, members: [] as Notification[] }]));
     for (const row of rows) {
       const send = sends.get(String(row.send_id));
-      if (send !== undefined) send.members.push(toMember(row, send.clientId));
+      if (send !== undefined) send.members.push(toNotification(row, send.clientId));
     }
     const fixed = [...sends.values()].filter((send) => send.members.length > 0);
     for (const send of fixed) send.members.sort(byId);
@@ -296,7 +272,7 @@ export class GroupStore {
       );
       for (const row of members) {
         const send = fixed.get(String(row.send_id));
-        if (send !== undefined) send.members.push(toMember(row, send.clientId));
+        if (send !== undefined) send.members.push(toNotification(row, send.clientId));
       }
       for (const send of fixed.values()) send.members.sort(byId);
     }

@@ -19,7 +19,7 @@ import type {
 } from "../../adapters/group-store.ts";
 import type { Channel, DeliveryResult, Endpoint, EndpointType } from "../../channels/types.ts";
 import { assert } from "../../core/assert.ts";
-import { decideStatus } from "../../core/delivery-status.ts";
+import { decideStatus, type StatusDecision } from "../../core/delivery-status.ts";
 import type { GroupMessage } from "../../core/group-payload.ts";
 import { type KeyedRateLimiter, RateLimitQueueFullError } from "../../core/rate-limit.ts";
 import type { BackoffPolicy } from "../../core/retry.ts";
@@ -29,6 +29,9 @@ export interface DispatchCounts {
   retryable: number;
   permanent: number;
 }
+
+/** What an attempt record holds of one endpoint's result, whichever kind of delivery it was. */
+type EndpointOutcome = Omit<AttemptRecord, "notificationId">;
 
 const noWork: EndpointWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
 const noSendWork: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
@@ -52,8 +55,8 @@ export class Dispatcher {
     const updates: GroupStatusUpdate[] = [];
     await Promise.all(
       sends.map(async (send) => {
-        const { pending, deliveredEarlier, permanentEarlier } = work.get(send.id) ?? noSendWork;
-        const results = await Promise.all(
+        const { pending, ...earlier } = work.get(send.id) ?? noSendWork;
+        const { outcomes, decision } = await this.#deliverTo(
           pending.map(({ endpoint, memberIds }) => {
             const message: GroupMessage = {
               groupKey: send.groupKey,
@@ -63,30 +66,15 @@ export class Dispatcher {
               alertsMax: send.alertsMax,
               alerts: send.members.filter((member) => memberIds.has(member.id)),
             };
-            return this.#deliver(endpoint, (channel) => channel.deliverGroup(endpoint, message));
+            return { endpoint, send: (channel) => channel.deliverGroup(endpoint, message) };
           }),
+          { ...earlier, attemptsMade: send.attempts },
+          counts,
         );
-        for (let i = 0; i < results.length; i++) {
-          const result = results[i] as DeliveryResult;
-          const { endpoint, memberIds } = pending[i] as SendWork["pending"][number];
-          attempts.push({
-            groupSendId: send.id,
-            endpointId: endpoint.id,
-            channel: endpoint.type,
-            alerts: memberIds.size,
-            outcome: result.outcome,
-            httpStatus: result.httpStatus ?? null,
-            smtpReply: result.smtpReply ?? null,
-            latencyMs: result.latencyMs,
-            error: result.error ?? null,
-          });
-          countOutcome(counts, result);
-        }
-        const decision = decideStatus(
-          { results, deliveredEarlier, permanentEarlier, attemptsMade: send.attempts },
-          Math.random,
-          this.policy,
-        );
+        outcomes.forEach((outcome, i) => {
+          const { memberIds } = pending[i] as SendWork["pending"][number];
+          attempts.push({ groupSendId: send.id, alerts: memberIds.size, ...outcome });
+        });
         updates.push({ groupSendId: send.id, attempts: send.attempts, decision });
       }),
     );
@@ -106,37 +94,47 @@ export class Dispatcher {
     const updates: StatusUpdate[] = [];
     await Promise.all(
       notifications.map(async (notification) => {
-        const { pending, deliveredEarlier, permanentEarlier } = work.get(notification.id) ?? noWork;
-        const results = await Promise.all(
-          pending.map((endpoint) =>
-            this.#deliver(endpoint, (channel) => channel.deliver(endpoint, notification)),
-          ),
+        const { pending, ...earlier } = work.get(notification.id) ?? noWork;
+        const { outcomes, decision } = await this.#deliverTo(
+          pending.map((endpoint) => ({
+            endpoint,
+            send: (channel) => channel.deliver(endpoint, notification),
+          })),
+          { ...earlier, attemptsMade: notification.attempts },
+          counts,
         );
-        for (let i = 0; i < results.length; i++) {
-          const result = results[i] as DeliveryResult;
-          const endpoint = pending[i] as Endpoint;
-          attempts.push({
-            notificationId: notification.id,
-            endpointId: endpoint.id,
-            channel: endpoint.type,
-            outcome: result.outcome,
-            httpStatus: result.httpStatus ?? null,
-            smtpReply: result.smtpReply ?? null,
-            latencyMs: result.latencyMs,
-            error: result.error ?? null,
-          });
-          countOutcome(counts, result);
-        }
-        const decision = decideStatus(
-          { results, deliveredEarlier, permanentEarlier, attemptsMade: notification.attempts },
-          Math.random,
-          this.policy,
-        );
+        for (const outcome of outcomes) attempts.push({ notificationId: notification.id, ...outcome });
         updates.push({ notificationId: notification.id, attempts: notification.attempts, decision });
       }),
     );
     await this.store.recordAttempt(attempts, updates);
     return counts;
+  }
+
+  /**
+   * One notification's or group window's delivery: every pending endpoint at once, then the status
+   * its results and the earlier attempts' call for. Counts each result into `counts`.
+   */
+  async #deliverTo(
+    pending: readonly { endpoint: Endpoint; send: (channel: Channel) => Promise<DeliveryResult> }[],
+    earlier: { deliveredEarlier: number; permanentEarlier: number; attemptsMade: number },
+    counts: DispatchCounts,
+  ): Promise<{ outcomes: EndpointOutcome[]; decision: StatusDecision }> {
+    const results = await Promise.all(pending.map(({ endpoint, send }) => this.#deliver(endpoint, send)));
+    const outcomes = results.map((result, i) => {
+      countOutcome(counts, result);
+      const { endpoint } = pending[i] as (typeof pending)[number];
+      return {
+        endpointId: endpoint.id,
+        channel: endpoint.type,
+        outcome: result.outcome,
+        httpStatus: result.httpStatus ?? null,
+        smtpReply: result.smtpReply ?? null,
+        latencyMs: result.latencyMs,
+        error: result.error ?? null,
+      };
+    });
+    return { outcomes, decision: decideStatus({ results, ...earlier }, Math.random, this.policy) };
   }
 
   async #deliver(
