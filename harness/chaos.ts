@@ -1116,6 +1116,10 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           (target === "rule-service" || (await consumedAgain())) &&
           (await sentGrows());
         what = `a rule change made through the API after the restart of ${target} reached the evaluator, SENT grew`;
+      } else if (target === "sender" && options.groupBy !== undefined) {
+        // Grouped rows are never announced on notifications.ready: the sender's scheduler sends them.
+        resumed = await sentGrows();
+        what = "restarted sender's group windows went out: SENT grew";
       } else {
         resumed = (await consumedAgain()) && (await sentGrows());
         what = `restarted ${target} consumed records, then SENT grew`;
