@@ -79,6 +79,21 @@ async function notificationIds(
     SELECT id::text, alert_id, group_send_id::text AS send FROM notifications WHERE client_id = ${clientId} ORDER BY id`;
 }
 
+/** Waits until the client has `count` rows and every one of them is SENT; returns them. */
+async function allSent(clientId: string, count: number, timeoutMs = 20_000) {
+  expect(await eventually(async () => (await notificationIds(clientId)).length === count, 20_000)).toBe(true);
+  const rows = await notificationIds(clientId);
+  expect(
+    await settled(
+      sql,
+      rows.map((r) => r.id),
+      ["SENT"],
+      timeoutMs,
+    ),
+  ).toBe(true);
+  return rows;
+}
+
 test("N alerts in K groups: K POSTs per endpoint, each alert in one, truncation counted, next window later", async () => {
   const posts: GroupPost[] = [];
   const sink = new HttpSink((request) => {
@@ -233,21 +248,7 @@ test("kill -9 of the sender mid-group: nothing lost, each window under one key w
     const inFlightAtKill = new Set(posts.map((p) => p.key));
 
     stages.push(await startSender(db, senderTopic, env));
-    expect(
-      await eventually(
-        async () => (await notificationIds(t.clientId)).length === groupsCount * perGroup,
-        20_000,
-      ),
-    ).toBe(true);
-    const rows = await notificationIds(t.clientId);
-    expect(
-      await settled(
-        sql,
-        rows.map((r) => r.id),
-        ["SENT"],
-        30_000,
-      ),
-    ).toBe(true);
+    const rows = await allSent(t.clientId, groupsCount * perGroup, 30_000);
     await Bun.sleep(2500); // a stray repeat would show up now
     // The aggregator, the killed sender and its successor: the last two must not outlive the test.
     const [aggregator, , second] = stages.splice(0) as [StageProcess, StageProcess, StageProcess];
@@ -315,9 +316,7 @@ test("a group window failing on one endpoint is retried there only, same key and
         }),
       })),
     );
-    expect(await eventually(async () => (await notificationIds(t.clientId)).length === 8, 20_000)).toBe(true);
-    const ids = (await notificationIds(t.clientId)).map((r) => r.id);
-    expect(await settled(sql, ids, ["SENT"], 20_000)).toBe(true);
+    const ids = (await allSent(t.clientId, 8)).map((r) => r.id);
     await Bun.sleep(300);
 
     const steady = posts.filter((p) => p.path === "/steady");
@@ -365,16 +364,7 @@ test("one group over two rules: each endpoint gets only its rules' alerts; a sha
         value: alertMatched({ clientId: t.clientId, ruleIds, alertId, source: "svc", policy: grouping }),
       })),
     );
-    expect(await eventually(async () => (await notificationIds(t.clientId)).length === 3, 20_000)).toBe(true);
-    const rows = await notificationIds(t.clientId);
-    expect(
-      await settled(
-        sql,
-        rows.map((r) => r.id),
-        ["SENT"],
-        20_000,
-      ),
-    ).toBe(true);
+    const rows = await allSent(t.clientId, 3);
     await Bun.sleep(300);
     const idOf = (alertId: string) => rows.find((r) => r.alert_id === alertId)?.id as string;
     const carried = (path: string) =>
