@@ -12,7 +12,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { deriveAlertId } from "../../core/alert-id.ts";
 import { assert } from "../../core/assert.ts";
 import type { ClientMatch } from "../../core/matching/types.ts";
-import { mutedBy } from "../../core/policy.ts";
+import { type ClientPolicy, mutedBy } from "../../core/policy.ts";
 import { isSeverityNumber } from "../../core/severity.ts";
 import { alertLabels } from "../../core/silence.ts";
 import {
@@ -121,6 +121,7 @@ export function createEvaluatorProcessor(
       let malformed = 0;
       let silenced = 0;
       let muted = 0;
+      const mutedInBatch = new Map<ClientPolicy, string | undefined>();
       for (const { value: alert } of batch) {
         const { header } = alert;
         const groups = scopes.admit(header.scope, matcher.match(header.severity, header.source, header.name));
@@ -139,7 +140,12 @@ export function createEvaluatorProcessor(
           if (policies.size > 0) {
             const policy = policies.forClient(group);
             if (policy.delivery !== undefined) value = appendField(value, MATCHED_POLICY, policy.delivery);
-            const ruleId = mutedBy(policy, nowMs);
+            // One time for the whole batch, so each client group's windows (wall clocks via Intl) once.
+            let ruleId: string | undefined;
+            if (policy.muting !== undefined) {
+              ruleId = mutedInBatch.has(policy) ? mutedInBatch.get(policy) : mutedBy(policy, nowMs);
+              mutedInBatch.set(policy, ruleId);
+            }
             if (ruleId !== undefined) {
               value = appendField(value, MATCHED_MUTED_BY_RULE, ruleId);
               muted++;
