@@ -1,9 +1,9 @@
 /**
  * End-to-end pipeline benchmark: `./dev bench pipeline [--alerts N] [--rate R[,R...]] [--warm-up N]
  * [--clients C] [--env [stage.]KEY=VALUE ...] [--idle-timeout S] [--phase-timeout S] [--idle-s S]
- * [--group-by LABEL [--group-interval-ms MS]]`.
+ * [--group-by LABEL [--group-interval-ms MS]] [--partitions N]`.
  *
- * Every stage runs as its own process (harness/pipeline.ts: own topics of 6 partitions,
+ * Every stage runs as its own process (harness/pipeline.ts: own topics of --partitions partitions,
  * groups, Redis prefix)
  * against the local broker, Postgres and Redis; webhooks go to a sink process (bench/pipeline/sink.ts).
  * C clients (default 100) each get one rule (HIGH, source, a<i>) and one webhook endpoint; alert k is
@@ -106,7 +106,6 @@ const e2eTarget = 25_000;
 const p99TargetMs = 100;
 const maxBatch = 5000;
 const maxBatchesInFlight = 20;
-const pipelinePartitions = 6; // as `./dev topics` creates them (TOPIC_PARTITIONS)
 
 // ---------------------------------------------------------------------------------------- flags
 
@@ -125,6 +124,8 @@ interface Flags {
   /** The label the grouped phase groups by; undefined: no grouped phase. */
   groupBy: string | undefined;
   groupIntervalMs: number;
+  /** Partitions of every topic of the run; `./dev topics` creates TOPIC_PARTITIONS (6). */
+  partitions: number;
 }
 
 function parseFlags(argv: string[]): Flags {
@@ -139,6 +140,7 @@ function parseFlags(argv: string[]): Flags {
     env: new Map(),
     groupBy: undefined,
     groupIntervalMs: 1000,
+    partitions: 6,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -176,6 +178,7 @@ function parseFlags(argv: string[]): Flags {
     else if (name === "--group-by") flags.groupBy = value();
     else if (name === "--group-interval-ms") flags.groupIntervalMs = Math.round(positive());
     else if (name === "--phase-timeout") flags.phaseTimeoutS = positive();
+    else if (name === "--partitions") flags.partitions = Math.round(positive());
     else if (name === "--env") {
       const [key, v] = value().split(/=(.*)/s, 2);
       if (!key || v === undefined) throw new Error("--env takes [stage.]KEY=VALUE");
@@ -184,7 +187,7 @@ function parseFlags(argv: string[]): Flags {
       console.log(
         "usage: ./dev bench pipeline [--alerts N=200000] [--rate R[,R...]=5000] [--warm-up N=50000] [--clients C=100] " +
           "[--env [stage.]KEY=VALUE]... [--idle-timeout S=30] [--phase-timeout S=300] [--idle-s S=20] " +
-          "[--group-by LABEL [--group-interval-ms MS=1000]]",
+          "[--group-by LABEL [--group-interval-ms MS=1000]] [--partitions N=6]",
       );
       process.exit(0);
     } else throw new Error(`unknown flag ${arg} (--help lists them)`);
@@ -1459,7 +1462,7 @@ async function main(): Promise<void> {
   const uptime = (await Bun.$`uptime`.quiet().nothrow().text()).trim() || `load ${loadavg().join(", ")}`;
   console.log(
     `pipeline bench ${run}: ${int(flags.alerts)} alerts per phase, ${int(flags.clients)} clients (one webhook each), ` +
-      `fixed rate ${flags.rates.map((rate) => `${int(rate)}/s`).join(", ")} then max rate; broker ${infraUrls.kafkaBrokers}`,
+      `fixed rate ${flags.rates.map((rate) => `${int(rate)}/s`).join(", ")} then max rate; ${flags.partitions} partitions per topic; broker ${infraUrls.kafkaBrokers}`,
   );
   console.log(`uptime at start: ${uptime}`);
   console.log("stage settings:");
@@ -1487,7 +1490,7 @@ async function main(): Promise<void> {
     setup.sink = sink;
     const pipeline = await startPipeline({
       run,
-      partitions: pipelinePartitions,
+      partitions: flags.partitions,
       topicConfig: { "retention.ms": String(30 * 60 * 1000) },
       stageEnv: settings,
       // The rule-updater's first snapshot reads every rule in the shared database: seconds when
@@ -1575,7 +1578,7 @@ async function main(): Promise<void> {
         brokers: infraUrls.kafkaBrokers,
         admin,
         topic: `${run}.kcat`,
-        partitions: pipelinePartitions,
+        partitions: flags.partitions,
         records: flags.alerts,
         valueBytes,
       });
