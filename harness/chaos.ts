@@ -889,7 +889,15 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     postgresUrl: options.postgresUrl,
     partitions: options.partitions,
     replicationFactor: options.cluster ? clusterReplicationFactor : undefined,
-    stageEnv: { sender: { LEASE_MS: String(leaseMs), SCHEDULER_INTERVAL_MS: String(schedulerIntervalMs) } },
+    stageEnv: {
+      sender: {
+        LEASE_MS: String(leaseMs),
+        SCHEDULER_INTERVAL_MS: String(schedulerIntervalMs),
+        // The sink counts a group message's alerts from its alertIds: a window that grew during a
+        // fault must carry all of them, not as many as a receiver-sized body holds.
+        GROUP_BODY_BYTES_MAX: String(64 * 1024 * 1024),
+      },
+    },
   });
   const stages = new StageSet(pipeline, clock, log, options.instancesPerStage);
   const logsDir = join(repoRoot, ".run/chaos", pipeline.run);

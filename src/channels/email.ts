@@ -11,12 +11,15 @@
 import { readFileSync } from "node:fs";
 import { createTransport } from "nodemailer";
 import {
+  emailBodyBytesMax,
   type GroupMessage,
   groupHeadline,
   groupMessageKey,
   groupTableHeader,
-  groupTableRows,
-  listedAlerts,
+  groupTableRow,
+  groupView,
+  summaryListing,
+  utf8Bytes,
 } from "../core/group-payload.ts";
 import { classifyNetworkError, classifySmtpReply } from "../core/retry.ts";
 import {
@@ -187,23 +190,45 @@ export function renderEmail(notification: Notification): { subject: string; text
   return { subject, text, html };
 }
 
-/** Subject: status, count and group labels; body: a table of the listed alerts and the count of the rest. */
+/**
+ * Subject: status, alert count and group labels; body: a table of the listed alerts and the count of
+ * the rest, at most emailBodyBytesMax of text and HTML together.
+ */
 export function renderGroupEmail(message: GroupMessage): { subject: string; text: string; html: string } {
-  const rows = groupTableRows(message);
-  const { more } = listedAlerts(message);
-  const subject = groupHeadline(message);
-  const moreLine = more > 0 ? [`and ${more} more`] : [];
-  const text = [subject, "", ...[groupTableHeader, ...rows].map((row) => row.join(" | ")), ...moreLine].join(
-    "\n",
-  );
-  const cells = (row: string[], tag: string) =>
+  const view = groupView(message);
+  const subject = groupHeadline(view);
+  const textRow = (row: string[]) => row.join(" | ");
+  const htmlRow = (row: string[], tag: string) =>
     `<tr>${row.map((cell) => `<${tag} align="left">${escapeHtml(cell)}</${tag}>`).join("")}</tr>`;
-  const html = [
-    `<h2>${escapeHtml(subject)}</h2>`,
-    `<table>${cells(groupTableHeader, "th")}${rows.map((row) => cells(row, "td")).join("")}</table>`,
-    ...moreLine.map((line) => `<p>${escapeHtml(line)}</p>`),
-  ].join("\n");
-  return { subject, text, html };
+  const moreLine = (more: number) => `and ${more} more`;
+  const moreHtml = (more: number) => `<p>${escapeHtml(moreLine(more))}</p>`;
+  const render = (rows: string[][], more: number) => {
+    const text = [
+      subject,
+      "",
+      ...[groupTableHeader, ...rows].map(textRow),
+      ...(more > 0 ? [moreLine(more)] : []),
+    ];
+    const html = [
+      `<h2>${escapeHtml(subject)}</h2>`,
+      `<table>${htmlRow(groupTableHeader, "th")}${rows.map((row) => htmlRow(row, "td")).join("")}</table>`,
+      ...(more > 0 ? [moreHtml(more)] : []),
+    ];
+    return { subject, text: text.join("\n"), html: html.join("\n") };
+  };
+  const empty = render([], 0);
+  // A row adds a line to the text and a <tr> to the table; the count adds a line to each.
+  const { listed, more } = summaryListing(
+    view.alerts,
+    message.alertsMax,
+    emailBodyBytesMax - utf8Bytes(empty.text) - utf8Bytes(empty.html),
+    (alert) => {
+      const row = groupTableRow(alert);
+      return utf8Bytes(textRow(row)) + 1 + utf8Bytes(htmlRow(row, "td"));
+    },
+    (count) => utf8Bytes(moreLine(count)) + utf8Bytes(moreHtml(count)) + 2,
+  );
+  return render(listed.map(groupTableRow), more);
 }
 
 function escapeHtml(text: string): string {

@@ -7,9 +7,10 @@
 import {
   type GroupMessage,
   groupHeadline,
-  groupStatus,
   groupSummaryLines,
+  groupView,
   slackAlertsListedMax,
+  slackSummaryLengthMax,
 } from "../core/group-payload.ts";
 import type { HttpTransport } from "./http.ts";
 import {
@@ -51,10 +52,14 @@ export class SlackChannel implements Channel {
   }
 }
 
-/** A compact summary: the group's headline, then its first alerts, one line each, and the count of the rest. */
+/**
+ * A compact summary: the group's headline, then its first alerts, one line each, as many as Slack
+ * shows whole (slackSummaryLengthMax), and the count of the rest.
+ */
 export function slackGroupPayload(message: GroupMessage) {
-  const text = escapeSlack(groupHeadline(message));
-  const worst = message.alerts.reduce<Severity | undefined>((top, alert) => {
+  const view = groupView(message);
+  const text = escapeSlack(groupHeadline(view));
+  const worst = view.alerts.reduce<Severity | undefined>((top, alert) => {
     const severity = alert.severity as Severity;
     return top === undefined || severityRank[severity] > severityRank[top] ? severity : top;
   }, undefined);
@@ -62,9 +67,16 @@ export function slackGroupPayload(message: GroupMessage) {
     text,
     attachments: [
       {
-        color: groupStatus(message) === "resolved" ? "good" : severityColours[worst ?? "LOW"],
+        color: view.status === "resolved" ? "good" : severityColours[worst ?? "LOW"],
         fallback: text,
-        text: escapeSlack(groupSummaryLines(message, slackAlertsListedMax).join("\n")),
+        text: escapeSlack(
+          groupSummaryLines(
+            view,
+            slackAlertsListedMax,
+            slackSummaryLengthMax,
+            (line) => escapeSlack(line).length,
+          ).join("\n"),
+        ),
       },
     ],
   };

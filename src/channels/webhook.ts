@@ -13,10 +13,16 @@
  * Receivers verify the signature over the raw body and reject stale timestamps (replays).
  *
  * A group window (rules with group_by) is one POST of Alertmanager's webhook document
- * (src/core/group-payload.ts), with `Idempotency-Key: group-<group key>-<window>`, the same on every
- * retry, and the same signature headers.
+ * (src/core/group-payload.ts), at most GROUP_BODY_BYTES_MAX bytes, with
+ * `Idempotency-Key: group-<group key>-<window>`, the same on every retry, and the same signature
+ * headers.
  */
-import { type GroupMessage, groupMessageKey, webhookGroupPayload } from "../core/group-payload.ts";
+import {
+  type GroupMessage,
+  groupMessageKey,
+  webhookBodyBytesMaxDefault,
+  webhookGroupBody,
+} from "../core/group-payload.ts";
 import type { HttpTransport } from "./http.ts";
 import {
   assertEndpointType,
@@ -35,6 +41,8 @@ export class WebhookChannel implements Channel {
     private readonly nowMs: () => number = Date.now,
     /** Alertmanager's externalURL in group payloads: where the receiver can look further. */
     private readonly externalUrl = "",
+    /** A group window's body at most, so that the receiver does not refuse it for its size. */
+    private readonly groupBodyBytesMax = webhookBodyBytesMaxDefault,
   ) {}
 
   deliver(endpoint: Endpoint, notification: Notification): Promise<DeliveryResult> {
@@ -44,12 +52,12 @@ export class WebhookChannel implements Channel {
 
   deliverGroup(endpoint: Endpoint, message: GroupMessage): Promise<DeliveryResult> {
     assertEndpointType(endpoint, "webhook");
-    const payload = webhookGroupPayload(message, {
-      receiver: endpoint.id,
-      externalUrl: this.externalUrl,
-      now: new Date(this.nowMs()),
-    });
-    return this.#post(endpoint, JSON.stringify(payload), groupMessageKey(message));
+    const body = webhookGroupBody(
+      message,
+      { receiver: endpoint.id, externalUrl: this.externalUrl, now: new Date(this.nowMs()) },
+      this.groupBodyBytesMax,
+    );
+    return this.#post(endpoint, body, groupMessageKey(message));
   }
 
   #post(endpoint: Endpoint, body: string, idempotencyKey: string): Promise<DeliveryResult> {

@@ -78,6 +78,16 @@ const badSettings: {
     message: "SSRF_ALLOW_CIDRS: invalid CIDR: 10.0.0.0/33",
   },
   {
+    stage: "sender",
+    env: { GROUP_BODY_BYTES_MAX: "4096" },
+    message: "GROUP_BODY_BYTES_MAX: must be within 8192..67108864, got 4096",
+  },
+  {
+    stage: "sender",
+    env: { EXTERNAL_URL: `https://alerts.example/${"x".repeat(1024)}` },
+    message: "EXTERNAL_URL: must be at most 1024 characters, got 1047",
+  },
+  {
     stage: "rule-updater",
     env: { SNAPSHOT_WATCH_INTERVAL_MS: "10" },
     message: "SNAPSHOT_WATCH_INTERVAL_MS: must be within 50..60000, got 10",

@@ -2,8 +2,10 @@
  * Grouping at delivery through the real aggregator and sender processes, a real webhook sink and
  * AlertMatched records carrying a policy (as the evaluator writes them): one POST per group window and
  * endpoint with every alert of the window in it, group_alerts_max truncation counted, later alerts of
- * a group in the next group_interval window, and a kill -9 of the sender mid-group that neither loses
- * an alert nor sends a group window under two keys or with two contents.
+ * a group in the next group_interval window, a kill -9 of the sender mid-group that neither loses
+ * an alert nor sends a group window under two keys or with two contents, a window larger than its
+ * receiver accepts bounded rather than refused, and an alert firing and resolved within one window
+ * listed once.
  */
 import { afterAll, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import { brokers, quiet } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
 import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
-import { DeliveryPolicySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
+import { AlertStatus, DeliveryPolicySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Producer } from "../../src/kafka/index.ts";
 import { aggregatorTopics, alertMatched, startAggregator } from "../aggregator/support.ts";
 import { HttpSink, type ReceivedRequest } from "../channels/sink.ts";
@@ -38,8 +40,9 @@ interface GroupPost {
     status: string;
     groupLabels: Record<string, string>;
     truncatedAlerts: number;
+    truncatedNotifications: number;
     windowNo: number;
-    alerts: { status: string; labels: Record<string, string>; notificationId: string }[];
+    alerts: { status: string; labels: Record<string, string>; notificationId: string; alertId: string }[];
     notificationIds: string[];
     notificationId?: string;
   };
@@ -373,6 +376,122 @@ test("one group over two rules: each endpoint gets only its rules' alerts; a sha
     expect(carried("/r2")).toEqual([[idOf("b"), idOf("c")].sort()]);
     expect(carried("/shared")).toEqual([[idOf("a"), idOf("b"), idOf("c")].sort()]);
     expect(new Set(posts.map((p) => p.key)).size).toBe(1);
+    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0, 0]);
+  } finally {
+    await sink.stop();
+  }
+}, 60_000);
+
+test("a window larger than its receiver accepts is bounded, not refused: every alert listed or counted", async () => {
+  // The receiver refuses bodies over 16 KiB as nginx or a body parser would; the window is ~400 KB.
+  const limitBytes = 16 * 1024;
+  const posts: GroupPost[] = [];
+  const answers: number[] = [];
+  const sink = new HttpSink((request) => {
+    const status = Buffer.byteLength(request.body) > limitBytes ? 413 : 200;
+    answers.push(status);
+    if (status === 200) posts.push(parse(request));
+    return new Response(status === 200 ? "ok" : "too large", { status });
+  });
+  try {
+    const t = await tenant(sql, "grp-bytes");
+    const ruleId = await t.rule();
+    await t.endpoint(ruleId, "webhook", sink.url("/bounded"));
+    const { topics } = await pipeline("grp-bytes", { GROUP_BODY_BYTES_MAX: String(limitBytes) });
+    const count = 300;
+    const grouping = policy({ groupWaitMs: 1500, groupIntervalMs: 1000, groupAlertsMax: 1000 });
+    await producer.send(
+      Array.from({ length: count }, (_, i) => ({
+        topic: topics.input,
+        key: t.clientId,
+        value: alertMatched({
+          clientId: t.clientId,
+          ruleIds: [ruleId],
+          alertId: `b-${i}`,
+          source: "svc",
+          context: { host: `db-${i}`, note: "x".repeat(1000) },
+          policy: grouping,
+        }),
+      })),
+    );
+    const rows = await allSent(t.clientId, count);
+    await Bun.sleep(300);
+
+    expect(answers.filter((status) => status !== 200)).toEqual([]);
+    expect(posts.length).toBeGreaterThan(0);
+    for (const post of posts) {
+      expect(post.body.version).toBe("4");
+      expect(post.body.alerts.length).toBeGreaterThan(0);
+      expect(post.body.truncatedAlerts).toBeGreaterThan(0);
+      // The receiver learns the window's counts: listed plus truncated.
+      expect(post.body.alerts.length + post.body.truncatedAlerts).toBe(
+        post.body.notificationIds.length + post.body.truncatedNotifications,
+      );
+    }
+    const carried = posts.reduce((sum, p) => sum + p.body.alerts.length + p.body.truncatedAlerts, 0);
+    expect(carried).toBe(count);
+    // Every row is recorded as carried by its window, listed in the body or not.
+    const sends = await sql<{ alerts: number; outcome: string }[]>`
+      SELECT d.alerts, d.outcome FROM group_deliveries d JOIN group_sends s ON s.id = d.group_send_id
+      WHERE s.client_id = ${t.clientId}`;
+    expect(sends.every((d) => d.outcome === "SUCCESS")).toBe(true);
+    expect(sends.reduce((sum, d) => sum + d.alerts, 0)).toBe(count);
+    expect(new Set(rows.map((r) => r.send)).size).toBe(posts.length);
+    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0, 0]);
+  } finally {
+    await sink.stop();
+  }
+}, 60_000);
+
+test("alerts firing and resolved within one window: each listed once, resolved, the window resolved", async () => {
+  const posts: GroupPost[] = [];
+  const sink = new HttpSink((request) => {
+    posts.push(parse(request));
+    return new Response("ok");
+  });
+  try {
+    const t = await tenant(sql, "grp-once");
+    const ruleId = await t.rule();
+    await t.endpoint(ruleId, "webhook", sink.url("/once"));
+    const { topics } = await pipeline("grp-once");
+    const grouping = policy({ groupWaitMs: 1500, groupIntervalMs: 1000, groupAlertsMax: 100 });
+    const startedMs = Date.now() - 10_000;
+    const submission = (alertId: string, status: AlertStatus) => ({
+      topic: topics.input,
+      key: t.clientId,
+      value: alertMatched({
+        clientId: t.clientId,
+        scope: `client:${t.clientId}`,
+        ruleIds: [ruleId],
+        alertId,
+        source: "svc",
+        status,
+        eventTimeUnixMs: BigInt(startedMs),
+        endsAtUnixMs: BigInt(status === AlertStatus.RESOLVED ? Date.now() - 1000 : Date.now() + 600_000),
+        policy: grouping,
+      }),
+    });
+    await producer.send([submission("am-x", AlertStatus.FIRING), submission("am-y", AlertStatus.FIRING)]);
+    await producer.send([submission("am-x", AlertStatus.RESOLVED), submission("am-y", AlertStatus.RESOLVED)]);
+    const rows = await allSent(t.clientId, 4);
+    await Bun.sleep(300);
+
+    // Within group_wait the four rows make one window.
+    expect(new Set(rows.map((r) => r.send)).size).toBe(1);
+    expect(posts).toHaveLength(1);
+    const [post] = posts as [GroupPost];
+    const kinds = await sql<{ id: string; alert_id: string; kind: string }[]>`
+      SELECT id::text, alert_id, kind FROM notifications WHERE client_id = ${t.clientId} ORDER BY id`;
+    const resolvedId = (alertId: string) =>
+      kinds.find((r) => r.alert_id === alertId && r.kind === "resolved")?.id as string;
+    expect(post.body.status).toBe("resolved");
+    expect(post.body.alerts.map((a) => [a.alertId, a.status, a.notificationId])).toEqual([
+      ["am-x", "resolved", resolvedId("am-x")],
+      ["am-y", "resolved", resolvedId("am-y")],
+    ]);
+    expect(post.body.truncatedAlerts).toBe(0);
+    // Both rows of each alert are carried by the window.
+    expect([...post.body.notificationIds].sort()).toEqual(kinds.map((r) => r.id).sort());
     expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0, 0]);
   } finally {
     await sink.stop();

@@ -8,6 +8,11 @@ import { SlackChannel } from "../../channels/slack.ts";
 import { allowListFromEnv, SsrfGuard } from "../../channels/ssrf.ts";
 import type { Channel, EndpointType } from "../../channels/types.ts";
 import { WebhookChannel } from "../../channels/webhook.ts";
+import {
+  externalUrlLengthMax,
+  webhookBodyBytesMaxDefault,
+  webhookBodyBytesMin,
+} from "../../core/group-payload.ts";
 import { KeyedRateLimiter } from "../../core/rate-limit.ts";
 import { defaultBackoffPolicy } from "../../core/retry.ts";
 import { ConfigError, envInt, envOneOf, envString } from "../../runtime/config.ts";
@@ -49,6 +54,18 @@ function smtpSettings(): SmtpConfig | undefined {
   };
 }
 
+/** Bounded, so that a group webhook's fixed fields always fit in its body bound. */
+function externalUrl(): string {
+  const url = envString("EXTERNAL_URL", "");
+  if (url.length > externalUrlLengthMax) {
+    throw new ConfigError(
+      "EXTERNAL_URL",
+      `must be at most ${externalUrlLengthMax} characters, got ${url.length}`,
+    );
+  }
+  return url;
+}
+
 const settings = settingsOrExit("sender", () => ({
   inputTopic: envString("INPUT_TOPIC", topicNames.notificationsReady),
   groupId: envString("GROUP_ID", "sender"),
@@ -71,7 +88,11 @@ const settings = settingsOrExit("sender", () => ({
   dispatchesInFlightMax: envInt("DISPATCHES_IN_FLIGHT_MAX", 4, { min: 1, max: 64 }),
   groupSendsPerPassMax: envInt("GROUP_SENDS_PER_PASS_MAX", 200, { min: 1, max: 10_000 }),
   groupRowsPerSendMax: envInt("GROUP_ROWS_PER_SEND_MAX", 10_000, { min: 1, max: 100_000 }),
-  externalUrl: envString("EXTERNAL_URL", ""),
+  groupBodyBytesMax: envInt("GROUP_BODY_BYTES_MAX", webhookBodyBytesMaxDefault, {
+    min: webhookBodyBytesMin,
+    max: 64 * 1024 * 1024,
+  }),
+  externalUrl: externalUrl(),
 }));
 
 function createChannels(logger: Logger): Map<EndpointType, Channel> {
@@ -82,7 +103,7 @@ function createChannels(logger: Logger): Map<EndpointType, Channel> {
     logger: logger.child("http"),
   });
   const channels = new Map<EndpointType, Channel>([
-    ["webhook", new WebhookChannel(http, Date.now, settings.externalUrl)],
+    ["webhook", new WebhookChannel(http, Date.now, settings.externalUrl, settings.groupBodyBytesMax)],
     ["slack", new SlackChannel(http)],
   ]);
   if (settings.smtp !== undefined) channels.set("email", new EmailChannel(settings.smtp));
