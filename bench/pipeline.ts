@@ -215,6 +215,8 @@ function stageSettings(overrides: Map<string, string>): Record<StageName, Record
       ENDPOINT_BURST: "5000",
       ENDPOINT_CONCURRENCY_MAX: "256",
       ENDPOINT_QUEUE_MAX: "20000",
+      // The sink counts a group message's alerts from its alertIds: the body must list every one.
+      GROUP_BODY_BYTES_MAX: String(64 * 1024 * 1024),
     },
   };
   for (const [key, value] of overrides) {
