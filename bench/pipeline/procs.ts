@@ -22,6 +22,30 @@ export function cpuSeconds(pid: number): number | undefined {
 }
 
 /**
+ * CPU seconds of a JVM's JIT compiler threads (C1 and C2; Linux shows their names cut to 15
+ * characters). A broker started minutes ago spends much of its CPU compiling its hot paths: this tells
+ * that warm-up apart from what requests cost once they run compiled.
+ */
+export function compilerCpuSeconds(pid: number): number {
+  let seconds = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        if (!/^C[12] CompilerThre/.test(readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8"))) continue;
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        seconds += (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+    return seconds;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
  * Times any thread of the process went to sleep waiting (voluntary context switches, summed over its
  * threads; threads that ended are not counted): each is a wake-up later, the fixed cost that
  * batching saves, and counts it whatever else the machine runs.
