@@ -26,6 +26,7 @@ import { Http1Client } from "../src/channels/http1-client.ts";
 import type { Notification } from "../src/channels/types.ts";
 import { webhookPayload, webhookSignature } from "../src/channels/webhook.ts";
 import { finish, fmt, loadText, table, verdict } from "./support/common.ts";
+import { RawSinkProcess } from "./support/raw-sink-process.ts";
 
 const requestCount = Number(process.argv[2] ?? 10_000);
 const rounds = 3;
@@ -33,60 +34,6 @@ const levels = (process.argv[3] ?? "1,16,64,256").split(",").map(Number);
 const warmUpCount = 2000;
 const timeoutMs = 10_000;
 const targetRatio = 2;
-
-interface SinkStats {
-  requests: number;
-  connectionsOpened: number;
-  connectionsOpen: number;
-  cpuUs: number;
-}
-
-/** The raw sink process and its stats line protocol (bench/support/raw-sink.ts). */
-class SinkProcess {
-  private readonly process = Bun.spawn(
-    [process.execPath, new URL("support/raw-sink.ts", import.meta.url).pathname],
-    {
-      stdin: "pipe",
-      stdout: "pipe",
-      stderr: "inherit",
-    },
-  );
-  private readonly lines = this.process.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  private buffered = "";
-
-  get pid(): number {
-    return this.process.pid;
-  }
-
-  async port(): Promise<number> {
-    return (JSON.parse(await this.nextLine()) as { port: number }).port;
-  }
-
-  async stats(): Promise<SinkStats> {
-    this.process.stdin.write("stats\n");
-    await this.process.stdin.flush();
-    return JSON.parse(await this.nextLine()) as SinkStats;
-  }
-
-  async stop(): Promise<void> {
-    await this.process.stdin.end();
-    await this.process.exited;
-  }
-
-  private async nextLine(): Promise<string> {
-    for (;;) {
-      const newline = this.buffered.indexOf("\n");
-      if (newline >= 0) {
-        const line = this.buffered.slice(0, newline);
-        this.buffered = this.buffered.slice(newline + 1);
-        return line;
-      }
-      const { done, value } = await this.lines.read();
-      if (done) throw new Error("the raw sink exited");
-      this.buffered += value;
-    }
-  }
-}
 
 type Post = () => Promise<number>;
 
@@ -102,7 +49,7 @@ interface RunFigures {
 }
 
 /** `count` posts, `inFlight` at a time; what they cost this process and the sink. */
-async function run(sink: SinkProcess, client: string, post: Post, count: number, inFlight: number) {
+async function run(sink: RawSinkProcess, client: string, post: Post, count: number, inFlight: number) {
   const before = await sink.stats();
   const startedMs = performance.now();
   const cpuBefore = process.cpuUsage();
@@ -160,7 +107,7 @@ function webhook(): { body: string; headers: Record<string, string> } {
 }
 
 async function main(): Promise<void> {
-  const sink = new SinkProcess();
+  const sink = new RawSinkProcess();
   const port = await sink.port();
   const url = `http://127.0.0.1:${port}/hook`;
   const { body, headers } = webhook();
