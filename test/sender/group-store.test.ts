@@ -120,8 +120,8 @@ test("fixing windows stays linear in their rows whatever the statistics say", as
   await sentRows(0, 2000);
   await sql`ANALYZE notifications`;
   await sentRows(2000, 50_000);
-  const windowsCount = 10;
-  const perWindow = 300;
+  const windowsCount = 50;
+  const perWindow = 100;
   const gs = await Promise.all(Array.from({ length: windowsCount }, (_, i) => grouped(`gs-plan-${i}`)));
   for (const g of gs)
     await insertNotifications(
@@ -137,8 +137,9 @@ test("fixing windows stays linear in their rows whatever the statistics say", as
   );
   const plan = explained?.["QUERY PLAN"][0]?.Plan as PlanNode;
   const rows = windowsCount * perWindow;
-  // Per window at most (rows x windows); joining per row (rows x rows, 9,000,000 here) was the trap.
-  expect(joinFiltered(plan)).toBeLessThanOrEqual(rows * windowsCount);
+  // Each picked row by its id: joining every row to every window (rows x windows, 250,000 here; many
+  // windows of a few rows, as under a storm, made the planner choose it) or to every row were traps.
+  expect(joinFiltered(plan)).toBeLessThan(rows);
   const fixed = await sql<{ n: number }[]>`
     SELECT count(*)::int AS n FROM notifications n JOIN group_sends s ON s.id = n.group_send_id
     WHERE s.id = ANY(${windows.map((w) => w.id)}::bigint[])`;
