@@ -892,6 +892,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     stageEnv: {
       sender: {
         LEASE_MS: String(leaseMs),
+        // At most half the lease (src/core/lease.ts); the sink answers at once.
+        HTTP_TIMEOUT_MS: String(Math.floor(leaseMs / 2)),
         SCHEDULER_INTERVAL_MS: String(schedulerIntervalMs),
         // The sink counts a group message's alerts from its alertIds: a window that grew during a
         // fault must carry all of them, not as many as a receiver-sized body holds.

@@ -22,6 +22,8 @@ export interface ClaimedGroupSend {
   alertsMax: number;
   /** Attempts including this claim; fences the status update against a later claimer. */
   attempts: number;
+  /** Local time (performance.now()) just before the statement that leased the send. */
+  leasedAtMs: number;
   /** Its rows still to deliver, in id order. */
   members: Notification[];
 }
@@ -69,7 +71,7 @@ interface OpenedWindowRow {
   attempts: number;
 }
 
-function toOpenedWindow(row: OpenedWindowRow): OpenedWindow {
+function toOpenedWindow(row: OpenedWindowRow, leasedAtMs: number): OpenedWindow {
   return {
     id: String(row.send_id),
     clientId: row.client_id,
@@ -78,6 +80,7 @@ function toOpenedWindow(row: OpenedWindowRow): OpenedWindow {
     labels: row.labels,
     alertsMax: row.group_alerts_max,
     attempts: row.attempts,
+    leasedAtMs,
   };
 }
 
@@ -184,6 +187,7 @@ export class GroupStore {
    * re-checked once held, so a group another sender just opened is left alone.
    */
   async openWindows(limit: number): Promise<OpenedWindow[]> {
+    const leasedAtMs = performance.now();
     const rows = await this.sql.unsafe<OpenedWindowRow[]>(
       `WITH due AS (
          SELECT group_key FROM notification_groups
@@ -207,7 +211,7 @@ export class GroupStore {
       [limit, this.leaseMs] as never[],
       prepared,
     );
-    return rows.map(toOpenedWindow);
+    return rows.map((row) => toOpenedWindow(row, leasedAtMs));
   }
 
   /**
@@ -240,6 +244,7 @@ export class GroupStore {
    * died in between) gets its rows now.
    */
   async redriveDue(limit: number): Promise<ClaimedGroupSend[]> {
+    const leasedAtMs = performance.now();
     const claimed = await this.sql.unsafe<(OpenedWindowRow & { fixed: boolean })[]>(
       `WITH due AS (
          SELECT id FROM group_sends WHERE status IN ('SENDING', 'RETRY') AND next_attempt_at <= now()
@@ -257,11 +262,14 @@ export class GroupStore {
       prepared,
     );
     if (claimed.length === 0) return [];
-    const unfixed = claimed.filter((row) => !row.fixed).map(toOpenedWindow);
+    const unfixed = claimed.filter((row) => !row.fixed).map((row) => toOpenedWindow(row, leasedAtMs));
     const fixed = new Map(
       claimed
         .filter((row) => row.fixed)
-        .map((row) => [String(row.send_id), { ...toOpenedWindow(row), members: [] as Notification[] }]),
+        .map((row) => [
+          String(row.send_id),
+          { ...toOpenedWindow(row, leasedAtMs), members: [] as Notification[] },
+        ]),
     );
     if (fixed.size > 0) {
       const members = await this.sql.unsafe<(MemberRow & { send_id: string })[]>(
@@ -280,6 +288,28 @@ export class GroupStore {
       for (const send of fixed.values()) send.members.sort(byId);
     }
     return [...fixed.values(), ...(await this.fixMembers(unfixed))];
+  }
+
+  /**
+   * Extends the lease of each send still ours (SENDING with the attempts we claimed) by the lease from
+   * now, as a claim sets it; returns their ids. A send another sender claimed meanwhile is left alone.
+   */
+  async renewLeases(sends: readonly { id: string; attempts: number }[]): Promise<Set<string>> {
+    if (sends.length === 0) return new Set();
+    const rows = await this.sql.unsafe<{ id: string }[]>(
+      `UPDATE group_sends s
+       SET lease_until = now() + ${leaseInterval}, next_attempt_at = now() + ${leaseInterval}
+       FROM unnest($1::bigint[], $3::int[]) AS v(id, attempts)
+       WHERE s.id = v.id AND s.status = 'SENDING' AND s.attempts = v.attempts
+       RETURNING s.id`,
+      [
+        `{${sends.map((s) => s.id).join(",")}}`,
+        this.leaseMs,
+        `{${sends.map((s) => s.attempts).join(",")}}`,
+      ] as never[],
+      prepared,
+    );
+    return new Set(rows.map((row) => String(row.id)));
   }
 
   /**

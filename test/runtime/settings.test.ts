@@ -88,6 +88,11 @@ const badSettings: {
     message: "EXTERNAL_URL: must be at most 1024 characters, got 1047",
   },
   {
+    stage: "sender",
+    env: { LEASE_MS: "5000", HTTP_TIMEOUT_MS: "3000" },
+    message: "LEASE_MS: must be at least twice the longest delivery timeout (3000 ms), got 5000",
+  },
+  {
     stage: "rule-updater",
     env: { SNAPSHOT_WATCH_INTERVAL_MS: "10" },
     message: "SNAPSHOT_WATCH_INTERVAL_MS: must be within 50..60000, got 10",

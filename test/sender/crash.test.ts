@@ -1,6 +1,6 @@
 /**
  * kill -9 of the sender while deliveries are in flight (the sink answers after 2 s), then a restart
- * with the same group and LEASE_MS=3000. Every row must end SENT with one SUCCESS delivery; a
+ * with the same group and LEASE_MS=5000. Every row must end SENT with one SUCCESS delivery; a
  * notification may reach the sink twice only if the dead sender held it under a lease, only after
  * that lease expired, and always with the same Idempotency-Key.
  */
@@ -17,7 +17,7 @@ const db = useTestSchema("sender_crash");
 const { sql } = db;
 const producer = new Producer({ brokers, logger: quiet });
 const responseDelayMs = 2000;
-const leaseMs = 3000;
+const leaseMs = 5000;
 const notifications = 30;
 const stages: StageProcess[] = [];
 
@@ -46,7 +46,8 @@ test("kill -9 mid-delivery: all SENT, one SUCCESS each, repeats only after an ex
     for (let i = 0; i < notifications; i++)
       ids.push(await t.notification([ruleId], { alertId: `crash-${i}` }));
     const topic = await senderTopic("snd-crash");
-    const env = { LEASE_MS: String(leaseMs) };
+    // The lease at least twice the delivery timeout, which outlasts the sink's answers.
+    const env = { LEASE_MS: String(leaseMs), HTTP_TIMEOUT_MS: String(leaseMs / 2) };
 
     const first = await startSender(db, topic, env);
     stages.push(first);

@@ -225,7 +225,7 @@ test("kill -9 of the sender mid-group: nothing lost, each window under one key w
     const t = await tenant(sql, "grp-crash");
     const ruleId = await t.rule();
     await t.endpoint(ruleId, "webhook", sink.url("/crash"));
-    const env = { LEASE_MS: "3000" };
+    const env = { LEASE_MS: "5000", HTTP_TIMEOUT_MS: "2500" };
     const { topics, senderTopic, sender } = await pipeline("grp-crash", env);
     const groupsCount = 6;
     const perGroup = 5;

@@ -1,7 +1,8 @@
 /**
  * Delivers claimed notifications: every pending endpoint through its channel, paced per endpoint by
  * the rate limiter, then one statement records the attempts and the statuses decided from them.
- * Group sends the same way, one message per send and endpoint with the send's rows routed there.
+ * Group sends the same way, one message per send and endpoint with the send's rows routed there,
+ * under leases kept until their outcomes are recorded (lease-keeper.ts).
  */
 import type {
   AttemptRecord,
@@ -21,8 +22,11 @@ import type { Channel, DeliveryResult, Endpoint, EndpointType } from "../../chan
 import { assert } from "../../core/assert.ts";
 import { decideStatus, type StatusDecision } from "../../core/delivery-status.ts";
 import type { GroupMessage } from "../../core/group-payload.ts";
+import type { LeaseTiming } from "../../core/lease.ts";
 import { type KeyedRateLimiter, RateLimitQueueFullError } from "../../core/rate-limit.ts";
 import type { BackoffPolicy } from "../../core/retry.ts";
+import type { Logger } from "../../runtime/log.ts";
+import { LeaseKeeper } from "./lease-keeper.ts";
 
 export interface DispatchCounts {
   delivered: number;
@@ -36,20 +40,49 @@ type EndpointOutcome = Omit<AttemptRecord, "notificationId">;
 const noWork: EndpointWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
 const noSendWork: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
 
+/** A group send's delivery that its lease did not leave time for: nothing went out, try again. */
+const leaseTooShort: DeliveryResult = {
+  outcome: "RETRYABLE",
+  latencyMs: 0,
+  error: "not sent: the group send's lease could not be renewed in time",
+};
+
+export interface DispatcherGroups {
+  store: GroupStore;
+  lease: LeaseTiming;
+  logger: Logger;
+}
+
 export class Dispatcher {
   constructor(
     private readonly store: DeliveryStore,
     private readonly channels: ReadonlyMap<EndpointType, Channel>,
     private readonly limiter: KeyedRateLimiter,
     private readonly policy: BackoffPolicy,
-    private readonly groupStore?: GroupStore,
+    private readonly groups?: DispatcherGroups,
   ) {}
 
   async dispatchGroups(sends: readonly ClaimedGroupSend[]): Promise<DispatchCounts> {
     const counts: DispatchCounts = { delivered: 0, retryable: 0, permanent: 0 };
     if (sends.length === 0) return counts;
-    const store = this.groupStore;
-    assert(store !== undefined, "group sends claimed by a dispatcher without a group store");
+    const groups = this.groups;
+    assert(groups !== undefined, "group sends claimed by a dispatcher without a group store");
+    const { store } = groups;
+    const leases = new LeaseKeeper(sends, (held) => store.renewLeases(held), groups.lease, groups.logger);
+    try {
+      await this.#deliverGroups(sends, store, leases, counts);
+    } finally {
+      await leases.stop();
+    }
+    return counts;
+  }
+
+  async #deliverGroups(
+    sends: readonly ClaimedGroupSend[],
+    store: GroupStore,
+    leases: LeaseKeeper,
+    counts: DispatchCounts,
+  ): Promise<void> {
     const work = await store.endpointWork(sends);
     const attempts: GroupAttemptRecord[] = [];
     const updates: GroupStatusUpdate[] = [];
@@ -66,7 +99,12 @@ export class Dispatcher {
               alertsMax: send.alertsMax,
               alerts: send.members.filter((member) => memberIds.has(member.id)),
             };
-            return { endpoint, send: (channel) => channel.deliverGroup(endpoint, message) };
+            // Checked once the rate limiter lets it go: the wait there may have been long.
+            const deliver = (channel: Channel) =>
+              leases.mayStart(send.id)
+                ? channel.deliverGroup(endpoint, message)
+                : Promise.resolve(leaseTooShort);
+            return { endpoint, send: deliver };
           }),
           { ...earlier, attemptsMade: send.attempts },
           counts,
@@ -79,7 +117,6 @@ export class Dispatcher {
       }),
     );
     await store.recordAttempt(attempts, updates);
-    return counts;
   }
 
   /** `known`: the notifications' endpoint work when the claim fetched it already. */

@@ -13,6 +13,7 @@ import {
   webhookBodyBytesMaxDefault,
   webhookBodyBytesMin,
 } from "../../core/group-payload.ts";
+import { type LeaseTiming, leaseTimingProblem } from "../../core/lease.ts";
 import { KeyedRateLimiter } from "../../core/rate-limit.ts";
 import { defaultBackoffPolicy } from "../../core/retry.ts";
 import { ConfigError, envInt, envOneOf, envString } from "../../runtime/config.ts";
@@ -66,34 +67,55 @@ function externalUrl(): string {
   return url;
 }
 
-const settings = settingsOrExit("sender", () => ({
-  inputTopic: envString("INPUT_TOPIC", topicNames.notificationsReady),
-  groupId: envString("GROUP_ID", "sender"),
-  ssrfGuard: ssrfGuard(),
-  httpTimeoutMs: envInt("HTTP_TIMEOUT_MS", 5000, { min: 100, max: 120_000 }),
-  smtp: smtpSettings(),
-  leaseMs: envInt("LEASE_MS", 30_000, { min: 1000, max: 3_600_000 }),
-  endpointLimits: {
-    ratePerSecond: envInt("ENDPOINT_RATE_PER_SECOND", 50_000, { min: 1, max: 1_000_000 }),
-    burst: envInt("ENDPOINT_BURST", 5000, { min: 1, max: 1_000_000 }),
-    concurrencyMax: envInt("ENDPOINT_CONCURRENCY_MAX", 256, { min: 1, max: 10_000 }),
-    queueMax: envInt("ENDPOINT_QUEUE_MAX", 20_000, { min: 0, max: 1_000_000 }),
-  },
-  backoffPolicy: {
-    ...defaultBackoffPolicy,
-    baseDelayMs: envInt("RETRY_BASE_DELAY_MS", defaultBackoffPolicy.baseDelayMs, { min: 1, max: 3_600_000 }),
-    attemptsMax: envInt("DELIVERY_ATTEMPTS_MAX", defaultBackoffPolicy.attemptsMax, { min: 1, max: 100 }),
-  },
-  schedulerIntervalMs: envInt("SCHEDULER_INTERVAL_MS", 1000, { min: 10, max: 60_000 }),
-  dispatchesInFlightMax: envInt("DISPATCHES_IN_FLIGHT_MAX", 4, { min: 1, max: 64 }),
-  groupSendsPerPassMax: envInt("GROUP_SENDS_PER_PASS_MAX", 200, { min: 1, max: 10_000 }),
-  groupRowsPerSendMax: envInt("GROUP_ROWS_PER_SEND_MAX", 10_000, { min: 1, max: 100_000 }),
-  groupBodyBytesMax: envInt("GROUP_BODY_BYTES_MAX", webhookBodyBytesMaxDefault, {
-    min: webhookBodyBytesMin,
-    max: 64 * 1024 * 1024,
-  }),
-  externalUrl: externalUrl(),
-}));
+/**
+ * A group send's lease and the longest a started delivery can take (each channel's timeout bounds
+ * it): the lease must leave room for a delivery between its renewals (src/core/lease.ts).
+ */
+function leaseTiming(httpTimeoutMs: number, smtp: SmtpConfig | undefined): LeaseTiming {
+  const timing = {
+    leaseMs: envInt("LEASE_MS", 30_000, { min: 1000, max: 3_600_000 }),
+    deliveryTimeoutMs: Math.max(httpTimeoutMs, smtp?.timeoutMs ?? 0),
+  };
+  const problem = leaseTimingProblem(timing);
+  if (problem !== undefined) throw new ConfigError("LEASE_MS", problem);
+  return timing;
+}
+
+const settings = settingsOrExit("sender", () => {
+  const httpTimeoutMs = envInt("HTTP_TIMEOUT_MS", 5000, { min: 100, max: 120_000 });
+  const smtp = smtpSettings();
+  return {
+    inputTopic: envString("INPUT_TOPIC", topicNames.notificationsReady),
+    groupId: envString("GROUP_ID", "sender"),
+    ssrfGuard: ssrfGuard(),
+    httpTimeoutMs,
+    smtp,
+    lease: leaseTiming(httpTimeoutMs, smtp),
+    endpointLimits: {
+      ratePerSecond: envInt("ENDPOINT_RATE_PER_SECOND", 50_000, { min: 1, max: 1_000_000 }),
+      burst: envInt("ENDPOINT_BURST", 5000, { min: 1, max: 1_000_000 }),
+      concurrencyMax: envInt("ENDPOINT_CONCURRENCY_MAX", 256, { min: 1, max: 10_000 }),
+      queueMax: envInt("ENDPOINT_QUEUE_MAX", 20_000, { min: 0, max: 1_000_000 }),
+    },
+    backoffPolicy: {
+      ...defaultBackoffPolicy,
+      baseDelayMs: envInt("RETRY_BASE_DELAY_MS", defaultBackoffPolicy.baseDelayMs, {
+        min: 1,
+        max: 3_600_000,
+      }),
+      attemptsMax: envInt("DELIVERY_ATTEMPTS_MAX", defaultBackoffPolicy.attemptsMax, { min: 1, max: 100 }),
+    },
+    schedulerIntervalMs: envInt("SCHEDULER_INTERVAL_MS", 1000, { min: 10, max: 60_000 }),
+    dispatchesInFlightMax: envInt("DISPATCHES_IN_FLIGHT_MAX", 4, { min: 1, max: 64 }),
+    groupSendsPerPassMax: envInt("GROUP_SENDS_PER_PASS_MAX", 200, { min: 1, max: 10_000 }),
+    groupRowsPerSendMax: envInt("GROUP_ROWS_PER_SEND_MAX", 10_000, { min: 1, max: 100_000 }),
+    groupBodyBytesMax: envInt("GROUP_BODY_BYTES_MAX", webhookBodyBytesMaxDefault, {
+      min: webhookBodyBytesMin,
+      max: 64 * 1024 * 1024,
+    }),
+    externalUrl: externalUrl(),
+  };
+});
 
 function createChannels(logger: Logger): Map<EndpointType, Channel> {
   const http = new HttpTransport({
@@ -119,11 +141,15 @@ await runConsumerStage({
   processTimeoutMs: 30 * 60_000,
   async createProcessor({ logger, processTimeoutMs }) {
     const sql = connectPostgres({ connectionsMax: 10, settings: deliveryStoreSettings });
-    const store = new DeliveryStore(sql, settings.leaseMs);
+    const store = new DeliveryStore(sql, settings.lease.leaseMs);
     const limiter = new KeyedRateLimiter(settings.endpointLimits);
     const channels = createChannels(logger);
-    const groupStore = new GroupStore(sql, settings.leaseMs, settings.groupRowsPerSendMax);
-    const dispatcher = new Dispatcher(store, channels, limiter, settings.backoffPolicy, groupStore);
+    const groupStore = new GroupStore(sql, settings.lease.leaseMs, settings.groupRowsPerSendMax);
+    const dispatcher = new Dispatcher(store, channels, limiter, settings.backoffPolicy, {
+      store: groupStore,
+      lease: settings.lease,
+      logger: logger.child("groups"),
+    });
     const scheduler = startScheduler(store, dispatcher, logger.child("scheduler"), {
       intervalMs: settings.schedulerIntervalMs,
       batchSizeMax: 500,
