@@ -2,11 +2,15 @@
  * The sender's view of groups (docs/design/alert-model.md, "Grouping"): open a due group's next
  * window as a group send over its waiting rows, re-drive group sends whose retry came due or whose
  * lease expired, find each send's endpoints, and record an attempt. A group send carries the lease,
- * attempts and retry schedule of its rows; their statuses follow its status in the same statement.
+ * attempts and retry schedule of its rows.
  *
  * A window is opened in one short statement (its send and window number) and its rows are fixed right
- * after (notifications.group_send_id), before its first message: a repeat after a crash or a retry
- * sends the same alerts under the same Idempotency-Key.
+ * after, before its first message, as the send's member_ids: a repeat after a crash or a retry sends
+ * the same alerts under the same Idempotency-Key. The rows themselves are written once, by the
+ * statement that records the send's first outcome (their status, group_send_id and attempts), and
+ * again only by its later outcomes: a grouped row costs its insert and one update, not one more per
+ * step. Until then a row of a window in flight still looks waiting in notifications, and the next
+ * window of its group leaves it out by its send's member_ids.
  */
 import type { Endpoint, Notification } from "../channels/types.ts";
 import type { StatusDecision } from "../core/delivery-status.ts";
@@ -103,43 +107,35 @@ const byId = (a: Notification, b: Notification) => Number(a.id) - Number(b.id);
 /** See deliveryStoreSettings: every statement here reaches rows through an index. */
 const leaseInterval = "make_interval(secs => $2::float8 / 1000)";
 
+/** The two-key advisory lock space of fixing windows, one lock per group (apart from the lifecycle's). */
+const groupFixLockSpace = 7_415;
+
 /**
- * fixMembers' statement: $1 the windows' send ids (an array literal), $2 the lease in ms, $3 the rows
- * one window takes at most. Exported for the plan test (test/sender/group-store.test.ts).
+ * fixMembers' statement, run once the windows' groups are locked: $1 the windows' send ids (an array
+ * literal), $2 the rows one window takes at most. Exported for the plan test
+ * (test/sender/group-store.test.ts).
  */
 export const fixMembersStatement = `WITH sends AS (
          SELECT id, group_key FROM group_sends
          WHERE id = ANY($1::bigint[]) AND members_fixed_at IS NULL
          ORDER BY id FOR UPDATE
        ), picked AS (
-         -- Per window the ids it takes (the cap, in id order) and whether more wait.
-         SELECT s.id AS send_id, s.group_key, w.ids, w.waiting > $3 AS more
+         -- Per window the ids it takes (the cap, in id order) and whether more wait. A waiting row of
+         -- a window of the group still in flight is that window's: its outcome has not marked it yet.
+         SELECT s.id AS send_id, s.group_key, w.ids, w.waiting > $2 AS more
          FROM sends s CROSS JOIN LATERAL (
-           SELECT (array_agg(id ORDER BY id))[1:$3] AS ids, count(*) AS waiting FROM (
-             SELECT id FROM notifications
-             WHERE group_key = s.group_key AND group_send_id IS NULL AND status = 'RECEIVED'
-             ORDER BY id LIMIT $3::int + 1) x) w
-       ), members AS (
-         -- Each picked row by its primary key: the row count estimate of unnest is fixed (never the
-         -- statistics'), so this is a nested loop over the picked ids. Joined to the windows by group
-         -- instead, the planner had run a nested loop of every waiting row over every window (rows x
-         -- windows; 28 s for 10,000 rows over a scan of notifications_due, 0.9 s for 100 windows of
-         -- 100 rows over the waiting index). The same snapshot as above; a row another window took
-         -- meanwhile is left alone.
-         UPDATE notifications n
-         SET group_send_id = m.send_id, status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
-             lease_until = now() + ${leaseInterval}, next_attempt_at = NULL
-         FROM (SELECT p.send_id, i.id FROM picked p CROSS JOIN LATERAL unnest(p.ids) AS i(id)) m
-         WHERE n.id = m.id AND n.group_send_id IS NULL AND CASE n.status WHEN 'RECEIVED' THEN true ELSE false END
-         RETURNING m.send_id, ${memberColumns}
-       ), counts AS (
-         SELECT send_id, count(*) AS alerts FROM members GROUP BY send_id
+           SELECT (array_agg(id ORDER BY id))[1:$2] AS ids, count(*) AS waiting FROM (
+             SELECT n.id FROM notifications n
+             WHERE n.group_key = s.group_key AND n.group_send_id IS NULL AND n.status = 'RECEIVED'
+               AND n.id NOT IN (SELECT unnest(o.member_ids) FROM group_sends o
+                                WHERE o.group_key = s.group_key AND o.status = 'SENDING')
+             ORDER BY n.id LIMIT $2::int + 1) x) w
        ), fixed AS (
-         UPDATE group_sends s SET members_fixed_at = now(), updated_at = now(), alerts = c.alerts
-         FROM counts c WHERE s.id = c.send_id
+         UPDATE group_sends s
+         SET member_ids = p.ids, alerts = cardinality(p.ids), members_fixed_at = now(), updated_at = now()
+         FROM picked p WHERE s.id = p.send_id AND p.ids IS NOT NULL
        ), emptied AS (
-         DELETE FROM group_sends g USING sends s
-         WHERE g.id = s.id AND NOT EXISTS (SELECT 1 FROM counts c WHERE c.send_id = s.id)
+         DELETE FROM group_sends g USING picked p WHERE g.id = p.send_id AND p.ids IS NULL
        ), more AS (
          UPDATE notification_groups g SET has_pending = true
          FROM (SELECT group_key FROM notification_groups
@@ -147,7 +143,19 @@ export const fixMembersStatement = `WITH sends AS (
                ORDER BY group_key FOR UPDATE) l
          WHERE g.group_key = l.group_key
        )
-       SELECT * FROM members`;
+       ${membersOf("picked p", "p.send_id", "p.ids")}`;
+
+/**
+ * The rows of sends in `from`, each by its primary key: the row estimate of unnest is fixed, never the
+ * statistics', so this is a nested loop over the ids. Joined to windows by group instead, the
+ * planner had run a nested loop of every waiting row over every window (0.9 s for 100 windows of
+ * 100 rows) or over a scan of notifications_due (28 s for 10,000 rows).
+ */
+function membersOf(from: string, sendId: string, ids: string, where = "true"): string {
+  return `SELECT ${sendId} AS send_id, ${memberColumns}
+       FROM ${from} CROSS JOIN LATERAL unnest(${ids}) AS i(id) JOIN notifications n ON n.id = i.id
+       WHERE ${where}`;
+}
 
 export class GroupStore {
   constructor(
@@ -216,18 +224,29 @@ export class GroupStore {
 
   /**
    * Fixes the rows of opened windows whose rows are not fixed yet: each takes its group's waiting
-   * rows (at most rowsPerSendMax; a group with more is marked waiting again for its next window),
-   * under the send's lease, and is marked fixed; a window that found none is deleted. From here on a
-   * window's rows never change: a retry or a repeat after a crash sends them again under its key.
-   * Windows fixed meanwhile (by the sender that re-drove them) are left alone.
+   * rows (at most rowsPerSendMax; a group with more is marked waiting again for its next window) as
+   * its member_ids, and is marked fixed; a window that found none is deleted. From here on a window's
+   * rows never change: a retry or a repeat after a crash sends them again under its key. Windows
+   * fixed meanwhile (by the sender that re-drove them) are left alone. A group's windows are fixed
+   * one at a time, across senders (a transaction lock per group, taken before the statement that
+   * reads the waiting rows, so that it sees what the previous fix took), the aggregator never waits
+   * for it.
    */
   async fixMembers(windows: readonly OpenedWindow[]): Promise<ClaimedGroupSend[]> {
     if (windows.length === 0) return [];
-    const rows = await this.sql.unsafe<(MemberRow & { send_id: string })[]>(
-      fixMembersStatement,
-      [`{${windows.map((w) => w.id).join(",")}}`, this.leaseMs, this.rowsPerSendMax] as never[],
-      prepared,
-    );
+    const keys = [...new Set(windows.map((w) => w.groupKey))].sort();
+    const rows = await this.sql.begin(async (tx) => {
+      await tx.unsafe(
+        `SELECT pg_advisory_xact_lock(${groupFixLockSpace}, hashtext(k)) FROM unnest($1::text[]) AS k`,
+        [`{${keys.join(",")}}`] as never[],
+        prepared,
+      );
+      return tx.unsafe<(MemberRow & { send_id: string })[]>(
+        fixMembersStatement,
+        [`{${windows.map((w) => w.id).join(",")}}`, this.rowsPerSendMax] as never[],
+        prepared,
+      );
+    });
     const sends = new Map(windows.map((w) => [w.id, { ...w, members: [] as Notification[] }]));
     for (const row of rows) {
       const send = sends.get(String(row.send_id));
@@ -273,12 +292,8 @@ export class GroupStore {
     );
     if (fixed.size > 0) {
       const members = await this.sql.unsafe<(MemberRow & { send_id: string })[]>(
-        `UPDATE notifications n
-         SET status = 'SENDING', attempts = n.attempts + 1, updated_at = now(), lease_until = now() + ${leaseInterval}
-         WHERE n.group_send_id = ANY($1::bigint[])
-           AND CASE n.status WHEN 'SENDING' THEN true WHEN 'RETRY' THEN true ELSE false END
-         RETURNING n.group_send_id AS send_id, ${memberColumns}`,
-        [`{${[...fixed.keys()].join(",")}}`, this.leaseMs] as never[],
+        membersOf("group_sends s", "s.id", "s.member_ids", "s.id = ANY($1::bigint[])"),
+        [`{${[...fixed.keys()].join(",")}}`] as never[],
         prepared,
       );
       for (const row of members) {
@@ -385,7 +400,9 @@ export class GroupStore {
 
   /**
    * Records every endpoint attempt of the sends and applies their statuses to the sends and their
-   * rows in one statement, only while a send is still ours (SENDING with the attempts we claimed).
+   * rows (by the sends' member_ids) in one statement, only while a send is still ours (SENDING with
+   * the attempts we claimed). This is where a row gets its group_send_id: from here on it is no
+   * longer waiting.
    */
   async recordAttempt(
     attempts: readonly GroupAttemptRecord[],
@@ -401,13 +418,13 @@ export class GroupStore {
              next_attempt_at = CASE WHEN v.status = 'RETRY' THEN now() + make_interval(secs => v.delay_ms / 1000) END
          FROM unnest($10::bigint[], $11::int[], $12::text[], $13::float8[], $14::text[]) AS v(id, attempts, status, delay_ms, error)
          WHERE s.id = v.id AND s.status = 'SENDING' AND s.attempts = v.attempts
-         RETURNING s.id, s.status, s.last_error
+         RETURNING s.id, s.status, s.attempts, s.last_error, s.member_ids
        )
        UPDATE notifications n
-       SET status = s.status, updated_at = now(), lease_until = NULL, last_error = s.last_error
-       FROM sends s
-       WHERE n.group_send_id = ANY($10::bigint[]) AND n.group_send_id = s.id
-         AND CASE n.status WHEN 'SENDING' THEN true ELSE false END`,
+       SET status = s.status, group_send_id = s.id, attempts = s.attempts, updated_at = now(), lease_until = NULL,
+           last_error = s.last_error
+       FROM sends s CROSS JOIN LATERAL unnest(s.member_ids) AS m(id)
+       WHERE n.id = m.id`,
       [
         attempts.map((a) => a.groupSendId),
         attempts.map((a) => a.endpointId),

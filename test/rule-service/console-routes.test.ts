@@ -7,7 +7,7 @@ import { useTestSchema } from "../../harness/postgres.ts";
 import { readAlertNew } from "../../src/core/wire.ts";
 import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { consoleSettings, startConsole } from "../../src/stages/rule-service/console.ts";
-import { createClient, createRule, type Service, startService } from "./helpers.ts";
+import { createClient, createRule, insertWindowInFlight, type Service, startService } from "./helpers.ts";
 
 const { admin, producer } = kafkaClients();
 const notificationsTopic = uniqueName("test-console.notifications.ready");
@@ -90,3 +90,10 @@ test("the load panel stamps the scope asked for on every alert, and refuses a ma
     await reader.close();
   }
 }, 60_000);
+
+test("stats count a grouped row of a window in flight as SENDING, as the list shows it", async () => {
+  const client = await createClient(service);
+  await insertWindowInFlight(service.sql, client.id);
+  const stats = await service.call("GET", "/api/v1/console/stats", { token: client.key });
+  expect(stats.body.notifications_by_status).toEqual({ RECEIVED: 1, SENDING: 1 });
+});

@@ -56,6 +56,28 @@ export function startService(db: TestSchema, more: Partial<RuleServiceOptions> =
   };
 }
 
+/**
+ * Two grouped rows of one group, as the sender leaves them while a window is in flight: both stored
+ * RECEIVED without a send, `inFlight` a member of the SENDING send `sendId`, `waiting` in none.
+ */
+export async function insertWindowInFlight(
+  sql: Sql,
+  clientId: string,
+): Promise<{ waiting: { id: string }; inFlight: { id: string }; sendId: string }> {
+  const waiting = await insertNotification(sql, clientId, "RECEIVED");
+  const inFlight = await insertNotification(sql, clientId, "RECEIVED");
+  const key = crypto.randomUUID().replaceAll("-", "");
+  await sql`
+    INSERT INTO notification_groups (group_key, client_id, labels, group_interval_ms, group_alerts_max, next_due_at)
+    VALUES (${key}, ${clientId}, ${sql.json({ source: "db" })}, 1000, 100, now())`;
+  await sql`
+    UPDATE notifications SET group_key = ${key}, group_due_at = now() WHERE id IN (${waiting.id}, ${inFlight.id})`;
+  const [send] = await sql<{ id: string }[]>`
+    INSERT INTO group_sends (client_id, group_key, window_no, alerts, status, member_ids, members_fixed_at)
+    VALUES (${clientId}, ${key}, 0, 1, 'SENDING', ${`{${inFlight.id}}`}::bigint[], now()) RETURNING id::text`;
+  return { waiting, inFlight, sendId: (send as { id: string }).id };
+}
+
 export interface TestClient {
   id: string;
   name: string;

@@ -1,6 +1,12 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { useTestSchema } from "../../harness/postgres.ts";
-import { createClient, insertNotification, type Service, startService } from "./helpers.ts";
+import {
+  createClient,
+  insertNotification,
+  insertWindowInFlight,
+  type Service,
+  startService,
+} from "./helpers.ts";
 
 const db = useTestSchema("rule_service_notifications");
 const service: Service = startService(db);
@@ -65,6 +71,33 @@ describe("notifications", () => {
     const ungrouped = await insertNotification(service.sql, client.id, "SENT");
     const plain = await service.call("GET", `/api/v1/notifications/${ungrouped.id}`, { token: client.key });
     expect(plain.body).toMatchObject({ group_key: null, group_send_id: null, group_send: null });
+  });
+
+  test("a grouped one in a window in flight (not written yet) shows SENDING and the window", async () => {
+    const client = await createClient(service);
+    const { waiting, inFlight, sendId } = await insertWindowInFlight(service.sql, client.id);
+
+    const one = await service.call("GET", `/api/v1/notifications/${inFlight.id}`, { token: client.key });
+    expect(one.body).toMatchObject({ status: "SENDING", group_send_id: sendId });
+    expect(one.body.group_send).toMatchObject({ id: sendId, status: "SENDING", window_no: 0 });
+    const other = await service.call("GET", `/api/v1/notifications/${waiting.id}`, { token: client.key });
+    expect(other.body).toMatchObject({ status: "RECEIVED", group_send_id: null, group_send: null });
+
+    const listed = async (status: string) =>
+      (
+        await service.call("GET", `/api/v1/notifications?client_id=${client.id}&status=${status}`)
+      ).body.items.map((n: { id: string; status: string; group_send_id: string | null }) => [
+        n.id,
+        n.status,
+        n.group_send_id,
+      ]);
+    expect(await listed("SENDING")).toEqual([[inFlight.id, "SENDING", sendId]]);
+    expect(await listed("RECEIVED")).toEqual([[waiting.id, "RECEIVED", null]]);
+    // Once the window's outcome is recorded, the row is written and shown as stored.
+    await service.sql`UPDATE group_sends SET status = 'SENT' WHERE id = ${sendId}`;
+    await service.sql`UPDATE notifications SET status = 'SENT', group_send_id = ${sendId} WHERE id = ${inFlight.id}`;
+    expect(await listed("SENT")).toEqual([[inFlight.id, "SENT", sendId]]);
+    expect(await listed("SENDING")).toEqual([]);
   });
 
   test("list by client_id and status", async () => {

@@ -29,6 +29,7 @@ import { createLogger, type Logger } from "../../runtime/log.ts";
 import { deadLetterTopic, topicNames } from "../../runtime/topics.ts";
 import { scopeOf } from "./auth.ts";
 import { badRequest, HttpError } from "./http.ts";
+import { notificationsShown, shownStatus } from "./notifications-store.ts";
 import { defineRoute, type Route } from "./route.ts";
 import { isUuid } from "./schema.ts";
 
@@ -243,12 +244,12 @@ export function consoleRoutes(sql: Sql, parts: ConsoleParts): Route[] {
           throw badRequest("invalid query", { minutes: `one of ${windowsMinutes.join(", ")}` });
         }
         const scope = scopeOf(principal);
-        const byClient = scope === null ? sql`` : sql`AND client_id = ${scope}`;
         const [statuses, channels] = await Promise.all([
           sql<{ status: string; n: number }[]>`
-            SELECT status, count(*)::int AS n FROM notifications
-            WHERE created_at > now() - make_interval(mins => ${minutes}) ${byClient}
-            GROUP BY status`,
+            SELECT ${shownStatus(sql)} AS status, count(*)::int AS n FROM ${notificationsShown(sql)}
+            WHERE n.created_at > now() - make_interval(mins => ${minutes})
+              ${scope === null ? sql`` : sql`AND n.client_id = ${scope}`}
+            GROUP BY 1`,
           sql<{ channel: string; total: number; success: number; retryable: number; permanent: number }[]>`
             SELECT channel, count(*)::int AS total,
                    count(*) FILTER (WHERE outcome = 'SUCCESS')::int AS success,

@@ -60,8 +60,9 @@ export interface Delivery {
   error: string | null;
 }
 
-// lease_until is the senders' internal bookkeeping, not part of the API.
-const columns = [
+// lease_until is the senders' internal bookkeeping, not part of the API. status and group_send_id
+// are selected apart (shown), the rest as stored.
+const storedColumns = [
   "id",
   "client_id",
   "scope",
@@ -72,7 +73,6 @@ const columns = [
   "context",
   "rule_ids",
   "event_time",
-  "status",
   "attempts",
   "next_attempt_at",
   "last_error",
@@ -81,10 +81,37 @@ const columns = [
   "episode",
   "kind",
   "group_key",
-  "group_send_id",
   "created_at",
   "updated_at",
-];
+].map((column) => `n.${column}`);
+
+/**
+ * `notifications n` with the status it shows. A grouped row is written when its group send records an
+ * outcome (src/adapters/group-store.ts): until then a row of a window in flight is stored RECEIVED
+ * without its send, and shown as its send's, SENDING (the send in flight, `f`, found through
+ * group_sends_in_flight and its member_ids).
+ */
+export const notificationsShown = (db: Db) => db`notifications n LEFT JOIN LATERAL (
+    SELECT s.id FROM group_sends s
+    WHERE n.group_key IS NOT NULL AND n.group_send_id IS NULL AND n.status = 'RECEIVED'
+      AND s.group_key = n.group_key AND s.status = 'SENDING' AND n.id = ANY(s.member_ids)
+    LIMIT 1) f ON true`;
+
+/** The status a row of notificationsShown shows. */
+export const shownStatus = (db: Db) => db`CASE WHEN f.id IS NULL THEN n.status ELSE 'SENDING' END`;
+
+const shown = (db: Db) => db`
+  ${db(storedColumns)}, ${shownStatus(db)} AS status, coalesce(n.group_send_id, f.id) AS group_send_id
+  FROM ${notificationsShown(db)}`;
+
+/** Rows shown with `status`; a stored RECEIVED row may be shown SENDING (above). */
+function statusClause(db: Db, status: NotificationStatus | undefined) {
+  if (status === undefined) return db``;
+  if (status === "RECEIVED") return db`AND n.status = 'RECEIVED' AND f.id IS NULL`;
+  if (status === "SENDING")
+    return db`AND n.status IN ('SENDING', 'RECEIVED') AND (n.status = 'SENDING' OR f.id IS NOT NULL)`;
+  return db`AND n.status = ${status}`;
+}
 
 export async function findNotification(
   db: Db,
@@ -92,7 +119,7 @@ export async function findNotification(
   id: string,
 ): Promise<(Notification & { deliveries: Delivery[]; group_send: GroupSend | null }) | undefined> {
   const [notification] = await db<Notification[]>`
-    SELECT ${db(columns)} FROM notifications WHERE id = ${id} ${scopeClause(db, scope)}`;
+    SELECT ${shown(db)} WHERE n.id = ${id} ${scopeClause(db, scope, "n.client_id")}`;
   if (!notification) return undefined;
   const deliveries = await db<Delivery[]>`
     SELECT id, endpoint_id, channel, attempted_at, outcome, http_status, smtp_reply, latency_ms, error
@@ -120,10 +147,10 @@ export async function listNotifications(
   limit: number,
 ): Promise<Notification[]> {
   return db<Notification[]>`
-    SELECT ${db(columns)} FROM notifications WHERE true
-      ${scopeClause(db, scope)}
-      ${filter.clientId === undefined ? db`` : db`AND client_id = ${filter.clientId}`}
-      ${filter.status === undefined ? db`` : db`AND status = ${filter.status}`}
-      ${afterClause(db, afterId)}
-    ORDER BY id LIMIT ${limit + 1}`;
+    SELECT ${shown(db)} WHERE true
+      ${scopeClause(db, scope, "n.client_id")}
+      ${filter.clientId === undefined ? db`` : db`AND n.client_id = ${filter.clientId}`}
+      ${statusClause(db, filter.status)}
+      ${afterClause(db, afterId, "n.id")}
+    ORDER BY n.id LIMIT ${limit + 1}`;
 }

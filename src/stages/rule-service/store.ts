@@ -13,6 +13,6 @@ export function scopeClause(db: Db, scope: Scope, column = "client_id"): postgre
   return scope === null ? db`` : db`AND ${db(column)} = ${scope}`;
 }
 
-export function afterClause(db: Db, afterId: string | null): postgres.Fragment {
-  return afterId === null ? db`` : db`AND id > ${afterId}`;
+export function afterClause(db: Db, afterId: string | null, column = "id"): postgres.Fragment {
+  return afterId === null ? db`` : db`AND ${db(column)} > ${afterId}`;
 }
