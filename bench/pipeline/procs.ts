@@ -9,13 +9,18 @@ import { infraUrls } from "../../src/runtime/env.ts";
 /** Linux USER_HZ: /proc reports CPU times in these ticks. */
 const ticksPerSecond = 100;
 
+/** CPU seconds (user + system) of a process's or a thread's stat file; throws once it is gone. */
+function statCpuSeconds(statPath: string): number {
+  const stat = readFileSync(statPath, "utf8");
+  // Fields after the command, which may hold spaces: state is [0], utime [11], stime [12].
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+
 /** CPU seconds (user + system) a process has used, or undefined once it is gone. */
 export function cpuSeconds(pid: number): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command, which may hold spaces: state is [0], utime [11], stime [12].
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+    return statCpuSeconds(`/proc/${pid}/stat`);
   } catch {
     return undefined;
   }
@@ -32,9 +37,7 @@ export function compilerCpuSeconds(pid: number): number {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
         if (!/^C[12] CompilerThre/.test(readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8"))) continue;
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        seconds += (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+        seconds += statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
       } catch {
         // The thread ended meanwhile.
       }

@@ -146,10 +146,12 @@ export const fixMembersStatement = `WITH sends AS (
        ${membersOf("picked p", "p.send_id", "p.ids")}`;
 
 /**
- * The rows of sends in `from`, each by its primary key: the row estimate of unnest is fixed, never the
- * statistics', so this is a nested loop over the ids. Joined to windows by group instead, the
- * planner had run a nested loop of every waiting row over every window (0.9 s for 100 windows of
- * 100 rows) or over a scan of notifications_due (28 s for 10,000 rows).
+ * The rows of sends in `from`, each by its primary key: the row estimate of unnest is fixed, so with
+ * the statistics of a fresh table or of a filled one this is a nested loop over the ids. Joined to
+ * windows by group instead, the planner had run a nested loop of every waiting row over every window
+ * (0.9 s for 100 windows of 100 rows) or over a scan of notifications_due (28 s for 10,000 rows).
+ * Statistics of an emptied table that has filled again (autovacuum off) still defeat it: the planner
+ * then hashes a full scan of another index per send (bench/README.md, "Table state").
  */
 function membersOf(from: string, sendId: string, ids: string, where = "true"): string {
   return `SELECT ${sendId} AS send_id, ${memberColumns}
