@@ -12,6 +12,8 @@ import { prepared, type Sql } from "./postgres.ts";
 export interface ClaimedNotification extends Notification {
   /** Attempts including this claim; fences the final status update against a later claimer. */
   attempts: number;
+  /** Local time (performance.now()) just before the statement that leased the row. */
+  leasedAtMs: number;
 }
 
 export interface EndpointWork {
@@ -90,8 +92,8 @@ export function toNotification(
   };
 }
 
-function toClaimed(row: ClaimedRow): ClaimedNotification {
-  return { ...toNotification(row, row.client_id), attempts: row.attempts };
+function toClaimed(row: ClaimedRow, leasedAtMs: number): ClaimedNotification {
+  return { ...toNotification(row, row.client_id), attempts: row.attempts, leasedAtMs };
 }
 
 /*
@@ -197,6 +199,7 @@ export class DeliveryStore {
   async claimWithWork(ids: readonly string[]): Promise<ClaimWithWork> {
     const result: ClaimWithWork = { claimed: [], work: new Map() };
     if (ids.length === 0) return result;
+    const leasedAtMs = performance.now();
     const rows = await this.sql.unsafe<
       (ClaimedRow & Partial<EndpointRow> & { endpoint_id: string | null })[]
     >(
@@ -218,7 +221,7 @@ export class DeliveryStore {
     let last: ClaimedNotification | undefined;
     for (const row of rows) {
       if (last?.id !== String(row.id)) {
-        last = toClaimed(row);
+        last = toClaimed(row, leasedAtMs);
         result.claimed.push(last);
         result.work.set(last.id, { pending: [], deliveredEarlier: 0, permanentEarlier: 0 });
       }
@@ -237,6 +240,7 @@ export class DeliveryStore {
    * rows have none: their group's schedule and group send drive them.
    */
   async claimDue(limit: number): Promise<ClaimedNotification[]> {
+    const leasedAtMs = performance.now();
     const rows = await this.sql.unsafe<ClaimedRow[]>(
       `UPDATE notifications n
        SET status = 'SENDING', attempts = n.attempts + 1, updated_at = now(),
@@ -250,7 +254,29 @@ export class DeliveryStore {
       [limit, this.leaseMs] as never[],
       prepared,
     );
-    return rows.map(toClaimed);
+    return rows.map((row) => toClaimed(row, leasedAtMs));
+  }
+
+  /**
+   * Extends the lease of each notification still ours (SENDING with the attempts we claimed) by the
+   * lease from now, as a claim sets it; returns their ids. A row another sender claimed is left alone.
+   */
+  async renewLeases(notifications: readonly { id: string; attempts: number }[]): Promise<Set<string>> {
+    if (notifications.length === 0) return new Set();
+    const rows = await this.sql.unsafe<{ id: string }[]>(
+      `UPDATE notifications n
+       SET lease_until = now() + make_interval(secs => $2::float8 / 1000), next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
+       FROM unnest($1::bigint[], $3::int[]) AS v(id, attempts)
+       WHERE n.id = v.id AND ${stillOurs}
+       RETURNING n.id`,
+      [
+        plainArray(notifications.map((n) => n.id)),
+        this.leaseMs,
+        plainArray(notifications.map((n) => n.attempts)),
+      ] as never[],
+      prepared,
+    );
+    return new Set(rows.map((row) => String(row.id)));
   }
 
   /**

@@ -1,10 +1,10 @@
 /**
- * When work under a renewed lease may start (a group send's, src/stages/sender/lease-keeper.ts). A
- * lease taken at local time t (just before the statement that set it) holds at least until t +
- * leaseMs: the database's now() of that statement is later. The holder renews it every sixth of
- * the lease, and starts a delivery only while the delivery's timeout and a quarter of the lease
- * still fit in what is left, so every delivery ends, and its outcome can be recorded, before another
- * sender may claim the send; a lease that could not be renewed lets none start. With leaseMs at
+ * When work under a renewed lease may start (a claimed notification's or group send's,
+ * src/stages/sender/lease-keeper.ts). A lease taken at local time t (just before the statement that
+ * set it) holds at least until t + leaseMs: the database's now() of that statement is later. The
+ * holder renews it every sixth of the lease, and starts a delivery only while the delivery's timeout
+ * and a quarter of the lease still fit in what is left, so every delivery ends, and its outcome can
+ * be recorded, before another sender may claim the row; a lease that could not be renewed lets none start. With leaseMs at
  * least twice the timeout, a start is always possible between two renewals: right before one, 5/6
  * of the lease is left, and timeout + 1/4 of it is at most 3/4 (the rest, 1/12, for a renewal that
  * is late or slow).

@@ -1,6 +1,7 @@
 /**
- * DeliveryStore against the real database: what a claim returns, and that recordAttempt's array
- * parameters carry any text (quotes, backslashes, commas, braces, the word NULL) and NULLs intact.
+ * DeliveryStore against the real database: what a claim returns, whose leases a renewal extends, and
+ * that recordAttempt's array parameters carry any text (quotes, backslashes, commas, braces, the word
+ * NULL) and NULLs intact.
  */
 import { expect, test } from "bun:test";
 import { useTestSchema } from "../../harness/postgres.ts";
@@ -22,6 +23,7 @@ test("claim returns every field as stored; endpointWork lists the pending endpoi
 
   const [claimed] = (await store.claimWithWork([id])).claimed;
   expect(claimed).toEqual({
+    leasedAtMs: expect.any(Number),
     id,
     clientId: client.clientId,
     alertId: "alert-1",
@@ -66,6 +68,7 @@ test("claimWithWork claims and lists each one's pending endpoints in one stateme
 
   const first = await store.claimWithWork([both, none, both]);
   expect(first.claimed.find((n) => n.id === both)).toEqual({
+    leasedAtMs: expect.any(Number),
     id: both,
     clientId: client.clientId,
     alertId: "alert-both",
@@ -195,4 +198,24 @@ test("recordAttempt stores any text and NULLs, and fences the status on attempts
   const fenced = await rowOf(sql, second);
   expect(fenced.status).toBe("SENDING");
   expect(fenced.attempts).toBe(1);
+});
+
+test("renewLeases extends only the leases still ours, fenced on attempts", async () => {
+  const store = new DeliveryStore(sql, 30_000);
+  const client = await tenant(sql, "store-renew");
+  const rule = await client.rule();
+  const kept = await client.notification([rule]);
+  const takenOver = await client.notification([rule]);
+  const { claimed } = await store.claimWithWork([kept, takenOver]);
+  expect(claimed.map((n) => n.id).sort()).toEqual([kept, takenOver].sort());
+  // Another sender claimed `takenOver` after our lease ran out: its attempts count moved on.
+  await sql`UPDATE notifications SET attempts = attempts + 1, lease_until = now() WHERE id = ${takenOver}`;
+  await sql`UPDATE notifications SET lease_until = now() WHERE id = ${kept}`;
+
+  expect([...(await store.renewLeases(claimed))]).toEqual([kept]);
+  const renewed = await rowOf(sql, kept);
+  expect(renewed.status).toBe("SENDING");
+  expect((renewed.lease_until as Date).getTime()).toBeGreaterThan(Date.now() + 25_000);
+  expect((renewed.next_attempt_at as Date).getTime()).toBe((renewed.lease_until as Date).getTime());
+  expect((await rowOf(sql, takenOver)).lease_until?.getTime()).toBeLessThan(Date.now() + 1000);
 });

@@ -1,8 +1,8 @@
 /**
  * Delivers claimed notifications: every pending endpoint through its channel, paced per endpoint by
  * the rate limiter, then one statement records the attempts and the statuses decided from them.
- * Group sends the same way, one message per send and endpoint with the send's rows routed there,
- * under leases kept until their outcomes are recorded (lease-keeper.ts).
+ * Group sends the same way, one message per send and endpoint with the send's rows routed there.
+ * Either kind is held under leases kept until its outcomes are recorded (lease-keeper.ts).
  */
 import type {
   AttemptRecord,
@@ -26,7 +26,7 @@ import type { LeaseTiming } from "../../core/lease.ts";
 import { type KeyedRateLimiter, RateLimitQueueFullError } from "../../core/rate-limit.ts";
 import type { BackoffPolicy } from "../../core/retry.ts";
 import type { Logger } from "../../runtime/log.ts";
-import { LeaseKeeper } from "./lease-keeper.ts";
+import { type LeasedWork, LeaseKeeper, type RenewLeases } from "./lease-keeper.ts";
 
 export interface DispatchCounts {
   delivered: number;
@@ -40,16 +40,16 @@ type EndpointOutcome = Omit<AttemptRecord, "notificationId">;
 const noWork: EndpointWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
 const noSendWork: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
 
-/** A group send's delivery that its lease did not leave time for: nothing went out, try again. */
+/** A delivery its lease did not leave time for: nothing went out, try again. */
 const leaseTooShort: DeliveryResult = {
   outcome: "RETRYABLE",
   latencyMs: 0,
-  error: "not sent: the group send's lease could not be renewed in time",
+  error: "not sent: the lease could not be renewed in time",
 };
 
-export interface DispatcherGroups {
-  store: GroupStore;
-  lease: LeaseTiming;
+export interface DispatcherLeases {
+  timing: LeaseTiming;
+  /** Where a failed renewal is reported. */
   logger: Logger;
 }
 
@@ -59,18 +59,48 @@ export class Dispatcher {
     private readonly channels: ReadonlyMap<EndpointType, Channel>,
     private readonly limiter: KeyedRateLimiter,
     private readonly policy: BackoffPolicy,
-    private readonly groups?: DispatcherGroups,
+    private readonly leases: DispatcherLeases,
+    private readonly groupStore?: GroupStore,
   ) {}
 
   async dispatchGroups(sends: readonly ClaimedGroupSend[]): Promise<DispatchCounts> {
-    const counts: DispatchCounts = { delivered: 0, retryable: 0, permanent: 0 };
-    if (sends.length === 0) return counts;
-    const groups = this.groups;
-    assert(groups !== undefined, "group sends claimed by a dispatcher without a group store");
-    const { store } = groups;
-    const leases = new LeaseKeeper(sends, (held) => store.renewLeases(held), groups.lease, groups.logger);
+    const store = this.groupStore;
+    if (sends.length === 0) return emptyCounts();
+    assert(store !== undefined, "group sends claimed by a dispatcher without a group store");
+    return this.#underLeases(
+      sends,
+      (held) => store.renewLeases(held),
+      (leases, counts) => this.#deliverGroups(sends, store, leases, counts),
+    );
+  }
+
+  /** `known`: the notifications' endpoint work when the claim fetched it already. */
+  async dispatch(
+    notifications: readonly ClaimedNotification[],
+    known?: ReadonlyMap<string, EndpointWork>,
+  ): Promise<DispatchCounts> {
+    if (notifications.length === 0) return emptyCounts();
+    return this.#underLeases(
+      notifications,
+      (held) => this.store.renewLeases(held),
+      (leases, counts) => this.#deliverNotifications(notifications, known, leases, counts),
+    );
+  }
+
+  /**
+   * Runs `deliver` while a LeaseKeeper renews the leases of `leased` (a dispatch may outlast its
+   * lease: many rows, slow or rate-limited endpoints; without renewal another sender would claim
+   * rows still waiting here and both would deliver them).
+   */
+  async #underLeases(
+    leased: readonly LeasedWork[],
+    renew: RenewLeases,
+    deliver: (leases: LeaseKeeper, counts: DispatchCounts) => Promise<void>,
+  ): Promise<DispatchCounts> {
+    const counts = emptyCounts();
+    const leases = new LeaseKeeper(leased, renew, this.leases.timing, this.leases.logger);
     try {
-      await this.#deliverGroups(sends, store, leases, counts);
+      await deliver(leases, counts);
     } finally {
       await leases.stop();
     }
@@ -119,13 +149,12 @@ export class Dispatcher {
     await store.recordAttempt(attempts, updates);
   }
 
-  /** `known`: the notifications' endpoint work when the claim fetched it already. */
-  async dispatch(
+  async #deliverNotifications(
     notifications: readonly ClaimedNotification[],
-    known?: ReadonlyMap<string, EndpointWork>,
-  ): Promise<DispatchCounts> {
-    const counts: DispatchCounts = { delivered: 0, retryable: 0, permanent: 0 };
-    if (notifications.length === 0) return counts;
+    known: ReadonlyMap<string, EndpointWork> | undefined,
+    leases: LeaseKeeper,
+    counts: DispatchCounts,
+  ): Promise<void> {
     const work = known ?? (await this.store.endpointWork(notifications));
     const attempts: AttemptRecord[] = [];
     const updates: StatusUpdate[] = [];
@@ -135,7 +164,11 @@ export class Dispatcher {
         const { outcomes, decision } = await this.#deliverTo(
           pending.map((endpoint) => ({
             endpoint,
-            send: (channel) => channel.deliver(endpoint, notification),
+            // Checked once the rate limiter lets it go: the wait there may have been long.
+            send: (channel) =>
+              leases.mayStart(notification.id)
+                ? channel.deliver(endpoint, notification)
+                : Promise.resolve(leaseTooShort),
           })),
           { ...earlier, attemptsMade: notification.attempts },
           counts,
@@ -145,7 +178,6 @@ export class Dispatcher {
       }),
     );
     await this.store.recordAttempt(attempts, updates);
-    return counts;
   }
 
   /**
@@ -197,6 +229,8 @@ export class Dispatcher {
     }
   }
 }
+
+const emptyCounts = (): DispatchCounts => ({ delivered: 0, retryable: 0, permanent: 0 });
 
 function countOutcome(counts: DispatchCounts, result: DeliveryResult): void {
   if (result.outcome === "SUCCESS") counts.delivered++;

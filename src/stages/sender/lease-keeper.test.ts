@@ -1,10 +1,10 @@
 import { expect, test } from "bun:test";
 import { quiet } from "../../../harness/kafka.ts";
-import { type LeasedSend, LeaseKeeper } from "./lease-keeper.ts";
+import { type LeasedWork, LeaseKeeper } from "./lease-keeper.ts";
 
 // Starts allowed until 600 ms after a lease was taken or renewed; renewals every 200 ms.
 const timing = { leaseMs: 1200, deliveryTimeoutMs: 300 };
-const send = (id: string): LeasedSend => ({ id, attempts: 1, leasedAtMs: performance.now() });
+const send = (id: string): LeasedWork => ({ id, attempts: 1, leasedAtMs: performance.now() });
 
 test("renewed leases keep allowing starts; a send another sender took, or unrenewed leases, do not", async () => {
   const renewals: string[][] = [];

@@ -1,38 +1,38 @@
 /**
- * Holds the leases of one dispatch's group sends until their outcomes are recorded: renews them every
- * sixth of the lease (src/core/lease.ts), and says whether a delivery may start now. A pass may
- * outlast the lease (many sends, slow or rate-limited endpoints); without renewal another sender
- * would claim a send still waiting here and both would deliver its window, which only webhooks
- * deduplicate (by Idempotency-Key).
+ * Holds the leases of one dispatch's rows (notifications or group sends) until their outcomes are
+ * recorded: renews them every sixth of the lease (src/core/lease.ts), and says whether a delivery may
+ * start now. A dispatch may outlast the lease (many rows, slow or rate-limited endpoints); without
+ * renewal another sender would claim a row still waiting here and both would deliver it, which only
+ * webhooks deduplicate (by Idempotency-Key).
  */
 import { type LeaseTiming, leaseAllowsStart, renewEveryMs } from "../../core/lease.ts";
 import type { Logger } from "../../runtime/log.ts";
 
-export interface LeasedSend {
+export interface LeasedWork {
   id: string;
   /** The claim's attempts count: a renewal fences on it, as the status update does. */
   attempts: number;
-  /** Local time (performance.now()) just before the statement that leased the send. */
+  /** Local time (performance.now()) just before the statement that leased the row. */
   leasedAtMs: number;
 }
 
-/** Renews the leases of `sends` still held (by id and attempts); returns the ids renewed. */
-export type RenewLeases = (sends: readonly LeasedSend[]) => Promise<Set<string>>;
+/** Renews the leases of `rows` still held (by id and attempts); returns the ids renewed. */
+export type RenewLeases = (rows: readonly LeasedWork[]) => Promise<Set<string>>;
 
 export class LeaseKeeper {
-  /** Per send, until when its lease surely holds; -Infinity once another sender holds it. */
+  /** Per row, until when its lease surely holds; -Infinity once another sender holds it. */
   readonly #heldUntilMs = new Map<string, number>();
   readonly #timer: ReturnType<typeof setInterval>;
   #renewal: Promise<void> | undefined;
 
   constructor(
-    private readonly sends: readonly LeasedSend[],
+    private readonly rows: readonly LeasedWork[],
     private readonly renew: RenewLeases,
     private readonly timing: LeaseTiming,
     private readonly logger: Logger,
     private readonly nowMs: () => number = () => performance.now(),
   ) {
-    for (const send of sends) this.#heldUntilMs.set(send.id, send.leasedAtMs + timing.leaseMs);
+    for (const row of rows) this.#heldUntilMs.set(row.id, row.leasedAtMs + timing.leaseMs);
     // One renewal at a time: a slow one is not stacked on.
     this.#timer = setInterval(() => {
       this.#renewal ??= this.#renewOnce().finally(() => {
@@ -41,8 +41,8 @@ export class LeaseKeeper {
     }, renewEveryMs(timing));
   }
 
-  mayStart(sendId: string): boolean {
-    return leaseAllowsStart(this.timing, this.#heldUntilMs.get(sendId) ?? -Infinity, this.nowMs());
+  mayStart(rowId: string): boolean {
+    return leaseAllowsStart(this.timing, this.#heldUntilMs.get(rowId) ?? -Infinity, this.nowMs());
   }
 
   /** Stops renewing (the outcomes are recorded, or the dispatch failed); waits for a renewal in flight. */
@@ -52,16 +52,16 @@ export class LeaseKeeper {
   }
 
   async #renewOnce(): Promise<void> {
-    const held = this.sends.filter((send) => this.#heldUntilMs.get(send.id) !== -Infinity);
+    const held = this.rows.filter((row) => this.#heldUntilMs.get(row.id) !== -Infinity);
     if (held.length === 0) return;
     const sentAtMs = this.nowMs();
     try {
       const renewed = await this.renew(held);
-      for (const send of held)
-        this.#heldUntilMs.set(send.id, renewed.has(send.id) ? sentAtMs + this.timing.leaseMs : -Infinity);
+      for (const row of held)
+        this.#heldUntilMs.set(row.id, renewed.has(row.id) ? sentAtMs + this.timing.leaseMs : -Infinity);
     } catch (error) {
       // The leases still hold until they run out; deliveries stop starting before that.
-      this.logger.warn("renewing group send leases failed", { sends: held.length, error });
+      this.logger.warn("renewing leases failed", { rows: held.length, error });
     }
   }
 }

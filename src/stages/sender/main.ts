@@ -68,7 +68,7 @@ function externalUrl(): string {
 }
 
 /**
- * A group send's lease and the longest a started delivery can take (each channel's timeout bounds
+ * The lease (of a claimed notification or group send) and the longest a started delivery can take (each channel's timeout bounds
  * it): the lease must leave room for a delivery between its renewals (src/core/lease.ts).
  */
 function leaseTiming(httpTimeoutMs: number, smtp: SmtpConfig | undefined): LeaseTiming {
@@ -145,11 +145,14 @@ await runConsumerStage({
     const limiter = new KeyedRateLimiter(settings.endpointLimits);
     const channels = createChannels(logger);
     const groupStore = new GroupStore(sql, settings.lease.leaseMs, settings.groupRowsPerSendMax);
-    const dispatcher = new Dispatcher(store, channels, limiter, settings.backoffPolicy, {
-      store: groupStore,
-      lease: settings.lease,
-      logger: logger.child("groups"),
-    });
+    const dispatcher = new Dispatcher(
+      store,
+      channels,
+      limiter,
+      settings.backoffPolicy,
+      { timing: settings.lease, logger: logger.child("leases") },
+      groupStore,
+    );
     const scheduler = startScheduler(store, dispatcher, logger.child("scheduler"), {
       intervalMs: settings.schedulerIntervalMs,
       batchSizeMax: 500,

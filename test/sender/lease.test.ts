@@ -1,0 +1,132 @@
+/**
+ * A dispatch longer than the lease: one sender holds eight deliveries (group windows, or plain
+ * notifications) for one endpoint that takes its POSTs one at a time and answers each after 1 s,
+ * under a 3 s lease, while a second sender waits for leases to expire. The first must keep its
+ * leases until it has delivered and recorded everything: each Idempotency-Key reaches the receiver
+ * once (Slack and email would show a repeat), and every alert in exactly one delivery.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { countDeliveries } from "../../harness/invariants.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
+import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
+import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
+import { groupKey } from "../../src/core/grouping.ts";
+import { HttpSink } from "../channels/sink.ts";
+import { rowsById, senderTopic, settled, startSender, tenant } from "./support.ts";
+
+const db = useTestSchema("sender_group_lease");
+const { sql } = db;
+const stages: StageProcess[] = [];
+/** One POST at a time to the endpoint: the first sender's dispatch takes 8 s, its lease 3 s. */
+const slowEndpointEnv = { LEASE_MS: "3000", HTTP_TIMEOUT_MS: "1500", ENDPOINT_CONCURRENCY_MAX: "1" };
+
+function slowSink(bodyIds: (body: string) => string[]) {
+  const posts: { key: string; notificationIds: string[] }[] = [];
+  const sink = new HttpSink(async (request) => {
+    posts.push({ key: request.headers.get("idempotency-key") ?? "", notificationIds: bodyIds(request.body) });
+    await Bun.sleep(1000);
+    return new Response("ok");
+  });
+  return { sink, posts };
+}
+
+/** Each Idempotency-Key once, `keys` of them, and every id in exactly one POST. */
+function expectEachOnce(
+  posts: readonly { key: string; notificationIds: string[] }[],
+  ids: string[],
+  keys: number,
+) {
+  const perKey = new Map<string, number>();
+  for (const post of posts) perKey.set(post.key, (perKey.get(post.key) ?? 0) + 1);
+  expect([...perKey.entries()].filter(([, count]) => count > 1)).toEqual([]);
+  expect(perKey.size).toBe(keys);
+  const carried = countDeliveries(
+    ids,
+    posts.flatMap((post) => post.notificationIds),
+  );
+  expect(carried.lost).toEqual([]);
+  expect(carried.duplicated).toEqual([]);
+  expect(carried.unexpected).toEqual([]);
+}
+
+afterAll(() => {
+  for (const stage of stages) if (stage.process.exitCode === null) stage.process.kill("SIGKILL");
+});
+
+test("a pass longer than the lease: every group window reaches the receiver once", async () => {
+  const { sink, posts } = slowSink(
+    (body) => (JSON.parse(body) as { notificationIds: string[] }).notificationIds,
+  );
+  try {
+    const t = await tenant(sql, "grp-lease");
+    const ruleId = await t.rule();
+    await t.endpoint(ruleId, "webhook", sink.url("/slow"));
+    const settings = { groupBy: ["source"], groupWaitMs: 0, groupIntervalMs: 600_000, groupAlertsMax: 100 };
+    const groupsCount = 8;
+    const rows: NotificationInput[] = [];
+    for (let i = 0; i < groupsCount * 3; i++) {
+      const labels = { source: `svc-${i % groupsCount}` };
+      rows.push({
+        clientId: t.clientId,
+        scope: "",
+        alertId: `lease-${i}`,
+        severity: "HIGH",
+        source: labels.source,
+        name: "cpu-high",
+        context: {},
+        ruleIds: [ruleId],
+        eventTimeMs: Date.now(),
+        group: { key: groupKey(t.clientId, settings, labels), labels, settings },
+      });
+    }
+    await insertNotifications(sql, rows);
+    const ids = (
+      await sql<{ id: string }[]>`SELECT id::text FROM notifications WHERE client_id = ${t.clientId}`
+    ).map((r) => r.id);
+
+    stages.push(await startSender(db, await senderTopic("grp-lease-a"), slowEndpointEnv));
+    const opened = async () =>
+      (
+        await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM group_sends WHERE client_id = ${t.clientId}`
+      )[0]?.n === groupsCount;
+    expect(await eventually(opened, 20_000)).toBe(true);
+    // The second sender takes every send whose lease it finds expired.
+    stages.push(await startSender(db, await senderTopic("grp-lease-b"), slowEndpointEnv));
+
+    expect(await settled(sql, ids, ["SENT"], 30_000)).toBe(true);
+    await Bun.sleep(1500); // a repeat in flight would arrive now
+    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0, 0]);
+    expectEachOnce(posts, ids, groupsCount);
+  } finally {
+    await sink.stop();
+  }
+}, 60_000);
+
+test("a dispatch longer than the lease: every plain notification reaches the receiver once", async () => {
+  const { sink, posts } = slowSink((body) => [
+    (JSON.parse(body) as { notificationId: string }).notificationId,
+  ]);
+  try {
+    const t = await tenant(sql, "plain-lease");
+    const ruleId = await t.rule();
+    await t.endpoint(ruleId, "webhook", sink.url("/slow"));
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push(await t.notification([ruleId]));
+    // Due now: the scheduler claims them without a notifications.ready record.
+    await sql`UPDATE notifications SET next_attempt_at = now() WHERE id = ANY(${ids}::bigint[])`;
+
+    stages.push(await startSender(db, await senderTopic("plain-lease-a"), slowEndpointEnv));
+    const claimed = async () =>
+      (await rowsById(sql, ids)).size === ids.length &&
+      [...(await rowsById(sql, ids)).values()].every((row) => row.status !== "RECEIVED");
+    expect(await eventually(claimed, 20_000)).toBe(true);
+    stages.push(await startSender(db, await senderTopic("plain-lease-b"), slowEndpointEnv));
+
+    expect(await settled(sql, ids, ["SENT"], 30_000)).toBe(true);
+    await Bun.sleep(1500); // a repeat in flight would arrive now
+    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0, 0]);
+    expectEachOnce(posts, ids, ids.length);
+  } finally {
+    await sink.stop();
+  }
+}, 60_000);
