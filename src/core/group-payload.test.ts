@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { groupedAlert, groupMessage } from "../../harness/group-messages.ts";
 import {
   commonLabels,
   externalUrlLengthMax,
   fitPrefix,
-  type GroupedAlert,
   type GroupMessage,
   groupHeadline,
   groupMessageKey,
@@ -18,26 +18,6 @@ import {
   webhookBodyBytesMin,
   webhookGroupBody,
 } from "./group-payload.ts";
-
-const alert = (i: number, fields: Partial<GroupedAlert> = {}): GroupedAlert => ({
-  id: String(100 + i),
-  alertId: `alert-${i}`,
-  severity: "HIGH",
-  source: "billing-api",
-  name: "cpu-high",
-  context: { host: `db-${i}`, region: "eu" },
-  eventTime: new Date(Date.UTC(2025, 2, 1, 12, 0, i)),
-  ...fields,
-});
-
-const message = (alerts: GroupedAlert[], alertsMax = 100): GroupMessage => ({
-  groupKey: "k1",
-  windowNo: 3,
-  clientId: "c1",
-  labels: { source: "billing-api" },
-  alertsMax,
-  alerts,
-});
 
 const now = new Date(Date.UTC(2025, 2, 1, 13));
 const context = { receiver: "ep-1", externalUrl: "https://alerts.example", now };
@@ -92,18 +72,18 @@ function text(seed: number, length: number): string {
 describe("each alert once, in its latest state", () => {
   test("a resolution wins over its firing; the alert keeps its first place; all rows stay carried", () => {
     const rows = [
-      alert(1),
-      alert(2),
-      alert(3, { alertId: "alert-1", kind: "resolved" }),
-      alert(4, { alertId: "alert-2", kind: "repeat:1" }),
+      groupedAlert(1),
+      groupedAlert(2),
+      groupedAlert(3, { alertId: "alert-1", kind: "resolved" }),
+      groupedAlert(4, { alertId: "alert-2", kind: "repeat:1" }),
     ];
-    const view = groupView(message(rows));
+    const view = groupView(groupMessage(rows));
     expect(view.alerts.map((a) => [a.alertId, a.id, a.kind ?? "firing"])).toEqual([
       ["alert-1", "103", "resolved"],
       ["alert-2", "104", "repeat:1"],
     ]);
     expect(view.status).toBe("firing");
-    const body = bounded(message(rows), webhookBodyBytesMaxDefault);
+    const body = bounded(groupMessage(rows), webhookBodyBytesMaxDefault);
     expect(body.alerts.map((a) => [a.alertId, a.status, a.kind])).toEqual([
       ["alert-1", "resolved", "resolved"],
       ["alert-2", "firing", "repeat:1"],
@@ -114,29 +94,33 @@ describe("each alert once, in its latest state", () => {
   });
 
   test("a window whose every alert resolved is resolved, though it also carries their firing rows", () => {
-    const rows = [alert(1), alert(2), alert(3, { alertId: "alert-1", kind: "resolved" })];
-    expect(groupView(message(rows)).status).toBe("firing");
-    rows.push(alert(4, { alertId: "alert-2", kind: "resolved" }));
-    const view = groupView(message(rows));
+    const rows = [
+      groupedAlert(1),
+      groupedAlert(2),
+      groupedAlert(3, { alertId: "alert-1", kind: "resolved" }),
+    ];
+    expect(groupView(groupMessage(rows)).status).toBe("firing");
+    rows.push(groupedAlert(4, { alertId: "alert-2", kind: "resolved" }));
+    const view = groupView(groupMessage(rows));
     expect(view.status).toBe("resolved");
-    expect(bounded(message(rows), webhookBodyBytesMaxDefault).status).toBe("resolved");
+    expect(bounded(groupMessage(rows), webhookBodyBytesMaxDefault).status).toBe("resolved");
     expect(groupHeadline(view)).toBe("[RESOLVED:2] source=billing-api");
   });
 
   test("a resolution then the next episode's firing: the alert fires again", () => {
     const rows = [
-      alert(1),
-      alert(2, { alertId: "alert-1", kind: "resolved" }),
-      alert(3, { alertId: "alert-1" }),
+      groupedAlert(1),
+      groupedAlert(2, { alertId: "alert-1", kind: "resolved" }),
+      groupedAlert(3, { alertId: "alert-1" }),
     ];
     expect(latestPerAlert(rows).map((a) => a.id)).toEqual(["103"]);
-    expect(groupView(message(rows)).status).toBe("firing");
+    expect(groupView(groupMessage(rows)).status).toBe("firing");
   });
 
   test("group status: firing while any alert fires", () => {
-    expect(groupStatus([alert(1), alert(2, { kind: "resolved" })])).toBe("firing");
-    expect(groupStatus([alert(1, { kind: "resolved" })])).toBe("resolved");
-    expect(groupStatus([alert(1, { kind: "repeat:2" })])).toBe("firing");
+    expect(groupStatus([groupedAlert(1), groupedAlert(2, { kind: "resolved" })])).toBe("firing");
+    expect(groupStatus([groupedAlert(1, { kind: "resolved" })])).toBe("resolved");
+    expect(groupStatus([groupedAlert(1, { kind: "repeat:2" })])).toBe("firing");
   });
 });
 
@@ -167,8 +151,8 @@ describe("listing within a bound", () => {
   });
 
   test("Slack-style lines: the cap, the count line, and a line too long for the bound", () => {
-    const all = Array.from({ length: 7 }, (_, i) => alert(i));
-    const view = groupView(message(all));
+    const all = Array.from({ length: 7 }, (_, i) => groupedAlert(i));
+    const view = groupView(groupMessage(all));
     const lines = (listMax: number, lengthMax: number) =>
       groupSummaryLines(view, listMax, lengthMax, (line) => line.length);
     expect(lines(2, 10_000)).toEqual([
@@ -188,7 +172,7 @@ describe("webhook document", () => {
   test("Alertmanager's version 4 shape, the notification and alert ids, the truncated counts", () => {
     const body = JSON.parse(
       webhookGroupBody(
-        message([alert(1), alert(2, { kind: "resolved" }), alert(3)], 2),
+        groupMessage([groupedAlert(1), groupedAlert(2, { kind: "resolved" }), groupedAlert(3)], 2),
         context,
         webhookBodyBytesMaxDefault,
       ),
@@ -251,35 +235,35 @@ describe("webhook document", () => {
 
   test("common labels keep only what every alert shares, context values as text", () => {
     expect(commonLabels([])).toEqual({});
-    expect(commonLabels([alert(1), alert(2, { severity: "LOW" })])).toEqual({
+    expect(commonLabels([groupedAlert(1), groupedAlert(2, { severity: "LOW" })])).toEqual({
       alertname: "cpu-high",
       source: "billing-api",
       region: "eu",
     });
     const n = { n: 1, on: true, alertname: "shadowed" };
-    expect(commonLabels([alert(1, { context: n }), alert(2, { context: { ...n } })])).toEqual({
+    expect(commonLabels([groupedAlert(1, { context: n }), groupedAlert(2, { context: { ...n } })])).toEqual({
       n: "1",
       on: "true",
       alertname: "cpu-high",
       severity: "HIGH",
       source: "billing-api",
     });
-    expect(commonLabels([alert(1, { context: { n: 1 } }), alert(2, { context: { n: "1" } })])).toHaveProperty(
-      "n",
-    );
-    expect(commonLabels([alert(1, { context: { n: 1 } }), alert(2, { context: {} })])).not.toHaveProperty(
-      "n",
-    );
+    expect(
+      commonLabels([groupedAlert(1, { context: { n: 1 } }), groupedAlert(2, { context: { n: "1" } })]),
+    ).toHaveProperty("n");
+    expect(
+      commonLabels([groupedAlert(1, { context: { n: 1 } }), groupedAlert(2, { context: {} })]),
+    ).not.toHaveProperty("n");
   });
 
   test("headline and key; a line break in a label value cannot forge a header", () => {
-    const m = { ...message([alert(1), alert(2)]), labels: { source: "a\r\nBcc: x" } };
+    const m = { ...groupMessage([groupedAlert(1), groupedAlert(2)]), labels: { source: "a\r\nBcc: x" } };
     expect(groupHeadline(groupView(m))).toBe("[FIRING:2] source=a Bcc: x");
     expect(groupMessageKey(m)).toBe("group-k1-3");
   });
 
   test("a long headline is cut, whole characters only", () => {
-    const m = { ...message([alert(1)]), labels: { source: "😀".repeat(headlineLengthMax) } };
+    const m = { ...groupMessage([groupedAlert(1)]), labels: { source: "😀".repeat(headlineLengthMax) } };
     const headline = groupHeadline(groupView(m));
     expect(headline.length).toBeLessThanOrEqual(headlineLengthMax);
     expect(headline.endsWith("…")).toBe(true);
@@ -289,21 +273,24 @@ describe("webhook document", () => {
 
 describe("webhook body bound", () => {
   test("everything fits: nothing truncated", () => {
-    const body = bounded(message(Array.from({ length: 50 }, (_, i) => alert(i))), webhookBodyBytesMaxDefault);
+    const body = bounded(
+      groupMessage(Array.from({ length: 50 }, (_, i) => groupedAlert(i))),
+      webhookBodyBytesMaxDefault,
+    );
     expect(body.alerts).toHaveLength(50);
     expect(body.truncatedNotifications).toBe(0);
   });
 
   test("worst case: 10,000 alerts with large labels, 1,000 listed at most, within 256 KiB", () => {
     const rows = Array.from({ length: 10_000 }, (_, i) =>
-      alert(i, {
+      groupedAlert(i, {
         id: String(9_000_000_000_000 + i),
         alertId: `am-${text(i, 90)}-${i}`,
         name: text(i + 1, 200),
         context: Object.fromEntries(Array.from({ length: 20 }, (_, k) => [`label-${k}`, text(i + k, 200)])),
       }),
     );
-    const m = message(rows, 1000);
+    const m = groupMessage(rows, 1000);
     const timesMs: number[] = [];
     for (let run = 0; run < 5; run++) {
       const started = performance.now();
@@ -321,31 +308,33 @@ describe("webhook body bound", () => {
 
   test("10,000 rows, each alert firing and resolved in the window: 5,000 listed or counted, resolved", () => {
     const rows = Array.from({ length: 10_000 }, (_, i) =>
-      alert(i, { alertId: `alert-${Math.floor(i / 2)}`, kind: i % 2 === 1 ? "resolved" : undefined }),
+      groupedAlert(i, { alertId: `alert-${Math.floor(i / 2)}`, kind: i % 2 === 1 ? "resolved" : undefined }),
     );
-    const body = bounded(message(rows, 1000), 64 * 1024);
+    const body = bounded(groupMessage(rows, 1000), 64 * 1024);
     expect(body.alerts.length + body.truncatedAlerts).toBe(5000);
     expect(body.alerts.every((a) => a.status === "resolved")).toBe(true);
     expect(body.status).toBe("resolved");
   });
 
   test("neither the alerts nor the ids crowd out the other", () => {
-    const rows = Array.from({ length: 10_000 }, (_, i) => alert(i, { alertId: `a-${"x".repeat(60)}-${i}` }));
-    const body = bounded(message(rows, 1000), 64 * 1024);
+    const rows = Array.from({ length: 10_000 }, (_, i) =>
+      groupedAlert(i, { alertId: `a-${"x".repeat(60)}-${i}` }),
+    );
+    const body = bounded(groupMessage(rows, 1000), 64 * 1024);
     const listedBytes = utf8Bytes(JSON.stringify(body.alerts));
     const idBytes =
       utf8Bytes(JSON.stringify(body.notificationIds)) + utf8Bytes(JSON.stringify(body.alertIds));
     expect(listedBytes).toBeGreaterThan(28 * 1024);
     expect(idBytes).toBeGreaterThan(28 * 1024);
     // Few alerts listed: the ids take the rest of the room.
-    const few = bounded(message(rows, 5), 64 * 1024);
+    const few = bounded(groupMessage(rows, 5), 64 * 1024);
     expect(few.alerts).toHaveLength(5);
     expect(few.notificationIds.length).toBeGreaterThan(body.notificationIds.length);
   });
 
   test("one alert larger than the bound: listed as a count, its small labels kept", () => {
-    const huge = alert(1, { context: { dump: "x".repeat(300_000), region: "eu" } });
-    const m = { ...message([huge]), labels: { source: "billing-api", dump: "x".repeat(300_000) } };
+    const huge = groupedAlert(1, { context: { dump: "x".repeat(300_000), region: "eu" } });
+    const m = { ...groupMessage([huge]), labels: { source: "billing-api", dump: "x".repeat(300_000) } };
     const body = bounded(m, webhookBodyBytesMin);
     expect(body.alerts).toEqual([]);
     expect(body.truncatedAlerts).toBe(1);
@@ -360,7 +349,7 @@ describe("webhook body bound", () => {
   });
 
   test("the fixed fields at their longest fit in the least bound", () => {
-    const huge = alert(1, {
+    const huge = groupedAlert(1, {
       id: "9".repeat(19),
       alertId: text(1, 1024),
       context: { dump: "x".repeat(300_000) },
@@ -393,14 +382,14 @@ describe("webhook body bound", () => {
     };
     for (let round = 0; round < 40; round++) {
       const rows = Array.from({ length: Math.floor(random() * 300) }, (_, i) =>
-        alert(i, {
+        groupedAlert(i, {
           alertId: `a-${Math.floor(random() * 100)}`,
           kind: random() < 0.3 ? "resolved" : undefined,
           context: { note: text(i, Math.floor(random() ** 3 * 20_000)) },
         }),
       );
       const bytesMax = webhookBodyBytesMin + Math.floor(random() * 100_000);
-      bounded(message(rows, 1 + Math.floor(random() * 200)), bytesMax);
+      bounded(groupMessage(rows, 1 + Math.floor(random() * 200)), bytesMax);
     }
   });
 });

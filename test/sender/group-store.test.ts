@@ -15,9 +15,9 @@ import {
   GroupStore,
   type OpenedWindow,
 } from "../../src/adapters/group-store.ts";
-import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
+import { insertNotifications } from "../../src/adapters/notification-store.ts";
 import { groupKey } from "../../src/core/grouping.ts";
-import { tenant } from "./support.ts";
+import { groupedRow, tenant } from "./support.ts";
 
 const db = useTestSchema("group_store");
 const { sql } = db;
@@ -29,20 +29,8 @@ const settings = { groupBy: ["source"], groupWaitMs: 0, groupIntervalMs: 60_000,
 async function grouped(prefix: string) {
   const t = await tenant(sql, prefix);
   const ruleId = await t.rule();
-  const labels = { source: `${prefix}-src` };
-  const key = groupKey(t.clientId, settings, labels);
-  const row = (alertId: string): NotificationInput => ({
-    clientId: t.clientId,
-    scope: "",
-    alertId,
-    severity: "HIGH",
-    source: labels.source,
-    name: "cpu-high",
-    context: {},
-    ruleIds: [ruleId],
-    eventTimeMs: Date.now(),
-    group: { key, labels, settings },
-  });
+  const row = (alertId: string) => groupedRow(t.clientId, ruleId, alertId, `${prefix}-src`, settings);
+  const key = groupKey(t.clientId, settings, { source: `${prefix}-src` });
   const ids = async () =>
     (
       await sql<{ id: string; send: string | null; status: string }[]>`

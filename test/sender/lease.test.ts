@@ -10,9 +10,8 @@ import { countDeliveries } from "../../harness/invariants.ts";
 import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, stopStage } from "../../harness/stages.ts";
 import { insertNotifications, type NotificationInput } from "../../src/adapters/notification-store.ts";
-import { groupKey } from "../../src/core/grouping.ts";
 import { HttpSink } from "../channels/sink.ts";
-import { rowsById, senderTopic, settled, startSender, tenant } from "./support.ts";
+import { groupedRow, rowsById, senderTopic, settled, startSender, tenant } from "./support.ts";
 
 const db = useTestSchema("sender_group_lease");
 const { sql } = db;
@@ -64,21 +63,8 @@ test("a pass longer than the lease: every group window reaches the receiver once
     const settings = { groupBy: ["source"], groupWaitMs: 0, groupIntervalMs: 600_000, groupAlertsMax: 100 };
     const groupsCount = 8;
     const rows: NotificationInput[] = [];
-    for (let i = 0; i < groupsCount * 3; i++) {
-      const labels = { source: `svc-${i % groupsCount}` };
-      rows.push({
-        clientId: t.clientId,
-        scope: "",
-        alertId: `lease-${i}`,
-        severity: "HIGH",
-        source: labels.source,
-        name: "cpu-high",
-        context: {},
-        ruleIds: [ruleId],
-        eventTimeMs: Date.now(),
-        group: { key: groupKey(t.clientId, settings, labels), labels, settings },
-      });
-    }
+    for (let i = 0; i < groupsCount * 3; i++)
+      rows.push(groupedRow(t.clientId, ruleId, `lease-${i}`, `svc-${i % groupsCount}`, settings));
     await insertNotifications(sql, rows);
     const ids = (
       await sql<{ id: string }[]>`SELECT id::text FROM notifications WHERE client_id = ${t.clientId}`

@@ -8,7 +8,9 @@ import { brokers, quiet } from "../../harness/kafka.ts";
 import { uniqueName } from "../../harness/names.ts";
 import type { TestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, startStage } from "../../harness/stages.ts";
+import type { NotificationInput } from "../../src/adapters/notification-store.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
+import { type GroupSettings, groupKey } from "../../src/core/grouping.ts";
 import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, type ProduceRecord } from "../../src/kafka/index.ts";
 import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
@@ -114,6 +116,29 @@ export async function tenant(sql: Sql, prefix: string): Promise<Tenant> {
         RETURNING id::text`;
       return (row as { id: string }).id;
     },
+  };
+}
+
+/** A grouped row as the aggregator writes it: grouped by `source`, which is its only label here. */
+export function groupedRow(
+  clientId: string,
+  ruleId: string,
+  alertId: string,
+  source: string,
+  settings: GroupSettings,
+): NotificationInput {
+  const labels = { source };
+  return {
+    clientId,
+    scope: "",
+    alertId,
+    severity: "HIGH",
+    source,
+    name: "cpu-high",
+    context: {},
+    ruleIds: [ruleId],
+    eventTimeMs: Date.now(),
+    group: { key: groupKey(clientId, settings, labels), labels, settings },
   };
 }
 
