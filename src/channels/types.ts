@@ -50,6 +50,8 @@ export interface DeliveryResult {
   error?: string;
   /** The receiver's requested pause; a floor for the next attempt. */
   retryAfterMs?: number;
+  /** Nothing left this process (a RETRYABLE result the sender made itself): see decideStatus. */
+  notSent?: boolean;
 }
 
 export interface Channel {

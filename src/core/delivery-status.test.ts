@@ -7,6 +7,7 @@ const retry = (retryAfterMs?: number): EndpointAttempt => ({
   error: "HTTP 503",
   retryAfterMs,
 });
+const notSent: EndpointAttempt = { outcome: "RETRYABLE", error: "rate limit queue full", notSent: true };
 const refused: EndpointAttempt = { outcome: "PERMANENT", error: "HTTP 404" };
 const policy = { baseDelayMs: 1000, delayCapMs: 60_000, attemptsMax: 3 };
 const half = () => 0.5;
@@ -35,6 +36,16 @@ describe("decideStatus", () => {
     const decision = attempt([retry()], 3);
     expect(decision.status).toBe("FAILED");
     expect(decision.error).toContain("gave up after 3 attempts");
+  });
+  test("an attempt that sent nothing never gives up, whatever the attempts count", () => {
+    expect(attempt([notSent], 3)).toEqual({
+      status: "RETRY",
+      nextAttemptDelayMs: 2000,
+      error: "rate limit queue full",
+    });
+    expect(attempt([notSent, ok], 9).status).toBe("RETRY");
+    // One endpoint's send failed on the last attempt: the attempt counts.
+    expect(attempt([notSent, retry()], 3).status).toBe("FAILED");
   });
   test("a permanent refusal -> FAILED with its reason, unless something can still be retried", () => {
     expect(attempt([ok, refused])).toEqual({ status: "FAILED", error: "HTTP 404" });

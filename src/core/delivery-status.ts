@@ -1,6 +1,9 @@
 /**
  * A notification's status after one attempt over its pending endpoints. Pure: the sender applies it.
  * Endpoints already delivered (or permanently refused) in earlier attempts are not pending anymore.
+ * An attempt gives up (FAILED) only when it sent something: one whose retryable results all stayed
+ * in this process (a full rate-limit queue, a lease with no room left, a sender stopping) is retried
+ * whatever the attempts count, so no notification fails without ever reaching its receiver.
  */
 import {
   type BackoffPolicy,
@@ -15,6 +18,8 @@ export interface EndpointAttempt {
   error?: string;
   /** The receiver's requested pause; a floor for the next attempt. */
   retryAfterMs?: number;
+  /** Nothing left this process for the endpoint (only with RETRYABLE). */
+  notSent?: boolean;
 }
 
 export interface StatusDecision {
@@ -47,17 +52,19 @@ export function decideStatus(
   let firstRetryable: EndpointAttempt | undefined;
   let firstPermanent: EndpointAttempt | undefined;
   let retryAfterMs = 0;
+  let retryableSent = false;
   for (const result of results) {
     if (result.outcome === "RETRYABLE") {
       firstRetryable ??= result;
       retryAfterMs = Math.max(retryAfterMs, result.retryAfterMs ?? 0);
+      if (result.notSent !== true) retryableSent = true;
     } else if (result.outcome === "PERMANENT") {
       firstPermanent ??= result;
     }
   }
   if (firstRetryable !== undefined) {
     const error = firstRetryable.error ?? "retryable failure";
-    if (attemptsMade >= policy.attemptsMax)
+    if (attemptsMade >= policy.attemptsMax && retryableSent)
       return { status: "FAILED", error: `gave up after ${attemptsMade} attempts: ${error}` };
     return {
       status: "RETRY",

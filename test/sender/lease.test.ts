@@ -116,3 +116,37 @@ test("a dispatch longer than the lease: every plain notification reaches the rec
     await sink.stop();
   }
 }, 60_000);
+
+test("a sender stopped mid-dispatch records what it sent, hands over what it did not start, repeats nothing", async () => {
+  const { sink, posts } = slowSink((body) => [
+    (JSON.parse(body) as { notificationId: string }).notificationId,
+  ]);
+  try {
+    const t = await tenant(sql, "stop-lease");
+    const ruleId = await t.rule();
+    await t.endpoint(ruleId, "webhook", sink.url("/slow"));
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push(await t.notification([ruleId]));
+    await sql`UPDATE notifications SET next_attempt_at = now() WHERE id = ANY(${ids}::bigint[])`;
+
+    const first = await startSender(db, await senderTopic("stop-lease-a"), slowEndpointEnv);
+    stages.push(first);
+    expect(await eventually(() => posts.length >= 2, 20_000)).toBe(true);
+    expect(await stopStage(first)).toBe(0);
+    stages.splice(stages.indexOf(first), 1);
+    // Nothing is left under the stopped sender's lease: each row was recorded, sent or to retry.
+    const left = [...(await rowsById(sql, ids)).values()];
+    expect(left.filter((row) => row.status === "SENDING")).toEqual([]);
+    const retried = left.filter((row) => row.status === "RETRY");
+    expect(retried.length).toBeGreaterThan(0);
+    expect(retried.every((row) => row.last_error?.startsWith("not sent") === true)).toBe(true);
+
+    stages.push(await startSender(db, await senderTopic("stop-lease-b"), slowEndpointEnv));
+    expect(await settled(sql, ids, ["SENT"], 30_000)).toBe(true);
+    await Bun.sleep(1500); // a repeat in flight would arrive now
+    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0]);
+    expectEachOnce(posts, ids, ids.length);
+  } finally {
+    await sink.stop();
+  }
+}, 60_000);

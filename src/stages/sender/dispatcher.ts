@@ -25,6 +25,8 @@ import type { GroupMessage } from "../../core/group-payload.ts";
 import type { LeaseTiming } from "../../core/lease.ts";
 import { type KeyedRateLimiter, RateLimitQueueFullError } from "../../core/rate-limit.ts";
 import type { BackoffPolicy } from "../../core/retry.ts";
+import { DeadlineError, failureLatch, settleWithin } from "../../runtime/deadline.ts";
+import { failureClass } from "../../runtime/failure-class.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { type LeasedWork, LeaseKeeper, type RenewLeases } from "./lease-keeper.ts";
 
@@ -40,28 +42,48 @@ type EndpointOutcome = Omit<AttemptRecord, "notificationId">;
 const noWork: EndpointWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
 const noSendWork: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
 
-/** A delivery its lease did not leave time for: nothing went out, try again. */
-const leaseTooShort: DeliveryResult = {
+/** A delivery that did not start: its lease left no room, or the sender is stopping. Try again. */
+const notStarted: DeliveryResult = {
   outcome: "RETRYABLE",
   latencyMs: 0,
-  error: "not sent: the lease could not be renewed in time",
+  error: "not sent: no room left under the lease, or the sender is stopping",
+  notSent: true,
 };
 
-export interface DispatcherLeases {
-  timing: LeaseTiming;
-  /** Where a failed renewal is reported. */
+/** Transient failures of recording a dispatch's outcomes are retried for a quarter of the lease. */
+const recordRetryPauseMs = 250;
+
+export interface DispatcherOptions {
+  lease: LeaseTiming;
+  /** Where failed renewals and unexpected delivery errors are reported. */
   logger: Logger;
 }
 
 export class Dispatcher {
+  readonly #latch = failureLatch();
+  /**
+   * Rejects when recording a dispatch's outcomes did not settle within a lease (a query postgres.js
+   * left pending): the stage must exit and be restarted, as the scheduler's deadline does.
+   */
+  readonly failed = this.#latch.failed;
+  #stopping = false;
+
   constructor(
     private readonly store: DeliveryStore,
     private readonly channels: ReadonlyMap<EndpointType, Channel>,
     private readonly limiter: KeyedRateLimiter,
     private readonly policy: BackoffPolicy,
-    private readonly leases: DispatcherLeases,
+    private readonly options: DispatcherOptions,
     private readonly groupStore?: GroupStore,
   ) {}
+
+  /**
+   * From now on no delivery starts (shutdown): those not started yet end as not sent, so the
+   * dispatches in flight record their outcomes promptly instead of sending what they could not record.
+   */
+  stopStarting(): void {
+    this.#stopping = true;
+  }
 
   async dispatchGroups(sends: readonly ClaimedGroupSend[]): Promise<DispatchCounts> {
     const store = this.groupStore;
@@ -90,21 +112,54 @@ export class Dispatcher {
   /**
    * Runs `deliver` while a LeaseKeeper renews the leases of `leased` (a dispatch may outlast its
    * lease: many rows, slow or rate-limited endpoints; without renewal another sender would claim
-   * rows still waiting here and both would deliver them).
+   * rows still waiting here and both would deliver them), then records the outcomes `deliver`
+   * returns. Renewal ends with the deliveries: each started with a quarter of the lease to spare
+   * (src/core/lease.ts), room to record; a record that never settles leaves the rows to be re-driven
+   * once their leases run out, not held forever.
    */
   async #underLeases(
     leased: readonly LeasedWork[],
     renew: RenewLeases,
-    deliver: (leases: LeaseKeeper, counts: DispatchCounts) => Promise<void>,
+    deliver: (leases: LeaseKeeper, counts: DispatchCounts) => Promise<() => Promise<void>>,
   ): Promise<DispatchCounts> {
     const counts = emptyCounts();
-    const leases = new LeaseKeeper(leased, renew, this.leases.timing, this.leases.logger);
+    const leases = new LeaseKeeper(leased, renew, this.options.lease, this.options.logger);
+    let record: () => Promise<void>;
     try {
-      await deliver(leases, counts);
+      record = await deliver(leases, counts);
     } finally {
-      await leases.stop();
+      leases.stop();
     }
+    await this.#record(record);
     return counts;
+  }
+
+  /** Whether a delivery of `rowId` may start now; checked after the rate limiter's wait. */
+  #mayStart(leases: LeaseKeeper, rowId: string): boolean {
+    return !this.#stopping && leases.mayStart(rowId);
+  }
+
+  /**
+   * Writes a dispatch's outcomes. Transient failures (a Postgres restart) are retried while a quarter
+   * of the lease lasts, so that what was delivered is not delivered again by the next claimer; a
+   * write that does not settle within a whole lease fails the stage.
+   */
+  async #record(write: () => Promise<void>): Promise<void> {
+    const { leaseMs } = this.options.lease;
+    const retryUntilMs = performance.now() + leaseMs / 4;
+    for (;;) {
+      try {
+        return await settleWithin(write(), leaseMs, "recording delivery outcomes");
+      } catch (error) {
+        if (error instanceof DeadlineError) {
+          this.#latch.fail(error);
+          throw error;
+        }
+        if (failureClass(error) !== "transient" || performance.now() + recordRetryPauseMs > retryUntilMs)
+          throw error;
+        await Bun.sleep(recordRetryPauseMs);
+      }
+    }
   }
 
   async #deliverGroups(
@@ -112,7 +167,7 @@ export class Dispatcher {
     store: GroupStore,
     leases: LeaseKeeper,
     counts: DispatchCounts,
-  ): Promise<void> {
+  ): Promise<() => Promise<void>> {
     const work = await store.endpointWork(sends);
     const attempts: GroupAttemptRecord[] = [];
     const updates: GroupStatusUpdate[] = [];
@@ -129,11 +184,10 @@ export class Dispatcher {
               alertsMax: send.alertsMax,
               alerts: send.members.filter((member) => memberIds.has(member.id)),
             };
-            // Checked once the rate limiter lets it go: the wait there may have been long.
             const deliver = (channel: Channel) =>
-              leases.mayStart(send.id)
+              this.#mayStart(leases, send.id)
                 ? channel.deliverGroup(endpoint, message)
-                : Promise.resolve(leaseTooShort);
+                : Promise.resolve(notStarted);
             return { endpoint, send: deliver };
           }),
           { ...earlier, attemptsMade: send.attempts },
@@ -146,7 +200,7 @@ export class Dispatcher {
         updates.push({ groupSendId: send.id, attempts: send.attempts, decision });
       }),
     );
-    await store.recordAttempt(attempts, updates);
+    return () => store.recordAttempt(attempts, updates);
   }
 
   async #deliverNotifications(
@@ -154,7 +208,7 @@ export class Dispatcher {
     known: ReadonlyMap<string, EndpointWork> | undefined,
     leases: LeaseKeeper,
     counts: DispatchCounts,
-  ): Promise<void> {
+  ): Promise<() => Promise<void>> {
     const work = known ?? (await this.store.endpointWork(notifications));
     const attempts: AttemptRecord[] = [];
     const updates: StatusUpdate[] = [];
@@ -164,11 +218,10 @@ export class Dispatcher {
         const { outcomes, decision } = await this.#deliverTo(
           pending.map((endpoint) => ({
             endpoint,
-            // Checked once the rate limiter lets it go: the wait there may have been long.
             send: (channel) =>
-              leases.mayStart(notification.id)
+              this.#mayStart(leases, notification.id)
                 ? channel.deliver(endpoint, notification)
-                : Promise.resolve(leaseTooShort),
+                : Promise.resolve(notStarted),
           })),
           { ...earlier, attemptsMade: notification.attempts },
           counts,
@@ -177,7 +230,7 @@ export class Dispatcher {
         updates.push({ notificationId: notification.id, attempts: notification.attempts, decision });
       }),
     );
-    await this.store.recordAttempt(attempts, updates);
+    return () => this.store.recordAttempt(attempts, updates);
   }
 
   /**
@@ -223,12 +276,25 @@ export class Dispatcher {
     } catch (error) {
       // Too many waiting for this endpoint: nothing was sent, try again later.
       if (error instanceof RateLimitQueueFullError) {
-        return { outcome: "RETRYABLE", latencyMs: 0, error: error.message };
+        return { outcome: "RETRYABLE", latencyMs: 0, error: error.message, notSent: true };
       }
-      throw error;
+      // Channels classify every delivery problem; this is a fault of ours (rendering, a broken
+      // assumption). It stays this endpoint's retryable result, so the rest of the dispatch is
+      // still recorded and not delivered again.
+      this.options.logger.error("delivery threw instead of returning a result", {
+        endpointId: endpoint.id,
+        error,
+      });
+      return {
+        outcome: "RETRYABLE",
+        latencyMs: 0,
+        error: `delivery failed unexpectedly: ${messageOf(error)}`,
+      };
     }
   }
 }
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 const emptyCounts = (): DispatchCounts => ({ delivered: 0, retryable: 0, permanent: 0 });
 

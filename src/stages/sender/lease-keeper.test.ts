@@ -30,9 +30,29 @@ test("renewed leases keep allowing starts; a send another sender took, or unrene
     await Bun.sleep(800); // the last renewal that worked is over 600 ms old
     expect(keeper.mayStart("1")).toBe(false);
   } finally {
-    await keeper.stop();
+    keeper.stop();
   }
   const count = renewals.length;
   await Bun.sleep(400);
   expect(renewals.length).toBe(count);
+});
+
+test("a renewal that never settles stops renewal: the leases run out instead of being held forever", async () => {
+  let renewals = 0;
+  const keeper = new LeaseKeeper(
+    [send("1")],
+    () => {
+      renewals++;
+      return new Promise<Set<string>>(() => {}); // a query left pending by a dropped connection
+    },
+    timing,
+    quiet,
+  );
+  try {
+    await Bun.sleep(900);
+    expect(renewals).toBe(1);
+    expect(keeper.mayStart("1")).toBe(false);
+  } finally {
+    keeper.stop();
+  }
 });

@@ -23,6 +23,7 @@ export class LeaseKeeper {
   /** Per row, until when its lease surely holds; -Infinity once another sender holds it. */
   readonly #heldUntilMs = new Map<string, number>();
   readonly #timer: ReturnType<typeof setInterval>;
+  /** At most one renewal at a time: one that never settles stops renewal, and the leases run out. */
   #renewal: Promise<void> | undefined;
 
   constructor(
@@ -33,7 +34,6 @@ export class LeaseKeeper {
     private readonly nowMs: () => number = () => performance.now(),
   ) {
     for (const row of rows) this.#heldUntilMs.set(row.id, row.leasedAtMs + timing.leaseMs);
-    // One renewal at a time: a slow one is not stacked on.
     this.#timer = setInterval(() => {
       this.#renewal ??= this.#renewOnce().finally(() => {
         this.#renewal = undefined;
@@ -45,10 +45,12 @@ export class LeaseKeeper {
     return leaseAllowsStart(this.timing, this.#heldUntilMs.get(rowId) ?? -Infinity, this.nowMs());
   }
 
-  /** Stops renewing (the outcomes are recorded, or the dispatch failed); waits for a renewal in flight. */
-  async stop(): Promise<void> {
+  /**
+   * Stops renewing (the deliveries are over). A renewal still in flight is not waited for: it may
+   * never settle, and once the outcomes are recorded it matches no row (it fences on SENDING).
+   */
+  stop(): void {
     clearInterval(this.#timer);
-    await this.#renewal;
   }
 
   async #renewOnce(): Promise<void> {

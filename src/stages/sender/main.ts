@@ -106,6 +106,7 @@ const settings = settingsOrExit("sender", () => {
       attemptsMax: envInt("DELIVERY_ATTEMPTS_MAX", defaultBackoffPolicy.attemptsMax, { min: 1, max: 100 }),
     },
     schedulerIntervalMs: envInt("SCHEDULER_INTERVAL_MS", 1000, { min: 10, max: 60_000 }),
+    claimsInFlightMax: envInt("PROCESS_CONCURRENCY_MAX", 1, { min: 1, max: 16 }),
     dispatchesInFlightMax: envInt("DISPATCHES_IN_FLIGHT_MAX", 4, { min: 1, max: 64 }),
     groupSendsPerPassMax: envInt("GROUP_SENDS_PER_PASS_MAX", 200, { min: 1, max: 10_000 }),
     groupRowsPerSendMax: envInt("GROUP_ROWS_PER_SEND_MAX", 10_000, { min: 1, max: 100_000 }),
@@ -139,6 +140,8 @@ await runConsumerStage({
   // Processing includes waiting for a dispatch slot, which slow or rate-limited endpoints can make
   // long by design (backpressure): only a much longer stall counts as stuck.
   processTimeoutMs: 30 * 60_000,
+  // Claims lock their rows in id order and skip rows another claim holds: batches are order-free.
+  processConcurrencyMax: settings.claimsInFlightMax,
   async createProcessor({ logger, processTimeoutMs }) {
     const sql = connectPostgres({ connectionsMax: 10, settings: deliveryStoreSettings });
     const store = new DeliveryStore(sql, settings.lease.leaseMs);
@@ -150,7 +153,7 @@ await runConsumerStage({
       channels,
       limiter,
       settings.backoffPolicy,
-      { timing: settings.lease, logger: logger.child("leases") },
+      { lease: settings.lease, logger: logger.child("dispatch") },
       groupStore,
     );
     const scheduler = startScheduler(store, dispatcher, logger.child("scheduler"), {
@@ -162,10 +165,12 @@ await runConsumerStage({
     const processor = createSenderProcessor(store, dispatcher, logger, settings.dispatchesInFlightMax);
     return {
       processor,
-      failed: scheduler.failed,
+      failed: Promise.race([scheduler.failed, dispatcher.failed]),
       async close() {
-        await processor.drain(1000);
-        await scheduler.stop();
+        // What did not start is recorded as not sent and re-driven at once by another sender; what
+        // is still in flight after this is re-driven after its lease.
+        dispatcher.stopStarting();
+        await Promise.all([processor.drain(2000), scheduler.stop(2000)]);
         for (const channel of channels.values()) await (channel as { close?: () => Promise<void> }).close?.();
         await sql.end({ timeout: 2 });
       },

@@ -56,11 +56,12 @@ export function startScheduler(
   /** Claims and dispatches one batch of due rows and group sends; true when either batch was full. */
   const pass = async (): Promise<boolean> => {
     const due = await store.claimDue(options.batchSizeMax);
+    // Dispatched before the groups are claimed, which can take long (lock waits): the rows' leases
+    // run from their claim, and their keeper must start with them.
+    const dispatched = dispatcher.dispatch(due);
+    dispatched.catch(() => {}); // awaited below; handled now in case it fails while groups are claimed
     const sends = groups === undefined ? [] : await groups.store.claimDue(groups.sendsPerPassMax);
-    const [counts, groupCounts] = await Promise.all([
-      dispatcher.dispatch(due),
-      dispatcher.dispatchGroups(sends),
-    ]);
+    const [counts, groupCounts] = await Promise.all([dispatched, dispatcher.dispatchGroups(sends)]);
     if (due.length > 0) logger.info("re-drove due notifications", { claimed: due.length, ...counts });
     if (sends.length > 0) logger.debug("sent group windows", { sends: sends.length, ...groupCounts });
     // claimDue of groups takes up to sendsPerPassMax re-driven and as many new sends.
