@@ -106,7 +106,6 @@ const settings = settingsOrExit("sender", () => {
       attemptsMax: envInt("DELIVERY_ATTEMPTS_MAX", defaultBackoffPolicy.attemptsMax, { min: 1, max: 100 }),
     },
     schedulerIntervalMs: envInt("SCHEDULER_INTERVAL_MS", 1000, { min: 10, max: 60_000 }),
-    claimsInFlightMax: envInt("PROCESS_CONCURRENCY_MAX", 1, { min: 1, max: 16 }),
     dispatchesInFlightMax: envInt("DISPATCHES_IN_FLIGHT_MAX", 4, { min: 1, max: 64 }),
     groupSendsPerPassMax: envInt("GROUP_SENDS_PER_PASS_MAX", 200, { min: 1, max: 10_000 }),
     groupRowsPerSendMax: envInt("GROUP_ROWS_PER_SEND_MAX", 10_000, { min: 1, max: 100_000 }),
@@ -140,8 +139,6 @@ await runConsumerStage({
   // Processing includes waiting for a dispatch slot, which slow or rate-limited endpoints can make
   // long by design (backpressure): only a much longer stall counts as stuck.
   processTimeoutMs: 30 * 60_000,
-  // Claims lock their rows in id order and skip rows another claim holds: batches are order-free.
-  processConcurrencyMax: settings.claimsInFlightMax,
   async createProcessor({ logger, processTimeoutMs }) {
     const sql = connectPostgres({ connectionsMax: 10, settings: deliveryStoreSettings });
     const store = new DeliveryStore(sql, settings.lease.leaseMs);
