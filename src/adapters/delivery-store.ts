@@ -158,12 +158,15 @@ const claimByIds = `UPDATE notifications n
        WHERE n.id = claimable.id`;
 
 /**
- * Whether endpoint `e` already delivered notification `n` (alias given) or refused it for good. A
- * first attempt has no earlier deliveries: the lookup is skipped.
+ * Whether `e`'s address (type, value) already delivered notification `n` (alias given) or refused it
+ * for good, through whichever endpoint row: the lowest id standing for an address can change between
+ * attempts (a tenant adds an endpoint with the same URL, or disables the one that delivered). A first
+ * attempt has no earlier deliveries: the lookup is skipped.
  */
 const finalOutcome = (n: string) => `CASE WHEN ${n}.attempts > 1 THEN
-                (SELECT d.outcome FROM deliveries d
-                 WHERE d.notification_id = ${n}.id AND d.endpoint_id = e.id AND d.outcome IN ('SUCCESS', 'PERMANENT')
+                (SELECT d.outcome FROM deliveries d JOIN endpoints de ON de.id = d.endpoint_id
+                 WHERE d.notification_id = ${n}.id AND de.type = e.type AND de.value = e.value
+                   AND d.outcome IN ('SUCCESS', 'PERMANENT')
                  LIMIT 1)
               END`;
 

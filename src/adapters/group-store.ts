@@ -331,8 +331,9 @@ export class GroupStore {
 
   /**
    * Per send, the enabled endpoints its rows' rules name, deduplicated by (type, value) (the lowest
-   * endpoint id stands for them), each with the rows routed to it; minus endpoints already delivered
-   * or refused for good in an earlier attempt of the send. The rows' rule ids are in hand, so one
+   * endpoint id stands for them), each with the rows routed to it; minus addresses already delivered
+   * or refused for good in an earlier attempt of the send, through whichever endpoint row (see
+   * delivery-store.ts, finalOutcome). The rows' rule ids are in hand, so one
    * lookup of the rules' endpoints serves every row (a send of thousands has a few rule sets).
    */
   async endpointWork(sends: readonly ClaimedGroupSend[]): Promise<Map<string, SendWork>> {
@@ -355,13 +356,14 @@ export class GroupStore {
     const finals =
       retried.length === 0
         ? []
-        : await this.sql.unsafe<{ send_id: string; endpoint_id: string; outcome: string }[]>(
-            `SELECT DISTINCT group_send_id AS send_id, endpoint_id, outcome FROM group_deliveries
-             WHERE group_send_id = ANY($1::bigint[]) AND outcome IN ('SUCCESS', 'PERMANENT')`,
+        : await this.sql.unsafe<{ send_id: string; type: string; value: string; outcome: string }[]>(
+            `SELECT DISTINCT d.group_send_id AS send_id, e.type, e.value, d.outcome
+             FROM group_deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+             WHERE d.group_send_id = ANY($1::bigint[]) AND d.outcome IN ('SUCCESS', 'PERMANENT')`,
             [`{${retried.join(",")}}`] as never[],
             prepared,
           );
-    const finalOutcome = new Map(finals.map((f) => [`${f.send_id}/${f.endpoint_id}`, f.outcome]));
+    const finalOutcome = new Map(finals.map((f) => [`${f.send_id}/${f.type}\u0000${f.value}`, f.outcome]));
     for (const send of sends) {
       // Endpoints in id order per rule, so the first of a (type, value) is the lowest id.
       const byAddress = new Map<string, GroupEndpointWork>();
@@ -390,7 +392,8 @@ export class GroupStore {
       }
       const entry: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
       for (const endpointWork of byAddress.values()) {
-        const outcome = finalOutcome.get(`${send.id}/${endpointWork.endpoint.id}`);
+        const { type, value } = endpointWork.endpoint;
+        const outcome = finalOutcome.get(`${send.id}/${type}\u0000${value}`);
         if (outcome === "SUCCESS") entry.deliveredEarlier++;
         else if (outcome === "PERMANENT") entry.permanentEarlier++;
         else entry.pending.push(endpointWork);

@@ -219,3 +219,45 @@ test("renewLeases extends only the leases still ours, fenced on attempts", async
   expect((renewed.next_attempt_at as Date).getTime()).toBe((renewed.lease_until as Date).getTime());
   expect((await rowOf(sql, takenOver)).lease_until?.getTime()).toBeLessThan(Date.now() + 1000);
 });
+
+test("an address delivered earlier is not pending again when another endpoint row now stands for it", async () => {
+  const store = new DeliveryStore(sql, 30_000);
+  const client = await tenant(sql, "store-address");
+  const rule = await client.rule();
+  const other = await client.rule();
+  const first = await client.endpoint(rule, "webhook", "https://example.com/same");
+  const id = await client.notification([rule, other]);
+  const [claimed] = (await store.claimWithWork([id])).claimed;
+  if (claimed === undefined) throw new Error("not claimed");
+  await store.recordAttempt(
+    [
+      {
+        notificationId: id,
+        endpointId: first,
+        channel: "webhook",
+        outcome: "SUCCESS",
+        httpStatus: 200,
+        smtpReply: null,
+        latencyMs: 3,
+        error: null,
+      },
+    ],
+    [
+      {
+        notificationId: id,
+        attempts: claimed.attempts,
+        decision: { status: "RETRY", nextAttemptDelayMs: 0 },
+      },
+    ],
+  );
+  // The tenant adds the same URL to the other rule, under an id lower than the first, and disables
+  // the first.
+  await sql`INSERT INTO endpoints (id, rule_id, client_id, type, value)
+            VALUES ('00000000-0000-4000-8000-000000000000', ${other}, ${client.clientId}, 'webhook',
+                    'https://example.com/same')`;
+  await sql`UPDATE endpoints SET enabled = false WHERE id = ${first}`;
+  await sql`UPDATE notifications SET next_attempt_at = now() WHERE id = ${id}`;
+
+  const again = await store.claimWithWork([id]);
+  expect(again.work.get(id)).toEqual({ pending: [], deliveredEarlier: 1, permanentEarlier: 0 });
+});
