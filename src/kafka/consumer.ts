@@ -119,6 +119,8 @@ export class Consumer {
   #lag: PartitionLag[] = [];
   #requests: RequestCounts = {};
   #closed = false;
+  /** Whether the group ever gave this consumer an assignment (see close). */
+  #assignedOnce = false;
 
   constructor(options: ConsumerOptions) {
     this.#logger = options.logger;
@@ -228,6 +230,7 @@ export class Consumer {
     const partitions = fromNativeList(list).map(({ topic, partition }) => ({ topic, partition }));
     const cooperative = String(rdk.rd_kafka_rebalance_protocol(this.#handle)) === "COOPERATIVE";
     if (code === ErrorCode.assignPartitions) {
+      this.#assignedOnce = true;
       for (const { topic, partition } of partitions)
         this.#epochs.set(partitionKey(topic, partition), this.#nextEpoch++);
       this.#applyAssignment(cooperative ? rdk.rd_kafka_incremental_assign : null, list, true);
@@ -508,7 +511,8 @@ export class Consumer {
 
   /**
    * Commits `finalOffsets` synchronously, leaves the group (serving the revoke on this thread) and
-   * destroys every native handle and callback. Safe to call twice.
+   * destroys every native handle and callback, but for one that never got an assignment (below).
+   * Safe to call twice.
    */
   async close(finalOffsets: readonly CommitOffset[] = []): Promise<void> {
     if (this.#closed) return;
@@ -534,6 +538,15 @@ export class Consumer {
     }
     rdk.rd_kafka_queue_destroy(this.#commitQueue);
     rdk.rd_kafka_queue_destroy(this.#queue);
+    if (!this.#assignedOnce) {
+      // Debian 12's librdkafka (2.0) aborts the process when it destroys a cooperative-sticky
+      // consumer that never got its first assignment (confluentinc/librdkafka#4312, fixed in 2.3):
+      // a stage stopped while its group still rebalances. The group was left above; the handle, its
+      // callbacks and its wakeup socket are left to the process's exit instead.
+      this.#logger.warn("consumer closed before its first assignment: its native handle is not destroyed");
+      this.#epochs.clear();
+      return;
+    }
     rdk.rd_kafka_destroy(this.#handle);
     // Only now can no native code call back into JS, nor write to the wakeup socket.
     for (const callback of this.#callbacks) callback.close();
