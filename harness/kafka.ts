@@ -23,9 +23,10 @@ export function kafkaClients(): { admin: Admin; producer: Producer } {
 
 /**
  * Consumes until `consumer` has partitions assigned (waiting up to `assignTimeoutMs`), then for
- * `waitMs` more, and returns what it read. A test's consumer must not be closed before its first
- * assignment: with Debian 12's librdkafka (2.0) that aborts the whole test process in the
- * cooperative-sticky assignor (confluentinc/librdkafka#4312, fixed in 2.3.0).
+ * `waitMs` more, and returns what it read. A test's consumer should not be closed before its first
+ * assignment: with Debian 12's librdkafka (2.0) destroying it could abort the whole test process
+ * (confluentinc/librdkafka#4312, fixed in 2.3.0), so Consumer.close leaves such a handle undestroyed,
+ * to the process's exit.
  */
 export async function consumeOnceAssigned(
   consumer: Consumer,
