@@ -29,6 +29,31 @@ function slowSink(bodyIds: (body: string) => string[]) {
   return { sink, posts };
 }
 
+/** A tenant with one slow webhook and eight plain notifications due now (the scheduler claims them). */
+async function plainDueNow(prefix: string) {
+  const slow = slowSink((body) => [(JSON.parse(body) as { notificationId: string }).notificationId]);
+  const t = await tenant(sql, prefix);
+  const ruleId = await t.rule();
+  await t.endpoint(ruleId, "webhook", slow.sink.url("/slow"));
+  const ids: string[] = [];
+  for (let i = 0; i < 8; i++) ids.push(await t.notification([ruleId]));
+  await sql`UPDATE notifications SET next_attempt_at = now() WHERE id = ANY(${ids}::bigint[])`;
+  return { ...slow, ids };
+}
+
+/** Until every row is SENT; then, a repeat in flight given time to arrive, clean stops and each key once. */
+async function expectAllSentOnce(
+  posts: readonly { key: string; notificationIds: string[] }[],
+  ids: string[],
+  keys: number,
+) {
+  expect(await settled(sql, ids, ["SENT"], 30_000)).toBe(true);
+  await Bun.sleep(1500); // a repeat in flight would arrive now
+  const exits = await Promise.all(stages.splice(0).map((stage) => stopStage(stage)));
+  expect(exits.every((code) => code === 0)).toBe(true);
+  expectEachOnce(posts, ids, keys);
+}
+
 /** Each Idempotency-Key once, `keys` of them, and every id in exactly one POST. */
 function expectEachOnce(
   posts: readonly { key: string; notificationIds: string[] }[],
@@ -79,56 +104,32 @@ test("a pass longer than the lease: every group window reaches the receiver once
     // The second sender takes every send whose lease it finds expired.
     stages.push(await startSender(db, await senderTopic("grp-lease-b"), slowEndpointEnv));
 
-    expect(await settled(sql, ids, ["SENT"], 30_000)).toBe(true);
-    await Bun.sleep(1500); // a repeat in flight would arrive now
-    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0, 0]);
-    expectEachOnce(posts, ids, groupsCount);
+    await expectAllSentOnce(posts, ids, groupsCount);
   } finally {
     await sink.stop();
   }
 }, 60_000);
 
 test("a dispatch longer than the lease: every plain notification reaches the receiver once", async () => {
-  const { sink, posts } = slowSink((body) => [
-    (JSON.parse(body) as { notificationId: string }).notificationId,
-  ]);
+  const { sink, posts, ids } = await plainDueNow("plain-lease");
   try {
-    const t = await tenant(sql, "plain-lease");
-    const ruleId = await t.rule();
-    await t.endpoint(ruleId, "webhook", sink.url("/slow"));
-    const ids: string[] = [];
-    for (let i = 0; i < 8; i++) ids.push(await t.notification([ruleId]));
-    // Due now: the scheduler claims them without a notifications.ready record.
-    await sql`UPDATE notifications SET next_attempt_at = now() WHERE id = ANY(${ids}::bigint[])`;
-
     stages.push(await startSender(db, await senderTopic("plain-lease-a"), slowEndpointEnv));
-    const claimed = async () =>
-      (await rowsById(sql, ids)).size === ids.length &&
-      [...(await rowsById(sql, ids)).values()].every((row) => row.status !== "RECEIVED");
+    const claimed = async () => {
+      const rows = [...(await rowsById(sql, ids)).values()];
+      return rows.length === ids.length && rows.every((row) => row.status !== "RECEIVED");
+    };
     expect(await eventually(claimed, 20_000)).toBe(true);
     stages.push(await startSender(db, await senderTopic("plain-lease-b"), slowEndpointEnv));
 
-    expect(await settled(sql, ids, ["SENT"], 30_000)).toBe(true);
-    await Bun.sleep(1500); // a repeat in flight would arrive now
-    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0, 0]);
-    expectEachOnce(posts, ids, ids.length);
+    await expectAllSentOnce(posts, ids, ids.length);
   } finally {
     await sink.stop();
   }
 }, 60_000);
 
 test("a sender stopped mid-dispatch records what it sent, hands over what it did not start, repeats nothing", async () => {
-  const { sink, posts } = slowSink((body) => [
-    (JSON.parse(body) as { notificationId: string }).notificationId,
-  ]);
+  const { sink, posts, ids } = await plainDueNow("stop-lease");
   try {
-    const t = await tenant(sql, "stop-lease");
-    const ruleId = await t.rule();
-    await t.endpoint(ruleId, "webhook", sink.url("/slow"));
-    const ids: string[] = [];
-    for (let i = 0; i < 8; i++) ids.push(await t.notification([ruleId]));
-    await sql`UPDATE notifications SET next_attempt_at = now() WHERE id = ANY(${ids}::bigint[])`;
-
     const first = await startSender(db, await senderTopic("stop-lease-a"), slowEndpointEnv);
     stages.push(first);
     expect(await eventually(() => posts.length >= 2, 20_000)).toBe(true);
@@ -142,10 +143,7 @@ test("a sender stopped mid-dispatch records what it sent, hands over what it did
     expect(retried.every((row) => row.last_error?.startsWith("not sent") === true)).toBe(true);
 
     stages.push(await startSender(db, await senderTopic("stop-lease-b"), slowEndpointEnv));
-    expect(await settled(sql, ids, ["SENT"], 30_000)).toBe(true);
-    await Bun.sleep(1500); // a repeat in flight would arrive now
-    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0]);
-    expectEachOnce(posts, ids, ids.length);
+    await expectAllSentOnce(posts, ids, ids.length);
   } finally {
     await sink.stop();
   }
