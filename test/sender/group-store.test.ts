@@ -3,8 +3,8 @@
  * opened by a sender that died before fixing its rows gets them when re-driven (same window number),
  * the rows cap leaves the rest for the next window, a fixed window's rows never change, a window that
  * found no rows is deleted, a row of a window in flight (not written yet) is never taken by a second
- * window, not even by two senders fixing windows of one group at once, and an outcome writes its
- * window's rows.
+ * window, not even by two senders fixing windows of one group at once, an outcome writes its
+ * window's rows, and a retry skips the addresses delivered earlier.
  */
 import { expect, test } from "bun:test";
 import { useTestSchema } from "../../harness/postgres.ts";
@@ -205,4 +205,46 @@ test("fixing windows stays linear in their rows whatever the statistics say", as
   const fixed = await sql<{ n: number }[]>`
     SELECT sum(cardinality(member_ids))::int AS n FROM group_sends WHERE id = ANY(${windows.map((w) => w.id)}::bigint[])`;
   expect(fixed[0]?.n).toBe(rows);
+});
+
+test("an address a send delivered is not pending on its retry when another endpoint row now stands for it", async () => {
+  const store = new GroupStore(sql, leaseMs, 100);
+  const t = await tenant(sql, "gs-address");
+  const rule = await t.rule();
+  const other = await t.rule();
+  const delivered = await t.endpoint(rule, "webhook", "https://example.com/same");
+  const failing = await t.endpoint(rule, "webhook", "https://example.com/down");
+  const source = "gs-address-src";
+  const key = groupKey(t.clientId, settings, { source });
+  await insertNotifications(sql, [
+    { ...groupedRow(t.clientId, rule, "a", source, settings), ruleIds: [rule, other] },
+  ]);
+  const [send] = (await store.claimDue(100)).filter((s) => s.groupKey === key);
+  if (send === undefined) throw new Error("no window opened");
+  const attempt = (endpointId: string, outcome: string) => ({
+    groupSendId: send.id,
+    endpointId,
+    channel: "webhook",
+    alerts: 1,
+    outcome,
+    httpStatus: outcome === "SUCCESS" ? 200 : 503,
+    smtpReply: null,
+    latencyMs: 3,
+    error: null,
+  });
+  await store.recordAttempt(
+    [attempt(delivered, "SUCCESS"), attempt(failing, "RETRYABLE")],
+    [{ groupSendId: send.id, attempts: send.attempts, decision: { status: "RETRY", nextAttemptDelayMs: 0 } }],
+  );
+  // The same URL on the other rule, under a lower id, and the endpoint that delivered disabled.
+  await sql`INSERT INTO endpoints (id, rule_id, client_id, type, value)
+            VALUES ('00000000-0000-4000-8000-000000000001', ${other}, ${t.clientId}, 'webhook',
+                    'https://example.com/same')`;
+  await sql`UPDATE endpoints SET enabled = false WHERE id = ${delivered}`;
+
+  const [retried] = (await store.redriveDue(100)).filter((s) => s.groupKey === key);
+  if (retried === undefined) throw new Error("not re-driven");
+  const work = (await store.endpointWork([retried])).get(retried.id);
+  expect(work?.pending.map((p) => p.endpoint.id)).toEqual([failing]);
+  expect([work?.deliveredEarlier, work?.permanentEarlier]).toEqual([1, 0]);
 });
