@@ -142,7 +142,8 @@ export class Dispatcher {
   /**
    * Writes a dispatch's outcomes. Transient failures (a Postgres restart) are retried while a quarter
    * of the lease lasts, so that what was delivered is not delivered again by the next claimer; a
-   * write that does not settle within a whole lease fails the stage.
+   * write that does not settle within a whole lease fails the stage. A retry after a commit whose
+   * answer was lost records the attempts twice (the status update is fenced); it sends nothing twice.
    */
   async #record(write: () => Promise<void>): Promise<void> {
     const { leaseMs } = this.options.lease;
