@@ -540,9 +540,10 @@ export class Consumer {
     rdk.rd_kafka_queue_destroy(this.#queue);
     if (!this.#assignedOnce) {
       // Debian 12's librdkafka (2.0) aborts the process when it destroys a cooperative-sticky
-      // consumer that never got its first assignment (confluentinc/librdkafka#4312, fixed in 2.3):
-      // a stage stopped while its group still rebalances. The group was left above; the handle, its
-      // callbacks and its wakeup socket are left to the process's exit instead.
+      // consumer whose group answered its JoinGroup but not yet its SyncGroup
+      // (confluentinc/librdkafka#4312, fixed in 2.3): a stage stopped while its group still
+      // rebalances. The group was left above; the handle, its callbacks and its wakeup socket are
+      // left to the process's exit instead.
       this.#logger.warn("consumer closed before its first assignment: its native handle is not destroyed");
       this.#epochs.clear();
       return;

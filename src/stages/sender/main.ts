@@ -68,8 +68,9 @@ function externalUrl(): string {
 }
 
 /**
- * The lease (of a claimed notification or group send) and the longest a started delivery can take (each channel's timeout bounds
- * it): the lease must leave room for a delivery between its renewals (src/core/lease.ts).
+ * The lease of a claimed notification or group send, and the longest a started delivery can take
+ * (each channel's timeout bounds it): the lease must leave room for a delivery between its renewals
+ * (src/core/lease.ts).
  */
 function leaseTiming(httpTimeoutMs: number, smtp: SmtpConfig | undefined): LeaseTiming {
   const timing = {
