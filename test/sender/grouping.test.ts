@@ -57,6 +57,17 @@ function parse(request: ReceivedRequest): GroupPost {
   };
 }
 
+/** A receiver keeping every group POST it gets, answered by `answer` (200 "ok" unless given). */
+function recordingSink(answer: (post: GroupPost) => Response | Promise<Response> = () => new Response("ok")) {
+  const posts: GroupPost[] = [];
+  const sink = new HttpSink((request) => {
+    const post = parse(request);
+    posts.push(post);
+    return answer(post);
+  });
+  return { posts, sink };
+}
+
 /** An aggregator and a sender on this test's topics; the sender reads what the aggregator announces. */
 async function pipeline(prefix: string, senderEnv: Record<string, string> = {}) {
   const topics = await aggregatorTopics(prefix);
@@ -98,11 +109,7 @@ async function allSent(clientId: string, count: number, timeoutMs = 20_000) {
 }
 
 test("N alerts in K groups: K POSTs per endpoint, each alert in one, truncation counted, next window later", async () => {
-  const posts: GroupPost[] = [];
-  const sink = new HttpSink((request) => {
-    posts.push(parse(request));
-    return new Response("ok");
-  });
+  const { posts, sink } = recordingSink();
   try {
     const t = await tenant(sql, "grp");
     const ruleId = await t.rule();
@@ -215,9 +222,7 @@ test("N alerts in K groups: K POSTs per endpoint, each alert in one, truncation 
 }, 60_000);
 
 test("kill -9 of the sender mid-group: nothing lost, each window under one key with one content", async () => {
-  const posts: GroupPost[] = [];
-  const sink = new HttpSink(async (request) => {
-    posts.push(parse(request));
+  const { posts, sink } = recordingSink(async () => {
     await Bun.sleep(2000);
     return new Response("ok");
   });
@@ -291,14 +296,10 @@ test("kill -9 of the sender mid-group: nothing lost, each window under one key w
 }, 60_000);
 
 test("a group window failing on one endpoint is retried there only, same key and alerts; A's stays one POST", async () => {
-  const posts: GroupPost[] = [];
   let failuresLeft = 2;
-  const sink = new HttpSink((request) => {
-    const post = parse(request);
-    posts.push(post);
-    if (post.path === "/flaky" && failuresLeft-- > 0) return new Response("busy", { status: 503 });
-    return new Response("ok");
-  });
+  const { posts, sink } = recordingSink((post) =>
+    post.path === "/flaky" && failuresLeft-- > 0 ? new Response("busy", { status: 503 }) : new Response("ok"),
+  );
   try {
     const t = await tenant(sql, "grp-retry");
     const ruleId = await t.rule();
@@ -345,11 +346,7 @@ test("a group window failing on one endpoint is retried there only, same key and
 }, 60_000);
 
 test("one group over two rules: each endpoint gets only its rules' alerts; a shared URL one message", async () => {
-  const posts: GroupPost[] = [];
-  const sink = new HttpSink((request) => {
-    posts.push(parse(request));
-    return new Response("ok");
-  });
+  const { posts, sink } = recordingSink();
   try {
     const t = await tenant(sql, "grp-route");
     const [r1, r2] = [await t.rule(), await t.rule()];
@@ -444,11 +441,7 @@ test("a window larger than its receiver accepts is bounded, not refused: every a
 }, 60_000);
 
 test("alerts firing and resolved within one window: each listed once, resolved, the window resolved", async () => {
-  const posts: GroupPost[] = [];
-  const sink = new HttpSink((request) => {
-    posts.push(parse(request));
-    return new Response("ok");
-  });
+  const { posts, sink } = recordingSink();
   try {
     const t = await tenant(sql, "grp-once");
     const ruleId = await t.rule();

@@ -20,8 +20,10 @@ export interface LeasedWork {
 export type RenewLeases = (rows: readonly LeasedWork[]) => Promise<Set<string>>;
 
 export class LeaseKeeper {
-  /** Per row, until when its lease surely holds; -Infinity once another sender holds it. */
-  readonly #heldUntilMs = new Map<string, number>();
+  /** Until when the leases surely hold: they are taken, and renewed, together. */
+  #heldUntilMs: number;
+  /** Rows another sender holds now: none of their deliveries may start. */
+  readonly #lost = new Set<string>();
   readonly #timer: ReturnType<typeof setInterval>;
   /** At most one renewal at a time: one that never settles stops renewal, and the leases run out. */
   #renewal: Promise<void> | undefined;
@@ -33,7 +35,9 @@ export class LeaseKeeper {
     private readonly logger: Logger,
     private readonly nowMs: () => number = () => performance.now(),
   ) {
-    for (const row of rows) this.#heldUntilMs.set(row.id, row.leasedAtMs + timing.leaseMs);
+    let leasedAtMs = Infinity;
+    for (const row of rows) leasedAtMs = Math.min(leasedAtMs, row.leasedAtMs);
+    this.#heldUntilMs = leasedAtMs + timing.leaseMs;
     this.#timer = setInterval(() => {
       this.#renewal ??= this.#renewOnce().finally(() => {
         this.#renewal = undefined;
@@ -42,7 +46,7 @@ export class LeaseKeeper {
   }
 
   mayStart(rowId: string): boolean {
-    return leaseAllowsStart(this.timing, this.#heldUntilMs.get(rowId) ?? -Infinity, this.nowMs());
+    return !this.#lost.has(rowId) && leaseAllowsStart(this.timing, this.#heldUntilMs, this.nowMs());
   }
 
   /**
@@ -54,13 +58,13 @@ export class LeaseKeeper {
   }
 
   async #renewOnce(): Promise<void> {
-    const held = this.rows.filter((row) => this.#heldUntilMs.get(row.id) !== -Infinity);
+    const held = this.rows.filter((row) => !this.#lost.has(row.id));
     if (held.length === 0) return;
     const sentAtMs = this.nowMs();
     try {
       const renewed = await this.renew(held);
-      for (const row of held)
-        this.#heldUntilMs.set(row.id, renewed.has(row.id) ? sentAtMs + this.timing.leaseMs : -Infinity);
+      for (const row of held) if (!renewed.has(row.id)) this.#lost.add(row.id);
+      this.#heldUntilMs = sentAtMs + this.timing.leaseMs;
     } catch (error) {
       // The leases still hold until they run out; deliveries stop starting before that.
       this.logger.warn("renewing leases failed", { rows: held.length, error });
