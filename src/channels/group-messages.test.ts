@@ -26,6 +26,13 @@ describe("Slack", () => {
     expect(payload.text).toBe("[FIRING:10000] source=billing-api");
   });
 
+  test("a rule's cap below Slack's own: the cap's alerts listed, the rest counted", () => {
+    const alerts = Array.from({ length: 12 }, (_, i) => groupedAlert(i));
+    const text = slackGroupPayload(groupMessage(alerts, 3)).attachments[0]?.text ?? "";
+    expect(text.split("\n")).toHaveLength(4);
+    expect(moreIn(text)).toBe(9);
+  });
+
   test("one alert longer than the bound: no line, counted", () => {
     const payload = slackGroupPayload(groupMessage([groupedAlert(1, { name: "x".repeat(20_000) })], 100));
     expect(payload.attachments[0]?.text).toBe("and 1 more");

@@ -72,7 +72,7 @@ export function slackGroupPayload(message: GroupMessage) {
         text: escapeSlack(
           groupSummaryLines(
             view,
-            slackAlertsListedMax,
+            Math.min(message.alertsMax, slackAlertsListedMax),
             slackSummaryLengthMax,
             (line) => escapeSlack(line).length,
           ).join("\n"),

@@ -64,6 +64,11 @@ describe("labels", () => {
     expect(labelValue(alert, "missing")).toBe("");
     expect(groupLabels(alert, ["region", "source"])).toEqual({ region: "eu-west-1", source: "billing-api" });
   });
+
+  test("a group's labels are named as its alerts' labels: name is alertname there", () => {
+    expect(groupLabels(alert, ["name", "severity"])).toEqual({ alertname: "cpu-high", severity: "HIGH" });
+    expect(groupLabels(alert, ["alertname"])).toEqual(groupLabels(alert, ["name"]));
+  });
 });
 
 describe("groupKey", () => {

@@ -89,9 +89,13 @@ export function labelValue(alert: LabelledAlert, label: string): string {
   }
 }
 
+/**
+ * The group's labels, named as the alerts' labels are (`alertLabels`): `name` is `alertname` there, so
+ * that, as in Alertmanager, a group's labels are among its alerts' common labels.
+ */
 export function groupLabels(alert: LabelledAlert, groupBy: readonly string[]): Record<string, string> {
   const labels: Record<string, string> = {};
-  for (const label of groupBy) labels[label] = labelValue(alert, label);
+  for (const label of groupBy) labels[label === "name" ? "alertname" : label] = labelValue(alert, label);
   return labels;
 }
 
