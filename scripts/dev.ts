@@ -124,7 +124,7 @@ const commands: Record<string, Command> = {
   },
   logs: { usage: "logs", summary: "follow the broker log", run: logs },
   chaos: {
-    usage: "chaos [--cluster] [--alerts N] [--kills N] [--seed N]",
+    usage: "chaos [--cluster] [--group-by LABEL] [--alerts N] [--kills N] [--seed N]",
     summary:
       "kill -9 stages, restart Kafka and Postgres, pause Redis under an alert stream; report " +
       "(--cluster: two copies of each stage on ./dev cluster, kill -9 of a copy each and of a broker)",
