@@ -39,7 +39,8 @@ export const alertmanagerGroupDefaults: GroupDefaults = {
 
 /**
  * The settings a row's group runs with; undefined without group_by (one message per alert). A wait of
- * 0 sends a new group's first window at once; an interval or cap of 0 (which the rule API refuses)
+ * 0 makes a new group's first window due at once (the sender's scheduler takes it on its next pass,
+ * within SCHEDULER_INTERVAL_MS); an interval or cap of 0 (which the rule API refuses)
  * takes the default like an absent one.
  */
 export function resolveGrouping(

@@ -2,7 +2,8 @@
  * The scheduler loop's own decisions, with the store and dispatcher replaced by functions that
  * count their calls (the re-driving itself runs against Postgres in sender.test.ts and the chaos
  * run): a pass that never settles fails the stage instead of stalling it; an ordinary error is
- * retried on the next interval; a full batch goes again at once.
+ * retried on the next interval; a full batch goes again at once; a slow dispatch does not hold back
+ * the next passes, up to the bound on dispatches in flight.
  */
 import { expect, test } from "bun:test";
 import { quiet } from "../../harness/kafka.ts";
@@ -27,6 +28,7 @@ test("a pass that never settles rejects `failed` with a DeadlineError and ends t
     intervalMs: 10,
     batchSizeMax: 10,
     passTimeoutMs: 200,
+    dispatchesMax: 4,
   });
   const startedAt = performance.now();
   const failure = await scheduler.failed.catch((error: unknown) => error);
@@ -50,6 +52,7 @@ test("an ordinary error is retried on the next interval and does not fail the st
     intervalMs: 20,
     batchSizeMax: 10,
     passTimeoutMs: 1000,
+    dispatchesMax: 4,
   });
   let failed = false;
   scheduler.failed.catch(() => {
@@ -73,6 +76,7 @@ test("a full batch is followed at once by the next pass, a partial one waits for
     intervalMs: 300,
     batchSizeMax: 5,
     passTimeoutMs: 1000,
+    dispatchesMax: 4,
   });
   while (claimedAt.length < 4) await Bun.sleep(10);
   await scheduler.stop();
@@ -100,6 +104,7 @@ test("a group window due sooner than the interval brings the next pass forward",
     intervalMs: 600,
     batchSizeMax: 5,
     passTimeoutMs: 1000,
+    dispatchesMax: 4,
     groups,
   });
   while (passedAt.length < 3) await Bun.sleep(10);
@@ -108,4 +113,43 @@ test("a group window due sooner than the interval brings the next pass forward",
   expect(second - first).toBeGreaterThanOrEqual(90);
   expect(second - first).toBeLessThan(400);
   expect(third - second).toBeGreaterThanOrEqual(550);
+});
+
+test("a slow dispatch does not hold back the next passes; at most dispatchesMax run at once", async () => {
+  const releases: (() => void)[] = [];
+  let groupClaims = 0;
+  const slowDispatcher = {
+    dispatch: async () => noCounts,
+    // Every group send hangs until released: an endpoint that answers only at its timeout.
+    dispatchGroups: () =>
+      new Promise<typeof noCounts>((resolve) => {
+        releases.push(() => resolve(noCounts));
+      }),
+  };
+  const groups = {
+    store: {
+      claimDue: async () => {
+        groupClaims++;
+        return [{ id: String(groupClaims) }] as never[];
+      },
+      nextDueInMs: async () => null,
+    },
+    sendsPerPassMax: 10,
+  };
+  const scheduler = startScheduler({ claimDue: async () => [] }, slowDispatcher, quiet, {
+    intervalMs: 20,
+    batchSizeMax: 5,
+    passTimeoutMs: 1000,
+    dispatchesMax: 3,
+    groups,
+  });
+  await Bun.sleep(300);
+  // Three passes went on while the first dispatch hung, then the bound held the fourth back.
+  expect(groupClaims).toBe(3);
+  expect(releases).toHaveLength(3);
+  releases.shift()?.();
+  await Bun.sleep(100);
+  expect(groupClaims).toBe(4);
+  for (const release of releases) release();
+  await scheduler.stop(1000);
 });

@@ -158,6 +158,7 @@ await runConsumerStage({
       intervalMs: settings.schedulerIntervalMs,
       batchSizeMax: 500,
       passTimeoutMs: processTimeoutMs,
+      dispatchesMax: settings.dispatchesInFlightMax,
       groups: { store: groupStore, sendsPerPassMax: settings.groupSendsPerPassMax },
     });
     const processor = createSenderProcessor(store, dispatcher, logger, settings.dispatchesInFlightMax);

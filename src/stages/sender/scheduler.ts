@@ -2,7 +2,9 @@
  * Re-drives what no notifications.ready record will bring again: retries that came due, leases of
  * crashed senders that expired, RECEIVED rows past their safety net; and drives grouped rows, which
  * no record announces: due group windows, and group sends whose retry or expired lease came due.
- * Runs beside the consume loop, so a slow retry never blocks a partition.
+ * Runs beside the consume loop, so a slow retry never blocks a partition; and its dispatches run
+ * beside its passes (up to `dispatchesMax` at once), so one tenant's slow endpoint does not hold back
+ * the windows and retries of everyone else.
  */
 import type { DeliveryStore } from "../../adapters/delivery-store.ts";
 import type { GroupStore } from "../../adapters/group-store.ts";
@@ -16,7 +18,10 @@ export interface Scheduler {
    * that never answers): the loop has stopped, and the stage must exit to be restarted.
    */
   readonly failed: Promise<never>;
-  /** Stops after the pass in flight, waiting for it at most `timeoutMs` (its rows are leased). */
+  /**
+   * Stops after the pass in flight, waiting for it and the dispatches in flight at most `timeoutMs`
+   * (their rows are leased).
+   */
   stop(timeoutMs?: number): Promise<void>;
 }
 
@@ -29,7 +34,10 @@ export function startScheduler(
   options: {
     intervalMs: number;
     batchSizeMax: number;
+    /** A pass's claims must settle within it; the dispatches it starts have their own deadlines. */
     passTimeoutMs: number;
+    /** Dispatches in flight at most; a pass waits for a slot before it claims. */
+    dispatchesMax: number;
     /** Without it no group is driven (a sender that only delivers ungrouped rows, in tests). */
     groups?: { store: Pick<GroupStore, "claimDue" | "nextDueInMs">; sendsPerPassMax: number };
   },
@@ -53,17 +61,35 @@ export function startScheduler(
     return Math.min(options.intervalMs, Math.max(groupWakeMinMs, dueInMs));
   };
 
-  /** Claims and dispatches one batch of due rows and group sends; true when either batch was full. */
+  const dispatches = new Set<Promise<void>>();
+  const track = (dispatch: Promise<void>) => {
+    const tracked = dispatch.finally(() => dispatches.delete(tracked));
+    dispatches.add(tracked);
+  };
+
+  /** Claims one batch of due rows and group sends and starts their dispatch; true when either was full. */
   const pass = async (): Promise<boolean> => {
+    while (dispatches.size >= options.dispatchesMax) await Promise.race(dispatches);
     const due = await store.claimDue(options.batchSizeMax);
     // Dispatched before the groups are claimed, which can take long (lock waits): the rows' leases
     // run from their claim, and their keeper must start with them.
-    const dispatched = dispatcher.dispatch(due);
-    dispatched.catch(() => {}); // awaited below; handled now in case it fails while groups are claimed
+    if (due.length > 0)
+      track(
+        dispatcher.dispatch(due).then(
+          (counts) => logger.info("re-drove due notifications", { claimed: due.length, ...counts }),
+          (error: unknown) =>
+            logger.warn("re-drive failed; the rows are re-driven after their lease", { error }),
+        ),
+      );
     const sends = groups === undefined ? [] : await groups.store.claimDue(groups.sendsPerPassMax);
-    const [counts, groupCounts] = await Promise.all([dispatched, dispatcher.dispatchGroups(sends)]);
-    if (due.length > 0) logger.info("re-drove due notifications", { claimed: due.length, ...counts });
-    if (sends.length > 0) logger.debug("sent group windows", { sends: sends.length, ...groupCounts });
+    if (sends.length > 0)
+      track(
+        dispatcher.dispatchGroups(sends).then(
+          (counts) => logger.debug("sent group windows", { sends: sends.length, ...counts }),
+          (error: unknown) =>
+            logger.warn("group sends failed; they are re-driven after their lease", { error }),
+        ),
+      );
     // claimDue of groups takes up to sendsPerPassMax re-driven and as many new sends.
     return (
       due.length === options.batchSizeMax || (groups !== undefined && sends.length >= groups.sendsPerPassMax)
@@ -94,7 +120,7 @@ export function startScheduler(
     async stop(timeoutMs = 5000) {
       running = false;
       wake();
-      await Promise.race([loop, Bun.sleep(timeoutMs)]);
+      await Promise.race([loop.then(() => Promise.allSettled(dispatches)), Bun.sleep(timeoutMs)]);
     },
   };
 }
