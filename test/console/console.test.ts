@@ -433,7 +433,7 @@ test("a grouped notification shows the group message it went out in", async () =
   const card = page.getByTestId("group-send");
   await card.waitFor();
   await card.getByText(`group-${first.group_key}-0`).waitFor();
-  await card.getByText("name=console-grouped").waitFor();
+  await card.getByText("alertname=console-grouped").waitFor();
   await card
     .locator("[data-testid=delivery-row][data-outcome=SUCCESS]")
     .getByText("webhook (3 alerts)")

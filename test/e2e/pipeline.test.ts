@@ -161,7 +161,7 @@ test("a rule with group_by (rule API -> evaluator policy -> group): one Alertman
   expect(body).toMatchObject({
     version: "4",
     status: "firing",
-    groupLabels: { name: "grouped-cpu" },
+    groupLabels: { alertname: "grouped-cpu" },
     commonLabels: { alertname: "grouped-cpu", severity: "HIGH" },
     truncatedAlerts: 15,
   });
