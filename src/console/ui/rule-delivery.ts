@@ -29,9 +29,10 @@ export function deliveryForm(testid: string): DeliveryForm {
     h("input", { type: "number", placeholder, "data-testid": `${testid}-${name}`, class: "short" });
   const repeat = number("repeat", "default");
   const groupBy = h("input", { placeholder: "e.g. source, team", "data-testid": `${testid}-group-by` });
-  const groupWait = number("group-wait", "30000");
-  const groupInterval = number("group-interval", "300000");
-  const groupMax = number("group-max", "100");
+  // Empty takes the aggregator's GROUP_* default, which this page does not know.
+  const groupWait = number("group-wait", "default");
+  const groupInterval = number("group-interval", "default");
+  const groupMax = number("group-max", "default");
   const mute = h("textarea", {
     rows: 2,
     placeholder: "monday:friday 22:00-06:00 Europe/Berlin",
@@ -78,10 +79,17 @@ export function deliveryForm(testid: string): DeliveryForm {
   };
 }
 
-/** "grouped by source · repeat 60 s · 2 mute windows", or "defaults". */
+/** "grouped by source (wait 10 s, every 60 s, 50 listed) · repeat 60 s · 2 mute windows", or "defaults". */
 export function deliverySummary(rule: DeliverySettings): string {
+  const timing = [
+    rule.group_wait_ms === null ? "" : `wait ${rule.group_wait_ms / 1000} s`,
+    rule.group_interval_ms === null ? "" : `every ${rule.group_interval_ms / 1000} s`,
+    rule.group_alerts_max === null ? "" : `${rule.group_alerts_max} listed`,
+  ].filter((part) => part !== "");
   const parts = [
-    rule.group_by.length > 0 ? `grouped by ${rule.group_by.join(", ")}` : "",
+    rule.group_by.length > 0
+      ? `grouped by ${rule.group_by.join(", ")}${timing.length > 0 ? ` (${timing.join(", ")})` : ""}`
+      : "",
     rule.send_resolved ? "" : "no resolved",
     rule.repeat_interval_ms === null ? "" : `repeat ${rule.repeat_interval_ms / 1000} s`,
     rule.mute_windows.length === 0
