@@ -1,6 +1,7 @@
 /**
  * Cluster administration: create topics idempotently, list topics with their partitions and
- * leaders, read partition watermarks. Used by `./dev topics`, readiness checks, chaos and tests.
+ * leaders, describe topics' partition counts and replication factors, read partition watermarks.
+ * Used by `./dev topics`, readiness checks, chaos and tests.
  */
 import { type Pointer, ptr, read } from "bun:ffi";
 import { check, ErrorCode, KafkaError } from "./errors.ts";
@@ -30,8 +31,16 @@ export interface TopicInfo {
   leaders: number[];
 }
 
+export interface TopicDescription {
+  partitions: number;
+  /** The fewest replicas any of its partitions has: the weakest partition is what a broker loss costs. */
+  replicationFactor: number;
+}
+
 const adminApiCreateTopics = 1;
 const errorBufferBytes = 512;
+// rd_kafka_metadata blocks its caller: bounded, so an unreachable cluster fails rather than hangs.
+const metadataTimeoutMs = 10_000;
 
 export class Admin {
   readonly #handle: Pointer;
@@ -120,38 +129,61 @@ export class Admin {
 
   /** Every topic in the cluster with its partition ids (a real metadata request). */
   listTopics(timeoutMs = 5000): TopicInfo[] {
+    const topics: TopicInfo[] = [];
+    this.#visitTopics("metadata", timeoutMs, (base, offset) => {
+      if (read.i32(base, offset + MetadataTopicLayout.err) !== 0) return;
+      const partitions = readPartitions(base, offset).sort((a, b) => a.id - b.id);
+      topics.push({
+        name: readCString(read.ptr(base, offset + MetadataTopicLayout.name)),
+        partitions: partitions.map((p) => p.id),
+        leaders: partitions.map((p) => p.leader),
+      });
+    });
+    return topics.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * The partition count and replication factor of each of `names` that exists; a missing topic is
+   * absent from the map. A named topic whose metadata carries an error throws that error.
+   */
+  describeTopics(names: readonly string[], timeoutMs = metadataTimeoutMs): Map<string, TopicDescription> {
+    const wanted = new Set(names);
+    const described = new Map<string, TopicDescription>();
+    this.#visitTopics("describe topics", timeoutMs, (base, offset) => {
+      const name = readCString(read.ptr(base, offset + MetadataTopicLayout.name));
+      if (!wanted.has(name)) return;
+      const code = read.i32(base, offset + MetadataTopicLayout.err);
+      if (code === ErrorCode.unknownTopicOrPartition) return;
+      check(`describe topic ${name}`, code);
+      const partitions = readPartitions(base, offset);
+      described.set(name, {
+        partitions: partitions.length,
+        replicationFactor: partitions.length === 0 ? 0 : Math.min(...partitions.map((p) => p.replicaCount)),
+      });
+    });
+    return described;
+  }
+
+  /**
+   * Requests the metadata of every topic and calls `visit` with each topic struct (array base and
+   * byte offset). Every topic, not just the wanted ones: a request naming a topic lets the broker
+   * auto-create it (allow.auto.create.topics defaults to true on a producer handle), and a missing
+   * topic must be reported, not made. The metadata is freed before this returns, also when `visit`
+   * throws, so `visit` copies what it keeps and no pointer outlives it.
+   */
+  #visitTopics(operation: string, timeoutMs: number, visit: (base: Pointer, offset: number) => void): void {
     const out = new BigUint64Array(1);
     const code = rdk.rd_kafka_metadata(this.#handle, 1, null, ptr(out), timeoutMs);
     this.#drainLogs();
-    check("metadata", code);
     const metadata = Number(out[0]) as Pointer;
     try {
-      const topics: TopicInfo[] = [];
+      check(operation, code);
       const count = read.i32(metadata, MetadataLayout.topicCount);
       const base = readPointer(metadata, MetadataLayout.topics);
-      for (let i = 0; i < count && base; i++) {
-        const offset = i * MetadataTopicLayout.sizeBytes;
-        if (read.i32(base, offset + MetadataTopicLayout.err) !== 0) continue;
-        const partitionCount = read.i32(base, offset + MetadataTopicLayout.partitionCount);
-        const partitionBase = read.ptr(base, offset + MetadataTopicLayout.partitions) as Pointer;
-        const partitions: { id: number; leader: number }[] = [];
-        for (let j = 0; j < partitionCount; j++) {
-          const partitionOffset = j * MetadataPartitionLayout.sizeBytes;
-          partitions.push({
-            id: read.i32(partitionBase, partitionOffset + MetadataPartitionLayout.id),
-            leader: read.i32(partitionBase, partitionOffset + MetadataPartitionLayout.leader),
-          });
-        }
-        partitions.sort((a, b) => a.id - b.id);
-        topics.push({
-          name: readCString(read.ptr(base, offset + MetadataTopicLayout.name)),
-          partitions: partitions.map((p) => p.id),
-          leaders: partitions.map((p) => p.leader),
-        });
-      }
-      return topics.sort((a, b) => a.name.localeCompare(b.name));
+      for (let i = 0; i < count && base; i++) visit(base, i * MetadataTopicLayout.sizeBytes);
     } finally {
-      rdk.rd_kafka_metadata_destroy(metadata);
+      // librdkafka sets the result only on success; freeing whatever it set holds whatever the code.
+      if (metadata) rdk.rd_kafka_metadata_destroy(metadata);
     }
   }
 
@@ -207,6 +239,25 @@ async function pollQueue(
     await Bun.sleep(5);
   }
   throw new KafkaError(operation, ErrorCode.timedOut, `no result within ${timeoutMs} ms`);
+}
+
+/** The partitions of the topic struct at `base + offset`, in the broker's order. */
+function readPartitions(
+  base: Pointer,
+  offset: number,
+): { id: number; leader: number; replicaCount: number }[] {
+  const count = read.i32(base, offset + MetadataTopicLayout.partitionCount);
+  const partitionBase = read.ptr(base, offset + MetadataTopicLayout.partitions) as Pointer;
+  const partitions: { id: number; leader: number; replicaCount: number }[] = [];
+  for (let j = 0; j < count; j++) {
+    const partitionOffset = j * MetadataPartitionLayout.sizeBytes;
+    partitions.push({
+      id: read.i32(partitionBase, partitionOffset + MetadataPartitionLayout.id),
+      leader: read.i32(partitionBase, partitionOffset + MetadataPartitionLayout.leader),
+      replicaCount: read.i32(partitionBase, partitionOffset + MetadataPartitionLayout.replicaCount),
+    });
+  }
+  return partitions;
 }
 
 function readCreateTopicsResult(event: Pointer): { created: string[]; existing: string[] } {

@@ -1,5 +1,5 @@
 /** The project's Kafka client: librdkafka through bun:ffi. This is its whole public surface. */
-export { Admin, type TopicInfo, type TopicSpec } from "./admin.ts";
+export { Admin, type TopicDescription, type TopicInfo, type TopicSpec } from "./admin.ts";
 export {
   type CommitOffset,
   type ConsumedRecord,

@@ -175,7 +175,7 @@ export const MetadataTopicLayout = {
   err: 24,
   sizeBytes: 32,
 } as const;
-export const MetadataPartitionLayout = { id: 0, err: 4, leader: 8, sizeBytes: 40 } as const;
+export const MetadataPartitionLayout = { id: 0, err: 4, leader: 8, replicaCount: 12, sizeBytes: 40 } as const;
 
 const utf8 = new TextEncoder();
 

@@ -1,7 +1,8 @@
 /**
  * `alerting topics` and `./dev topics`: creates the pipeline's topics idempotently, with
  * TOPIC_PARTITIONS partitions and TOPIC_REPLICATION_FACTOR replicas each (min.insync.replicas 2 from
- * three replicas up). Existing topics are left as they are.
+ * three replicas up). Existing topics are left as they are but checked: fewer replicas than requested
+ * exits 1 (a broker loss would lose them), another partition count is a warning.
  */
 import { Admin, KafkaError, withReplication } from "../kafka/index.ts";
 import { envInt } from "../runtime/config.ts";
@@ -9,6 +10,7 @@ import { checkLibrdkafka, infraUrls } from "../runtime/env.ts";
 import { createLogger, logLevelSetting, logRank } from "../runtime/log.ts";
 import { settingsOrExit } from "../runtime/service.ts";
 import { pipelineTopicSpecs } from "../runtime/topics.ts";
+import { compareTopics } from "./topic-check.ts";
 
 // Kafka's own error for more replicas than registered brokers.
 const invalidReplicationFactor = 38;
@@ -29,9 +31,33 @@ try {
   const { created, existing } = await admin.createTopics(specs);
   const createdList = created.length > 0 ? ` (${created.join(", ")})` : "";
   console.log(
-    `topics: ${created.length} created${createdList}, ${existing.length} already there ` +
-      `(replication factor ${replicationFactor})`,
+    `topics: replication factor ${replicationFactor} requested: ${created.length} created${createdList}, ` +
+      `${existing.length} already there`,
   );
+  const described = admin.describeTopics(existing);
+  for (const [name, actual] of [...described].sort(([a], [b]) => a.localeCompare(b)))
+    console.log(
+      `  ${name}: ${partitionCount(actual.partitions)}, replication factor ${actual.replicationFactor}`,
+    );
+  const existingSpecs = specs.filter((spec) => existing.includes(spec.name));
+  const { underReplicated, partitionsDiffer, missing } = compareTopics(existingSpecs, described);
+  for (const topic of partitionsDiffer)
+    console.warn(
+      `topics: warning: ${topic.name} has ${partitionCount(topic.partitions)}, ${topic.requested} requested: ` +
+        `up to ${topic.partitions} instances of the stage consuming it get work`,
+    );
+  for (const topic of underReplicated)
+    console.error(
+      `topics: ${topic.name} has replication factor ${topic.replicationFactor}, ` +
+        `TOPIC_REPLICATION_FACTOR asks for ${topic.requested}: Kafka cannot raise it in place; ` +
+        "add replicas with kafka-reassign-partitions, or delete the topic (and its records) and run this again",
+    );
+  for (const name of missing)
+    console.error(
+      `topics: ${name} exists but is missing from the cluster's metadata (being deleted?): ` +
+        "its replication factor is unchecked; run this again",
+    );
+  if (underReplicated.length > 0 || missing.length > 0) process.exitCode = 1;
 } catch (error) {
   if (!(error instanceof KafkaError && error.code === invalidReplicationFactor)) throw error;
   console.error(
@@ -41,4 +67,8 @@ try {
   process.exitCode = 1;
 } finally {
   admin.close();
+}
+
+function partitionCount(count: number): string {
+  return `${count} partition${count === 1 ? "" : "s"}`;
 }
