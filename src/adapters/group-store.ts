@@ -42,6 +42,8 @@ export interface SendWork {
   pending: GroupEndpointWork[];
   deliveredEarlier: number;
   permanentEarlier: number;
+  /** The endpoints earlier attempts finished with, and the rows each carried: each row's own status. */
+  finished: { memberIds: Set<string>; outcome: "SUCCESS" | "PERMANENT" }[];
 }
 
 export interface GroupAttemptRecord {
@@ -60,6 +62,14 @@ export interface GroupStatusUpdate {
   groupSendId: string;
   attempts: number;
   decision: StatusDecision;
+}
+
+/** One row's status after its send's attempt (decideMemberStatus). */
+export interface GroupRowStatus {
+  groupSendId: string;
+  notificationId: string;
+  status: StatusDecision["status"];
+  error: string | null;
 }
 
 /** A window opened by openWindows (or re-driven): the send without its rows. */
@@ -390,12 +400,14 @@ export class GroupStore {
           }
         }
       }
-      const entry: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
+      const entry: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0, finished: [] };
       for (const endpointWork of byAddress.values()) {
         const { type, value } = endpointWork.endpoint;
         const outcome = finalOutcome.get(`${send.id}/${type}\u0000${value}`);
         if (outcome === "SUCCESS") entry.deliveredEarlier++;
         else if (outcome === "PERMANENT") entry.permanentEarlier++;
+        if (outcome === "SUCCESS" || outcome === "PERMANENT")
+          entry.finished.push({ memberIds: endpointWork.memberIds, outcome });
         else entry.pending.push(endpointWork);
       }
       work.set(send.id, entry);
@@ -404,14 +416,15 @@ export class GroupStore {
   }
 
   /**
-   * Records every endpoint attempt of the sends and applies their statuses to the sends and their
-   * rows (by the sends' member_ids) in one statement, only while a send is still ours (SENDING with
-   * the attempts we claimed). This is where a row gets its group_send_id: from here on it is no
-   * longer waiting.
+   * Records every endpoint attempt of the sends and applies their statuses to the sends and each row
+   * its own (`rows`, every member of each send) in one statement, only while a send is still ours
+   * (SENDING with the attempts we claimed). This is where a row gets its group_send_id: from here on
+   * it is no longer waiting.
    */
   async recordAttempt(
     attempts: readonly GroupAttemptRecord[],
     updates: readonly GroupStatusUpdate[],
+    rows: readonly GroupRowStatus[],
   ): Promise<void> {
     await this.sql.unsafe(
       `WITH recorded AS (
@@ -423,13 +436,14 @@ export class GroupStore {
              next_attempt_at = CASE WHEN v.status = 'RETRY' THEN now() + make_interval(secs => v.delay_ms / 1000) END
          FROM unnest($10::bigint[], $11::int[], $12::text[], $13::float8[], $14::text[]) AS v(id, attempts, status, delay_ms, error)
          WHERE s.id = v.id AND s.status = 'SENDING' AND s.attempts = v.attempts
-         RETURNING s.id, s.status, s.attempts, s.last_error, s.member_ids
+         RETURNING s.id, s.attempts
        )
        UPDATE notifications n
-       SET status = s.status, group_send_id = s.id, attempts = s.attempts, updated_at = now(), lease_until = NULL,
-           last_error = s.last_error
-       FROM sends s CROSS JOIN LATERAL unnest(s.member_ids) AS m(id)
-       WHERE n.id = m.id`,
+       SET status = r.status, group_send_id = s.id, attempts = s.attempts, updated_at = now(), lease_until = NULL,
+           last_error = r.error
+       FROM unnest($15::bigint[], $16::bigint[], $17::text[], $18::text[]) AS r(send_id, id, status, error)
+         JOIN sends s ON s.id = r.send_id
+       WHERE n.id = r.id`,
       [
         attempts.map((a) => a.groupSendId),
         attempts.map((a) => a.endpointId),
@@ -445,6 +459,10 @@ export class GroupStore {
         updates.map((u) => u.decision.status),
         updates.map((u) => u.decision.nextAttemptDelayMs ?? 0),
         updates.map((u) => u.decision.error ?? null),
+        rows.map((r) => r.groupSendId),
+        rows.map((r) => r.notificationId),
+        rows.map((r) => r.status),
+        rows.map((r) => r.error),
       ] as never[],
       prepared,
     );

@@ -1,5 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { decideStatus, type EndpointAttempt } from "./delivery-status.ts";
+import {
+  type CarryingEndpoint,
+  decideMemberStatuses,
+  decideStatus,
+  type EndpointAttempt,
+} from "./delivery-status.ts";
 
 const ok: EndpointAttempt = { outcome: "SUCCESS" };
 const retry = (retryAfterMs?: number): EndpointAttempt => ({
@@ -57,5 +62,53 @@ describe("decideStatus", () => {
   });
   test("nothing pending after earlier successes -> SENT", () => {
     expect(attempt([], 2, { delivered: 2, permanent: 0 })).toEqual({ status: "SENT" });
+  });
+});
+
+describe("decideMemberStatuses: each row of a group send, by its own endpoints", () => {
+  const sendRetry = { status: "RETRY", nextAttemptDelayMs: 1000, error: "HTTP 503" } as const;
+  const sendGaveUp = { status: "FAILED", error: "gave up after 3 attempts: HTTP 503" } as const;
+  const carrying = (ids: string[], outcome: EndpointAttempt | "SUCCESS" | "PERMANENT"): CarryingEndpoint =>
+    typeof outcome === "string"
+      ? { memberIds: new Set(ids), earlier: outcome }
+      : { memberIds: new Set(ids), result: outcome };
+  const decide = (
+    endpoints: CarryingEndpoint[],
+    send: Parameters<typeof decideMemberStatuses>[2],
+    attemptsMade = 1,
+  ) => Object.fromEntries(decideMemberStatuses(["a", "b", "c"], endpoints, send, attemptsMade, policy));
+
+  test("its endpoints delivered -> SENT though another row's endpoint is retried; none of its own -> FAILED", () => {
+    expect(
+      decide([carrying(["a"], ok), carrying(["b"], "SUCCESS"), carrying(["b", "c"], retry())], sendRetry),
+    ).toEqual({
+      a: { status: "SENT" },
+      b: { status: "RETRY", error: "HTTP 503" },
+      c: { status: "RETRY", error: "HTTP 503" },
+    });
+    expect(decide([carrying(["a", "b"], ok)], { status: "SENT" })).toEqual({
+      a: { status: "SENT" },
+      b: { status: "SENT" },
+      c: { status: "FAILED", error: "no enabled endpoint" },
+    });
+  });
+  test("only its own endpoint's refusal fails it, now or in an earlier attempt", () => {
+    expect(
+      decide([carrying(["a"], refused), carrying(["b"], ok), carrying(["c"], "PERMANENT")], {
+        status: "FAILED",
+        error: "HTTP 404",
+      }),
+    ).toEqual({
+      a: { status: "FAILED", error: "HTTP 404" },
+      b: { status: "SENT" },
+      c: { status: "FAILED", error: "an endpoint refused the notification permanently" },
+    });
+  });
+  test("a row whose endpoints sent nothing gives up with its send, one that sent by its own count", () => {
+    expect(decide([carrying(["a", "b", "c"], notSent), carrying(["a"], retry())], sendGaveUp, 3)).toEqual({
+      a: { status: "FAILED", error: "gave up after 3 attempts: rate limit queue full" },
+      b: sendGaveUp,
+      c: sendGaveUp,
+    });
   });
 });

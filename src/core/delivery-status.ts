@@ -80,3 +80,45 @@ export function decideStatus(
   }
   return { status: "SENT" };
 }
+
+/** An endpoint of a group send: the rows it carries, and this attempt's result or an earlier outcome. */
+export interface CarryingEndpoint {
+  memberIds: ReadonlySet<string>;
+  result?: EndpointAttempt;
+  earlier?: "SUCCESS" | "PERMANENT";
+}
+
+/**
+ * The status of each row of a group send after an attempt, from its own endpoints only: a row is SENT
+ * when the endpoints its rules route to got it, FAILED for their refusals or when it has none, and
+ * not for another rule's endpoint in the same message. While one of its endpoints is to be retried
+ * it follows the send (RETRY, or FAILED once the send gives up), since the send drives the retries.
+ */
+export function decideMemberStatuses(
+  memberIds: readonly string[],
+  endpoints: readonly CarryingEndpoint[],
+  send: StatusDecision,
+  attemptsMade: number,
+  policy: BackoffPolicy = defaultBackoffPolicy,
+): Map<string, { status: StatusDecision["status"]; error?: string }> {
+  const statuses = new Map<string, { status: StatusDecision["status"]; error?: string }>();
+  for (const id of memberIds) {
+    const results: EndpointAttempt[] = [];
+    let deliveredEarlier = 0;
+    let permanentEarlier = 0;
+    for (const endpoint of endpoints) {
+      if (!endpoint.memberIds.has(id)) continue;
+      if (endpoint.result !== undefined) results.push(endpoint.result);
+      else if (endpoint.earlier === "SUCCESS") deliveredEarlier++;
+      else if (endpoint.earlier === "PERMANENT") permanentEarlier++;
+    }
+    const own = decideStatus({ results, deliveredEarlier, permanentEarlier, attemptsMade }, () => 0, policy);
+    statuses.set(
+      id,
+      own.status === "RETRY"
+        ? { status: send.status, error: send.error }
+        : { status: own.status, error: own.error },
+    );
+  }
+  return statuses;
+}

@@ -52,6 +52,9 @@ const sent = (send: ClaimedGroupSend, status: "SENT" | "RETRY") => ({
   attempts: send.attempts,
   decision: status === "SENT" ? { status } : { status, nextAttemptDelayMs: 60_000, error: "HTTP 503" },
 });
+/** Every row of `send` with `status`, as the dispatcher decides them one by one. */
+const rowStatuses = (send: ClaimedGroupSend, status: "SENT" | "RETRY") =>
+  send.members.map((member) => ({ groupSendId: send.id, notificationId: member.id, status, error: null }));
 
 test("a window opened but never fixed gets its rows when re-driven, capped, under its window number", async () => {
   const store = new GroupStore(sql, leaseMs, 2);
@@ -128,7 +131,11 @@ test("a window in flight keeps its rows from the next one; its outcome writes th
     rowIds.slice(2),
   ]);
 
-  await store.recordAttempt([], [sent(first, "SENT"), sent(second, "RETRY")]);
+  await store.recordAttempt(
+    [],
+    [sent(first, "SENT"), sent(second, "RETRY")],
+    [...rowStatuses(first, "SENT"), ...rowStatuses(second, "RETRY")],
+  );
   expect((await g.ids()).map((r) => [r.send, r.status])).toEqual([
     [first.id, "SENT"],
     [first.id, "SENT"],
@@ -235,6 +242,7 @@ test("an address a send delivered is not pending on its retry when another endpo
   await store.recordAttempt(
     [attempt(delivered, "SUCCESS"), attempt(failing, "RETRYABLE")],
     [{ groupSendId: send.id, attempts: send.attempts, decision: { status: "RETRY", nextAttemptDelayMs: 0 } }],
+    rowStatuses(send, "RETRY"),
   );
   // The same URL on the other rule, under a lower id, and the endpoint that delivered disabled.
   await sql`INSERT INTO endpoints (id, rule_id, client_id, type, value)

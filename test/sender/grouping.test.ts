@@ -379,6 +379,48 @@ test("one group over two rules: each endpoint gets only its rules' alerts; a sha
   }
 }, 60_000);
 
+test("one group over three rules: each row's status is its own endpoints', not the message's", async () => {
+  const { posts, sink } = recordingSink((post) =>
+    post.path === "/gone" ? new Response("no such hook", { status: 404 }) : new Response("ok"),
+  );
+  try {
+    const t = await tenant(sql, "grp-own");
+    const [r1, r2, r3] = [await t.rule(), await t.rule(), await t.rule()];
+    await t.endpoint(r1, "webhook", sink.url("/ok"));
+    await t.endpoint(r2, "webhook", sink.url("/gone"));
+    await t.endpoint(r3, "webhook", sink.url("/off"), { enabled: false });
+    const { topics } = await pipeline("grp-own");
+    const grouping = policy({ groupWaitMs: 300, groupIntervalMs: 1000, groupAlertsMax: 100 });
+    const matched = { a: [r1], b: [r2], c: [r3], d: [r1, r2] } as Record<string, string[]>;
+    await producer.send(
+      Object.entries(matched).map(([alertId, ruleIds]) => ({
+        topic: topics.input,
+        key: t.clientId,
+        value: alertMatched({ clientId: t.clientId, ruleIds, alertId, source: "svc", policy: grouping }),
+      })),
+    );
+    expect(await eventually(async () => (await notificationIds(t.clientId)).length === 4, 20_000)).toBe(true);
+    const ids = (await notificationIds(t.clientId)).map((r) => r.id);
+    expect(await settled(sql, ids, ["SENT", "FAILED"], 20_000)).toBe(true);
+    const rows = await sql<{ alert_id: string; status: string; last_error: string | null }[]>`
+      SELECT alert_id, status, last_error FROM notifications WHERE client_id = ${t.clientId} ORDER BY alert_id`;
+    // a reached its endpoint; b and d were refused at theirs (d as an ungrouped row with a refusal
+    // would be); c's rule has no enabled endpoint, so nothing carried it.
+    expect(rows.map((r) => [r.alert_id, r.status])).toEqual([
+      ["a", "SENT"],
+      ["b", "FAILED"],
+      ["c", "FAILED"],
+      ["d", "FAILED"],
+    ]);
+    expect(rows[2]?.last_error).toBe("no enabled endpoint");
+    expect(posts.filter((p) => p.path === "/ok").map((p) => p.body.alerts.length)).toEqual([2]);
+    expect(posts.filter((p) => p.path === "/off")).toHaveLength(0);
+    expect(await Promise.all(stages.splice(0).map((stage) => stopStage(stage)))).toEqual([0, 0]);
+  } finally {
+    await sink.stop();
+  }
+}, 60_000);
+
 test("a window larger than its receiver accepts is bounded, not refused: every alert listed or counted", async () => {
   // The receiver refuses bodies over 16 KiB as nginx or a body parser would; the window is ~400 KB.
   const limitBytes = 16 * 1024;

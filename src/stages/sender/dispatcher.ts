@@ -14,13 +14,19 @@ import type {
 import type {
   ClaimedGroupSend,
   GroupAttemptRecord,
+  GroupRowStatus,
   GroupStatusUpdate,
   GroupStore,
   SendWork,
 } from "../../adapters/group-store.ts";
 import type { Channel, DeliveryResult, Endpoint, EndpointType } from "../../channels/types.ts";
 import { assert } from "../../core/assert.ts";
-import { decideStatus, type StatusDecision } from "../../core/delivery-status.ts";
+import {
+  type CarryingEndpoint,
+  decideMemberStatuses,
+  decideStatus,
+  type StatusDecision,
+} from "../../core/delivery-status.ts";
 import type { GroupMessage } from "../../core/group-payload.ts";
 import type { LeaseTiming } from "../../core/lease.ts";
 import { type KeyedRateLimiter, RateLimitQueueFullError } from "../../core/rate-limit.ts";
@@ -40,7 +46,7 @@ export interface DispatchCounts {
 type EndpointOutcome = Omit<AttemptRecord, "notificationId">;
 
 const noWork: EndpointWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
-const noSendWork: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
+const noSendWork: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0, finished: [] };
 
 /** A delivery that did not start: its lease left no room, or the sender is stopping. Try again. */
 const notStarted: DeliveryResult = {
@@ -172,10 +178,11 @@ export class Dispatcher {
     const work = await store.endpointWork(sends);
     const attempts: GroupAttemptRecord[] = [];
     const updates: GroupStatusUpdate[] = [];
+    const rows: GroupRowStatus[] = [];
     await Promise.all(
       sends.map(async (send) => {
         const { pending, ...earlier } = work.get(send.id) ?? noSendWork;
-        const { outcomes, decision } = await this.#deliverTo(
+        const { outcomes, results, decision } = await this.#deliverTo(
           pending.map(({ endpoint, memberIds }) => {
             const message: GroupMessage = {
               groupKey: send.groupKey,
@@ -199,9 +206,22 @@ export class Dispatcher {
           attempts.push({ groupSendId: send.id, alerts: memberIds.size, ...outcome });
         });
         updates.push({ groupSendId: send.id, attempts: send.attempts, decision });
+        const carrying: CarryingEndpoint[] = [
+          ...pending.map(({ memberIds }, i) => ({ memberIds, result: results[i] })),
+          ...earlier.finished.map(({ memberIds, outcome }) => ({ memberIds, earlier: outcome })),
+        ];
+        const ids = send.members.map((member) => member.id);
+        for (const [id, { status, error }] of decideMemberStatuses(
+          ids,
+          carrying,
+          decision,
+          send.attempts,
+          this.policy,
+        ))
+          rows.push({ groupSendId: send.id, notificationId: id, status, error: error ?? null });
       }),
     );
-    return () => store.recordAttempt(attempts, updates);
+    return () => store.recordAttempt(attempts, updates, rows);
   }
 
   async #deliverNotifications(
@@ -242,7 +262,7 @@ export class Dispatcher {
     pending: readonly { endpoint: Endpoint; send: (channel: Channel) => Promise<DeliveryResult> }[],
     earlier: { deliveredEarlier: number; permanentEarlier: number; attemptsMade: number },
     counts: DispatchCounts,
-  ): Promise<{ outcomes: EndpointOutcome[]; decision: StatusDecision }> {
+  ): Promise<{ outcomes: EndpointOutcome[]; results: DeliveryResult[]; decision: StatusDecision }> {
     const results = await Promise.all(pending.map(({ endpoint, send }) => this.#deliver(endpoint, send)));
     const outcomes = results.map((result, i) => {
       countOutcome(counts, result);
@@ -257,7 +277,7 @@ export class Dispatcher {
         error: result.error ?? null,
       };
     });
-    return { outcomes, decision: decideStatus({ results, ...earlier }, Math.random, this.policy) };
+    return { outcomes, results, decision: decideStatus({ results, ...earlier }, Math.random, this.policy) };
   }
 
   async #deliver(
