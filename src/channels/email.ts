@@ -94,7 +94,10 @@ export class EmailChannel implements Channel {
 
   deliverGroup(endpoint: Endpoint, message: GroupMessage): Promise<DeliveryResult> {
     assertEndpointType(endpoint, "email");
-    return this.#send(endpoint, groupMessageKey(message), renderGroupEmail(message));
+    // Each endpoint of a window gets its own rules' alerts: a Message-ID names one content, so it
+    // takes the recipients too, and stays the same on every retry to them.
+    const recipientsTag = new Bun.CryptoHasher("sha256").update(endpoint.value).digest("hex").slice(0, 16);
+    return this.#send(endpoint, `${groupMessageKey(message)}.${recipientsTag}`, renderGroupEmail(message));
   }
 
   /** `messageKey` names the Message-ID: the same on every retry of one notification or group window. */

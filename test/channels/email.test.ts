@@ -121,7 +121,16 @@ describe("email delivery", () => {
     const [mail] = smtp.received;
     if (mail === undefined) throw new Error("no mail");
     expect(subjectOf(mail.raw)).toBe("[FIRING:5] source=billing-api");
-    expect(mail.raw).toContain("Message-ID: <group-0f1e2d3c4b5a69788796a5b4c3d2e1f0-2@alerting.example>");
+    const messageId =
+      /Message-ID:\s*<(group-0f1e2d3c4b5a69788796a5b4c3d2e1f0-2\.[0-9a-f]{16})@alerting\.example>/;
+    expect(mail.raw).toMatch(messageId);
+    // A retry to the same recipients names the same message; other recipients of the window, another.
+    await emailChannel().deliverGroup(endpoint("email", "ops@example.com"), groupMessage(5, 3));
+    await emailChannel().deliverGroup(endpoint("email", "dba@example.com"), groupMessage(2, 3));
+    const ids = smtp.received.map((m) => messageId.exec(m.raw)?.[1]);
+    expect(ids[1]).toBe(ids[0] as string);
+    expect(ids[2]).not.toBe(ids[0] as string);
+    expect(ids[2]).toBeDefined();
     const html = mimePart(mail.raw, "text/html");
     expect(html.match(/<tr>/g)).toHaveLength(4); // header and 3 listed alerts
     expect(html).toContain("disk &lt;full&gt;");
