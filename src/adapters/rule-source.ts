@@ -109,6 +109,17 @@ export interface RulePolicyColumns {
   mute_windows: string[];
 }
 
+/** A rule that sets none of them: the stages' defaults. */
+export const defaultPolicyColumns: Readonly<RulePolicyColumns> = Object.freeze({
+  send_resolved: true,
+  repeat_interval_ms: null,
+  group_by: [],
+  group_wait_ms: null,
+  group_interval_ms: null,
+  group_alerts_max: null,
+  mute_windows: [],
+});
+
 /** Told of a rule whose stored settings are refused (written around the API): it gets the defaults. */
 export type InvalidPolicyHandler = (ruleId: string, problem: string) => void;
 

@@ -1,16 +1,6 @@
 import { expect, test } from "bun:test";
-import type { RulePolicyColumns } from "../../adapters/rule-source.ts";
+import { defaultPolicyColumns as defaults } from "../../adapters/rule-source.ts";
 import { deliverySummary } from "./rule-delivery.ts";
-
-const defaults: RulePolicyColumns = {
-  send_resolved: true,
-  repeat_interval_ms: null,
-  group_by: [],
-  group_wait_ms: null,
-  group_interval_ms: null,
-  group_alerts_max: null,
-  mute_windows: [],
-};
 
 test("the rules table's summary: every setting a rule sets, its group timing with its grouping", () => {
   expect(deliverySummary(defaults)).toBe("defaults");

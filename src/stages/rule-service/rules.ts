@@ -1,4 +1,5 @@
 import type { Sql } from "../../adapters/postgres.ts";
+import { defaultPolicyColumns } from "../../adapters/rule-source.ts";
 import { MUTE_WINDOW_LENGTH_MAX } from "../../core/mute-window.ts";
 import { groupByProblem, muteWindowsProblem, POLICY_LIMITS } from "../../core/policy.ts";
 import { scopeOf } from "./auth.ts";
@@ -56,15 +57,7 @@ const ruleFields = {
   },
 } as const;
 /** A PUT that leaves the delivery settings out resets them. */
-const policyDefaults = {
-  send_resolved: true,
-  repeat_interval_ms: null,
-  group_by: [],
-  group_wait_ms: null,
-  group_interval_ms: null,
-  group_alerts_max: null,
-  mute_windows: [],
-};
+const policyDefaults = defaultPolicyColumns;
 const clientIdField = {
   type: "string",
   format: "uuid",
