@@ -119,6 +119,13 @@ describe("groupKey", () => {
     expect(groupKey(client, two, { a: "x", b: "yz" })).not.toBe(groupKey(client, two, { a: "xy", b: "z" }));
   });
 
+  test("group_by name: one key per alert name, read from the labels' alertname", () => {
+    const byName = { ...settings, groupBy: ["name", "source"] };
+    const keyOf = (name: string) => groupKey(client, byName, groupLabels({ ...alert, name }, byName.groupBy));
+    expect(keyOf("cpu-high")).not.toBe(keyOf("disk-full"));
+    expect(keyOf("cpu-high")).toBe(keyOf("cpu-high"));
+  });
+
   test("asserts group_by is set", () => {
     expect(() => groupKey(client, { ...settings, groupBy: [] }, {})).toThrow("group_by");
   });

@@ -96,9 +96,12 @@ export function labelValue(alert: LabelledAlert, label: string): string {
  */
 export function groupLabels(alert: LabelledAlert, groupBy: readonly string[]): Record<string, string> {
   const labels: Record<string, string> = {};
-  for (const label of groupBy) labels[label === "name" ? "alertname" : label] = labelValue(alert, label);
+  for (const label of groupBy) labels[labelName(label)] = labelValue(alert, label);
   return labels;
 }
+
+/** The name a group_by label has among the group's labels. */
+const labelName = (label: string): string => (label === "name" ? "alertname" : label);
 
 const encoder = new TextEncoder();
 
@@ -123,7 +126,7 @@ export function groupKey(clientId: string, settings: GroupSettings, labels: Reco
   hasher.update(count);
   for (const label of settings.groupBy) {
     writeField(label);
-    writeField(labels[label] ?? "");
+    writeField(labels[labelName(label)] ?? "");
   }
   return hasher.digest("hex").slice(0, 32);
 }
