@@ -153,3 +153,47 @@ test("a slow dispatch does not hold back the next passes; at most dispatchesMax 
   for (const release of releases) release();
   await scheduler.stop(1000);
 });
+
+test("a dispatch that never settles fails the stage; a stop while waiting for a slot claims nothing more", async () => {
+  let claims = 0;
+  const hanging = {
+    dispatch: () => new Promise<typeof noCounts>(() => {}), // its endpoint lookup never answered
+    dispatchGroups: async () => noCounts,
+  };
+  const scheduler = startScheduler(
+    {
+      claimDue: async () => {
+        claims++;
+        return claimed(1);
+      },
+    },
+    hanging,
+    quiet,
+    { intervalMs: 10, batchSizeMax: 5, passTimeoutMs: 300, dispatchesMax: 2 },
+  );
+  const failure = await scheduler.failed.catch((error: unknown) => error);
+  expect(failure).toBeInstanceOf(DeadlineError);
+  await Bun.sleep(100);
+  // Two dispatches filled the slots; the third pass waited for one and never claimed after the failure.
+  expect(claims).toBe(2);
+  await scheduler.stop(100);
+
+  let stoppedClaims = 0;
+  const parked = startScheduler(
+    {
+      claimDue: async () => {
+        stoppedClaims++;
+        return claimed(1);
+      },
+    },
+    { dispatch: () => new Promise<typeof noCounts>(() => {}), dispatchGroups: async () => noCounts },
+    quiet,
+    { intervalMs: 10, batchSizeMax: 5, passTimeoutMs: 1000, dispatchesMax: 1 },
+  );
+  await Bun.sleep(100);
+  expect(stoppedClaims).toBe(1);
+  await parked.stop(200);
+  // The hung dispatch still ends in its deadline; nothing was claimed after the stop.
+  expect(await parked.failed.catch((error: unknown) => error)).toBeInstanceOf(DeadlineError);
+  expect(stoppedClaims).toBe(1);
+});

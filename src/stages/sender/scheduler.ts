@@ -14,8 +14,8 @@ import type { Dispatcher } from "./dispatcher.ts";
 
 export interface Scheduler {
   /**
-   * Rejects with a DeadlineError when a pass did not settle within `passTimeoutMs` (a database call
-   * that never answers): the loop has stopped, and the stage must exit to be restarted.
+   * Rejects with a DeadlineError when a claim or a dispatch did not settle within `passTimeoutMs` (a
+   * database call that never answers): the loop has stopped, and the stage must exit to be restarted.
    */
   readonly failed: Promise<never>;
   /**
@@ -34,7 +34,7 @@ export function startScheduler(
   options: {
     intervalMs: number;
     batchSizeMax: number;
-    /** A pass's claims must settle within it; the dispatches it starts have their own deadlines. */
+    /** Each claim of a pass, and each dispatch it starts, must settle within this. */
     passTimeoutMs: number;
     /** Dispatches in flight at most; a pass waits for a slot before it claims. */
     dispatchesMax: number;
@@ -61,46 +61,62 @@ export function startScheduler(
     return Math.min(options.intervalMs, Math.max(groupWakeMinMs, dueInMs));
   };
 
+  const bounded = <T>(work: Promise<T>, what: string) => settleWithin(work, options.passTimeoutMs, what);
+
   const dispatches = new Set<Promise<void>>();
-  const track = (dispatch: Promise<void>) => {
-    const tracked = dispatch.finally(() => dispatches.delete(tracked));
+  /**
+   * Runs a dispatch beside the passes. It has the pass's deadline: one that never settles (a query
+   * postgres.js never answers, while the lease keeper renews its rows) fails the stage, as a pass does.
+   */
+  const track = <T>(dispatch: Promise<T>, done: (result: T) => void, failure: string) => {
+    const tracked = bounded(dispatch, "a scheduler dispatch")
+      .then(done, (error: unknown) => {
+        if (error instanceof DeadlineError) {
+          running = false;
+          fail(error);
+        } else logger.warn(failure, { error });
+      })
+      .finally(() => dispatches.delete(tracked));
     dispatches.add(tracked);
+  };
+  /** Waits for a free dispatch slot; false once the scheduler is stopping. */
+  const slot = async (): Promise<boolean> => {
+    while (running && dispatches.size >= options.dispatchesMax) await Promise.race(dispatches);
+    return running;
   };
 
   /** Claims one batch of due rows and group sends and starts their dispatch; true when either was full. */
   const pass = async (): Promise<boolean> => {
-    while (dispatches.size >= options.dispatchesMax) await Promise.race(dispatches);
-    const due = await store.claimDue(options.batchSizeMax);
+    if (!(await slot())) return false;
+    const due = await bounded(store.claimDue(options.batchSizeMax), "claiming due notifications");
     // Dispatched before the groups are claimed, which can take long (lock waits): the rows' leases
     // run from their claim, and their keeper must start with them.
     if (due.length > 0)
       track(
-        dispatcher.dispatch(due).then(
-          (counts) => logger.info("re-drove due notifications", { claimed: due.length, ...counts }),
-          (error: unknown) =>
-            logger.warn("re-drive failed; the rows are re-driven after their lease", { error }),
-        ),
+        dispatcher.dispatch(due),
+        (counts) => logger.info("re-drove due notifications", { claimed: due.length, ...counts }),
+        "re-drive failed; the rows are re-driven after their lease",
       );
-    const sends = groups === undefined ? [] : await groups.store.claimDue(groups.sendsPerPassMax);
+    const full = due.length === options.batchSizeMax;
+    if (groups === undefined || !(await slot())) return full;
+    const sends = await bounded(groups.store.claimDue(groups.sendsPerPassMax), "claiming group sends");
     if (sends.length > 0)
       track(
-        dispatcher.dispatchGroups(sends).then(
-          (counts) => logger.debug("sent group windows", { sends: sends.length, ...counts }),
-          (error: unknown) =>
-            logger.warn("group sends failed; they are re-driven after their lease", { error }),
-        ),
+        dispatcher.dispatchGroups(sends),
+        (counts) => logger.debug("sent group windows", { sends: sends.length, ...counts }),
+        "group sends failed; they are re-driven after their lease",
       );
     // claimDue of groups takes up to sendsPerPassMax re-driven and as many new sends.
-    return (
-      due.length === options.batchSizeMax || (groups !== undefined && sends.length >= groups.sendsPerPassMax)
-    );
+    return full || sends.length >= groups.sendsPerPassMax;
   };
 
   const loop = (async () => {
     while (running) {
       let waitMs = options.intervalMs;
       try {
-        waitMs = await settleWithin(pass().then(untilNextPassMs), options.passTimeoutMs, "a scheduler pass");
+        const full = await pass();
+        if (!running) return;
+        waitMs = await bounded(untilNextPassMs(full), "finding the next group window");
         if (waitMs === 0) continue;
       } catch (error) {
         if (error instanceof DeadlineError) {
