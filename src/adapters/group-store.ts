@@ -163,6 +163,11 @@ export const fixMembersStatement = `WITH sends AS (
  * Statistics of an emptied table that has filled again (autovacuum off) still defeat it: the planner
  * then hashes a full scan of another index per send (bench/README.md, "Table state").
  */
+/** No window of the group `g` is in flight (group_sends_in_flight). */
+function noWindowInFlight(g: string): string {
+  return `NOT EXISTS (SELECT 1 FROM group_sends o WHERE o.group_key = ${g}.group_key AND o.status = 'SENDING')`;
+}
+
 function membersOf(from: string, sendId: string, ids: string, where = "true"): string {
   return `SELECT ${sendId} AS send_id, ${memberColumns}
        FROM ${from} CROSS JOIN LATERAL unnest(${ids}) AS i(id) JOIN notifications n ON n.id = i.id
@@ -177,11 +182,14 @@ export class GroupStore {
     private readonly rowsPerSendMax: number,
   ) {}
 
-  /** Milliseconds until the earliest window of a group with waiting rows is due (<= 0: due); null: none. */
+  /**
+   * Milliseconds until the earliest window of a group with waiting rows is due (<= 0: due); null: none.
+   * A group whose window is in flight is not due (openWindows).
+   */
   async nextDueInMs(): Promise<number | null> {
     const [row] = await this.sql.unsafe<{ ms: number | null }[]>(
       `SELECT (extract(epoch FROM min(next_due_at) - now()) * 1000)::float8 AS ms
-       FROM notification_groups WHERE has_pending`,
+       FROM notification_groups g WHERE has_pending AND ${noWindowInFlight("g")}`,
       [],
       prepared,
     );
@@ -204,15 +212,19 @@ export class GroupStore {
    * long. Every row committed before the mark was cleared is visible to fixMembers; a later one set
    * the mark again: none is stranded. The lock waits rather than skipping (a steady stream would keep
    * a group nearly always held), in key order as the aggregator and the sweep take groups, and is
-   * re-checked once held, so a group another sender just opened is left alone.
+   * re-checked once held, so a group another sender just opened is left alone. A group whose last
+   * window is still in flight (SENDING) waits for its outcome: its windows reach a receiver in order,
+   * so a later window's resolution never arrives before an earlier one's firing (one that is to be
+   * retried does not hold the group back).
    */
   async openWindows(limit: number): Promise<OpenedWindow[]> {
     const leasedAtMs = performance.now();
     const rows = await this.sql.unsafe<OpenedWindowRow[]>(
       `WITH due AS (
-         SELECT group_key FROM notification_groups
-         WHERE group_key IN (SELECT group_key FROM notification_groups
-                             WHERE has_pending AND next_due_at <= now() ORDER BY next_due_at LIMIT $1)
+         SELECT group_key FROM notification_groups g
+         WHERE group_key IN (SELECT group_key FROM notification_groups g
+                             WHERE has_pending AND next_due_at <= now() AND ${noWindowInFlight("g")}
+                             ORDER BY next_due_at LIMIT $1)
            AND has_pending AND next_due_at <= now()
          ORDER BY group_key FOR UPDATE
        ), opened AS (
@@ -443,7 +455,9 @@ export class GroupStore {
            last_error = r.error
        FROM unnest($15::bigint[], $16::bigint[], $17::text[], $18::text[]) AS r(send_id, id, status, error)
          JOIN sends s ON s.id = r.send_id
-       WHERE n.id = r.id`,
+       -- A row an earlier attempt of its send ended stays as it is, as an ungrouped row does: its
+       -- endpoints may have changed since (one disabled would now read "no enabled endpoint").
+       WHERE n.id = r.id AND NOT (n.group_send_id IS NOT DISTINCT FROM s.id AND n.status IN ('SENT', 'FAILED'))`,
       [
         attempts.map((a) => a.groupSendId),
         attempts.map((a) => a.endpointId),
