@@ -14,6 +14,8 @@ import { compareTopics } from "./topic-check.ts";
 
 // Kafka's own error for more replicas than registered brokers.
 const invalidReplicationFactor = 38;
+const metadataRetriesMax = 10;
+const metadataRetryPauseMs = 500;
 
 /** Every setting is read before anything connects, so a bad one exits 2 naming it. */
 const settings = settingsOrExit("topics", () => {
@@ -34,7 +36,12 @@ try {
     `topics: replication factor ${replicationFactor} requested: ${created.length} created${createdList}, ` +
       `${existing.length} already there`,
   );
-  const described = admin.describeTopics(existing);
+  // The broker answering metadata may not know yet of a topic another client just created.
+  let described = admin.describeTopics(existing);
+  for (let retry = 0; retry < metadataRetriesMax && existing.some((name) => !described.has(name)); retry++) {
+    await Bun.sleep(metadataRetryPauseMs);
+    described = admin.describeTopics(existing);
+  }
   for (const [name, actual] of [...described].sort(([a], [b]) => a.localeCompare(b)))
     console.log(
       `  ${name}: ${partitionCount(actual.partitions)}, replication factor ${actual.replicationFactor}`,
@@ -59,10 +66,12 @@ try {
     );
   if (underReplicated.length > 0 || missing.length > 0) process.exitCode = 1;
 } catch (error) {
-  if (!(error instanceof KafkaError && error.code === invalidReplicationFactor)) throw error;
+  if (!(error instanceof KafkaError)) throw error;
   console.error(
-    `topics: TOPIC_REPLICATION_FACTOR=${replicationFactor} needs that many brokers at ` +
-      `${infraUrls.kafkaBrokers} (KAFKA_BROKERS): ${error.message}`,
+    error.code === invalidReplicationFactor
+      ? `topics: TOPIC_REPLICATION_FACTOR=${replicationFactor} needs that many brokers at ` +
+          `${infraUrls.kafkaBrokers} (KAFKA_BROKERS): ${error.message}`
+      : `topics: ${error.message}`,
   );
   process.exitCode = 1;
 } finally {
