@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { useTestSchema } from "../../harness/postgres.ts";
 import {
   createClient,
+  createRule,
   insertNotification,
   insertWindowInFlight,
   type Service,
@@ -28,7 +29,7 @@ describe("notifications", () => {
     });
   });
 
-  test("a grouped one names its group message: window, Idempotency-Key, the message's own attempts", async () => {
+  test("a grouped one names its group message: window, Idempotency-Key, its attempts, which carried it", async () => {
     const client = await createClient(service);
     const other = await createClient(service);
     const { id } = await insertNotification(service.sql, client.id, "SENT");
@@ -40,11 +41,25 @@ describe("notifications", () => {
       INSERT INTO group_sends (client_id, group_key, window_no, alerts, status)
       VALUES (${client.id}, ${key}, 3, 12, 'SENT') RETURNING id::text`;
     const sendId = (send as { id: string }).id;
+    // The window spans two rules: the notification's own (its address also stands under the other
+    // rule's endpoint row the send recorded) and another rule's endpoint, which did not carry it.
+    const [own, otherRule] = [await createRule(service, client), await createRule(service, client)];
+    const endpoint = async (ruleId: string, value: string) => {
+      const [row] = await service.sql<{ id: string }[]>`
+        INSERT INTO endpoints (rule_id, client_id, type, value)
+        VALUES (${ruleId}, ${client.id}, 'webhook', ${value}) RETURNING id`;
+      return (row as { id: string }).id;
+    };
+    await endpoint(own.id, "https://a.example/hook");
+    const sameAddress = await endpoint(otherRule.id, "https://a.example/hook");
+    const elsewhere = await endpoint(otherRule.id, "https://b.example/hook");
+    for (const endpointId of [sameAddress, elsewhere])
+      await service.sql`
+        INSERT INTO group_deliveries (group_send_id, endpoint_id, channel, alerts, outcome, http_status, latency_ms)
+        VALUES (${sendId}, ${endpointId}, 'webhook', 12, 'SUCCESS', 200, 9)`;
     await service.sql`
-      INSERT INTO group_deliveries (group_send_id, endpoint_id, channel, alerts, outcome, http_status, latency_ms)
-      VALUES (${sendId}, ${crypto.randomUUID()}, 'webhook', 12, 'SUCCESS', 200, 9)`;
-    await service.sql`
-      UPDATE notifications SET group_key = ${key}, group_due_at = now(), group_send_id = ${sendId} WHERE id = ${id}`;
+      UPDATE notifications SET group_key = ${key}, group_due_at = now(), group_send_id = ${sendId},
+        rule_ids = ${service.sql.array([own.id])}::uuid[] WHERE id = ${id}`;
 
     const reply = await service.call("GET", `/api/v1/notifications/${id}`, { token: client.key });
     expect(reply.status).toBe(200);
@@ -58,12 +73,11 @@ describe("notifications", () => {
       alerts: 12,
       status: "SENT",
     });
-    expect(reply.body.group_send.deliveries).toHaveLength(1);
-    expect(reply.body.group_send.deliveries[0]).toMatchObject({
-      alerts: 12,
-      outcome: "SUCCESS",
-      http_status: 200,
-    });
+    expect(reply.body.group_send.deliveries).toHaveLength(2);
+    expect(reply.body.group_send.deliveries).toMatchObject([
+      { endpoint_id: sameAddress, alerts: 12, outcome: "SUCCESS", http_status: 200, carried: true },
+      { endpoint_id: elsewhere, carried: false },
+    ]);
     const listed = await service.call("GET", `/api/v1/notifications?client_id=${client.id}`);
     expect(listed.body.items[0]).toMatchObject({ id, group_send_id: sendId });
     // Another tenant sees neither the notification nor its group.

@@ -184,7 +184,8 @@ export interface GroupSend {
   status: string;
   attempts: number;
   created_at: string;
-  deliveries: (Delivery & { alerts: number })[];
+  /** `carried`: the endpoint is one of the notification's own rules' (the API says so). */
+  deliveries: (Delivery & { alerts: number; carried: boolean })[];
 }
 
 export interface Silence {

@@ -235,8 +235,13 @@ function renderNotification(n: Notification, silence: Silence | undefined): HTML
   );
 }
 
-/** The group message a grouped notification went out in: its window, key, size and its own attempts. */
+/**
+ * The group message a grouped notification went out in: its window, key and size, and the attempts
+ * to this notification's endpoints; those to the window's other rules' endpoints are only counted.
+ */
 function groupSendCard(send: GroupSend): HTMLElement {
+  const carried = send.deliveries.filter((d) => d.carried);
+  const others = send.deliveries.length - carried.length;
   const row = (label: string, value: HTMLElement | string) =>
     h("tr", null, h("th", null, label), h("td", null, value));
   const labels = Object.entries(send.labels)
@@ -262,7 +267,14 @@ function groupSendCard(send: GroupSend): HTMLElement {
         row("opened", formatTime(send.created_at)),
       ),
     ),
-    deliveriesTable("group-deliveries-table", send.deliveries),
+    deliveriesTable("group-deliveries-table", carried),
+    others === 0
+      ? null
+      : h(
+          "p",
+          { class: "muted small", "data-testid": "group-deliveries-others" },
+          `and ${others} attempt${others === 1 ? "" : "s"} to endpoints of the window's other rules`,
+        ),
   );
 }
 

@@ -45,7 +45,8 @@ export interface GroupSend {
   status: string;
   attempts: number;
   created_at: Date;
-  deliveries: (Delivery & { alerts: number })[];
+  /** `carried`: the endpoint is one this notification's own rules route to (by type and address). */
+  deliveries: (Delivery & { alerts: number; carried: boolean })[];
 }
 
 export interface Delivery {
@@ -124,18 +125,31 @@ export async function findNotification(
   const deliveries = await db<Delivery[]>`
     SELECT id, endpoint_id, channel, attempted_at, outcome, http_status, smtp_reply, latency_ms, error
     FROM deliveries WHERE notification_id = ${id} ORDER BY id`;
-  return { ...notification, deliveries, group_send: await findGroupSend(db, notification.group_send_id) };
+  return { ...notification, deliveries, group_send: await findGroupSend(db, notification.group_send_id, id) };
 }
 
-async function findGroupSend(db: Db, sendId: string | null): Promise<GroupSend | null> {
+/**
+ * The group message `notificationId` went out in, with every attempt of the message: one window
+ * spans the group's rules, and each endpoint got only its own rules' alerts (`carried`).
+ */
+async function findGroupSend(
+  db: Db,
+  sendId: string | null,
+  notificationId: string,
+): Promise<GroupSend | null> {
   if (sendId === null) return null;
   const [send] = await db<Omit<GroupSend, "idempotency_key" | "deliveries">[]>`
     SELECT s.id::text, s.group_key, s.window_no, g.labels, s.alerts, s.status, s.attempts, s.created_at
     FROM group_sends s JOIN notification_groups g ON g.group_key = s.group_key WHERE s.id = ${sendId}`;
   if (!send) return null;
   const deliveries = await db<GroupSend["deliveries"]>`
-    SELECT id::text, endpoint_id, channel, alerts, attempted_at, outcome, http_status, smtp_reply, latency_ms, error
-    FROM group_deliveries WHERE group_send_id = ${sendId} ORDER BY id`;
+    SELECT d.id::text, d.endpoint_id, d.channel, d.alerts, d.attempted_at, d.outcome, d.http_status, d.smtp_reply,
+           d.latency_ms, d.error,
+           EXISTS (SELECT 1 FROM notifications n
+                   JOIN endpoints own ON own.client_id = n.client_id AND own.rule_id = ANY(n.rule_ids)
+                   JOIN endpoints carrier ON carrier.type = own.type AND carrier.value = own.value
+                   WHERE n.id = ${notificationId} AND carrier.id = d.endpoint_id) AS carried
+    FROM group_deliveries d WHERE d.group_send_id = ${sendId} ORDER BY d.id`;
   return { ...send, idempotency_key: groupIdempotencyKey(send.group_key, send.window_no), deliveries };
 }
 

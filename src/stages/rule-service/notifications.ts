@@ -106,7 +106,16 @@ const groupSendSchema = {
       type: "array",
       items: {
         ...deliverySchema,
-        properties: { ...deliverySchema.properties, alerts: { type: "integer" } },
+        properties: {
+          ...deliverySchema.properties,
+          alerts: { type: "integer", description: "the message's alerts this endpoint received" },
+          carried: {
+            type: "boolean",
+            description:
+              "whether this endpoint is one the notification's own rules route to: a window spans the group's " +
+              "rules, and each endpoint gets only its own rules' alerts",
+          },
+        },
       },
     },
   },
