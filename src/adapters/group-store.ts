@@ -40,9 +40,7 @@ export interface GroupEndpointWork {
 
 export interface SendWork {
   pending: GroupEndpointWork[];
-  deliveredEarlier: number;
-  permanentEarlier: number;
-  /** The endpoints earlier attempts finished with, and the rows each carried: each row's own status. */
+  /** The endpoints earlier attempts finished with, and the rows each carried. */
   finished: { memberIds: Set<string>; outcome: "SUCCESS" | "PERMANENT" }[];
 }
 
@@ -64,7 +62,7 @@ export interface GroupStatusUpdate {
   decision: StatusDecision;
 }
 
-/** One row's status after its send's attempt (decideMemberStatus). */
+/** One row's status after its send's attempt (decideMemberStatuses). */
 export interface GroupRowStatus {
   groupSendId: string;
   notificationId: string;
@@ -155,6 +153,11 @@ export const fixMembersStatement = `WITH sends AS (
        )
        ${membersOf("picked p", "p.send_id", "p.ids")}`;
 
+/** No window of the group `g` is in flight (group_sends_in_flight). */
+function noWindowInFlight(g: string): string {
+  return `NOT EXISTS (SELECT 1 FROM group_sends o WHERE o.group_key = ${g}.group_key AND o.status = 'SENDING')`;
+}
+
 /**
  * The rows of sends in `from`, each by its primary key: the row estimate of unnest is fixed, so with
  * the statistics of a fresh table or of a filled one this is a nested loop over the ids. Joined to
@@ -163,11 +166,6 @@ export const fixMembersStatement = `WITH sends AS (
  * Statistics of an emptied table that has filled again (autovacuum off) still defeat it: the planner
  * then hashes a full scan of another index per send (bench/README.md, "Table state").
  */
-/** No window of the group `g` is in flight (group_sends_in_flight). */
-function noWindowInFlight(g: string): string {
-  return `NOT EXISTS (SELECT 1 FROM group_sends o WHERE o.group_key = ${g}.group_key AND o.status = 'SENDING')`;
-}
-
 function membersOf(from: string, sendId: string, ids: string, where = "true"): string {
   return `SELECT ${sendId} AS send_id, ${memberColumns}
        FROM ${from} CROSS JOIN LATERAL unnest(${ids}) AS i(id) JOIN notifications n ON n.id = i.id
@@ -412,12 +410,10 @@ export class GroupStore {
           }
         }
       }
-      const entry: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0, finished: [] };
+      const entry: SendWork = { pending: [], finished: [] };
       for (const endpointWork of byAddress.values()) {
         const { type, value } = endpointWork.endpoint;
         const outcome = finalOutcome.get(`${send.id}/${type}\u0000${value}`);
-        if (outcome === "SUCCESS") entry.deliveredEarlier++;
-        else if (outcome === "PERMANENT") entry.permanentEarlier++;
         if (outcome === "SUCCESS" || outcome === "PERMANENT")
           entry.finished.push({ memberIds: endpointWork.memberIds, outcome });
         else entry.pending.push(endpointWork);

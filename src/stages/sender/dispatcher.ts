@@ -46,7 +46,7 @@ export interface DispatchCounts {
 type EndpointOutcome = Omit<AttemptRecord, "notificationId">;
 
 const noWork: EndpointWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
-const noSendWork: SendWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0, finished: [] };
+const noSendWork: SendWork = { pending: [], finished: [] };
 
 /** A delivery that did not start: its lease left no room, or the sender is stopping. Try again. */
 const notStarted: DeliveryResult = {
@@ -181,7 +181,11 @@ export class Dispatcher {
     const rows: GroupRowStatus[] = [];
     await Promise.all(
       sends.map(async (send) => {
-        const { pending, ...earlier } = work.get(send.id) ?? noSendWork;
+        const { pending, finished } = work.get(send.id) ?? noSendWork;
+        const earlier = {
+          deliveredEarlier: finished.filter((f) => f.outcome === "SUCCESS").length,
+          permanentEarlier: finished.filter((f) => f.outcome === "PERMANENT").length,
+        };
         const { outcomes, results, decision } = await this.#deliverTo(
           pending.map(({ endpoint, memberIds }) => {
             const message: GroupMessage = {
@@ -208,7 +212,7 @@ export class Dispatcher {
         updates.push({ groupSendId: send.id, attempts: send.attempts, decision });
         const carrying: CarryingEndpoint[] = [
           ...pending.map(({ memberIds }, i) => ({ memberIds, result: results[i] })),
-          ...earlier.finished.map(({ memberIds, outcome }) => ({ memberIds, earlier: outcome })),
+          ...finished.map(({ memberIds, outcome }) => ({ memberIds, earlier: outcome })),
         ];
         const ids = send.members.map((member) => member.id);
         for (const [id, { status, error }] of decideMemberStatuses(
