@@ -56,8 +56,6 @@ const ruleFields = {
     description: "'<weekdays> <HH:MM>-<HH:MM> [<time zone>]', e.g. 'monday:friday 22:00-06:00 Europe/Berlin'",
   },
 } as const;
-/** A PUT that leaves the delivery settings out resets them. */
-const policyDefaults = defaultPolicyColumns;
 const clientIdField = {
   type: "string",
   format: "uuid",
@@ -93,7 +91,7 @@ const ruleSchema = {
     "source",
     "name",
     "enabled",
-    ...Object.keys(policyDefaults),
+    ...Object.keys(defaultPolicyColumns),
     "version",
     "created_at",
     "updated_at",
@@ -177,7 +175,8 @@ export function ruleRoutes(sql: Sql): Route[] {
       base,
       resource: "Rule",
       put: putBody,
-      putDefaults: policyDefaults,
+      // A PUT that leaves the delivery settings out resets them.
+      putDefaults: defaultPolicyColumns,
       patch: patchBody,
       schema: ruleSchema,
       update: (scope, id, { version, ...changes }) =>
