@@ -110,7 +110,7 @@ async function main(): Promise<void> {
                 now() + make_interval(secs => $10::float8 / 1000)
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[])
            AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms)
-         ON CONFLICT (client_id, scope, alert_id, episode, kind) DO NOTHING
+         ON CONFLICT (client_id, scope, alert_id, route, episode, kind) DO NOTHING
          RETURNING id, client_id, alert_id`,
         parameters as never[],
       );

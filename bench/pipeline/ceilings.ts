@@ -113,6 +113,7 @@ export async function postgresCeiling(options: {
       return {
         clientId: clientIds[i % clientIds.length] as string,
         scope: clientScope(clientIds[i % clientIds.length] as string),
+        route: "",
         alertId: `pg-${i}`,
         severity: "HIGH",
         source,

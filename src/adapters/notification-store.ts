@@ -11,12 +11,17 @@ import {
 } from "../core/lifecycle.ts";
 import { prepared, type Sql, type TransactionSql } from "./postgres.ts";
 
-/** One (client, scope, alert) submission as the aggregator writes it. */
+/** One (client, scope, alert, route) submission as the aggregator writes it. */
 export interface NotificationInput {
   clientId: string;
   /** The scope the alert came in under: an alert id is unique only within its scope. */
   scope: string;
   alertId: string;
+  /**
+   * Which of the client's routes (src/core/grouping.ts, groupRoute) the matched rules are: "" for
+   * rules without grouping. Each route is a notification (and a lifecycle) of its own.
+   */
+  route: string;
   severity: string;
   source: string;
   name: string;
@@ -75,10 +80,10 @@ export function dedupeInsert(
   const inherited = (column: string) => `(
              SELECT f.${column} FROM ${table} f
              WHERE f.client_id = i.client_id AND f.scope = i.scope AND f.alert_id = i.alert_id
-               AND f.episode = i.episode AND f.kind = 'firing')`;
+               AND f.route = i.route AND f.episode = i.episode AND f.kind = 'firing')`;
   const text = `WITH input AS (
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[], $14::text[], $15::text[], $16::float8[])
-         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence, muted, group_key, group_wait_ms)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[], $14::text[], $15::text[], $16::float8[], $17::text[])
+         AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence, muted, group_key, group_wait_ms, route)
      ), marked AS (
        -- Later rows of an episode (resolved, reminders) stay silent with its firing row's silence; a
        -- mute holds only for its own row, as the lifecycle judges each submission's. A grouped row
@@ -93,8 +98,8 @@ export function dedupeInsert(
               END AS group_due_at
        FROM input i
      ), inserted AS (
-       INSERT INTO ${table} (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time, next_attempt_at, episode, kind, status, silenced_by, muted_by_rule, group_key, group_due_at)
-       SELECT client_id, scope, alert_id, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
+       INSERT INTO ${table} (client_id, scope, alert_id, route, severity, source, name, context, rule_ids, event_time, next_attempt_at, episode, kind, status, silenced_by, muted_by_rule, group_key, group_due_at)
+       SELECT client_id, scope, alert_id, route, severity, source, name, context::jsonb, rule_ids::uuid[], to_timestamp(event_ms / 1000.0),
               -- A group's schedule (notification_groups) drives its rows, not a safety net per row.
               CASE WHEN silenced_by IS NULL AND muted_by_rule IS NULL AND group_key IS NULL THEN now() + make_interval(secs => $12::float8 / 1000) END, episode, kind,
               CASE WHEN silenced_by IS NULL AND muted_by_rule IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, silenced_by, muted_by_rule,
@@ -102,7 +107,7 @@ export function dedupeInsert(
               CASE WHEN silenced_by IS NULL AND muted_by_rule IS NULL THEN group_key END,
               CASE WHEN silenced_by IS NULL AND muted_by_rule IS NULL THEN group_due_at END
        FROM marked
-       ON CONFLICT (client_id, scope, alert_id, episode, kind) DO NOTHING
+       ON CONFLICT (client_id, scope, alert_id, route, episode, kind) DO NOTHING
        RETURNING id, client_id, alert_id, status, group_key
      )
      SELECT id, client_id, alert_id FROM inserted WHERE status <> 'SILENCED' AND group_key IS NULL
@@ -110,7 +115,7 @@ export function dedupeInsert(
      SELECT n.id, n.client_id, n.alert_id
      FROM input i CROSS JOIN LATERAL (
        SELECT id, client_id, alert_id FROM ${table}
-       WHERE client_id = i.client_id AND scope = i.scope AND alert_id = i.alert_id
+       WHERE client_id = i.client_id AND scope = i.scope AND alert_id = i.alert_id AND route = i.route
          AND episode = i.episode AND kind = i.kind AND status NOT IN ('SENT', 'FAILED', 'SILENCED')
          AND group_key IS NULL
        LIMIT 1
@@ -133,12 +138,13 @@ export function dedupeInsert(
     rows.map((r) => r.mutedByRule ?? ""),
     rows.map((r) => r.group?.key ?? null),
     rows.map((r) => r.group?.settings.groupWaitMs ?? null),
+    rows.map((r) => r.route),
   ];
   return { text, params: params as never[] };
 }
 
 /**
- * Inserts a batch deduplicated on (client_id, scope, alert_id, episode, kind), and returns every row
+ * Inserts a batch deduplicated on (client_id, scope, alert_id, route, episode, kind), and returns every row
  * of the batch that is not terminal yet (a silenced one is terminal from the start): the new ones and those an earlier attempt inserted but
  * whose notifications.ready may never have been produced (a crash between insert and produce).
  * The existing-row half reads the statement's snapshot, so it never sees this statement's inserts.
@@ -229,6 +235,7 @@ interface StateRow {
   client_id: string;
   scope: string;
   alert_key: string;
+  route: string;
   episode: number;
   state: AlertStateName;
   episode_started_ms: number;
@@ -242,7 +249,7 @@ interface StateRow {
   notified: boolean;
 }
 
-const stateColumns = `client_id, scope, alert_key, episode, state,
+const stateColumns = `client_id, scope, alert_key, route, episode, state,
   extract(epoch FROM episode_started_at) * 1000 AS episode_started_ms,
   extract(epoch FROM last_event_at) * 1000 AS last_event_ms,
   extract(epoch FROM last_seen_at) * 1000 AS last_seen_ms,
@@ -272,8 +279,8 @@ function stateOf(row: StateRow): AlertState {
 const lifecycleLockSpace = 7_414;
 const lifecycleLockBuckets = 1024;
 
-const stateKey = (clientId: string, scope: string, alertKey: string) =>
-  `${clientId}\u0000${scope}\u0000${alertKey}`;
+const stateKey = (clientId: string, scope: string, alertKey: string, route: string) =>
+  `${clientId}\u0000${scope}\u0000${alertKey}\u0000${route}`;
 
 /**
  * Applies each submission, in batch order, to its alert's state (locked for the transaction), stores
@@ -299,22 +306,27 @@ async function applyLifecycle(
   );
   const locked = await tx.unsafe<(StateRow & { now_ms: number })[]>(
     `SELECT ${stateColumns} FROM alert_states
-     WHERE (client_id, scope, alert_key) IN (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))
-     ORDER BY client_id, scope, alert_key
+     WHERE (client_id, scope, alert_key, route) IN (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]))
+     ORDER BY client_id, scope, alert_key, route
      FOR UPDATE`,
-    [rows.map((r) => r.clientId), rows.map((r) => r.scope), rows.map((r) => r.alertId)] as never[],
+    [
+      rows.map((r) => r.clientId),
+      rows.map((r) => r.scope),
+      rows.map((r) => r.alertId),
+      rows.map((r) => r.route),
+    ] as never[],
   );
   const [{ now_ms: nowMs } = { now_ms: Date.now() }] = await tx.unsafe<{ now_ms: number }[]>(
     "SELECT (extract(epoch FROM now()) * 1000)::float8 AS now_ms",
   );
   const states = new Map(
-    locked.map((row) => [stateKey(row.client_id, row.scope, row.alert_key), stateOf(row)]),
+    locked.map((row) => [stateKey(row.client_id, row.scope, row.alert_key, row.route), stateOf(row)]),
   );
   const changed = new Map<string, { row: NotificationInput; state: AlertState }>();
   const notifications: NotificationRow[] = [];
   const firings = new Map<string, NotificationRow>();
   for (const row of rows) {
-    const key = stateKey(row.clientId, row.scope, row.alertId);
+    const key = stateKey(row.clientId, row.scope, row.alertId, row.route);
     const lifecycle = row.lifecycle as NonNullable<NotificationInput["lifecycle"]>;
     const { state, notify } = applySubmission(states.get(key), {
       status: lifecycle.status,
@@ -346,21 +358,21 @@ async function applyLifecycle(
 
 async function storeStates(
   tx: TransactionSql,
-  rows: readonly { clientId: string; scope: string; alertId: string; state: AlertState }[],
+  rows: readonly { clientId: string; scope: string; alertId: string; route: string; state: AlertState }[],
 ): Promise<void> {
   if (rows.length === 0) return;
   await tx.unsafe(
-    `INSERT INTO alert_states (client_id, scope, alert_key, episode, state, episode_started_at, last_event_at,
+    `INSERT INTO alert_states (client_id, scope, alert_key, route, episode, state, episode_started_at, last_event_at,
                                last_seen_at, ends_at, last_notified_at, repeat_count, send_resolved, repeat_interval_ms,
                                notified)
-     SELECT client_id, scope, alert_key, episode, state, to_timestamp(started / 1000.0), to_timestamp(last_event / 1000.0),
+     SELECT client_id, scope, alert_key, route, episode, state, to_timestamp(started / 1000.0), to_timestamp(last_event / 1000.0),
             to_timestamp(last_seen / 1000.0), to_timestamp(ends_at / 1000.0), to_timestamp(last_notified / 1000.0), repeat_count,
             send_resolved::boolean, repeat_interval_ms::bigint, notified::boolean
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
-                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[], $14::text[])
+                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[], $14::text[], $15::text[])
        AS t(client_id, scope, alert_key, episode, state, started, last_event, last_seen, ends_at, last_notified, repeat_count,
-            send_resolved, repeat_interval_ms, notified)
-     ON CONFLICT (client_id, scope, alert_key) DO UPDATE SET
+            send_resolved, repeat_interval_ms, notified, route)
+     ON CONFLICT (client_id, scope, alert_key, route) DO UPDATE SET
        episode = excluded.episode, state = excluded.state, episode_started_at = excluded.episode_started_at,
        last_event_at = excluded.last_event_at, last_seen_at = excluded.last_seen_at, ends_at = excluded.ends_at,
        last_notified_at = excluded.last_notified_at, repeat_count = excluded.repeat_count,
@@ -381,6 +393,7 @@ async function storeStates(
       rows.map((r) => String(r.state.policy.sendResolved)),
       rows.map((r) => r.state.policy.repeatIntervalMs),
       rows.map((r) => String(r.state.notified)),
+      rows.map((r) => r.route),
     ] as never[],
   );
 }
@@ -406,14 +419,22 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
        FOR UPDATE SKIP LOCKED`,
       [settings.resolveTimeoutMs, settings.repeatIntervalMs, limit] as never[],
     );
-    const changed: { clientId: string; scope: string; alertId: string; state: AlertState }[] = [];
-    const kinds: { clientId: string; scope: string; alertId: string; episode: number; kind: string }[] = [];
+    const changed: { clientId: string; scope: string; alertId: string; route: string; state: AlertState }[] =
+      [];
+    const kinds: {
+      clientId: string;
+      scope: string;
+      alertId: string;
+      route: string;
+      episode: number;
+      kind: string;
+    }[] = [];
     for (const row of due) {
       const current = stateOf(row);
       const { state, notify } = sweepState(current, Number(row.now_ms), settings);
       // A resolution without a notification (the policy skips them) is still stored.
       if (state === undefined || state === current) continue;
-      const key = { clientId: row.client_id, scope: row.scope, alertId: row.alert_key };
+      const key = { clientId: row.client_id, scope: row.scope, alertId: row.alert_key, route: row.route };
       changed.push({ ...key, state });
       if (notify) kinds.push({ ...key, ...notify });
     }
@@ -423,22 +444,23 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
     // order openGroups locks groups in).
     const [{ count } = { count: 0 }] = await tx.unsafe<{ count: number }[]>(
       `WITH inserted AS (
-         INSERT INTO notifications (client_id, scope, alert_id, severity, source, name, context, rule_ids, event_time,
+         INSERT INTO notifications (client_id, scope, alert_id, route, severity, source, name, context, rule_ids, event_time,
                                     next_attempt_at, episode, kind, status, silenced_by, muted_by_rule, group_key, group_due_at)
-         SELECT f.client_id, f.scope, f.alert_id, f.severity, f.source, f.name, f.context, f.rule_ids, f.event_time,
+         SELECT f.client_id, f.scope, f.alert_id, f.route, f.severity, f.source, f.name, f.context, f.rule_ids, f.event_time,
                 CASE WHEN f.silenced_by IS NULL AND f.group_key IS NULL THEN now() END, f.episode, t.kind,
                 CASE WHEN f.silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, f.silenced_by, NULL::uuid,
                 f.group_key, CASE WHEN f.group_key IS NOT NULL THEN greatest(g.next_due_at, now()) END
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[]) AS t(client_id, scope, alert_id, episode, kind)
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[])
+           AS t(client_id, scope, alert_id, episode, kind, route)
          CROSS JOIN LATERAL (
            SELECT * FROM notifications f
            WHERE f.client_id = t.client_id AND f.scope = t.scope AND f.alert_id = t.alert_id
-             AND f.episode = t.episode AND f.muted_by_rule IS NULL
+             AND f.route = t.route AND f.episode = t.episode AND f.muted_by_rule IS NULL
            ORDER BY f.id
            LIMIT 1
          ) f
          LEFT JOIN notification_groups g ON g.group_key = f.group_key
-         ON CONFLICT (client_id, scope, alert_id, episode, kind) DO NOTHING
+         ON CONFLICT (client_id, scope, alert_id, route, episode, kind) DO NOTHING
          RETURNING id, group_key
        ), waiting AS (
          UPDATE notification_groups g SET has_pending = true
@@ -454,6 +476,7 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
         kinds.map((k) => k.alertId),
         kinds.map((k) => k.episode),
         kinds.map((k) => k.kind),
+        kinds.map((k) => k.route),
       ] as never[],
     );
     return count;

@@ -5,6 +5,7 @@ import {
   groupIdempotencyKey,
   groupKey,
   groupLabels,
+  groupRoute,
   labelValue,
   resolveGrouping,
 } from "./grouping.ts";
@@ -132,5 +133,37 @@ describe("groupKey", () => {
 
   test("the Idempotency-Key names the group and the window", () => {
     expect(groupIdempotencyKey("abc", 7)).toBe("group-abc-7");
+  });
+});
+
+describe("groupRoute", () => {
+  test("no grouping: the empty route", () => {
+    expect(groupRoute(undefined)).toBe("");
+    expect(groupRoute({ groupBy: [] })).toBe("");
+    expect(groupRoute({ groupBy: [], groupWaitMs: 5 })).toBe("");
+  });
+
+  test("the documented bytes: sorted unique names, then each setting as text or empty", () => {
+    const hasher = new Bun.CryptoHasher("sha256");
+    for (const field of ["name", "source", "0", "", "7"]) {
+      const bytes = new TextEncoder().encode(field);
+      const length = new Uint8Array(4);
+      new DataView(length.buffer).setUint32(0, bytes.length);
+      hasher.update(length);
+      hasher.update(bytes);
+    }
+    const expected = hasher.digest("hex").slice(0, 32);
+    expect(groupRoute({ groupBy: ["source", "name", "source"], groupWaitMs: 0, groupAlertsMax: 7 })).toBe(
+      expected,
+    );
+  });
+
+  test("equal however the settings are typed; any setting or name changes it", () => {
+    const base = groupRoute({ groupBy: ["source"], groupWaitMs: 30_000 });
+    expect(groupRoute({ groupBy: ["source"], groupWaitMs: 30_000n })).toBe(base);
+    // Absent is not the default's value: a change of the stage default moves no row.
+    expect(groupRoute({ groupBy: ["source"] })).not.toBe(base);
+    expect(groupRoute({ groupBy: ["source"], groupWaitMs: 30_000, groupIntervalMs: 1000 })).not.toBe(base);
+    expect(groupRoute({ groupBy: ["source", "team"], groupWaitMs: 30_000 })).not.toBe(base);
   });
 });

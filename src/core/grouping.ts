@@ -105,30 +105,58 @@ const labelName = (label: string): string => (label === "name" ? "alertname" : l
 
 const encoder = new TextEncoder();
 
+/** Feeds each field to `hasher` as its uint32 big-endian byte length, then its UTF-8. */
+function writeFields(hasher: Bun.CryptoHasher, fields: readonly string[]): void {
+  const length = new Uint8Array(4);
+  for (const field of fields) {
+    const bytes = encoder.encode(field);
+    new DataView(length.buffer).setUint32(0, bytes.length);
+    hasher.update(length);
+    hasher.update(bytes);
+  }
+}
+
+const first128BitsHex = (hasher: Bun.CryptoHasher): string => hasher.digest("hex").slice(0, 32);
+
 export function groupKey(clientId: string, settings: GroupSettings, labels: Record<string, string>): string {
   assert(settings.groupBy.length > 0, "a group key needs group_by");
-  const parts = [
+  const hasher = new Bun.CryptoHasher("sha256");
+  writeFields(hasher, [
     clientId,
     String(settings.groupWaitMs),
     String(settings.groupIntervalMs),
     String(settings.groupAlertsMax),
-  ];
-  const hasher = new Bun.CryptoHasher("sha256");
+  ]);
   const count = new Uint8Array(4);
-  const writeField = (text: string) => {
-    const bytes = encoder.encode(text);
-    new DataView(count.buffer).setUint32(0, bytes.length);
-    hasher.update(count);
-    hasher.update(bytes);
-  };
-  for (const part of parts) writeField(part);
   new DataView(count.buffer).setUint32(0, settings.groupBy.length);
   hasher.update(count);
-  for (const label of settings.groupBy) {
-    writeField(label);
-    writeField(labels[labelName(label)] ?? "");
-  }
-  return hasher.digest("hex").slice(0, 32);
+  writeFields(
+    hasher,
+    settings.groupBy.flatMap((label) => [label, labels[labelName(label)] ?? ""]),
+  );
+  return first128BitsHex(hasher);
+}
+
+/**
+ * Which of a client's routes a notification belongs to: "" for its rules without group_by, else one
+ * value per grouping as the rules set it (before defaults: a change of the aggregator's GROUP_* moves
+ * no row to another route). The rules of a client that matched an alert are split by it: each route
+ * gets its own notification, delivered to its own rules' endpoints with its own grouping, as
+ * Alertmanager's routes each notify their receiver. 32 hex characters: the first 128 bits of
+ * SHA-256 over the sorted, deduplicated group_by names, then each setting as decimal text or "" when
+ * absent (group_wait_ms, group_interval_ms, group_alerts_max), fields length-prefixed as in the key.
+ */
+export function groupRoute(policy: GroupingPolicy | undefined): string {
+  if (policy === undefined || policy.groupBy.length === 0) return "";
+  const setting = (value: number | bigint | undefined) => (value === undefined ? "" : String(value));
+  const hasher = new Bun.CryptoHasher("sha256");
+  writeFields(hasher, [
+    ...[...new Set(policy.groupBy)].sort(),
+    setting(policy.groupWaitMs),
+    setting(policy.groupIntervalMs),
+    setting(policy.groupAlertsMax),
+  ]);
+  return first128BitsHex(hasher);
 }
 
 /** The Idempotency-Key of one window of a group: the same on every retry and after any crash. */

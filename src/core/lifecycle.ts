@@ -1,5 +1,5 @@
 /**
- * The lifecycle of an Alertmanager alert per (client, scope, alert key) (docs/design/alert-model.md):
+ * The lifecycle of an Alertmanager alert per (client, scope, alert key, route) (docs/design/alert-model.md):
  * pure decisions on its state, which the aggregator stores in alert_states together with the
  * notification rows they call for. Times are unix ms.
  *

@@ -52,31 +52,19 @@ describe("PolicyBook.forRules merges the settings of one client's matched rules"
     expect(delivery(book.forRules([ruleC]))?.repeatIntervalMs).toBeUndefined();
   });
 
-  test("grouping comes from the grouping rule with the lowest id, whatever the match order", () => {
+  test("forRules of one route's rules carries its grouping", () => {
     const book = new PolicyBook(
       new Map([
         [ruleB, policy({ groupBy: ["source"], groupWaitMs: 0, groupAlertsMax: 5 })],
-        [ruleC, policy({ groupBy: ["name"], groupIntervalMs: 2_000 })],
         [ruleA, policy({ repeatIntervalMs: 1_000 })],
       ]),
     );
-    for (const order of [
-      [ruleA, ruleB, ruleC],
-      [ruleC, ruleB, ruleA],
-    ]) {
-      const got = delivery(book.forRules(order));
-      expect(got?.groupBy).toEqual(["source"]);
-      expect(got?.groupWaitMs).toBe(0n);
-      expect(got?.groupIntervalMs).toBeUndefined();
-      expect(got?.groupAlertsMax).toBe(5);
-      expect(got?.repeatIntervalMs).toBe(1_000n);
-    }
-  });
-
-  test("forClient merges once per matcher group", () => {
-    const book = new PolicyBook(new Map([[ruleA, policy({ sendResolved: false })]]));
-    const group = { clientId: ruleC, ruleIds: [ruleA] };
-    expect(book.forClient(group)).toBe(book.forClient(group));
+    const got = delivery(book.forRules([ruleB]));
+    expect(got?.groupBy).toEqual(["source"]);
+    expect(got?.groupWaitMs).toBe(0n);
+    expect(got?.groupIntervalMs).toBeUndefined();
+    expect(got?.groupAlertsMax).toBe(5);
+    expect(delivery(book.forRules([ruleA]))?.groupBy).toEqual([]);
   });
 
   test("a window this process cannot parse is skipped and reported, the rule's others kept", () => {
@@ -87,6 +75,53 @@ describe("PolicyBook.forRules merges the settings of one client's matched rules"
       `rule ${ruleA}: "someday 01:00-02:00": weekdays "someday" must be a day name (monday...) or a range first:last`,
     ]);
     expect(mutedBy(book.forRules([ruleA]), Date.now())).toBe(ruleA);
+  });
+});
+
+describe("PolicyBook.routesOf splits one client's matched rules by grouping", () => {
+  const ruleD = "00000000-0000-4000-8000-00000000000d";
+  const ruleE = "00000000-0000-4000-8000-00000000000e";
+  const book = new PolicyBook(
+    new Map([
+      [ruleA, policy({ repeatIntervalMs: 1_000 })],
+      [ruleB, policy({ groupBy: ["source", "name"], groupWaitMs: 0 })],
+      [ruleC, policy({ groupBy: ["name"] })],
+      // The same grouping as ruleB's, its labels in another order: one route with it.
+      [ruleD, policy({ groupBy: ["name", "source"], groupWaitMs: 0, sendResolved: false })],
+    ]),
+  );
+  const client = "00000000-0000-4000-8000-0000000000ff";
+
+  test("rules that group alike share a route; ungrouped rules, with or without settings, another", () => {
+    const group = { clientId: client, ruleIds: [ruleE, ruleD, ruleC, ruleB, ruleA] };
+    const routes = book.routesOf(group);
+    const byRules = new Map(routes.map((r) => [[...r.match.ruleIds].sort().join(), r]));
+    expect([...byRules.keys()].sort()).toEqual([[ruleA, ruleE].join(), [ruleB, ruleD].join(), ruleC].sort());
+    for (const route of routes) expect(route.match.clientId).toBe(client);
+    // Within a route the settings merge as before: ruleB sends resolved notifications, ruleD not.
+    const pair = delivery(byRules.get([ruleB, ruleD].join())?.policy as ClientPolicy);
+    expect(pair?.groupBy.toSorted()).toEqual(["name", "source"]);
+    expect(pair?.skipResolved).toBe(false);
+    expect(delivery(byRules.get(ruleC)?.policy as ClientPolicy)?.groupBy).toEqual(["name"]);
+    // ruleE has no settings: with ruleA the route without grouping, ruleA's repeat interval its.
+    const plain = delivery(byRules.get([ruleA, ruleE].join())?.policy as ClientPolicy);
+    expect(plain?.groupBy).toEqual([]);
+    expect(plain?.repeatIntervalMs).toBe(1_000n);
+  });
+
+  test("the routes and their order do not depend on the match order", () => {
+    const one = book.routesOf({ clientId: client, ruleIds: [ruleA, ruleB, ruleC] });
+    const other = book.routesOf({ clientId: client, ruleIds: [ruleC, ruleB, ruleA] });
+    expect(other.map((r) => r.match.ruleIds)).toEqual(one.map((r) => r.match.ruleIds));
+    expect(other.map((r) => r.policy)).toEqual(one.map((r) => r.policy));
+  });
+
+  test("rules of one route: the matcher's group itself, made once", () => {
+    const group = { clientId: client, ruleIds: [ruleB, ruleD] };
+    const routes = book.routesOf(group);
+    expect(routes).toHaveLength(1);
+    expect(routes[0]?.match).toBe(group);
+    expect(book.routesOf(group)).toBe(routes);
   });
 });
 

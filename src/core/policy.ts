@@ -1,19 +1,26 @@
 /**
  * A rule's delivery settings (Alertmanager's route options: send_resolved, repeat_interval, group_by,
  * group_wait, group_interval, a cap on alerts per message, mute windows) and how the settings of the
- * several rules of one client that matched one alert merge into what that client gets:
+ * several rules of one client that matched one alert merge into what that client gets.
  *
- *   send resolved     if any matched rule sends them
- *   repeat interval   the shortest set by a matched rule (none set: the aggregator's default)
- *   grouping          the settings of the matched rule with the lowest id among those that group
- *   muted             only when every matched rule is inside one of its mute windows at the time the
- *                     evaluator processes the alert (src/core/mute-window.ts says why not its event time)
+ * The matched rules are first split by their grouping (src/core/grouping.ts, groupRoute): the rules
+ * without group_by form one route, the rules with equal grouping settings another. Each route is its
+ * own notification with its own grouping, as Alertmanager's routes each notify their receiver, so an
+ * ungrouped paging rule is never held back by another rule's group_wait. Within a route:
+ *
+ *   send resolved     if any of its rules sends them
+ *   repeat interval   the shortest set by one of its rules (none set: the aggregator's default)
+ *   grouping          the route's (equal for all its grouping rules)
+ *   muted             only when every rule of the route is inside one of its mute windows at the time
+ *                     the evaluator processes the alert (src/core/mute-window.ts says why not its
+ *                     event time)
  *
  * Merges depend only on the set of rules, never on their order, so every evaluator instance decides
  * the same settings for the same rules.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type DeliveryPolicy, DeliveryPolicySchema } from "../gen/alerting/v1/alert_pb.ts";
+import { type GroupingPolicy, groupRoute } from "./grouping.ts";
 import type { ClientMatch } from "./matching/types.ts";
 import { isInMuteWindow, type MuteWindow, parseMuteWindow } from "./mute-window.ts";
 import { textProblem } from "./text.ts";
@@ -145,14 +152,31 @@ export interface ClientPolicy {
 
 const unmuted: ClientPolicy = Object.freeze({ delivery: undefined, muting: undefined });
 
+/** One route of a client's matched rules: an alerts.matched record of its own. */
+export interface ClientRoute {
+  /** The client and the route's rules, in match order. */
+  readonly match: ClientMatch;
+  readonly policy: ClientPolicy;
+}
+
+/** A rule's grouping as AlertMatched.policy carries it, for groupRoute. */
+function groupingOf(policy: RulePolicy): GroupingPolicy {
+  return {
+    groupBy: policy.groupBy,
+    groupWaitMs: policy.groupWaitMs ?? undefined,
+    groupIntervalMs: policy.groupIntervalMs ?? undefined,
+    groupAlertsMax: policy.groupAlertsMax ?? undefined,
+  };
+}
+
 /** The rules with settings other than the defaults, by id; every other rule has the defaults. */
 export class PolicyBook {
   readonly #byRule: ReadonlyMap<string, RulePolicy>;
   readonly #windows = new Map<string, readonly MuteWindow[]>();
   /** Mute windows that did not parse here (time zone data older than the rule service's): skipped. */
   readonly invalidWindows: string[] = [];
-  /** The matcher shares its client groups across alerts, so each group's merge is made once. */
-  readonly #byGroup = new WeakMap<ClientMatch, ClientPolicy>();
+  /** The matcher shares its client groups across alerts, so each group's routes are made once. */
+  readonly #byGroup = new WeakMap<ClientMatch, readonly ClientRoute[]>();
 
   constructor(byRule: ReadonlyMap<string, RulePolicy>) {
     this.#byRule = byRule;
@@ -171,17 +195,34 @@ export class PolicyBook {
     return this.#byRule.size;
   }
 
-  /** forRules of a matcher's client group, made once per group. */
-  forClient(group: ClientMatch): ClientPolicy {
-    let policy = this.#byGroup.get(group);
-    if (policy === undefined) {
-      policy = this.forRules(group.ruleIds);
-      this.#byGroup.set(group, policy);
+  /**
+   * A matcher's client group split into routes, in route order, each with its merged settings; made
+   * once per group. A group whose rules share one route is its own route's match.
+   */
+  routesOf(group: ClientMatch): readonly ClientRoute[] {
+    let routes = this.#byGroup.get(group);
+    if (routes === undefined) {
+      const byRoute = new Map<string, string[]>();
+      for (const ruleId of group.ruleIds) {
+        const policy = this.#byRule.get(ruleId);
+        const route = policy === undefined ? "" : groupRoute(groupingOf(policy));
+        byRoute.set(route, [...(byRoute.get(route) ?? []), ruleId]);
+      }
+      routes =
+        byRoute.size === 1
+          ? [{ match: group, policy: this.forRules(group.ruleIds) }]
+          : [...byRoute]
+              .sort(([a], [b]) => (a < b ? -1 : 1))
+              .map(([, ruleIds]) => ({
+                match: { clientId: group.clientId, ruleIds },
+                policy: this.forRules(ruleIds),
+              }));
+      this.#byGroup.set(group, routes);
     }
-    return policy;
+    return routes;
   }
 
-  /** The merged settings of one client's matched rules. */
+  /** The merged settings of rules of one client that share a route. */
   forRules(ruleIds: readonly string[]): ClientPolicy {
     const policies = ruleIds.flatMap((id) => {
       const policy = this.#byRule.get(id);
@@ -228,15 +269,15 @@ function mergeDelivery(
   // A matched rule without an entry keeps the defaults: it sends resolved notifications.
   let sendResolved = policies.length < ruleIds.length;
   let repeatIntervalMs: number | null = null;
-  let grouping: { id: string; policy: RulePolicy } | undefined;
-  for (const entry of policies) {
-    const { policy } = entry;
+  let grouping: RulePolicy | undefined;
+  for (const { policy } of policies) {
     sendResolved ||= policy.sendResolved;
     if (policy.repeatIntervalMs !== null)
       repeatIntervalMs = Math.min(repeatIntervalMs ?? Number.POSITIVE_INFINITY, policy.repeatIntervalMs);
-    if (policy.groupBy.length > 0 && (grouping === undefined || entry.id < grouping.id)) grouping = entry;
+    // One route's rules group alike (routesOf): any of them gives its grouping.
+    if (policy.groupBy.length > 0) grouping = policy;
   }
-  return { sendResolved, repeatIntervalMs, grouping: grouping?.policy };
+  return { sendResolved, repeatIntervalMs, grouping };
 }
 
 function encodeDelivery({

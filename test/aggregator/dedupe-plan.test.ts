@@ -31,6 +31,7 @@ function batch(first: number): NotificationInput[] {
   return Array.from({ length: batchRows }, (_, k) => ({
     clientId: clientIds[k % clientIds.length] as string,
     scope: scopes[(first + k) % scopes.length] as string,
+    route: "",
     alertId: `alert-${first + k}`,
     severity: "HIGH",
     source: "plan-test",

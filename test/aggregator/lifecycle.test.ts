@@ -7,6 +7,7 @@ import { expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { useTestSchema } from "../../harness/postgres.ts";
 import { stopStage } from "../../harness/stages.ts";
+import { groupRoute } from "../../src/core/grouping.ts";
 import {
   type AlertMatched,
   AlertStatus,
@@ -344,3 +345,38 @@ test("concurrent batches: each alert's firing and resolution, in adjacent batche
     resolved: alertsCount,
   });
 }, 60_000);
+
+test("two routes of one alert: a lifecycle each, redeliveries of either deduplicated", async () => {
+  const { client, submit } = await setUp("lifecycle-routes");
+  const t0 = Date.now() - 60_000;
+  const future = Date.now() + 600_000;
+  const grouped = { policy: policy({ groupBy: ["source"], groupWaitMs: 0n }) };
+  // The evaluator writes one record per route: here the rule without grouping's and a grouping one's.
+  await submit("am-r", AlertStatus.FIRING, t0, future);
+  await submit("am-r", AlertStatus.FIRING, t0, future, grouped);
+  await submit("am-r", AlertStatus.FIRING, t0, future, grouped); // a redelivery
+  expect(summary(await settledRows(client.clientId, 2))).toEqual(["am-r 1 firing", "am-r 1 firing"]);
+
+  await submit("am-r", AlertStatus.RESOLVED, t0, Date.now() - 1000, grouped);
+  await submit("am-r", AlertStatus.RESOLVED, t0, Date.now() - 1000);
+  expect(await settledRows(client.clientId, 4)).toHaveLength(4);
+  const route = groupRoute({ groupBy: ["source"], groupWaitMs: 0n });
+  expect(
+    (
+      await sql<{ route: string; kind: string; grouped: boolean }[]>`
+      SELECT route, kind, group_key IS NOT NULL AS grouped FROM notifications
+      WHERE client_id = ${client.clientId} ORDER BY route, id`
+    ).map((r) => ({ ...r })),
+  ).toEqual([
+    { route: "", kind: "firing", grouped: false },
+    { route: "", kind: "resolved", grouped: false },
+    { route, kind: "firing", grouped: true },
+    { route, kind: "resolved", grouped: true },
+  ]);
+  const states = await sql`
+    SELECT route, state, episode FROM alert_states WHERE client_id = ${client.clientId} ORDER BY route`;
+  expect(states.map((s) => ({ ...s }))).toEqual([
+    { route: "", state: "resolved", episode: 1 },
+    { route, state: "resolved", episode: 1 },
+  ]);
+});

@@ -122,20 +122,23 @@ export async function insertNotification(
     createdAt?: Date;
     /** An Alertmanager alert's lifecycle state (alert_states), as the aggregator keeps it. */
     state?: "firing" | "resolved";
+    /** Which of the client's routes the row is for (src/core/grouping.ts); "" when absent. */
+    route?: string;
   },
 ): Promise<void> {
   const createdAt = alert.createdAt ?? new Date();
   await sql`
     INSERT INTO notifications (client_id, alert_id, severity, source, name, context, rule_ids, event_time,
-      created_at, episode)
+      created_at, episode, route)
     VALUES (${clientId}, ${alert.alertId}, ${alert.severity}, ${alert.source}, ${alert.name},
       ${sql.json(alert.context)}, ${alert.ruleIds ?? []}::uuid[], ${createdAt}, ${createdAt},
-      ${alert.state ? 1 : 0})`;
+      ${alert.state ? 1 : 0}, ${alert.route ?? ""})`;
   if (alert.state === undefined) return;
   await sql`
-    INSERT INTO alert_states (client_id, scope, alert_key, episode, state, episode_started_at, last_event_at,
+    INSERT INTO alert_states (client_id, scope, alert_key, route, episode, state, episode_started_at, last_event_at,
       last_seen_at, last_notified_at)
-    VALUES (${clientId}, '', ${alert.alertId}, 1, ${alert.state}, ${createdAt}, now(), now(), ${createdAt})`;
+    VALUES (${clientId}, '', ${alert.alertId}, ${alert.route ?? ""}, 1, ${alert.state}, ${createdAt}, now(), now(),
+      ${createdAt})`;
 }
 
 /** A rule of `clientId` with one webhook endpoint; returns both ids. */

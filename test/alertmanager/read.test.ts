@@ -156,3 +156,45 @@ describe("receivers, alerts and groups: each client sees its own", () => {
     expect((await getJson("/api/v2/alerts/groups", clientB)).body).toEqual([]);
   });
 });
+
+describe("an alert of two routes (rules that group differently)", () => {
+  test("is one alert, listing the receivers of both; the state of each route is its own", async () => {
+    const second = await insertRuleWithEndpoint(sql, clientA.id);
+    const alert = {
+      severity: "LOW",
+      source: "db-4",
+      name: `${alertName}Routed`,
+      context: {},
+      ruleIds: [second.ruleId],
+    };
+    await insertNotification(sql, clientA.id, { ...alert, alertId: "am-00000000000000dd", state: "firing" });
+    await insertNotification(sql, clientA.id, {
+      ...alert,
+      alertId: "am-00000000000000dd",
+      ruleIds: [(await insertRuleWithEndpoint(sql, clientA.id)).ruleId],
+      state: "firing",
+      route: "0123456789abcdef0123456789abcdef",
+    });
+    // The same for an alert whose route "" is resolved: only the firing route's receivers.
+    await insertNotification(sql, clientA.id, {
+      ...alert,
+      alertId: "am-00000000000000ee",
+      state: "resolved",
+    });
+    await insertNotification(sql, clientA.id, {
+      ...alert,
+      alertId: "am-00000000000000ee",
+      state: "firing",
+      route: "0123456789abcdef0123456789abcdef",
+    });
+    const { body } = await getJson(
+      `/api/v2/alerts?filter=${encodeURIComponent(`alertname=${alert.name}`)}`,
+      clientA,
+    );
+    const alerts = body as { fingerprint: string; receivers: { name: string }[] }[];
+    expect(alerts.map((a) => a.fingerprint)).toEqual(["00000000000000dd", "00000000000000ee"]);
+    expect(alerts[0]?.receivers).toHaveLength(2);
+    expect(alerts[0]?.receivers).toContainEqual({ name: `webhook/${second.endpointId}` });
+    expect(alerts[1]?.receivers).toEqual([{ name: `webhook/${second.endpointId}` }]);
+  });
+});

@@ -172,3 +172,61 @@ test("a rule with group_by (rule API -> evaluator policy -> group): one Alertman
     SELECT count(DISTINCT group_send_id)::int AS n FROM notifications WHERE client_id = ${clientId}`;
   expect(sends[0]?.n).toBe(1);
 }, 60_000);
+
+test("an ungrouped rule is not held back by a grouped rule of its client: each route is its own notification", async () => {
+  const versionBefore = await pipeline.rulesVersionApplied();
+  const { clientId } = await pipeline.createClientWithRule("routed-disk");
+  const grouped = await pipeline.api("POST", "/api/v1/rules", {
+    client_id: clientId,
+    severity: "*",
+    source: pipeline.source,
+    name: "routed-disk",
+    group_by: ["name"],
+    group_wait_ms: 8000,
+  });
+  expect(grouped.status).toBe(201);
+  const endpoint = await pipeline.api("POST", `/api/v1/rules/${grouped.body.id}/endpoints`, {
+    type: "webhook",
+    value: pipeline.sink.url(`/hook/${clientId}/grouped`),
+  });
+  expect(endpoint.status).toBe(201);
+  expect(
+    await eventually(async () => (await pipeline.rulesVersionApplied()) > versionBefore + 1, 15_000),
+  ).toBe(true);
+
+  const ids = Array.from({ length: 3 }, (_, i) => `routed-${pipeline.run}-${i}`);
+  await pipeline.producer.send(
+    ids.map((id) => ({
+      topic: pipeline.topics.alertsNew,
+      key: id,
+      value: pipeline.alert(id, "routed-disk"),
+    })),
+  );
+  const postsTo = (path: string) => pipeline.sink.received.filter((r) => r.path === path);
+  // The ungrouped rule's endpoint gets each alert at once, well inside the other rule's group_wait.
+  expect(await eventually(async () => postsTo(`/hook/${clientId}`).length === ids.length, 6_000, 50)).toBe(
+    true,
+  );
+  expect(postsTo(`/hook/${clientId}/grouped`)).toHaveLength(0);
+  // The grouped rule's endpoint gets them together once its group_wait is over.
+  expect(await eventually(async () => postsTo(`/hook/${clientId}/grouped`).length === 1, 30_000, 200)).toBe(
+    true,
+  );
+  const body = JSON.parse(postsTo(`/hook/${clientId}/grouped`)[0]?.body ?? "{}");
+  expect([...body.alertIds].sort()).toEqual([...ids].sort());
+  await Bun.sleep(500);
+  expect(postsTo(`/hook/${clientId}`)).toHaveLength(ids.length);
+  expect(postsTo(`/hook/${clientId}/grouped`)).toHaveLength(1);
+  // Two rows per alert, one per route, each with only its route's rule, both SENT.
+  const rows = await pipeline.sql<
+    { ungrouped: boolean; rules: number; grouped: boolean; status: string; n: number }[]
+  >`
+    SELECT route = '' AS ungrouped, cardinality(rule_ids)::int AS rules, group_key IS NOT NULL AS grouped, status,
+           count(*)::int AS n
+    FROM notifications WHERE client_id = ${clientId}
+    GROUP BY 1, 2, 3, 4 ORDER BY 1`;
+  expect(rows).toEqual([
+    { ungrouped: false, rules: 1, grouped: true, status: "SENT", n: ids.length },
+    { ungrouped: true, rules: 1, grouped: false, status: "SENT", n: ids.length },
+  ] as never);
+}, 60_000);

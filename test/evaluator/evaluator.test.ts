@@ -178,7 +178,7 @@ test("exact and wildcard rules: one record per client with all of its matched ru
   expect(first?.schemaVersion).toBe(1);
 }, 20_000);
 
-test("rule settings: the merged policy rides on each client's record; a mute window of every matched rule mutes now", async () => {
+test("rule settings: each route of a client gets its record and merged policy; a mute window of every matched rule mutes now", async () => {
   const env = await environment("policy");
   const source = `svc-${crypto.randomUUID()}`;
   const [a, b, c, d] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
@@ -229,18 +229,26 @@ test("rule settings: the merged policy rides on each client's record; a mute win
       }),
     },
   ]);
-  expect(await env.outputs.until((r) => r.length >= 8)).toBe(true);
+  expect(await env.outputs.until((r) => r.length >= 10)).toBe(true);
   await Bun.sleep(300); // anything more would be a wrong extra record
   const got = new Map(env.outputs.records.map(decodeMatched).map((m) => [`${m.alertId}/${m.clientId}`, m]));
+  const routesOfA = env.outputs.records.map(decodeMatched).filter((m) => m.clientId === a);
   expect(got.size).toBe(8);
+  expect(routesOfA).toHaveLength(4);
   for (const alert of ["now", "earlier"]) {
-    // a: both rules matched; skipResolved needs every rule to skip, the grouping rule groups.
-    const policy = got.get(`${alert}/${a}`)?.policy;
-    expect(policy?.skipResolved).toBe(false);
-    expect(policy?.repeatIntervalMs).toBe(60_000n);
-    expect(policy?.groupBy).toEqual(["source"]);
-    expect(policy?.groupWaitMs).toBe(0n);
-    expect(got.get(`${alert}/${a}`)?.mutedByRule).toBe("");
+    // a: its rules group differently, so each is a route of its own, with its own settings.
+    const routeOf = (ruleId: string) =>
+      routesOfA.filter((m) => m.alertId === alert && m.ruleIds.join() === ruleId);
+    const [grouped] = routeOf(rules.aGrouped.ruleId);
+    expect(grouped?.policy?.skipResolved).toBe(false);
+    expect(grouped?.policy?.repeatIntervalMs).toBeUndefined();
+    expect(grouped?.policy?.groupBy).toEqual(["source"]);
+    expect(grouped?.policy?.groupWaitMs).toBe(0n);
+    expect(grouped?.mutedByRule).toBe("");
+    const [quiet] = routeOf(rules.aQuiet.ruleId);
+    expect(quiet?.policy?.skipResolved).toBe(true);
+    expect(quiet?.policy?.repeatIntervalMs).toBe(60_000n);
+    expect(quiet?.policy?.groupBy).toEqual([]);
     // Mute windows alone put no policy on the wire.
     expect(got.get(`${alert}/${b}`)?.policy).toBeUndefined();
     expect(got.get(`${alert}/${b}`)?.mutedByRule).toBe(rules.bNow.ruleId);

@@ -2,6 +2,7 @@ import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { useTestSchema } from "../../harness/postgres.ts";
 import { migrate, readMigrations } from "../../src/adapters/migrations.ts";
+import { groupRoute } from "../../src/core/grouping.ts";
 
 // A schema of its own, left unmigrated, so that the test runs every migration itself.
 const { sql } = useTestSchema("migrations", { migrated: false });
@@ -27,4 +28,47 @@ test("migrations go up, down to zero, and up again", async () => {
   expect(await migrate(sql, migrationsDir)).toEqual(versions);
   expect(await schemaTables()).toEqual(tablesAfterUp);
   expect(await migrate(sql, migrationsDir)).toEqual([]); // already at the newest: nothing to run
+});
+
+test("000018 gives rows and states written before routes the route the aggregator now computes", async () => {
+  await migrate(sql, migrationsDir, 17);
+  const [client] = await sql<
+    { id: string }[]
+  >`INSERT INTO clients (name) VALUES ('route-backfill') RETURNING id`;
+  const clientId = (client as { id: string }).id;
+  const rule = async (source: string, groupBy: string[], waitMs: number | null) => {
+    const [row] = await sql<{ id: string }[]>`
+      INSERT INTO rules (client_id, severity, source, name, group_by, group_wait_ms, group_alerts_max)
+      VALUES (${clientId}, 'HIGH', ${source}, 'a', ${groupBy}, ${waitMs}, ${groupBy.length > 0 ? 5 : null})
+      RETURNING id`;
+    return (row as { id: string }).id;
+  };
+  const plain = await rule("plain", [], null);
+  const grouped = await rule("grouped", ["team", "source", "é"], 0);
+  const notification = async (alertId: string, ruleIds: string[]) => {
+    await sql`
+      INSERT INTO notifications (client_id, alert_id, severity, source, name, rule_ids, event_time, episode)
+      VALUES (${clientId}, ${alertId}, 'HIGH', 's', 'a', ${ruleIds}::uuid[], now(), 1)`;
+    await sql`
+      INSERT INTO alert_states (client_id, scope, alert_key, episode, state, episode_started_at, last_event_at,
+                                last_seen_at, last_notified_at)
+      VALUES (${clientId}, '', ${alertId}, 1, 'firing', now(), now(), now(), now())`;
+  };
+  await notification("only-plain", [plain]);
+  await notification("mixed", [plain, grouped]);
+
+  await migrate(sql, migrationsDir);
+  const expected = groupRoute({ groupBy: ["team", "source", "é"], groupWaitMs: 0, groupAlertsMax: 5 });
+  expect(expected).toMatch(/^[0-9a-f]{32}$/);
+  const routes = async (table: string, column: string) =>
+    Object.fromEntries(
+      (
+        await sql.unsafe<{ key: string; route: string }[]>(
+          `SELECT ${column} AS key, route FROM ${table} WHERE client_id = $1`,
+          [clientId],
+        )
+      ).map((r) => [r.key, r.route]),
+    );
+  expect(await routes("notifications", "alert_id")).toEqual({ "only-plain": "", mixed: expected });
+  expect(await routes("alert_states", "alert_key")).toEqual({ "only-plain": "", mixed: expected });
 });

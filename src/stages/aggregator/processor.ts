@@ -1,6 +1,6 @@
 /**
- * The aggregator's decisions: validate alerts.matched records, keep one row per (client, scope, alert)
- * in a batch, insert them, and announce every non-terminal row on notifications.ready.
+ * The aggregator's decisions: validate alerts.matched records, keep one row per (client, scope, alert,
+ * route) in a batch, insert them, and announce every non-terminal ungrouped row on notifications.ready.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { notificationReadyRecord } from "../../adapters/notification-ready.ts";
@@ -11,6 +11,7 @@ import {
   type GroupDefaults,
   groupKey,
   groupLabels,
+  groupRoute,
   resolveGrouping,
 } from "../../core/grouping.ts";
 import { defaultPolicy, type LifecyclePolicy } from "../../core/lifecycle.ts";
@@ -68,6 +69,7 @@ export function decodeAlertMatched(
     name: message.name,
     context: message.context,
     ruleIds: message.ruleIds,
+    route: groupRoute(message.policy),
     eventTimeMs: Number(message.eventTimeUnixMs),
     silencedBy: message.silencedBy,
     mutedByRule: message.mutedByRule,
@@ -134,14 +136,15 @@ function refuseUnstorableText(message: AlertMatched): void {
 }
 
 /**
- * Redelivered records repeat a (client, scope, alert) within one batch; Postgres rejects such a batch.
+ * Redelivered records repeat a (client, scope, alert, route) within one batch; Postgres rejects such a
+ * batch.
  * Alerts with a lifecycle are all kept, in order: each submission may move the alert's state.
  */
-export function uniqueByClientScopeAlert(rows: readonly NotificationInput[]): NotificationInput[] {
+export function uniqueByDedupeKey(rows: readonly NotificationInput[]): NotificationInput[] {
   const seen = new Map<string, NotificationInput>();
   const lifecycle: NotificationInput[] = [];
   for (const row of rows) {
-    const key = `${row.clientId}\u0000${row.scope}\u0000${row.alertId}`;
+    const key = `${row.clientId}\u0000${row.scope}\u0000${row.alertId}\u0000${row.route}`;
     if (row.lifecycle !== undefined) lifecycle.push(row);
     else if (!seen.has(key)) seen.set(key, row);
   }
@@ -164,7 +167,7 @@ export function createAggregatorProcessor(
   return {
     decode: (record) => decodeAlertMatched(record, groupDefaults),
     async process(batch) {
-      const rows = uniqueByClientScopeAlert(batch.map((d) => d.value));
+      const rows = uniqueByDedupeKey(batch.map((d) => d.value));
       const withLifecycle = rows.filter((row) => row.lifecycle !== undefined);
       const lifecycle = lifecycleTurn.then(() => insertNotifications(sql, withLifecycle));
       lifecycleTurn = lifecycle.catch(() => undefined);

@@ -68,6 +68,7 @@ export async function readAlerts(
               ORDER BY 1) AS receivers
       FROM notifications n
       LEFT JOIN alert_states s ON s.client_id = n.client_id AND s.scope = n.scope AND s.alert_key = n.alert_id
+        AND s.route = n.route
       WHERE n.client_id = ${clientId} AND (n.created_at >= ${new Date(nowMs - lookbackMs)} OR s.state = 'firing')
       ORDER BY n.id DESC LIMIT ${rowsMax}`,
     listSilences(sql, clientId, nowMs),
@@ -77,10 +78,18 @@ export async function readAlerts(
     .map((silence) => ({ id: silence.id, matchers: silence.matchers.map(compileMatcher) }));
   const receiver = query.receiver === undefined ? undefined : compileReceiverRegex(query.receiver);
 
+  // The newest row of a fingerprint gives the alert; its rows of other routes (src/core/policy.ts)
+  // add their receivers, as Alertmanager lists every receiver an alert was routed to.
   const byFingerprint = new Map<string, GettableAlert>();
   for (const row of rows) {
     const alert = gettableAlert(row, nowMs);
-    if (alert === undefined || byFingerprint.has(alert.fingerprint)) continue; // newest row wins
+    if (alert === undefined) continue;
+    const newer = byFingerprint.get(alert.fingerprint);
+    if (newer === undefined) byFingerprint.set(alert.fingerprint, alert);
+    else newer.receivers = unionOfReceivers(newer.receivers, alert.receivers);
+  }
+  const shown: GettableAlert[] = [];
+  for (const alert of byFingerprint.values()) {
     const labels = new Map(Object.entries(alert.labels));
     if (!silenceMatches(query.filter, labels)) continue;
     if (receiver && !alert.receivers.some(({ name }) => receiver.matches(name))) continue;
@@ -90,9 +99,14 @@ export async function readAlerts(
     alert.status = { state: silencedBy.length > 0 ? "suppressed" : "active", silencedBy, inhibitedBy: [] };
     if (!query.active && alert.status.state === "active") continue;
     if (!query.silenced && silencedBy.length > 0) continue;
-    byFingerprint.set(alert.fingerprint, alert);
+    shown.push(alert);
   }
-  return [...byFingerprint.values()].sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
+  return shown.sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
+}
+
+function unionOfReceivers(a: readonly { name: string }[], b: readonly { name: string }[]) {
+  const names = new Set([...a, ...b].map(({ name }) => name));
+  return [...names].sort().map((name) => ({ name }));
 }
 
 /** Without grouping (issue 17), each receiver has one group holding its alerts, as a route with no group_by. */

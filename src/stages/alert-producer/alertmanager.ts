@@ -24,7 +24,7 @@
  *                       digits. The alert's identity, like Alertmanager's: a re-send with another startsAt
  *                       (a Prometheus restart, amtool without --start) is the same alert
  *   status              resolved when endsAt is in the past when received, else firing. The aggregator
- *                       keeps a state per (client, scope, alert_id): a firing alert notifies once per
+ *                       keeps a state per (client, scope, alert_id, route): a firing alert notifies once per
  *                       episode, its resolution once; a resolved alert it never saw firing notifies nothing
  *   ends_at_unix_ms     endsAt (0 when absent or zero): the aggregator resolves the alert when it passes
  *   context             every other label under its own name (all but alertname, severity and the

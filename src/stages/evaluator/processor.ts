@@ -6,7 +6,8 @@
  * are decoded once, and field 13 (silenced_by) is appended when one of its active silences matches.
  * A client whose matched rules have settings gets them as field 14 (policy), and field 15
  * (muted_by_rule) when all of them are inside a mute window now, when the alert is processed (not at
- * its event time: see src/core/mute-window.ts).
+ * its event time: see src/core/mute-window.ts). A client whose matched rules group differently gets
+ * one record per route (src/core/policy.ts), each with its own rules and settings.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { deriveAlertId } from "../../core/alert-id.ts";
@@ -136,30 +137,30 @@ export function createEvaluatorProcessor(
             : undefined;
         let labels: Map<string, string> | undefined;
         for (const group of groups) {
-          let value = encodeAlertMatched(alert.bytes, derivedId, group);
-          if (policies.size > 0) {
-            const policy = policies.forClient(group);
-            if (policy.delivery !== undefined) value = appendField(value, MATCHED_POLICY, policy.delivery);
-            // One time for the whole batch, so each client group's windows (wall clocks via Intl) once.
-            let ruleId: string | undefined;
-            if (policy.muting !== undefined) {
-              ruleId = mutedInBatch.has(policy) ? mutedInBatch.get(policy) : mutedBy(policy, nowMs);
-              mutedInBatch.set(policy, ruleId);
-            }
-            if (ruleId !== undefined) {
-              value = appendField(value, MATCHED_MUTED_BY_RULE, ruleId);
-              muted++;
-            }
-          }
+          let silenceId: string | undefined;
           if (silences.has(group.clientId)) {
             labels ??= labelsOf(alert);
-            const silenceId = silences.silencedBy(group.clientId, labels, nowMs);
+            silenceId = silences.silencedBy(group.clientId, labels, nowMs);
+          }
+          const routes = policies.size > 0 ? policies.routesOf(group) : undefined;
+          for (const { match, policy } of routes ?? [{ match: group, policy: undefined }]) {
+            let value = encodeAlertMatched(alert.bytes, derivedId, match);
+            if (policy?.delivery !== undefined) value = appendField(value, MATCHED_POLICY, policy.delivery);
+            if (policy?.muting !== undefined) {
+              // One time for the whole batch, so each route's windows (wall clocks via Intl) once.
+              const ruleId = mutedInBatch.has(policy) ? mutedInBatch.get(policy) : mutedBy(policy, nowMs);
+              mutedInBatch.set(policy, ruleId);
+              if (ruleId !== undefined) {
+                value = appendField(value, MATCHED_MUTED_BY_RULE, ruleId);
+                muted++;
+              }
+            }
             if (silenceId !== undefined) {
               value = appendField(value, MATCHED_SILENCED_BY, silenceId);
               silenced++;
             }
+            outputs.push({ topic: outputTopic, key: keyOf(group), value });
           }
-          outputs.push({ topic: outputTopic, key: keyOf(group), value });
         }
       }
       if (malformed > 0) counters.malformedScopes.inc(malformed);

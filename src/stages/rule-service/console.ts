@@ -298,6 +298,7 @@ export function consoleRoutes(sql: Sql, parts: ConsoleParts): Route[] {
           {
             clientId: endpoint.client_id,
             scope: "",
+            route: "",
             alertId,
             severity: endpoint.severity === "*" ? "LOW" : endpoint.severity,
             source: "console",

@@ -1,0 +1,40 @@
+-- Routes (src/core/policy.ts): the rules of one client that matched an alert are split by their
+-- grouping, and each route is a notification and a lifecycle of its own, delivered with its own
+-- grouping to its own rules' endpoints. route is "" for rules without group_by, else the grouping's
+-- hash (src/core/grouping.ts, groupRoute).
+ALTER TABLE notifications ADD COLUMN route text NOT NULL DEFAULT '';
+ALTER TABLE alert_states ADD COLUMN route text NOT NULL DEFAULT '';
+
+-- groupRoute in SQL, for the rows written before routes: so that an alert sent again after the
+-- upgrade finds its row and its state. Label names are compared as bytes; groupRoute compares UTF-16
+-- code units, the same order for any name without characters outside the Basic Multilingual Plane.
+CREATE FUNCTION pg_temp.group_route(group_by text[], wait_ms integer, interval_ms integer, alerts_max integer)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT substr(encode(sha256(string_agg(int4send(octet_length(f)) || convert_to(f, 'UTF8'), ''::bytea ORDER BY n)), 'hex'), 1, 32)
+  FROM unnest(ARRAY(SELECT DISTINCT l COLLATE "C" FROM unnest(group_by) AS l ORDER BY 1)
+              || ARRAY[coalesce(wait_ms::text, ''), coalesce(interval_ms::text, ''), coalesce(alerts_max::text, '')])
+       WITH ORDINALITY AS t(f, n)
+$$;
+
+-- A row's grouping was its grouping rule with the lowest id (as the rules are now). A row whose rules
+-- mixed grouped and ungrouped ones takes the grouping's route: after the upgrade, the same alert
+-- again makes one more notification, for its ungrouped rules only.
+UPDATE notifications n
+SET route = (
+  SELECT pg_temp.group_route(r.group_by, r.group_wait_ms, r.group_interval_ms, r.group_alerts_max) FROM rules r
+  WHERE r.id = ANY (n.rule_ids) AND cardinality(r.group_by) > 0
+  ORDER BY r.id LIMIT 1)
+WHERE EXISTS (SELECT 1 FROM rules r WHERE r.id = ANY (n.rule_ids) AND cardinality(r.group_by) > 0);
+UPDATE alert_states s
+SET route = n.route
+FROM notifications n
+WHERE n.client_id = s.client_id AND n.scope = s.scope AND n.alert_id = s.alert_key
+  AND n.episode = s.episode AND n.kind = 'firing' AND n.route <> '';
+
+-- A temporary function lives as long as the session, which the migration runner's pool keeps.
+DROP FUNCTION pg_temp.group_route;
+
+ALTER TABLE notifications DROP CONSTRAINT notifications_dedupe;
+ALTER TABLE notifications ADD CONSTRAINT notifications_dedupe UNIQUE (client_id, scope, alert_id, route, episode, kind);
+ALTER TABLE alert_states DROP CONSTRAINT alert_states_pkey;
+ALTER TABLE alert_states ADD PRIMARY KEY (client_id, scope, alert_key, route);
