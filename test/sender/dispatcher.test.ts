@@ -2,7 +2,8 @@
  * The dispatcher against the real database and a real receiver, when a channel breaks its promise
  * never to throw (a fault of ours: rendering, a broken assumption): that endpoint's attempt is a
  * retryable result, and the rest of the dispatch, delivered, is still recorded, so it is not
- * delivered again.
+ * delivered again. And when recording the outcome outlasts the lease: the leases are renewed until
+ * it is in, so no other sender delivers the rows again.
  */
 import { afterAll, expect, test } from "bun:test";
 import { quiet } from "../../harness/kafka.ts";
@@ -73,4 +74,45 @@ test("a channel that throws: its endpoint is retried, the delivered one recorded
   await sql`UPDATE notifications SET next_attempt_at = now() WHERE id = ${id}`;
   const again = await store.claimWithWork([id]);
   expect(again.work.get(id)?.pending.map((endpoint) => endpoint.type)).toEqual(["slack"]);
+});
+
+test("a slow record keeps the leases: no other sender claims the rows before their outcome is in", async () => {
+  const leaseMs = 1200;
+  // Postgres slow to record: the outcome is written 1 s after the delivery, past the first lease.
+  class SlowToRecord extends DeliveryStore {
+    override async recordAttempt(...args: Parameters<DeliveryStore["recordAttempt"]>): Promise<void> {
+      await Bun.sleep(1000);
+      return super.recordAttempt(...args);
+    }
+  }
+  const store = new SlowToRecord(sql, leaseMs);
+  const webhook = new WebhookChannel(
+    new HttpTransport({ guard: new SsrfGuard({ cidrs: ["127.0.0.1/32"] }), timeoutMs: 200, redirectsMax: 0 }),
+  );
+  const limiter = new KeyedRateLimiter({
+    ratePerSecond: 1000,
+    burst: 1000,
+    concurrencyMax: 8,
+    queueMax: 100,
+  });
+  const dispatcher = new Dispatcher(store, new Map([["webhook", webhook]]), limiter, defaultBackoffPolicy, {
+    lease: { leaseMs, deliveryTimeoutMs: 200 },
+    logger: quiet,
+  });
+  const client = await tenant(sql, "dispatch-slow-record");
+  const rule = await client.rule();
+  await client.endpoint(rule, "webhook", sink.url("/slow-record"));
+  const id = await client.notification([rule]);
+
+  const claimedAtMs = performance.now();
+  const { claimed, work } = await store.claimWithWork([id]);
+  // Half the lease gone before the delivery starts (it may: the timeout and a quarter still fit).
+  await Bun.sleep(500);
+  const dispatching = dispatcher.dispatch(claimed, work);
+  await Bun.sleep(claimedAtMs + leaseMs + 150 - performance.now()); // the lease as taken has run out
+  const other = new DeliveryStore(sql, 30_000);
+  expect((await other.claimDue(100)).map((n) => n.id)).not.toContain(id);
+  expect(await dispatching).toEqual({ delivered: 1, retryable: 0, permanent: 0 });
+  expect(sink.received.filter((r) => r.path === "/slow-record")).toHaveLength(1);
+  expect((await rowOf(sql, id)).status).toBe("SENT");
 });

@@ -119,9 +119,10 @@ export class Dispatcher {
    * Runs `deliver` while a LeaseKeeper renews the leases of `leased` (a dispatch may outlast its
    * lease: many rows, slow or rate-limited endpoints; without renewal another sender would claim
    * rows still waiting here and both would deliver them), then records the outcomes `deliver`
-   * returns. Renewal ends with the deliveries: each started with a quarter of the lease to spare
-   * (src/core/lease.ts), room to record; a record that never settles leaves the rows to be re-driven
-   * once their leases run out, not held forever.
+   * returns. Renewal goes on until the outcomes are recorded: each delivery started with a quarter of
+   * the lease to spare (src/core/lease.ts), but a slow Postgres can take longer than that to record,
+   * and another sender claiming the rows meanwhile would deliver them again. Recording is bounded
+   * (#record), so the rows are not held forever.
    */
   async #underLeases(
     leased: readonly LeasedWork[],
@@ -130,13 +131,11 @@ export class Dispatcher {
   ): Promise<DispatchCounts> {
     const counts = emptyCounts();
     const leases = new LeaseKeeper(leased, renew, this.options.lease, this.options.logger);
-    let record: () => Promise<void>;
     try {
-      record = await deliver(leases, counts);
+      await this.#record(await deliver(leases, counts));
     } finally {
       leases.stop();
     }
-    await this.#record(record);
     return counts;
   }
 

@@ -50,7 +50,7 @@ export class LeaseKeeper {
   }
 
   /**
-   * Stops renewing (the deliveries are over). A renewal still in flight is not waited for: it may
+   * Stops renewing (the outcomes are recorded, or will not be). A renewal still in flight is not waited for: it may
    * never settle, and once the outcomes are recorded it matches no row (it fences on SENDING).
    */
   stop(): void {
