@@ -189,6 +189,7 @@ async function dispatchDelivered(
     for (const endpoint of pending)
       attempts.push({
         notificationId: notification.id,
+        attempt: notification.attempts,
         endpointId: endpoint.id,
         channel: endpoint.type,
         outcome: delivered.outcome,

@@ -24,6 +24,8 @@ export interface EndpointWork {
 
 export interface AttemptRecord {
   notificationId: string;
+  /** The claim's attempts count: one record per (notification, endpoint, attempt). */
+  attempt: number;
   endpointId: string;
   channel: string;
   outcome: string;
@@ -315,13 +317,15 @@ export class DeliveryStore {
 
   /**
    * Records every delivery attempt and applies the resulting statuses in one statement. A status is
-   * applied only while the row is still ours (SENDING with the attempts count we claimed).
+   * applied only while the row is still ours (SENDING with the attempts count we claimed). Idempotent:
+   * run again (a retry after a commit whose answer was lost) it changes nothing.
    */
   async recordAttempt(attempts: readonly AttemptRecord[], updates: readonly StatusUpdate[]): Promise<void> {
     await this.sql.unsafe(
       `WITH recorded AS (
-         INSERT INTO deliveries (notification_id, endpoint_id, channel, outcome, http_status, smtp_reply, latency_ms, error)
-         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::text[])
+         INSERT INTO deliveries (notification_id, endpoint_id, channel, outcome, http_status, smtp_reply, latency_ms, error, attempt)
+         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::text[], $14::int[])
+         ON CONFLICT (notification_id, endpoint_id, attempt) DO NOTHING
        )
        UPDATE notifications n
        SET status = v.status, updated_at = now(), lease_until = NULL, last_error = v.error,
@@ -342,6 +346,7 @@ export class DeliveryStore {
         textArray(updates.map((u) => u.decision.status)),
         plainArray(updates.map((u) => u.decision.nextAttemptDelayMs ?? 0)),
         textArray(updates.map((u) => u.decision.error ?? null)),
+        plainArray(attempts.map((a) => a.attempt)),
       ] as never[],
       prepared,
     );

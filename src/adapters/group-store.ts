@@ -46,6 +46,8 @@ export interface SendWork {
 
 export interface GroupAttemptRecord {
   groupSendId: string;
+  /** The send's attempts count: one record per (send, endpoint, attempt). */
+  attempt: number;
   endpointId: string;
   channel: string;
   alerts: number;
@@ -436,8 +438,9 @@ export class GroupStore {
   ): Promise<void> {
     await this.sql.unsafe(
       `WITH recorded AS (
-         INSERT INTO group_deliveries (group_send_id, endpoint_id, channel, alerts, outcome, http_status, smtp_reply, latency_ms, error)
-         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[], $7::text[], $8::int[], $9::text[])
+         INSERT INTO group_deliveries (group_send_id, endpoint_id, channel, alerts, outcome, http_status, smtp_reply, latency_ms, error, attempt)
+         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[], $7::text[], $8::int[], $9::text[], $19::int[])
+         ON CONFLICT (group_send_id, endpoint_id, attempt) DO NOTHING
        ), sends AS (
          UPDATE group_sends s
          SET status = v.status, updated_at = now(), lease_until = NULL, last_error = v.error,
@@ -473,6 +476,7 @@ export class GroupStore {
         rows.map((r) => r.notificationId),
         rows.map((r) => r.status),
         rows.map((r) => r.error),
+        attempts.map((a) => a.attempt),
       ] as never[],
       prepared,
     );

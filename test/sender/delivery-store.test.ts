@@ -94,6 +94,7 @@ test("claimWithWork claims and lists each one's pending endpoints in one stateme
   const [atA, atB] = pending as [Endpoint, Endpoint];
   const attempt = (endpoint: Endpoint, outcome: string) => ({
     notificationId: both,
+    attempt: 1,
     endpointId: endpoint.id,
     channel: "webhook",
     outcome,
@@ -131,6 +132,7 @@ test("recordAttempt stores any text and NULLs, and fences the status on attempts
     [
       {
         notificationId: first,
+        attempt: 1,
         endpointId,
         channel: "webhook",
         outcome: "RETRYABLE",
@@ -141,6 +143,7 @@ test("recordAttempt stores any text and NULLs, and fences the status on attempts
       },
       {
         notificationId: second,
+        attempt: 1,
         endpointId,
         channel: "webhook",
         outcome: "SUCCESS",
@@ -176,6 +179,7 @@ test("recordAttempt stores any text and NULLs, and fences the status on attempts
       smtp_reply: null,
       latency_ms: 12,
       error: awkward,
+      attempt: 1,
     },
     {
       notification_id: second,
@@ -186,6 +190,7 @@ test("recordAttempt stores any text and NULLs, and fences the status on attempts
       smtp_reply: "NULL",
       latency_ms: 0,
       error: null,
+      attempt: 1,
     },
   ]);
   const retried = await rowOf(sql, first);
@@ -198,6 +203,37 @@ test("recordAttempt stores any text and NULLs, and fences the status on attempts
   const fenced = await rowOf(sql, second);
   expect(fenced.status).toBe("SENDING");
   expect(fenced.attempts).toBe(1);
+});
+
+test("recordAttempt again, as after a commit whose answer was lost, writes nothing more", async () => {
+  const store = new DeliveryStore(sql, 30_000);
+  const client = await tenant(sql, "store-record-twice");
+  const rule = await client.rule();
+  const endpointId = await client.endpoint(rule, "webhook", "https://example.com/twice");
+  const id = await client.notification([rule]);
+  const [claimed] = (await store.claimWithWork([id])).claimed;
+  if (claimed === undefined) throw new Error("not claimed");
+  const record = () =>
+    store.recordAttempt(
+      [
+        {
+          notificationId: id,
+          attempt: claimed.attempts,
+          endpointId,
+          channel: "webhook",
+          outcome: "SUCCESS",
+          httpStatus: 200,
+          smtpReply: null,
+          latencyMs: 5,
+          error: null,
+        },
+      ],
+      [{ notificationId: id, attempts: claimed.attempts, decision: { status: "SENT" } }],
+    );
+  await record();
+  await record();
+  expect((await deliveriesOf(sql, [id])).map((d) => [d.outcome, d.attempt])).toEqual([["SUCCESS", 1]]);
+  expect((await rowOf(sql, id)).status).toBe("SENT");
 });
 
 test("renewLeases extends only the leases still ours, fenced on attempts", async () => {
@@ -233,6 +269,7 @@ test("an address delivered earlier is not pending again when another endpoint ro
     [
       {
         notificationId: id,
+        attempt: claimed.attempts,
         endpointId: first,
         channel: "webhook",
         outcome: "SUCCESS",

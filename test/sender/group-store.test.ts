@@ -253,6 +253,7 @@ test("an address a send delivered is not pending on its retry when another endpo
   if (send === undefined) throw new Error("no window opened");
   const attempt = (endpointId: string, outcome: string) => ({
     groupSendId: send.id,
+    attempt: send.attempts,
     endpointId,
     channel: "webhook",
     alerts: 1,
@@ -262,11 +263,23 @@ test("an address a send delivered is not pending on its retry when another endpo
     latencyMs: 3,
     error: null,
   });
-  await store.recordAttempt(
-    [attempt(delivered, "SUCCESS"), attempt(failing, "RETRYABLE")],
-    [{ groupSendId: send.id, attempts: send.attempts, decision: { status: "RETRY", nextAttemptDelayMs: 0 } }],
-    rowStatuses(send, "RETRY"),
-  );
+  const record = () =>
+    store.recordAttempt(
+      [attempt(delivered, "SUCCESS"), attempt(failing, "RETRYABLE")],
+      [
+        {
+          groupSendId: send.id,
+          attempts: send.attempts,
+          decision: { status: "RETRY", nextAttemptDelayMs: 0 },
+        },
+      ],
+      rowStatuses(send, "RETRY"),
+    );
+  await record();
+  await record(); // again, as after a commit whose answer was lost: nothing more is written
+  const recorded =
+    await sql`SELECT outcome FROM group_deliveries WHERE group_send_id = ${send.id} ORDER BY 1`;
+  expect(recorded.map((r) => r.outcome)).toEqual(["RETRYABLE", "SUCCESS"]);
   // The same URL on the other rule, under a lower id, and the endpoint that delivered disabled.
   await sql`INSERT INTO endpoints (id, rule_id, client_id, type, value)
             VALUES ('00000000-0000-4000-8000-000000000001', ${other}, ${t.clientId}, 'webhook',

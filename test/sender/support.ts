@@ -209,12 +209,13 @@ export interface DeliveryRow {
   smtp_reply: string | null;
   latency_ms: number;
   error: string | null;
+  attempt: number | null;
   attempted_at: Date;
 }
 
 export function deliveriesOf(sql: Sql, ids: readonly string[]): Promise<DeliveryRow[]> {
   return sql<DeliveryRow[]>`
     SELECT notification_id::text, endpoint_id::text, channel, outcome, http_status, smtp_reply, latency_ms, error,
-           attempted_at
+           attempt, attempted_at
     FROM deliveries WHERE notification_id = ANY(${ids as string[]}::bigint[]) ORDER BY id`;
 }

@@ -43,7 +43,7 @@ export interface DispatchCounts {
 }
 
 /** What an attempt record holds of one endpoint's result, whichever kind of delivery it was. */
-type EndpointOutcome = Omit<AttemptRecord, "notificationId">;
+type EndpointOutcome = Omit<AttemptRecord, "notificationId" | "attempt">;
 
 const noWork: EndpointWork = { pending: [], deliveredEarlier: 0, permanentEarlier: 0 };
 const noSendWork: SendWork = { pending: [], finished: [] };
@@ -148,7 +148,7 @@ export class Dispatcher {
    * Writes a dispatch's outcomes. Transient failures (a Postgres restart) are retried while a quarter
    * of the lease lasts, so that what was delivered is not delivered again by the next claimer; a
    * write that does not settle within a whole lease fails the stage. A retry after a commit whose
-   * answer was lost records the attempts twice (the status update is fenced); it sends nothing twice.
+   * answer was lost writes nothing again (the stores' records are idempotent).
    */
   async #record(write: () => Promise<void>): Promise<void> {
     const { leaseMs } = this.options.lease;
@@ -206,7 +206,7 @@ export class Dispatcher {
         );
         outcomes.forEach((outcome, i) => {
           const { memberIds } = pending[i] as SendWork["pending"][number];
-          attempts.push({ groupSendId: send.id, alerts: memberIds.size, ...outcome });
+          attempts.push({ groupSendId: send.id, attempt: send.attempts, alerts: memberIds.size, ...outcome });
         });
         updates.push({ groupSendId: send.id, attempts: send.attempts, decision });
         const carrying: CarryingEndpoint[] = [
@@ -250,7 +250,8 @@ export class Dispatcher {
           { ...earlier, attemptsMade: notification.attempts },
           counts,
         );
-        for (const outcome of outcomes) attempts.push({ notificationId: notification.id, ...outcome });
+        for (const outcome of outcomes)
+          attempts.push({ notificationId: notification.id, attempt: notification.attempts, ...outcome });
         updates.push({ notificationId: notification.id, attempts: notification.attempts, decision });
       }),
     );
