@@ -1,4 +1,5 @@
--- Back to one notification and one state per (client, scope, alert): the lowest route's is kept.
+-- Back to one notification and one state per (client, scope, alert): the lowest route's is kept, the
+-- others deleted with their delivery history, delivered or not (a group send may still list them).
 DELETE FROM notifications n
 WHERE EXISTS (
   SELECT 1 FROM notifications o

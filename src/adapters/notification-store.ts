@@ -408,8 +408,12 @@ async function storeStates(
  */
 export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit: number): Promise<number> {
   return sql.begin(async (tx) => {
-    const due = await tx.unsafe<(StateRow & { now_ms: number })[]>(
-      `SELECT ${stateColumns} FROM alert_states
+    const due = await tx.unsafe<(StateRow & { now_ms: number; sibling_seen_ms: number | null })[]>(
+      `SELECT ${stateColumns},
+              (SELECT extract(epoch FROM max(o.last_seen_at)) * 1000 FROM alert_states o
+               WHERE o.client_id = s.client_id AND o.scope = s.scope AND o.alert_key = s.alert_key
+                 AND o.route <> s.route) AS sibling_seen_ms
+       FROM alert_states s
        WHERE state = 'firing'
          AND (ends_at <= now() OR last_seen_at <= now() - make_interval(secs => $1::float8 / 1000)
               -- An episode not notified gets no reminder: left out, it cannot fill the limit.
@@ -431,7 +435,8 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
     }[] = [];
     for (const row of due) {
       const current = stateOf(row);
-      const { state, notify } = sweepState(current, Number(row.now_ms), settings);
+      const siblingSeenMs = row.sibling_seen_ms === null ? undefined : Number(row.sibling_seen_ms);
+      const { state, notify } = sweepState(current, Number(row.now_ms), settings, siblingSeenMs);
       // A resolution without a notification (the policy skips them) is still stored.
       if (state === undefined || state === current) continue;
       const key = { clientId: row.client_id, scope: row.scope, alertId: row.alert_key, route: row.route };

@@ -143,9 +143,9 @@ describe("groupRoute", () => {
     expect(groupRoute({ groupBy: [], groupWaitMs: 5 })).toBe("");
   });
 
-  test("the documented bytes: sorted unique names, then each setting as text or empty", () => {
+  test("the documented bytes: sorted unique names, then each setting as text, Alertmanager's when absent", () => {
     const hasher = new Bun.CryptoHasher("sha256");
-    for (const field of ["name", "source", "0", "", "7"]) {
+    for (const field of ["name", "source", "0", "300000", "7"]) {
       const bytes = new TextEncoder().encode(field);
       const length = new Uint8Array(4);
       new DataView(length.buffer).setUint32(0, bytes.length);
@@ -161,8 +161,9 @@ describe("groupRoute", () => {
   test("equal however the settings are typed; any setting or name changes it", () => {
     const base = groupRoute({ groupBy: ["source"], groupWaitMs: 30_000 });
     expect(groupRoute({ groupBy: ["source"], groupWaitMs: 30_000n })).toBe(base);
-    // Absent is not the default's value: a change of the stage default moves no row.
-    expect(groupRoute({ groupBy: ["source"] })).not.toBe(base);
+    // Absent is Alertmanager's default, whatever the stage's: the same route as spelling it out.
+    expect(groupRoute({ groupBy: ["source"] })).toBe(base);
+    expect(groupRoute({ groupBy: ["source"], groupWaitMs: 0 })).not.toBe(base);
     expect(groupRoute({ groupBy: ["source"], groupWaitMs: 30_000, groupIntervalMs: 1000 })).not.toBe(base);
     expect(groupRoute({ groupBy: ["source", "team"], groupWaitMs: 30_000 })).not.toBe(base);
   });

@@ -139,22 +139,23 @@ export function groupKey(clientId: string, settings: GroupSettings, labels: Reco
 
 /**
  * Which of a client's routes a notification belongs to: "" for its rules without group_by, else one
- * value per grouping as the rules set it (before defaults: a change of the aggregator's GROUP_* moves
- * no row to another route). The rules of a client that matched an alert are split by it: each route
- * gets its own notification, delivered to its own rules' endpoints with its own grouping, as
- * Alertmanager's routes each notify their receiver. 32 hex characters: the first 128 bits of
- * SHA-256 over the sorted, deduplicated group_by names, then each setting as decimal text or "" when
- * absent (group_wait_ms, group_interval_ms, group_alerts_max), fields length-prefixed as in the key.
+ * value per grouping. The rules of a client that matched an alert are split by it: each route gets
+ * its own notification, delivered to its own rules' endpoints with its own grouping, as
+ * Alertmanager's routes each notify their receiver. An absent setting counts as Alertmanager's
+ * default (not the aggregator's GROUP_*, so changing those moves no row to another route), so a rule
+ * that spells a default out groups with one that leaves it absent. 32 hex characters: the first 128
+ * bits of SHA-256 over the sorted, deduplicated group_by names, then group_wait_ms, group_interval_ms
+ * and group_alerts_max as decimal text, fields length-prefixed as in the key.
  */
 export function groupRoute(policy: GroupingPolicy | undefined): string {
   if (policy === undefined || policy.groupBy.length === 0) return "";
-  const setting = (value: number | bigint | undefined) => (value === undefined ? "" : String(value));
+  const defaults = alertmanagerGroupDefaults;
   const hasher = new Bun.CryptoHasher("sha256");
   writeFields(hasher, [
     ...[...new Set(policy.groupBy)].sort(),
-    setting(policy.groupWaitMs),
-    setting(policy.groupIntervalMs),
-    setting(policy.groupAlertsMax),
+    String(policy.groupWaitMs ?? defaults.groupWaitMs),
+    String(policy.groupIntervalMs ?? defaults.groupIntervalMs),
+    String(policy.groupAlertsMax ?? defaults.groupAlertsMax),
   ]);
   return first128BitsHex(hasher);
 }

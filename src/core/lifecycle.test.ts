@@ -221,3 +221,33 @@ describe("mute windows: judged per submission", () => {
     expect(twice.state).toEqual(once.state);
   });
 });
+
+describe("sweepState with other routes of the alert (rules that group otherwise)", () => {
+  const settings = { resolveTimeoutMs: 300_000, repeatIntervalMs: 60_000 };
+  const open = run([firing(100, nowMs + 240_000)]).state as AlertState;
+
+  test("a route left behind by a rule change ends without a notification when due", () => {
+    // Seen under another route a minute after this route's last submission: the alert still fires.
+    const atEnd = sweepState(open, nowMs + 240_000, settings, nowMs + 60_000);
+    expect(atEnd.notify).toBeUndefined();
+    expect(atEnd.state?.state).toBe("resolved");
+    // Nor is it reminded of.
+    const atReminder = sweepState(open, nowMs + 60_000, settings, nowMs + 31_000);
+    expect(atReminder).toEqual({ state: { ...open, state: "resolved", endsAtMs: nowMs + 60_000 } });
+  });
+
+  test("routes of one stream end together, each with its resolved notification", () => {
+    // The other route's submissions are stored a batch apart (seconds at most): a live route.
+    const swept = sweepState(open, nowMs + 300_000, settings, nowMs + 5_000);
+    expect(swept.notify).toEqual({ episode: 1, kind: "resolved" });
+    // The last submission's time stays: the other route, swept next, is not taken as left behind.
+    expect(swept.state?.lastSeenMs).toBe(open.lastSeenMs);
+    expect(sweepState(open, nowMs + 300_000, settings, swept.state?.lastSeenMs).notify?.kind).toBe(
+      "resolved",
+    );
+  });
+
+  test("a state not due stays as it is, whatever the other routes", () => {
+    expect(sweepState(open, nowMs + 1000, settings, nowMs + 500_000)).toEqual({ state: open });
+  });
+});

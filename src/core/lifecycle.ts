@@ -161,20 +161,50 @@ export interface SweepSettings {
   repeatIntervalMs: number;
 }
 
-/** What the sweep does to a firing state at `nowMs`: resolve it, remind of it, or nothing. */
-export function sweepState(current: AlertState, nowMs: number, settings: SweepSettings): Transition {
+/**
+ * How much later than a route's last submission another route of the same alert must have been seen
+ * for the route to count as superseded. The routes of one alert get their submissions from the same
+ * AlertNew, stored within a batch or two of each other (milliseconds, seconds when the aggregator
+ * lags); a route a rule change left behind is seen no more while the others are, on every re-send
+ * (Prometheus re-sends every minute at least).
+ */
+export const routeSupersededAfterMs = 30_000;
+
+/**
+ * What the sweep does to a firing state at `nowMs`: resolve it, remind of it, or nothing.
+ * `siblingSeenMs`: when another route of the same alert last had a submission (undefined: no other
+ * route). A state due whose alert was seen under another route well after its own last submission is
+ * a route a rule change left behind (the rules now group otherwise): it ends without a notification,
+ * since the alert did not resolve, and reminds of nothing, as Alertmanager forgets a route's groups
+ * when its configuration changes.
+ */
+export function sweepState(
+  current: AlertState,
+  nowMs: number,
+  settings: SweepSettings,
+  siblingSeenMs?: number,
+): Transition {
   if (current.state !== "firing") return { state: current };
   const endsAtPassed = current.endsAtMs !== null && current.endsAtMs <= nowMs;
-  if (endsAtPassed || current.lastSeenMs + settings.resolveTimeoutMs <= nowMs) {
+  const due = endsAtPassed || current.lastSeenMs + settings.resolveTimeoutMs <= nowMs;
+  const repeatIntervalMs = current.policy.repeatIntervalMs ?? settings.repeatIntervalMs;
+  const remind = current.notified && current.lastNotifiedMs + repeatIntervalMs <= nowMs;
+  if (
+    (due || remind) &&
+    siblingSeenMs !== undefined &&
+    siblingSeenMs > current.lastSeenMs + routeSupersededAfterMs
+  )
+    return { state: { ...current, state: "resolved", endsAtMs: nowMs } };
+  if (due) {
     return {
-      state: resolvedState(current, current.lastEventMs, nowMs, endsAtPassed ? current.endsAtMs : nowMs),
+      // The time last seen stays that of the last submission: other routes compare with it.
+      state: { ...current, state: "resolved", endsAtMs: endsAtPassed ? current.endsAtMs : nowMs },
       ...(current.policy.sendResolved && current.notified
         ? { notify: { episode: current.episode, kind: "resolved" as const } }
         : {}),
     };
   }
-  const repeatIntervalMs = current.policy.repeatIntervalMs ?? settings.repeatIntervalMs;
-  if (current.notified && current.lastNotifiedMs + repeatIntervalMs <= nowMs) {
+  if (remind) {
     const repeatCount = current.repeatCount + 1;
     return {
       state: { ...current, repeatCount, lastNotifiedMs: nowMs },

@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { useTestSchema } from "../../harness/postgres.ts";
-import { stopStage } from "../../harness/stages.ts";
+import { eventually, stopStage } from "../../harness/stages.ts";
 import { groupRoute } from "../../src/core/grouping.ts";
 import {
   type AlertMatched,
@@ -379,4 +379,45 @@ test("two routes of one alert: a lifecycle each, redeliveries of either deduplic
     { route: "", state: "resolved", episode: 1 },
     { route, state: "resolved", episode: 1 },
   ]);
+});
+
+test("the sweep ends a route a rule change left behind without a notification; live routes resolve", async () => {
+  const { client, submit } = await setUp("lifecycle-left-behind", { SWEEP_INTERVAL_MS: "100" });
+  const t0 = Date.now() - 60_000;
+  const future = Date.now() + 600_000;
+  const grouped = { policy: policy({ groupBy: ["source"], groupWaitMs: 0n }) };
+  const route = groupRoute({ groupBy: ["source"], groupWaitMs: 0n });
+  for (const alertId of ["am-left", "am-live"]) {
+    await submit(alertId, AlertStatus.FIRING, t0, future);
+    await submit(alertId, AlertStatus.FIRING, t0, future, grouped);
+  }
+  expect(await settledRows(client.clientId, 4)).toHaveLength(4);
+  // am-left: its route "" last had a submission two minutes before its grouped route (a rule change
+  // since moved the rules); am-live: both routes last seen together. Both are due now.
+  await sql`
+    UPDATE alert_states SET ends_at = now() - interval '1 second',
+      last_seen_at = CASE WHEN alert_key = 'am-left' AND route = '' THEN now() - interval '2 minutes'
+                          ELSE now() - interval '1 second' END
+    WHERE client_id = ${client.clientId} AND (alert_key = 'am-live' OR route = '')`;
+  expect(
+    await eventually(async () => {
+      const states =
+        await sql`SELECT 1 FROM alert_states WHERE client_id = ${client.clientId} AND state = 'firing'`;
+      return states.length === 1;
+    }, 10_000),
+  ).toBe(true);
+  await Bun.sleep(500);
+  const rows = await sql<{ alert_id: string; route: string; kind: string }[]>`
+    SELECT alert_id, route, kind FROM notifications WHERE client_id = ${client.clientId} ORDER BY alert_id, route, id`;
+  expect(rows.map((r) => `${r.alert_id} ${r.route === "" ? "ungrouped" : "grouped"} ${r.kind}`)).toEqual([
+    "am-left ungrouped firing",
+    "am-left grouped firing",
+    "am-live ungrouped firing",
+    "am-live ungrouped resolved",
+    "am-live grouped firing",
+    "am-live grouped resolved",
+  ]);
+  const [firingState] = await sql`
+    SELECT alert_key, route FROM alert_states WHERE client_id = ${client.clientId} AND state = 'firing'`;
+  expect({ ...firingState }).toEqual({ alert_key: "am-left", route });
 });

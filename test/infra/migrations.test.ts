@@ -45,6 +45,9 @@ test("000018 gives rows and states written before routes the route the aggregato
   };
   const plain = await rule("plain", [], null);
   const grouped = await rule("grouped", ["team", "source", "é"], 0);
+  // A disabled rule is not the evaluator's: its grouping does not count.
+  const disabled = await rule("disabled", ["source"], null);
+  await sql`UPDATE rules SET enabled = false WHERE id = ${disabled}`;
   const notification = async (alertId: string, ruleIds: string[]) => {
     await sql`
       INSERT INTO notifications (client_id, alert_id, severity, source, name, rule_ids, event_time, episode)
@@ -56,8 +59,10 @@ test("000018 gives rows and states written before routes the route the aggregato
   };
   await notification("only-plain", [plain]);
   await notification("mixed", [plain, grouped]);
+  await notification("disabled", [disabled, plain]);
 
   await migrate(sql, migrationsDir);
+  // group_interval_ms is absent: the SQL copy takes Alertmanager's default as groupRoute does.
   const expected = groupRoute({ groupBy: ["team", "source", "é"], groupWaitMs: 0, groupAlertsMax: 5 });
   expect(expected).toMatch(/^[0-9a-f]{32}$/);
   const routes = async (table: string, column: string) =>
@@ -69,6 +74,7 @@ test("000018 gives rows and states written before routes the route the aggregato
         )
       ).map((r) => [r.key, r.route]),
     );
-  expect(await routes("notifications", "alert_id")).toEqual({ "only-plain": "", mixed: expected });
-  expect(await routes("alert_states", "alert_key")).toEqual({ "only-plain": "", mixed: expected });
+  const routesNow = { "only-plain": "", mixed: expected, disabled: "" };
+  expect(await routes("notifications", "alert_id")).toEqual(routesNow);
+  expect(await routes("alert_states", "alert_key")).toEqual(routesNow);
 });

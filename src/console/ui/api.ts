@@ -165,6 +165,8 @@ export interface Notification {
   muted_by_rule: string | null;
   episode: number;
   kind: string;
+  /** "": the client's only route for the alert; else its grouping's (src/core/grouping.ts). */
+  route: string;
   created_at: string;
   updated_at: string;
   group_key: string | null;

@@ -201,6 +201,7 @@ function renderNotification(n: Notification, silence: Silence | undefined): HTML
             ),
           row("client", h("code", null, n.client_id)),
           row("alert id", h("code", null, n.alert_id)),
+          ...(n.route === "" ? [] : [row("route", h("code", null, n.route))]),
           row("severity", badge(n.severity)),
           row("source / name", h("code", null, `${n.source} / ${n.name}`)),
           row("event time", formatTime(n.event_time)),

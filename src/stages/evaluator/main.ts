@@ -59,7 +59,7 @@ await runConsumerStage({
     });
     const mutedMatches = new Counter({
       name: "alerts_muted_total",
-      help: "Client matches inside a mute window of every matched rule: recorded as SILENCED, not sent",
+      help: "Client matches (per route when their rules group differently) inside a mute window of every rule: recorded as SILENCED, not sent",
       registers: [metrics.registry],
     });
     await rules.start(settings.rulesPollIntervalMs);

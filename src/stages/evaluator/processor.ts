@@ -88,7 +88,7 @@ export interface EvaluatorCounters {
   malformedScopes: Counter;
   /** Client matches one of the client's active silences matched: flagged, never sent. */
   silencedMatches: Counter;
-  /** Client matches inside a mute window of every matched rule: flagged, never sent. */
+  /** Records (one per client match, or per route of it) inside a mute window of each of their rules. */
   mutedMatches: Counter;
 }
 
@@ -141,6 +141,7 @@ export function createEvaluatorProcessor(
           if (silences.has(group.clientId)) {
             labels ??= labelsOf(alert);
             silenceId = silences.silencedBy(group.clientId, labels, nowMs);
+            if (silenceId !== undefined) silenced++;
           }
           const routes = policies.size > 0 ? policies.routesOf(group) : undefined;
           for (const { match, policy } of routes ?? [{ match: group, policy: undefined }]) {
@@ -155,10 +156,7 @@ export function createEvaluatorProcessor(
                 muted++;
               }
             }
-            if (silenceId !== undefined) {
-              value = appendField(value, MATCHED_SILENCED_BY, silenceId);
-              silenced++;
-            }
+            if (silenceId !== undefined) value = appendField(value, MATCHED_SILENCED_BY, silenceId);
             outputs.push({ topic: outputTopic, key: keyOf(group), value });
           }
         }

@@ -26,6 +26,8 @@ export interface Notification {
   /** Alertmanager alerts: the firing period, and firing, resolved or repeat:<n>; v1 alerts: 0, firing. */
   episode: number;
   kind: string;
+  /** "" unless the client's matched rules group in different ways: then one row per route. */
+  route: string;
   /** Grouped rows: the group (src/core/grouping.ts) and the group send that carried it, once sent. */
   group_key: string | null;
   group_send_id: string | null;
@@ -81,6 +83,7 @@ const storedColumns = [
   "muted_by_rule",
   "episode",
   "kind",
+  "route",
   "group_key",
   "created_at",
   "updated_at",

@@ -71,7 +71,7 @@ export type AlertNew = Message<"alerting.v1.AlertNew"> & {
   /**
    * Unspecified for alerts without a lifecycle (v1: one notification per alert id). Firing or resolved
    * for Alertmanager alerts, whose alert_id is the label fingerprint: the aggregator keeps their
-   * state per (client, scope, alert_id) and notifies of each firing episode and its resolution.
+   * state per (client, scope, alert_id, route) and notifies of each firing episode and its resolution.
    *
    * @generated from field: alerting.v1.AlertStatus status = 11;
    */
@@ -140,14 +140,16 @@ export type AlertMatched = Message<"alerting.v1.AlertMatched"> & {
   clientId: string;
 
   /**
-   * Every rule of this client that matched the alert.
+   * The rules of this client that matched the alert, of one route: all of them unless they group in
+   * different ways, when the evaluator writes one record per route (src/core/policy.ts).
    *
    * @generated from field: repeated string rule_ids = 9;
    */
   ruleIds: string[];
 
   /**
-   * AlertNew's scope, carried through; notifications are deduplicated per (client_id, scope, alert_id).
+   * AlertNew's scope, carried through; notifications are deduplicated per (client_id, scope, alert_id,
+   * route), the route following from the policy's grouping (src/core/grouping.ts, groupRoute).
    *
    * @generated from field: string scope = 10;
    */
@@ -174,16 +176,17 @@ export type AlertMatched = Message<"alerting.v1.AlertMatched"> & {
   silencedBy: string;
 
   /**
-   * The delivery settings of the client's rules that matched, merged (src/core/policy.ts); absent when
-   * they all keep the defaults, so the seed's one notification per alert stays the wire default.
+   * The delivery settings of the record's rules, merged (src/core/policy.ts); absent when they all
+   * keep the defaults, so the seed's one notification per alert stays the wire default.
    *
    * @generated from field: alerting.v1.DeliveryPolicy policy = 14;
    */
   policy?: DeliveryPolicy | undefined;
 
   /**
-   * Set when every rule of the client that matched was inside one of its mute windows at the alert's
-   * event time: the id of the first such rule. The aggregator writes the notification as SILENCED.
+   * Set when every one of the record's rules was inside one of its mute windows when the evaluator
+   * processed the alert: the id of the first such rule. The aggregator writes the notification as
+   * SILENCED.
    *
    * @generated from field: string muted_by_rule = 15;
    */
