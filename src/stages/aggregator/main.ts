@@ -1,6 +1,7 @@
 /**
- * aggregator: alerts.matched -> notifications rows (deduplicated) -> notifications.ready, and the
- * lifecycle sweep (resolve timeout, repeat interval) whose rows the sender's scheduler picks up.
+ * aggregator: alerts.matched -> notifications rows (deduplicated) -> notifications.ready, the
+ * lifecycle sweep (resolve timeout, repeat interval) whose rows the sender's scheduler picks up, and
+ * the data plane's retention.
  */
 import { connectPostgres } from "../../adapters/postgres.ts";
 import { alertmanagerGroupDefaults } from "../../core/grouping.ts";
@@ -10,6 +11,7 @@ import { settingsOrExit } from "../../runtime/service.ts";
 import { runConsumerStage } from "../../runtime/stage.ts";
 import { topicNames } from "../../runtime/topics.ts";
 import { createAggregatorProcessor } from "./processor.ts";
+import { startRetention } from "./retention.ts";
 import { startSweep } from "./sweep.ts";
 
 const settings = settingsOrExit("aggregator", () => ({
@@ -25,6 +27,12 @@ const settings = settingsOrExit("aggregator", () => ({
     repeatIntervalMs: envInt("REPEAT_INTERVAL_MS", 4 * 3_600_000, { min: 100, max: 30 * 86_400_000 }),
     intervalMs: envInt("SWEEP_INTERVAL_MS", 5000, { min: 50, max: 600_000 }),
     batchSizeMax: envInt("SWEEP_BATCH_SIZE_MAX", 1000, { min: 1, max: 10_000 }),
+  },
+  // Twice the topics' default retention (7 days): a record consumed again still finds its row.
+  retentionDays: envInt("RETENTION_DAYS", 14, { min: 0, max: 3650 }),
+  retention: {
+    intervalMs: envInt("RETENTION_INTERVAL_MS", 60_000, { min: 50, max: 3_600_000 }),
+    batchSizeMax: envInt("RETENTION_BATCH_SIZE_MAX", 1000, { min: 1, max: 10_000 }),
   },
   // What a rule with group_by gets for the settings it leaves at 0 (src/core/grouping.ts).
   groupDefaults: {
@@ -48,11 +56,21 @@ await runConsumerStage({
   processConcurrencyMax: settings.processConcurrencyMax,
   async createProcessor() {
     const sql = connectPostgres();
-    const sweep = startSweep(sql, settings.sweep, createLogger("aggregator").child("sweep"));
+    const logger = createLogger("aggregator");
+    const sweep = startSweep(sql, settings.sweep, logger.child("sweep"));
+    // RETENTION_DAYS 0 keeps everything.
+    const retention =
+      settings.retentionDays === 0
+        ? undefined
+        : startRetention(
+            sql,
+            { retentionMs: settings.retentionDays * 86_400_000, ...settings.retention },
+            logger.child("retention"),
+          );
     return {
       processor: createAggregatorProcessor(sql, settings.outputTopic, settings.groupDefaults),
       async close() {
-        await sweep.stop();
+        await Promise.all([sweep.stop(), retention?.stop()]);
         await sql.end({ timeout: 2 });
       },
     };

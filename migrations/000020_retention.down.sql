@@ -1,0 +1,3 @@
+DROP INDEX alert_states_resolved;
+DROP INDEX group_sends_created;
+DROP INDEX notifications_created;

@@ -1,0 +1,33 @@
+/**
+ * Retention (src/adapters/retention-store.ts): every `intervalMs`, delete what is over and older than
+ * `retentionMs`, a bounded batch per table and statement, so that notifications, group sends and
+ * alert states do not grow for as long as the pipeline runs. Any number of aggregator instances may
+ * run it (FOR UPDATE SKIP LOCKED).
+ */
+import type { Sql } from "../../adapters/postgres.ts";
+import { deleteExpired } from "../../adapters/retention-store.ts";
+import type { Logger } from "../../runtime/log.ts";
+import { type PeriodicJob, startPeriodic } from "../../runtime/periodic.ts";
+
+export interface RetentionOptions {
+  retentionMs: number;
+  intervalMs: number;
+  /** Rows per table and statement; a full batch is followed at once by the next. */
+  batchSizeMax: number;
+}
+
+/** Statements per tick, so one tick ends however much is due (a first run on an old database). */
+const batchesPerTickMax = 10;
+
+export function startRetention(sql: Sql, options: RetentionOptions, logger: Logger): PeriodicJob {
+  return startPeriodic(
+    { name: "retention", intervalMs: options.intervalMs, stepsPerTickMax: batchesPerTickMax },
+    async () => {
+      const deleted = await deleteExpired(sql, options.retentionMs, options.batchSizeMax);
+      if (deleted.notifications + deleted.groupSends + deleted.alertStates > 0)
+        logger.info("retention deleted rows", { ...deleted });
+      return Math.max(deleted.notifications, deleted.groupSends, deleted.alertStates) >= options.batchSizeMax;
+    },
+    logger,
+  );
+}

@@ -1,0 +1,133 @@
+/**
+ * Retention (src/adapters/retention-store.ts) against the real database: what is over and older than
+ * the retention goes, with its delivery attempts; what is pending, recent or still needed stays; and
+ * the aggregator runs it by itself.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { uniqueName } from "../../harness/names.ts";
+import { useTestSchema } from "../../harness/postgres.ts";
+import { eventually, stopStage } from "../../harness/stages.ts";
+import { deleteExpired } from "../../src/adapters/retention-store.ts";
+import { tenant } from "../sender/support.ts";
+import { aggregatorTopics, startAggregator } from "./support.ts";
+
+const db = useTestSchema("aggregator_retention");
+const { sql } = db;
+const dayMs = 86_400_000;
+const retentionMs = 14 * dayMs;
+
+/** Moves a notification `days` into the past, as if created then and last changed `changedDays` ago. */
+async function age(id: string, days: number, changedDays = days): Promise<void> {
+  await sql`
+    UPDATE notifications SET created_at = now() - make_interval(days => ${days}),
+                             updated_at = now() - make_interval(days => ${changedDays})
+    WHERE id = ${id}`;
+}
+
+async function remaining(table: string, ids: readonly string[]): Promise<string[]> {
+  const rows = await sql.unsafe<{ id: string }[]>(
+    `SELECT id::text FROM ${table} WHERE id = ANY($1::bigint[]) ORDER BY id`,
+    [ids as string[]] as never[],
+  );
+  return rows.map((row) => row.id);
+}
+
+async function state(clientId: string, alertKey: string, stateName: string, lastSeenDays: number) {
+  await sql`
+    INSERT INTO alert_states (client_id, scope, alert_key, episode, state, episode_started_at, last_event_at,
+                              last_seen_at, last_notified_at)
+    VALUES (${clientId}, '', ${alertKey}, 1, ${stateName}, now() - interval '30 days', now() - interval '30 days',
+            now() - make_interval(days => ${lastSeenDays}), now() - interval '30 days')`;
+}
+
+test("old rows whose work is over go, with their attempts; pending, recent and still needed ones stay", async () => {
+  const client = await tenant(sql, "retention");
+  const rule = await client.rule();
+  const endpoint = await client.endpoint(rule, "webhook", "https://example.com/kept");
+  const ids = {
+    oldSent: await client.notification([rule]),
+    oldFailed: await client.notification([rule]),
+    oldSilenced: await client.notification([rule]),
+    oldRetrying: await client.notification([rule]),
+    recentSent: await client.notification([rule]),
+    oldButChangedLately: await client.notification([rule]),
+  };
+  await sql`UPDATE notifications SET status = 'SENT' WHERE id IN (${ids.oldSent}, ${ids.recentSent}, ${ids.oldButChangedLately})`;
+  await sql`UPDATE notifications SET status = 'FAILED' WHERE id = ${ids.oldFailed}`;
+  await sql`UPDATE notifications SET status = 'RETRY' WHERE id = ${ids.oldRetrying}`;
+  await sql`UPDATE notifications SET status = 'SILENCED', silenced_by = gen_random_uuid() WHERE id = ${ids.oldSilenced}`;
+  for (const id of [ids.oldSent, ids.oldFailed, ids.oldSilenced, ids.oldRetrying]) await age(id, 30);
+  await age(ids.oldButChangedLately, 30, 1);
+  await sql`
+    INSERT INTO deliveries (notification_id, endpoint_id, channel, outcome, latency_ms, attempt)
+    VALUES (${ids.oldSent}, ${endpoint}, 'webhook', 'SUCCESS', 3, 1), (${ids.recentSent}, ${endpoint}, 'webhook', 'SUCCESS', 3, 1)`;
+  // Alert states: resolved long ago with no row left (goes), the same with a row left (stays until
+  // its row is gone), and firing (stays).
+  const rowLeft = uniqueName("am");
+  await sql`UPDATE notifications SET alert_id = ${rowLeft} WHERE id = ${ids.oldRetrying}`;
+  await state(client.clientId, "am-gone", "resolved", 30);
+  await state(client.clientId, rowLeft, "resolved", 30);
+  await state(client.clientId, "am-firing", "firing", 30);
+  // A group's old finished send goes with its attempts; the group stays (its window numbers).
+  const groupKey = uniqueName("group");
+  await sql`
+    INSERT INTO notification_groups (group_key, client_id, labels, group_interval_ms, group_alerts_max, next_due_at, next_window)
+    VALUES (${groupKey}, ${client.clientId}, '{}', 1000, 10, now(), 2)`;
+  const sends = await sql<{ id: string }[]>`
+    INSERT INTO group_sends (client_id, group_key, window_no, status, created_at, updated_at)
+    VALUES (${client.clientId}, ${groupKey}, 0, 'SENT', now() - interval '30 days', now() - interval '30 days'),
+           (${client.clientId}, ${groupKey}, 1, 'RETRY', now() - interval '30 days', now() - interval '30 days')
+    RETURNING id::text`;
+  const [oldSend, retryingSend] = sends.map((s) => s.id) as [string, string];
+  await sql`
+    INSERT INTO group_deliveries (group_send_id, endpoint_id, channel, alerts, outcome, latency_ms, attempt)
+    VALUES (${oldSend}, ${endpoint}, 'webhook', 1, 'SUCCESS', 3, 1)`;
+
+  // One row per table and statement at most: three old rows take three statements.
+  expect(await deleteExpired(sql, retentionMs, 1)).toEqual({
+    notifications: 1,
+    groupSends: 1,
+    alertStates: 1,
+  });
+  while (Object.values(await deleteExpired(sql, retentionMs, 1)).some((n) => n > 0));
+
+  expect(await remaining("notifications", Object.values(ids))).toEqual(
+    [ids.oldRetrying, ids.recentSent, ids.oldButChangedLately].sort((a, b) => Number(a) - Number(b)),
+  );
+  const attempts = await sql`SELECT notification_id::text FROM deliveries WHERE endpoint_id = ${endpoint}`;
+  expect(attempts.map((a) => a.notification_id)).toEqual([ids.recentSent]);
+  const states =
+    await sql`SELECT alert_key FROM alert_states WHERE client_id = ${client.clientId} ORDER BY 1`;
+  expect(states.map((s) => s.alert_key)).toEqual(["am-firing", rowLeft].sort());
+  expect(await remaining("group_sends", [oldSend, retryingSend])).toEqual([retryingSend]);
+  expect(await sql`SELECT 1 FROM group_deliveries WHERE group_send_id = ${oldSend}`).toHaveLength(0);
+  expect(await sql`SELECT 1 FROM notification_groups WHERE group_key = ${groupKey}`).toHaveLength(1);
+
+  // Once its last row is over and gone, the state goes too.
+  await sql`UPDATE notifications SET status = 'FAILED' WHERE id = ${ids.oldRetrying}`;
+  await age(ids.oldRetrying, 30);
+  await deleteExpired(sql, retentionMs, 10);
+  await deleteExpired(sql, retentionMs, 10);
+  expect(await sql`SELECT 1 FROM alert_states WHERE alert_key = ${rowLeft}`).toHaveLength(0);
+});
+
+const stages: Awaited<ReturnType<typeof startAggregator>>[] = [];
+afterAll(async () => {
+  for (const stage of stages) expect(await stopStage(stage)).toBe(0);
+});
+
+test("the aggregator deletes by itself what its RETENTION_DAYS let go, and keeps the rest", async () => {
+  const client = await tenant(sql, "retention-stage");
+  const rule = await client.rule();
+  const [old, recent] = [await client.notification([rule]), await client.notification([rule])];
+  await sql`UPDATE notifications SET status = 'SENT' WHERE id IN (${old}, ${recent})`;
+  await age(old, 15);
+  await age(recent, 13);
+  stages.push(
+    await startAggregator(db, await aggregatorTopics("retention"), { RETENTION_INTERVAL_MS: "100" }),
+  );
+  expect(await eventually(async () => (await remaining("notifications", [old])).length === 0, 15_000)).toBe(
+    true,
+  );
+  expect(await remaining("notifications", [recent])).toEqual([recent]);
+});
