@@ -1,3 +1,3 @@
 DROP INDEX alert_states_resolved;
-DROP INDEX group_sends_created;
-DROP INDEX notifications_created;
+DROP INDEX group_sends_finished;
+DROP INDEX notifications_finished;

@@ -1,6 +1,7 @@
--- Retention (src/adapters/retention-store.ts) finds what is old by creation time. Rows are appended in
--- creation order, so a BRIN index (a few pages, next to nothing per insert) narrows the scan to the
--- oldest blocks; resolved alert states are updated in place, so they get a small partial index.
-CREATE INDEX notifications_created ON notifications USING brin (created_at);
-CREATE INDEX group_sends_created ON group_sends USING brin (created_at);
+-- Retention (src/adapters/retention-store.ts) finds finished rows by when they last changed: partial
+-- indexes hold only those rows (one entry when a row finishes; rows move on update, so creation order
+-- is no guide to where an old row is). Resolved alert states likewise. A finished group send now can
+-- be deleted, once no notification row names it (migration 000017 dropped the foreign key on that).
+CREATE INDEX notifications_finished ON notifications (updated_at) WHERE status IN ('SENT', 'FAILED', 'SILENCED');
+CREATE INDEX group_sends_finished ON group_sends (updated_at) WHERE status IN ('SENT', 'FAILED');
 CREATE INDEX alert_states_resolved ON alert_states (last_seen_at) WHERE state = 'resolved';

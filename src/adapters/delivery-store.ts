@@ -7,7 +7,7 @@
  */
 import type { Endpoint, Notification } from "../channels/types.ts";
 import type { StatusDecision } from "../core/delivery-status.ts";
-import { prepared, type Sql } from "./postgres.ts";
+import { inIdOrder, prepared, type Sql } from "./postgres.ts";
 
 export interface ClaimedNotification extends Notification {
   /** Attempts including this claim; fences the final status update against a later claimer. */
@@ -266,8 +266,9 @@ export class DeliveryStore {
    * Extends the lease of each notification still ours (SENDING with the attempts we claimed) by the
    * lease from now, as a claim sets it; returns their ids. A row another sender claimed is left alone.
    */
-  async renewLeases(notifications: readonly { id: string; attempts: number }[]): Promise<Set<string>> {
-    if (notifications.length === 0) return new Set();
+  async renewLeases(leased: readonly { id: string; attempts: number }[]): Promise<Set<string>> {
+    if (leased.length === 0) return new Set();
+    const notifications = inIdOrder(leased, (n) => n.id);
     const rows = await this.sql.unsafe<{ id: string }[]>(
       `UPDATE notifications n
        SET lease_until = now() + make_interval(secs => $2::float8 / 1000), next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
@@ -320,7 +321,8 @@ export class DeliveryStore {
    * applied only while the row is still ours (SENDING with the attempts count we claimed). Idempotent:
    * run again (a retry after a commit whose answer was lost) it changes nothing.
    */
-  async recordAttempt(attempts: readonly AttemptRecord[], updates: readonly StatusUpdate[]): Promise<void> {
+  async recordAttempt(attempts: readonly AttemptRecord[], decided: readonly StatusUpdate[]): Promise<void> {
+    const updates = inIdOrder(decided, (u) => u.notificationId);
     await this.sql.unsafe(
       `WITH recorded AS (
          INSERT INTO deliveries (notification_id, endpoint_id, channel, outcome, http_status, smtp_reply, latency_ms, error, attempt)

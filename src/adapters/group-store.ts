@@ -15,7 +15,7 @@
 import type { Endpoint, Notification } from "../channels/types.ts";
 import type { StatusDecision } from "../core/delivery-status.ts";
 import { type ClaimedRow, toNotification } from "./delivery-store.ts";
-import { prepared, type Sql } from "./postgres.ts";
+import { inIdOrder, prepared, type Sql } from "./postgres.ts";
 
 export interface ClaimedGroupSend {
   id: string;
@@ -333,8 +333,9 @@ export class GroupStore {
    * Extends the lease of each send still ours (SENDING with the attempts we claimed) by the lease from
    * now, as a claim sets it; returns their ids. A send another sender claimed meanwhile is left alone.
    */
-  async renewLeases(sends: readonly { id: string; attempts: number }[]): Promise<Set<string>> {
-    if (sends.length === 0) return new Set();
+  async renewLeases(leased: readonly { id: string; attempts: number }[]): Promise<Set<string>> {
+    if (leased.length === 0) return new Set();
+    const sends = inIdOrder(leased, (s) => s.id);
     const rows = await this.sql.unsafe<{ id: string }[]>(
       `UPDATE group_sends s
        SET lease_until = now() + ${leaseInterval}, next_attempt_at = now() + ${leaseInterval}
@@ -433,9 +434,11 @@ export class GroupStore {
    */
   async recordAttempt(
     attempts: readonly GroupAttemptRecord[],
-    updates: readonly GroupStatusUpdate[],
-    rows: readonly GroupRowStatus[],
+    decided: readonly GroupStatusUpdate[],
+    rowStatuses: readonly GroupRowStatus[],
   ): Promise<void> {
+    const updates = inIdOrder(decided, (u) => u.groupSendId);
+    const rows = inIdOrder(rowStatuses, (r) => r.notificationId);
     await this.sql.unsafe(
       `WITH recorded AS (
          INSERT INTO group_deliveries (group_send_id, endpoint_id, channel, alerts, outcome, http_status, smtp_reply, latency_ms, error, attempt)

@@ -2,11 +2,12 @@
  * Retention of the data plane (docs/operations.md, "Retention"): what is over and older than the
  * retention goes, a bounded batch per table and statement, rows other transactions hold skipped.
  *
- *   notifications    SENT, FAILED or SILENCED, created and last changed before the cutoff (their
- *                    delivery attempts with them)
- *   group_sends      SENT or FAILED, created and last changed before the cutoff (their attempts with
- *                    them); notification_groups stay, since a group's window numbers, part of its
- *                    messages' Idempotency-Key, must never repeat
+ *   notifications    SENT, FAILED or SILENCED, last changed before the cutoff, unless their episode
+ *                    still fires (its later rows copy them: fields, silence); their delivery
+ *                    attempts go with them
+ *   group_sends      SENT or FAILED, last changed before the cutoff, once no notification row names
+ *                    them (their attempts with them); notification_groups stay, since a group's
+ *                    window numbers, part of its messages' Idempotency-Key, must never repeat
  *   alert_states     resolved, last seen before the cutoff, with no notification row left: a later
  *                    firing starts at episode 1 again, whose rows are gone
  *
@@ -32,15 +33,23 @@ export async function deleteExpired(
   const [counts] = await sql.unsafe<ExpiredCounts[]>(
     `WITH notifications_gone AS (
        DELETE FROM notifications n USING (
-         SELECT id FROM notifications
-         WHERE created_at < ${cutoff} AND updated_at < ${cutoff} AND status IN ('SENT', 'FAILED', 'SILENCED')
+         SELECT id FROM notifications f
+         WHERE updated_at < ${cutoff} AND status IN ('SENT', 'FAILED', 'SILENCED')
+           -- An episode still firing keeps its rows: its later rows copy them (silence, fields).
+           AND NOT EXISTS (
+             SELECT 1 FROM alert_states s
+             WHERE s.client_id = f.client_id AND s.scope = f.scope AND s.alert_key = f.alert_id
+               AND s.route = f.route AND s.episode = f.episode AND s.state = 'firing')
          LIMIT $2 FOR UPDATE SKIP LOCKED) d
        WHERE n.id = d.id
        RETURNING 1
      ), sends_gone AS (
        DELETE FROM group_sends s USING (
-         SELECT id FROM group_sends
-         WHERE created_at < ${cutoff} AND updated_at < ${cutoff} AND status IN ('SENT', 'FAILED')
+         SELECT id FROM group_sends g
+         WHERE updated_at < ${cutoff} AND status IN ('SENT', 'FAILED')
+           -- The rows it carried name it: it goes after them, so that a notification shown
+           -- always has its group message.
+           AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.group_send_id = g.id)
          LIMIT $2 FOR UPDATE SKIP LOCKED) d
        WHERE s.id = d.id
        RETURNING 1

@@ -51,12 +51,16 @@ test("old rows whose work is over go, with their attempts; pending, recent and s
     oldRetrying: await client.notification([rule]),
     recentSent: await client.notification([rule]),
     oldButChangedLately: await client.notification([rule]),
+    oldOfFiringEpisode: await client.notification([rule], { alertId: "am-firing" }),
   };
   await sql`UPDATE notifications SET status = 'SENT' WHERE id IN (${ids.oldSent}, ${ids.recentSent}, ${ids.oldButChangedLately})`;
+  // The firing row of an episode that still fires (its state below): the sweep copies it.
+  await sql`UPDATE notifications SET status = 'SENT', episode = 1 WHERE id = ${ids.oldOfFiringEpisode}`;
   await sql`UPDATE notifications SET status = 'FAILED' WHERE id = ${ids.oldFailed}`;
   await sql`UPDATE notifications SET status = 'RETRY' WHERE id = ${ids.oldRetrying}`;
   await sql`UPDATE notifications SET status = 'SILENCED', silenced_by = gen_random_uuid() WHERE id = ${ids.oldSilenced}`;
-  for (const id of [ids.oldSent, ids.oldFailed, ids.oldSilenced, ids.oldRetrying]) await age(id, 30);
+  for (const id of [ids.oldSent, ids.oldFailed, ids.oldSilenced, ids.oldRetrying, ids.oldOfFiringEpisode])
+    await age(id, 30);
   await age(ids.oldButChangedLately, 30, 1);
   await sql`
     INSERT INTO deliveries (notification_id, endpoint_id, channel, outcome, latency_ms, attempt)
@@ -76,9 +80,14 @@ test("old rows whose work is over go, with their attempts; pending, recent and s
   const sends = await sql<{ id: string }[]>`
     INSERT INTO group_sends (client_id, group_key, window_no, status, created_at, updated_at)
     VALUES (${client.clientId}, ${groupKey}, 0, 'SENT', now() - interval '30 days', now() - interval '30 days'),
-           (${client.clientId}, ${groupKey}, 1, 'RETRY', now() - interval '30 days', now() - interval '30 days')
+           (${client.clientId}, ${groupKey}, 1, 'RETRY', now() - interval '30 days', now() - interval '30 days'),
+           (${client.clientId}, ${groupKey}, 2, 'SENT', now() - interval '30 days', now() - interval '30 days')
     RETURNING id::text`;
-  const [oldSend, retryingSend] = sends.map((s) => s.id) as [string, string];
+  const [oldSend, retryingSend, sendOfKeptRow] = sends.map((s) => s.id) as [string, string, string];
+  // A row still kept names the last: the send stays as long as it does.
+  await sql`
+    UPDATE notifications SET group_key = ${groupKey}, group_due_at = now(), group_send_id = ${sendOfKeptRow}
+    WHERE id = ${ids.recentSent}`;
   await sql`
     INSERT INTO group_deliveries (group_send_id, endpoint_id, channel, alerts, outcome, latency_ms, attempt)
     VALUES (${oldSend}, ${endpoint}, 'webhook', 1, 'SUCCESS', 3, 1)`;
@@ -92,14 +101,19 @@ test("old rows whose work is over go, with their attempts; pending, recent and s
   while (Object.values(await deleteExpired(sql, retentionMs, 1)).some((n) => n > 0));
 
   expect(await remaining("notifications", Object.values(ids))).toEqual(
-    [ids.oldRetrying, ids.recentSent, ids.oldButChangedLately].sort((a, b) => Number(a) - Number(b)),
+    [ids.oldRetrying, ids.recentSent, ids.oldButChangedLately, ids.oldOfFiringEpisode].sort(
+      (a, b) => Number(a) - Number(b),
+    ),
   );
   const attempts = await sql`SELECT notification_id::text FROM deliveries WHERE endpoint_id = ${endpoint}`;
   expect(attempts.map((a) => a.notification_id)).toEqual([ids.recentSent]);
   const states =
     await sql`SELECT alert_key FROM alert_states WHERE client_id = ${client.clientId} ORDER BY 1`;
   expect(states.map((s) => s.alert_key)).toEqual(["am-firing", rowLeft].sort());
-  expect(await remaining("group_sends", [oldSend, retryingSend])).toEqual([retryingSend]);
+  expect(await remaining("group_sends", [oldSend, retryingSend, sendOfKeptRow])).toEqual([
+    retryingSend,
+    sendOfKeptRow,
+  ]);
   expect(await sql`SELECT 1 FROM group_deliveries WHERE group_send_id = ${oldSend}`).toHaveLength(0);
   expect(await sql`SELECT 1 FROM notification_groups WHERE group_key = ${groupKey}`).toHaveLength(1);
 
