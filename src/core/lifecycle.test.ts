@@ -5,6 +5,7 @@ import {
   defaultPolicy,
   type LifecyclePolicy,
   type NotificationKind,
+  routeSupersededAfterMs,
   type Submission,
   sweepState,
 } from "./lifecycle.ts";
@@ -232,13 +233,13 @@ describe("sweepState with other routes of the alert (rules that group otherwise)
     expect(atEnd.notify).toBeUndefined();
     expect(atEnd.state?.state).toBe("resolved");
     // Nor is it reminded of.
-    const atReminder = sweepState(open, nowMs + 60_000, settings, nowMs + 31_000);
+    const atReminder = sweepState(open, nowMs + 60_000, settings, nowMs + routeSupersededAfterMs + 1);
     expect(atReminder).toEqual({ state: { ...open, state: "resolved", endsAtMs: nowMs + 60_000 } });
   });
 
   test("routes of one stream end together, each with its resolved notification", () => {
-    // The other route's submissions are stored a batch apart (seconds at most): a live route.
-    const swept = sweepState(open, nowMs + 300_000, settings, nowMs + 5_000);
+    // The other route seen as late as the margin allows (a batch apart is seconds at most): live.
+    const swept = sweepState(open, nowMs + 300_000, settings, nowMs + routeSupersededAfterMs);
     expect(swept.notify).toEqual({ episode: 1, kind: "resolved" });
     // The last submission's time stays: the other route, swept next, is not taken as left behind.
     expect(swept.state?.lastSeenMs).toBe(open.lastSeenMs);
