@@ -408,11 +408,14 @@ async function storeStates(
  */
 export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit: number): Promise<number> {
   return sql.begin(async (tx) => {
-    const due = await tx.unsafe<(StateRow & { now_ms: number; sibling_seen_ms: number | null })[]>(
+    const due = await tx.unsafe<(StateRow & { now_ms: number; sibling_fires_until_ms: number | null })[]>(
       `SELECT ${stateColumns},
-              (SELECT extract(epoch FROM max(o.last_seen_at)) * 1000 FROM alert_states o
+              -- firesUntilMs (src/core/lifecycle.ts) of the alert's other routes.
+              (SELECT extract(epoch FROM max(coalesce(o.ends_at,
+                        o.last_seen_at + make_interval(secs => $1::float8 / 1000)))) * 1000
+               FROM alert_states o
                WHERE o.client_id = s.client_id AND o.scope = s.scope AND o.alert_key = s.alert_key
-                 AND o.route <> s.route) AS sibling_seen_ms
+                 AND o.route <> s.route) AS sibling_fires_until_ms
        FROM alert_states s
        WHERE state = 'firing'
          AND (ends_at <= now() OR last_seen_at <= now() - make_interval(secs => $1::float8 / 1000)
@@ -435,8 +438,9 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
     }[] = [];
     for (const row of due) {
       const current = stateOf(row);
-      const siblingSeenMs = row.sibling_seen_ms === null ? undefined : Number(row.sibling_seen_ms);
-      const { state, notify } = sweepState(current, Number(row.now_ms), settings, siblingSeenMs);
+      const siblingFiresUntilMs =
+        row.sibling_fires_until_ms === null ? undefined : Number(row.sibling_fires_until_ms);
+      const { state, notify } = sweepState(current, Number(row.now_ms), settings, siblingFiresUntilMs);
       // A resolution without a notification (the policy skips them) is still stored.
       if (state === undefined || state === current) continue;
       const key = { clientId: row.client_id, scope: row.scope, alertId: row.alert_key, route: row.route };

@@ -33,8 +33,10 @@ export function connectPostgres(options: PostgresOptions = {}): Sql {
 export const prepared = { prepare: true } as const;
 
 /**
- * `items` in the order of their rows' ids (bigint text): statements that update rows of one table in
- * one order cannot deadlock each other (a sender's outcome record and its lease renewal).
+ * `items` in the order of their rows' ids (bigint text), for statements that update rows of one table
+ * from an array (a sender's outcome record and its lease renewal): with the plans they get (the array
+ * joined by primary key, in array order) they take their row locks in one order, which avoids a
+ * deadlock between them; a failure on one would be transient and retried.
  */
 export function inIdOrder<T>(items: readonly T[], idOf: (item: T) => string): T[] {
   return [...items].sort((a, b) => {

@@ -1,6 +1,6 @@
 /**
  * The alert id derived when a producer sends none, so that redeliveries of the same alert dedupe to the
- * same notification (notifications are unique per (client_id, alert_id)).
+ * same notification (notifications are unique per client, scope, alert_id and route).
  *
  * alert_id = lowercase hex of the first 16 bytes (128 bits) of SHA-256 over, in order:
  *

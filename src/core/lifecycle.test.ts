@@ -225,30 +225,40 @@ describe("mute windows: judged per submission", () => {
 
 describe("sweepState with other routes of the alert (rules that group otherwise)", () => {
   const settings = { resolveTimeoutMs: 300_000, repeatIntervalMs: 60_000 };
-  const open = run([firing(100, nowMs + 240_000)]).state as AlertState;
+  const endsAtMs = nowMs + 240_000;
+  const open = run([firing(100, endsAtMs)]).state as AlertState;
 
   test("a route left behind by a rule change ends without a notification when due", () => {
-    // Seen under another route a minute after this route's last submission: the alert still fires.
-    const atEnd = sweepState(open, nowMs + 240_000, settings, nowMs + 60_000);
+    // Known to fire a minute longer under another route: re-sent there since, with later ends.
+    const atEnd = sweepState(open, endsAtMs, settings, endsAtMs + 60_000);
     expect(atEnd.notify).toBeUndefined();
     expect(atEnd.state?.state).toBe("resolved");
     // Nor is it reminded of.
-    const atReminder = sweepState(open, nowMs + 60_000, settings, nowMs + routeSupersededAfterMs + 1);
-    expect(atReminder).toEqual({ state: { ...open, state: "resolved", endsAtMs: nowMs + 60_000 } });
+    const atReminder = sweepState(open, nowMs + 60_000, settings, endsAtMs + routeSupersededAfterMs + 1);
+    expect(atReminder.notify).toBeUndefined();
+    expect(atReminder.state?.state).toBe("resolved");
+  });
+
+  test("its rules back (the change undone): their next submission opens an episode and notifies", () => {
+    const retired = sweepState(open, endsAtMs, settings, endsAtMs + 60_000).state as AlertState;
+    const back = applySubmission(retired, firing(100, endsAtMs + 120_000));
+    expect(back.notify).toEqual({ episode: 2, kind: "firing" });
   });
 
   test("routes of one stream end together, each with its resolved notification", () => {
-    // The other route seen as late as the margin allows (a batch apart is seconds at most): live.
-    const swept = sweepState(open, nowMs + 300_000, settings, nowMs + routeSupersededAfterMs);
+    // The same submissions, so the same end: live, whenever each record was stored.
+    const swept = sweepState(open, endsAtMs, settings, endsAtMs);
     expect(swept.notify).toEqual({ episode: 1, kind: "resolved" });
-    // The last submission's time stays: the other route, swept next, is not taken as left behind.
-    expect(swept.state?.lastSeenMs).toBe(open.lastSeenMs);
-    expect(sweepState(open, nowMs + 300_000, settings, swept.state?.lastSeenMs).notify?.kind).toBe(
+    expect(sweepState(open, endsAtMs, settings, endsAtMs + routeSupersededAfterMs).notify?.kind).toBe(
       "resolved",
     );
+    // Without end times the resolve timeout counts from each record's storage: a batch apart.
+    const noEnd = run([firing(100)]).state as AlertState;
+    const dueMs = nowMs + settings.resolveTimeoutMs;
+    expect(sweepState(noEnd, dueMs, settings, dueMs + 2_000).notify?.kind).toBe("resolved");
   });
 
   test("a state not due stays as it is, whatever the other routes", () => {
-    expect(sweepState(open, nowMs + 1000, settings, nowMs + 500_000)).toEqual({ state: open });
+    expect(sweepState(open, nowMs + 1000, settings, endsAtMs + 500_000)).toEqual({ state: open });
   });
 });

@@ -162,42 +162,47 @@ export interface SweepSettings {
 }
 
 /**
- * How much later than a route's last submission another route of the same alert must have been seen
- * for the route to count as superseded. The routes of one alert get their submissions from the same
- * AlertNew, stored within a batch or two of each other (milliseconds, seconds when the aggregator
- * lags); a route a rule change left behind is seen no more while the others are, on every re-send
- * (Prometheus re-sends every minute at least).
+ * How much longer another route of the same alert must be known to fire for a route to count as left
+ * behind. The routes of one alert get the same submissions (records of one AlertNew), so with an end
+ * time given they agree exactly, however late each record is stored; without one (the resolve
+ * timeout counts from when a record was stored) a batch or two apart, seconds. A route a rule change
+ * left behind gets no more submissions while the others get every re-send (Prometheus re-sends every
+ * minute, each with a later end).
  */
 export const routeSupersededAfterMs = 30_000;
 
+/** Until when a firing state's alert is known to fire: its end time, else its resolve timeout. */
+export function firesUntilMs(state: AlertState, settings: SweepSettings): number {
+  return state.endsAtMs ?? state.lastSeenMs + settings.resolveTimeoutMs;
+}
+
 /**
  * What the sweep does to a firing state at `nowMs`: resolve it, remind of it, or nothing.
- * `siblingSeenMs`: when another route of the same alert last had a submission (undefined: no other
- * route). A state due whose alert was seen under another route well after its own last submission is
- * a route a rule change left behind (the rules now group otherwise): it ends without a notification,
- * since the alert did not resolve, and reminds of nothing, as Alertmanager forgets a route's groups
- * when its configuration changes.
+ * `siblingFiresUntilMs`: the latest firesUntilMs of the alert's other routes (undefined: none). A
+ * state due whose alert is known to fire well past it under another route is a route a rule change
+ * left behind (the rules now group otherwise): it ends without a notification, since the alert did
+ * not resolve, and reminds of nothing, as Alertmanager forgets a route's groups when its
+ * configuration changes. It keeps no event time, so that if its rules come back (the change undone)
+ * their next submission opens a new episode and notifies them again.
  */
 export function sweepState(
   current: AlertState,
   nowMs: number,
   settings: SweepSettings,
-  siblingSeenMs?: number,
+  siblingFiresUntilMs?: number,
 ): Transition {
   if (current.state !== "firing") return { state: current };
   const endsAtPassed = current.endsAtMs !== null && current.endsAtMs <= nowMs;
   const due = endsAtPassed || current.lastSeenMs + settings.resolveTimeoutMs <= nowMs;
   const repeatIntervalMs = current.policy.repeatIntervalMs ?? settings.repeatIntervalMs;
   const remind = current.notified && current.lastNotifiedMs + repeatIntervalMs <= nowMs;
-  if (
-    (due || remind) &&
-    siblingSeenMs !== undefined &&
-    siblingSeenMs > current.lastSeenMs + routeSupersededAfterMs
-  )
-    return { state: { ...current, state: "resolved", endsAtMs: nowMs } };
+  const leftBehind =
+    siblingFiresUntilMs !== undefined &&
+    siblingFiresUntilMs > firesUntilMs(current, settings) + routeSupersededAfterMs;
+  if ((due || remind) && leftBehind)
+    return { state: { ...current, state: "resolved", lastEventMs: current.episodeStartedMs - 1 } };
   if (due) {
     return {
-      // The time last seen stays that of the last submission: other routes compare with it.
       state: { ...current, state: "resolved", endsAtMs: endsAtPassed ? current.endsAtMs : nowMs },
       ...(current.policy.sendResolved && current.notified
         ? { notify: { episode: current.episode, kind: "resolved" as const } }

@@ -116,6 +116,23 @@ describe("PolicyBook.routesOf splits one client's matched rules by grouping", ()
     expect(other.map((r) => r.policy)).toEqual(one.map((r) => r.policy));
   });
 
+  test("a default spelt out or left absent: one route, whose settings the lowest rule id gives", () => {
+    const spelt = new PolicyBook(
+      new Map([
+        [ruleB, policy({ groupBy: ["source"], groupWaitMs: 30_000 })],
+        [ruleA, policy({ groupBy: ["source"] })],
+      ]),
+    );
+    for (const ruleIds of [
+      [ruleA, ruleB],
+      [ruleB, ruleA],
+    ]) {
+      const routes = spelt.routesOf({ clientId: client, ruleIds });
+      expect(routes).toHaveLength(1);
+      expect(delivery(routes[0]?.policy as ClientPolicy)?.groupWaitMs).toBeUndefined(); // ruleA's
+    }
+  });
+
   test("rules of one route: the matcher's group itself, made once", () => {
     const group = { clientId: client, ruleIds: [ruleB, ruleD] };
     const routes = book.routesOf(group);

@@ -10,7 +10,7 @@
  *
  *   send resolved     if any of its rules sends them
  *   repeat interval   the shortest set by one of its rules (none set: the aggregator's default)
- *   grouping          the route's (equal for all its grouping rules)
+ *   grouping          the route's, as its grouping rule with the lowest id spells it
  *   muted             only when every rule of the route is inside one of its mute windows at the time
  *                     the evaluator processes the alert (src/core/mute-window.ts says why not its
  *                     event time)
@@ -269,15 +269,18 @@ function mergeDelivery(
   // A matched rule without an entry keeps the defaults: it sends resolved notifications.
   let sendResolved = policies.length < ruleIds.length;
   let repeatIntervalMs: number | null = null;
-  let grouping: RulePolicy | undefined;
-  for (const { policy } of policies) {
+  let grouping: { id: string; policy: RulePolicy } | undefined;
+  for (const entry of policies) {
+    const { policy } = entry;
     sendResolved ||= policy.sendResolved;
     if (policy.repeatIntervalMs !== null)
       repeatIntervalMs = Math.min(repeatIntervalMs ?? Number.POSITIVE_INFINITY, policy.repeatIntervalMs);
-    // One route's rules group alike (routesOf): any of them gives its grouping.
-    if (policy.groupBy.length > 0) grouping = policy;
+    // One route's rules group alike (routesOf), but one may spell out a default another leaves
+    // absent, which the aggregator's GROUP_* may resolve otherwise: the lowest id decides, whatever
+    // the match order.
+    if (policy.groupBy.length > 0 && (grouping === undefined || entry.id < grouping.id)) grouping = entry;
   }
-  return { sendResolved, repeatIntervalMs, grouping };
+  return { sendResolved, repeatIntervalMs, grouping: grouping?.policy };
 }
 
 function encodeDelivery({

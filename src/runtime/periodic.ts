@@ -1,6 +1,7 @@
 /**
  * A stage's background job: every `intervalMs`, steps of bounded work, one after the other while a
- * step says more is due, at most `stepsPerTickMax` per tick so that a tick ends. Any number of
+ * step says more is due, for at most half the interval and `stepsPerTickMax` steps, so that a tick
+ * ends and leaves the stage's database connections to its main work half the time. Any number of
  * instances may run one when each step takes only rows no other holds (FOR UPDATE SKIP LOCKED). A step
  * that does not settle in time (a dead connection) is logged and the next tick runs on; a failing one
  * is logged and retried at the next tick.
@@ -29,7 +30,8 @@ export function startPeriodic(
   let stopped = false;
   let running: Promise<void> = Promise.resolve();
   const tick = async () => {
-    for (let n = 0; n < options.stepsPerTickMax && !stopped; n++) {
+    const untilMs = performance.now() + options.intervalMs / 2;
+    for (let n = 0; n < options.stepsPerTickMax && !stopped && performance.now() < untilMs; n++) {
       const more = await settleWithin(step(), Math.max(options.intervalMs, 10_000), options.name);
       if (!more) return;
     }

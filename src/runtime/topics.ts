@@ -13,7 +13,9 @@ export function deadLetterTopic(topic: string): string {
   return `${topic}.dlq`;
 }
 
-const weekMs = 7 * 24 * 3600 * 1000;
+/** How long the event topics keep records (the aggregator's retention must outlast it). */
+export const topicRetentionDays = 7;
+const weekMs = topicRetentionDays * 86_400_000;
 
 /** The topics `./dev topics` creates: the four event topics and their dead-letter topics. */
 export function pipelineTopicSpecs(partitions: number): TopicSpec[] {

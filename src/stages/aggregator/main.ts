@@ -5,11 +5,11 @@
  */
 import { connectPostgres } from "../../adapters/postgres.ts";
 import { alertmanagerGroupDefaults } from "../../core/grouping.ts";
-import { envInt, envString } from "../../runtime/config.ts";
+import { ConfigError, envInt, envString } from "../../runtime/config.ts";
 import { createLogger } from "../../runtime/log.ts";
 import { settingsOrExit } from "../../runtime/service.ts";
 import { runConsumerStage } from "../../runtime/stage.ts";
-import { topicNames } from "../../runtime/topics.ts";
+import { topicNames, topicRetentionDays } from "../../runtime/topics.ts";
 import { createAggregatorProcessor } from "./processor.ts";
 import { startRetention } from "./retention.ts";
 import { startSweep } from "./sweep.ts";
@@ -28,8 +28,7 @@ const settings = settingsOrExit("aggregator", () => ({
     intervalMs: envInt("SWEEP_INTERVAL_MS", 5000, { min: 50, max: 600_000 }),
     batchSizeMax: envInt("SWEEP_BATCH_SIZE_MAX", 1000, { min: 1, max: 10_000 }),
   },
-  // Twice the topics' default retention (7 days): a record consumed again still finds its row.
-  retentionDays: envInt("RETENTION_DAYS", 14, { min: 0, max: 3650 }),
+  retentionDays: retentionDays(envInt("RETENTION_DAYS", 14, { min: 0, max: 3650 })),
   retention: {
     intervalMs: envInt("RETENTION_INTERVAL_MS", 60_000, { min: 50, max: 3_600_000 }),
     batchSizeMax: envInt("RETENTION_BATCH_SIZE_MAX", 1000, { min: 1, max: 10_000 }),
@@ -47,6 +46,19 @@ const settings = settingsOrExit("aggregator", () => ({
     }),
   },
 }));
+
+/**
+ * Twice the topics' retention (7 days) by default: a record consumed again still finds its row. Less
+ * than the topics' retention is refused; 0 keeps everything.
+ */
+function retentionDays(days: number): number {
+  if (days > 0 && days <= topicRetentionDays)
+    throw new ConfigError(
+      "RETENTION_DAYS",
+      `must be 0 (keep everything) or above the topics' ${topicRetentionDays} days, got ${days}`,
+    );
+  return days;
+}
 
 await runConsumerStage({
   name: "aggregator",

@@ -25,6 +25,7 @@ const lookbackMs = 24 * 3600 * 1000;
 
 interface NotificationRow {
   alert_id: string;
+  route: string;
   kind: string;
   /** The alert's lifecycle state, for Alertmanager alerts: firing or resolved. */
   state: string | null;
@@ -61,7 +62,7 @@ export async function readAlerts(
 ): Promise<GettableAlert[]> {
   const [rows, silences] = await Promise.all([
     sql<NotificationRow[]>`
-      SELECT n.alert_id, n.kind, n.severity, n.source, n.name, n.context, n.event_time, n.created_at,
+      SELECT n.alert_id, n.route, n.kind, n.severity, n.source, n.name, n.context, n.event_time, n.created_at,
         n.updated_at, s.state, s.ends_at AS state_ends_at, s.last_seen_at,
         ARRAY(SELECT DISTINCT e.type || '/' || e.id FROM endpoints e
               WHERE e.client_id = n.client_id AND e.rule_id = ANY (n.rule_ids) AND e.enabled
@@ -78,12 +79,17 @@ export async function readAlerts(
     .map((silence) => ({ id: silence.id, matchers: silence.matchers.map(compileMatcher) }));
   const receiver = query.receiver === undefined ? undefined : compileReceiverRegex(query.receiver);
 
-  // The newest row of a fingerprint gives the alert; its rows of other routes (src/core/policy.ts)
-  // add their receivers, as Alertmanager lists every receiver an alert was routed to.
+  // The newest row of a fingerprint gives the alert; the newest row of each of its other routes
+  // (src/core/policy.ts) adds its receivers, as Alertmanager lists every receiver an alert was routed
+  // to. Older rows of a route are left out: their rules may have changed since.
   const byFingerprint = new Map<string, GettableAlert>();
+  const routesSeen = new Set<string>();
   for (const row of rows) {
     const alert = gettableAlert(row, nowMs);
     if (alert === undefined) continue;
+    const route = `${alert.fingerprint}\u0000${row.route}`;
+    if (routesSeen.has(route)) continue;
+    routesSeen.add(route);
     const newer = byFingerprint.get(alert.fingerprint);
     if (newer === undefined) byFingerprint.set(alert.fingerprint, alert);
     else newer.receivers = unionOfReceivers(newer.receivers, alert.receivers);

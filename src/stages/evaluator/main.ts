@@ -1,4 +1,7 @@
-/** evaluator: alerts.new -> compiled rule matching -> one alerts.matched record per matching client. */
+/**
+ * evaluator: alerts.new -> compiled rule matching -> one alerts.matched record per matching client,
+ * or per route of it when its matched rules group differently (src/core/policy.ts).
+ */
 
 import { Counter, Gauge } from "prom-client";
 import { connectRedis } from "../../adapters/redis.ts";

@@ -57,6 +57,11 @@ const notificationProperties = {
     pattern: "^(firing|resolved|repeat:[1-9][0-9]*)$",
     description: "firing, resolved (the episode ended) or repeat:<n> (a reminder while firing)",
   },
+  route: {
+    type: "string",
+    description:
+      "empty unless the client's matched rules group in different ways: then one notification per route, named by its grouping's hash",
+  },
   group_key: {
     type: ["string", "null"],
     description: "set when the matched rules group (group_by): the group the notification belongs to",
