@@ -48,8 +48,9 @@ const settings = settingsOrExit("aggregator", () => ({
 }));
 
 /**
- * Twice the topics' retention (7 days) by default: a record consumed again still finds its row. Less
- * than the topics' retention is refused; 0 keeps everything.
+ * Twice the topics' retention (7 days) by default: a record consumed again still finds its row. No more
+ * than the topics' retention is refused (a record they still hold could find its row gone); 0 keeps
+ * everything.
  */
 function retentionDays(days: number): number {
   if (days > 0 && days <= topicRetentionDays)
