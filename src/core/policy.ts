@@ -191,10 +191,6 @@ export class PolicyBook {
     }
   }
 
-  get size(): number {
-    return this.#byRule.size;
-  }
-
   /**
    * A matcher's client group split into routes, in route order, each with its merged settings; made
    * once per group. A group whose rules share one route is its own route's match.
@@ -206,7 +202,9 @@ export class PolicyBook {
       for (const ruleId of group.ruleIds) {
         const policy = this.#byRule.get(ruleId);
         const route = policy === undefined ? "" : groupRoute(groupingOf(policy));
-        byRoute.set(route, [...(byRoute.get(route) ?? []), ruleId]);
+        const ruleIds = byRoute.get(route);
+        if (ruleIds === undefined) byRoute.set(route, [ruleId]);
+        else ruleIds.push(ruleId);
       }
       routes =
         byRoute.size === 1

@@ -143,11 +143,10 @@ export function createEvaluatorProcessor(
             silenceId = silences.silencedBy(group.clientId, labels, nowMs);
             if (silenceId !== undefined) silenced++;
           }
-          const routes = policies.size > 0 ? policies.routesOf(group) : undefined;
-          for (const { match, policy } of routes ?? [{ match: group, policy: undefined }]) {
+          for (const { match, policy } of policies.routesOf(group)) {
             let value = encodeAlertMatched(alert.bytes, derivedId, match);
-            if (policy?.delivery !== undefined) value = appendField(value, MATCHED_POLICY, policy.delivery);
-            if (policy?.muting !== undefined) {
+            if (policy.delivery !== undefined) value = appendField(value, MATCHED_POLICY, policy.delivery);
+            if (policy.muting !== undefined) {
               // One time for the whole batch, so each route's windows (wall clocks via Intl) once.
               const ruleId = mutedInBatch.has(policy) ? mutedInBatch.get(policy) : mutedBy(policy, nowMs);
               mutedInBatch.set(policy, ruleId);
