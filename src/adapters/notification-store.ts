@@ -18,7 +18,7 @@ export interface NotificationInput {
   scope: string;
   alertId: string;
   /**
-   * Which of the client's routes (src/core/grouping.ts, groupRoute) the matched rules are: "" for
+   * Which of the client's routes (src/core/grouping.ts, deliveryRoute) the matched rules are: "" for
    * rules without grouping. Each route is a notification (and a lifecycle) of its own.
    */
   route: string;

@@ -2,10 +2,10 @@ import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import {
   alertmanagerGroupDefaults,
+  deliveryRoute,
   groupIdempotencyKey,
   groupKey,
   groupLabels,
-  groupRoute,
   labelValue,
   resolveGrouping,
 } from "./grouping.ts";
@@ -136,35 +136,53 @@ describe("groupKey", () => {
   });
 });
 
-describe("groupRoute", () => {
-  test("no grouping: the empty route", () => {
-    expect(groupRoute(undefined)).toBe("");
-    expect(groupRoute({ groupBy: [] })).toBe("");
-    expect(groupRoute({ groupBy: [], groupWaitMs: 5 })).toBe("");
-  });
-
-  test("the documented bytes: sorted unique names, then each setting as text, Alertmanager's when absent", () => {
+describe("deliveryRoute", () => {
+  /** The documented hash: each field length-prefixed (uint32 big-endian) UTF-8, SHA-256's first 128 bits. */
+  const hash = (fields: string[]) => {
     const hasher = new Bun.CryptoHasher("sha256");
-    for (const field of ["name", "source", "0", "300000", "7"]) {
+    for (const field of fields) {
       const bytes = new TextEncoder().encode(field);
       const length = new Uint8Array(4);
       new DataView(length.buffer).setUint32(0, bytes.length);
       hasher.update(length);
       hasher.update(bytes);
     }
-    const expected = hasher.digest("hex").slice(0, 32);
-    expect(groupRoute({ groupBy: ["source", "name", "source"], groupWaitMs: 0, groupAlertsMax: 7 })).toBe(
+    return hasher.digest("hex").slice(0, 32);
+  };
+
+  test("no grouping: the empty route", () => {
+    expect(deliveryRoute(undefined)).toBe("");
+    expect(deliveryRoute({ groupBy: [] })).toBe("");
+    expect(deliveryRoute({ groupBy: [], groupWaitMs: 5 })).toBe("");
+  });
+
+  test("the documented bytes: sorted unique names, then each setting as text, Alertmanager's when absent", () => {
+    const expected = hash(["name", "source", "0", "300000", "7"]);
+    expect(deliveryRoute({ groupBy: ["source", "name", "source"], groupWaitMs: 0, groupAlertsMax: 7 })).toBe(
       expected,
     );
   });
 
   test("equal however the settings are typed; any setting or name changes it", () => {
-    const base = groupRoute({ groupBy: ["source"], groupWaitMs: 30_000 });
-    expect(groupRoute({ groupBy: ["source"], groupWaitMs: 30_000n })).toBe(base);
+    const base = deliveryRoute({ groupBy: ["source"], groupWaitMs: 30_000 });
+    expect(deliveryRoute({ groupBy: ["source"], groupWaitMs: 30_000n })).toBe(base);
     // Absent is Alertmanager's default, whatever the stage's: the same route as spelling it out.
-    expect(groupRoute({ groupBy: ["source"] })).toBe(base);
-    expect(groupRoute({ groupBy: ["source"], groupWaitMs: 0 })).not.toBe(base);
-    expect(groupRoute({ groupBy: ["source"], groupWaitMs: 30_000, groupIntervalMs: 1000 })).not.toBe(base);
-    expect(groupRoute({ groupBy: ["source", "team"], groupWaitMs: 30_000 })).not.toBe(base);
+    expect(deliveryRoute({ groupBy: ["source"] })).toBe(base);
+    expect(deliveryRoute({ groupBy: ["source"], groupWaitMs: 0 })).not.toBe(base);
+    expect(deliveryRoute({ groupBy: ["source"], groupWaitMs: 30_000, groupIntervalMs: 1000 })).not.toBe(base);
+    expect(deliveryRoute({ groupBy: ["source", "team"], groupWaitMs: 30_000 })).not.toBe(base);
+  });
+
+  test('with mute windows: over "mute_windows", the grouping\'s route and the sorted unique windows', () => {
+    const night = "* 22:00-06:00 Europe/Berlin";
+    const weekend = "saturday,sunday 00:00-24:00";
+    expect(deliveryRoute({ groupBy: [], muteWindows: [weekend, night, weekend] })).toBe(
+      hash(["mute_windows", "", night, weekend]),
+    );
+    const grouped = deliveryRoute({ groupBy: ["source"] });
+    expect(deliveryRoute({ groupBy: ["source"], muteWindows: [night] })).toBe(
+      hash(["mute_windows", grouped, night]),
+    );
+    expect(deliveryRoute({ groupBy: ["source"], muteWindows: [] })).toBe(grouped);
   });
 });

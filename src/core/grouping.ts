@@ -137,17 +137,37 @@ export function groupKey(clientId: string, settings: GroupSettings, labels: Reco
   return first128BitsHex(hasher);
 }
 
+/** What a route is made of: a rule's grouping (AlertMatched.policy's fields) and its mute windows. */
+export interface RoutePolicy extends GroupingPolicy {
+  muteWindows?: readonly string[];
+}
+
+/** The first field of a muted route's hash: not a decimal number, so no grouped route's list equals it. */
+const muteWindowsField = "mute_windows";
+
 /**
- * Which of a client's routes a notification belongs to: "" for its rules without group_by, else one
- * value per grouping. The rules of a client that matched an alert are split by it: each route gets
- * its own notification, delivered to its own rules' endpoints with its own grouping, as
- * Alertmanager's routes each notify their receiver. An absent setting counts as Alertmanager's
- * default (not the aggregator's GROUP_*, so changing those moves no row to another route), so a rule
- * that spells a default out groups with one that leaves it absent. 32 hex characters: the first 128
- * bits of SHA-256 over the sorted, deduplicated group_by names, then group_wait_ms, group_interval_ms
- * and group_alerts_max as decimal text, fields length-prefixed as in the key.
+ * Which of a client's routes a notification belongs to: "" for its rules without group_by and
+ * without mute windows, else one value per grouping and set of mute windows. The rules of a client
+ * that matched an alert are split by it: each route gets its own notification, delivered to its own
+ * rules' endpoints with its own grouping, as Alertmanager's routes each notify their receiver; rules
+ * muted at different times are different routes, so a muted rule neither mutes another rule's
+ * endpoints nor lets them page it. An absent setting counts as Alertmanager's default (not the
+ * aggregator's GROUP_*, so changing those moves no row to another route), so a rule that spells a
+ * default out groups with one that leaves it absent. 32 hex characters: the first 128 bits of SHA-256
+ * over length-prefixed fields, as in the key: the sorted, deduplicated group_by names, then
+ * group_wait_ms, group_interval_ms and group_alerts_max as decimal text; with mute windows, over
+ * "mute_windows", that grouping's route ("" when ungrouped) and the sorted, deduplicated windows.
  */
-export function groupRoute(policy: GroupingPolicy | undefined): string {
+export function deliveryRoute(policy: RoutePolicy | undefined): string {
+  const grouped = groupingRoute(policy);
+  const windows = [...new Set(policy?.muteWindows ?? [])].sort();
+  if (windows.length === 0) return grouped;
+  const hasher = new Bun.CryptoHasher("sha256");
+  writeFields(hasher, [muteWindowsField, grouped, ...windows]);
+  return first128BitsHex(hasher);
+}
+
+function groupingRoute(policy: GroupingPolicy | undefined): string {
   if (policy === undefined || policy.groupBy.length === 0) return "";
   const defaults = alertmanagerGroupDefaults;
   const hasher = new Bun.CryptoHasher("sha256");

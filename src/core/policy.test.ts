@@ -78,7 +78,7 @@ describe("PolicyBook.forRules merges the settings of one client's matched rules"
   });
 });
 
-describe("PolicyBook.routesOf splits one client's matched rules by grouping", () => {
+describe("PolicyBook.routesOf splits one client's matched rules by grouping and mute windows", () => {
   const ruleD = "00000000-0000-4000-8000-00000000000d";
   const ruleE = "00000000-0000-4000-8000-00000000000e";
   const book = new PolicyBook(
@@ -140,6 +140,28 @@ describe("PolicyBook.routesOf splits one client's matched rules by grouping", ()
     expect(routes[0]?.match).toBe(group);
     expect(book.routesOf(group)).toBe(routes);
   });
+
+  test("rules with other mute windows are other routes, each muted by its own windows only", () => {
+    const monday10 = Date.parse("2026-12-07T10:00:00Z");
+    const night = ["* 22:00-06:00"];
+    const muting = new PolicyBook(
+      new Map([
+        [ruleA, policy({ muteWindows: ["* 08:00-12:00"] })],
+        // The same windows in another order and once twice: one route with ruleA.
+        [ruleB, policy({ muteWindows: ["* 08:00-12:00", "* 08:00-12:00"] })],
+        [ruleC, policy({ muteWindows: night })],
+        [ruleD, policy({ groupBy: ["source"], muteWindows: night })],
+      ]),
+    );
+    const routes = muting.routesOf({ clientId: client, ruleIds: [ruleE, ruleD, ruleC, ruleB, ruleA] });
+    const byRules = new Map(routes.map((r) => [[...r.match.ruleIds].sort().join(), r]));
+    expect([...byRules.keys()].sort()).toEqual([[ruleA, ruleB].join(), ruleC, ruleD, ruleE].sort());
+    const mutedAt10 = [...byRules].filter(([, r]) => mutedBy(r.policy, monday10) !== undefined);
+    expect(mutedAt10.map(([rules]) => rules)).toEqual([[ruleA, ruleB].join()]);
+    expect(mutedBy(byRules.get([ruleA, ruleB].join())?.policy as ClientPolicy, monday10)).toBe(ruleA);
+    // ruleE has no settings: the plain route, never muted, nothing on the wire.
+    expect(byRules.get(ruleE)?.policy).toEqual({ delivery: undefined, muting: undefined });
+  });
 });
 
 describe("mutedBy", () => {
@@ -162,8 +184,14 @@ describe("mutedBy", () => {
     expect(mutedBy(book.forRules([ruleA, ruleC]), monday10)).toBeUndefined();
   });
 
-  test("mute windows alone put nothing on the wire", () => {
-    expect(book.forRules([ruleA]).delivery).toBeUndefined();
+  test("mute windows go on the wire sorted, each once: the aggregator keys the route with them", () => {
+    const windows = ["monday 09:00-17:00", "* 08:00-12:00", "monday 09:00-17:00"];
+    const own = new PolicyBook(new Map([[ruleA, policy({ muteWindows: windows })]]));
+    expect(delivery(own.forRules([ruleA]))).toMatchObject({
+      muteWindows: ["* 08:00-12:00", "monday 09:00-17:00"],
+      groupBy: [],
+      skipResolved: false,
+    });
   });
 });
 

@@ -3,26 +3,28 @@
  * group_wait, group_interval, a cap on alerts per message, mute windows) and how the settings of the
  * several rules of one client that matched one alert merge into what that client gets.
  *
- * The matched rules are first split by their grouping (src/core/grouping.ts, groupRoute): the rules
- * without group_by form one route, the rules with equal grouping settings another. Each route is its
- * own notification with its own grouping, as Alertmanager's routes each notify their receiver, so an
- * ungrouped paging rule is never held back by another rule's group_wait. Within a route:
+ * The matched rules are first split by their grouping and their mute windows (src/core/grouping.ts,
+ * deliveryRoute): the rules without group_by and without mute windows form one route, the rules with
+ * equal grouping settings and equal windows another. Each route is its own notification with its own
+ * grouping, as Alertmanager's routes each notify their receiver, so an ungrouped paging rule is never
+ * held back by another rule's group_wait, and a muted rule neither mutes the endpoints of a rule
+ * without its windows nor lets them page it. Within a route:
  *
  *   send resolved     if any of its rules sends them
  *   repeat interval   the shortest set by one of its rules (none set: the aggregator's default)
  *   grouping          the route's, as its grouping rule with the lowest id spells it
- *   muted             only when every rule of the route is inside one of its mute windows at the time
- *                     the evaluator processes the alert (src/core/mute-window.ts says why not its
- *                     event time)
+ *   muted             when the route's rules, which share their mute windows, are inside one of them
+ *                     at the time the evaluator processes the alert (src/core/mute-window.ts says why
+ *                     not its event time)
  *
  * Merges depend only on the set of rules, never on their order, so every evaluator instance decides
  * the same settings for the same rules.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type DeliveryPolicy, DeliveryPolicySchema } from "../gen/alerting/v1/alert_pb.ts";
-import { type GroupingPolicy, groupRoute } from "./grouping.ts";
+import { deliveryRoute, type RoutePolicy } from "./grouping.ts";
 import type { ClientMatch } from "./matching/types.ts";
-import { isInMuteWindow, type MuteWindow, parseMuteWindow } from "./mute-window.ts";
+import { isInMuteWindow, MUTE_WINDOW_LENGTH_MAX, type MuteWindow, parseMuteWindow } from "./mute-window.ts";
 import { textProblem } from "./text.ts";
 
 export interface RulePolicy {
@@ -126,6 +128,24 @@ export function deliveryPolicyProblem(policy: DeliveryPolicy): [string, string] 
     if (value !== undefined && (value < minimum || value > maximum))
       return [field, `not within ${minimum}..${maximum}`];
   }
+  return muteWindowsKeyProblem(policy.muteWindows);
+}
+
+/**
+ * The aggregator only keys the route with a record's mute windows (the evaluator judged them), so it
+ * checks only what a key needs: parsing them again could refuse, for good, a zone its time zone data
+ * does not know yet.
+ */
+function muteWindowsKeyProblem(windows: readonly string[]): [string, string] | undefined {
+  const field = "policy.mute_windows";
+  if (windows.length > POLICY_LIMITS.muteWindowsMax)
+    return [field, `at most ${POLICY_LIMITS.muteWindowsMax} windows`];
+  for (const [i, text] of windows.entries()) {
+    if (text === "" || text.length > MUTE_WINDOW_LENGTH_MAX)
+      return [field, `window ${i}: must be 1 to ${MUTE_WINDOW_LENGTH_MAX} characters`];
+    const problem = textProblem(text);
+    if (problem !== undefined) return [field, `window ${i} ${problem}`];
+  }
   return undefined;
 }
 
@@ -144,8 +164,8 @@ export interface ClientPolicy {
   /** An encoded DeliveryPolicy for AlertMatched.policy; undefined when every setting is the default. */
   readonly delivery: Uint8Array | undefined;
   /**
-   * Per matched rule, in rule id order, its mute windows; undefined when some matched rule has none,
-   * so the client is never muted.
+   * Per matched rule, in rule id order, its mute windows (one route's rules share theirs); undefined
+   * when some matched rule has none, so the route is never muted.
    */
   readonly muting: readonly { ruleId: string; windows: readonly MuteWindow[] }[] | undefined;
 }
@@ -159,13 +179,14 @@ export interface ClientRoute {
   readonly policy: ClientPolicy;
 }
 
-/** A rule's grouping as AlertMatched.policy carries it, for groupRoute. */
-function groupingOf(policy: RulePolicy): GroupingPolicy {
+/** A rule's grouping and mute windows as AlertMatched.policy carries them, for deliveryRoute. */
+function routePolicyOf(policy: RulePolicy): RoutePolicy {
   return {
     groupBy: policy.groupBy,
     groupWaitMs: policy.groupWaitMs ?? undefined,
     groupIntervalMs: policy.groupIntervalMs ?? undefined,
     groupAlertsMax: policy.groupAlertsMax ?? undefined,
+    muteWindows: policy.muteWindows,
   };
 }
 
@@ -201,7 +222,7 @@ export class PolicyBook {
       const byRoute = new Map<string, string[]>();
       for (const ruleId of group.ruleIds) {
         const policy = this.#byRule.get(ruleId);
-        const route = policy === undefined ? "" : groupRoute(groupingOf(policy));
+        const route = policy === undefined ? "" : deliveryRoute(routePolicyOf(policy));
         const ruleIds = byRoute.get(route);
         if (ruleIds === undefined) byRoute.set(route, [ruleId]);
         else ruleIds.push(ruleId);
@@ -258,6 +279,8 @@ interface MergedDelivery {
   sendResolved: boolean;
   repeatIntervalMs: number | null;
   grouping: RulePolicy | undefined;
+  /** Sorted, each once: part of the route (deliveryRoute). */
+  muteWindows: readonly string[];
 }
 
 function mergeDelivery(
@@ -268,6 +291,7 @@ function mergeDelivery(
   let sendResolved = policies.length < ruleIds.length;
   let repeatIntervalMs: number | null = null;
   let grouping: { id: string; policy: RulePolicy } | undefined;
+  let muting: { id: string; policy: RulePolicy } | undefined;
   for (const entry of policies) {
     const { policy } = entry;
     sendResolved ||= policy.sendResolved;
@@ -277,16 +301,21 @@ function mergeDelivery(
     // absent, which the aggregator's GROUP_* may resolve otherwise: the lowest id decides, whatever
     // the match order.
     if (policy.groupBy.length > 0 && (grouping === undefined || entry.id < grouping.id)) grouping = entry;
+    // Equal within a route (routesOf); the lowest id for rules of several, as for the grouping.
+    if (policy.muteWindows.length > 0 && (muting === undefined || entry.id < muting.id)) muting = entry;
   }
-  return { sendResolved, repeatIntervalMs, grouping: grouping?.policy };
+  const muteWindows = [...new Set(muting?.policy.muteWindows ?? [])].sort();
+  return { sendResolved, repeatIntervalMs, grouping: grouping?.policy, muteWindows };
 }
 
 function encodeDelivery({
   sendResolved,
   repeatIntervalMs,
   grouping,
+  muteWindows,
 }: MergedDelivery): Uint8Array | undefined {
-  if (sendResolved && repeatIntervalMs === null && grouping === undefined) return undefined;
+  if (sendResolved && repeatIntervalMs === null && grouping === undefined && muteWindows.length === 0)
+    return undefined;
   return toBinary(
     DeliveryPolicySchema,
     create(DeliveryPolicySchema, {
@@ -296,6 +325,7 @@ function encodeDelivery({
       groupWaitMs: optionalBigInt(grouping?.groupWaitMs ?? null),
       groupIntervalMs: optionalBigInt(grouping?.groupIntervalMs ?? null),
       groupAlertsMax: grouping?.groupAlertsMax ?? undefined,
+      muteWindows: [...muteWindows],
     }),
   );
 }

@@ -7,7 +7,7 @@ import { expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, stopStage } from "../../harness/stages.ts";
-import { groupRoute } from "../../src/core/grouping.ts";
+import { deliveryRoute } from "../../src/core/grouping.ts";
 import {
   type AlertMatched,
   AlertStatus,
@@ -360,7 +360,7 @@ test("two routes of one alert: a lifecycle each, redeliveries of either deduplic
   await submit("am-r", AlertStatus.RESOLVED, t0, Date.now() - 1000, grouped);
   await submit("am-r", AlertStatus.RESOLVED, t0, Date.now() - 1000);
   expect(await settledRows(client.clientId, 4)).toHaveLength(4);
-  const route = groupRoute({ groupBy: ["source"], groupWaitMs: 0n });
+  const route = deliveryRoute({ groupBy: ["source"], groupWaitMs: 0n });
   expect(
     (
       await sql<{ route: string; kind: string; grouped: boolean }[]>`
@@ -386,7 +386,7 @@ test("the sweep ends a route a rule change left behind without a notification; l
   const t0 = Date.now() - 60_000;
   const future = Date.now() + 600_000;
   const grouped = { policy: policy({ groupBy: ["source"], groupWaitMs: 0n }) };
-  const route = groupRoute({ groupBy: ["source"], groupWaitMs: 0n });
+  const route = deliveryRoute({ groupBy: ["source"], groupWaitMs: 0n });
   for (const alertId of ["am-left", "am-live"]) {
     await submit(alertId, AlertStatus.FIRING, t0, future);
     await submit(alertId, AlertStatus.FIRING, t0, future, grouped);

@@ -4,7 +4,9 @@
  * aggregator. `send_resolved: false`: the alert resolves without a resolved notification;
  * `repeat_interval_ms`: reminders at the rule's interval, not the stage default (1 h here); a mute
  * window that always holds: the firing row SILENCED with the rule, nothing sent, not even the
- * resolution; once the window is removed, a re-send of an alert that opened muted is sent once.
+ * resolution; once the window is removed, a re-send of an alert that opened muted is sent once, on
+ * the route of the rule without windows. A client's muted rule mutes only its own endpoints: another
+ * rule of the client without windows still gets the alert, and the muted rule's endpoint nothing.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -74,10 +76,11 @@ interface Row {
   kind: string;
   status: string;
   muted_by_rule: string | null;
+  plain_route: boolean;
 }
 
 const rowsOf = (clientId: string) =>
-  pipeline.sql<Row[]>`SELECT kind, status, muted_by_rule::text FROM notifications
+  pipeline.sql<Row[]>`SELECT kind, status, muted_by_rule::text, route = '' AS plain_route FROM notifications
                       WHERE client_id = ${clientId} ORDER BY id`;
 const hooksOf = (clientId: string) => pipeline.sink.received.filter((r) => r.path === `/hook/${clientId}`);
 
@@ -106,13 +109,17 @@ test("send_resolved false, the rule's repeat interval, and a mute window, end to
   const repeatKinds = (await rowsOf(clients.repeat.clientId)).map((r) => r.kind);
   expect(repeatKinds.slice(0, 3)).toEqual(["firing", "repeat:1", "repeat:2"]);
   // Never notified, so its resolution is not sent either.
-  expect([...(await rowsOf(clients.muted.clientId))]).toEqual([
-    { kind: "firing", status: "SILENCED", muted_by_rule: clients.muted.ruleId },
-  ]);
+  const mutedRow = {
+    kind: "firing",
+    status: "SILENCED",
+    muted_by_rule: clients.muted.ruleId,
+    plain_route: false,
+  };
+  expect([...(await rowsOf(clients.muted.clientId))]).toEqual([mutedRow]);
   expect(hooksOf(clients.muted.clientId)).toEqual([]);
 
-  // Another alert opens muted; the window is removed while it fires; its next re-send (same startsAt)
-  // is judged now: sent once.
+  // Another alert opens muted; the window is removed while it fires: the rule is now on the plain
+  // route, whose first submission (a re-send, same startsAt) notifies it once.
   const lateId = `am-${pipeline.run}-muted-late`;
   await submit("muted", AlertStatus.FIRING, startsAtMs, 0, lateId);
   expect(await eventually(async () => (await rowsOf(clients.muted.clientId)).length === 2, 20_000)).toBe(
@@ -128,10 +135,57 @@ test("send_resolved false, the rule's repeat interval, and a mute window, end to
   await submit("muted", AlertStatus.FIRING, startsAtMs, 0, lateId);
   expect(await eventually(async () => hooksOf(clients.muted.clientId).length === 1, 20_000)).toBe(true);
   await Bun.sleep(1000); // a second message, were one sent, would be here by now
-  expect(hooksOf(clients.muted.clientId).map((r) => JSON.parse(r.body).kind)).toEqual(["repeat:1"]);
+  expect(hooksOf(clients.muted.clientId).map((r) => JSON.parse(r.body).kind)).toEqual(["firing"]);
   expect([...(await rowsOf(clients.muted.clientId))]).toEqual([
-    { kind: "firing", status: "SILENCED", muted_by_rule: clients.muted.ruleId },
-    { kind: "firing", status: "SILENCED", muted_by_rule: clients.muted.ruleId },
-    { kind: "repeat:1", status: "SENT", muted_by_rule: null },
+    mutedRow,
+    mutedRow,
+    { kind: "firing", status: "SENT", muted_by_rule: null, plain_route: true },
   ]);
 }, 120_000);
+
+test("a muted rule mutes only its own endpoints: the client's rule without windows still pages", async () => {
+  const versionBefore = await pipeline.rulesVersionApplied();
+  const { clientId, ruleId: plainRuleId } = await pipeline.createClientWithRule("Policy-shared");
+  const muted = await pipeline.api("POST", "/api/v1/rules", {
+    client_id: clientId,
+    severity: "*",
+    source: pipeline.source,
+    name: "Policy-shared",
+    mute_windows: ["* 00:00-24:00"],
+  });
+  expect(muted.status).toBe(201);
+  const mutedRuleId = muted.body.id as string;
+  const endpoint = await pipeline.api("POST", `/api/v1/rules/${mutedRuleId}/endpoints`, {
+    type: "webhook",
+    value: pipeline.sink.url(`/hook/${clientId}/muted`),
+  });
+  expect(endpoint.status).toBe(201);
+  expect(
+    await eventually(async () => (await pipeline.rulesVersionApplied()) > versionBefore + 1, 15_000),
+  ).toBe(true);
+
+  const alertId = `am-${pipeline.run}-shared`;
+  const alert = create(AlertNewSchema, {
+    alertId,
+    severity: Severity.HIGH,
+    source: pipeline.source,
+    name: "Policy-shared",
+    eventTimeUnixMs: BigInt(Date.now()),
+    schemaVersion: 1,
+    status: AlertStatus.FIRING,
+  });
+  await pipeline.producer.send([
+    { topic: pipeline.topics.alertsNew, key: alertId, value: toBinary(AlertNewSchema, alert) },
+  ]);
+  expect(await eventually(async () => hooksOf(clientId).length === 1, 20_000)).toBe(true);
+  await Bun.sleep(1500); // a message to the muted rule's endpoint, were one sent, would be here by now
+  expect(pipeline.sink.received.filter((r) => r.path === `/hook/${clientId}/muted`)).toEqual([]);
+  expect(hooksOf(clientId)).toHaveLength(1);
+  const rows = await pipeline.sql<{ rule_ids: string[]; status: string; muted_by_rule: string | null }[]>`
+    SELECT rule_ids::text[] AS rule_ids, status, muted_by_rule::text FROM notifications
+    WHERE client_id = ${clientId} ORDER BY route = '' DESC`;
+  expect([...rows]).toEqual([
+    { rule_ids: [plainRuleId], status: "SENT", muted_by_rule: null },
+    { rule_ids: [mutedRuleId], status: "SILENCED", muted_by_rule: mutedRuleId },
+  ]);
+}, 60_000);

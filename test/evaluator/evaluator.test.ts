@@ -178,7 +178,7 @@ test("exact and wildcard rules: one record per client with all of its matched ru
   expect(first?.schemaVersion).toBe(1);
 }, 20_000);
 
-test("rule settings: each route of a client gets its record and merged policy; a mute window of every matched rule mutes now", async () => {
+test("rule settings: each route of a client gets its record and merged policy; a rule's mute window mutes its own route, now", async () => {
   const env = await environment("policy");
   const source = `svc-${crypto.randomUUID()}`;
   const [a, b, c, d] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
@@ -229,16 +229,15 @@ test("rule settings: each route of a client gets its record and merged policy; a
       }),
     },
   ]);
-  expect(await env.outputs.until((r) => r.length >= 10)).toBe(true);
+  // Per alert: a and c two routes each, b and d one.
+  expect(await env.outputs.until((r) => r.length >= 12)).toBe(true);
   await Bun.sleep(300); // anything more would be a wrong extra record
-  const got = new Map(env.outputs.records.map(decodeMatched).map((m) => [`${m.alertId}/${m.clientId}`, m]));
-  const routesOfA = env.outputs.records.map(decodeMatched).filter((m) => m.clientId === a);
-  expect(got.size).toBe(8);
-  expect(routesOfA).toHaveLength(4);
+  const matched = env.outputs.records.map(decodeMatched);
+  expect(matched).toHaveLength(12);
   for (const alert of ["now", "earlier"]) {
-    // a: its rules group differently, so each is a route of its own, with its own settings.
     const routeOf = (ruleId: string) =>
-      routesOfA.filter((m) => m.alertId === alert && m.ruleIds.join() === ruleId);
+      matched.filter((m) => m.alertId === alert && m.ruleIds.join() === ruleId);
+    // a: its rules group differently, so each is a route of its own, with its own settings.
     const [grouped] = routeOf(rules.aGrouped.ruleId);
     expect(grouped?.policy?.skipResolved).toBe(false);
     expect(grouped?.policy?.repeatIntervalMs).toBeUndefined();
@@ -249,14 +248,16 @@ test("rule settings: each route of a client gets its record and merged policy; a
     expect(quiet?.policy?.skipResolved).toBe(true);
     expect(quiet?.policy?.repeatIntervalMs).toBe(60_000n);
     expect(quiet?.policy?.groupBy).toEqual([]);
-    // Mute windows alone put no policy on the wire.
-    expect(got.get(`${alert}/${b}`)?.policy).toBeUndefined();
-    expect(got.get(`${alert}/${b}`)?.mutedByRule).toBe(rules.bNow.ruleId);
-    // c's plain rule has no window: c is never muted.
-    expect(got.get(`${alert}/${c}`)?.mutedByRule).toBe("");
-    expect(got.get(`${alert}/${d}`)?.mutedByRule).toBe("");
+    // Mute windows are on the wire (the aggregator keys the route with them), and mute now.
+    const [bMuted] = routeOf(rules.bNow.ruleId);
+    expect(bMuted?.policy?.muteWindows).toEqual([holdingNow]);
+    expect(bMuted?.mutedByRule).toBe(rules.bNow.ruleId);
+    // c's plain rule has no window: its own route, never muted, while c's windowed rule is muted.
+    expect(routeOf(rules.cPlain.ruleId).map((m) => [m.mutedByRule, m.policy])).toEqual([["", undefined]]);
+    expect(routeOf(rules.cNow.ruleId).map((m) => m.mutedByRule)).toEqual([rules.cNow.ruleId]);
+    expect(routeOf(rules.dEarlier.ruleId).map((m) => m.mutedByRule)).toEqual([""]);
   }
-  expect(await metric(stage.httpPort, "alerts_muted_total")).toBe(2);
+  expect(await metric(stage.httpPort, "alerts_muted_total")).toBe(4);
 }, 20_000);
 
 test("scopes: a client sees only alerts of its own scope, of shared scopes granted to it, and internal ones", async () => {

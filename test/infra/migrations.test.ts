@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { useTestSchema } from "../../harness/postgres.ts";
 import { migrate, readMigrations } from "../../src/adapters/migrations.ts";
-import { groupRoute } from "../../src/core/grouping.ts";
+import { deliveryRoute } from "../../src/core/grouping.ts";
 
 // A schema of its own, left unmigrated, so that the test runs every migration itself.
 const { sql } = useTestSchema("migrations", { migrated: false });
@@ -13,6 +13,15 @@ async function schemaTables(): Promise<string[]> {
     SELECT table_name AS name FROM information_schema.tables
     WHERE table_schema = current_schema() AND table_name <> 'schema_migrations' ORDER BY 1`;
   return rows.map((r) => r.name);
+}
+
+/** Each row's route, by alert id (column "alert_id" or "alert_key"). */
+async function routesOf(clientId: string, table: string, column: string): Promise<Record<string, string>> {
+  const rows = await sql.unsafe<{ key: string; route: string }[]>(
+    `SELECT ${column} AS key, route FROM ${table} WHERE client_id = $1`,
+    [clientId],
+  );
+  return Object.fromEntries(rows.map((r) => [r.key, r.route]));
 }
 
 test("migrations go up, down to zero, and up again", async () => {
@@ -61,20 +70,61 @@ test("000018 gives rows and states written before routes the route the aggregato
   await notification("mixed", [plain, grouped]);
   await notification("disabled", [disabled, plain]);
 
-  await migrate(sql, migrationsDir);
-  // group_interval_ms is absent: the SQL copy takes Alertmanager's default as groupRoute does.
-  const expected = groupRoute({ groupBy: ["team", "source", "é"], groupWaitMs: 0, groupAlertsMax: 5 });
+  await migrate(sql, migrationsDir, 18);
+  // group_interval_ms is absent: the SQL copy takes Alertmanager's default as deliveryRoute does.
+  const expected = deliveryRoute({ groupBy: ["team", "source", "é"], groupWaitMs: 0, groupAlertsMax: 5 });
   expect(expected).toMatch(/^[0-9a-f]{32}$/);
-  const routes = async (table: string, column: string) =>
-    Object.fromEntries(
-      (
-        await sql.unsafe<{ key: string; route: string }[]>(
-          `SELECT ${column} AS key, route FROM ${table} WHERE client_id = $1`,
-          [clientId],
-        )
-      ).map((r) => [r.key, r.route]),
-    );
   const routesNow = { "only-plain": "", mixed: expected, disabled: "" };
-  expect(await routes("notifications", "alert_id")).toEqual(routesNow);
-  expect(await routes("alert_states", "alert_key")).toEqual(routesNow);
+  expect(await routesOf(clientId, "notifications", "alert_id")).toEqual(routesNow);
+  expect(await routesOf(clientId, "alert_states", "alert_key")).toEqual(routesNow);
+});
+
+test("000021 keys with their mute windows the rows whose rules all share them, as the aggregator now does", async () => {
+  await migrate(sql, migrationsDir, 20);
+  const [client] = await sql<
+    { id: string }[]
+  >`INSERT INTO clients (name) VALUES ('mute-backfill') RETURNING id`;
+  const clientId = (client as { id: string }).id;
+  const night = "* 22:00-06:00 Europe/Berlin";
+  const weekend = "saturday,sunday 00:00-24:00";
+  const rule = async (source: string, muteWindows: string[], groupBy: string[] = [], enabled = true) => {
+    const [row] = await sql<{ id: string }[]>`
+      INSERT INTO rules (client_id, severity, source, name, group_by, mute_windows, enabled)
+      VALUES (${clientId}, 'HIGH', ${source}, 'a', ${groupBy}, ${muteWindows}, ${enabled})
+      RETURNING id`;
+    return (row as { id: string }).id;
+  };
+  const nightAndWeekend = await rule("a", [weekend, night, weekend]);
+  const sameWindows = await rule("b", [night, weekend]);
+  const otherWindows = await rule("c", [night]);
+  const plain = await rule("d", []);
+  const disabledPlain = await rule("e", [], [], false);
+  const groupedNight = await rule("f", [night], ["source"]);
+  const grouped = deliveryRoute({ groupBy: ["source"] });
+  const notification = async (alertId: string, ruleIds: string[], route = "") => {
+    await sql`
+      INSERT INTO notifications (client_id, alert_id, route, severity, source, name, rule_ids, event_time, episode)
+      VALUES (${clientId}, ${alertId}, ${route}, 'HIGH', 's', 'a', ${ruleIds}::uuid[], now(), 1)`;
+    await sql`
+      INSERT INTO alert_states (client_id, scope, alert_key, route, episode, state, episode_started_at,
+                                last_event_at, last_seen_at, last_notified_at)
+      VALUES (${clientId}, '', ${alertId}, ${route}, 1, 'firing', now(), now(), now(), now())`;
+  };
+  await notification("same", [nightAndWeekend, sameWindows]);
+  await notification("with-disabled", [otherWindows, disabledPlain]);
+  await notification("with-plain", [nightAndWeekend, plain]);
+  await notification("other-windows", [nightAndWeekend, otherWindows]);
+  await notification("grouped", [groupedNight], grouped);
+
+  await migrate(sql, migrationsDir, 21);
+  const routesNow = {
+    same: deliveryRoute({ groupBy: [], muteWindows: [night, weekend] }),
+    "with-disabled": deliveryRoute({ groupBy: [], muteWindows: [night] }),
+    "with-plain": "",
+    "other-windows": "",
+    grouped: deliveryRoute({ groupBy: ["source"], muteWindows: [night] }),
+  };
+  expect(new Set(Object.values(routesNow)).size).toBe(4);
+  expect(await routesOf(clientId, "notifications", "alert_id")).toEqual(routesNow);
+  expect(await routesOf(clientId, "alert_states", "alert_key")).toEqual(routesNow);
 });

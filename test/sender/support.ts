@@ -10,7 +10,7 @@ import type { TestSchema } from "../../harness/postgres.ts";
 import { eventually, type StageProcess, startStage } from "../../harness/stages.ts";
 import type { NotificationInput } from "../../src/adapters/notification-store.ts";
 import type { Sql } from "../../src/adapters/postgres.ts";
-import { type GroupSettings, groupKey, groupRoute } from "../../src/core/grouping.ts";
+import { deliveryRoute, type GroupSettings, groupKey } from "../../src/core/grouping.ts";
 import { NotificationReadySchema } from "../../src/gen/alerting/v1/alert_pb.ts";
 import { Admin, type ProduceRecord } from "../../src/kafka/index.ts";
 import { deadLetterTopicSpec } from "../../src/runtime/topics.ts";
@@ -131,7 +131,7 @@ export function groupedRow(
   return {
     clientId,
     scope: "",
-    route: groupRoute(settings),
+    route: deliveryRoute(settings),
     alertId,
     severity: "HIGH",
     source,

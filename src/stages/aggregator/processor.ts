@@ -8,10 +8,10 @@ import { insertNotifications, type NotificationInput } from "../../adapters/noti
 import type { Sql } from "../../adapters/postgres.ts";
 import {
   alertmanagerGroupDefaults,
+  deliveryRoute,
   type GroupDefaults,
   groupKey,
   groupLabels,
-  groupRoute,
   resolveGrouping,
 } from "../../core/grouping.ts";
 import { defaultPolicy, type LifecyclePolicy } from "../../core/lifecycle.ts";
@@ -69,7 +69,7 @@ export function decodeAlertMatched(
     name: message.name,
     context: message.context,
     ruleIds: message.ruleIds,
-    route: groupRoute(message.policy),
+    route: deliveryRoute(message.policy),
     eventTimeMs: Number(message.eventTimeUnixMs),
     silencedBy: message.silencedBy,
     mutedByRule: message.mutedByRule,

@@ -53,7 +53,9 @@ const ruleFields = {
     items: { type: "string", minLength: 1, maxLength: MUTE_WINDOW_LENGTH_MAX },
     maxItems: POLICY_LIMITS.muteWindowsMax,
     itemsProblem: muteWindowsProblem,
-    description: "'<weekdays> <HH:MM>-<HH:MM> [<time zone>]', e.g. 'monday:friday 22:00-06:00 Europe/Berlin'",
+    description:
+      "'<weekdays> <HH:MM>-<HH:MM> [<time zone>]', e.g. 'monday:friday 22:00-06:00 Europe/Berlin': " +
+      "this rule's endpoints get nothing inside them; changing them notifies firing alerts once more",
   },
 } as const;
 const clientIdField = {
