@@ -173,16 +173,13 @@ describe("deliveryRoute", () => {
     expect(deliveryRoute({ groupBy: ["source", "team"], groupWaitMs: 30_000 })).not.toBe(base);
   });
 
-  test('with mute windows: over "mute_windows", the grouping\'s route and the sorted unique windows', () => {
-    const night = "* 22:00-06:00 Europe/Berlin";
-    const weekend = "saturday,sunday 00:00-24:00";
-    expect(deliveryRoute({ groupBy: [], muteWindows: [weekend, night, weekend] })).toBe(
-      hash(["mute_windows", "", night, weekend]),
-    );
+  test("a rule with mute windows: over muted_rule, the grouping's route and the rule id", () => {
+    const ruleId = "00000000-0000-4000-8000-00000000000a";
+    expect(deliveryRoute({ groupBy: [], muteRuleId: ruleId })).toBe(hash(["muted_rule", "", ruleId]));
     const grouped = deliveryRoute({ groupBy: ["source"] });
-    expect(deliveryRoute({ groupBy: ["source"], muteWindows: [night] })).toBe(
-      hash(["mute_windows", grouped, night]),
+    expect(deliveryRoute({ groupBy: ["source"], muteRuleId: ruleId })).toBe(
+      hash(["muted_rule", grouped, ruleId]),
     );
-    expect(deliveryRoute({ groupBy: ["source"], muteWindows: [] })).toBe(grouped);
+    expect(deliveryRoute({ groupBy: ["source"], muteRuleId: "" })).toBe(grouped);
   });
 });

@@ -137,33 +137,39 @@ export function groupKey(clientId: string, settings: GroupSettings, labels: Reco
   return first128BitsHex(hasher);
 }
 
-/** What a route is made of: a rule's grouping (AlertMatched.policy's fields) and its mute windows. */
+/** What a route is made of: a rule's grouping (AlertMatched.policy's fields) and, for a rule with mute windows, its id. */
 export interface RoutePolicy extends GroupingPolicy {
-  muteWindows?: readonly string[];
+  muteRuleId?: string;
 }
 
-/** The first field of a muted route's hash: not a decimal number, so no grouped route's list equals it. */
-const muteWindowsField = "mute_windows";
+/**
+ * The first of a muted rule's route's three fields; a grouped route has at least four, and the
+ * length-prefixed fields read back unambiguously, so the two never hash the same bytes.
+ */
+const mutedRuleField = "muted_rule";
 
 /**
  * Which of a client's routes a notification belongs to: "" for its rules without group_by and
- * without mute windows, else one value per grouping and set of mute windows. The rules of a client
- * that matched an alert are split by it: each route gets its own notification, delivered to its own
- * rules' endpoints with its own grouping, as Alertmanager's routes each notify their receiver; rules
- * muted at different times are different routes, so a muted rule neither mutes another rule's
- * endpoints nor lets them page it. An absent setting counts as Alertmanager's default (not the
- * aggregator's GROUP_*, so changing those moves no row to another route), so a rule that spells a
- * default out groups with one that leaves it absent. 32 hex characters: the first 128 bits of SHA-256
- * over length-prefixed fields, as in the key: the sorted, deduplicated group_by names, then
- * group_wait_ms, group_interval_ms and group_alerts_max as decimal text; with mute windows, over
- * "mute_windows", that grouping's route ("" when ungrouped) and the sorted, deduplicated windows.
+ * without mute windows, else one value per grouping, and one per rule with mute windows. The rules of
+ * a client that matched an alert are split by it: each route gets its own notification, delivered to
+ * its own rules' endpoints with its own grouping, as Alertmanager's routes each notify their
+ * receiver. A rule with mute windows is a route of its own, named by its id, so that muting it
+ * neither mutes another rule's endpoints nor lets them page during its windows; editing its windows
+ * keeps its route (as Alertmanager's mute_time_intervals are not part of a group's identity), only
+ * giving a rule its first windows or taking its last away moves it. An absent setting counts as
+ * Alertmanager's default (not the aggregator's GROUP_*, so changing those moves no row to another
+ * route), so a rule that spells a default out groups with one that leaves it absent. 32 hex
+ * characters: the first 128 bits of SHA-256 over length-prefixed fields, as in the key: the sorted,
+ * deduplicated group_by names, then group_wait_ms, group_interval_ms and group_alerts_max as decimal
+ * text; for a rule with mute windows, over "muted_rule", that grouping's route ("" when
+ * ungrouped) and the rule id.
  */
 export function deliveryRoute(policy: RoutePolicy | undefined): string {
   const grouped = groupingRoute(policy);
-  const windows = [...new Set(policy?.muteWindows ?? [])].sort();
-  if (windows.length === 0) return grouped;
+  const ruleId = policy?.muteRuleId ?? "";
+  if (ruleId === "") return grouped;
   const hasher = new Bun.CryptoHasher("sha256");
-  writeFields(hasher, [muteWindowsField, grouped, ...windows]);
+  writeFields(hasher, [mutedRuleField, grouped, ruleId]);
   return first128BitsHex(hasher);
 }
 

@@ -141,26 +141,30 @@ describe("PolicyBook.routesOf splits one client's matched rules by grouping and 
     expect(book.routesOf(group)).toBe(routes);
   });
 
-  test("rules with other mute windows are other routes, each muted by its own windows only", () => {
+  test("each rule with mute windows is a route of its own, muted by its own windows only", () => {
     const monday10 = Date.parse("2026-12-07T10:00:00Z");
     const night = ["* 22:00-06:00"];
     const muting = new PolicyBook(
       new Map([
         [ruleA, policy({ muteWindows: ["* 08:00-12:00"] })],
-        // The same windows in another order and once twice: one route with ruleA.
-        [ruleB, policy({ muteWindows: ["* 08:00-12:00", "* 08:00-12:00"] })],
+        // The same windows as ruleA's: still a route of its own, so editing one never moves the other.
+        [ruleB, policy({ muteWindows: ["* 08:00-12:00"] })],
         [ruleC, policy({ muteWindows: night })],
         [ruleD, policy({ groupBy: ["source"], muteWindows: night })],
       ]),
     );
     const routes = muting.routesOf({ clientId: client, ruleIds: [ruleE, ruleD, ruleC, ruleB, ruleA] });
-    const byRules = new Map(routes.map((r) => [[...r.match.ruleIds].sort().join(), r]));
-    expect([...byRules.keys()].sort()).toEqual([[ruleA, ruleB].join(), ruleC, ruleD, ruleE].sort());
-    const mutedAt10 = [...byRules].filter(([, r]) => mutedBy(r.policy, monday10) !== undefined);
-    expect(mutedAt10.map(([rules]) => rules)).toEqual([[ruleA, ruleB].join()]);
-    expect(mutedBy(byRules.get([ruleA, ruleB].join())?.policy as ClientPolicy, monday10)).toBe(ruleA);
+    const byRule = new Map(routes.map((r) => [r.match.ruleIds.join(), r]));
+    expect([...byRule.keys()].sort()).toEqual([ruleA, ruleB, ruleC, ruleD, ruleE]);
+    const mutedAt10 = [...byRule].filter(([, r]) => mutedBy(r.policy, monday10) !== undefined);
+    expect(mutedAt10.map(([rule]) => rule).sort()).toEqual([ruleA, ruleB]);
+    expect(mutedBy(byRule.get(ruleB)?.policy as ClientPolicy, monday10)).toBe(ruleB);
+    expect(delivery(byRule.get(ruleD)?.policy as ClientPolicy)).toMatchObject({
+      groupBy: ["source"],
+      muteRuleId: ruleD,
+    });
     // ruleE has no settings: the plain route, never muted, nothing on the wire.
-    expect(byRules.get(ruleE)?.policy).toEqual({ delivery: undefined, muting: undefined });
+    expect(byRule.get(ruleE)?.policy).toEqual({ delivery: undefined, muting: undefined });
   });
 });
 
@@ -184,11 +188,10 @@ describe("mutedBy", () => {
     expect(mutedBy(book.forRules([ruleA, ruleC]), monday10)).toBeUndefined();
   });
 
-  test("mute windows go on the wire sorted, each once: the aggregator keys the route with them", () => {
-    const windows = ["monday 09:00-17:00", "* 08:00-12:00", "monday 09:00-17:00"];
-    const own = new PolicyBook(new Map([[ruleA, policy({ muteWindows: windows })]]));
+  test("a rule's mute windows put its id on the wire: the aggregator names its route with it", () => {
+    const own = new PolicyBook(new Map([[ruleA, policy({ muteWindows: ["* 08:00-12:00"] })]]));
     expect(delivery(own.forRules([ruleA]))).toMatchObject({
-      muteWindows: ["* 08:00-12:00", "monday 09:00-17:00"],
+      muteRuleId: ruleA,
       groupBy: [],
       skipResolved: false,
     });

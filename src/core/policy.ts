@@ -3,19 +3,19 @@
  * group_wait, group_interval, a cap on alerts per message, mute windows) and how the settings of the
  * several rules of one client that matched one alert merge into what that client gets.
  *
- * The matched rules are first split by their grouping and their mute windows (src/core/grouping.ts,
- * deliveryRoute): the rules without group_by and without mute windows form one route, the rules with
- * equal grouping settings and equal windows another. Each route is its own notification with its own
- * grouping, as Alertmanager's routes each notify their receiver, so an ungrouped paging rule is never
- * held back by another rule's group_wait, and a muted rule neither mutes the endpoints of a rule
- * without its windows nor lets them page it. Within a route:
+ * The matched rules are first split into routes (src/core/grouping.ts, deliveryRoute): the rules
+ * without group_by and without mute windows form one route, the rules with equal grouping settings
+ * another, and each rule with mute windows is a route of its own. Each route is its own notification
+ * with its own grouping, as Alertmanager's routes each notify their receiver, so an ungrouped paging
+ * rule is never held back by another rule's group_wait, and a muted rule neither mutes another rule's
+ * endpoints nor lets them page during its windows. Within a route:
  *
  *   send resolved     if any of its rules sends them
  *   repeat interval   the shortest set by one of its rules (none set: the aggregator's default)
  *   grouping          the route's, as its grouping rule with the lowest id spells it
- *   muted             when the route's rules, which share their mute windows, are inside one of them
- *                     at the time the evaluator processes the alert (src/core/mute-window.ts says why
- *                     not its event time)
+ *   muted             when the route's rule (a route with mute windows has one) is inside one of
+ *                     them at the time the evaluator processes the alert (src/core/mute-window.ts says
+ *                     why not its event time)
  *
  * Merges depend only on the set of rules, never on their order, so every evaluator instance decides
  * the same settings for the same rules.
@@ -24,7 +24,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { type DeliveryPolicy, DeliveryPolicySchema } from "../gen/alerting/v1/alert_pb.ts";
 import { deliveryRoute, type RoutePolicy } from "./grouping.ts";
 import type { ClientMatch } from "./matching/types.ts";
-import { isInMuteWindow, MUTE_WINDOW_LENGTH_MAX, type MuteWindow, parseMuteWindow } from "./mute-window.ts";
+import { isInMuteWindow, type MuteWindow, parseMuteWindow } from "./mute-window.ts";
 import { textProblem } from "./text.ts";
 
 export interface RulePolicy {
@@ -128,24 +128,6 @@ export function deliveryPolicyProblem(policy: DeliveryPolicy): [string, string] 
     if (value !== undefined && (value < minimum || value > maximum))
       return [field, `not within ${minimum}..${maximum}`];
   }
-  return muteWindowsKeyProblem(policy.muteWindows);
-}
-
-/**
- * The aggregator only keys the route with a record's mute windows (the evaluator judged them), so it
- * checks only what a key needs: parsing them again could refuse, for good, a zone its time zone data
- * does not know yet.
- */
-function muteWindowsKeyProblem(windows: readonly string[]): [string, string] | undefined {
-  const field = "policy.mute_windows";
-  if (windows.length > POLICY_LIMITS.muteWindowsMax)
-    return [field, `at most ${POLICY_LIMITS.muteWindowsMax} windows`];
-  for (const [i, text] of windows.entries()) {
-    if (text === "" || text.length > MUTE_WINDOW_LENGTH_MAX)
-      return [field, `window ${i}: must be 1 to ${MUTE_WINDOW_LENGTH_MAX} characters`];
-    const problem = textProblem(text);
-    if (problem !== undefined) return [field, `window ${i} ${problem}`];
-  }
   return undefined;
 }
 
@@ -164,8 +146,8 @@ export interface ClientPolicy {
   /** An encoded DeliveryPolicy for AlertMatched.policy; undefined when every setting is the default. */
   readonly delivery: Uint8Array | undefined;
   /**
-   * Per matched rule, in rule id order, its mute windows (one route's rules share theirs); undefined
-   * when some matched rule has none, so the route is never muted.
+   * Per matched rule, in rule id order, its mute windows (a route with windows has one rule);
+   * undefined when some matched rule has none, so the route is never muted.
    */
   readonly muting: readonly { ruleId: string; windows: readonly MuteWindow[] }[] | undefined;
 }
@@ -179,14 +161,14 @@ export interface ClientRoute {
   readonly policy: ClientPolicy;
 }
 
-/** A rule's grouping and mute windows as AlertMatched.policy carries them, for deliveryRoute. */
-function routePolicyOf(policy: RulePolicy): RoutePolicy {
+/** What of a rule names its route, as AlertMatched.policy carries it, for deliveryRoute. */
+function routePolicyOf(ruleId: string, policy: RulePolicy): RoutePolicy {
   return {
     groupBy: policy.groupBy,
     groupWaitMs: policy.groupWaitMs ?? undefined,
     groupIntervalMs: policy.groupIntervalMs ?? undefined,
     groupAlertsMax: policy.groupAlertsMax ?? undefined,
-    muteWindows: policy.muteWindows,
+    muteRuleId: policy.muteWindows.length > 0 ? ruleId : undefined,
   };
 }
 
@@ -222,7 +204,7 @@ export class PolicyBook {
       const byRoute = new Map<string, string[]>();
       for (const ruleId of group.ruleIds) {
         const policy = this.#byRule.get(ruleId);
-        const route = policy === undefined ? "" : deliveryRoute(routePolicyOf(policy));
+        const route = policy === undefined ? "" : deliveryRoute(routePolicyOf(ruleId, policy));
         const ruleIds = byRoute.get(route);
         if (ruleIds === undefined) byRoute.set(route, [ruleId]);
         else ruleIds.push(ruleId);
@@ -265,7 +247,7 @@ export class PolicyBook {
   }
 }
 
-/** The rule whose mute window covers `timeMs`, when every matched rule is muted then; else undefined. */
+/** The rule whose mute window covers `timeMs`, when every rule of the route is muted then; else undefined. */
 export function mutedBy(policy: ClientPolicy, timeMs: number): string | undefined {
   const { muting } = policy;
   if (muting === undefined) return undefined;
@@ -279,8 +261,8 @@ interface MergedDelivery {
   sendResolved: boolean;
   repeatIntervalMs: number | null;
   grouping: RulePolicy | undefined;
-  /** Sorted, each once: part of the route (deliveryRoute). */
-  muteWindows: readonly string[];
+  /** The route's rule when it has mute windows: it names the route (deliveryRoute). */
+  muteRuleId: string | undefined;
 }
 
 function mergeDelivery(
@@ -291,7 +273,7 @@ function mergeDelivery(
   let sendResolved = policies.length < ruleIds.length;
   let repeatIntervalMs: number | null = null;
   let grouping: { id: string; policy: RulePolicy } | undefined;
-  let muting: { id: string; policy: RulePolicy } | undefined;
+  let muteRuleId: string | undefined;
   for (const entry of policies) {
     const { policy } = entry;
     sendResolved ||= policy.sendResolved;
@@ -301,20 +283,20 @@ function mergeDelivery(
     // absent, which the aggregator's GROUP_* may resolve otherwise: the lowest id decides, whatever
     // the match order.
     if (policy.groupBy.length > 0 && (grouping === undefined || entry.id < grouping.id)) grouping = entry;
-    // Equal within a route (routesOf); the lowest id for rules of several, as for the grouping.
-    if (policy.muteWindows.length > 0 && (muting === undefined || entry.id < muting.id)) muting = entry;
+    // One per route (routesOf); the lowest id for rules of several routes, as for the grouping.
+    if (policy.muteWindows.length > 0 && (muteRuleId === undefined || entry.id < muteRuleId))
+      muteRuleId = entry.id;
   }
-  const muteWindows = [...new Set(muting?.policy.muteWindows ?? [])].sort();
-  return { sendResolved, repeatIntervalMs, grouping: grouping?.policy, muteWindows };
+  return { sendResolved, repeatIntervalMs, grouping: grouping?.policy, muteRuleId };
 }
 
 function encodeDelivery({
   sendResolved,
   repeatIntervalMs,
   grouping,
-  muteWindows,
+  muteRuleId,
 }: MergedDelivery): Uint8Array | undefined {
-  if (sendResolved && repeatIntervalMs === null && grouping === undefined && muteWindows.length === 0)
+  if (sendResolved && repeatIntervalMs === null && grouping === undefined && muteRuleId === undefined)
     return undefined;
   return toBinary(
     DeliveryPolicySchema,
@@ -325,7 +307,7 @@ function encodeDelivery({
       groupWaitMs: optionalBigInt(grouping?.groupWaitMs ?? null),
       groupIntervalMs: optionalBigInt(grouping?.groupIntervalMs ?? null),
       groupAlertsMax: grouping?.groupAlertsMax ?? undefined,
-      muteWindows: [...muteWindows],
+      muteRuleId,
     }),
   );
 }

@@ -136,28 +136,16 @@ test("records refused for good are dead-lettered one at a time; valid ones are s
       kind: "invalid",
     },
     {
-      // Only the route's key: a NUL would still be refused by Postgres had it reached a statement.
-      alertId: "mute-window-nul",
+      // It names the route: a record may not open the route of a rule it does not carry.
+      alertId: "mute-rule-foreign",
       value: alertMatched({
         clientId,
         ruleIds,
-        alertId: "mute-window-nul",
-        policy: create(DeliveryPolicySchema, { muteWindows: ["* 00:00-01:00", "* 02:00\u0000-03:00"] }),
+        alertId: "mute-rule-foreign",
+        policy: create(DeliveryPolicySchema, { muteRuleId: crypto.randomUUID() }),
       }),
-      field: "policy.mute_windows",
-      reason: /^policy\.mute_windows: window 1 contains a NUL character at position 7$/,
-      kind: "invalid",
-    },
-    {
-      alertId: "mute-window-huge",
-      value: alertMatched({
-        clientId,
-        ruleIds,
-        alertId: "mute-window-huge",
-        policy: create(DeliveryPolicySchema, { muteWindows: [`* 00:00-01:00 ${"x".repeat(200)}`] }),
-      }),
-      field: "policy.mute_windows",
-      reason: /^policy\.mute_windows: window 0: must be 1 to 128 characters$/,
+      field: "policy.mute_rule_id",
+      reason: /^policy\.mute_rule_id: not one of rule_ids$/,
       kind: "invalid",
     },
     {

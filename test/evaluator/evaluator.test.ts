@@ -248,9 +248,9 @@ test("rule settings: each route of a client gets its record and merged policy; a
     expect(quiet?.policy?.skipResolved).toBe(true);
     expect(quiet?.policy?.repeatIntervalMs).toBe(60_000n);
     expect(quiet?.policy?.groupBy).toEqual([]);
-    // Mute windows are on the wire (the aggregator keys the route with them), and mute now.
+    // A rule with mute windows is a route of its own, named on the wire by its id; muted now.
     const [bMuted] = routeOf(rules.bNow.ruleId);
-    expect(bMuted?.policy?.muteWindows).toEqual([holdingNow]);
+    expect(bMuted?.policy?.muteRuleId).toBe(rules.bNow.ruleId);
     expect(bMuted?.mutedByRule).toBe(rules.bNow.ruleId);
     // c's plain rule has no window: its own route, never muted, while c's windowed rule is muted.
     expect(routeOf(rules.cPlain.ruleId).map((m) => [m.mutedByRule, m.policy])).toEqual([["", undefined]]);

@@ -79,14 +79,13 @@ test("000018 gives rows and states written before routes the route the aggregato
   expect(await routesOf(clientId, "alert_states", "alert_key")).toEqual(routesNow);
 });
 
-test("000021 keys with their mute windows the rows whose rules all share them, as the aggregator now does", async () => {
+test("000021 moves an episode of one rule with mute windows to that rule's route, as the aggregator now computes it", async () => {
   await migrate(sql, migrationsDir, 20);
   const [client] = await sql<
     { id: string }[]
   >`INSERT INTO clients (name) VALUES ('mute-backfill') RETURNING id`;
   const clientId = (client as { id: string }).id;
   const night = "* 22:00-06:00 Europe/Berlin";
-  const weekend = "saturday,sunday 00:00-24:00";
   const rule = async (source: string, muteWindows: string[], groupBy: string[] = [], enabled = true) => {
     const [row] = await sql<{ id: string }[]>`
       INSERT INTO rules (client_id, severity, source, name, group_by, mute_windows, enabled)
@@ -94,37 +93,45 @@ test("000021 keys with their mute windows the rows whose rules all share them, a
       RETURNING id`;
     return (row as { id: string }).id;
   };
-  const nightAndWeekend = await rule("a", [weekend, night, weekend]);
-  const sameWindows = await rule("b", [night, weekend]);
-  const otherWindows = await rule("c", [night]);
-  const plain = await rule("d", []);
-  const disabledPlain = await rule("e", [], [], false);
-  const groupedNight = await rule("f", [night], ["source"]);
+  const muted = await rule("a", [night]);
+  const otherMuted = await rule("b", [night]);
+  const plain = await rule("c", []);
+  const disabledPlain = await rule("d", [], [], false);
+  const groupedMuted = await rule("e", [night], ["source"]);
   const grouped = deliveryRoute({ groupBy: ["source"] });
-  const notification = async (alertId: string, ruleIds: string[], route = "") => {
+  const row = async (alertId: string, kind: string, ruleIds: string[], route: string) => {
     await sql`
-      INSERT INTO notifications (client_id, alert_id, route, severity, source, name, rule_ids, event_time, episode)
-      VALUES (${clientId}, ${alertId}, ${route}, 'HIGH', 's', 'a', ${ruleIds}::uuid[], now(), 1)`;
+      INSERT INTO notifications (client_id, alert_id, route, severity, source, name, rule_ids, event_time, episode, kind)
+      VALUES (${clientId}, ${alertId}, ${route}, 'HIGH', 's', 'a', ${ruleIds}::uuid[], now(), 1, ${kind})`;
+  };
+  const episode = async (alertId: string, ruleIds: string[], route = "") => {
+    await row(alertId, "firing", ruleIds, route);
     await sql`
       INSERT INTO alert_states (client_id, scope, alert_key, route, episode, state, episode_started_at,
                                 last_event_at, last_seen_at, last_notified_at)
       VALUES (${clientId}, '', ${alertId}, ${route}, 1, 'firing', now(), now(), now(), now())`;
   };
-  await notification("same", [nightAndWeekend, sameWindows]);
-  await notification("with-disabled", [otherWindows, disabledPlain]);
-  await notification("with-plain", [nightAndWeekend, plain]);
-  await notification("other-windows", [nightAndWeekend, otherWindows]);
-  await notification("grouped", [groupedNight], grouped);
+  await episode("one-rule", [muted]);
+  // A later row of the episode names another rule (added since): it moves with its episode.
+  await row("one-rule", "repeat:1", [muted, plain], "");
+  await episode("with-disabled", [muted, disabledPlain]);
+  await episode("with-plain", [muted, plain]);
+  await episode("two-muted", [muted, otherMuted]);
+  await episode("grouped", [groupedMuted], grouped);
 
   await migrate(sql, migrationsDir, 21);
+  const ownRoute = deliveryRoute({ groupBy: [], muteRuleId: muted });
   const routesNow = {
-    same: deliveryRoute({ groupBy: [], muteWindows: [night, weekend] }),
-    "with-disabled": deliveryRoute({ groupBy: [], muteWindows: [night] }),
+    "one-rule": ownRoute,
+    "with-disabled": ownRoute,
     "with-plain": "",
-    "other-windows": "",
-    grouped: deliveryRoute({ groupBy: ["source"], muteWindows: [night] }),
+    "two-muted": "",
+    grouped: deliveryRoute({ groupBy: ["source"], muteRuleId: groupedMuted }),
   };
-  expect(new Set(Object.values(routesNow)).size).toBe(4);
+  expect(new Set(Object.values(routesNow)).size).toBe(3);
   expect(await routesOf(clientId, "notifications", "alert_id")).toEqual(routesNow);
   expect(await routesOf(clientId, "alert_states", "alert_key")).toEqual(routesNow);
+  const [repeat] = await sql<{ route: string }[]>`
+    SELECT route FROM notifications WHERE client_id = ${clientId} AND kind = 'repeat:1'`;
+  expect(repeat?.route).toBe(ownRoute);
 });

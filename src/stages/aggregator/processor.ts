@@ -60,6 +60,10 @@ export function decodeAlertMatched(
     if (!uuidPattern.test(ruleId))
       throw new InvalidRecordError("rule_ids", `not a UUID: ${JSON.stringify(ruleId)}`);
   }
+  // It names the record's route: a hostile record must not open routes of rules it does not carry.
+  const muteRuleId = message.policy?.muteRuleId ?? "";
+  if (muteRuleId !== "" && !message.ruleIds.includes(muteRuleId))
+    throw new InvalidRecordError("policy.mute_rule_id", "not one of rule_ids");
   const input: NotificationInput = {
     clientId: message.clientId,
     scope: message.scope,

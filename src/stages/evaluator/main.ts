@@ -62,7 +62,7 @@ await runConsumerStage({
     });
     const mutedMatches = new Counter({
       name: "alerts_muted_total",
-      help: "Client matches (per route when their rules group differently) inside a mute window of every rule: recorded as SILENCED, not sent",
+      help: "Records (one per route of a client match) whose rule was inside one of its mute windows: recorded as SILENCED, not sent",
       registers: [metrics.registry],
     });
     await rules.start(settings.rulesPollIntervalMs);

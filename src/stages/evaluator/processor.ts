@@ -5,9 +5,10 @@
  * protobuf object is built per alert, except for a client with open silences: then the alert's labels
  * are decoded once, and field 13 (silenced_by) is appended when one of its active silences matches.
  * A client whose matched rules have settings gets them as field 14 (policy), and field 15
- * (muted_by_rule) when all of them are inside a mute window now, when the alert is processed (not at
- * its event time: see src/core/mute-window.ts). A client whose matched rules group differently gets
- * one record per route (src/core/policy.ts), each with its own rules and settings.
+ * (muted_by_rule) when the route's rule is inside one of its mute windows now, when the alert is
+ * processed (not at its event time: see src/core/mute-window.ts). A client whose matched rules group
+ * differently, or have mute windows, gets one record per route (src/core/policy.ts), each with its own
+ * rules and settings.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { deriveAlertId } from "../../core/alert-id.ts";
@@ -88,7 +89,7 @@ export interface EvaluatorCounters {
   malformedScopes: Counter;
   /** Client matches one of the client's active silences matched: flagged, never sent. */
   silencedMatches: Counter;
-  /** Records (one per client match, or per route of it) inside a mute window of each of their rules. */
+  /** Records (one per route of a client match) whose rule was inside one of its mute windows. */
   mutedMatches: Counter;
 }
 

@@ -46,7 +46,8 @@ const notificationProperties = {
   muted_by_rule: {
     ...uuidJsonSchema,
     type: ["string", "null"],
-    description: "status SILENCED: the client's rule whose mute window held at the alert's event time",
+    description:
+      "status SILENCED: the rule (the notification's route's) whose mute window held when the evaluator processed the alert",
   },
   episode: {
     type: "integer",

@@ -55,7 +55,7 @@ const ruleFields = {
     itemsProblem: muteWindowsProblem,
     description:
       "'<weekdays> <HH:MM>-<HH:MM> [<time zone>]', e.g. 'monday:friday 22:00-06:00 Europe/Berlin': " +
-      "this rule's endpoints get nothing inside them; changing them notifies firing alerts once more",
+      "this rule's endpoints get nothing inside them, the client's other rules theirs as usual",
   },
 } as const;
 const clientIdField = {

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file alerting/v1/alert.proto.
  */
 export const file_alerting_v1_alert: GenFile = /*@__PURE__*/
-  fileDesc("ChdhbGVydGluZy92MS9hbGVydC5wcm90bxILYWxlcnRpbmcudjEi7AIKCEFsZXJ0TmV3EhAKCGFsZXJ0X2lkGAEgASgJEicKCHNldmVyaXR5GAIgASgOMhUuYWxlcnRpbmcudjEuU2V2ZXJpdHkSDgoGc291cmNlGAMgASgJEgwKBG5hbWUYBCABKAkSMwoHY29udGV4dBgFIAMoCzIiLmFsZXJ0aW5nLnYxLkFsZXJ0TmV3LkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SDQoFc2NvcGUYCiABKAkSKAoGc3RhdHVzGAsgASgOMhguYWxlcnRpbmcudjEuQWxlcnRTdGF0dXMSFwoPZW5kc19hdF91bml4X21zGAwgASgDGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQICBAJSgQICRAKSgQIDRAOSgQIDhAPSgQIDxAQItQDCgxBbGVydE1hdGNoZWQSEAoIYWxlcnRfaWQYASABKAkSJwoIc2V2ZXJpdHkYAiABKA4yFS5hbGVydGluZy52MS5TZXZlcml0eRIOCgZzb3VyY2UYAyABKAkSDAoEbmFtZRgEIAEoCRI3Cgdjb250ZXh0GAUgAygLMiYuYWxlcnRpbmcudjEuQWxlcnRNYXRjaGVkLkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SEQoJY2xpZW50X2lkGAggASgJEhAKCHJ1bGVfaWRzGAkgAygJEg0KBXNjb3BlGAogASgJEigKBnN0YXR1cxgLIAEoDjIYLmFsZXJ0aW5nLnYxLkFsZXJ0U3RhdHVzEhcKD2VuZHNfYXRfdW5peF9tcxgMIAEoAxITCgtzaWxlbmNlZF9ieRgNIAEoCRIrCgZwb2xpY3kYDiABKAsyGy5hbGVydGluZy52MS5EZWxpdmVyeVBvbGljeRIVCg1tdXRlZF9ieV9ydWxlGA8gASgJGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIp8CCg5EZWxpdmVyeVBvbGljeRIVCg1za2lwX3Jlc29sdmVkGAEgASgIEh8KEnJlcGVhdF9pbnRlcnZhbF9tcxgCIAEoA0gAiAEBEhAKCGdyb3VwX2J5GAMgAygJEhoKDWdyb3VwX3dhaXRfbXMYBCABKANIAYgBARIeChFncm91cF9pbnRlcnZhbF9tcxgFIAEoA0gCiAEBEh0KEGdyb3VwX2FsZXJ0c19tYXgYBiABKA1IA4gBARIUCgxtdXRlX3dpbmRvd3MYByADKAlCFQoTX3JlcGVhdF9pbnRlcnZhbF9tc0IQCg5fZ3JvdXBfd2FpdF9tc0IUChJfZ3JvdXBfaW50ZXJ2YWxfbXNCEwoRX2dyb3VwX2FsZXJ0c19tYXgiaQoRTm90aWZpY2F0aW9uUmVhZHkSFwoPbm90aWZpY2F0aW9uX2lkGAEgASgDEhEKCWNsaWVudF9pZBgCIAEoCRIQCghhbGVydF9pZBgDIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgEIAEoDSp1CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEKl8KC0FsZXJ0U3RhdHVzEhwKGEFMRVJUX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0FMRVJUX1NUQVRVU19GSVJJTkcQARIZChVBTEVSVF9TVEFUVVNfUkVTT0xWRUQQAmIGcHJvdG8z");
+  fileDesc("ChdhbGVydGluZy92MS9hbGVydC5wcm90bxILYWxlcnRpbmcudjEi7AIKCEFsZXJ0TmV3EhAKCGFsZXJ0X2lkGAEgASgJEicKCHNldmVyaXR5GAIgASgOMhUuYWxlcnRpbmcudjEuU2V2ZXJpdHkSDgoGc291cmNlGAMgASgJEgwKBG5hbWUYBCABKAkSMwoHY29udGV4dBgFIAMoCzIiLmFsZXJ0aW5nLnYxLkFsZXJ0TmV3LkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SDQoFc2NvcGUYCiABKAkSKAoGc3RhdHVzGAsgASgOMhguYWxlcnRpbmcudjEuQWxlcnRTdGF0dXMSFwoPZW5kc19hdF91bml4X21zGAwgASgDGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQICBAJSgQICRAKSgQIDRAOSgQIDhAPSgQIDxAQItQDCgxBbGVydE1hdGNoZWQSEAoIYWxlcnRfaWQYASABKAkSJwoIc2V2ZXJpdHkYAiABKA4yFS5hbGVydGluZy52MS5TZXZlcml0eRIOCgZzb3VyY2UYAyABKAkSDAoEbmFtZRgEIAEoCRI3Cgdjb250ZXh0GAUgAygLMiYuYWxlcnRpbmcudjEuQWxlcnRNYXRjaGVkLkNvbnRleHRFbnRyeRIaChJldmVudF90aW1lX3VuaXhfbXMYBiABKAMSFgoOc2NoZW1hX3ZlcnNpb24YByABKA0SEQoJY2xpZW50X2lkGAggASgJEhAKCHJ1bGVfaWRzGAkgAygJEg0KBXNjb3BlGAogASgJEigKBnN0YXR1cxgLIAEoDjIYLmFsZXJ0aW5nLnYxLkFsZXJ0U3RhdHVzEhcKD2VuZHNfYXRfdW5peF9tcxgMIAEoAxITCgtzaWxlbmNlZF9ieRgNIAEoCRIrCgZwb2xpY3kYDiABKAsyGy5hbGVydGluZy52MS5EZWxpdmVyeVBvbGljeRIVCg1tdXRlZF9ieV9ydWxlGA8gASgJGi4KDENvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIp8CCg5EZWxpdmVyeVBvbGljeRIVCg1za2lwX3Jlc29sdmVkGAEgASgIEh8KEnJlcGVhdF9pbnRlcnZhbF9tcxgCIAEoA0gAiAEBEhAKCGdyb3VwX2J5GAMgAygJEhoKDWdyb3VwX3dhaXRfbXMYBCABKANIAYgBARIeChFncm91cF9pbnRlcnZhbF9tcxgFIAEoA0gCiAEBEh0KEGdyb3VwX2FsZXJ0c19tYXgYBiABKA1IA4gBARIUCgxtdXRlX3J1bGVfaWQYByABKAlCFQoTX3JlcGVhdF9pbnRlcnZhbF9tc0IQCg5fZ3JvdXBfd2FpdF9tc0IUChJfZ3JvdXBfaW50ZXJ2YWxfbXNCEwoRX2dyb3VwX2FsZXJ0c19tYXgiaQoRTm90aWZpY2F0aW9uUmVhZHkSFwoPbm90aWZpY2F0aW9uX2lkGAEgASgDEhEKCWNsaWVudF9pZBgCIAEoCRIQCghhbGVydF9pZBgDIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgEIAEoDSp1CghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAxIVChFTRVZFUklUWV9DUklUSUNBTBAEKl8KC0FsZXJ0U3RhdHVzEhwKGEFMRVJUX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0FMRVJUX1NUQVRVU19GSVJJTkcQARIZChVBTEVSVF9TVEFUVVNfUkVTT0xWRUQQAmIGcHJvdG8z");
 
 /**
  * Topic `alerts.new`, key: alert_id. Produced by the alert-producer and HTTP ingest.
@@ -149,7 +149,7 @@ export type AlertMatched = Message<"alerting.v1.AlertMatched"> & {
 
   /**
    * AlertNew's scope, carried through; notifications are deduplicated per (client_id, scope, alert_id,
-   * route), the route following from the policy's grouping and mute windows (src/core/grouping.ts,
+   * route), the route following from the policy's grouping and mute rule (src/core/grouping.ts,
    * deliveryRoute).
    *
    * @generated from field: string scope = 10;
@@ -185,9 +185,8 @@ export type AlertMatched = Message<"alerting.v1.AlertMatched"> & {
   policy?: DeliveryPolicy | undefined;
 
   /**
-   * Set when the record's rules (which share their mute windows: policy.mute_windows) were inside one
-   * of them when the evaluator processed the alert: the lowest of the rule ids. The aggregator writes
-   * the notification as SILENCED.
+   * Set when the record's rule (policy.mute_rule_id) was inside one of its mute windows when the
+   * evaluator processed the alert: that rule's id. The aggregator writes the notification as SILENCED.
    *
    * @generated from field: string muted_by_rule = 15;
    */
@@ -250,14 +249,13 @@ export type DeliveryPolicy = Message<"alerting.v1.DeliveryPolicy"> & {
   groupAlertsMax?: number | undefined;
 
   /**
-   * The mute windows of the record's rules (src/core/mute-window.ts's text form, sorted, each once):
-   * rules with other windows are another route, so that muting one rule never mutes another's
-   * endpoints nor lets them page during its windows. The evaluator judges the windows
-   * (muted_by_rule); the aggregator keys the route with them.
+   * Set when the record's rule has mute windows: such a rule is a route of its own, named by its id,
+   * so that muting it never mutes another rule's endpoints nor lets them page during its windows.
+   * One of rule_ids. The evaluator judges the windows (muted_by_rule).
    *
-   * @generated from field: repeated string mute_windows = 7;
+   * @generated from field: string mute_rule_id = 7;
    */
-  muteWindows: string[];
+  muteRuleId: string;
 };
 
 /**
