@@ -13,10 +13,11 @@ export const groupedAlert = (i: number, fields: Partial<GroupedAlert> = {}): Gro
   ...fields,
 });
 
-/** Window 3 of a group by source=billing-api. */
+/** Window 3 of a group by source=billing-api, created at 2026-01-01T00:00:00Z. */
 export const groupMessage = (alerts: GroupedAlert[], alertsMax = 100): GroupMessage => ({
   groupKey: "k1",
   windowNo: 3,
+  incarnation: 1_767_225_600_000,
   clientId: "c1",
   labels: { source: "billing-api" },
   alertsMax,

@@ -22,6 +22,8 @@ export interface ClaimedGroupSend {
   clientId: string;
   groupKey: string;
   windowNo: number;
+  /** The group's incarnation, part of the Idempotency-Key (src/core/grouping.ts); null: older than 000022. */
+  incarnation: number | null;
   labels: Record<string, string>;
   alertsMax: number;
   /** Attempts including this claim; fences the status update against a later claimer. */
@@ -82,6 +84,8 @@ interface OpenedWindowRow {
   labels: Record<string, string>;
   group_alerts_max: number;
   window_no: number;
+  /** bigint, as a string. */
+  incarnation: string | null;
   attempts: number;
 }
 
@@ -91,6 +95,7 @@ function toOpenedWindow(row: OpenedWindowRow, leasedAtMs: number): OpenedWindow 
     clientId: row.client_id,
     groupKey: row.group_key,
     windowNo: row.window_no,
+    incarnation: row.incarnation === null ? null : Number(row.incarnation),
     labels: row.labels,
     alertsMax: row.group_alerts_max,
     attempts: row.attempts,
@@ -232,13 +237,15 @@ export class GroupStore {
          SET has_pending = false, next_window = g.next_window + 1,
              next_due_at = now() + make_interval(secs => g.group_interval_ms / 1000.0)
          FROM due WHERE g.group_key = due.group_key
-         RETURNING g.group_key, g.client_id, g.labels, g.group_alerts_max, g.next_window - 1 AS window_no
+         RETURNING g.group_key, g.client_id, g.labels, g.group_alerts_max, g.next_window - 1 AS window_no,
+                   g.incarnation
        ), sends AS (
          INSERT INTO group_sends (client_id, group_key, window_no, alerts, lease_until, next_attempt_at)
          SELECT client_id, group_key, window_no, 0, now() + ${leaseInterval}, now() + ${leaseInterval} FROM opened
          RETURNING id, group_key
        )
-       SELECT s.id AS send_id, o.group_key, o.client_id, o.labels, o.group_alerts_max, o.window_no, 1 AS attempts
+       SELECT s.id AS send_id, o.group_key, o.client_id, o.labels, o.group_alerts_max, o.window_no, o.incarnation,
+              1 AS attempts
        FROM sends s JOIN opened o ON o.group_key = s.group_key`,
       [limit, this.leaseMs] as never[],
       prepared,
@@ -299,7 +306,8 @@ export class GroupStore {
          FROM due WHERE s.id = due.id
          RETURNING s.id, s.client_id, s.group_key, s.window_no, s.attempts, s.members_fixed_at IS NOT NULL AS fixed
        )
-       SELECT s.id AS send_id, s.group_key, s.client_id, g.labels, g.group_alerts_max, s.window_no, s.attempts, s.fixed
+       SELECT s.id AS send_id, s.group_key, s.client_id, g.labels, g.group_alerts_max, s.window_no, g.incarnation,
+              s.attempts, s.fixed
        FROM sends s JOIN notification_groups g ON g.group_key = s.group_key`,
       [limit, this.leaseMs] as never[],
       prepared,

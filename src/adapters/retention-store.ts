@@ -6,10 +6,20 @@
  *                    still fires (its later rows copy them: fields, silence); their delivery
  *                    attempts go with them
  *   group_sends      SENT or FAILED, last changed before the cutoff, once no notification row names
- *                    them (their attempts with them); notification_groups stay, since a group's
- *                    window numbers, part of its messages' Idempotency-Key, must never repeat
+ *                    them (their attempts with them)
  *   alert_states     resolved, last seen before the cutoff, with no notification row left: a later
  *                    firing starts at episode 1 again, whose rows are gone
+ *   notification_groups
+ *                    idle (nothing waiting) since before the cutoff, with no notification row and no
+ *                    group send left: a group recreated later is a new incarnation, its windows
+ *                    counting from 0 under other Idempotency-Keys (src/core/grouping.ts)
+ *
+ * A group goes only when nothing can name it again. A notification of a still-firing episode names
+ * its group and stays, so the sweep's later rows (which copy their firing row's group_key and only
+ * mark the group, never create it) never point at a deleted group. An aggregator writing rows of the
+ * group meanwhile either locks the group row first (openGroups' upsert; locked rows are skipped, and
+ * a row it changed no longer qualifies once locked) or recreates it after the delete commits, as a
+ * new incarnation.
  *
  * A deleted notification no longer deduplicates: the retention must outlast any record that can be
  * consumed again, that is the topics' retention (docs/operations.md).
@@ -20,6 +30,7 @@ export interface ExpiredCounts {
   notifications: number;
   groupSends: number;
   alertStates: number;
+  groups: number;
 }
 
 /** Written out in each condition (now() is the statement's), so that each can use its index. */
@@ -54,7 +65,8 @@ export async function deleteExpired(
        WHERE s.id = d.id
        RETURNING 1
      ), states_gone AS (
-       -- Rows this statement deletes are still visible to it: their states go on a later one.
+       -- Rows this statement deletes are still visible to it: their states go on a later one, and so
+       -- do the groups below.
        DELETE FROM alert_states s USING (
          SELECT client_id, scope, alert_key, route FROM alert_states a
          WHERE state = 'resolved' AND last_seen_at < ${cutoff}
@@ -64,10 +76,21 @@ export async function deleteExpired(
          LIMIT $2 FOR UPDATE OF a SKIP LOCKED) d
        WHERE (s.client_id, s.scope, s.alert_key, s.route) = (d.client_id, d.scope, d.alert_key, d.route)
        RETURNING 1
+     ), groups_gone AS (
+       DELETE FROM notification_groups g USING (
+         SELECT group_key FROM notification_groups i
+         WHERE NOT has_pending AND next_due_at < ${cutoff}
+           AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.group_key = i.group_key)
+           -- Its sends reference it: it goes after them.
+           AND NOT EXISTS (SELECT 1 FROM group_sends s WHERE s.group_key = i.group_key)
+         LIMIT $2 FOR UPDATE SKIP LOCKED) d
+       WHERE g.group_key = d.group_key
+       RETURNING 1
      )
      SELECT (SELECT count(*) FROM notifications_gone)::int AS notifications,
             (SELECT count(*) FROM sends_gone)::int AS "groupSends",
-            (SELECT count(*) FROM states_gone)::int AS "alertStates"`,
+            (SELECT count(*) FROM states_gone)::int AS "alertStates",
+            (SELECT count(*) FROM groups_gone)::int AS groups`,
     [retentionMs, batchSizeMax] as never[],
   );
   return counts as ExpiredCounts;

@@ -14,8 +14,8 @@
  *
  * A group window (rules with group_by) is one POST of Alertmanager's webhook document
  * (src/core/group-payload.ts), at most GROUP_BODY_BYTES_MAX bytes, with
- * `Idempotency-Key: group-<group key>-<window>`, the same on every retry, and the same signature
- * headers.
+ * `Idempotency-Key: group-<group key>-<incarnation>-<window>` (src/core/grouping.ts,
+ * groupIdempotencyKey), the same on every retry, and the same signature headers.
  */
 import {
   type GroupMessage,

@@ -259,7 +259,7 @@ describe("webhook document", () => {
   test("headline and key; a line break in a label value cannot forge a header", () => {
     const m = { ...groupMessage([groupedAlert(1), groupedAlert(2)]), labels: { source: "a\r\nBcc: x" } };
     expect(groupHeadline(groupView(m))).toBe("[FIRING:2] source=a Bcc: x");
-    expect(groupMessageKey(m)).toBe("group-k1-3");
+    expect(groupMessageKey(m)).toBe("group-k1-1767225600000-3");
   });
 
   test("a long headline is cut, whole characters only", () => {
@@ -357,6 +357,7 @@ describe("webhook body bound", () => {
     const m: GroupMessage = {
       groupKey: "f".repeat(32),
       windowNo: 2 ** 31 - 1,
+      incarnation: null,
       clientId: "6f1c1f4e-2a4b-4e0e-9d8e-0c7b1f0e5a11",
       labels: Object.fromEntries(Array.from({ length: 16 }, (_, k) => [text(k, 128), text(k, 16_384)])),
       alertsMax: 1000,

@@ -33,6 +33,8 @@ export interface GroupedAlert {
 export interface GroupMessage {
   groupKey: string;
   windowNo: number;
+  /** The group's incarnation (notification_groups.incarnation); null for a group older than migration 000022. */
+  incarnation: number | null;
   clientId: string;
   /** The group_by labels and the values the group shares. */
   labels: Readonly<Record<string, string>>;
@@ -77,8 +79,10 @@ export function groupView(message: GroupMessage): GroupView {
   return { message, alerts, status: groupStatus(alerts) };
 }
 
-export function groupMessageKey(message: Pick<GroupMessage, "groupKey" | "windowNo">): string {
-  return groupIdempotencyKey(message.groupKey, message.windowNo);
+export function groupMessageKey(
+  message: Pick<GroupMessage, "groupKey" | "windowNo" | "incarnation">,
+): string {
+  return groupIdempotencyKey(message.groupKey, message.windowNo, message.incarnation);
 }
 
 export function utf8Bytes(text: string): number {

@@ -131,8 +131,21 @@ describe("groupKey", () => {
     expect(() => groupKey(client, { ...settings, groupBy: [] }, {})).toThrow("group_by");
   });
 
-  test("the Idempotency-Key names the group and the window", () => {
-    expect(groupIdempotencyKey("abc", 7)).toBe("group-abc-7");
+  test("the Idempotency-Key names the group, its incarnation and the window", () => {
+    expect(groupIdempotencyKey("abc", 7, 1_767_225_600_000)).toBe("group-abc-1767225600000-7");
+    // A group recreated after retention deleted it counts its windows from 0 again, under another key.
+    expect(groupIdempotencyKey("abc", 0, 1_767_225_600_001)).not.toBe(
+      groupIdempotencyKey("abc", 0, 1_767_225_600_000),
+    );
+  });
+
+  test("a group created before migration 000022 (no incarnation) keeps its key", () => {
+    expect(groupIdempotencyKey("abc", 7, null)).toBe("group-abc-7");
+  });
+
+  test("asserts integral window numbers and incarnations", () => {
+    expect(() => groupIdempotencyKey("abc", Number.NaN, null)).toThrow("window number");
+    expect(() => groupIdempotencyKey("abc", 0, Number.NaN)).toThrow("incarnation");
   });
 });
 

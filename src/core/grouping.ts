@@ -186,7 +186,21 @@ function groupingRoute(policy: GroupingPolicy | undefined): string {
   return first128BitsHex(hasher);
 }
 
-/** The Idempotency-Key of one window of a group: the same on every retry and after any crash. */
-export function groupIdempotencyKey(key: string, windowNo: number): string {
-  return `group-${key}-${windowNo}`;
+/**
+ * The Idempotency-Key of one window of a group: the same on every retry and after any crash.
+ * `incarnation` tells apart a group recreated after retention deleted it, whose windows count from 0
+ * again (notification_groups.incarnation, its creation time in ms); null for a group created before
+ * migration 000022, which keeps the key it had, so a window in flight across the upgrade keeps it.
+ */
+export function groupIdempotencyKey(key: string, windowNo: number, incarnation: number | null): string {
+  assert(
+    Number.isSafeInteger(windowNo) && windowNo >= 0,
+    `a group window number is a non-negative integer, got ${windowNo}`,
+  );
+  if (incarnation === null) return `group-${key}-${windowNo}`;
+  assert(
+    Number.isSafeInteger(incarnation) && incarnation >= 0,
+    `a group incarnation is null or a non-negative integer, got ${incarnation}`,
+  );
+  return `group-${key}-${incarnation}-${windowNo}`;
 }

@@ -1,14 +1,17 @@
 /**
  * Retention (src/adapters/retention-store.ts) against the real database: what is over and older than
- * the retention goes, with its delivery attempts; what is pending, recent or still needed stays; and
+ * the retention goes, with its delivery attempts; what is pending, recent or still needed stays; an
+ * idle group goes once nothing names it, and comes back as a new incarnation under other keys; and
  * the aggregator runs it by itself.
  */
 import { afterAll, expect, test } from "bun:test";
 import { uniqueName } from "../../harness/names.ts";
 import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, stopStage } from "../../harness/stages.ts";
+import { insertNotifications } from "../../src/adapters/notification-store.ts";
 import { deleteExpired } from "../../src/adapters/retention-store.ts";
-import { tenant } from "../sender/support.ts";
+import { groupIdempotencyKey, groupKey } from "../../src/core/grouping.ts";
+import { groupedRow, tenant } from "../sender/support.ts";
 import { aggregatorTopics, startAggregator } from "./support.ts";
 
 const db = useTestSchema("aggregator_retention");
@@ -72,7 +75,8 @@ test("old rows whose work is over go, with their attempts; pending, recent and s
   await state(client.clientId, "am-gone", "resolved", 30);
   await state(client.clientId, rowLeft, "resolved", 30);
   await state(client.clientId, "am-firing", "firing", 30);
-  // A group's old finished send goes with its attempts; the group stays (its window numbers).
+  // A group's old finished send goes with its attempts; the group stays (its rows wait, a row and a
+  // send still name it).
   const groupKey = uniqueName("group");
   await sql`
     INSERT INTO notification_groups (group_key, client_id, labels, group_interval_ms, group_alerts_max, next_due_at, next_window)
@@ -97,6 +101,7 @@ test("old rows whose work is over go, with their attempts; pending, recent and s
     notifications: 1,
     groupSends: 1,
     alertStates: 1,
+    groups: 0,
   });
   while (Object.values(await deleteExpired(sql, retentionMs, 1)).some((n) => n > 0));
 
@@ -123,6 +128,90 @@ test("old rows whose work is over go, with their attempts; pending, recent and s
   await deleteExpired(sql, retentionMs, 10);
   await deleteExpired(sql, retentionMs, 10);
   expect(await sql`SELECT 1 FROM alert_states WHERE alert_key = ${rowLeft}`).toHaveLength(0);
+});
+
+/**
+ * A group of the client as a window left it: `next_window` 3, due again `idleDays` ago, nothing
+ * waiting unless `pending`; created `incarnationDays` ago, or before migration 000022 (null).
+ */
+async function group(
+  clientId: string,
+  fields: { key?: string; idleDays?: number; pending?: boolean; incarnationDays?: number | null } = {},
+): Promise<string> {
+  const { key = uniqueName("group"), idleDays = 30, pending = false, incarnationDays = 60 } = fields;
+  await sql`
+    INSERT INTO notification_groups (group_key, client_id, labels, group_interval_ms, group_alerts_max, next_due_at,
+                                     next_window, has_pending, incarnation)
+    VALUES (${key}, ${clientId}, '{}', 1000, 10, now() - make_interval(days => ${idleDays}), 3, ${pending},
+            CASE WHEN ${incarnationDays}::int IS NOT NULL
+              THEN (extract(epoch FROM now() - make_interval(days => ${incarnationDays}::int)) * 1000)::bigint END)`;
+  return key;
+}
+
+async function groupsLeft(keys: readonly string[]): Promise<string[]> {
+  const rows = await sql<{ group_key: string }[]>`
+    SELECT group_key FROM notification_groups WHERE group_key = ANY(${keys as string[]}) ORDER BY group_key`;
+  return rows.map((row) => row.group_key);
+}
+
+test("an idle group goes once no notification and no send names it; waiting, recent and named ones stay", async () => {
+  const client = await tenant(sql, "retention-groups");
+  const rule = await client.rule();
+  const keys = {
+    idle: await group(client.clientId),
+    named: await group(client.clientId),
+    withSend: await group(client.clientId),
+    waiting: await group(client.clientId, { pending: true }),
+    recent: await group(client.clientId, { idleDays: 1 }),
+  };
+  // An old row of an episode that still fires names its group: the sweep's later rows will join it.
+  const firing = await client.notification([rule], { alertId: "am-grouped-firing" });
+  await sql`
+    UPDATE notifications SET status = 'SENT', episode = 1, group_key = ${keys.named}, group_due_at = now()
+    WHERE id = ${firing}`;
+  await age(firing, 30);
+  await state(client.clientId, "am-grouped-firing", "firing", 30);
+  // An old finished send: it goes first (it references its group), the group on a later call.
+  await sql`
+    INSERT INTO group_sends (client_id, group_key, window_no, status, created_at, updated_at)
+    VALUES (${client.clientId}, ${keys.withSend}, 2, 'SENT', now() - interval '30 days', now() - interval '30 days')`;
+
+  expect(await deleteExpired(sql, retentionMs, 10)).toMatchObject({ groupSends: 1, groups: 1 });
+  const all = Object.values(keys);
+  expect(await groupsLeft(all)).toEqual([keys.named, keys.withSend, keys.waiting, keys.recent].sort());
+  expect(await deleteExpired(sql, retentionMs, 10)).toMatchObject({ groupSends: 0, groups: 1 });
+  expect(await groupsLeft(all)).toEqual([keys.named, keys.waiting, keys.recent].sort());
+  expect(await sql`SELECT 1 FROM notifications WHERE id = ${firing}`).toHaveLength(1);
+});
+
+test("a group recreated after retention deleted it is a new incarnation: window 0 again, under another key", async () => {
+  const client = await tenant(sql, "retention-regroup");
+  const rule = await client.rule();
+  const settings = { groupBy: ["source"], groupWaitMs: 0, groupIntervalMs: 60_000, groupAlertsMax: 100 };
+  // One group created before migration 000022 (no incarnation), one after.
+  for (const incarnationDays of [null, 60]) {
+    const source = uniqueName("src");
+    const key = groupKey(client.clientId, settings, { source });
+    await group(client.clientId, { key, incarnationDays });
+    const [old] = await sql<{ incarnation: string | null }[]>`
+      SELECT incarnation::text FROM notification_groups WHERE group_key = ${key}`;
+    const oldIncarnation = old?.incarnation == null ? null : Number(old.incarnation);
+    expect(oldIncarnation === null).toBe(incarnationDays === null);
+    await deleteExpired(sql, retentionMs, 10);
+    expect(await groupsLeft([key])).toEqual([]);
+
+    // A new alert of the group: the aggregator's insert recreates it (openGroups).
+    await insertNotifications(sql, [
+      groupedRow(client.clientId, rule, uniqueName("alert"), source, settings),
+    ]);
+    const [recreated] = await sql<{ incarnation: string | null; next_window: number }[]>`
+      SELECT incarnation::text, next_window FROM notification_groups WHERE group_key = ${key}`;
+    expect(recreated?.next_window).toBe(0);
+    expect(recreated?.incarnation).not.toBeNull();
+    const incarnation = Number(recreated?.incarnation);
+    expect(Math.abs(incarnation - Date.now())).toBeLessThan(60_000);
+    expect(groupIdempotencyKey(key, 0, incarnation)).not.toBe(groupIdempotencyKey(key, 0, oldIncarnation));
+  }
 });
 
 const stages: Awaited<ReturnType<typeof startAggregator>>[] = [];

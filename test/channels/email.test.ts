@@ -122,7 +122,7 @@ describe("email delivery", () => {
     if (mail === undefined) throw new Error("no mail");
     expect(subjectOf(mail.raw)).toBe("[FIRING:5] source=billing-api");
     const messageId =
-      /Message-ID:\s*<(group-0f1e2d3c4b5a69788796a5b4c3d2e1f0-2\.[0-9a-f]{16})@alerting\.example>/;
+      /Message-ID:\s*<(group-0f1e2d3c4b5a69788796a5b4c3d2e1f0-1767225600000-2\.[0-9a-f]{16})@alerting\.example>/;
     expect(mail.raw).toMatch(messageId);
     // A retry to the same recipients names the same message; other recipients of the window, another.
     await emailChannel().deliverGroup(endpoint("email", "ops@example.com"), groupMessage(5, 3));

@@ -31,6 +31,7 @@ export function groupMessage(count: number, alertsMax = 100): GroupMessage {
   return {
     groupKey: "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
     windowNo: 2,
+    incarnation: 1_767_225_600_000,
     clientId: notification().clientId,
     labels: { source: "billing-api" },
     alertsMax,

@@ -53,13 +53,13 @@ describe("webhook delivery", () => {
     expect(request.headers.get("x-alerting-signature")).toBe(`sha256=${expected}`);
   });
 
-  test("a group window: one signed POST of Alertmanager's document, keyed by group and window", async () => {
+  test("a group window: one signed POST of Alertmanager's document, keyed by group, incarnation and window", async () => {
     const message = groupMessage(3, 2);
     const result = await webhook.deliverGroup(endpoint("webhook", sink.url(), "s3cret"), message);
     expect(result).toMatchObject({ outcome: "SUCCESS", httpStatus: 200 });
     const request = sink.received.at(-1);
     if (request === undefined) throw new Error("nothing received");
-    expect(request.headers.get("idempotency-key")).toBe(`group-${message.groupKey}-2`);
+    expect(request.headers.get("idempotency-key")).toBe(`group-${message.groupKey}-1767225600000-2`);
     const body = JSON.parse(request.body);
     expect(body).toMatchObject({
       version: "4",

@@ -34,9 +34,10 @@ describe("notifications", () => {
     const other = await createClient(service);
     const { id } = await insertNotification(service.sql, client.id, "SENT");
     const key = crypto.randomUUID().replaceAll("-", "");
-    await service.sql`
+    const [group] = await service.sql<{ incarnation: string }[]>`
       INSERT INTO notification_groups (group_key, client_id, labels, group_interval_ms, group_alerts_max, next_due_at, next_window)
-      VALUES (${key}, ${client.id}, ${service.sql.json({ source: "db" })}, 1000, 100, now(), 4)`;
+      VALUES (${key}, ${client.id}, ${service.sql.json({ source: "db" })}, 1000, 100, now(), 4)
+      RETURNING incarnation::text`;
     const [send] = await service.sql<{ id: string }[]>`
       INSERT INTO group_sends (client_id, group_key, window_no, alerts, status)
       VALUES (${client.id}, ${key}, 3, 12, 'SENT') RETURNING id::text`;
@@ -68,7 +69,7 @@ describe("notifications", () => {
       id: sendId,
       group_key: key,
       window_no: 3,
-      idempotency_key: `group-${key}-3`,
+      idempotency_key: `group-${key}-${group?.incarnation}-3`,
       labels: { source: "db" },
       alerts: 12,
       status: "SENT",

@@ -66,6 +66,10 @@ test("a window opened but never fixed gets its rows when re-driven, capped, unde
   expect(windows).toHaveLength(1);
   const opened = windows[0] as OpenedWindow;
   expect(opened).toMatchObject({ windowNo: 0, attempts: 1 });
+  // Its incarnation, part of its Idempotency-Key, as a number (postgres.js reads a bigint as text).
+  const [{ incarnation } = { incarnation: "" }] = await sql<{ incarnation: string }[]>`
+    SELECT incarnation::text FROM notification_groups WHERE group_key = ${g.key}`;
+  expect(opened.incarnation).toBe(Number(incarnation));
   // The sender dies here. A row arrives meanwhile; the group is not due again for a minute.
   await insertNotifications(sql, [g.row("d")]);
   expect((await store.openWindows(100)).filter((w) => w.groupKey === g.key)).toEqual([]);
@@ -75,7 +79,12 @@ test("a window opened but never fixed gets its rows when re-driven, capped, unde
   const [redriven] = (await store.redriveDue(100)).filter((s) => s.groupKey === g.key);
   const rows = await g.ids();
   // The cap: the two oldest waiting rows, the rest for the next window.
-  expect(redriven).toMatchObject({ id: opened.id, windowNo: 0, attempts: 2 });
+  expect(redriven).toMatchObject({
+    id: opened.id,
+    windowNo: 0,
+    incarnation: Number(incarnation),
+    attempts: 2,
+  });
   expect(redriven?.members.map((m) => m.id)).toEqual(rows.slice(0, 2).map((r) => r.id));
   expect(await membersOf(opened.id)).toEqual(rows.slice(0, 2).map((r) => r.id));
   // Fixing writes no row: they are written when their send records an outcome.

@@ -159,7 +159,9 @@ test("N alerts in K groups: K POSTs per endpoint, each alert in one, truncation 
       expect(groupPosts).toHaveLength(groupsCount);
       expect(new Set(groupPosts.map((p) => p.key)).size).toBe(groupsCount);
       for (const post of groupPosts) {
-        expect(post.key).toBe(`group-${post.body.groupKey}-0`);
+        const [group] = await sql<{ incarnation: string }[]>`
+          SELECT incarnation::text FROM notification_groups WHERE group_key = ${post.body.groupKey}`;
+        expect(post.key).toBe(`group-${post.body.groupKey}-${group?.incarnation}-0`);
         expect(post.body.windowNo).toBe(0);
         expect(post.body.status).toBe("firing");
         expect(post.body.notificationIds).toHaveLength(perGroup);

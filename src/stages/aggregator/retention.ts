@@ -1,8 +1,8 @@
 /**
  * Retention (src/adapters/retention-store.ts): every `intervalMs`, delete what is over and older than
- * `retentionMs`, a bounded batch per table and statement, so that notifications, group sends and
- * alert states do not grow for as long as the pipeline runs. Any number of aggregator instances may
- * run it (FOR UPDATE SKIP LOCKED).
+ * `retentionMs`, a bounded batch per table and statement, so that notifications, group sends, alert
+ * states and groups do not grow for as long as the pipeline runs. Any number of aggregator instances
+ * may run it (FOR UPDATE SKIP LOCKED).
  */
 import type { Sql } from "../../adapters/postgres.ts";
 import { deleteExpired } from "../../adapters/retention-store.ts";
@@ -28,9 +28,9 @@ export function startRetention(sql: Sql, options: RetentionOptions, logger: Logg
     { name: "retention", intervalMs: options.intervalMs, stepsPerTickMax: batchesPerTickMax },
     async () => {
       const deleted = await deleteExpired(sql, options.retentionMs, options.batchSizeMax);
-      if (deleted.notifications + deleted.groupSends + deleted.alertStates > 0)
-        logger.info("retention deleted rows", { ...deleted });
-      return Math.max(deleted.notifications, deleted.groupSends, deleted.alertStates) >= options.batchSizeMax;
+      const counts = Object.values(deleted);
+      if (counts.some((count) => count > 0)) logger.info("retention deleted rows", { ...deleted });
+      return Math.max(...counts) >= options.batchSizeMax;
     },
     logger,
   );

@@ -141,10 +141,13 @@ async function findGroupSend(
   notificationId: string,
 ): Promise<GroupSend | null> {
   if (sendId === null) return null;
-  const [send] = await db<Omit<GroupSend, "idempotency_key" | "deliveries">[]>`
-    SELECT s.id::text, s.group_key, s.window_no, g.labels, s.alerts, s.status, s.attempts, s.created_at
+  const [row] = await db<
+    (Omit<GroupSend, "idempotency_key" | "deliveries"> & { incarnation: string | null })[]
+  >`
+    SELECT s.id::text, s.group_key, s.window_no, g.incarnation, g.labels, s.alerts, s.status, s.attempts, s.created_at
     FROM group_sends s JOIN notification_groups g ON g.group_key = s.group_key WHERE s.id = ${sendId}`;
-  if (!send) return null;
+  if (!row) return null;
+  const { incarnation, ...send } = row;
   const deliveries = await db<GroupSend["deliveries"]>`
     SELECT d.id::text, d.endpoint_id, d.channel, d.alerts, d.attempted_at, d.outcome, d.http_status, d.smtp_reply,
            d.latency_ms, d.error,
@@ -153,7 +156,12 @@ async function findGroupSend(
                    JOIN endpoints carrier ON carrier.type = own.type AND carrier.value = own.value
                    WHERE n.id = ${notificationId} AND carrier.id = d.endpoint_id) AS carried
     FROM group_deliveries d WHERE d.group_send_id = ${sendId} ORDER BY d.id`;
-  return { ...send, idempotency_key: groupIdempotencyKey(send.group_key, send.window_no), deliveries };
+  const idempotencyKey = groupIdempotencyKey(
+    send.group_key,
+    send.window_no,
+    incarnation === null ? null : Number(incarnation),
+  );
+  return { ...send, idempotency_key: idempotencyKey, deliveries };
 }
 
 export async function listNotifications(

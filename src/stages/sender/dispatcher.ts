@@ -190,6 +190,7 @@ export class Dispatcher {
             const message: GroupMessage = {
               groupKey: send.groupKey,
               windowNo: send.windowNo,
+              incarnation: send.incarnation,
               clientId: send.clientId,
               labels: send.labels,
               alertsMax: send.alertsMax,
