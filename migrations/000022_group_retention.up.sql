@@ -6,12 +6,11 @@
 -- created before keep NULL and the key format without it, so that a window in flight across the
 -- upgrade reaches its receiver under one key: the default is set after the column is added, so
 -- only new rows get it (and the table is not rewritten).
+
+-- Idle groups, by when their last window was due: retention walks them a slice at a time.
+CREATE INDEX notification_groups_idle ON notification_groups (next_due_at, group_key) WHERE NOT has_pending;
+
+-- Last: the migrations run in one transaction, and the ALTERs lock the table until it commits.
 ALTER TABLE notification_groups ADD COLUMN incarnation bigint;
 ALTER TABLE notification_groups
   ALTER COLUMN incarnation SET DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
-
--- Idle groups, by when their last window was due.
-CREATE INDEX notification_groups_idle ON notification_groups (next_due_at) WHERE NOT has_pending;
--- "No notification names this group", an index probe: notifications_group_waiting holds only the
--- waiting rows. Building it blocks writes to notifications (docs/operations.md, Upgrades).
-CREATE INDEX notifications_group ON notifications (group_key) WHERE group_key IS NOT NULL;

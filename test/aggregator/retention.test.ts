@@ -9,7 +9,7 @@ import { uniqueName } from "../../harness/names.ts";
 import { useTestSchema } from "../../harness/postgres.ts";
 import { eventually, stopStage } from "../../harness/stages.ts";
 import { insertNotifications } from "../../src/adapters/notification-store.ts";
-import { deleteExpired } from "../../src/adapters/retention-store.ts";
+import { deleteExpired, deleteIdleGroups, type GroupCursor } from "../../src/adapters/retention-store.ts";
 import { groupIdempotencyKey, groupKey } from "../../src/core/grouping.ts";
 import { groupedRow, tenant } from "../sender/support.ts";
 import { aggregatorTopics, startAggregator } from "./support.ts";
@@ -101,7 +101,6 @@ test("old rows whose work is over go, with their attempts; pending, recent and s
     notifications: 1,
     groupSends: 1,
     alertStates: 1,
-    groups: 0,
   });
   while (Object.values(await deleteExpired(sql, retentionMs, 1)).some((n) => n > 0));
 
@@ -154,33 +153,62 @@ async function groupsLeft(keys: readonly string[]): Promise<string[]> {
   return rows.map((row) => row.group_key);
 }
 
+/** An old finished send of `groupKey`, as a window's outcome left it. */
+async function oldSend(clientId: string, groupKey: string): Promise<string> {
+  const [send] = await sql<{ id: string }[]>`
+    INSERT INTO group_sends (client_id, group_key, window_no, status, created_at, updated_at)
+    VALUES (${clientId}, ${groupKey}, 2, 'SENT', now() - interval '30 days', now() - interval '30 days')
+    RETURNING id::text`;
+  return (send as { id: string }).id;
+}
+
+/** Runs deleteIdleGroups over every idle group, a slice of `sliceSize` at a time; the groups deleted. */
+async function idleGroupsPass(sliceSize: number): Promise<number> {
+  let deleted = 0;
+  let after: GroupCursor | null = null;
+  do {
+    const step = await deleteIdleGroups(sql, retentionMs, sliceSize, after);
+    deleted += step.deleted;
+    after = step.next;
+  } while (after !== null);
+  return deleted;
+}
+
 test("an idle group goes once no notification and no send names it; waiting, recent and named ones stay", async () => {
   const client = await tenant(sql, "retention-groups");
   const rule = await client.rule();
   const keys = {
     idle: await group(client.clientId),
     named: await group(client.clientId),
+    waitingRow: await group(client.clientId),
     withSend: await group(client.clientId),
     waiting: await group(client.clientId, { pending: true }),
     recent: await group(client.clientId, { idleDays: 1 }),
   };
-  // An old row of an episode that still fires names its group: the sweep's later rows will join it.
+  // An old row of an episode that still fires, sent by an old window: the row keeps its send, the
+  // send its group, and the sweep's later rows of the episode join that group.
   const firing = await client.notification([rule], { alertId: "am-grouped-firing" });
+  const sendOfFiring = await oldSend(client.clientId, keys.named);
   await sql`
-    UPDATE notifications SET status = 'SENT', episode = 1, group_key = ${keys.named}, group_due_at = now()
+    UPDATE notifications SET status = 'SENT', episode = 1, group_key = ${keys.named}, group_due_at = now(),
+                             group_send_id = ${sendOfFiring}
     WHERE id = ${firing}`;
   await age(firing, 30);
   await state(client.clientId, "am-grouped-firing", "firing", 30);
-  // An old finished send: it goes first (it references its group), the group on a later call.
-  await sql`
-    INSERT INTO group_sends (client_id, group_key, window_no, status, created_at, updated_at)
-    VALUES (${client.clientId}, ${keys.withSend}, 2, 'SENT', now() - interval '30 days', now() - interval '30 days')`;
+  // A row waiting for the group's next window (whatever the group's mark says).
+  const waitingRow = await client.notification([rule], { alertId: "am-grouped-waiting" });
+  await sql`UPDATE notifications SET group_key = ${keys.waitingRow}, group_due_at = now() WHERE id = ${waitingRow}`;
+  // An old finished send nothing names: it goes first (it references its group), the group after.
+  await oldSend(client.clientId, keys.withSend);
 
-  expect(await deleteExpired(sql, retentionMs, 10)).toMatchObject({ groupSends: 1, groups: 1 });
+  // Slices of one group: the groups still named do not hide the ones behind them.
+  expect(await idleGroupsPass(1)).toBe(1);
   const all = Object.values(keys);
-  expect(await groupsLeft(all)).toEqual([keys.named, keys.withSend, keys.waiting, keys.recent].sort());
-  expect(await deleteExpired(sql, retentionMs, 10)).toMatchObject({ groupSends: 0, groups: 1 });
-  expect(await groupsLeft(all)).toEqual([keys.named, keys.waiting, keys.recent].sort());
+  const kept = [keys.named, keys.waitingRow, keys.waiting, keys.recent];
+  expect(await groupsLeft(all)).toEqual([...kept, keys.withSend].sort());
+  expect(await deleteExpired(sql, retentionMs, 10)).toMatchObject({ groupSends: 1 });
+  expect(await idleGroupsPass(1)).toBe(1);
+  expect(await groupsLeft(all)).toEqual(kept.sort());
   expect(await sql`SELECT 1 FROM notifications WHERE id = ${firing}`).toHaveLength(1);
 });
 
@@ -197,7 +225,7 @@ test("a group recreated after retention deleted it is a new incarnation: window 
       SELECT incarnation::text FROM notification_groups WHERE group_key = ${key}`;
     const oldIncarnation = old?.incarnation == null ? null : Number(old.incarnation);
     expect(oldIncarnation === null).toBe(incarnationDays === null);
-    await deleteExpired(sql, retentionMs, 10);
+    await idleGroupsPass(10);
     expect(await groupsLeft([key])).toEqual([]);
 
     // A new alert of the group: the aggregator's insert recreates it (openGroups).

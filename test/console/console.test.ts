@@ -432,7 +432,9 @@ test("a grouped notification shows the group message it went out in", async () =
   }
   const card = page.getByTestId("group-send");
   await card.waitFor();
-  await card.getByText(`group-${first.group_key}-0`).waitFor();
+  const [group] = await s.sql<{ incarnation: string }[]>`
+    SELECT incarnation::text FROM notification_groups WHERE group_key = ${first.group_key}`;
+  await card.getByText(`group-${first.group_key}-${group?.incarnation}-0`).waitFor();
   await card.getByText("alertname=console-grouped").waitFor();
   await card
     .locator("[data-testid=delivery-row][data-outcome=SUCCESS]")

@@ -167,7 +167,9 @@ test("a rule with group_by (rule API -> evaluator policy -> group): one Alertman
   });
   expect(body.alerts).toHaveLength(5);
   expect([...body.alertIds].sort()).toEqual([...ids].sort());
-  expect(posts[0]?.headers.get("idempotency-key")).toBe(`group-${body.groupKey}-0`);
+  const [group] = await pipeline.sql<{ incarnation: string }[]>`
+    SELECT incarnation::text FROM notification_groups WHERE group_key = ${body.groupKey}`;
+  expect(posts[0]?.headers.get("idempotency-key")).toBe(`group-${body.groupKey}-${group?.incarnation}-0`);
   const sends = await pipeline.sql<{ n: number }[]>`
     SELECT count(DISTINCT group_send_id)::int AS n FROM notifications WHERE client_id = ${clientId}`;
   expect(sends[0]?.n).toBe(1);

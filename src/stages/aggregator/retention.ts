@@ -5,14 +5,14 @@
  * may run it (FOR UPDATE SKIP LOCKED).
  */
 import type { Sql } from "../../adapters/postgres.ts";
-import { deleteExpired } from "../../adapters/retention-store.ts";
+import { deleteExpired, deleteIdleGroups, type GroupCursor } from "../../adapters/retention-store.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { type PeriodicJob, startPeriodic } from "../../runtime/periodic.ts";
 
 export interface RetentionOptions {
   retentionMs: number;
   intervalMs: number;
-  /** Rows per table and statement; a full batch is followed at once by the next. */
+  /** Rows per table and statement, and idle groups examined per statement; a full batch is followed at once by the next. */
   batchSizeMax: number;
 }
 
@@ -24,12 +24,18 @@ export interface RetentionOptions {
 const batchesPerTickMax = 1000;
 
 export function startRetention(sql: Sql, options: RetentionOptions, logger: Logger): PeriodicJob {
+  // Idle groups are walked a slice per step, the pass going on from where the last step left it.
+  let groupsAfter: GroupCursor | null = null;
   return startPeriodic(
     { name: "retention", intervalMs: options.intervalMs, stepsPerTickMax: batchesPerTickMax },
     async () => {
-      const deleted = await deleteExpired(sql, options.retentionMs, options.batchSizeMax);
+      const expired = await deleteExpired(sql, options.retentionMs, options.batchSizeMax);
+      const groups = await deleteIdleGroups(sql, options.retentionMs, options.batchSizeMax, groupsAfter);
+      groupsAfter = groups.next;
+      const deleted = { ...expired, groups: groups.deleted };
       const counts = Object.values(deleted);
-      if (counts.some((count) => count > 0)) logger.info("retention deleted rows", { ...deleted });
+      if (counts.some((count) => count > 0)) logger.info("retention deleted rows", deleted);
+      // A slice that examined groups still named deleted few: the pass goes on next tick, not at once.
       return Math.max(...counts) >= options.batchSizeMax;
     },
     logger,
