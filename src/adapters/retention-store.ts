@@ -10,7 +10,7 @@
  *   alert_states     resolved, last seen before the cutoff, with no notification row left: a later
  *                    firing starts at episode 1 again, whose rows are gone
  *   notification_groups
- *                    idle (nothing waiting) since before the cutoff, with no notification row and no
+ *                    idle (nothing waiting) since before the cutoff, with no waiting row and no
  *                    group send left (deleteIdleGroups): a group recreated later is a new
  *                    incarnation, its windows counting from 0 under other Idempotency-Keys
  *                    (src/core/grouping.ts)

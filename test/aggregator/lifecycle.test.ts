@@ -25,7 +25,8 @@ import {
 const db = useTestSchema("aggregator_lifecycle");
 const { sql, producer, stages, clientIds } = useAggregatorFixture(db);
 
-async function setUp(prefix: string, env: Record<string, string> = {}) {
+/** `muteRoute`: the client's rule has mute windows, so every record names its route (mute_rule_id). */
+async function setUp(prefix: string, env: Record<string, string> = {}, { muteRoute = false } = {}) {
   const topics = await aggregatorTopics(prefix);
   // The sweep covers every alert state: an earlier test's aggregator would remind at its own interval.
   for (const stage of stages.splice(0)) expect(await stopStage(stage)).toBe(0);
@@ -51,6 +52,7 @@ async function setUp(prefix: string, env: Record<string, string> = {}) {
           status,
           eventTimeUnixMs: BigInt(eventMs),
           endsAtUnixMs: BigInt(endsAtMs),
+          ...(muteRoute ? { policy: policy({ muteRuleId: client.ruleId }) } : {}),
           ...extra,
         }),
       },
@@ -221,7 +223,7 @@ test("per-rule policy: skip resolved, and reminders at the alert's own repeat in
 }, 60_000);
 
 test("muted by a rule's window: that row SILENCED; the first unmuted re-send notifies once", async () => {
-  const { client, submit } = await setUp("lifecycle-muted");
+  const { client, submit } = await setUp("lifecycle-muted", {}, { muteRoute: true });
   const t0 = Date.now() - 60_000;
   const future = Date.now() + 600_000;
   const mute = { mutedByRule: client.ruleId };
@@ -284,10 +286,12 @@ test("muted by a rule's window: that row SILENCED; the first unmuted re-send not
 }, 60_000);
 
 test("the sweep reminds an episode only once it was notified, copying its unmuted row", async () => {
-  const { client, submit } = await setUp("lifecycle-muted-sweep", {
-    REPEAT_INTERVAL_MS: "500",
-    SWEEP_INTERVAL_MS: "100",
-  });
+  const { client, submit } = await setUp(
+    "lifecycle-muted-sweep",
+    { REPEAT_INTERVAL_MS: "500", SWEEP_INTERVAL_MS: "100" },
+    { muteRoute: true },
+  );
+
   const future = Date.now() + 600_000;
   await submit("am-quiet", AlertStatus.FIRING, Date.now(), future, { mutedByRule: client.ruleId });
   await Bun.sleep(1500); // three intervals: no reminder for an episode never notified

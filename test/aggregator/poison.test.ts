@@ -145,7 +145,19 @@ test("records refused for good are dead-lettered one at a time; valid ones are s
         policy: create(DeliveryPolicySchema, { muteRuleId: crypto.randomUUID() }),
       }),
       field: "policy.mute_rule_id",
-      reason: /^policy\.mute_rule_id: not one of rule_ids$/,
+      reason: /^policy\.mute_rule_id: not the record's one rule$/,
+      kind: "invalid",
+    },
+    {
+      alertId: "muted-by-other-rule",
+      value: alertMatched({
+        clientId,
+        ruleIds,
+        alertId: "muted-by-other-rule",
+        mutedByRule: crypto.randomUUID(),
+      }),
+      field: "muted_by_rule",
+      reason: /^muted_by_rule: not the route's rule \(policy\.mute_rule_id\)$/,
       kind: "invalid",
     },
     {

@@ -79,7 +79,7 @@ test("000018 gives rows and states written before routes the route the aggregato
   expect(await routesOf(clientId, "alert_states", "alert_key")).toEqual(routesNow);
 });
 
-test("000021 moves an episode of one rule with mute windows to that rule's route, as the aggregator now computes it", async () => {
+test("000021 moves an alert's state and rows to the route of its one rule with mute windows, as the aggregator now computes it", async () => {
   await migrate(sql, migrationsDir, 20);
   const [client] = await sql<
     { id: string }[]
@@ -99,39 +99,75 @@ test("000021 moves an episode of one rule with mute windows to that rule's route
   const disabledPlain = await rule("d", [], [], false);
   const groupedMuted = await rule("e", [night], ["source"]);
   const grouped = deliveryRoute({ groupBy: ["source"] });
-  const row = async (alertId: string, kind: string, ruleIds: string[], route: string) => {
+  const ownRoute = deliveryRoute({ groupBy: [], muteRuleId: muted });
+  const row = async (alertId: string, episode: number, kind: string, ruleIds: string[], route = "") => {
     await sql`
       INSERT INTO notifications (client_id, alert_id, route, severity, source, name, rule_ids, event_time, episode, kind)
-      VALUES (${clientId}, ${alertId}, ${route}, 'HIGH', 's', 'a', ${ruleIds}::uuid[], now(), 1, ${kind})`;
+      VALUES (${clientId}, ${alertId}, ${route}, 'HIGH', 's', 'a', ${ruleIds}::uuid[], now(), ${episode}, ${kind})`;
   };
-  const episode = async (alertId: string, ruleIds: string[], route = "") => {
-    await row(alertId, "firing", ruleIds, route);
+  const state = async (alertId: string, episode: number, route = "") => {
     await sql`
       INSERT INTO alert_states (client_id, scope, alert_key, route, episode, state, episode_started_at,
                                 last_event_at, last_seen_at, last_notified_at)
-      VALUES (${clientId}, '', ${alertId}, ${route}, 1, 'firing', now(), now(), now(), now())`;
+      VALUES (${clientId}, '', ${alertId}, ${route}, ${episode}, 'firing', now(), now(), now(), now())`;
+  };
+  const episode = async (alertId: string, ruleIds: string[], route = "") => {
+    await row(alertId, 1, "firing", ruleIds, route);
+    await state(alertId, 1, route);
   };
   await episode("one-rule", [muted]);
-  // A later row of the episode names another rule (added since): it moves with its episode.
-  await row("one-rule", "repeat:1", [muted, plain], "");
+  // A later row of the episode names another rule (added since): it moves with its route.
+  await row("one-rule", 1, "repeat:1", [muted, plain]);
   await episode("with-disabled", [muted, disabledPlain]);
   await episode("with-plain", [muted, plain]);
   await episode("two-muted", [muted, otherMuted]);
   await episode("grouped", [groupedMuted], grouped);
+  // The state's episode decides, and the whole route moves with it or stays: an older episode of
+  // the one rule stays with a current one of two rules, and an older one of two goes with a current
+  // one of the one rule, so that a route's episode numbers stay its state's.
+  await row("current-two", 1, "firing", [muted]);
+  await row("current-two", 1, "resolved", [muted]);
+  await row("current-two", 2, "firing", [muted, plain]);
+  await state("current-two", 2);
+  await row("current-one", 1, "firing", [muted, plain]);
+  await row("current-one", 2, "firing", [muted]);
+  await state("current-one", 2);
+  // A new aggregator already wrote the rule's route: nothing moves onto it.
+  await episode("already-there", [muted]);
+  await row("already-there", 1, "firing", [muted], ownRoute);
 
   await migrate(sql, migrationsDir, 21);
-  const ownRoute = deliveryRoute({ groupBy: [], muteRuleId: muted });
-  const routesNow = {
+  const routes = await sql<{ alert_id: string; episode: number; kind: string; route: string }[]>`
+    SELECT alert_id, episode, kind, route FROM notifications WHERE client_id = ${clientId}
+    ORDER BY alert_id, route, episode, kind`;
+  const own = (route: string) =>
+    route === ownRoute ? "own" : route === "" ? "" : route === grouped ? "grouped" : "other";
+  expect(routes.map((r) => `${r.alert_id}/${r.episode}/${r.kind}: ${own(r.route)}`)).toEqual([
+    "already-there/1/firing: ",
+    "already-there/1/firing: own",
+    "current-one/1/firing: own",
+    "current-one/2/firing: own",
+    "current-two/1/firing: ",
+    "current-two/1/resolved: ",
+    "current-two/2/firing: ",
+    "grouped/1/firing: other",
+    "one-rule/1/firing: own",
+    "one-rule/1/repeat:1: own",
+    "two-muted/1/firing: ",
+    "with-disabled/1/firing: own",
+    "with-plain/1/firing: ",
+  ]);
+  expect(await routesOf(clientId, "alert_states", "alert_key")).toEqual({
     "one-rule": ownRoute,
     "with-disabled": ownRoute,
     "with-plain": "",
     "two-muted": "",
     grouped: deliveryRoute({ groupBy: ["source"], muteRuleId: groupedMuted }),
-  };
-  expect(new Set(Object.values(routesNow)).size).toBe(3);
-  expect(await routesOf(clientId, "notifications", "alert_id")).toEqual(routesNow);
-  expect(await routesOf(clientId, "alert_states", "alert_key")).toEqual(routesNow);
-  const [repeat] = await sql<{ route: string }[]>`
-    SELECT route FROM notifications WHERE client_id = ${clientId} AND kind = 'repeat:1'`;
-  expect(repeat?.route).toBe(ownRoute);
+    "current-two": "",
+    "current-one": ownRoute,
+    "already-there": "",
+  });
+  const [groupedRow] = await sql<{ route: string }[]>`
+    SELECT route FROM notifications WHERE client_id = ${clientId} AND alert_id = 'grouped'`;
+  expect(groupedRow?.route).toBe(deliveryRoute({ groupBy: ["source"], muteRuleId: groupedMuted }));
 });

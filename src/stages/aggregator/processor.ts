@@ -60,10 +60,13 @@ export function decodeAlertMatched(
     if (!uuidPattern.test(ruleId))
       throw new InvalidRecordError("rule_ids", `not a UUID: ${JSON.stringify(ruleId)}`);
   }
-  // It names the record's route: a hostile record must not open routes of rules it does not carry.
+  // It names the record's route, which is that one rule's: a hostile record must not open routes of
+  // rules it does not carry, nor put other rules on one.
   const muteRuleId = message.policy?.muteRuleId ?? "";
-  if (muteRuleId !== "" && !message.ruleIds.includes(muteRuleId))
-    throw new InvalidRecordError("policy.mute_rule_id", "not one of rule_ids");
+  if (muteRuleId !== "" && (message.ruleIds.length !== 1 || message.ruleIds[0] !== muteRuleId))
+    throw new InvalidRecordError("policy.mute_rule_id", "not the record's one rule");
+  if (message.mutedByRule !== "" && message.mutedByRule !== muteRuleId)
+    throw new InvalidRecordError("muted_by_rule", "not the route's rule (policy.mute_rule_id)");
   const input: NotificationInput = {
     clientId: message.clientId,
     scope: message.scope,

@@ -35,8 +35,9 @@ export function startRetention(sql: Sql, options: RetentionOptions, logger: Logg
       const deleted = { ...expired, groups: groups.deleted };
       const counts = Object.values(deleted);
       if (counts.some((count) => count > 0)) logger.info("retention deleted rows", deleted);
-      // A slice that examined groups still named deleted few: the pass goes on next tick, not at once.
-      return Math.max(...counts) >= options.batchSizeMax;
+      // The pass over idle groups goes on at once until it wraps: groups still named in a slice must
+      // not hold back those behind them to a slice per tick.
+      return Math.max(...counts) >= options.batchSizeMax || groups.next !== null;
     },
     logger,
   );
