@@ -11,6 +11,8 @@ import { eventually, stopStage } from "../../harness/stages.ts";
 import { insertNotifications } from "../../src/adapters/notification-store.ts";
 import { deleteExpired, deleteIdleGroups, type GroupCursor } from "../../src/adapters/retention-store.ts";
 import { groupIdempotencyKey, groupKey } from "../../src/core/grouping.ts";
+import { createLogger } from "../../src/runtime/log.ts";
+import { startRetention } from "../../src/stages/aggregator/retention.ts";
 import { groupedRow, tenant } from "../sender/support.ts";
 import { aggregatorTopics, startAggregator } from "./support.ts";
 
@@ -210,6 +212,40 @@ test("an idle group goes once no notification and no send names it; waiting, rec
   expect(await idleGroupsPass(1)).toBe(1);
   expect(await groupsLeft(all)).toEqual(kept.sort());
   expect(await sql`SELECT 1 FROM notifications WHERE id = ${firing}`).toHaveLength(1);
+});
+
+test("the job walks a whole pass over idle groups in one tick: groups still named do not hold back the rest", async () => {
+  const client = await tenant(sql, "retention-pass");
+  const rule = await client.rule();
+  // Idle groups in next_due_at order, every other one named by a waiting row; slices of one group.
+  const keys: { key: string; named: boolean }[] = [];
+  for (let i = 0; i < 6; i++) {
+    const key = await group(client.clientId, { idleDays: 40 - i });
+    const named = i % 2 === 0;
+    if (named) {
+      const row = await client.notification([rule], { alertId: uniqueName("am-waiting") });
+      await sql`UPDATE notifications SET group_key = ${key}, group_due_at = now() WHERE id = ${row}`;
+    }
+    keys.push({ key, named });
+  }
+  const job = startRetention(
+    sql,
+    { retentionMs, intervalMs: 2000, batchSizeMax: 1 },
+    createLogger("retention-test"),
+  );
+  try {
+    const deletable = keys.filter((k) => !k.named).map((k) => k.key);
+    // One tick (the first is due after 2 s; the next not before 4 s).
+    expect(await eventually(async () => (await groupsLeft(deletable)).length === 0, 3_500, 50)).toBe(true);
+  } finally {
+    await job.stop();
+  }
+  expect(await groupsLeft(keys.map((k) => k.key))).toEqual(
+    keys
+      .filter((k) => k.named)
+      .map((k) => k.key)
+      .sort(),
+  );
 });
 
 test("a group recreated after retention deleted it is a new incarnation: window 0 again, under another key", async () => {
