@@ -84,8 +84,8 @@ interface OpenedWindowRow {
   labels: Record<string, string>;
   group_alerts_max: number;
   window_no: number;
-  /** bigint, as a string. */
-  incarnation: string | null;
+  /** Selected as float8 (ms since 1970, exact below 2^53), so that it arrives as a number. */
+  incarnation: number | null;
   attempts: number;
 }
 
@@ -95,7 +95,7 @@ function toOpenedWindow(row: OpenedWindowRow, leasedAtMs: number): OpenedWindow 
     clientId: row.client_id,
     groupKey: row.group_key,
     windowNo: row.window_no,
-    incarnation: row.incarnation === null ? null : Number(row.incarnation),
+    incarnation: row.incarnation,
     labels: row.labels,
     alertsMax: row.group_alerts_max,
     attempts: row.attempts,
@@ -238,7 +238,7 @@ export class GroupStore {
              next_due_at = now() + make_interval(secs => g.group_interval_ms / 1000.0)
          FROM due WHERE g.group_key = due.group_key
          RETURNING g.group_key, g.client_id, g.labels, g.group_alerts_max, g.next_window - 1 AS window_no,
-                   g.incarnation
+                   g.incarnation::float8 AS incarnation
        ), sends AS (
          INSERT INTO group_sends (client_id, group_key, window_no, alerts, lease_until, next_attempt_at)
          SELECT client_id, group_key, window_no, 0, now() + ${leaseInterval}, now() + ${leaseInterval} FROM opened
@@ -306,7 +306,7 @@ export class GroupStore {
          FROM due WHERE s.id = due.id
          RETURNING s.id, s.client_id, s.group_key, s.window_no, s.attempts, s.members_fixed_at IS NOT NULL AS fixed
        )
-       SELECT s.id AS send_id, s.group_key, s.client_id, g.labels, g.group_alerts_max, s.window_no, g.incarnation,
+       SELECT s.id AS send_id, s.group_key, s.client_id, g.labels, g.group_alerts_max, s.window_no, g.incarnation::float8 AS incarnation,
               s.attempts, s.fixed
        FROM sends s JOIN notification_groups g ON g.group_key = s.group_key`,
       [limit, this.leaseMs] as never[],

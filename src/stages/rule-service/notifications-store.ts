@@ -142,9 +142,9 @@ async function findGroupSend(
 ): Promise<GroupSend | null> {
   if (sendId === null) return null;
   const [row] = await db<
-    (Omit<GroupSend, "idempotency_key" | "deliveries"> & { incarnation: string | null })[]
+    (Omit<GroupSend, "idempotency_key" | "deliveries"> & { incarnation: number | null })[]
   >`
-    SELECT s.id::text, s.group_key, s.window_no, g.incarnation, g.labels, s.alerts, s.status, s.attempts, s.created_at
+    SELECT s.id::text, s.group_key, s.window_no, g.incarnation::float8 AS incarnation, g.labels, s.alerts, s.status, s.attempts, s.created_at
     FROM group_sends s JOIN notification_groups g ON g.group_key = s.group_key WHERE s.id = ${sendId}`;
   if (!row) return null;
   const { incarnation, ...send } = row;
@@ -156,12 +156,11 @@ async function findGroupSend(
                    JOIN endpoints carrier ON carrier.type = own.type AND carrier.value = own.value
                    WHERE n.id = ${notificationId} AND carrier.id = d.endpoint_id) AS carried
     FROM group_deliveries d WHERE d.group_send_id = ${sendId} ORDER BY d.id`;
-  const idempotencyKey = groupIdempotencyKey(
-    send.group_key,
-    send.window_no,
-    incarnation === null ? null : Number(incarnation),
-  );
-  return { ...send, idempotency_key: idempotencyKey, deliveries };
+  return {
+    ...send,
+    idempotency_key: groupIdempotencyKey(send.group_key, send.window_no, incarnation),
+    deliveries,
+  };
 }
 
 export async function listNotifications(
