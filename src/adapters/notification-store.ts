@@ -11,6 +11,9 @@ import {
 } from "../core/lifecycle.ts";
 import { prepared, type Sql, type TransactionSql } from "./postgres.ts";
 
+/** A uuid[] parameter as its text form, `{a,b}` (the ids are validated UUIDs). */
+const uuidArray = (ids: readonly string[]) => `{${ids.join(",")}}`;
+
 /** One (client, scope, alert, route) submission as the aggregator writes it. */
 export interface NotificationInput {
   clientId: string;
@@ -129,7 +132,7 @@ export function dedupeInsert(
     rows.map((r) => r.source),
     rows.map((r) => r.name),
     rows.map((r) => JSON.stringify(r.context)),
-    rows.map((r) => `{${r.ruleIds.join(",")}}`),
+    rows.map((r) => uuidArray(r.ruleIds)),
     rows.map((r) => r.eventTimeMs),
     withKind.map((r) => r.episode),
     withKind.map((r) => r.kind),
@@ -247,6 +250,7 @@ interface StateRow {
   send_resolved: boolean;
   repeat_interval_ms: string | null;
   notified: boolean;
+  told_rule_ids: string[] | null;
 }
 
 const stateColumns = `client_id, scope, alert_key, route, episode, state,
@@ -255,7 +259,8 @@ const stateColumns = `client_id, scope, alert_key, route, episode, state,
   extract(epoch FROM last_seen_at) * 1000 AS last_seen_ms,
   extract(epoch FROM ends_at) * 1000 AS ends_at_ms,
   extract(epoch FROM last_notified_at) * 1000 AS last_notified_ms,
-  repeat_count, send_resolved, repeat_interval_ms, notified, (extract(epoch FROM now()) * 1000)::float8 AS now_ms`;
+  repeat_count, send_resolved, repeat_interval_ms, notified, array_to_json(told_rule_ids) AS told_rule_ids,
+  (extract(epoch FROM now()) * 1000)::float8 AS now_ms`;
 
 function stateOf(row: StateRow): AlertState {
   return {
@@ -272,6 +277,7 @@ function stateOf(row: StateRow): AlertState {
       repeatIntervalMs: row.repeat_interval_ms === null ? null : Number(row.repeat_interval_ms),
     },
     notified: row.notified,
+    toldRuleIds: row.told_rule_ids,
   };
 }
 
@@ -335,12 +341,18 @@ async function applyLifecycle(
       nowMs: Number(nowMs),
       policy: lifecycle.policy ?? defaultPolicy,
       muted: Boolean(row.mutedByRule),
+      ruleIds: row.ruleIds,
     });
     if (state === undefined || state === states.get(key)) continue;
     states.set(key, state);
     changed.set(key, { row, state });
     if (!notify) continue;
-    const notification = { ...row, ...notify };
+    const notification = {
+      ...row,
+      episode: notify.episode,
+      kind: notify.kind,
+      ruleIds: notify.ruleIds ?? row.ruleIds,
+    };
     if (notify.kind === "firing") firings.set(key, notification);
     else if (!row.silencedBy) {
       // The insert copies a firing row's silence from the table, which cannot see its own batch.
@@ -364,20 +376,20 @@ async function storeStates(
   await tx.unsafe(
     `INSERT INTO alert_states (client_id, scope, alert_key, route, episode, state, episode_started_at, last_event_at,
                                last_seen_at, ends_at, last_notified_at, repeat_count, send_resolved, repeat_interval_ms,
-                               notified)
+                               notified, told_rule_ids)
      SELECT client_id, scope, alert_key, route, episode, state, to_timestamp(started / 1000.0), to_timestamp(last_event / 1000.0),
             to_timestamp(last_seen / 1000.0), to_timestamp(ends_at / 1000.0), to_timestamp(last_notified / 1000.0), repeat_count,
-            send_resolved::boolean, repeat_interval_ms::bigint, notified::boolean
+            send_resolved::boolean, repeat_interval_ms::bigint, notified::boolean, told::uuid[]
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
-                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[], $14::text[], $15::text[])
+                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[], $14::text[], $15::text[], $16::text[])
        AS t(client_id, scope, alert_key, episode, state, started, last_event, last_seen, ends_at, last_notified, repeat_count,
-            send_resolved, repeat_interval_ms, notified, route)
+            send_resolved, repeat_interval_ms, notified, route, told)
      ON CONFLICT (client_id, scope, alert_key, route) DO UPDATE SET
        episode = excluded.episode, state = excluded.state, episode_started_at = excluded.episode_started_at,
        last_event_at = excluded.last_event_at, last_seen_at = excluded.last_seen_at, ends_at = excluded.ends_at,
        last_notified_at = excluded.last_notified_at, repeat_count = excluded.repeat_count,
        send_resolved = excluded.send_resolved, repeat_interval_ms = excluded.repeat_interval_ms,
-       notified = excluded.notified`,
+       notified = excluded.notified, told_rule_ids = excluded.told_rule_ids`,
     [
       rows.map((r) => r.clientId),
       rows.map((r) => r.scope),
@@ -394,6 +406,7 @@ async function storeStates(
       rows.map((r) => r.state.policy.repeatIntervalMs),
       rows.map((r) => String(r.state.notified)),
       rows.map((r) => r.route),
+      rows.map((r) => (r.state.toldRuleIds === null ? null : uuidArray(r.state.toldRuleIds))),
     ] as never[],
   );
 }
@@ -402,7 +415,8 @@ async function storeStates(
  * One sweep step: resolves firing states whose ends-at or resolve timeout passed and reminds of those
  * whose repeat interval passed, at most `limit` states, skipping those another transaction holds. The
  * rows are copies of the episode's first unmuted notification (its firing row, or the reminder that
- * notified an episode which opened muted), due at once for the sender's scheduler (no
+ * notified an episode which opened muted) naming the rules told of the episode (alert_states.
+ * told_rule_ids, when known), due at once for the sender's scheduler (no
  * notifications.ready is produced for them), or SILENCED like it: a silenced episode stays silent.
  * Returns how many notifications it wrote.
  */
@@ -435,6 +449,7 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
       route: string;
       episode: number;
       kind: string;
+      ruleIds?: readonly string[];
     }[] = [];
     for (const row of due) {
       const current = stateOf(row);
@@ -455,12 +470,13 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
       `WITH inserted AS (
          INSERT INTO notifications (client_id, scope, alert_id, route, severity, source, name, context, rule_ids, event_time,
                                     next_attempt_at, episode, kind, status, silenced_by, muted_by_rule, group_key, group_due_at)
-         SELECT f.client_id, f.scope, f.alert_id, f.route, f.severity, f.source, f.name, f.context, f.rule_ids, f.event_time,
+         SELECT f.client_id, f.scope, f.alert_id, f.route, f.severity, f.source, f.name, f.context,
+                coalesce(t.rule_ids::uuid[], f.rule_ids), f.event_time,
                 CASE WHEN f.silenced_by IS NULL AND f.group_key IS NULL THEN now() END, f.episode, t.kind,
                 CASE WHEN f.silenced_by IS NULL THEN 'RECEIVED' ELSE 'SILENCED' END, f.silenced_by, NULL::uuid,
                 f.group_key, CASE WHEN f.group_key IS NOT NULL THEN greatest(g.next_due_at, now()) END
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[])
-           AS t(client_id, scope, alert_id, episode, kind, route)
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[])
+           AS t(client_id, scope, alert_id, episode, kind, route, rule_ids)
          CROSS JOIN LATERAL (
            SELECT * FROM notifications f
            WHERE f.client_id = t.client_id AND f.scope = t.scope AND f.alert_id = t.alert_id
@@ -486,6 +502,7 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
         kinds.map((k) => k.episode),
         kinds.map((k) => k.kind),
         kinds.map((k) => k.route),
+        kinds.map((k) => (k.ruleIds === undefined ? null : uuidArray(k.ruleIds))),
       ] as never[],
     );
     return count;

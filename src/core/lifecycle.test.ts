@@ -18,6 +18,7 @@ const firing = (eventMs: number, endsAtMs: number | null = null, policy = defaul
   nowMs,
   policy,
   muted: false,
+  ruleIds: ["rule-a"],
 });
 const resolved = (eventMs: number, endsAtMs: number, policy = defaultPolicy): Submission => ({
   status: "resolved",
@@ -26,9 +27,12 @@ const resolved = (eventMs: number, endsAtMs: number, policy = defaultPolicy): Su
   nowMs,
   policy,
   muted: false,
+  ruleIds: ["rule-a"],
 });
 /** The submission as the evaluator flags it inside a mute window of the client's rules. */
 const muted = (submission: Submission): Submission => ({ ...submission, muted: true });
+/** The submission as matched by these rules of the route (the helpers' own: rule-a). */
+const byRules = (submission: Submission, ...ruleIds: string[]): Submission => ({ ...submission, ruleIds });
 
 /** Applies the submissions in order: the final state and the notifications written, "<episode> <kind>". */
 function run(submissions: readonly Submission[], start?: AlertState) {
@@ -37,7 +41,9 @@ function run(submissions: readonly Submission[], start?: AlertState) {
   for (const submission of submissions) {
     const transition = applySubmission(state, submission);
     state = transition.state;
-    if (transition.notify) notified.push(`${transition.notify.episode} ${transition.notify.kind}`);
+    const { notify } = transition;
+    if (notify)
+      notified.push(`${notify.episode} ${notify.kind}${notify.ruleIds ? ` ${notify.ruleIds}` : ""}`);
   }
   return { state, notified };
 }
@@ -165,10 +171,14 @@ describe("policy", () => {
     const settings = { resolveTimeoutMs: 10_000_000, repeatIntervalMs: 1000 };
     const own = run([firing(100, null, skip)]).state as AlertState;
     expect(sweepState(own, nowMs + 59_999, settings).notify).toBeUndefined();
-    expect(sweepState(own, nowMs + 60_000, settings).notify).toEqual({ episode: 1, kind: "repeat:1" });
+    expect(sweepState(own, nowMs + 60_000, settings).notify).toEqual({
+      episode: 1,
+      kind: "repeat:1",
+      ruleIds: ["rule-a"],
+    });
     const plain = run([firing(100)]).state as AlertState;
     const reminded = sweepState(plain, nowMs + 1000, settings);
-    expect(reminded.notify).toEqual({ episode: 1, kind: "repeat:1" });
+    expect(reminded.notify).toEqual({ episode: 1, kind: "repeat:1", ruleIds: ["rule-a"] });
     expect(sweepState(reminded.state as AlertState, nowMs + 2000, settings).notify?.kind).toBe("repeat:2");
   });
 });
@@ -223,6 +233,63 @@ describe("mute windows: judged per submission", () => {
   });
 });
 
+describe("rules told of an episode", () => {
+  const settings = { resolveTimeoutMs: 10_000_000, repeatIntervalMs: 1000 };
+  const both = (submission: Submission) => byRules(submission, "rule-b", "rule-a");
+
+  test("a rule that joins the route while the alert fires is told once, alone, at its next submission", () => {
+    const { state, notified } = run([firing(100), both(firing(100)), both(firing(150)), firing(160)]);
+    expect(notified).toEqual(["1 firing", "1 repeat:1 rule-b"]);
+    // The rule told before keeps its reminder time; the next reminder counts on and tells both.
+    expect(state).toMatchObject({ toldRuleIds: ["rule-a", "rule-b"], repeatCount: 1, lastNotifiedMs: nowMs });
+    expect(sweepState(state as AlertState, nowMs + 1000, settings).notify).toEqual({
+      episode: 1,
+      kind: "repeat:2",
+      ruleIds: ["rule-a", "rule-b"],
+    });
+  });
+
+  test("the resolution goes to the rules told that it fired and that it names", () => {
+    expect(run([firing(100), both(firing(100)), both(resolved(100, 500))]).notified).toEqual([
+      "1 firing",
+      "1 repeat:1 rule-b",
+      "1 resolved",
+    ]);
+    // rule-b matched only the resolution: it never heard of the firing, so not of its end either.
+    expect(run([firing(100), both(resolved(100, 500))]).notified).toEqual(["1 firing", "1 resolved rule-a"]);
+    expect(run([firing(100), byRules(resolved(100, 500), "rule-b")]).notified).toEqual(["1 firing"]);
+    // The sweep's resolution tells every rule told.
+    const state = run([firing(100, nowMs + 10), both(firing(100, nowMs + 10))]).state as AlertState;
+    expect(sweepState(state, nowMs + 10, settings).notify).toEqual({
+      episode: 1,
+      kind: "resolved",
+      ruleIds: ["rule-a", "rule-b"],
+    });
+  });
+
+  test("a muted submission tells no rule; the first unmuted one tells every rule it names", () => {
+    const { state, notified } = run([muted(firing(100)), muted(both(firing(100))), both(firing(100))]);
+    expect(notified).toEqual(["1 firing", "1 repeat:1"]);
+    expect(state?.toldRuleIds).toEqual(["rule-a", "rule-b"]);
+    expect(run([firing(100), muted(both(firing(100)))]).state?.toldRuleIds).toEqual(["rule-a"]);
+  });
+
+  test("a state from before the rules were kept (null): no rule counts as joined, every rule named is told", () => {
+    const before = { ...(run([firing(100)]).state as AlertState), toldRuleIds: null };
+    expect(run([both(firing(100)), both(resolved(100, 500))], before).notified).toEqual(["1 resolved"]);
+    expect(sweepState(before, nowMs + 1000, settings).notify).toEqual({ episode: 1, kind: "repeat:1" });
+  });
+
+  test("redelivering every submission tells nothing more", () => {
+    const stream = [firing(100), both(firing(100)), both(firing(200)), both(resolved(200, 300))];
+    const once = run(stream);
+    expect(once.notified).toEqual(["1 firing", "1 repeat:1 rule-b", "1 resolved"]);
+    const twice = run(stream.flatMap((s) => [s, s]));
+    expect(twice.notified).toEqual(once.notified);
+    expect(twice.state).toEqual(once.state);
+  });
+});
+
 describe("sweepState with other routes of the alert (rules that group otherwise)", () => {
   const settings = { resolveTimeoutMs: 300_000, repeatIntervalMs: 60_000 };
   const endsAtMs = nowMs + 240_000;
@@ -248,7 +315,7 @@ describe("sweepState with other routes of the alert (rules that group otherwise)
   test("routes of one stream end together, each with its resolved notification", () => {
     // The same submissions, so the same end: live, whenever each record was stored.
     const swept = sweepState(open, endsAtMs, settings, endsAtMs);
-    expect(swept.notify).toEqual({ episode: 1, kind: "resolved" });
+    expect(swept.notify).toEqual({ episode: 1, kind: "resolved", ruleIds: ["rule-a"] });
     expect(sweepState(open, endsAtMs, settings, endsAtMs + routeSupersededAfterMs).notify?.kind).toBe(
       "resolved",
     );

@@ -10,10 +10,14 @@
  *                                        notified)
  *   firing, state firing              -> last seen, ends-at and policy updated, nothing sent; when the
  *                                        episode is not notified and this submission is not muted (its
- *                                        rules' mute windows closed), `repeat:<n>` and it is notified
- *   resolved, state firing            -> resolved and a `resolved` notification (unless the policy
- *                                        skips them or the episode was never notified), unless it is
- *                                        older than the episode or than the newest firing submission
+ *                                        rules' mute windows closed), `repeat:<n>` and it is notified;
+ *                                        when it names rules not told of the episode yet (a rule added
+ *                                        or moved onto the route while the alert fires), `repeat:<n>`
+ *                                        for those rules alone
+ *   resolved, state firing            -> resolved and a `resolved` notification to the rules told of
+ *                                        the episode that it names (unless the policy skips them or the
+ *                                        episode was never notified), unless it is older than the
+ *                                        episode or than the newest firing submission
  *   resolved, state absent or resolved -> resolved, nothing sent (the client never heard of it
  *                                        firing), but its times are kept
  *   the sweep                         -> resolves firing states whose ends-at or resolve timeout
@@ -61,6 +65,11 @@ export interface AlertState {
   policy: LifecyclePolicy;
   /** Whether a notification of the episode was written unmuted: false while only muted ones were. */
   notified: boolean;
+  /**
+   * The rules the episode's unmuted notifications named (sorted): those told that it fires. null: not
+   * known (a state stored before migration 000023 without its rows), every rule counts as told.
+   */
+  toldRuleIds: readonly string[] | null;
 }
 
 export interface Submission {
@@ -72,6 +81,8 @@ export interface Submission {
   policy: LifecyclePolicy;
   /** A mute window of the client's rules held when the evaluator processed it (muted_by_rule). */
   muted: boolean;
+  /** The client's rules on the alert's route that matched it (AlertMatched.rule_ids). */
+  ruleIds: readonly string[];
 }
 
 export type NotificationKind = "firing" | "resolved" | `repeat:${number}`;
@@ -79,12 +90,17 @@ export type NotificationKind = "firing" | "resolved" | `repeat:${number}`;
 export interface Transition {
   /** The state to store; the current one (same object) or undefined: nothing to store. */
   state: AlertState | undefined;
-  /** The notification to write for it, if any. */
-  notify?: { episode: number; kind: NotificationKind };
+  /**
+   * The notification to write for it, if any. `ruleIds`: the rules it names, when not all of the
+   * submission's (for the sweep: not all of the episode's first notification's).
+   */
+  notify?: { episode: number; kind: NotificationKind; ruleIds?: readonly string[] };
 }
 
+const sortedUnique = (ids: Iterable<string>): string[] => [...new Set(ids)].sort();
+
 export function applySubmission(current: AlertState | undefined, submission: Submission): Transition {
-  const { status, eventMs, endsAtMs, nowMs, policy, muted } = submission;
+  const { status, eventMs, endsAtMs, nowMs, policy, muted, ruleIds } = submission;
   if (status === "firing") {
     if (current === undefined || (current.state === "resolved" && eventMs > current.lastEventMs)) {
       const episode = (current?.episode ?? 0) + 1;
@@ -100,6 +116,7 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
           repeatCount: 0,
           policy,
           notified: !muted,
+          toldRuleIds: muted ? [] : sortedUnique(ruleIds),
         },
         notify: { episode, kind: "firing" },
       };
@@ -114,13 +131,31 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
         endsAtMs === null || current.endsAtMs === null ? endsAtMs : Math.max(current.endsAtMs, endsAtMs),
       policy,
     };
-    if (current.notified || muted) return { state: seen };
-    // The mute window closed while the episode fires: the client hears of it now, as a reminder (its
-    // firing row stays the record of the muted start), and the repeat interval counts from here.
+    if (muted) return { state: seen };
     const repeatCount = current.repeatCount + 1;
+    if (!current.notified) {
+      // The mute window closed while the episode fires: the client hears of it now, as a reminder (its
+      // firing row stays the record of the muted start), and the repeat interval counts from here.
+      return {
+        state: {
+          ...seen,
+          notified: true,
+          repeatCount,
+          lastNotifiedMs: nowMs,
+          toldRuleIds: sortedUnique(ruleIds),
+        },
+        notify: { episode: current.episode, kind: `repeat:${repeatCount}` },
+      };
+    }
+    const told = current.toldRuleIds;
+    const joined = told === null ? [] : sortedUnique(ruleIds.filter((id) => !told.includes(id)));
+    if (told === null || joined.length === 0) return { state: seen };
+    // Rules that joined the route while the alert fires hear of it now, as Alertmanager notifies a new
+    // route at its next flush; the rules told before are not told again, and their reminders keep
+    // their time.
     return {
-      state: { ...seen, notified: true, repeatCount, lastNotifiedMs: nowMs },
-      notify: { episode: current.episode, kind: `repeat:${repeatCount}` },
+      state: { ...seen, repeatCount, toldRuleIds: sortedUnique([...told, ...joined]) },
+      notify: { episode: current.episode, kind: `repeat:${repeatCount}`, ruleIds: joined },
     };
   }
   const coveredMs = Math.max(eventMs, endsAtMs ?? eventMs);
@@ -137,6 +172,7 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
         repeatCount: 0,
         policy,
         notified: false,
+        toldRuleIds: [],
       },
     };
   }
@@ -147,11 +183,17 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
   // Older than the episode, or than a firing submission that started after this resolution ended:
   // the alert fired again since, so the resolution is of the past.
   if (eventMs < current.episodeStartedMs || coveredMs < current.lastEventMs) return { state: current };
+  const state = resolvedState(current, Math.max(current.lastEventMs, coveredMs), nowMs, endsAtMs ?? nowMs);
+  if (!policy.sendResolved || !current.notified) return { state };
+  // Only the rules told that it fired hear that it resolved (Alertmanager resolves only what it sent).
+  const told = current.toldRuleIds;
+  if (told === null) return { state, notify: { episode: current.episode, kind: "resolved" } };
+  const tell = sortedUnique(ruleIds.filter((id) => told.includes(id)));
+  if (tell.length === 0) return { state };
+  const notify = { episode: current.episode, kind: "resolved" as const };
   return {
-    state: resolvedState(current, Math.max(current.lastEventMs, coveredMs), nowMs, endsAtMs ?? nowMs),
-    ...(policy.sendResolved && current.notified
-      ? { notify: { episode: current.episode, kind: "resolved" as const } }
-      : {}),
+    state,
+    notify: tell.length === sortedUnique(ruleIds).length ? notify : { ...notify, ruleIds: tell },
   };
 }
 
@@ -201,11 +243,14 @@ export function sweepState(
     siblingFiresUntilMs > firesUntilMs(current, settings) + routeSupersededAfterMs;
   if ((due || remind) && leftBehind)
     return { state: { ...current, state: "resolved", lastEventMs: current.episodeStartedMs - 1 } };
+  // Its rows name the rules told of the episode, when known.
+  const told =
+    current.toldRuleIds === null || current.toldRuleIds.length === 0 ? {} : { ruleIds: current.toldRuleIds };
   if (due) {
     return {
       state: { ...current, state: "resolved", endsAtMs: endsAtPassed ? current.endsAtMs : nowMs },
       ...(current.policy.sendResolved && current.notified
-        ? { notify: { episode: current.episode, kind: "resolved" as const } }
+        ? { notify: { episode: current.episode, kind: "resolved" as const, ...told } }
         : {}),
     };
   }
@@ -213,7 +258,7 @@ export function sweepState(
     const repeatCount = current.repeatCount + 1;
     return {
       state: { ...current, repeatCount, lastNotifiedMs: nowMs },
-      notify: { episode: current.episode, kind: `repeat:${repeatCount}` },
+      notify: { episode: current.episode, kind: `repeat:${repeatCount}`, ...told },
     };
   }
   return { state: current };

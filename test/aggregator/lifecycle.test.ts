@@ -38,7 +38,7 @@ async function setUp(prefix: string, env: Record<string, string> = {}, { muteRou
     status: AlertStatus,
     eventMs: number,
     endsAtMs = 0,
-    extra: Partial<Pick<AlertMatched, "policy" | "mutedByRule">> = {},
+    extra: Partial<Pick<AlertMatched, "policy" | "mutedByRule" | "ruleIds">> = {},
   ) =>
     producer.send([
       {
@@ -116,6 +116,59 @@ test("fire, re-send, resolve, redeliver, fire again: one notification per episod
   const [never] = await sql<{ state: string; episode: number }[]>`
     SELECT state, episode FROM alert_states WHERE client_id = ${client.clientId} AND alert_key = 'am-never'`;
   expect(never).toEqual({ state: "resolved", episode: 0 });
+}, 60_000);
+
+test("a rule that joins a firing route is told once, alone; reminders and the resolution name every rule told", async () => {
+  const { client, submit } = await setUp("lifecycle-join", {
+    REPEAT_INTERVAL_MS: "2500",
+    SWEEP_INTERVAL_MS: "100",
+  });
+  const joined = crypto.randomUUID(); // a second rule of the client, added while the alert fires
+  const both = { ruleIds: [joined, client.ruleId] };
+  const rulesOf = async () => {
+    const rows = await sql<{ alert_id: string; kind: string; rule_ids: string[] }[]>`
+      SELECT alert_id, kind, array_to_json(rule_ids) AS rule_ids FROM notifications
+      WHERE client_id = ${client.clientId} ORDER BY id`;
+    return rows.map(
+      (r) =>
+        `${r.alert_id} ${r.kind} ${[...r.rule_ids].sort().map((id) => (id === joined ? "joined" : "own"))}`,
+    );
+  };
+  const t0 = Date.now() - 60_000;
+  const future = Date.now() + 600_000;
+  await submit("am-join", AlertStatus.FIRING, t0, future);
+  await submit("am-only-resolved", AlertStatus.FIRING, t0, future);
+  await settledRows(client.clientId, 2);
+  await submit("am-join", AlertStatus.FIRING, t0, future, both); // the next re-send names both rules
+  await submit("am-join", AlertStatus.FIRING, t0, future, both); // a redelivery: told already
+  // The new rule matches only the resolution: never told of the firing, it is not told of its end.
+  await submit("am-only-resolved", AlertStatus.RESOLVED, t0, Date.now() - 1000, both);
+  const order = (rows: readonly string[]) => [...rows].sort();
+  const told = order([
+    "am-join firing own",
+    "am-join repeat:1 joined",
+    "am-only-resolved firing own",
+    "am-only-resolved resolved own",
+  ]);
+  await settledRows(client.clientId, 4);
+  expect(order(await rulesOf())).toEqual(told);
+
+  // The sweep's reminder, and the resolution sent by the source, tell both.
+  const deadlineMs = performance.now() + 20_000;
+  while (
+    !(await rulesOf()).some((row) => row.startsWith("am-join repeat:2")) &&
+    performance.now() < deadlineMs
+  )
+    await Bun.sleep(100);
+  await submit("am-join", AlertStatus.RESOLVED, t0, Date.now() - 1000, both);
+  await settledRows(client.clientId, 6);
+  expect(order(await rulesOf())).toEqual(
+    order([...told, "am-join repeat:2 joined,own", "am-join resolved joined,own"]),
+  );
+  const [state] = await sql<{ told: string[] }[]>`
+    SELECT array_to_json(told_rule_ids) AS told FROM alert_states
+    WHERE client_id = ${client.clientId} AND alert_key = 'am-join'`;
+  expect(state?.told).toEqual([joined, client.ruleId].sort());
 }, 60_000);
 
 test("v1 alerts keep one notification per alert id, episode 0, no state", async () => {

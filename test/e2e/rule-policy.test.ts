@@ -6,7 +6,8 @@
  * window that always holds: the firing row SILENCED with the rule, nothing sent, not even the
  * resolution; once the window is removed, a re-send of an alert that opened muted is sent once, on
  * the route of the rule without windows. A client's muted rule mutes only its own endpoints: another
- * rule of the client without windows still gets the alert, and the muted rule's endpoint nothing.
+ * rule of the client without windows still gets the alert, and the muted rule's endpoint nothing. A
+ * rule added while an alert fires is told at the next re-send, alone, and hears of its resolution.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -189,3 +190,65 @@ test("a muted rule mutes only its own endpoints: the client's rule without windo
     { rule_ids: [mutedRuleId], status: "SILENCED", muted_by_rule: mutedRuleId },
   ]);
 }, 60_000);
+
+test("a rule added while an alert fires pages its endpoint at the next re-send, once; both hear the resolution", async () => {
+  const { clientId } = await pipeline.createClientWithRule("Policy-joined");
+  expect(await pipeline.awaitRulesApplied()).toBe(true);
+  const alertId = `am-${pipeline.run}-joined`;
+  const startsAtMs = Date.now() - 60_000;
+  const send = (status: AlertStatus, endsAtMs = 0) =>
+    pipeline.producer.send([
+      {
+        topic: pipeline.topics.alertsNew,
+        key: alertId,
+        value: toBinary(
+          AlertNewSchema,
+          create(AlertNewSchema, {
+            alertId,
+            severity: Severity.HIGH,
+            source: pipeline.source,
+            name: "Policy-joined",
+            eventTimeUnixMs: BigInt(startsAtMs),
+            schemaVersion: 1,
+            status,
+            endsAtUnixMs: BigInt(endsAtMs),
+          }),
+        ),
+      },
+    ]);
+  const joinedHooks = () => pipeline.sink.received.filter((r) => r.path === `/hook/${clientId}/joined`);
+  const kinds = (hooks: readonly { body: string }[]) => hooks.map((r) => JSON.parse(r.body).kind);
+  await send(AlertStatus.FIRING);
+  expect(await eventually(async () => hooksOf(clientId).length === 1, 20_000)).toBe(true);
+
+  const versionBefore = await pipeline.rulesVersionApplied();
+  const joined = await pipeline.api("POST", "/api/v1/rules", {
+    client_id: clientId,
+    severity: "*",
+    source: pipeline.source,
+    name: "Policy-joined",
+  });
+  expect(joined.status).toBe(201);
+  const endpoint = await pipeline.api("POST", `/api/v1/rules/${joined.body.id}/endpoints`, {
+    type: "webhook",
+    value: pipeline.sink.url(`/hook/${clientId}/joined`),
+  });
+  expect(endpoint.status).toBe(201);
+  expect(
+    await eventually(async () => (await pipeline.rulesVersionApplied()) > versionBefore + 1, 15_000),
+  ).toBe(true);
+  await send(AlertStatus.FIRING); // the source's next re-send, same startsAt
+  await send(AlertStatus.FIRING); // and once more
+  expect(await eventually(async () => joinedHooks().length === 1, 20_000)).toBe(true);
+  await Bun.sleep(1500); // a second message to either endpoint, were one sent, would be here by now
+  expect(kinds(joinedHooks())).toEqual(["repeat:1"]);
+  expect(kinds(hooksOf(clientId))).toEqual(["firing"]);
+
+  await send(AlertStatus.RESOLVED, Date.now() - 1000);
+  expect(
+    await eventually(async () => hooksOf(clientId).length === 2 && joinedHooks().length === 2, 20_000),
+  ).toBe(true);
+  await Bun.sleep(1000);
+  expect(kinds(hooksOf(clientId))).toEqual(["firing", "resolved"]);
+  expect(kinds(joinedHooks())).toEqual(["repeat:1", "resolved"]);
+}, 90_000);

@@ -171,3 +171,60 @@ test("000021 moves an alert's state and rows to the route of its one rule with m
     SELECT route FROM notifications WHERE client_id = ${clientId} AND alert_id = 'grouped'`;
   expect(groupedRow?.route).toBe(deliveryRoute({ groupBy: ["source"], muteRuleId: groupedMuted }));
 });
+
+test("000023 records the rules each firing episode told: its unmuted firing and reminder rows' rules", async () => {
+  await migrate(sql, migrationsDir, 22);
+  const [client] = await sql<
+    { id: string }[]
+  >`INSERT INTO clients (name) VALUES ('told-backfill') RETURNING id`;
+  const clientId = (client as { id: string }).id;
+  const [a, b, c, d] = [1, 2, 3, 4].map(() => crypto.randomUUID()).sort() as [string, string, string, string];
+  const row = async (
+    alertId: string,
+    episode: number,
+    kind: string,
+    ruleIds: string[],
+    options: { route?: string; mutedBy?: string } = {},
+  ) => {
+    const mutedBy = options.mutedBy ?? null;
+    await sql`
+      INSERT INTO notifications (client_id, alert_id, route, severity, source, name, rule_ids, event_time, episode, kind,
+                                 status, muted_by_rule)
+      VALUES (${clientId}, ${alertId}, ${options.route ?? ""}, 'HIGH', 's', 'a', ${ruleIds}::uuid[], now(), ${episode},
+              ${kind}, ${mutedBy === null ? "SENT" : "SILENCED"}, ${mutedBy})`;
+  };
+  const state = async (alertId: string, episode: number, { state = "firing", notified = true } = {}) => {
+    await sql`
+      INSERT INTO alert_states (client_id, scope, alert_key, episode, state, episode_started_at, last_event_at,
+                                last_seen_at, last_notified_at, notified)
+      VALUES (${clientId}, '', ${alertId}, ${episode}, ${state}, now(), now(), now(), now(), ${notified})`;
+  };
+  // The current episode's firing and reminder rows count; an older episode, its resolution, another
+  // route's rows and muted rows do not.
+  await row("told", 1, "firing", [d]);
+  await row("told", 1, "resolved", [d]);
+  await row("told", 2, "firing", [b]);
+  await row("told", 2, "repeat:1", [a, b]);
+  await row("told", 2, "repeat:2", [c], { route: "another" });
+  await state("told", 2);
+  await row("unmuted-later", 1, "firing", [a], { mutedBy: a });
+  await row("unmuted-later", 1, "repeat:1", [a]);
+  await state("unmuted-later", 1);
+  await row("still-muted", 1, "firing", [a], { mutedBy: a });
+  await state("still-muted", 1, { notified: false });
+  await row("resolved", 1, "firing", [a]);
+  await state("resolved", 1, { state: "resolved" });
+  await state("rows-deleted", 3);
+
+  await migrate(sql, migrationsDir, 23);
+  const states = await sql<{ alert_key: string; told: string[] | null }[]>`
+    SELECT alert_key, array_to_json(told_rule_ids) AS told FROM alert_states
+    WHERE client_id = ${clientId} ORDER BY alert_key`;
+  expect(Object.fromEntries(states.map((s) => [s.alert_key, s.told]))).toEqual({
+    told: [a, b],
+    "unmuted-later": [a],
+    "still-muted": null,
+    resolved: null,
+    "rows-deleted": null,
+  });
+});

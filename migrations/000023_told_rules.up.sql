@@ -1,0 +1,13 @@
+-- Which rules were told that an alert's episode fires (src/core/lifecycle.ts): a rule that joins the
+-- route while the alert fires hears of it at its next submission, and only told rules hear that it
+-- resolved. NULL: not known, every rule counts as told.
+ALTER TABLE alert_states ADD COLUMN told_rule_ids uuid[];
+-- Firing episodes told so far: the rules their unmuted firing and reminder rows named. A state whose
+-- rows retention already deleted stays NULL.
+UPDATE alert_states s
+SET told_rule_ids = (
+  SELECT array_agg(DISTINCT r ORDER BY r)
+  FROM notifications n CROSS JOIN LATERAL unnest(n.rule_ids) AS r
+  WHERE n.client_id = s.client_id AND n.scope = s.scope AND n.alert_id = s.alert_key AND n.route = s.route
+    AND n.episode = s.episode AND n.kind <> 'resolved' AND n.muted_by_rule IS NULL)
+WHERE s.state = 'firing' AND s.notified;
