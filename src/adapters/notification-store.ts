@@ -251,6 +251,7 @@ interface StateRow {
   repeat_interval_ms: string | null;
   notified: boolean;
   told_rule_ids: string[] | null;
+  matched_rule_ids: string[] | null;
 }
 
 const stateColumns = `client_id, scope, alert_key, route, episode, state,
@@ -260,6 +261,7 @@ const stateColumns = `client_id, scope, alert_key, route, episode, state,
   extract(epoch FROM ends_at) * 1000 AS ends_at_ms,
   extract(epoch FROM last_notified_at) * 1000 AS last_notified_ms,
   repeat_count, send_resolved, repeat_interval_ms, notified, array_to_json(told_rule_ids) AS told_rule_ids,
+  array_to_json(matched_rule_ids) AS matched_rule_ids,
   (extract(epoch FROM now()) * 1000)::float8 AS now_ms`;
 
 function stateOf(row: StateRow): AlertState {
@@ -278,6 +280,7 @@ function stateOf(row: StateRow): AlertState {
     },
     notified: row.notified,
     toldRuleIds: row.told_rule_ids,
+    matchedRuleIds: row.matched_rule_ids,
   };
 }
 
@@ -341,6 +344,7 @@ async function applyLifecycle(
       nowMs: Number(nowMs),
       policy: lifecycle.policy ?? defaultPolicy,
       muted: Boolean(row.mutedByRule),
+      silenced: Boolean(row.silencedBy),
       ruleIds: row.ruleIds,
     });
     if (state === undefined || state === states.get(key)) continue;
@@ -376,20 +380,21 @@ async function storeStates(
   await tx.unsafe(
     `INSERT INTO alert_states (client_id, scope, alert_key, route, episode, state, episode_started_at, last_event_at,
                                last_seen_at, ends_at, last_notified_at, repeat_count, send_resolved, repeat_interval_ms,
-                               notified, told_rule_ids)
+                               notified, told_rule_ids, matched_rule_ids)
      SELECT client_id, scope, alert_key, route, episode, state, to_timestamp(started / 1000.0), to_timestamp(last_event / 1000.0),
             to_timestamp(last_seen / 1000.0), to_timestamp(ends_at / 1000.0), to_timestamp(last_notified / 1000.0), repeat_count,
-            send_resolved::boolean, repeat_interval_ms::bigint, notified::boolean, told::uuid[]
+            send_resolved::boolean, repeat_interval_ms::bigint, notified::boolean, told::uuid[], matched::uuid[]
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
-                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[], $14::text[], $15::text[], $16::text[])
+                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[], $14::text[], $15::text[], $16::text[], $17::text[])
        AS t(client_id, scope, alert_key, episode, state, started, last_event, last_seen, ends_at, last_notified, repeat_count,
-            send_resolved, repeat_interval_ms, notified, route, told)
+            send_resolved, repeat_interval_ms, notified, route, told, matched)
      ON CONFLICT (client_id, scope, alert_key, route) DO UPDATE SET
        episode = excluded.episode, state = excluded.state, episode_started_at = excluded.episode_started_at,
        last_event_at = excluded.last_event_at, last_seen_at = excluded.last_seen_at, ends_at = excluded.ends_at,
        last_notified_at = excluded.last_notified_at, repeat_count = excluded.repeat_count,
        send_resolved = excluded.send_resolved, repeat_interval_ms = excluded.repeat_interval_ms,
-       notified = excluded.notified, told_rule_ids = excluded.told_rule_ids`,
+       notified = excluded.notified, told_rule_ids = excluded.told_rule_ids,
+       matched_rule_ids = excluded.matched_rule_ids`,
     [
       rows.map((r) => r.clientId),
       rows.map((r) => r.scope),
@@ -407,6 +412,7 @@ async function storeStates(
       rows.map((r) => String(r.state.notified)),
       rows.map((r) => r.route),
       rows.map((r) => (r.state.toldRuleIds === null ? null : uuidArray(r.state.toldRuleIds))),
+      rows.map((r) => (r.state.matchedRuleIds === null ? null : uuidArray(r.state.matchedRuleIds))),
     ] as never[],
   );
 }
@@ -415,8 +421,8 @@ async function storeStates(
  * One sweep step: resolves firing states whose ends-at or resolve timeout passed and reminds of those
  * whose repeat interval passed, at most `limit` states, skipping those another transaction holds. The
  * rows are copies of the episode's first unmuted notification (its firing row, or the reminder that
- * notified an episode which opened muted) naming the rules told of the episode (alert_states.
- * told_rule_ids, when known), due at once for the sender's scheduler (no
+ * notified an episode which opened muted) naming the rules told of the episode that its latest
+ * submission named (src/core/lifecycle.ts, when known), due at once for the sender's scheduler (no
  * notifications.ready is produced for them), or SILENCED like it: a silenced episode stays silent.
  * Returns how many notifications it wrote.
  */

@@ -18,6 +18,7 @@ const firing = (eventMs: number, endsAtMs: number | null = null, policy = defaul
   nowMs,
   policy,
   muted: false,
+  silenced: false,
   ruleIds: ["rule-a"],
 });
 const resolved = (eventMs: number, endsAtMs: number, policy = defaultPolicy): Submission => ({
@@ -27,10 +28,13 @@ const resolved = (eventMs: number, endsAtMs: number, policy = defaultPolicy): Su
   nowMs,
   policy,
   muted: false,
+  silenced: false,
   ruleIds: ["rule-a"],
 });
 /** The submission as the evaluator flags it inside a mute window of the client's rules. */
 const muted = (submission: Submission): Submission => ({ ...submission, muted: true });
+/** The submission as flagged by a silence of the client. */
+const silenced = (submission: Submission): Submission => ({ ...submission, silenced: true });
 /** The submission as matched by these rules of the route (the helpers' own: rule-a). */
 const byRules = (submission: Submission, ...ruleIds: string[]): Submission => ({ ...submission, ruleIds });
 
@@ -238,7 +242,7 @@ describe("rules told of an episode", () => {
   const both = (submission: Submission) => byRules(submission, "rule-b", "rule-a");
 
   test("a rule that joins the route while the alert fires is told once, alone, at its next submission", () => {
-    const { state, notified } = run([firing(100), both(firing(100)), both(firing(150)), firing(160)]);
+    const { state, notified } = run([firing(100), both(firing(100)), both(firing(150)), both(firing(160))]);
     expect(notified).toEqual(["1 firing", "1 repeat:1 rule-b"]);
     // The rule told before keeps its reminder time; the next reminder counts on and tells both.
     expect(state).toMatchObject({ toldRuleIds: ["rule-a", "rule-b"], repeatCount: 1, lastNotifiedMs: nowMs });
@@ -274,8 +278,39 @@ describe("rules told of an episode", () => {
     expect(run([firing(100), muted(both(firing(100)))]).state?.toldRuleIds).toEqual(["rule-a"]);
   });
 
+  test("a silenced submission tells no rule of an episode already firing; the first one unsilenced does", () => {
+    const joined = run([firing(100), silenced(both(firing(100))), both(firing(100))]);
+    expect(joined.notified).toEqual(["1 firing", "1 repeat:1 rule-b"]);
+    // An episode that opened muted is not notified by a silenced re-send either.
+    const unmuted = run([muted(firing(100)), silenced(firing(100)), firing(100)]);
+    expect(unmuted.notified).toEqual(["1 firing", "1 repeat:1"]);
+    // A silence at the start does not hold the episode back: its rows are silent with its firing row.
+    expect(run([silenced(firing(100))]).state).toMatchObject({ notified: true, toldRuleIds: ["rule-a"] });
+  });
+
+  test("reminders leave out told rules the latest submission no longer names (disabled, moved, deleted)", () => {
+    const bothTold = run([firing(100), both(firing(100))]).state as AlertState;
+    const onlyA = applySubmission(bothTold, firing(100)).state as AlertState;
+    expect(onlyA).toMatchObject({ toldRuleIds: ["rule-a", "rule-b"], matchedRuleIds: ["rule-a"] });
+    expect(sweepState(onlyA, nowMs + 1000, settings).notify).toEqual({
+      episode: 1,
+      kind: "repeat:2",
+      ruleIds: ["rule-a"],
+    });
+    // None of them named any more: no reminder, no resolution, but the schedule moves on.
+    const noneTold = applySubmission(bothTold, byRules(firing(100), "rule-c"));
+    expect(noneTold.notify).toEqual({ episode: 1, kind: "repeat:2", ruleIds: ["rule-c"] });
+    const onlyC = applySubmission(bothTold, silenced(byRules(firing(100), "rule-c"))).state as AlertState;
+    const reminded = sweepState(onlyC, nowMs + 1000, settings);
+    expect(reminded.notify).toBeUndefined();
+    expect(reminded.state).toMatchObject({ repeatCount: 2, lastNotifiedMs: nowMs + 1000 });
+    const ended = sweepState({ ...onlyC, endsAtMs: nowMs }, nowMs, settings);
+    expect(ended.notify).toBeUndefined();
+    expect(ended.state?.state).toBe("resolved");
+  });
+
   test("a state from before the rules were kept (null): no rule counts as joined, every rule named is told", () => {
-    const before = { ...(run([firing(100)]).state as AlertState), toldRuleIds: null };
+    const before = { ...(run([firing(100)]).state as AlertState), toldRuleIds: null, matchedRuleIds: null };
     expect(run([both(firing(100)), both(resolved(100, 500))], before).notified).toEqual(["1 resolved"]);
     expect(sweepState(before, nowMs + 1000, settings).notify).toEqual({ episode: 1, kind: "repeat:1" });
   });

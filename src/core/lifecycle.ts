@@ -22,14 +22,16 @@
  *                                        firing), but its times are kept
  *   the sweep                         -> resolves firing states whose ends-at or resolve timeout
  *                                        passed (a `resolved` notification as above), and sends
- *                                        `repeat:<n>` every repeat interval to notified episodes only
+ *                                        `repeat:<n>` every repeat interval to notified episodes only,
+ *                                        both to the rules told that the latest submission names
  *
  * Muting is judged per submission (the evaluator tests the windows at processing time), like
  * Alertmanager's mute_time_intervals: the row a muted submission calls for is written SILENCED, and
  * only that row. An episode that opened muted is notified by the first submission that arrives after
  * the window closed; until then it gets no reminder and no resolution, as the client never heard of it.
- * Silences (silenced_by) are not part of these decisions: an episode's later rows stay silent with
- * its firing row (src/adapters/notification-store.ts).
+ * A silence (silenced_by) of a submission to an episode already firing tells nobody, like a mute;
+ * otherwise silences are not part of these decisions: an episode's later rows stay silent with its
+ * firing row (src/adapters/notification-store.ts).
  *
  * The aggregator processes several batches at once, so the resolution of an alert can be stored
  * before the firing submission that preceded it. A resolution therefore always records the newest
@@ -70,6 +72,12 @@ export interface AlertState {
    * known (a state stored before migration 000023 without its rows), every rule counts as told.
    */
   toldRuleIds: readonly string[] | null;
+  /**
+   * The rules the latest submission stored named (sorted): those the alert is routed to now. A rule
+   * disabled, deleted or moved to another route since it was told is left out of reminders. null:
+   * not known (before migration 000023).
+   */
+  matchedRuleIds: readonly string[] | null;
 }
 
 export interface Submission {
@@ -81,6 +89,11 @@ export interface Submission {
   policy: LifecyclePolicy;
   /** A mute window of the client's rules held when the evaluator processed it (muted_by_rule). */
   muted: boolean;
+  /**
+   * A silence of the client held (silenced_by): like a mute, it tells no rule of an episode already
+   * firing; an episode it opens is notified, its rows silent with its firing row.
+   */
+  silenced: boolean;
   /** The client's rules on the alert's route that matched it (AlertMatched.rule_ids). */
   ruleIds: readonly string[];
 }
@@ -92,7 +105,7 @@ export interface Transition {
   state: AlertState | undefined;
   /**
    * The notification to write for it, if any. `ruleIds`: the rules it names, when not all of the
-   * submission's (for the sweep: not all of the episode's first notification's).
+   * submission's (for the sweep: when known, else the episode's first notification's).
    */
   notify?: { episode: number; kind: NotificationKind; ruleIds?: readonly string[] };
 }
@@ -100,7 +113,8 @@ export interface Transition {
 const sortedUnique = (ids: Iterable<string>): string[] => [...new Set(ids)].sort();
 
 export function applySubmission(current: AlertState | undefined, submission: Submission): Transition {
-  const { status, eventMs, endsAtMs, nowMs, policy, muted, ruleIds } = submission;
+  const { status, eventMs, endsAtMs, nowMs, policy, muted, silenced, ruleIds } = submission;
+  const matchedRuleIds = sortedUnique(ruleIds);
   if (status === "firing") {
     if (current === undefined || (current.state === "resolved" && eventMs > current.lastEventMs)) {
       const episode = (current?.episode ?? 0) + 1;
@@ -116,7 +130,8 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
           repeatCount: 0,
           policy,
           notified: !muted,
-          toldRuleIds: muted ? [] : sortedUnique(ruleIds),
+          toldRuleIds: muted ? [] : matchedRuleIds,
+          matchedRuleIds,
         },
         notify: { episode, kind: "firing" },
       };
@@ -130,8 +145,9 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
       endsAtMs:
         endsAtMs === null || current.endsAtMs === null ? endsAtMs : Math.max(current.endsAtMs, endsAtMs),
       policy,
+      matchedRuleIds,
     };
-    if (muted) return { state: seen };
+    if (muted || silenced) return { state: seen };
     const repeatCount = current.repeatCount + 1;
     if (!current.notified) {
       // The mute window closed while the episode fires: the client hears of it now, as a reminder (its
@@ -142,7 +158,7 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
           notified: true,
           repeatCount,
           lastNotifiedMs: nowMs,
-          toldRuleIds: sortedUnique(ruleIds),
+          toldRuleIds: matchedRuleIds,
         },
         notify: { episode: current.episode, kind: `repeat:${repeatCount}` },
       };
@@ -173,6 +189,7 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
         policy,
         notified: false,
         toldRuleIds: [],
+        matchedRuleIds,
       },
     };
   }
@@ -183,7 +200,10 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
   // Older than the episode, or than a firing submission that started after this resolution ended:
   // the alert fired again since, so the resolution is of the past.
   if (eventMs < current.episodeStartedMs || coveredMs < current.lastEventMs) return { state: current };
-  const state = resolvedState(current, Math.max(current.lastEventMs, coveredMs), nowMs, endsAtMs ?? nowMs);
+  const state = {
+    ...resolvedState(current, Math.max(current.lastEventMs, coveredMs), nowMs, endsAtMs ?? nowMs),
+    matchedRuleIds,
+  };
   if (!policy.sendResolved || !current.notified) return { state };
   // Only the rules told that it fired hear that it resolved (Alertmanager resolves only what it sent).
   const told = current.toldRuleIds;
@@ -193,7 +213,7 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
   const notify = { episode: current.episode, kind: "resolved" as const };
   return {
     state,
-    notify: tell.length === sortedUnique(ruleIds).length ? notify : { ...notify, ruleIds: tell },
+    notify: tell.length === matchedRuleIds.length ? notify : { ...notify, ruleIds: tell },
   };
 }
 
@@ -243,14 +263,15 @@ export function sweepState(
     siblingFiresUntilMs > firesUntilMs(current, settings) + routeSupersededAfterMs;
   if ((due || remind) && leftBehind)
     return { state: { ...current, state: "resolved", lastEventMs: current.episodeStartedMs - 1 } };
-  // Its rows name the rules told of the episode, when known.
-  const told =
-    current.toldRuleIds === null || current.toldRuleIds.length === 0 ? {} : { ruleIds: current.toldRuleIds };
+  const tell = rulesToRemind(current);
+  // Nobody left to tell (every rule told was disabled or moved since): the episode goes on unheard.
+  const named = tell === undefined ? {} : { ruleIds: tell };
+  const heard = tell === undefined || tell.length > 0;
   if (due) {
     return {
       state: { ...current, state: "resolved", endsAtMs: endsAtPassed ? current.endsAtMs : nowMs },
-      ...(current.policy.sendResolved && current.notified
-        ? { notify: { episode: current.episode, kind: "resolved" as const, ...told } }
+      ...(current.policy.sendResolved && current.notified && heard
+        ? { notify: { episode: current.episode, kind: "resolved" as const, ...named } }
         : {}),
     };
   }
@@ -258,10 +279,23 @@ export function sweepState(
     const repeatCount = current.repeatCount + 1;
     return {
       state: { ...current, repeatCount, lastNotifiedMs: nowMs },
-      notify: { episode: current.episode, kind: `repeat:${repeatCount}`, ...told },
+      ...(heard
+        ? { notify: { episode: current.episode, kind: `repeat:${repeatCount}` as const, ...named } }
+        : {}),
     };
   }
   return { state: current };
+}
+
+/**
+ * The rules the sweep's rows name: those told that the episode fires and still routed to it (the
+ * latest submission names them). undefined: neither is known, the rows copy the episode's first one.
+ */
+function rulesToRemind(state: AlertState): readonly string[] | undefined {
+  const { toldRuleIds: told, matchedRuleIds: matched } = state;
+  if (told === null) return matched ?? undefined;
+  if (matched === null) return told;
+  return told.filter((id) => matched.includes(id));
 }
 
 function resolvedState(

@@ -79,7 +79,8 @@ export class QueueWakeup {
     if (this.#wakes > seen || this.#closed || signal?.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const waiter: Waiter = { resolve, timer: undefined, signal, onAbort: () => this.#release(waiter) };
-      waiter.timer = setTimeout(waiter.onAbort, timeoutMs);
+      // A deadline already passed is a wait of 0 (a negative timer is clamped with a warning).
+      waiter.timer = setTimeout(waiter.onAbort, Math.max(0, timeoutMs));
       signal?.addEventListener("abort", waiter.onAbort);
       this.#waiters.add(waiter);
     });

@@ -198,3 +198,34 @@ describe("an alert of two routes (rules that group differently)", () => {
     expect(alerts[1]?.receivers).toEqual([{ name: `webhook/${second.endpointId}` }]);
   });
 });
+
+describe("an alert whose newest row names fewer rules (a rule that joined while it fires)", () => {
+  test("lists the receivers of every rule its latest submission named", async () => {
+    const first = await insertRuleWithEndpoint(sql, clientA.id);
+    const joined = await insertRuleWithEndpoint(sql, clientA.id);
+    const alertId = "am-00000000000000ff";
+    const alert = { severity: "LOW", source: "db-5", name: `${alertName}Joined`, context: {} };
+    await insertNotification(sql, clientA.id, {
+      ...alert,
+      alertId,
+      ruleIds: [first.ruleId],
+      state: "firing",
+    });
+    // The aggregator's row for the joining rule, and the state as it keeps it.
+    await sql`
+      INSERT INTO notifications (client_id, alert_id, severity, source, name, rule_ids, event_time, episode, kind)
+      VALUES (${clientA.id}, ${alertId}, 'LOW', 'db-5', ${alert.name}, ${[joined.ruleId]}::uuid[], now(), 1, 'repeat:1')`;
+    await sql`
+      UPDATE alert_states SET matched_rule_ids = ${[first.ruleId, joined.ruleId]}::uuid[],
+        told_rule_ids = ${[first.ruleId, joined.ruleId]}::uuid[]
+      WHERE client_id = ${clientA.id} AND alert_key = ${alertId}`;
+    const { body } = await getJson(
+      `/api/v2/alerts?filter=${encodeURIComponent(`alertname=${alert.name}`)}`,
+      clientA,
+    );
+    const [shown] = body as { receivers: { name: string }[] }[];
+    expect(shown?.receivers.map((r) => r.name).sort()).toEqual(
+      [`webhook/${first.endpointId}`, `webhook/${joined.endpointId}`].sort(),
+    );
+  });
+});

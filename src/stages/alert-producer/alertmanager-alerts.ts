@@ -64,8 +64,12 @@ export async function readAlerts(
     sql<NotificationRow[]>`
       SELECT n.alert_id, n.route, n.kind, n.severity, n.source, n.name, n.context, n.event_time, n.created_at,
         n.updated_at, s.state, s.ends_at AS state_ends_at, s.last_seen_at,
+        -- The rules the route's latest submission named (a reminder or a joining rule's row names
+        -- fewer), else the row's.
         ARRAY(SELECT DISTINCT e.type || '/' || e.id FROM endpoints e
-              WHERE e.client_id = n.client_id AND e.rule_id = ANY (n.rule_ids) AND e.enabled
+              WHERE e.client_id = n.client_id AND e.enabled
+                AND e.rule_id = ANY (CASE WHEN s.episode = n.episode AND s.matched_rule_ids IS NOT NULL
+                                          THEN s.matched_rule_ids ELSE n.rule_ids END)
               ORDER BY 1) AS receivers
       FROM notifications n
       LEFT JOIN alert_states s ON s.client_id = n.client_id AND s.scope = n.scope AND s.alert_key = n.alert_id
