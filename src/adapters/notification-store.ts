@@ -83,13 +83,15 @@ export function dedupeInsert(
   const inherited = (column: string) => `(
              SELECT f.${column} FROM ${table} f
              WHERE f.client_id = i.client_id AND f.scope = i.scope AND f.alert_id = i.alert_id
-               AND f.route = i.route AND f.episode = i.episode AND f.kind = 'firing')`;
+               AND f.route = i.route AND f.episode = i.episode AND f.kind = 'firing' AND f.muted_by_rule IS NULL)`;
   const text = `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::int[], $11::text[], $13::text[], $14::text[], $15::text[], $16::float8[], $17::text[])
          AS t(client_id, scope, alert_id, severity, source, name, context, rule_ids, event_ms, episode, kind, silence, muted, group_key, group_wait_ms, route)
      ), marked AS (
-       -- Later rows of an episode (resolved, reminders) stay silent with its firing row's silence; a
-       -- mute holds only for its own row, as the lifecycle judges each submission's. A grouped row
+       -- Later rows of an episode (resolved, reminders) stay silent with its firing row's silence,
+       -- unless that row was muted too: the episode was not notified, and the first submission after
+       -- both ended notifies it. A mute holds only for its own row, as the lifecycle judges each
+       -- submission's. A grouped row
        -- goes out with its group's next window; a new group's first is group_wait away (openGroups
        -- creates it after this statement, in the same transaction).
        SELECT i.*,
@@ -252,6 +254,7 @@ interface StateRow {
   notified: boolean;
   told_rule_ids: string[] | null;
   matched_rule_ids: string[] | null;
+  silenced: boolean;
 }
 
 const stateColumns = `client_id, scope, alert_key, route, episode, state,
@@ -261,7 +264,7 @@ const stateColumns = `client_id, scope, alert_key, route, episode, state,
   extract(epoch FROM ends_at) * 1000 AS ends_at_ms,
   extract(epoch FROM last_notified_at) * 1000 AS last_notified_ms,
   repeat_count, send_resolved, repeat_interval_ms, notified, array_to_json(told_rule_ids) AS told_rule_ids,
-  array_to_json(matched_rule_ids) AS matched_rule_ids,
+  array_to_json(matched_rule_ids) AS matched_rule_ids, silenced,
   (extract(epoch FROM now()) * 1000)::float8 AS now_ms`;
 
 function stateOf(row: StateRow): AlertState {
@@ -281,6 +284,7 @@ function stateOf(row: StateRow): AlertState {
     notified: row.notified,
     toldRuleIds: row.told_rule_ids,
     matchedRuleIds: row.matched_rule_ids,
+    silenced: row.silenced,
   };
 }
 
@@ -361,7 +365,8 @@ async function applyLifecycle(
     else if (!row.silencedBy) {
       // The insert copies a firing row's silence from the table, which cannot see its own batch.
       const firing = firings.get(key);
-      if (firing?.episode === notify.episode) notification.silencedBy = firing.silencedBy;
+      if (firing?.episode === notify.episode && !firing.mutedByRule)
+        notification.silencedBy = firing.silencedBy;
     }
     notifications.push(notification);
   }
@@ -380,21 +385,21 @@ async function storeStates(
   await tx.unsafe(
     `INSERT INTO alert_states (client_id, scope, alert_key, route, episode, state, episode_started_at, last_event_at,
                                last_seen_at, ends_at, last_notified_at, repeat_count, send_resolved, repeat_interval_ms,
-                               notified, told_rule_ids, matched_rule_ids)
+                               notified, told_rule_ids, matched_rule_ids, silenced)
      SELECT client_id, scope, alert_key, route, episode, state, to_timestamp(started / 1000.0), to_timestamp(last_event / 1000.0),
             to_timestamp(last_seen / 1000.0), to_timestamp(ends_at / 1000.0), to_timestamp(last_notified / 1000.0), repeat_count,
-            send_resolved::boolean, repeat_interval_ms::bigint, notified::boolean, told::uuid[], matched::uuid[]
+            send_resolved::boolean, repeat_interval_ms::bigint, notified::boolean, told::uuid[], matched::uuid[], silenced::boolean
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
-                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[], $14::text[], $15::text[], $16::text[], $17::text[])
+                 $9::float8[], $10::float8[], $11::int[], $12::text[], $13::float8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
        AS t(client_id, scope, alert_key, episode, state, started, last_event, last_seen, ends_at, last_notified, repeat_count,
-            send_resolved, repeat_interval_ms, notified, route, told, matched)
+            send_resolved, repeat_interval_ms, notified, route, told, matched, silenced)
      ON CONFLICT (client_id, scope, alert_key, route) DO UPDATE SET
        episode = excluded.episode, state = excluded.state, episode_started_at = excluded.episode_started_at,
        last_event_at = excluded.last_event_at, last_seen_at = excluded.last_seen_at, ends_at = excluded.ends_at,
        last_notified_at = excluded.last_notified_at, repeat_count = excluded.repeat_count,
        send_resolved = excluded.send_resolved, repeat_interval_ms = excluded.repeat_interval_ms,
        notified = excluded.notified, told_rule_ids = excluded.told_rule_ids,
-       matched_rule_ids = excluded.matched_rule_ids`,
+       matched_rule_ids = excluded.matched_rule_ids, silenced = excluded.silenced`,
     [
       rows.map((r) => r.clientId),
       rows.map((r) => r.scope),
@@ -413,6 +418,7 @@ async function storeStates(
       rows.map((r) => r.route),
       rows.map((r) => (r.state.toldRuleIds === null ? null : uuidArray(r.state.toldRuleIds))),
       rows.map((r) => (r.state.matchedRuleIds === null ? null : uuidArray(r.state.matchedRuleIds))),
+      rows.map((r) => String(r.state.silenced)),
     ] as never[],
   );
 }
@@ -424,9 +430,13 @@ async function storeStates(
  * notified an episode which opened muted) naming the rules told of the episode that its latest
  * submission named (src/core/lifecycle.ts, when known), due at once for the sender's scheduler (no
  * notifications.ready is produced for them), or SILENCED like it: a silenced episode stays silent.
- * Returns how many notifications it wrote.
+ * Returns how many states were due (a full `limit`: more may be) and how many notifications it wrote.
  */
-export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit: number): Promise<number> {
+export async function sweepAlertStates(
+  sql: Sql,
+  settings: SweepSettings,
+  limit: number,
+): Promise<{ due: number; written: number }> {
   return sql.begin(async (tx) => {
     const due = await tx.unsafe<(StateRow & { now_ms: number; sibling_fires_until_ms: number | null })[]>(
       `SELECT ${stateColumns},
@@ -469,7 +479,7 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
       if (notify) kinds.push({ ...key, ...notify });
     }
     await storeStates(tx, changed);
-    if (kinds.length === 0) return 0;
+    if (kinds.length === 0) return { due: due.length, written: 0 };
     // A grouped episode's rows join its group's next window, marked as waiting (in key order, the
     // order openGroups locks groups in).
     const [{ count } = { count: 0 }] = await tx.unsafe<{ count: number }[]>(
@@ -511,6 +521,6 @@ export async function sweepAlertStates(sql: Sql, settings: SweepSettings, limit:
         kinds.map((k) => (k.ruleIds === undefined ? null : uuidArray(k.ruleIds))),
       ] as never[],
     );
-    return count;
+    return { due: due.length, written: count };
   });
 }

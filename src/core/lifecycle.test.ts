@@ -288,7 +288,7 @@ describe("rules told of an episode", () => {
     expect(run([silenced(firing(100))]).state).toMatchObject({ notified: true, toldRuleIds: ["rule-a"] });
   });
 
-  test("reminders leave out told rules the latest submission no longer names (disabled, moved, deleted)", () => {
+  test("reminders name the told rules the latest submission names, none while silenced; the resolution every rule told", () => {
     const bothTold = run([firing(100), both(firing(100))]).state as AlertState;
     const onlyA = applySubmission(bothTold, firing(100)).state as AlertState;
     expect(onlyA).toMatchObject({ toldRuleIds: ["rule-a", "rule-b"], matchedRuleIds: ["rule-a"] });
@@ -297,16 +297,28 @@ describe("rules told of an episode", () => {
       kind: "repeat:2",
       ruleIds: ["rule-a"],
     });
-    // None of them named any more: no reminder, no resolution, but the schedule moves on.
-    const noneTold = applySubmission(bothTold, byRules(firing(100), "rule-c"));
-    expect(noneTold.notify).toEqual({ episode: 1, kind: "repeat:2", ruleIds: ["rule-c"] });
-    const onlyC = applySubmission(bothTold, silenced(byRules(firing(100), "rule-c"))).state as AlertState;
-    const reminded = sweepState(onlyC, nowMs + 1000, settings);
+    // A re-send overtaken by a later one (an older end) does not narrow them.
+    const withEnd = run([firing(100, nowMs + 9000), both(firing(100, nowMs + 9000))]).state as AlertState;
+    expect(applySubmission(withEnd, firing(100, nowMs + 5000)).state?.matchedRuleIds).toEqual([
+      "rule-a",
+      "rule-b",
+    ]);
+    // Nobody told is named any more (moved, disabled): no reminder, and the schedule moves on.
+    const moved = applySubmission(bothTold, muted(byRules(firing(100), "rule-c"))).state as AlertState;
+    const reminded = sweepState(moved, nowMs + 1000, settings);
     expect(reminded.notify).toBeUndefined();
     expect(reminded.state).toMatchObject({ repeatCount: 2, lastNotifiedMs: nowMs + 1000 });
-    const ended = sweepState({ ...onlyC, endsAtMs: nowMs }, nowMs, settings);
-    expect(ended.notify).toBeUndefined();
-    expect(ended.state?.state).toBe("resolved");
+    // Silenced since: no reminder either, until a submission arrives unsilenced.
+    const quiet = applySubmission(bothTold, silenced(both(firing(100)))).state as AlertState;
+    expect(sweepState(quiet, nowMs + 1000, settings).notify).toBeUndefined();
+    const loud = applySubmission(quiet, both(firing(100))).state as AlertState;
+    expect(sweepState(loud, nowMs + 1000, settings).notify?.kind).toBe("repeat:2");
+    // The sweep's resolution tells every rule told, named or not: a page opened is closed.
+    expect(sweepState({ ...moved, endsAtMs: nowMs }, nowMs, settings).notify).toEqual({
+      episode: 1,
+      kind: "resolved",
+      ruleIds: ["rule-a", "rule-b"],
+    });
   });
 
   test("a state from before the rules were kept (null): no rule counts as joined, every rule named is told", () => {

@@ -21,9 +21,10 @@
  *   resolved, state absent or resolved -> resolved, nothing sent (the client never heard of it
  *                                        firing), but its times are kept
  *   the sweep                         -> resolves firing states whose ends-at or resolve timeout
- *                                        passed (a `resolved` notification as above), and sends
- *                                        `repeat:<n>` every repeat interval to notified episodes only,
- *                                        both to the rules told that the latest submission names
+ *                                        passed (a `resolved` notification to every rule told), and
+ *                                        sends `repeat:<n>` every repeat interval to notified episodes
+ *                                        only, to the rules told that the latest submission names,
+ *                                        none while it was silenced
  *
  * Muting is judged per submission (the evaluator tests the windows at processing time), like
  * Alertmanager's mute_time_intervals: the row a muted submission calls for is written SILENCED, and
@@ -78,6 +79,8 @@ export interface AlertState {
    * not known (before migration 000023).
    */
   matchedRuleIds: readonly string[] | null;
+  /** Whether the latest submission stored was silenced: no reminders while it was. */
+  silenced: boolean;
 }
 
 export interface Submission {
@@ -132,11 +135,17 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
           notified: !muted,
           toldRuleIds: muted ? [] : matchedRuleIds,
           matchedRuleIds,
+          silenced,
         },
         notify: { episode, kind: "firing" },
       };
     }
     if (current.state === "resolved") return { state: current };
+    // A re-send overtaken by a later one (older start, or older end) tells what the alert was routed
+    // to before: it must not narrow the rules reminded nor lift a silence.
+    const overtaken =
+      eventMs < current.lastEventMs ||
+      (endsAtMs !== null && current.endsAtMs !== null && endsAtMs < current.endsAtMs);
     const seen: AlertState = {
       ...current,
       lastEventMs: Math.max(current.lastEventMs, eventMs),
@@ -145,7 +154,7 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
       endsAtMs:
         endsAtMs === null || current.endsAtMs === null ? endsAtMs : Math.max(current.endsAtMs, endsAtMs),
       policy,
-      matchedRuleIds,
+      ...(overtaken ? {} : { matchedRuleIds, silenced }),
     };
     if (muted || silenced) return { state: seen };
     const repeatCount = current.repeatCount + 1;
@@ -190,6 +199,7 @@ export function applySubmission(current: AlertState | undefined, submission: Sub
         notified: false,
         toldRuleIds: [],
         matchedRuleIds,
+        silenced,
       },
     };
   }
@@ -263,24 +273,38 @@ export function sweepState(
     siblingFiresUntilMs > firesUntilMs(current, settings) + routeSupersededAfterMs;
   if ((due || remind) && leftBehind)
     return { state: { ...current, state: "resolved", lastEventMs: current.episodeStartedMs - 1 } };
-  const tell = rulesToRemind(current);
-  // Nobody left to tell (every rule told was disabled or moved since): the episode goes on unheard.
-  const named = tell === undefined ? {} : { ruleIds: tell };
-  const heard = tell === undefined || tell.length > 0;
   if (due) {
+    // Every rule told that it fires hears that it ended: an incident opened by a page is closed.
+    const told = current.toldRuleIds ?? current.matchedRuleIds;
     return {
       state: { ...current, state: "resolved", endsAtMs: endsAtPassed ? current.endsAtMs : nowMs },
-      ...(current.policy.sendResolved && current.notified && heard
-        ? { notify: { episode: current.episode, kind: "resolved" as const, ...named } }
+      ...(current.policy.sendResolved && current.notified
+        ? {
+            notify: {
+              episode: current.episode,
+              kind: "resolved" as const,
+              ...(told === null || told.length === 0 ? {} : { ruleIds: told }),
+            },
+          }
         : {}),
     };
   }
   if (remind) {
     const repeatCount = current.repeatCount + 1;
+    const tell = rulesToRemind(current);
+    // Silenced, or nobody left to remind (every rule told was disabled or moved since): the schedule
+    // moves on without a row.
+    const heard = !current.silenced && (tell === undefined || tell.length > 0);
     return {
       state: { ...current, repeatCount, lastNotifiedMs: nowMs },
       ...(heard
-        ? { notify: { episode: current.episode, kind: `repeat:${repeatCount}` as const, ...named } }
+        ? {
+            notify: {
+              episode: current.episode,
+              kind: `repeat:${repeatCount}` as const,
+              ...(tell === undefined ? {} : { ruleIds: tell }),
+            },
+          }
         : {}),
     };
   }
@@ -288,8 +312,8 @@ export function sweepState(
 }
 
 /**
- * The rules the sweep's rows name: those told that the episode fires and still routed to it (the
- * latest submission names them). undefined: neither is known, the rows copy the episode's first one.
+ * The rules a reminder names: those told that the episode fires and still routed to it (the latest
+ * submission names them). undefined: neither is known, the row copies the episode's first one.
  */
 function rulesToRemind(state: AlertState): readonly string[] | undefined {
   const { toldRuleIds: told, matchedRuleIds: matched } = state;

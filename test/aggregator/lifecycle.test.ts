@@ -38,7 +38,7 @@ async function setUp(prefix: string, env: Record<string, string> = {}, { muteRou
     status: AlertStatus,
     eventMs: number,
     endsAtMs = 0,
-    extra: Partial<Pick<AlertMatched, "policy" | "mutedByRule" | "ruleIds">> = {},
+    extra: Partial<Pick<AlertMatched, "policy" | "mutedByRule" | "ruleIds" | "silencedBy">> = {},
   ) =>
     producer.send([
       {
@@ -349,6 +349,60 @@ test("muted by a rule's window: that row SILENCED; the first unmuted re-send not
   expect([...states]).toEqual([
     { alert_key: "am-muted", state: "resolved", notified: true, repeat_count: 1 },
     { alert_key: "am-never", state: "resolved", notified: false, repeat_count: 0 },
+  ]);
+}, 60_000);
+
+test("silences: an episode opened muted and silenced is notified once both ended; a silence since holds reminders back", async () => {
+  const { client, submit } = await setUp(
+    "lifecycle-silenced",
+    { REPEAT_INTERVAL_MS: "3600000", SWEEP_INTERVAL_MS: "100" },
+    { muteRoute: true },
+  );
+  const silence = crypto.randomUUID();
+  const t0 = Date.now() - 60_000;
+  const future = Date.now() + 600_000;
+  const rows = async () =>
+    (await kindsOf(client.clientId)).map((r) => `${r.alert_id} ${r.kind} ${r.status}`).sort();
+  await submit("am-both", AlertStatus.FIRING, t0, future, {
+    mutedByRule: client.ruleId,
+    silencedBy: silence,
+  });
+  await submit("am-quiet", AlertStatus.FIRING, t0, future);
+  await settledRows(client.clientId, 2);
+  await submit("am-both", AlertStatus.FIRING, t0, future, { silencedBy: silence }); // the window closed
+  await submit("am-quiet", AlertStatus.FIRING, t0, future, { silencedBy: silence }); // silenced since
+  await Bun.sleep(1000);
+  expect(await rows()).toEqual(["am-both firing SILENCED", "am-quiet firing RECEIVED"]);
+  await submit("am-both", AlertStatus.FIRING, t0, future); // the silence ended too: told now, not silent
+  await settledRows(client.clientId, 3);
+  expect(await rows()).toEqual([
+    "am-both firing SILENCED",
+    "am-both repeat:1 RECEIVED",
+    "am-quiet firing RECEIVED",
+  ]);
+
+  // am-quiet's reminder falls due while silenced: the schedule moves on, no row.
+  const repeatCount = async () => {
+    const [state] = await sql<{ repeat_count: number }[]>`
+      SELECT repeat_count FROM alert_states WHERE client_id = ${client.clientId} AND alert_key = 'am-quiet'`;
+    return state?.repeat_count;
+  };
+  const makeDue = () => sql`UPDATE alert_states SET last_notified_at = now() - interval '2 hours'
+                            WHERE client_id = ${client.clientId} AND alert_key = 'am-quiet'`;
+  await makeDue();
+  expect(await eventually(async () => (await repeatCount()) === 1, 20_000)).toBe(true);
+  expect(await rows()).toHaveLength(3);
+  // Unsilenced: nothing at once (the rule was told), and the next reminder is sent.
+  await submit("am-quiet", AlertStatus.FIRING, t0, future);
+  await Bun.sleep(1000);
+  expect(await rows()).toHaveLength(3);
+  await makeDue();
+  await settledRows(client.clientId, 4);
+  expect(await rows()).toEqual([
+    "am-both firing SILENCED",
+    "am-both repeat:1 RECEIVED",
+    "am-quiet firing RECEIVED",
+    "am-quiet repeat:2 RECEIVED",
   ]);
 }, 60_000);
 

@@ -23,9 +23,10 @@ export function startSweep(sql: Sql, options: SweepOptions, logger: Logger): Per
   return startPeriodic(
     { name: "alert state sweep", intervalMs: options.intervalMs, stepsPerTickMax: batchesPerTickMax },
     async () => {
-      const written = await sweepAlertStates(sql, options, options.batchSizeMax);
+      const { due, written } = await sweepAlertStates(sql, options, options.batchSizeMax);
       if (written > 0) logger.info("sweep wrote notifications", { count: written });
-      return written >= options.batchSizeMax;
+      // States changed without a row (a resolution not sent, a reminder with nobody to tell) count too.
+      return due >= options.batchSizeMax;
     },
     logger,
   );

@@ -191,7 +191,8 @@ export async function startSnapshotWatch(
     let checks = 0;
     let nextCheckAtMs = performance.now() + options.checkIntervalMs;
     while (running) {
-      if (!changed) await pause(nextCheckAtMs - performance.now());
+      // A check overdue (the last rebuild ran past it) is due at once: a negative timer would warn.
+      if (!changed) await pause(Math.max(0, nextCheckAtMs - performance.now()));
       if (!running) return;
       let what: string;
       let work: () => Promise<unknown>;
