@@ -91,9 +91,8 @@ export function dedupeInsert(
        -- Later rows of an episode (resolved, reminders) stay silent with its firing row's silence,
        -- unless that row was muted too: the episode was not notified, and the first submission after
        -- both ended notifies it. A mute holds only for its own row, as the lifecycle judges each
-       -- submission's. A grouped row
-       -- goes out with its group's next window; a new group's first is group_wait away (openGroups
-       -- creates it after this statement, in the same transaction).
+       -- submission's. A grouped row goes out with its group's next window; a new group's first is
+       -- group_wait away (openGroups creates it after this statement, in the same transaction).
        SELECT i.*,
               CASE WHEN ${own} THEN nullif(i.silence, '')::uuid ELSE ${inherited("silenced_by")} END AS silenced_by,
               nullif(i.muted, '')::uuid AS muted_by_rule,
@@ -427,8 +426,9 @@ async function storeStates(
  * One sweep step: resolves firing states whose ends-at or resolve timeout passed and reminds of those
  * whose repeat interval passed, at most `limit` states, skipping those another transaction holds. The
  * rows are copies of the episode's first unmuted notification (its firing row, or the reminder that
- * notified an episode which opened muted) naming the rules told of the episode that its latest
- * submission named (src/core/lifecycle.ts, when known), due at once for the sender's scheduler (no
+ * notified an episode which opened muted) naming the rules told of the episode, reminders only
+ * those its latest submission named (src/core/lifecycle.ts, when known), due at once for the
+ * sender's scheduler (no
  * notifications.ready is produced for them), or SILENCED like it: a silenced episode stays silent.
  * Returns how many states were due (a full `limit`: more may be) and how many notifications it wrote.
  */
